@@ -1,0 +1,372 @@
+/*
+ * nodewrite.h — what one node of a transformer writes into the residual stream.
+ *
+ * The C interface of libnodewrite: a re-implementation of the single-node-write
+ * deriver of OpenAI's transformer-debugger (TDB). A node is an MLP neuron at one
+ * token, an attention head at one (query, key) token pair, or an autoencoder
+ * latent at one token; its write is a vector of length d_model.
+ *
+ * Conventions used throughout
+ * ---------------------------
+ * - Every function that can fail returns an nw_status. NW_OK is 0; errors are
+ *   negative. On failure nothing is written to any output argument, and
+ *   nw_last_error_message() explains the failure, naming the argument.
+ * - Enumerations are passed as int32_t and validated; an unknown value is
+ *   NW_ERR_INVALID_ARGUMENT, never undefined behaviour.
+ * - Outputs go into caller buffers with an explicit capacity in elements; a
+ *   buffer that is too small is NW_ERR_BUFFER_TOO_SMALL, never an overrun.
+ * - Ownership is stated on every function: "copies" (the library keeps its own
+ *   copy), "borrows until ..." (the caller keeps the memory alive and unchanged
+ *   until then), "caller frees" (destroy with the matching _destroy function).
+ *
+ * Threading
+ * ---------
+ * - nw_model: configure it (nw_model_set_*) from one thread, before sharing it.
+ *   Once configured it is read-only and may be used by any number of threads at
+ *   once. Calling nw_model_set_* while another thread uses the model is a data race.
+ * - nw_deriver: immutable once created; share it freely between threads. A
+ *   deriver keeps its model alive (it holds a reference), and it captures the
+ *   weights the model had when the deriver was created.
+ * - nw_store: not synchronised. Do not nw_store_put while a derive reads the
+ *   same store; use one store per thread, or stop writing before sharing it.
+ * - nw_last_error_message() is thread-local.
+ */
+#ifndef NODEWRITE_H
+#define NODEWRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- version */
+
+/** Version of the C ABI. Bumped only on an incompatible change; additions to
+ *  this header (new functions, new enum values appended) keep it. */
+#define NW_ABI_VERSION 1
+#define NW_VERSION_MAJOR 1
+#define NW_VERSION_MINOR 0
+#define NW_VERSION_PATCH 0
+#define NW_VERSION_STRING "1.0.0"
+
+/* --------------------------------------------------------- export macro */
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define NW_API __attribute__((visibility("default")))
+#else
+#  define NW_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ types */
+
+/** Element types of a tensor view. Values are pinned; new ones are appended. */
+enum nw_dtype {
+    NW_DTYPE_F32 = 0,  /* IEEE float32 */
+    NW_DTYPE_F16 = 1,  /* IEEE float16 */
+    NW_DTYPE_BF16 = 2, /* bfloat16 (the top 16 bits of a float32) */
+    NW_DTYPE_F64 = 3   /* IEEE float64 */
+};
+
+/** Node types, in TDB's NodeType values ("mlp_neuron", ...). Pinned. */
+enum nw_node_type {
+    NW_NODE_MLP_NEURON = 0,                  /* indices: (token, neuron) */
+    NW_NODE_ATTENTION_HEAD = 1,              /* indices: (query token, key token, head) */
+    NW_NODE_AUTOENCODER_LATENT = 2,          /* indices: (token, latent) */
+    NW_NODE_MLP_AUTOENCODER_LATENT = 3,      /* indices: (token, latent) */
+    NW_NODE_ATTENTION_AUTOENCODER_LATENT = 4 /* indices: (token, latent) */
+};
+
+/** Raw activations, in TDB's ActivationLocationType values, with their shapes
+ *  (T = number of tokens). Pinned. */
+enum nw_activation {
+    NW_ACT_MLP_POST_ACT = 0,                        /* "mlp.post_act"  (T, d_ff) */
+    NW_ACT_ATTN_QK_PROBS = 1,                       /* "attn.qk_probs" (T, T_k, n_heads) [query, key, head] */
+    NW_ACT_ATTN_VALUE = 2,                          /* "attn.v"        (T_k, n_heads, d_head) */
+    NW_ACT_ONLINE_AUTOENCODER_LATENT = 3,           /* "online_autoencoder_latent" (T, n_latents) */
+    NW_ACT_ONLINE_MLP_AUTOENCODER_LATENT = 4,       /* "online_mlp_autoencoder_latent" (T, n_latents) */
+    NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT = 5  /* "online_attention_autoencoder_latent" (T, n_latents) */
+};
+
+/** Model weights, in TDB's WeightLocationType values and canonical layouts. Pinned. */
+enum nw_weight {
+    NW_WEIGHT_MLP_TO_RESIDUAL = 0, /* "mlp.to_residual"  (d_ff, d_model) */
+    NW_WEIGHT_ATTN_TO_RESIDUAL = 1 /* "attn.to_residual" (n_heads, d_head, d_model) */
+};
+
+/** What an autoencoder was trained on. Pinned. */
+enum nw_autoencoder_input {
+    /* MLP post-activations: the decoded vector (length d_ff) goes through
+       mlp.to_residual of the same layer. TDB: "mlp_post_act". */
+    NW_AE_INPUT_MLP_POST_ACT = 0,
+    /* A residual-stream quantity ("resid_delta_mlp", "resid_delta_attn", ...):
+       the decoded vector (length d_model) is the write. */
+    NW_AE_INPUT_RESIDUAL = 1
+};
+
+/** Who owns weight memory handed to the model. Pinned. */
+enum nw_ownership {
+    NW_COPY = 0,  /* the library copies the data (converted to contiguous float32) */
+    NW_BORROW = 1 /* the caller keeps the memory alive and unchanged until the model
+                     and every deriver created from it are destroyed */
+};
+
+/** A read-only view of caller memory, like DLPack's DLTensor.
+ *  Element (i0, i1, ...) is at data + (i0*strides[0] + i1*strides[1] + ...) elements.
+ *  Strides are in ELEMENTS, not bytes (numpy and pybind11 use bytes: divide by
+ *  the item size). strides == NULL means contiguous row-major. Strides may be
+ *  zero or negative; shape entries must be >= 0. The view itself (this struct,
+ *  shape and strides arrays) is only read during the call that receives it. */
+typedef struct nw_tensor_view {
+    const void *data;
+    int32_t dtype;          /* enum nw_dtype */
+    int32_t ndim;           /* must be the ndim the receiving function expects */
+    const int64_t *shape;   /* ndim entries */
+    const int64_t *strides; /* ndim entries, in elements; NULL = contiguous */
+} nw_tensor_view;
+
+/** Dimensions of a transformer. All must be >= 1. */
+typedef struct nw_model_dims {
+    int64_t n_layers, d_model, n_heads, d_head, d_ff;
+} nw_model_dims;
+
+/** A node, as TDB's NodeIndex for the forward pass (node writes exist only for
+ *  the forward pass, so there is no pass type). Indices follow TDB's order for
+ *  the node type (see enum nw_node_type); negative indices count from the end,
+ *  as in Python. */
+typedef struct nw_node_index {
+    int32_t node_type; /* enum nw_node_type */
+    int32_t layer;     /* 0 ... n_layers-1 */
+    int32_t n_indices; /* 2, or 3 for attention heads */
+    int32_t reserved;  /* must be 0 */
+    int64_t indices[4];
+} nw_node_index;
+
+/** One raw activation a deriver needs from the store. */
+typedef struct nw_requirement {
+    int32_t activation; /* enum nw_activation */
+    int32_t layer;
+} nw_requirement;
+
+/* ----------------------------------------------------------------- errors */
+
+typedef int32_t nw_status;
+
+/** Status codes. Pinned, never reused; new ones are appended. */
+enum nw_status_code {
+    NW_OK = 0,
+    NW_ERR_INVALID_ARGUMENT = -1,   /* NULL pointer, bad enum value, reserved field set, ... */
+    NW_ERR_INDEX_OUT_OF_RANGE = -2, /* a node index or layer outside its dimension (TDB: IndexError) */
+    NW_ERR_SHAPE_MISMATCH = -3,     /* a view's ndim or shape disagrees with the model or another view */
+    NW_ERR_UNSUPPORTED_DTYPE = -4,  /* a dtype value that is not an nw_dtype */
+    NW_ERR_MISSING_INPUT = -5,      /* a weight, autoencoder or activation that is needed is not there */
+    NW_ERR_UNSUPPORTED = -6,        /* valid, but not something this library does */
+    NW_ERR_OUT_OF_MEMORY = -7,      /* an allocation would be too large, or failed */
+    NW_ERR_BUFFER_TOO_SMALL = -8    /* an output capacity is smaller than needed */
+};
+
+/* ---------------------------------------------------------------- objects */
+
+/** A transformer's dimensions and output weights (and autoencoder decoders).
+ *  Create with nw_model_create; caller frees with nw_model_destroy. */
+typedef struct nw_model nw_model;
+
+/** Borrowed raw activations keyed by (activation, layer).
+ *  Create with nw_store_create; caller frees with nw_store_destroy. */
+typedef struct nw_store nw_store;
+
+/** The node-write deriver of one node (TDB's ScalarDeriver for SINGLE_NODE_WRITE).
+ *  Create with nw_node_write_deriver_create; caller frees with nw_deriver_destroy. */
+typedef struct nw_deriver nw_deriver;
+
+/* -------------------------------------------------------------- functions */
+
+/* -- version and errors -- */
+
+/** NW_ABI_VERSION of the library that is loaded (compare with the header's). */
+NW_API uint32_t nw_abi_version(void);
+
+/** The library's version, "MAJOR.MINOR.PATCH". Static storage; never NULL. */
+NW_API const char *nw_version_string(void);
+
+/** The name of a status ("NW_OK", "NW_ERR_INDEX_OUT_OF_RANGE", ...), or
+ *  "NW_ERR_UNKNOWN" for a value that is not a status. Static storage. */
+NW_API const char *nw_status_string(nw_status status);
+
+/** A message explaining the last failure of a function of this library on the
+ *  calling thread ("" if none). Thread-local storage, valid until the next call
+ *  of a library function on this thread; copy it to keep it. Never NULL.
+ *  A successful call does not clear it. */
+NW_API const char *nw_last_error_message(void);
+
+/* -- names (TDB's string values) -- */
+
+/** TDB's name of a node type ("mlp_neuron", "attention_head", "autoencoder_latent",
+ *  "mlp_autoencoder_latent", "attention_autoencoder_latent"), of an activation
+ *  ("mlp.post_act", "attn.qk_probs", "attn.v", "online_autoencoder_latent",
+ *  "online_mlp_autoencoder_latent", "online_attention_autoencoder_latent"), of a
+ *  weight ("mlp.to_residual", "attn.to_residual"), or of a dtype ("float32",
+ *  "float16", "bfloat16", "float64"). Static storage; NULL for an unknown value. */
+NW_API const char *nw_node_type_name(int32_t node_type);
+NW_API const char *nw_activation_name(int32_t activation);
+NW_API const char *nw_weight_name(int32_t weight);
+NW_API const char *nw_dtype_name(int32_t dtype);
+
+/** The value of a name listed above. Writes *out only on success.
+ *  Returns NW_OK, or NW_ERR_INVALID_ARGUMENT for NULL arguments or an unknown name. */
+NW_API nw_status nw_node_type_from_name(const char *name, int32_t *out);
+NW_API nw_status nw_activation_from_name(const char *name, int32_t *out);
+NW_API nw_status nw_weight_from_name(const char *name, int32_t *out);
+NW_API nw_status nw_dtype_from_name(const char *name, int32_t *out);
+
+/** The autoencoder input kind for TDB's DerivedScalarType value of what the
+ *  autoencoder was trained on: "mlp_post_act" -> NW_AE_INPUT_MLP_POST_ACT;
+ *  "resid_delta_mlp", "resid_delta_attn", "resid_post_mlp", "resid_post_attn",
+ *  "resid_post_embedding" -> NW_AE_INPUT_RESIDUAL.
+ *  Returns NW_OK, NW_ERR_INVALID_ARGUMENT (NULL), or NW_ERR_UNSUPPORTED (a name
+ *  that is not a supported input). */
+NW_API nw_status nw_autoencoder_input_from_name(const char *name, int32_t *out);
+
+/* -- model -- */
+
+/** Creates a model with the given dimensions and no weights.
+ *  Ownership: copies *dims; caller frees *out with nw_model_destroy.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL pointer, a dimension < 1, or
+ *  d_model*d_ff or n_heads*d_head*d_model overflowing int64);
+ *  NW_ERR_OUT_OF_MEMORY. */
+NW_API nw_status nw_model_create(const nw_model_dims *dims, nw_model **out);
+
+/** Releases the caller's reference to a model. Derivers created from it keep it
+ *  alive until they are destroyed. NULL is a no-op. */
+NW_API void nw_model_destroy(nw_model *model);
+
+/** Copies the model's dimensions into *out. Returns NW_OK or NW_ERR_INVALID_ARGUMENT. */
+NW_API nw_status nw_model_dims_get(const nw_model *model, nw_model_dims *out);
+
+/** Sets an output weight of one layer, replacing any earlier one.
+ *  weight: NW_WEIGHT_MLP_TO_RESIDUAL, shape (d_ff, d_model); or
+ *  NW_WEIGHT_ATTN_TO_RESIDUAL, shape (n_heads, d_head, d_model). Any dtype and
+ *  strides (e.g. the permuted views TDB's ModelContext.get_weight returns).
+ *  Ownership: NW_COPY copies the data now; NW_BORROW borrows it until the model
+ *  and every deriver created from it are destroyed. The view struct itself is
+ *  only read during this call.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad enum, bad ownership,
+ *  negative shape, element count or byte span overflowing int64);
+ *  NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_UNSUPPORTED_DTYPE;
+ *  NW_ERR_SHAPE_MISMATCH (ndim or shape); NW_ERR_OUT_OF_MEMORY (NW_COPY). */
+NW_API nw_status nw_model_set_weight(nw_model *model, int32_t weight, int32_t layer,
+                                     const nw_tensor_view *w, int32_t ownership);
+
+/** Sets the decoder of the autoencoder used by latent nodes of node_type
+ *  (NW_NODE_AUTOENCODER_LATENT, NW_NODE_MLP_AUTOENCODER_LATENT or
+ *  NW_NODE_ATTENTION_AUTOENCODER_LATENT) at one layer, replacing any earlier one.
+ *  decoder: (n_latents, n_inputs), TDB's decoder.weight.T; n_inputs must be d_ff
+ *  for NW_AE_INPUT_MLP_POST_ACT and d_model for NW_AE_INPUT_RESIDUAL.
+ *  An MLP and an attention autoencoder may be set together; each node type uses
+ *  its own. Ownership as nw_model_set_weight.
+ *  Returns as nw_model_set_weight, and NW_ERR_INVALID_ARGUMENT for a node_type
+ *  that is not a latent type or a bad input kind. */
+NW_API nw_status nw_model_set_autoencoder(nw_model *model, int32_t node_type, int32_t layer,
+                                          int32_t input, const nw_tensor_view *decoder,
+                                          int32_t ownership);
+
+/* -- store -- */
+
+/** Creates an empty activation store. Caller frees *out with nw_store_destroy.
+ *  Returns NW_OK, NW_ERR_INVALID_ARGUMENT (NULL) or NW_ERR_OUT_OF_MEMORY. */
+NW_API nw_status nw_store_create(nw_store **out);
+
+/** Destroys a store (not the memory its views borrow). NULL is a no-op. */
+NW_API void nw_store_destroy(nw_store *store);
+
+/** Puts the raw activation (activation, layer), replacing any earlier one.
+ *  Shapes are checked against each other and the model when a derive reads
+ *  them; here only the view itself is validated (ndim as listed in enum
+ *  nw_activation, shape >= 0, no int64 overflow of count or span).
+ *  Ownership: borrows t->data until the store is destroyed or the entry
+ *  replaced; copies the view's shape and strides.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad enum, layer < 0, bad shape);
+ *  NW_ERR_UNSUPPORTED_DTYPE; NW_ERR_SHAPE_MISMATCH (ndim); NW_ERR_OUT_OF_MEMORY. */
+NW_API nw_status nw_store_put(nw_store *store, int32_t activation, int32_t layer,
+                              const nw_tensor_view *t);
+
+/** Removes (activation, layer) if present. Returns NW_OK or NW_ERR_INVALID_ARGUMENT. */
+NW_API nw_status nw_store_remove(nw_store *store, int32_t activation, int32_t layer);
+
+/** Removes every entry. NULL is a no-op. */
+NW_API void nw_store_clear(nw_store *store);
+
+/* -- node-write deriver -- */
+
+/** Creates the node-write deriver of one node of a model. Validates everything
+ *  that does not depend on the activations: the node type, layer, number of
+ *  indices, the non-token indices against the model (neuron < d_ff, head <
+ *  n_heads, latent < n_latents; negative ones count from the end), and that the
+ *  weights (and the node's autoencoder) it needs are set.
+ *  Ownership: copies *node; the deriver holds a reference to the model and the
+ *  weights it uses; caller frees *out with nw_deriver_destroy.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad node type, n_indices,
+ *  reserved != 0); NW_ERR_INDEX_OUT_OF_RANGE (layer or an index);
+ *  NW_ERR_MISSING_INPUT (a weight or autoencoder not set); NW_ERR_OUT_OF_MEMORY. */
+NW_API nw_status nw_node_write_deriver_create(const nw_model *model, const nw_node_index *node,
+                                              nw_deriver **out);
+
+/** Destroys a deriver. NULL is a no-op. */
+NW_API void nw_deriver_destroy(nw_deriver *deriver);
+
+/** The raw activations the deriver reads (attention: attn.qk_probs and attn.v
+ *  at the node's layer; MLP: mlp.post_act; latents: the node type's online_*
+ *  latent). Writes min(needed, capacity) entries to out and the number needed
+ *  to *count; out may be NULL when capacity is 0 (to ask for the count).
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL); NW_ERR_BUFFER_TOO_SMALL
+ *  (capacity < needed: *count is written, out is not). */
+NW_API nw_status nw_deriver_requirements(const nw_deriver *deriver, nw_requirement *out,
+                                         size_t capacity, size_t *count);
+
+/** The shape of the deriver's output for this store: (T, d_model), T being the
+ *  number of (query) tokens of its activations. Writes shape[0..1].
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT; NW_ERR_MISSING_INPUT;
+ *  NW_ERR_SHAPE_MISMATCH. */
+NW_API nw_status nw_deriver_output_shape(const nw_deriver *deriver, const nw_store *store,
+                                         int64_t shape[2]);
+
+/** Derives TDB's output: a (T, d_model) row-major float32 array, zero except the
+ *  node's token row (the query token for attention), into out[0 .. T*d_model).
+ *  The store must not change during the call.
+ *  Ownership: borrows store's views during the call; out is the caller's.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL); NW_ERR_MISSING_INPUT (an
+ *  activation not in the store); NW_ERR_SHAPE_MISMATCH (an activation's shape
+ *  disagrees with the model or another activation); NW_ERR_INDEX_OUT_OF_RANGE
+ *  (a token index outside T); NW_ERR_BUFFER_TOO_SMALL (out_len < T*d_model).
+ *  On any error, out is untouched. */
+NW_API nw_status nw_deriver_derive(const nw_deriver *deriver, const nw_store *store,
+                                   float *out, size_t out_len);
+
+/** Derives the write vector alone: d_model float32 values into out, and the
+ *  (non-negative) token row it belongs to into *token_row (token_row may be NULL).
+ *  Returns as nw_deriver_derive, with out_len >= d_model. */
+NW_API nw_status nw_deriver_derive_vector(const nw_deriver *deriver, const nw_store *store,
+                                          float *out, size_t out_len, int64_t *token_row);
+
+/** One-shot: the (T, d_model) output of the node-write deriver of node.
+ *  Same as create + derive + destroy, without allocating.
+ *  Returns as nw_node_write_deriver_create and nw_deriver_derive. */
+NW_API nw_status nw_node_write(const nw_model *model, const nw_store *store,
+                               const nw_node_index *node, float *out, size_t out_len);
+
+/** Write vectors of many nodes: row i of out (n_nodes x d_model, row-major)
+ *  is the write vector of nodes[i], and token_rows[i] (if token_rows is not
+ *  NULL) its token row. All nodes are validated before anything is written:
+ *  on error, out and token_rows are untouched and nw_last_error_message()
+ *  names the first failing node.
+ *  Returns as nw_node_write, with out_len >= n_nodes*d_model. */
+NW_API nw_status nw_node_write_vectors(const nw_model *model, const nw_store *store,
+                                       const nw_node_index *nodes, size_t n_nodes,
+                                       float *out, size_t out_len, int64_t *token_rows);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NODEWRITE_H */
