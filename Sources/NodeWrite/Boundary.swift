@@ -1,0 +1,61 @@
+import CNodeWrite
+import NodeWriteCore
+import _NodeWriteShims
+
+// The one place where errors cross the C boundary: a thrown NodeWriteError becomes
+// a status and this thread's last-error message.
+
+extension NodeWriteError {
+    var status: nw_status {
+        let code: nw_status_code = switch self {
+        case .invalidArgument: NW_ERR_INVALID_ARGUMENT
+        case .indexOutOfRange: NW_ERR_INDEX_OUT_OF_RANGE
+        case .shapeMismatch: NW_ERR_SHAPE_MISMATCH
+        case .unsupportedDType: NW_ERR_UNSUPPORTED_DTYPE
+        case .missingInput: NW_ERR_MISSING_INPUT
+        case .unsupported: NW_ERR_UNSUPPORTED
+        case .outOfMemory: NW_ERR_OUT_OF_MEMORY
+        case .bufferTooSmall: NW_ERR_BUFFER_TOO_SMALL
+        }
+        return code.rawValue
+    }
+}
+
+/// Runs `body`; a thrown error becomes its status and the last-error message.
+@inline(__always)
+func boundary(_ body: () throws(NodeWriteError) -> Void) -> nw_status {
+    do {
+        try body()
+        return NW_OK.rawValue
+    } catch {
+        error.message.withCString { _nw_set_last_error($0) }
+        return error.status
+    }
+}
+
+/// A required pointer argument, or `.invalidArgument` naming it.
+@inline(__always)
+func required<T>(_ pointer: T?, _ name: StaticString) throws(NodeWriteError) -> T {
+    guard let pointer else { throw .invalidArgument("\(name) is NULL") }
+    return pointer
+}
+
+/// A C enumeration value, or `.invalidArgument` naming it.
+@inline(__always)
+func decode<E: RawRepresentable>(_ raw: Int32, as: E.Type, _ name: StaticString) throws(NodeWriteError) -> E
+where E.RawValue == Int32 {
+    guard let value = E(rawValue: raw) else { throw .invalidArgument("\(name) = \(raw) is not a valid value") }
+    return value
+}
+
+/// A StaticString as a C string (Swift emits string literals NUL-terminated).
+func cString(_ s: StaticString) -> UnsafePointer<CChar> {
+    UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+/// A caller's (pointer, capacity) output as a buffer; capacities beyond Int.max are
+/// clamped (no such memory exists).
+func outputBuffer(_ out: UnsafeMutablePointer<Float>?, _ length: Int, _ name: StaticString) throws(NodeWriteError)
+    -> UnsafeMutableBufferPointer<Float> {
+    UnsafeMutableBufferPointer(start: try required(out, name), count: length)
+}

@@ -1,0 +1,50 @@
+import CNodeWrite
+import NodeWriteCore
+
+// nw_model_* of nodewrite.h.
+
+@_cdecl("nw_model_create") @implementation
+public func nw_model_create(_ dims: UnsafePointer<nw_model_dims>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let out = try required(out, "out")
+        out.pointee = Handle.retain(Model(dims: try ModelDims(dims)))
+    }
+}
+
+@_cdecl("nw_model_destroy") @implementation
+public func nw_model_destroy(_ model: OpaquePointer?) { Handle.release(model, as: Model.self) }
+
+@_cdecl("nw_model_dims_get") @implementation
+public func nw_model_dims_get(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<nw_model_dims>?) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let d = try Handle.borrow(model, as: Model.self, "model").dims
+        try required(out, "out").pointee = nw_model_dims(
+            n_layers: Int64(d.nLayers), d_model: Int64(d.dModel), n_heads: Int64(d.nHeads),
+            d_head: Int64(d.dHead), d_ff: Int64(d.dFF))
+    }
+}
+
+@_cdecl("nw_model_set_weight") @implementation
+public func nw_model_set_weight(_ model: OpaquePointer?, _ weight: Int32, _ layer: Int32,
+                                _ w: UnsafePointer<nw_tensor_view>?, _ ownership: Int32) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        let location = try decode(weight, as: WeightLocation.self, "weight")
+        let copy = try copies(ownership)
+        let view = try TensorView(w, ndim: location.ndim, name: "w")
+        try model.setWeight(location, layer: Int(layer), view: view, copy: copy)
+    }
+}
+
+@_cdecl("nw_model_set_autoencoder") @implementation
+public func nw_model_set_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32, _ layer: Int32, _ input: Int32,
+                                     _ decoder: UnsafePointer<nw_tensor_view>?, _ ownership: Int32) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        let type = try decode(nodeType, as: NodeType.self, "node_type")
+        let kind = try decode(input, as: AutoencoderInput.self, "input")
+        let copy = try copies(ownership)
+        let view = try TensorView(decoder, ndim: 2, name: "decoder")
+        try model.setAutoencoder(type, layer: Int(layer), input: kind, decoder: view, copy: copy)
+    }
+}

@@ -1,0 +1,95 @@
+/// A transformer's dimensions.
+public struct ModelDims: Equatable, Sendable {
+    public var nLayers, dModel, nHeads, dHead, dFF: Int
+
+    /// - Throws: `.invalidArgument` if a dimension is below 1 or a weight's element
+    ///   count overflows Int64.
+    public init(nLayers: Int, dModel: Int, nHeads: Int, dHead: Int, dFF: Int) throws(NodeWriteError) {
+        for (value, name) in [(nLayers, "n_layers"), (dModel, "d_model"), (nHeads, "n_heads"),
+                              (dHead, "d_head"), (dFF, "d_ff")] where value < 1 {
+            throw .invalidArgument("dims.\(name) = \(value) must be at least 1")
+        }
+        guard nLayers <= Int(Int32.max) else {
+            throw .invalidArgument("dims.n_layers = \(nLayers) exceeds the int32 layer index")
+        }
+        let mlp = dFF.multipliedReportingOverflow(by: dModel)
+        let heads = nHeads.multipliedReportingOverflow(by: dHead)
+        let attn = heads.partialValue.multipliedReportingOverflow(by: dModel)
+        guard !mlp.overflow, !heads.overflow, !attn.overflow else {
+            throw .invalidArgument("dims: a weight's element count overflows int64")
+        }
+        self.nLayers = nLayers; self.dModel = dModel; self.nHeads = nHeads; self.dHead = dHead; self.dFF = dFF
+    }
+
+    /// The expected shape of a weight.
+    public func shape(of weight: WeightLocation) -> [Int] {
+        switch weight {
+        case .mlpToResidual: [dFF, dModel]
+        case .attnToResidual: [nHeads, dHead, dModel]
+        }
+    }
+}
+
+/// An autoencoder's decoder, (n_latents, n_inputs), and what it was trained on.
+public struct Autoencoder: Sendable {
+    public let decoder: WeightStorage
+    public let input: AutoencoderInput
+    public var latentCount: Int { decoder.view.shape[0] }
+}
+
+/// Dimensions, output weights and autoencoders of a transformer. Configure it from
+/// one thread; afterwards it is only read.
+public final class Model: @unchecked Sendable {
+    public let dims: ModelDims
+    private var weights: [Key<WeightLocation>: WeightStorage] = [:]
+    private var autoencoders: [Key<NodeType>: Autoencoder] = [:]
+
+    struct Key<Kind: Hashable>: Hashable {
+        let kind: Kind
+        let layer: Int
+    }
+
+    public init(dims: ModelDims) { self.dims = dims }
+
+    /// Sets `weight` at `layer` after checking the view's shape against the dimensions.
+    public func setWeight(_ weight: WeightLocation, layer: Int, view: TensorView, copy: Bool) throws(NodeWriteError) {
+        try checkLayer(layer, "layer")
+        let name = "weight \(weight.name)"
+        let expected = dims.shape(of: weight)
+        guard view.shapeArray == expected else {
+            throw .shapeMismatch("\(name): shape \(view.shapeArray) does not match the model's \(expected)")
+        }
+        weights[Key(kind: weight, layer: layer)] = copy ? try WeightStorage(copying: view, name: name)
+                                                        : WeightStorage(borrowing: view)
+    }
+
+    /// Sets the decoder of the autoencoder of latent node type `nodeType` at `layer`.
+    public func setAutoencoder(_ nodeType: NodeType, layer: Int, input: AutoencoderInput,
+                               decoder view: TensorView, copy: Bool) throws(NodeWriteError) {
+        guard nodeType.isLatent else {
+            throw .invalidArgument("node_type \(nodeType.name) is not an autoencoder latent type")
+        }
+        try checkLayer(layer, "layer")
+        let inputs = input == .mlpPostAct ? dims.dFF : dims.dModel
+        let what = input == .mlpPostAct ? "d_ff" : "d_model"
+        guard view.shape[1] == inputs else {
+            throw .shapeMismatch("decoder: shape \(view.shapeArray) must be (n_latents, \(what) = \(inputs))")
+        }
+        let storage = copy ? try WeightStorage(copying: view, name: "decoder") : WeightStorage(borrowing: view)
+        autoencoders[Key(kind: nodeType, layer: layer)] = Autoencoder(decoder: storage, input: input)
+    }
+
+    public func weight(_ weight: WeightLocation, layer: Int) -> WeightStorage? {
+        weights[Key(kind: weight, layer: layer)]
+    }
+
+    public func autoencoder(_ nodeType: NodeType, layer: Int) -> Autoencoder? {
+        autoencoders[Key(kind: nodeType, layer: layer)]
+    }
+
+    func checkLayer(_ layer: Int, _ name: String) throws(NodeWriteError) {
+        guard layer >= 0, layer < dims.nLayers else {
+            throw .indexOutOfRange("\(name) = \(layer) is out of range for a model of \(dims.nLayers) layers")
+        }
+    }
+}

@@ -1,0 +1,95 @@
+/// A read-only, validated view of up to three dimensions over memory the library
+/// does not own: base pointer, dtype, shape, and strides in elements (any sign).
+///
+/// Creating one proves that every element offset, and its byte offset from `base`,
+/// is representable: indexing a view with in-range indices cannot overflow.
+public struct TensorView: @unchecked Sendable {
+    public static let maxDimensions = 3
+
+    public let base: UnsafeRawPointer?
+    public let dtype: DType
+    public let ndim: Int
+    /// Unused trailing dimensions have shape 1 and stride 0.
+    public let shape: InlineArray<3, Int>
+    public let strides: InlineArray<3, Int>
+    public let count: Int
+
+    /// Validates a view. `strides == nil` means contiguous row-major.
+    /// - Throws: `.invalidArgument` for a negative shape, a NULL base with elements,
+    ///   or an element count, offset or byte span that overflows.
+    public init(base: UnsafeRawPointer?, dtype: DType, shape dims: [Int], strides given: [Int]?,
+                name: String) throws(NodeWriteError) {
+        precondition(dims.count <= Self.maxDimensions && (given == nil || given!.count == dims.count))
+        var shape = InlineArray<3, Int>(repeating: 1)
+        var strides = InlineArray<3, Int>(repeating: 0)
+        var count = 1
+        for i in 0..<dims.count {
+            guard dims[i] >= 0 else {
+                throw .invalidArgument("\(name): shape[\(i)] = \(dims[i]) is negative")
+            }
+            shape[i] = dims[i]
+            let (c, o) = count.multipliedReportingOverflow(by: dims[i])
+            guard !o else { throw .invalidArgument("\(name): element count overflows int64") }
+            count = c
+        }
+        if let given {
+            for i in 0..<dims.count { strides[i] = given[i] }
+        } else {
+            var s = 1
+            for i in (0..<dims.count).reversed() {
+                strides[i] = s
+                s = s &* max(dims[i], 1)  // cannot overflow: the count did not
+            }
+        }
+        if count > 0 {
+            // The lowest and highest element offsets, and their byte offsets, must fit.
+            var low = 0, high = 0
+            for i in 0..<dims.count {
+                let (reach, o) = strides[i].multipliedReportingOverflow(by: dims[i] - 1)
+                guard !o else { throw .invalidArgument("\(name): strides[\(i)] × shape[\(i)] overflows int64") }
+                var o2 = false
+                if reach < 0 { (low, o2) = low.addingReportingOverflow(reach) } else { (high, o2) = high.addingReportingOverflow(reach) }
+                guard !o2 else { throw .invalidArgument("\(name): element span overflows int64") }
+            }
+            let (lowBytes, o1) = low.multipliedReportingOverflow(by: dtype.itemSize)
+            let (highBytes, o2) = high.multipliedReportingOverflow(by: dtype.itemSize)
+            let (span, o3) = highBytes.subtractingReportingOverflow(lowBytes)
+            guard !o1, !o2, !o3, span.addingReportingOverflow(dtype.itemSize).overflow == false else {
+                throw .invalidArgument("\(name): byte span overflows int64")
+            }
+            guard let base else { throw .invalidArgument("\(name): data is NULL but the view has \(count) elements") }
+            let address = UInt(bitPattern: Int(bitPattern: base))
+            let lowOK = lowBytes >= 0 || UInt(lowBytes.magnitude) <= address
+            let highOK = highBytes <= 0 || UInt(highBytes) <= UInt.max - address
+            guard lowOK, highOK else { throw .invalidArgument("\(name): the view's byte range wraps the address space") }
+        }
+        self.base = base
+        self.dtype = dtype
+        self.ndim = dims.count
+        self.shape = shape
+        self.strides = strides
+        self.count = count
+    }
+
+    /// The shape as an array of `ndim` entries (for messages and tests).
+    public var shapeArray: [Int] { (0..<ndim).map { shape[$0] } }
+
+    /// Element offset of (i, j, k); callers pass in-range indices (0 for unused dimensions).
+    @inline(__always) func offset(_ i: Int, _ j: Int = 0, _ k: Int = 0) -> Int {
+        i &* strides[0] &+ j &* strides[1] &+ k &* strides[2]
+    }
+
+    /// The element at an in-range element offset, as Float.
+    @inline(__always) func value(at offset: Int) -> Float {
+        let base = self.base.unsafelyUnwrapped
+        switch dtype {
+        case .float32: return F32Loader.load(base, offset)
+        case .float16: return F16Loader.load(base, offset)
+        case .bfloat16: return BF16Loader.load(base, offset)
+        case .float64: return F64Loader.load(base, offset)
+        }
+    }
+
+    /// Whether the last dimension is contiguous float32, the fast path of the kernels.
+    var hasContiguousFloat32Rows: Bool { dtype == .float32 && strides[ndim - 1] == 1 }
+}

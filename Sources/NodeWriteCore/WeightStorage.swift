@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A weight tensor the model holds: either a borrowed view of caller memory or a
+/// contiguous float32 copy the storage owns and frees.
+public final class WeightStorage: @unchecked Sendable {
+    public let view: TensorView
+    private let owned: UnsafeMutableRawPointer?
+
+    /// Borrows `view`: the caller keeps its memory alive while this storage lives.
+    public init(borrowing view: TensorView) {
+        self.view = view
+        self.owned = nil
+    }
+
+    /// Copies `view` into new contiguous float32 memory.
+    /// - Throws: `.outOfMemory` when the copy would not fit in physical memory or
+    ///   the allocation fails; nothing is allocated in the first case.
+    public init(copying source: TensorView, name: String) throws(NodeWriteError) {
+        let (bytes, overflow) = source.count.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
+        guard !overflow, bytes <= WeightStorage.physicalMemory else {
+            throw .outOfMemory("\(name): a float32 copy of \(source.count) elements exceeds this machine's memory")
+        }
+        guard let memory = malloc(max(bytes, 1)) else {
+            throw .outOfMemory("\(name): allocating \(bytes) bytes failed")
+        }
+        let out = memory.bindMemory(to: Float.self, capacity: max(source.count, 1))
+        var n = 0
+        let s = source.shape
+        for i in 0..<s[0] {
+            for j in 0..<s[1] {
+                for k in 0..<s[2] {
+                    out[n] = source.value(at: source.offset(i, j, k))
+                    n += 1
+                }
+            }
+        }
+        self.owned = memory
+        // A contiguous float32 view of new memory of the same shape cannot fail validation.
+        self.view = try! TensorView(base: UnsafeRawPointer(memory), dtype: .float32,
+                                    shape: source.shapeArray, strides: nil, name: name)
+    }
+
+    deinit { free(owned) }
+
+    /// Physical memory in bytes (the limit for any copy).
+    static let physicalMemory: Int = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return Int.max }
+        return pages.multipliedReportingOverflow(by: size).overflow ? Int.max : pages * size
+    }()
+}
