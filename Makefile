@@ -17,8 +17,8 @@ DEMO_TARGET := demo-c
 
 .PHONY: test demo bench lib clean
 lib: $(LIB)
-$(LIB): Package.swift include/nodewrite.h include/nodewrite.map $(shell find Sources -name '*.swift' -o -name '*.c' -o -name '*.h')
-	$(SWIFT) build -c release --product nodewrite
+$(LIB): Package.swift scripts/build-lib.sh include/nodewrite.h include/nodewrite.map $(shell find Sources -name '*.swift' -o -name '*.c' -o -name '*.h')
+	scripts/build-lib.sh
 
 include mk/*.mk
 

@@ -4,7 +4,9 @@ import PackageDescription
 let package = Package(
     name: "nodewrite",
     products: [
-        // The C ABI (include/nodewrite.h) as a self-contained shared library: libnodewrite.so.
+        // The C ABI (include/nodewrite.h) as a shared library: libnodewrite.so. Build it with
+        // `make lib` (scripts/build-lib.sh), which links the Swift runtime in statically
+        // and exports only the nw_ functions.
         .library(name: "nodewrite", type: .dynamic, targets: ["NodeWrite"]),
     ],
     targets: [
@@ -18,13 +20,7 @@ let package = Package(
         .target(
             name: "NodeWrite",
             dependencies: ["CNodeWrite", "_NodeWriteShims", "NodeWriteCore"],
-            swiftSettings: [.enableExperimentalFeature("CImplementation")],
-            linkerSettings: [
-                // Link the Swift runtime into the .so, so that it loads without a toolchain.
-                .unsafeFlags(["-static-stdlib"]),
-                // Export the nw_ functions only.
-                .unsafeFlags(["-Xlinker", "--version-script=include/nodewrite.map"]),
-            ]
+            swiftSettings: [.enableExperimentalFeature("CImplementation")]
         ),
         .testTarget(
             name: "NodeWriteTests",
