@@ -94,7 +94,7 @@ final class Setup: @unchecked Sendable {
     let store: OpaquePointer
     private var buffers: [Buffer] = []
 
-    enum WeightForm { case canonical, checkpoint, float16, bfloat16, float64 }
+    enum WeightForm { case canonical, checkpoint, float16, bfloat16, float64, float16AsFloat32, bfloat16AsFloat32 }
 
     /// autoencoders: "none", "single" (MLP autoencoder as autoencoder_latent) or "multi".
     init(autoencoders: String, weights: WeightForm = .canonical) {
@@ -159,6 +159,10 @@ final class Setup: @unchecked Sendable {
             return keep(Buffer(canonical.values.map { bfloat16Bits($0) }, shape: canonical.shape, dtype: 2))
         case .float64:
             return keep(Buffer(canonical.values.map { Double($0) }, shape: canonical.shape, dtype: 3))
+        case .float16AsFloat32:
+            return keep(Buffer(canonical.values.map { Float(Float16($0)) }, shape: canonical.shape, dtype: 0))
+        case .bfloat16AsFloat32:
+            return keep(Buffer(canonical.values.map { bfloat16Value(bfloat16Bits($0)) }, shape: canonical.shape, dtype: 0))
         }
     }
 }

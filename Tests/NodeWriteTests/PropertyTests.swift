@@ -1,0 +1,119 @@
+import CNodeWrite
+import Testing
+
+/// Properties that follow from the definitions, beside the golden cases.
+@Suite("Properties")
+struct PropertyTests {
+    static let setup = Setup(autoencoders: "multi")
+    static let (T, D) = (7, 48)
+
+    /// The write vector of one node (and its token row).
+    static func vector(_ type: Int32, layer: Int32, _ indices: [Int64]) -> ([Float], Int64) {
+        var node = nodeIndex(type, layer: layer, indices)
+        var out = [Float](repeating: .nan, count: D), row: Int64 = -1
+        var d: OpaquePointer?
+        #expect(nw_node_write_deriver_create(setup.model, &node, &d) == 0)
+        #expect(nw_deriver_derive_vector(d, setup.store, &out, out.count, &row) == 0)
+        nw_deriver_destroy(d)
+        return (out, row)
+    }
+
+    @Test("attention node writes of a layer sum to resid.delta_attn minus the bias", arguments: 0..<3)
+    func attentionLayerSum(_ layer: Int32) {
+        let f = Fixture.shared
+        let delta = f["activations.\(layer).resid.delta_attn"].values
+        let bias = f["checkpoint.xf_layers.\(layer).attn.out_proj.bias"].values
+        // The original's own forward pass agrees with this sum to about 5e-6; a float32 sum of
+        // 7 × 3 × 16 products in another order may differ by a few times that.
+        let tolerance: Float = 2e-5 * max(1, delta.map(abs).max()!)
+        for q in 0..<Self.T {
+            var sum = bias
+            for k in 0...q {
+                for h in 0..<3 {
+                    let (v, row) = Self.vector(1, layer: layer, [Int64(q), Int64(k), Int64(h)])
+                    #expect(row == Int64(q))
+                    for j in 0..<Self.D { sum[j] += v[j] }
+                }
+            }
+            let diff = (0..<Self.D).map { abs(sum[$0] - delta[q * Self.D + $0]) }.max()!
+            #expect(diff <= tolerance, "layer \(layer) token \(q): \(diff)")
+        }
+    }
+
+    @Test("MLP node writes of a layer sum to resid.delta_mlp minus the bias", arguments: 0..<3)
+    func mlpLayerSum(_ layer: Int32) {
+        let f = Fixture.shared
+        let delta = f["activations.\(layer).resid.delta_mlp"].values
+        let bias = f["checkpoint.xf_layers.\(layer).mlp.out_layer.bias"].values
+        let tolerance: Float = 2e-5 * max(1, delta.map(abs).max()!)
+        for t in 0..<Self.T {
+            var sum = bias
+            for n in 0..<192 {
+                let (v, _) = Self.vector(0, layer: layer, [Int64(t), Int64(n)])
+                for j in 0..<Self.D { sum[j] += v[j] }
+            }
+            let diff = (0..<Self.D).map { abs(sum[$0] - delta[t * Self.D + $0]) }.max()!
+            #expect(diff <= tolerance, "layer \(layer) token \(t): \(diff)")
+        }
+    }
+
+    /// Every node of every type at layer 1, some with negative indices.
+    static let nodes: [nw_node_index] = {
+        var nodes: [nw_node_index] = []
+        for t: Int64 in [0, 3, -1] {
+            nodes.append(nodeIndex(0, layer: 1, [t, 17]))
+            nodes.append(nodeIndex(1, layer: 1, [t, -2, 2]))
+            nodes.append(nodeIndex(3, layer: 1, [t, 5]))
+            nodes.append(nodeIndex(4, layer: 1, [t, -1]))
+        }
+        return nodes
+    }()
+
+    @Test("a batch equals a loop of single nodes")
+    func batchEqualsLoop() {
+        var out = [Float](repeating: .nan, count: Self.nodes.count * Self.D)
+        var rows = [Int64](repeating: -1, count: Self.nodes.count)
+        #expect(nw_node_write_vectors(Self.setup.model, Self.setup.store, Self.nodes, Self.nodes.count,
+                                      &out, out.count, &rows) == 0, "\(lastError)")
+        for (i, node) in Self.nodes.enumerated() {
+            var v = [Float](repeating: .nan, count: Self.D), row: Int64 = -1
+            var d: OpaquePointer?, n = node
+            #expect(nw_node_write_deriver_create(Self.setup.model, &n, &d) == 0)
+            #expect(nw_deriver_derive_vector(d, Self.setup.store, &v, v.count, &row) == 0)
+            nw_deriver_destroy(d)
+            #expect(Array(out[i * Self.D..<(i + 1) * Self.D]) == v)
+            #expect(rows[i] == row)
+        }
+    }
+
+    @Test("a batch with one bad node writes nothing and names it")
+    func batchAllOrNothing() {
+        var nodes = Self.nodes
+        nodes[5] = nodeIndex(0, layer: 1, [7, 0])  // token 7 of 7
+        var out = [Float](repeating: 42, count: nodes.count * Self.D)
+        var rows = [Int64](repeating: 42, count: nodes.count)
+        #expect(nw_node_write_vectors(Self.setup.model, Self.setup.store, nodes, nodes.count, &out, out.count, &rows)
+            == NW_ERR_INDEX_OUT_OF_RANGE.rawValue)
+        #expect(lastError.hasPrefix("nodes[5]"))
+        #expect(out.allSatisfy { $0 == 42 } && rows.allSatisfy { $0 == 42 })
+    }
+
+    @Test("a deriver captures the model's weights when it is made")
+    func deriverSnapshot() {
+        let setup = Setup(autoencoders: "none")
+        var node = nodeIndex(0, layer: 0, [5, 8])
+        var d: OpaquePointer?
+        #expect(nw_node_write_deriver_create(setup.model, &node, &d) == 0)
+        var before = [Float](repeating: 0, count: Self.D), after = before
+        #expect(nw_deriver_derive_vector(d, setup.store, &before, Self.D, nil) == 0)
+        // Replacing the weight on the model does not change a deriver made earlier.
+        let zeros = setup.keep(Buffer([Float](repeating: 0, count: 192 * 48), shape: [192, 48], dtype: 0))
+        #expect(zeros.withView { nw_model_set_weight(setup.model, 0, 0, $0, 0) } == 0)
+        #expect(nw_deriver_derive_vector(d, setup.store, &after, Self.D, nil) == 0)
+        #expect(before == after && before.contains { $0 != 0 })
+        nw_deriver_destroy(d)
+        var full = [Float](repeating: .nan, count: Self.D * Self.T)
+        #expect(nw_node_write(setup.model, setup.store, &node, &full, full.count) == 0)
+        #expect(full.allSatisfy { $0 == 0 })
+    }
+}
