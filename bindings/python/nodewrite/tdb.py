@@ -522,21 +522,19 @@ def make_node_write_scalar_deriver(dst_config: Any) -> Any:
         dst_config,
         layer_indices=[node_index.layer_index],
     )
-    NodeType = T.NodeType
-    match node_index.node_type:
-        case NodeType.ATTENTION_HEAD:
-            # its raw sources: attn.qk_probs and attn.v at the node's layer; its einsum is not used
-            activation_scalar_deriver = T.make_attn_weighted_value_scalar_deriver(
-                dst_config=dst_config_for_attribution,
-            )
-        case NodeType.MLP_NEURON:
-            activation_scalar_deriver = T.get_base_mlp_scalar_deriver(
-                dst_config=dst_config_for_attribution,
-            )
-        case _:
-            activation_scalar_deriver = T.make_online_autoencoder_latent_scalar_deriver_factory(
-                node_index.node_type
-            )(dst_config_for_attribution)
+    if node_index.node_type == T.NodeType.ATTENTION_HEAD:
+        # its raw sources: attn.qk_probs and attn.v at the node's layer; its einsum is not used
+        activation_scalar_deriver = T.make_attn_weighted_value_scalar_deriver(
+            dst_config=dst_config_for_attribution,
+        )
+    elif node_index.node_type == T.NodeType.MLP_NEURON:
+        activation_scalar_deriver = T.get_base_mlp_scalar_deriver(
+            dst_config=dst_config_for_attribution,
+        )
+    else:  # one of the three autoencoder latent types (_plain_int_indices checked)
+        activation_scalar_deriver = T.make_online_autoencoder_latent_scalar_deriver_factory(
+            node_index.node_type
+        )(dst_config_for_attribution)
     ds_index = residual_write_converter.convert_node_index_to_ds_index(node_index)
     plan = _NodeWritePlan(
         node_index,

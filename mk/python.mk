@@ -1,0 +1,49 @@
+# Python binding (bindings/python), its tests (python_tests/), the demo and the Python bench.
+#   make .venv          .venv/ at the repository root with numpy, pytest, nodewrite (+ torch
+#                       from the on-disk CPU wheel when there is one; never from PyPI)
+#   make test-python    pytest python_tests/
+#   make demo-python    bindings/python/examples/demo.py (this is `make demo`)
+#   make bench-python   bindings/python/examples/bench.py (part of `make bench`)
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl))
+PY_BINDING_SRCS := $(shell find bindings/python -path '*/build' -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.toml' -o -name py.typed \) -print)
+
+TEST_TARGETS += test-python
+BENCH_TARGETS += bench-python
+DEMO_TARGET := demo-python
+
+.PHONY: .venv python-sysdeps test-python demo-python bench-python
+
+# Debian's pybind11-dev and python3-dev: the build dependencies of the extension.
+python-sysdeps:
+	@dpkg -s pybind11-dev python3-dev >/dev/null 2>&1 || { \
+	  echo "installing pybind11-dev python3-dev"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pybind11-dev python3-dev; }
+
+# The virtualenv with the test and demo dependencies (once).
+$(VENV)/.deps-installed:
+	python3 -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --upgrade "setuptools>=64" wheel numpy pytest
+	@if [ -n "$(TORCH_WHEEL)" ]; then \
+	  echo "installing torch from $(TORCH_WHEEL)"; \
+	  $(VENV_PY) -m pip install -q "$(TORCH_WHEEL)"; \
+	else echo "no torch wheel in /opt/wheels: torch tests and the torch bench will be skipped"; fi
+	touch $@
+
+# The package itself, rebuilt when the binding, the header or the library change.
+$(VENV)/.nodewrite-installed: $(VENV)/.deps-installed $(LIB) $(PY_BINDING_SRCS) include/nodewrite.h | python-sysdeps
+	$(VENV_PY) -m pip install -q --no-build-isolation --no-deps --force-reinstall ./bindings/python
+	$(VENV_PY) -c "import nodewrite, sys; print('nodewrite', nodewrite.__version__, 'ABI', nodewrite.abi_version(), 'installed in', sys.prefix)"
+	touch $@
+
+.venv: $(VENV)/.nodewrite-installed
+
+test-python: .venv
+	$(VENV_PY) -m pytest -q python_tests/
+
+demo-python: .venv
+	$(VENV_PY) bindings/python/examples/demo.py $(FIXTURES)
+
+bench-python: .venv
+	$(VENV_PY) bindings/python/examples/bench.py
