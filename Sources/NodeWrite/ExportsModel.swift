@@ -42,6 +42,7 @@ public func nw_model_set_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32,
     boundary { () throws(NodeWriteError) in
         let model = try Handle.borrow(model, as: Model.self, "model")
         let type = try decode(nodeType, as: NodeType.self, "node_type")
+        guard type.isLatent else { throw .invalidArgument("node_type \(type.name) is not an autoencoder latent type") }
         let kind = try decode(input, as: AutoencoderInput.self, "input")
         let copy = try copies(ownership)
         let view = try TensorView(decoder, ndim: 2, name: "decoder")
