@@ -1,0 +1,371 @@
+"""nodewrite.tdb against transformer-debugger (TDB) itself, inside TDB's own pipeline.
+
+These tests need a TDB checkout: ``NODEWRITE_TDB_SRC=/path/to/transformer-debugger`` (the
+directory holding ``neuron_explainer/``) with torch and TDB's few imports (numpy, tiktoken,
+aiohttp, pydantic<2) installed. Without it they skip with that reason; CI runs without TDB, where
+the fixture-based tests of the binding are the guard. Only ``test_imports_without_tdb`` runs
+everywhere.
+
+For every parity fixture case and several autoencoder configurations, TDB's original
+``make_node_write_scalar_deriver`` and the drop-in are each built from a ``DstConfig`` and run
+with ``ScalarDeriver.derive_from_raw`` on TDB's ``RawActivationStore``, and must agree:
+
+- same shape, dtype and device; exactly zero off the node's token row;
+- values: exactly equal where the original's arithmetic is a single product per element (MLP
+  neurons, residual-stream autoencoders); elsewhere (attention heads, MLP-post-activation
+  autoencoders: a sum over d_head or d_ff whose order differs) within the parity fixtures' own
+  tolerance, 1e-5 * max(1, max |original|);
+- or the same exception type, except where the original fails its single-autoencoder assertion
+  with both autoencoders loaded: there the drop-in must give the fixture's expected output (or
+  the ``IndexError`` of an out-of-range index).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tdb_support  # noqa: E402
+
+META = json.loads((tdb_support.FIXTURES_DIR / "tdb_tiny.json").read_text())
+CASES = META["cases"]
+CASE_IDS = [c["id"] for c in CASES]
+# "own": the case's setting; "single": the MLP autoencoder as DstConfig.autoencoder_context;
+# "multi": both autoencoders in multi_autoencoder_context; "single_attention": the attention
+# autoencoder alone; "multi_one": a multi context holding only the node's own autoencoder
+CONFIGS = ["own", "none", "single", "multi", "single_attention", "multi_one"]
+EXACT_NODE_TYPES = {"mlp_neuron", "attention_autoencoder_latent"}
+
+
+@pytest.fixture(scope="module")
+def world():
+    reason = tdb_support.tdb_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    return tdb_support.FixtureWorld()
+
+
+@pytest.fixture(scope="module")
+def ntdb(world):
+    import nodewrite.tdb as ntdb
+
+    return ntdb
+
+
+def _derive(make, world, case, config):
+    """(output tensor at the node's layer, None) or (None, exception)."""
+    from neuron_explainer.models.model_component_registry import PassType
+
+    cfg = world.dst_config(case, None if config == "own" else config)
+    try:
+        deriver = make(cfg)
+        result = deriver.derive_from_raw(world.raw_store, PassType.FORWARD)
+        return result.activations_by_layer_index[case["layer"]], None
+    except Exception as e:  # compared by type below
+        return None, e
+
+
+def _check_same_output(case, original, dropin):
+    import torch
+
+    assert isinstance(dropin, torch.Tensor)
+    assert dropin.shape == original.shape
+    assert dropin.dtype == original.dtype
+    assert dropin.device == original.device
+    a = original.detach().cpu().double().numpy()
+    b = dropin.detach().cpu().double().numpy()
+    row = case["tensor_indices"][0] % a.shape[0]
+    off = np.ones(a.shape[0], dtype=bool)
+    off[row] = False
+    assert (b[off] == 0).all(), "non-zero values off the node's token row"
+    if case["node_type"] in EXACT_NODE_TYPES:
+        np.testing.assert_array_equal(b, a)
+    else:
+        tol = 1e-5 * max(1.0, float(np.abs(a).max()))
+        assert float(np.abs(a - b).max()) <= tol
+
+
+def _check_case(world, ntdb, make_dropin, case, config):
+    original_make = ntdb._tdb().original["make_node_write_scalar_deriver"]
+    original, original_error = _derive(original_make, world, case, config)
+    dropin, dropin_error = _derive(make_dropin, world, case, config)
+    both_autoencoders = (config == "multi") or (config == "own" and case["autoencoders"] == "multi")
+    if original_error is None:
+        assert dropin_error is None, f"drop-in raised {dropin_error!r}; the original did not"
+        _check_same_output(case, original, dropin)
+        return "same-output"
+    if (
+        both_autoencoders
+        and isinstance(original_error, AssertionError)
+        and case["node_type"] != "autoencoder_latent"
+    ):
+        # the original cannot resolve one autoencoder among two; the drop-in answers as the
+        # original does with only the node's own autoencoder (none for neurons and heads)
+        own = "none" if case["node_type"] in ("mlp_neuron", "attention_head") else "multi_one"
+        reference, reference_error = _derive(original_make, world, case, own)
+        if reference_error is not None:
+            assert isinstance(dropin_error, type(reference_error)), (reference_error, dropin_error)
+            return "fixed-error"
+        assert dropin_error is None, repr(dropin_error)
+        _check_same_output(case, reference, dropin)
+        expected = world.expected(case)
+        if expected is not None:
+            _check_same_output(case, __import__("torch").from_numpy(expected), dropin)
+        return "fixed-answer"
+    assert dropin_error is not None, f"the original raised {original_error!r}; the drop-in did not"
+    assert type(dropin_error) is type(original_error) or isinstance(
+        dropin_error, type(original_error)
+    ), f"original {original_error!r}, drop-in {dropin_error!r}"
+    return "same-error"
+
+
+# ----------------------------------------------------------------------------------- tests
+
+
+def test_imports_without_tdb():
+    """nodewrite.tdb imports, and exposes its API, without importing TDB (or torch)."""
+    code = (
+        "import sys, nodewrite.tdb as t; "
+        "assert callable(t.make_node_write_scalar_deriver) and callable(t.install); "
+        "bad = [m for m in sys.modules if m.startswith(('neuron_explainer', 'torch'))]; "
+        "assert not bad, bad"
+    )
+    env = {k: v for k, v in os.environ.items() if k != tdb_support.TDB_ENV}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_dropin_matches_original(world, ntdb, case, config):
+    _check_case(world, ntdb, ntdb.make_node_write_scalar_deriver, case, config)
+
+
+@pytest.mark.parametrize("config", ["own", "multi"])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_installed_through_tdb_entry_points(world, ntdb, case, config):
+    """After install(), TDB's own entry points (the DST registry, node_write's functions) build
+    the drop-in, and it matches the original."""
+    from neuron_explainer.activations.derived_scalars import make_scalar_derivers, node_write
+    from neuron_explainer.activations.derived_scalars.derived_scalar_types import (
+        DerivedScalarType,
+    )
+
+    def via_registry(cfg):
+        return make_scalar_derivers.make_scalar_deriver(DerivedScalarType.SINGLE_NODE_WRITE, cfg)
+
+    class ViaSource:
+        """make_node_write_scalar_source(cfg).derive_from_raw(store, None) as a 'deriver'."""
+
+        def __init__(self, cfg):
+            self.source = node_write.make_node_write_scalar_source(cfg)
+
+        def derive_from_raw(self, store, _pass_type):
+            return self.source.derive_from_raw(store, None)
+
+    ntdb.install()
+    try:
+        for make in (via_registry, ViaSource):
+            _check_case(world, ntdb, make, case, config)
+    finally:
+        ntdb.uninstall()
+
+
+def test_install_patches_importers_and_uninstall_restores(world, ntdb):
+    from neuron_explainer.activations.derived_scalars import (
+        edge_activation,
+        edge_attribution,
+        make_scalar_derivers,
+        node_write,
+    )
+    from neuron_explainer.activations.derived_scalars.derived_scalar_types import (
+        DerivedScalarType,
+    )
+
+    original = ntdb._tdb().original
+    registry = make_scalar_derivers._DERIVED_SCALAR_TYPE_REGISTRY
+    places = [
+        (node_write, "make_node_write_scalar_deriver"),
+        (node_write, "make_node_write_scalar_source"),
+        (edge_attribution, "make_node_write_scalar_deriver"),
+        (edge_attribution, "make_node_write_scalar_source"),
+        (edge_activation, "make_node_write_scalar_source"),
+        (make_scalar_derivers, "make_node_write_scalar_deriver"),
+    ]
+    for mod, name in places:
+        assert getattr(mod, name) is original[name]
+    assert registry[DerivedScalarType.SINGLE_NODE_WRITE] is original["make_node_write_scalar_deriver"]
+
+    ntdb.install()
+    ntdb.install()  # idempotent
+    try:
+        assert ntdb.is_installed()
+        for mod, name in places:
+            assert getattr(mod, name) is getattr(ntdb, name), (mod.__name__, name)
+        assert registry[DerivedScalarType.SINGLE_NODE_WRITE] is ntdb.make_node_write_scalar_deriver
+    finally:
+        ntdb.uninstall()
+    assert not ntdb.is_installed()
+    for mod, name in places:
+        assert getattr(mod, name) is original[name]
+    assert registry[DerivedScalarType.SINGLE_NODE_WRITE] is original["make_node_write_scalar_deriver"]
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if "error" not in c and c["autoencoders"] != "multi"], ids=lambda c: c["id"]
+)
+def test_deriver_is_a_tdb_scalar_deriver_like_the_original(world, ntdb, case):
+    """Same class, dst, dst_config, location within layer and raw requirements as the original;
+    for attention the inputs are the raw qk_probs and v, not the weighted-value deriver."""
+    from neuron_explainer.activations.derived_scalars.derived_scalar_types import (
+        DerivedScalarType,
+    )
+    from neuron_explainer.activations.derived_scalars.scalar_deriver import (
+        DerivedScalarSource,
+        RawScalarSource,
+        ScalarDeriver,
+    )
+
+    cfg = world.dst_config(case)
+    original = ntdb._tdb().original["make_node_write_scalar_deriver"](cfg)
+    dropin = ntdb.make_node_write_scalar_deriver(cfg)
+    assert type(dropin) is ScalarDeriver
+    assert dropin.dst == original.dst == DerivedScalarType.SINGLE_NODE_WRITE
+    assert dropin.dst_config == original.dst_config
+    assert dropin.dst_config.layer_indices == [case["layer"]]
+    assert dropin.location_within_layer == original.location_within_layer
+    assert dropin.derivable_pass_types == original.derivable_pass_types
+    assert (
+        dropin.get_sub_activation_location_type_and_pass_types()
+        == original.get_sub_activation_location_type_and_pass_types()
+    )
+    assert all(isinstance(s, RawScalarSource) for s in dropin.sub_scalar_sources)
+    names = [s.activation_location_type.value for s in dropin.sub_scalar_sources]
+    assert names == case["sub_activations"]
+    assert all(s.pass_type.value == "forward" for s in dropin.sub_scalar_sources)
+
+    source = ntdb.make_node_write_scalar_source(cfg)
+    original_source = ntdb._tdb().original["make_node_write_scalar_source"](cfg)
+    assert type(source) is DerivedScalarSource
+    assert source.dst == original_source.dst
+    assert source.layer_index == original_source.layer_index == case["layer"]
+    assert source.pass_type == original_source.pass_type
+
+
+def test_attention_uses_native_library_without_weighted_value(world, ntdb, monkeypatch):
+    """Attention nodes are computed by the native library, and torch never builds the
+    (T, T, heads, d_head) weighted-value tensor."""
+    import torch
+    from neuron_explainer.models.model_component_registry import PassType
+
+    equations = []
+    real_einsum = torch.einsum
+
+    def spy_einsum(equation, *operands):
+        equations.append(equation)
+        return real_einsum(equation, *operands)
+
+    monkeypatch.setattr(torch, "einsum", spy_einsum)
+    cases = [c for c in CASES if c["node_type"] == "attention_head" and "error" not in c]
+    before = dict(ntdb.stats)
+    for case in cases:
+        deriver = ntdb.make_node_write_scalar_deriver(world.dst_config(case))
+        deriver.derive_from_raw(world.raw_store, PassType.FORWARD)
+    assert ntdb.stats["native"] - before["native"] == len(cases)
+    assert ntdb.stats["torch"] == before["torch"]
+    assert "fth,thd->fthd" not in equations
+    assert equations == [], equations  # the native path calls no torch einsum at all
+
+
+def test_weights_handed_over_once_and_borrowed(ntdb):
+    """One nodewrite.Model per (model context, layer, node kind): get_weight is called once for
+    many derivers and calls, and the weights are borrowed (an in-place edit is seen)."""
+    reason = tdb_support.tdb_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    from neuron_explainer.models.model_component_registry import PassType
+
+    world = tdb_support.FixtureWorld()  # a fresh model context: its own counters and weights
+    mc = world.model_context
+    cases = [c for c in CASES if c["node_type"] == "attention_head" and c["layer"] == 1 and "error" not in c]
+    assert len(cases) >= 3
+    built = ntdb.stats["models_built"]
+    outputs = []
+    for _ in range(3):
+        for case in cases:
+            deriver = ntdb.make_node_write_scalar_deriver(world.dst_config(case))
+            outputs.append(deriver.derive_from_raw(world.raw_store, PassType.FORWARD))
+    assert mc.get_weight_calls == 1
+    assert ntdb.stats["models_built"] == built + 1
+
+    case = cases[0]
+    deriver = ntdb.make_node_write_scalar_deriver(world.dst_config(case))
+    before = deriver.derive_from_raw(world.raw_store, PassType.FORWARD).activations_by_layer_index[1]
+    with __import__("torch").no_grad():
+        mc.pieces["xf_layers.1.attn.out_proj.weight"].mul_(2.0)  # in place, as an ablation would
+    after = deriver.derive_from_raw(world.raw_store, PassType.FORWARD).activations_by_layer_index[1]
+    assert mc.get_weight_calls == 1
+    np.testing.assert_allclose(after.numpy(), 2.0 * before.numpy(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_torch_fallback_is_the_original_formula(world, ntdb, case, monkeypatch):
+    """The path used for non-CPU devices and other dtypes (forced here on the CPU) gives the
+    original's output bit for bit, or its exception."""
+    from neuron_explainer.models.model_component_registry import PassType
+
+    def not_native(_t):
+        raise ntdb._NotNative
+
+    monkeypatch.setattr(ntdb, "_cpu_float32_numpy", not_native)
+    original_make = ntdb._tdb().original["make_node_write_scalar_deriver"]
+    original, original_error = _derive(original_make, world, case, "own")
+    before = ntdb.stats["torch"]
+    dropin, dropin_error = _derive(ntdb.make_node_write_scalar_deriver, world, case, "own")
+    if original_error is None:
+        assert dropin_error is None, repr(dropin_error)
+        assert dropin.dtype == original.dtype and dropin.device == original.device
+        assert __import__("torch").equal(dropin, original)
+        assert ntdb.stats["torch"] == before + 1
+    elif case["autoencoders"] == "multi" and isinstance(original_error, AssertionError):
+        if case.get("error") == "IndexError":
+            assert isinstance(dropin_error, IndexError)
+        else:
+            assert dropin_error is None, repr(dropin_error)
+            _check_same_output(case, __import__("torch").from_numpy(world.expected(case)), dropin)
+    else:
+        assert isinstance(dropin_error, type(original_error)), (original_error, dropin_error)
+        if isinstance(original_error, IndexError):
+            assert str(dropin_error) == str(original_error)
+
+
+def test_index_error_message_is_the_originals(world, ntdb):
+    for case in (c for c in CASES if c.get("error") == "IndexError" and c["autoencoders"] != "multi"):
+        dropin, error = _derive(ntdb.make_node_write_scalar_deriver, world, case, "own")
+        assert isinstance(error, IndexError)
+        assert str(error) == case["error_message"]
+
+
+@pytest.mark.parametrize("node_type", ["attention_head", "mlp_neuron", "autoencoder_latent"])
+def test_default_dtype_followed(world, ntdb, node_type):
+    """The original's output is torch.zeros(...) of the default dtype: so is the drop-in's."""
+    import torch
+
+    case = next(c for c in CASES if c["node_type"] == node_type and "error" not in c)
+    original_make = ntdb._tdb().original["make_node_write_scalar_deriver"]
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        original, e1 = _derive(original_make, world, case, "own")
+        dropin, e2 = _derive(ntdb.make_node_write_scalar_deriver, world, case, "own")
+    finally:
+        torch.set_default_dtype(old)
+    assert e1 is None and e2 is None, (e1, e2)
+    assert original.dtype == dropin.dtype == torch.float64
+    _check_same_output(case, original, dropin)
