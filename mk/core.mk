@@ -15,3 +15,16 @@ build:
 test-c: $(LIB) build/c_parity
 	tests_c/check_selfcontained.sh $(LIB)
 	build/c_parity $(LIB) $(FIXTURES)
+
+BENCH_TARGETS += bench-c
+build/bench: bench/bench.c include/nodewrite.h $(LIB) | build
+	$(CC) -std=c11 -O3 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release'
+
+bench-c: build/bench
+	build/bench $(BENCH_ARGS)
+
+build/demo: examples/demo.c tests_c/fixture.h include/nodewrite.h $(LIB) | build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -lm
+
+demo-c: build/demo
+	build/demo $(FIXTURES)
