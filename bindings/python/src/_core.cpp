@@ -602,12 +602,17 @@ std::unique_ptr<Deriver> deriver_new(py::object model, py::object node) {
     d->model_obj = model;
     d->node_obj = node;
     d->d_model = m.dims.d_model;
+    // Asking with a small buffer first: a too-small capacity is NW_ERR_BUFFER_TOO_SMALL
+    // with *count set to the number needed.
+    std::vector<nw_requirement> req(4);
     size_t count = 0;
-    check(nw_deriver_requirements(d->deriver, nullptr, 0, &count));
-    std::vector<nw_requirement> req(count);
-    size_t count2 = 0;
-    check(nw_deriver_requirements(d->deriver, req.data(), req.size(), &count2));
-    for (size_t i = 0; i < count2 && i < count; ++i) {
+    nw_status st = nw_deriver_requirements(d->deriver, req.data(), req.size(), &count);
+    if (st == NW_ERR_BUFFER_TOO_SMALL && count > req.size()) {
+        req.resize(count);
+        st = nw_deriver_requirements(d->deriver, req.data(), req.size(), &count);
+    }
+    check(st);
+    for (size_t i = 0; i < count && i < req.size(); ++i) {
         const char *name = nw_activation_name(req[i].activation);
         d->requirements.append(py::make_tuple(py::str(name ? name : "?"), req[i].layer));
     }
@@ -646,7 +651,8 @@ py::array_t<float> deriver_derive(Deriver &d, py::object store) {
 
 py::tuple deriver_derive_vector(Deriver &d, py::object store) {
     Store &s = as_store(store);
-    py::array_t<float> out(static_cast<py::ssize_t>(d.d_model));
+    // (Shape given as a vector: pybind11 2.10's array_t(count) constructor leaves a zero stride.)
+    py::array_t<float> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(d.d_model)});
     float *p = out.mutable_data();
     int64_t token = -1;
     nw_status st = NW_OK;
@@ -722,7 +728,7 @@ py::tuple node_write_vectors(py::object model, py::object store, py::object node
         }
     }
     py::array_t<float> out = new_output(static_cast<int64_t>(len), m.dims.d_model);
-    py::array_t<int64_t> rows(static_cast<py::ssize_t>(len));
+    py::array_t<int64_t> rows(std::vector<py::ssize_t>{static_cast<py::ssize_t>(len)});
     float *p = out.mutable_data();
     int64_t *r = rows.mutable_data();
     size_t out_len = static_cast<size_t>(len) * static_cast<size_t>(m.dims.d_model);
