@@ -53,9 +53,13 @@ func cString(_ s: StaticString) -> UnsafePointer<CChar> {
     UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 
-/// A caller's (pointer, capacity) output as a buffer; capacities beyond Int.max are
-/// clamped (no such memory exists).
+/// A size_t capacity as Int. Swift imports size_t as Int, so values of 2^63 and more
+/// arrive negative; as capacities they are clamped to Int.max (no such memory exists).
+@inline(__always)
+func capacity(_ sizeT: Int) -> Int { sizeT < 0 ? Int.max : sizeT }
+
+/// A caller's (pointer, capacity) output as a buffer.
 func outputBuffer(_ out: UnsafeMutablePointer<Float>?, _ length: Int, _ name: StaticString) throws(NodeWriteError)
     -> UnsafeMutableBufferPointer<Float> {
-    UnsafeMutableBufferPointer(start: try required(out, name), count: length)
+    UnsafeMutableBufferPointer(start: try required(out, name), count: capacity(length))
 }

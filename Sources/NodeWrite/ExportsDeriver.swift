@@ -25,7 +25,7 @@ public func nw_deriver_requirements(_ deriver: OpaquePointer?, _ out: UnsafeMuta
         let count = try required(count, "count")
         guard capacity == 0 || out != nil else { throw .invalidArgument("out is NULL but capacity is \(capacity)") }
         let needed = d.requirementCount
-        guard capacity >= needed else {
+        guard NodeWrite.capacity(capacity) >= needed else {
             count.pointee = needed
             throw .bufferTooSmall("out: capacity \(capacity) is less than the \(needed) requirements")
         }
@@ -90,11 +90,13 @@ public func nw_node_write_vectors(_ model: OpaquePointer?, _ store: OpaquePointe
     boundary { () throws(NodeWriteError) in
         let model = try Handle.borrow(model, as: Model.self, "model")
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
+        guard nNodes >= 0, nNodes <= Int.max / model.dims.dModel else {
+            throw .invalidArgument("n_nodes = \(UInt(bitPattern: nNodes)) is too large")
+        }
         guard nNodes == 0 || nodes != nil else { throw .invalidArgument("nodes is NULL but n_nodes is \(nNodes)") }
-        guard nNodes <= Int.max / model.dims.dModel else { throw .invalidArgument("n_nodes = \(nNodes) is too large") }
         let needed = nNodes * model.dims.dModel
         guard nNodes == 0 || out != nil else { throw .invalidArgument("out is NULL") }
-        guard outLen >= needed else {
+        guard capacity(outLen) >= needed else {
             throw .bufferTooSmall("out: capacity \(outLen) is less than n_nodes × d_model = \(needed)")
         }
         func deriver(_ i: Int) throws(NodeWriteError) -> NodeWriteDeriver {

@@ -185,6 +185,18 @@ struct BadInputTests {
         derive("2 indices for an attention head", INVALID, 1, [0, 0]),
         derive("out_len = T × d_model − 1", SMALL, 0, [0, 0], outLen: T * D - 1),
         derive("out_len = 0", SMALL, 1, [0, 0, 0], outLen: 0),
+        derive("out_len = SIZE_MAX is a capacity, not a size", OK, 1, [0, 0, 0], outLen: -1),
+        Row(what: "n_nodes = SIZE_MAX", status: INVALID) { out in
+            var node = nodeIndex(0, layer: 0, [0, 0])
+            return nw_node_write_vectors(setup.model, setup.store, &node, -1, out, -1, nil)
+        },
+        Row(what: "n_nodes × d_model overflows", status: INVALID) { out in
+            var node = nodeIndex(0, layer: 0, [0, 0])
+            return nw_node_write_vectors(setup.model, setup.store, &node, Int.max / 2, out, -1, nil)
+        },
+        Row(what: "n_nodes = 0 writes nothing", status: OK) { out in
+            nw_node_write_vectors(setup.model, setup.store, nil, 0, out, 0, nil)
+        },
         Row(what: "reserved = 1", status: INVALID) { out in
             var node = nodeIndex(0, layer: 0, [0, 0])
             node.reserved = 1
