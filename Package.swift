@@ -4,9 +4,8 @@ import PackageDescription
 let package = Package(
     name: "nodewrite",
     products: [
-        // The C ABI (include/nodewrite.h) as a shared library: libnodewrite.so. Build it with
-        // `make lib` (scripts/build-lib.sh), which links the Swift runtime in statically
-        // and exports only the nw_ functions.
+        // The C ABI (include/nodewrite.h) as a shared library:
+        // `swift build -c release --product nodewrite` yields .build/release/libnodewrite.so.
         .library(name: "nodewrite", type: .dynamic, targets: ["NodeWrite"]),
     ],
     targets: [
@@ -20,7 +19,15 @@ let package = Package(
         .target(
             name: "NodeWrite",
             dependencies: ["CNodeWrite", "_NodeWriteShims", "NodeWriteCore"],
-            swiftSettings: [.enableExperimentalFeature("CImplementation")]
+            swiftSettings: [.enableExperimentalFeature("CImplementation")],
+            linkerSettings: [
+                // Release builds: the Swift runtime linked in statically, so that the .so loads
+                // into a process with no Swift toolchain, and only the nw_ functions exported.
+                // (Debug builds keep the shared runtime: the test bundle links the debug objects.)
+                .unsafeFlags(["-static-stdlib",
+                              "-Xlinker", "--version-script=\(Context.packageDirectory)/include/nodewrite.map"],
+                             .when(configuration: .release)),
+            ]
         ),
         .testTarget(
             name: "NodeWriteTests",
