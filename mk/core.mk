@@ -12,9 +12,10 @@ build/c_parity: tests_c/c_parity.c include/nodewrite.h | build
 build:
 	mkdir -p build
 
-test-c: $(LIB) build/c_parity
+test-c: $(LIB) build/c_parity build/no_alloc
 	tests_c/check_selfcontained.sh $(LIB)
 	build/c_parity $(LIB) $(FIXTURES)
+	build/no_alloc
 
 BENCH_TARGETS += bench-c
 build/bench: bench/bench.c include/nodewrite.h $(LIB) | build
@@ -28,3 +29,6 @@ build/demo: examples/demo.c tests_c/fixture.h include/nodewrite.h $(LIB) | build
 
 demo-c: build/demo
 	build/demo $(FIXTURES)
+
+build/no_alloc: tests_c/no_alloc.c include/nodewrite.h $(LIB) | build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release'

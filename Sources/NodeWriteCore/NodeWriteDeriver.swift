@@ -144,9 +144,8 @@ public struct NodeWriteDeriver: Sendable {
         case .attention(let h, _):
             let v = try store.require(.attnValue, layer: node.layer)
             let keys = main.shape[1]
-            let expected = [keys, dims.nHeads, dims.dHead]
-            guard v.shapeArray == expected else {
-                throw .shapeMismatch("activation attn.v at layer \(node.layer): shape \(v.shapeArray) must be (T_k, n_heads, d_head) = \(expected)")
+            guard v.shape[0] == keys, v.shape[1] == dims.nHeads, v.shape[2] == dims.dHead else {
+                throw .shapeMismatch("activation attn.v at layer \(node.layer): shape \(v.shapeArray) must be (T_k, n_heads, d_head) = \([keys, dims.nHeads, dims.dHead])")
             }
             let k = try resolveIndex(node.indices[1], size: keys, dimension: 1, what: "node.indices[1] (key token)")
             return Inputs(row: t, tokens: tokens, scale: main.value(at: main.offset(t, k, h)),
