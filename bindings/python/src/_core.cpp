@@ -428,7 +428,6 @@ struct Model {
 struct Store {
     nw_store *store = nullptr;
     mutable std::shared_mutex mu;
-    std::atomic<uint64_t> version{0};
     std::map<std::pair<int32_t, int32_t>, HeldPtr> entries;
 
     ~Store() { nw_store_destroy(store); }
@@ -476,7 +475,7 @@ py::array_t<float> new_output(int64_t rows, int64_t cols) {
 }
 
 constexpr const char *kStoreChanged =
-    "the ActivationStore was modified by another thread during the call";
+    "the ActivationStore kept changing shape in another thread during the call";
 
 // ------------------------------------------------------------ Model methods
 
@@ -542,7 +541,6 @@ void store_put(Store &s, py::object name, py::object layer, py::object t) {
     nw_status st = nw_store_put(s.store, key.first, key.second, &v);
     if (st != NW_OK) fail_from_library(st);
     s.entries[key] = h;
-    s.version.fetch_add(1);
 }
 
 void store_remove(Store &s, py::object name, py::object layer) {
@@ -551,14 +549,12 @@ void store_remove(Store &s, py::object name, py::object layer) {
     nw_status st = nw_store_remove(s.store, key.first, key.second);
     if (st != NW_OK) fail_from_library(st);
     s.entries.erase(key);
-    s.version.fetch_add(1);
 }
 
 void store_clear(Store &s) {
     std::unique_lock<std::shared_mutex> lock(s.mu);
     nw_store_clear(s.store);
     s.entries.clear();
-    s.version.fetch_add(1);
 }
 
 py::list store_keys(const Store &s) {
@@ -619,34 +615,44 @@ std::unique_ptr<Deriver> deriver_new(py::object model, py::object node) {
     return d;
 }
 
-py::array_t<float> derive_full(const nw_deriver *deriver, Store &s, int64_t d_model_expected) {
-    int64_t shape[2] = {0, 0};
-    uint64_t version = s.version.load();
-    check(nw_deriver_output_shape(deriver, s.store, shape));
-    (void)d_model_expected;
-    py::array_t<float> out = new_output(shape[0], shape[1]);
-    float *p = out.mutable_data();
-    size_t n = static_cast<size_t>(shape[0]) * static_cast<size_t>(shape[1]);
-    nw_status st = NW_OK;
-    std::string msg;
-    {
-        py::gil_scoped_release nogil;
-        std::shared_lock<std::shared_mutex> lock(s.mu);
-        if (s.version.load() != version) {
-            st = NW_ERR_INVALID_ARGUMENT;
-            msg = kStoreChanged;
-        } else {
-            st = nw_deriver_derive(deriver, s.store, p, n);
+// The (T, d_model) output of a deriver into a new array. The shape is read with the GIL held
+// (no writer can run), the array allocated, and the shape read again under the store's lock
+// without the GIL: if a writer changed the store in between, try again with the new shape.
+// model_mu (for one-shot calls) keeps borrowed weights from being replaced during the call.
+py::array_t<float> derive_full(const nw_deriver *deriver, Store &s,
+                               std::shared_mutex *model_mu) {
+    for (int attempt = 0;; ++attempt) {
+        int64_t shape[2] = {0, 0};
+        check(nw_deriver_output_shape(deriver, s.store, shape));
+        py::array_t<float> out = new_output(shape[0], shape[1]);
+        float *p = out.mutable_data();
+        size_t n = static_cast<size_t>(shape[0]) * static_cast<size_t>(shape[1]);
+        nw_status st = NW_OK;
+        bool changed = false;
+        std::string msg;
+        {
+            py::gil_scoped_release nogil;
+            std::shared_lock<std::shared_mutex> mlock;
+            if (model_mu != nullptr) mlock = std::shared_lock<std::shared_mutex>(*model_mu);
+            std::shared_lock<std::shared_mutex> slock(s.mu);
+            int64_t now[2] = {0, 0};
+            st = nw_deriver_output_shape(deriver, s.store, now);
+            if (st == NW_OK && (now[0] != shape[0] || now[1] != shape[1])) changed = true;
+            else if (st == NW_OK) st = nw_deriver_derive(deriver, s.store, p, n);
             if (st != NW_OK) msg = nw_last_error_message();
         }
+        if (changed) {
+            if (attempt < 16) continue;
+            fail(NW_ERR_INVALID_ARGUMENT, kStoreChanged);
+        }
+        if (st != NW_OK) fail(st, msg);
+        return out;
     }
-    if (st != NW_OK) fail(st, msg);
-    return out;
 }
 
 py::array_t<float> deriver_derive(Deriver &d, py::object store) {
     Store &s = as_store(store);
-    return derive_full(d.deriver, s, d.d_model);
+    return derive_full(d.deriver, s, nullptr);
 }
 
 py::tuple deriver_derive_vector(Deriver &d, py::object store) {
@@ -681,30 +687,9 @@ py::array_t<float> node_write(py::object model, py::object store, py::object nod
     nw_node_index n = node_from_py(node);
     DeriverGuard g;
     check(nw_node_write_deriver_create(m.model, &n, &g.d));
-    int64_t shape[2] = {0, 0};
-    uint64_t version = s.version.load();
-    check(nw_deriver_output_shape(g.d, s.store, shape));
-    py::array_t<float> out = new_output(shape[0], shape[1]);
-    float *p = out.mutable_data();
-    size_t count = static_cast<size_t>(shape[0]) * static_cast<size_t>(shape[1]);
-    nw_status st = NW_OK;
-    std::string msg;
-    {
-        py::gil_scoped_release nogil;
-        // The model lock keeps borrowed weights (which the temporary deriver reads)
-        // from being replaced and freed during the call.
-        std::shared_lock<std::shared_mutex> mlock(m.mu);
-        std::shared_lock<std::shared_mutex> slock(s.mu);
-        if (s.version.load() != version) {
-            st = NW_ERR_INVALID_ARGUMENT;
-            msg = kStoreChanged;
-        } else {
-            st = nw_deriver_derive(g.d, s.store, p, count);
-            if (st != NW_OK) msg = nw_last_error_message();
-        }
-    }
-    if (st != NW_OK) fail(st, msg);
-    return out;
+    // The model lock keeps borrowed weights (which the temporary deriver reads) from
+    // being replaced and freed during the call.
+    return derive_full(g.d, s, &m.mu);
 }
 
 py::tuple node_write_vectors(py::object model, py::object store, py::object nodes) {
