@@ -369,3 +369,38 @@ def test_default_dtype_followed(world, ntdb, node_type):
     assert e1 is None and e2 is None, (e1, e2)
     assert original.dtype == dropin.dtype == torch.float64
     _check_same_output(case, original, dropin)
+
+
+def test_lean_raw_scalar_source_gives_tdbs_result(world, ntdb):
+    """The drop-in's RawScalarSource subclass returns what TDB's RawScalarSource returns (the
+    same tensors, the same layers), with and without missing layers."""
+    import torch
+    from neuron_explainer.activations.derived_scalars.locations import (
+        ConstantLayerIndexer,
+        IdentityLayerIndexer,
+    )
+    from neuron_explainer.activations.derived_scalars.scalar_deriver import RawScalarSource
+    from neuron_explainer.models.model_component_registry import ActivationLocationType, PassType
+
+    T = ntdb._tdb()
+
+    def fresh_store():  # TDB fills missing layers into the store's own dict: one store per call
+        acts = {}
+        for k, v in world.tensors.items():
+            if k.startswith("activations."):
+                layer_s, name = k[len("activations.") :].split(".", 1)
+                if name in tdb_support.FixtureWorld.ACTIVATION_KEYS:
+                    acts[(name, int(layer_s))] = torch.from_numpy(v)
+        return tdb_support.make_raw_store(acts)
+
+    for alt in ("attn.qk_probs", "attn.v", "mlp.post_act"):
+        for indexer in (IdentityLayerIndexer(), ConstantLayerIndexer(1)):
+            for desired in (None, [0], [2, 1], [0, 5]):
+                args = (ActivationLocationType(alt), PassType.FORWARD, indexer)
+                a = RawScalarSource(*args).derive_from_raw(fresh_store(), desired)
+                b = T.LeanRawScalarSource(*args).derive_from_raw(fresh_store(), desired)
+                assert isinstance(T.LeanRawScalarSource(*args), RawScalarSource)
+                assert (a.dst, a.pass_type) == (b.dst, b.pass_type)
+                assert list(a.activations_by_layer_index) == list(b.activations_by_layer_index)
+                for layer, t in a.activations_by_layer_index.items():
+                    assert torch.equal(t, b.activations_by_layer_index[layer]), (alt, desired, layer)

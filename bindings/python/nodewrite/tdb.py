@@ -19,7 +19,10 @@ the same ``dst_config`` (``layer_indices=[node layer]``) and location within the
 original's. Their inputs are TDB raw activations at the node's layer: ``attn.qk_probs`` and
 ``attn.v`` for attention heads (no weighted-value intermediate), ``mlp.post_act`` for MLP neurons
 (with its backward-pass source too when ``derive_gradients`` is set, as in the original), and the
-node type's ``online_*autoencoder_latent`` for latents. ``derive_from_raw`` returns, per layer,
+node type's ``online_*autoencoder_latent`` for latents. (They are ``RawScalarSource`` objects of
+a subclass that returns the same result without TDB's per-read ``torch.zeros_like`` of the whole
+activation, 50 MB for ``attn.qk_probs`` at T = 1024, unless a layer is really missing and has to
+be filled.) ``derive_from_raw`` returns, per layer,
 a (T, d_model) tensor of ``torch.get_default_dtype()`` on the model context's device, zero except
 the node's token row: the original's shape, dtype and device.
 
@@ -127,6 +130,7 @@ class _TDB:
         )
         from neuron_explainer.activations.derived_scalars.scalar_deriver import (
             DerivedScalarSource,
+            RawScalarSource,
             ScalarDeriver,
         )
         from neuron_explainer.models.autoencoder_context import (
@@ -154,6 +158,8 @@ class _TDB:
         self.ResidualWriteConverter = ResidualWriteConverter
         self.DerivedScalarSource = DerivedScalarSource
         self.ScalarDeriver = ScalarDeriver
+        self.RawScalarSource = RawScalarSource
+        self.LeanRawScalarSource = _make_lean_raw_scalar_source_class(RawScalarSource)
         self.MultiAutoencoderContext = MultiAutoencoderContext
         self.get_decoder_weight = get_decoder_weight
         self.Dimension = Dimension
@@ -168,6 +174,41 @@ class _TDB:
                 fn = _saved_originals[name]
             self.original[name] = fn
         _saved_originals.update(self.original)
+
+
+def _make_lean_raw_scalar_source_class(RawScalarSource: type) -> type:
+    class LeanRawScalarSource(RawScalarSource):  # type: ignore[misc, valid-type]
+        """TDB's RawScalarSource, with the same derive_from_raw result, minus one cost: TDB's
+        ``_fill_in_activations_by_layer_index_at_layer_indices`` allocates
+        ``torch.zeros_like`` of the activation (50 MB for attn.qk_probs at T = 1024, GPT-2
+        small) on every read, to fill layers that are missing. When no layer is missing (and
+        there is no ``None`` layer or "Dummy" source) this returns the same tensors without
+        that allocation; otherwise it is TDB's own code."""
+
+        def derive_from_raw(self, raw_activation_store: Any, desired_layer_indices: Any) -> Any:
+            data = raw_activation_store.get_activations_and_metadata(
+                self.activation_location_type, self.pass_type
+            )
+            by_layer = data.activations_by_layer_index
+            desired = data.layer_indices if desired_layer_indices is None else desired_layer_indices
+            sources = self.layer_indexer(desired)
+            if (
+                by_layer
+                and None not in by_layer
+                and len(sources) == len(desired)
+                and all(not isinstance(src, str) and src in by_layer for src in sources)
+            ):
+                return dataclasses.replace(
+                    data,
+                    activations_by_layer_index={
+                        layer: by_layer[src] for layer, src in zip(desired, sources)
+                    },
+                )
+            return super().derive_from_raw(raw_activation_store, desired_layer_indices)
+
+    LeanRawScalarSource.__qualname__ = LeanRawScalarSource.__name__
+    LeanRawScalarSource.__module__ = __name__
+    return LeanRawScalarSource
 
 
 _tdb_instance: _TDB | None = None
@@ -536,6 +577,12 @@ def make_node_write_scalar_deriver(dst_config: Any) -> Any:
             node_index.node_type
         )(dst_config_for_attribution)
     ds_index = residual_write_converter.convert_node_index_to_ds_index(node_index)
+    sub_scalar_sources = tuple(
+        T.LeanRawScalarSource(s.activation_location_type, s.pass_type, s.layer_indexer)
+        if type(s) is T.RawScalarSource
+        else s
+        for s in activation_scalar_deriver.sub_scalar_sources
+    )
     plan = _NodeWritePlan(
         node_index,
         indices,
@@ -554,6 +601,7 @@ def make_node_write_scalar_deriver(dst_config: Any) -> Any:
     return dataclasses.replace(
         activation_scalar_deriver,
         dst=T.DerivedScalarType.SINGLE_NODE_WRITE,
+        sub_scalar_sources=sub_scalar_sources,
         tensor_calculate_derived_scalar_fn=tensor_calculate_derived_scalar_fn,
         _specified_location_within_layer=activation_scalar_deriver.location_within_layer,
     )
