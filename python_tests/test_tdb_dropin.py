@@ -404,3 +404,23 @@ def test_lean_raw_scalar_source_gives_tdbs_result(world, ntdb):
                 assert list(a.activations_by_layer_index) == list(b.activations_by_layer_index)
                 for layer, t in a.activations_by_layer_index.items():
                     assert torch.equal(t, b.activations_by_layer_index[layer]), (alt, desired, layer)
+
+
+def test_model_cache_lets_go_of_the_model_context(ntdb):
+    """The cache is weak: dropping the model context drops its nodewrite.Model objects."""
+    reason = tdb_support.tdb_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    import gc
+
+    from neuron_explainer.models.model_component_registry import PassType
+
+    world = tdb_support.FixtureWorld()
+    case = next(c for c in CASES if c["node_type"] == "mlp_neuron" and "error" not in c)
+    deriver = ntdb.make_node_write_scalar_deriver(world.dst_config(case))
+    deriver.derive_from_raw(world.raw_store, PassType.FORWARD)
+    assert ntdb._models.get(world.model_context) is not None
+    n = len(ntdb._models)
+    del deriver, world
+    gc.collect()
+    assert len(ntdb._models) == n - 1
