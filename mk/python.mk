@@ -7,7 +7,7 @@
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl))
-PY_BINDING_SRCS := $(shell find bindings/python -path '*/build' -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.toml' -o -name py.typed \) -print)
+PY_BINDING_SRCS := $(shell find bindings/python \( -path '*/build' -o -path '*/examples' \) -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.toml' -o -name py.typed \) -print)
 
 TEST_TARGETS += test-python
 BENCH_TARGETS += bench-python

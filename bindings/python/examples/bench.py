@@ -140,6 +140,24 @@ def main() -> None:
         print()
         rows.append((title, med, base_name))
 
+    if torch is not None and torch.get_num_threads() > 1:
+        # The full output is bound by filling 3 MB with zeros: nodewrite does it on one thread,
+        # torch.zeros on all of its intra-op threads. Same comparison with torch on one thread:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        med = per_call_medians({
+            "nodewrite deriver.derive (attention)": lambda: d_attn.derive(store),
+            "baseline zeros + out[q] = ... (1 thread)": attn_full_base,
+            "nodewrite deriver.derive (MLP)": lambda: d_mlp.derive(store),
+            "baseline zeros + out[t] = ... (1 thread)": mlp_full_base,
+        }, batches=100 // scale, calls=10)
+        torch.set_num_threads(threads)
+        print("full (T, d_model) output with torch on 1 thread (nodewrite fills zeros on one thread)")
+        for name, s in med.items():
+            print(f"  {name:42s} {fmt_time(s)}")
+        print(f"  ratios: attention {med['baseline zeros + out[q] = ... (1 thread)'] / med['nodewrite deriver.derive (attention)']:.2f}x, "
+              f"MLP {med['baseline zeros + out[t] = ... (1 thread)'] / med['nodewrite deriver.derive (MLP)']:.2f}x\n")
+
     # Many nodes in one call vs a Python loop of the baseline.
     nodes = [nw.NodeIndex("attention_head", 0, (qq, kk, hh)) for qq in (100, 500, 1000) for kk in range(0, 100, 3) for hh in range(N_HEADS)]
     idx = [nd.tensor_indices for nd in nodes]
