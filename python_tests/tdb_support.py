@@ -188,8 +188,9 @@ def make_autoencoder_context(dst_value: str, state_by_layer: dict[int, dict[str,
     )
 
 
-def make_raw_store(activations: dict[tuple[str, int], Any]):
-    """TDB's RawActivationStore from {(ActivationLocationType value, layer): tensor}, forward pass."""
+def make_raw_store(activations: dict[tuple, Any]):
+    """TDB's RawActivationStore from {(ActivationLocationType value, layer[, pass type value]):
+    tensor}; the pass type defaults to "forward"."""
     import torch
     from neuron_explainer.activations.derived_scalars.activations_and_metadata import (
         RawActivationStore,
@@ -201,8 +202,10 @@ def make_raw_store(activations: dict[tuple[str, int], Any]):
     )
 
     nested: dict = {}
-    for (alt_value, layer), t in activations.items():
-        key = ActivationLocationTypeAndPassType(ActivationLocationType(alt_value), PassType.FORWARD)
+    for key_tuple, t in activations.items():
+        alt_value, layer = key_tuple[:2]
+        pass_type = PassType(key_tuple[2]) if len(key_tuple) > 2 else PassType.FORWARD
+        key = ActivationLocationTypeAndPassType(ActivationLocationType(alt_value), pass_type)
         nested.setdefault(key, {})[layer] = torch.as_tensor(t)
     return RawActivationStore.from_nested_dict_of_activations(nested)
 
@@ -256,6 +259,7 @@ class FixtureWorld:
                 layer_s, name = k[len("activations.") :].split(".", 1)
                 if name in self.ACTIVATION_KEYS:
                     acts[(self.ACTIVATION_KEYS[name], int(layer_s))] = torch.from_numpy(v)
+        self.activations = acts
         self.raw_store = make_raw_store(acts)
 
     def dst_config(self, case: dict, autoencoders: str | None = None):

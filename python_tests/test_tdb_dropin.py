@@ -202,15 +202,25 @@ def test_install_patches_importers_and_uninstall_restores(world, ntdb):
         assert getattr(mod, name) is original[name]
     assert registry[DerivedScalarType.SINGLE_NODE_WRITE] is original["make_node_write_scalar_deriver"]
 
+    import types
+
     ntdb.install()
     ntdb.install()  # idempotent
+    late = types.ModuleType("neuron_explainer._nodewrite_test_late_import")
     try:
         assert ntdb.is_installed()
         for mod, name in places:
             assert getattr(mod, name) is getattr(ntdb, name), (mod.__name__, name)
         assert registry[DerivedScalarType.SINGLE_NODE_WRITE] is ntdb.make_node_write_scalar_deriver
+        # a TDB module imported while installed gets the drop-in by name ...
+        late.make_node_write_scalar_source = node_write.make_node_write_scalar_source
+        sys.modules[late.__name__] = late
+        assert late.make_node_write_scalar_source is ntdb.make_node_write_scalar_source
     finally:
         ntdb.uninstall()
+        sys.modules.pop(late.__name__, None)
+    # ... and uninstall() gives it back the original
+    assert late.make_node_write_scalar_source is original["make_node_write_scalar_source"]
     assert not ntdb.is_installed()
     for mod, name in places:
         assert getattr(mod, name) is original[name]
@@ -424,3 +434,52 @@ def test_model_cache_lets_go_of_the_model_context(ntdb):
     del deriver, world
     gc.collect()
     assert len(ntdb._models) == n - 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if "error" not in c and c["autoencoders"] != "multi"],
+    ids=lambda c: c["id"],
+)
+def test_consumer_write_to_final_residual_grad(world, ntdb, case):
+    """A TDB consumer of the node-write deriver (SINGLE_NODE_WRITE_TO_FINAL_RESIDUAL_GRAD, from
+    the DST registry: edge attribution to the loss) gives the same result with the drop-in
+    installed as with the original."""
+    import torch
+    from neuron_explainer.activations.derived_scalars import make_scalar_derivers
+    from neuron_explainer.activations.derived_scalars.derived_scalar_types import (
+        DerivedScalarType,
+    )
+    from neuron_explainer.models.model_component_registry import PassType
+
+    g = torch.Generator().manual_seed(0)
+    acts = dict(world.activations)
+    n_tokens, d_model = META["model"]["n_tokens"], META["model"]["d_model"]
+    for layer in range(META["model"]["n_layers"]):  # a backward pass's residual gradients
+        acts[("resid.post_mlp", layer, "backward")] = torch.randn(n_tokens, d_model, generator=g)
+    store = tdb_support.make_raw_store(acts)
+    dst = DerivedScalarType.SINGLE_NODE_WRITE_TO_FINAL_RESIDUAL_GRAD
+
+    def run():
+        deriver = make_scalar_derivers.make_scalar_deriver(dst, world.dst_config(case))
+        out = deriver.derive_from_raw(store, PassType.FORWARD)
+        return deriver, out.activations_by_layer_index
+
+    original_deriver, original = run()
+    ntdb.install()
+    try:
+        native_before = ntdb.stats["native"]
+        dropin_deriver, dropin = run()
+        assert ntdb.stats["native"] == native_before + 1  # the drop-in did the node write
+    finally:
+        ntdb.uninstall()
+    assert (
+        dropin_deriver.get_sub_activation_location_type_and_pass_types()
+        == original_deriver.get_sub_activation_location_type_and_pass_types()
+    )
+    assert list(dropin) == list(original)
+    for layer, a in original.items():
+        b = dropin[layer]
+        assert (b.shape, b.dtype, b.device) == (a.shape, a.dtype, a.device)
+        tol = 1e-5 * max(1.0, float(a.abs().max()))
+        assert float((a - b).abs().max()) <= tol

@@ -677,7 +677,8 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Restores everything :func:`install` replaced (where it still holds the drop-in)."""
+    """Restores everything :func:`install` replaced (where it still holds the drop-in), and the
+    names in ``neuron_explainer`` modules imported while it was installed."""
     with _lock:
         while _patches:
             container, key, original, is_mapping = _patches.pop()
@@ -686,3 +687,13 @@ def uninstall() -> None:
                     container[key] = original
             elif getattr(container, key, None) is _DROPINS.get(original.__name__):
                 setattr(container, key, original)
+        if _tdb_instance is None:
+            return
+        dropins = {id(fn): name for name, fn in _DROPINS.items()}
+        for mod_name, mod in list(sys.modules.items()):
+            if mod is None or not (mod_name == "neuron_explainer" or mod_name.startswith("neuron_explainer.")):
+                continue
+            for attr, value in list(vars(mod).items()):
+                name = dropins.get(id(value))
+                if name is not None and value is _DROPINS[name]:
+                    setattr(mod, attr, _tdb_instance.original[name])
