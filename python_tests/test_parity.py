@@ -132,3 +132,30 @@ def test_versions():
     assert nw.abi_version() == 1
     assert nw.library_version().count(".") == 2
     assert isinstance(nw.__version__, str)
+
+
+def test_every_public_name_has_a_docstring():
+    missing = []
+    for name in nw.__all__:
+        obj = getattr(nw, name)
+        if isinstance(obj, (str, tuple)):
+            continue
+        if not (getattr(obj, "__doc__", None) or "").strip():
+            missing.append(name)
+        if isinstance(obj, type):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or attr in ("node_type", "layer_index", "tensor_indices"):
+                    continue
+                if not (getattr(member, "__doc__", None) or "").strip():
+                    missing.append(f"{name}.{attr}")
+    assert missing == []
+
+
+def test_stubs_and_marker_are_installed():
+    import os
+    pkg = os.path.dirname(nw.__file__)
+    for f in ("__init__.pyi", "py.typed", "libnodewrite.so"):
+        assert os.path.isfile(os.path.join(pkg, f)), f
+    stub = open(os.path.join(pkg, "__init__.pyi")).read()
+    for name in nw.__all__:
+        assert name in stub, f"{name} missing from __init__.pyi"

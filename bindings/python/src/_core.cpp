@@ -769,10 +769,13 @@ PYBIND11_MODULE(_core, mod) {
             py::arg("status"), "Name of a status code ('NW_OK', 'NW_ERR_...').");
     mod.def("last_error_message", [] { return std::string(nw_last_error_message()); },
             "The library's last error message on this thread.");
-    mod.def("node_type_names", [] { return names(nw_node_type_name); });
-    mod.def("activation_names", [] { return names(nw_activation_name); });
-    mod.def("weight_names", [] { return names(nw_weight_name); });
-    mod.def("dtype_names", [] { return names(nw_dtype_name); });
+    mod.def("node_type_names", [] { return names(nw_node_type_name); },
+            "TDB NodeType values, in nw_node_type order.");
+    mod.def("activation_names", [] { return names(nw_activation_name); },
+            "TDB ActivationLocationType values, in nw_activation order.");
+    mod.def("weight_names", [] { return names(nw_weight_name); },
+            "TDB WeightLocationType values, in nw_weight order.");
+    mod.def("dtype_names", [] { return names(nw_dtype_name); }, "dtype names, in nw_dtype order.");
 
     py::class_<Model>(mod, "Model", R"doc(
 A transformer's dimensions and output weights (TDB's ModelContext, reduced to what
@@ -807,11 +810,11 @@ vector goes through mlp.to_residual) or a residual-stream type ("resid_delta_mlp
 "resid_delta_attn", "resid_post_mlp", "resid_post_attn", "resid_post_embedding";
 n_inputs = d_model; the decoded vector is the write). copy: as in set_weight.
 )doc")
-        .def_property_readonly("n_layers", [](const Model &m) { return m.dims.n_layers; })
-        .def_property_readonly("d_model", [](const Model &m) { return m.dims.d_model; })
-        .def_property_readonly("n_heads", [](const Model &m) { return m.dims.n_heads; })
-        .def_property_readonly("d_head", [](const Model &m) { return m.dims.d_head; })
-        .def_property_readonly("d_ff", [](const Model &m) { return m.dims.d_ff; })
+        .def_property_readonly("n_layers", [](const Model &m) { return m.dims.n_layers; }, "Number of layers.")
+        .def_property_readonly("d_model", [](const Model &m) { return m.dims.d_model; }, "Width of the residual stream.")
+        .def_property_readonly("n_heads", [](const Model &m) { return m.dims.n_heads; }, "Attention heads per layer.")
+        .def_property_readonly("d_head", [](const Model &m) { return m.dims.d_head; }, "Width of one attention head.")
+        .def_property_readonly("d_ff", [](const Model &m) { return m.dims.d_ff; }, "Width of the MLP (neurons per layer).")
         .def("__repr__", [](const Model &m) {
             return "nodewrite.Model(n_layers=" + std::to_string(m.dims.n_layers) +
                    ", d_model=" + std::to_string(m.dims.d_model) +
@@ -846,8 +849,8 @@ Shapes are checked against the model when a derive reads them.
         .def("get", &store_get, py::arg("name"), py::arg("layer"),
              "The object put at (name, layer); KeyError if there is none.")
         .def("keys", &store_keys, "The (name, layer) pairs in the store.")
-        .def("__len__", [](const Store &s) { return s.entries.size(); })
-        .def("__contains__", &store_contains)
+        .def("__len__", [](const Store &s) { return s.entries.size(); }, "Number of entries.")
+        .def("__contains__", &store_contains, "Whether (name, layer) is in the store.")
         .def("__repr__", [](const Store &s) {
             return "nodewrite.ActivationStore(" + std::to_string(s.entries.size()) +
                    " entries)";
@@ -865,8 +868,10 @@ Immutable; share it between threads freely.
         .def_property_readonly(
             "requirements", [](const Deriver &d) { return py::list(d.requirements); },
             "The raw activations it reads, as [(ActivationLocationType value, layer), ...].")
-        .def_property_readonly("model", [](const Deriver &d) { return d.model_obj; })
-        .def_property_readonly("node", [](const Deriver &d) { return d.node_obj; })
+        .def_property_readonly("model", [](const Deriver &d) { return d.model_obj; },
+                               "The Model it was created from.")
+        .def_property_readonly("node", [](const Deriver &d) { return d.node_obj; },
+                               "The node it derives the write of.")
         .def("derive", &deriver_derive, py::arg("store"), R"doc(
 TDB's output: a new float32 numpy array (T, d_model), zero except the node's token row
 (the query token for attention nodes). Releases the GIL during the computation.
