@@ -483,3 +483,56 @@ def test_consumer_write_to_final_residual_grad(world, ntdb, case):
         assert (b.shape, b.dtype, b.device) == (a.shape, a.dtype, a.device)
         tol = 1e-5 * max(1.0, float(a.abs().max()))
         assert float((a - b).abs().max()) <= tol
+
+
+def _compare_on_store(ntdb, world, case, store, **config_changes):
+    import dataclasses
+
+    from neuron_explainer.models.model_component_registry import PassType
+
+    cfg = dataclasses.replace(world.dst_config(case), **config_changes)
+    results = []
+    for make in (ntdb._tdb().original["make_node_write_scalar_deriver"], ntdb.make_node_write_scalar_deriver):
+        try:
+            deriver = make(cfg)
+            results.append((deriver, deriver.derive_from_raw(store, PassType.FORWARD), None))
+        except Exception as e:
+            results.append((None, None, e))
+    return results
+
+
+def test_mlp_with_derive_gradients(world, ntdb):
+    """derive_gradients=True: the MLP deriver also requires the backward mlp.post_act, as the
+    original does, and writes the forward pass's node write."""
+    import torch
+
+    case = next(c for c in CASES if c["node_type"] == "mlp_neuron" and "error" not in c)
+    acts = dict(world.activations)
+    for layer in range(META["model"]["n_layers"]):
+        acts[("mlp.post_act", layer, "backward")] = torch.randn_like(acts[("mlp.post_act", layer)])
+    store = tdb_support.make_raw_store(acts)
+    (od, o, oe), (dd, d, de) = _compare_on_store(ntdb, world, case, store, derive_gradients=True)
+    assert oe is None and de is None, (oe, de)
+    assert (
+        dd.get_sub_activation_location_type_and_pass_types()
+        == od.get_sub_activation_location_type_and_pass_types()
+    )
+    assert len(dd.get_sub_activation_location_type_and_pass_types()) == 2
+    layer = case["layer"]
+    _check_same_output(case, o.activations_by_layer_index[layer], d.activations_by_layer_index[layer])
+
+
+@pytest.mark.parametrize("missing", ["attn.v", "attn.qk_probs", "mlp.post_act", "layer"])
+def test_missing_activations_raise_the_originals_exception(world, ntdb, missing):
+    """A raw store without a needed activation (or without the node's layer): the original's
+    exception type."""
+    node_type = "mlp_neuron" if missing == "mlp.post_act" else "attention_head"
+    case = next(c for c in CASES if c["node_type"] == node_type and "error" not in c and c["layer"] == 1)
+    if missing == "layer":
+        acts = {k: v for k, v in world.activations.items() if k[1] != 1}
+    else:
+        acts = {k: v for k, v in world.activations.items() if k[0] != missing}
+    store = tdb_support.make_raw_store(acts)
+    (_, _, original_error), (_, _, dropin_error) = _compare_on_store(ntdb, world, case, store)
+    assert original_error is not None
+    assert type(dropin_error) is type(original_error), (original_error, dropin_error)

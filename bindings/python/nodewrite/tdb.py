@@ -20,9 +20,10 @@ original's. Their inputs are TDB raw activations at the node's layer: ``attn.qk_
 ``attn.v`` for attention heads (no weighted-value intermediate), ``mlp.post_act`` for MLP neurons
 (with its backward-pass source too when ``derive_gradients`` is set, as in the original), and the
 node type's ``online_*autoencoder_latent`` for latents. (They are ``RawScalarSource`` objects of
-a subclass that returns the same result without TDB's per-read ``torch.zeros_like`` of the whole
-activation, 50 MB for ``attn.qk_probs`` at T = 1024, unless a layer is really missing and has to
-be filled.) ``derive_from_raw`` returns, per layer,
+a subclass that reads only the node's layer, the one the deriver keeps, and skips TDB's per-read
+``torch.zeros_like`` of the whole activation, 50 MB for ``attn.qk_probs`` at T = 1024, unless a
+layer is really missing and has to be filled: the same result.) ``derive_from_raw`` returns, per
+layer,
 a (T, d_model) tensor of ``torch.get_default_dtype()`` on the model context's device, zero except
 the node's token row: the original's shape, dtype and device.
 
@@ -123,7 +124,10 @@ class _TDB:
         from neuron_explainer.activations.derived_scalars.indexing import (
             make_python_slice_from_tensor_indices,
         )
-        from neuron_explainer.activations.derived_scalars.locations import ConstantLayerIndexer
+        from neuron_explainer.activations.derived_scalars.locations import (
+            ConstantLayerIndexer,
+            IdentityLayerIndexer,
+        )
         from neuron_explainer.activations.derived_scalars.mlp import get_base_mlp_scalar_deriver
         from neuron_explainer.activations.derived_scalars.postprocessing import (
             ResidualWriteConverter,
@@ -154,6 +158,7 @@ class _TDB:
         self.DerivedScalarType = DerivedScalarType
         self.make_python_slice_from_tensor_indices = make_python_slice_from_tensor_indices
         self.ConstantLayerIndexer = ConstantLayerIndexer
+        self.IdentityLayerIndexer = IdentityLayerIndexer
         self.get_base_mlp_scalar_deriver = get_base_mlp_scalar_deriver
         self.ResidualWriteConverter = ResidualWriteConverter
         self.DerivedScalarSource = DerivedScalarSource
@@ -183,13 +188,27 @@ def _make_lean_raw_scalar_source_class(RawScalarSource: type) -> type:
         ``torch.zeros_like`` of the activation (50 MB for attn.qk_probs at T = 1024, GPT-2
         small) on every read, to fill layers that are missing. When no layer is missing (and
         there is no ``None`` layer or "Dummy" source) this returns the same tensors without
-        that allocation; otherwise it is TDB's own code."""
+        that allocation; otherwise it is TDB's own code.
+
+        ``keep_layers`` (set by the drop-in to the node's layer): when the caller asks for all
+        layers, only these (those present) are returned, the ones the deriver then keeps anyway
+        (its dst_config.layer_indices). If the node's layer is missing the result is empty, and
+        ScalarDeriver fails its non-empty assertion as the original does."""
+
+        keep_layers: tuple | None = None
 
         def derive_from_raw(self, raw_activation_store: Any, desired_layer_indices: Any) -> Any:
             data = raw_activation_store.get_activations_and_metadata(
                 self.activation_location_type, self.pass_type
             )
             by_layer = data.activations_by_layer_index
+            if desired_layer_indices is None and self.keep_layers is not None:
+                return dataclasses.replace(
+                    data,
+                    activations_by_layer_index={
+                        layer: t for layer, t in by_layer.items() if layer in self.keep_layers
+                    },
+                )
             desired = data.layer_indices if desired_layer_indices is None else desired_layer_indices
             sources = self.layer_indexer(desired)
             if (
@@ -533,6 +552,14 @@ class _NodeWritePlan:
         return single_node_write_with_zeros
 
 
+def _lean_source(source: Any, layer: int) -> Any:
+    T = _tdb()
+    lean = T.LeanRawScalarSource(source.activation_location_type, source.pass_type, source.layer_indexer)
+    if isinstance(source.layer_indexer, T.IdentityLayerIndexer):
+        lean.keep_layers = (layer,)
+    return lean
+
+
 def _dropin(fn: Callable) -> Callable:
     fn._nodewrite_dropin = True  # type: ignore[attr-defined]
     return fn
@@ -578,9 +605,7 @@ def make_node_write_scalar_deriver(dst_config: Any) -> Any:
         )(dst_config_for_attribution)
     ds_index = residual_write_converter.convert_node_index_to_ds_index(node_index)
     sub_scalar_sources = tuple(
-        T.LeanRawScalarSource(s.activation_location_type, s.pass_type, s.layer_indexer)
-        if type(s) is T.RawScalarSource
-        else s
+        _lean_source(s, node_index.layer_index) if type(s) is T.RawScalarSource else s
         for s in activation_scalar_deriver.sub_scalar_sources
     )
     plan = _NodeWritePlan(
