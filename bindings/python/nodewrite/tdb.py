@@ -22,10 +22,9 @@ original's. Their inputs are TDB raw activations at the node's layer: ``attn.qk_
 node type's ``online_*autoencoder_latent`` for latents. (They are ``RawScalarSource`` objects of
 a subclass that reads only the node's layer, the one the deriver keeps, and skips TDB's per-read
 ``torch.zeros_like`` of the whole activation, 50 MB for ``attn.qk_probs`` at T = 1024, unless a
-layer is really missing and has to be filled: the same result.) ``derive_from_raw`` returns, per
-layer,
-a (T, d_model) tensor of ``torch.get_default_dtype()`` on the model context's device, zero except
-the node's token row: the original's shape, dtype and device.
+layer is really missing and has to be filled: the same result.) ``derive_from_raw`` returns,
+at the node's layer, a (T, d_model) tensor of ``torch.get_default_dtype()`` on the model
+context's device, zero except the node's token row: the original's shape, dtype and device.
 
 Answers and errors
 ------------------
@@ -49,7 +48,8 @@ or weights) the call falls back, for that call, to the original formula restrict
 the node's slice is taken on the tensors' own device (for attention
 ``qk_probs[q, k, h] * v[k, h]``, never the (T, T, heads, d_head) tensor) and passed through TDB's
 own ``ResidualWriteConverter``, so the result is the original's, on the original's device, with
-nothing moved between devices. The same path reproduces the original's exception whenever the
+nothing moved between devices beyond what the original moves (the d_head- or d_ff-long slice to
+the model context's device). The same path reproduces the original's exception whenever the
 native library refuses an input.
 
 Weights
