@@ -536,3 +536,48 @@ def test_missing_activations_raise_the_originals_exception(world, ntdb, missing)
     (_, _, original_error), (_, _, dropin_error) = _compare_on_store(ntdb, world, case, store)
     assert original_error is not None
     assert type(dropin_error) is type(original_error), (original_error, dropin_error)
+
+
+@pytest.mark.parametrize("node_type", ["attention_head", "mlp_neuron", "attention_autoencoder_latent"])
+def test_non_cpu_device_keeps_the_originals_device(ntdb, node_type):
+    """Tensors and model context on another device (torch's 'meta' device stands in for CUDA
+    here: no values, but real device semantics): the drop-in answers on that device, with the
+    original's shape and dtype, without touching the native library."""
+    reason = tdb_support.tdb_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    import dataclasses
+
+    import torch
+    from neuron_explainer.models.autoencoder_context import MultiAutoencoderContext
+    from neuron_explainer.models.model_component_registry import PassType
+
+    meta = torch.device("meta")
+    world = tdb_support.FixtureWorld()
+    checkpoint = {k: v.to(meta) for k, v in world.model_context.pieces.items()}
+    model_context = tdb_support.make_model_context(checkpoint, n_vocab=97, device=meta, **world.dims)
+    states = {}
+    for k, v in world.tensors.items():
+        if k.startswith("autoencoders.attention.") and ".state." in k:
+            layer_s, rest = k[len("autoencoders.attention.") :].split(".state.")
+            states.setdefault(int(layer_s), {})[rest] = torch.from_numpy(v)
+    ae = tdb_support.make_autoencoder_context("resid_delta_attn", states, device=meta)
+    for a in ae._cached_autoencoders_by_path.values():
+        a.to(meta)
+    store = tdb_support.make_raw_store({k: v.to(meta) for k, v in world.activations.items()})
+    case = next(c for c in CASES if c["node_type"] == node_type and "error" not in c)
+    cfg = dataclasses.replace(
+        world.dst_config(case, "none"),
+        model_context=model_context,
+        multi_autoencoder_context=MultiAutoencoderContext.from_autoencoder_context_list([ae])
+        if "autoencoder" in node_type
+        else None,
+    )
+    original = ntdb._tdb().original["make_node_write_scalar_deriver"](cfg)
+    a = original.derive_from_raw(store, PassType.FORWARD).activations_by_layer_index[case["layer"]]
+    native_before = ntdb.stats["native"]
+    dropin = ntdb.make_node_write_scalar_deriver(cfg)
+    b = dropin.derive_from_raw(store, PassType.FORWARD).activations_by_layer_index[case["layer"]]
+    assert ntdb.stats["native"] == native_before
+    assert (b.shape, b.dtype, b.device) == (a.shape, a.dtype, a.device)
+    assert b.device.type == "meta"
