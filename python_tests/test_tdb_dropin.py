@@ -581,3 +581,25 @@ def test_non_cpu_device_keeps_the_originals_device(ntdb, node_type):
     assert ntdb.stats["native"] == native_before
     assert (b.shape, b.dtype, b.device) == (a.shape, a.dtype, a.device)
     assert b.device.type == "meta"
+
+
+def test_autoencoder_decoder_is_borrowed(ntdb):
+    """The decoder is handed over as a view of the autoencoder's parameter, not a copy."""
+    reason = tdb_support.tdb_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    import torch
+    from neuron_explainer.models.model_component_registry import PassType
+
+    world = tdb_support.FixtureWorld()
+    case = next(c for c in CASES if c["node_type"] == "attention_autoencoder_latent" and "error" not in c)
+    deriver = ntdb.make_node_write_scalar_deriver(world.dst_config(case, "multi"))
+    layer = case["layer"]
+    before = deriver.derive_from_raw(world.raw_store, PassType.FORWARD).activations_by_layer_index[layer]
+    autoencoder = world.ae_contexts["attention"].get_autoencoder(layer)
+    with torch.no_grad():
+        autoencoder.decoder.weight.mul_(2.0)
+    native_before = ntdb.stats["native"]
+    after = deriver.derive_from_raw(world.raw_store, PassType.FORWARD).activations_by_layer_index[layer]
+    assert ntdb.stats["native"] == native_before + 1
+    np.testing.assert_array_equal(after.numpy(), 2.0 * before.numpy())
