@@ -59,6 +59,12 @@ def ntdb(world):
     return ntdb
 
 
+def _torch():
+    import torch  # only once TDB (and so torch) is known to be importable
+
+    return torch
+
+
 def _derive(make, world, case, config):
     """(output tensor at the node's layer, None) or (None, exception)."""
     from neuron_explainer.models.model_component_registry import PassType
@@ -117,7 +123,7 @@ def _check_case(world, ntdb, make_dropin, case, config):
         _check_same_output(case, reference, dropin)
         expected = world.expected(case)
         if expected is not None:
-            _check_same_output(case, __import__("torch").from_numpy(expected), dropin)
+            _check_same_output(case, _torch().from_numpy(expected), dropin)
         return "fixed-answer"
     assert dropin_error is not None, f"the original raised {original_error!r}; the drop-in did not"
     assert type(dropin_error) is type(original_error) or isinstance(
@@ -317,7 +323,7 @@ def test_weights_handed_over_once_and_borrowed(ntdb):
     case = cases[0]
     deriver = ntdb.make_node_write_scalar_deriver(world.dst_config(case))
     before = deriver.derive_from_raw(world.raw_store, PassType.FORWARD).activations_by_layer_index[1]
-    with __import__("torch").no_grad():
+    with _torch().no_grad():
         mc.pieces["xf_layers.1.attn.out_proj.weight"].mul_(2.0)  # in place, as an ablation would
     after = deriver.derive_from_raw(world.raw_store, PassType.FORWARD).activations_by_layer_index[1]
     assert mc.get_weight_calls == 1
@@ -341,14 +347,14 @@ def test_torch_fallback_is_the_original_formula(world, ntdb, case, monkeypatch):
     if original_error is None:
         assert dropin_error is None, repr(dropin_error)
         assert dropin.dtype == original.dtype and dropin.device == original.device
-        assert __import__("torch").equal(dropin, original)
+        assert _torch().equal(dropin, original)
         assert ntdb.stats["torch"] == before + 1
     elif case["autoencoders"] == "multi" and isinstance(original_error, AssertionError):
         if case.get("error") == "IndexError":
             assert isinstance(dropin_error, IndexError)
         else:
             assert dropin_error is None, repr(dropin_error)
-            _check_same_output(case, __import__("torch").from_numpy(world.expected(case)), dropin)
+            _check_same_output(case, _torch().from_numpy(world.expected(case)), dropin)
     else:
         assert isinstance(dropin_error, type(original_error)), (original_error, dropin_error)
         if isinstance(original_error, IndexError):
