@@ -291,3 +291,16 @@ def test_check_maps_every_status():
         assert str(info.value) == "message"
     with pytest.raises(nw.NodeWriteError, match="NW_ERR_UNKNOWN"):
         errors.check(-99, "x")
+
+
+def test_node_index_value_semantics():
+    import pickle
+    a = nw.NodeIndex("attention_head", 1, [4, 1, 2])
+    b = nw.NodeIndex(NodeType.MLP_NEURON, 1, (4, 1))
+    assert a.tensor_indices == (4, 1, 2) and a.layer == a.layer_index == 1 and a.node_type == "attention_head"
+    assert b.node_type == "mlp_neuron" and type(b.node_type) is str
+    assert a == nw.NodeIndex("attention_head", 1, (4, 1, 2)) and a != b and len({a, nw.NodeIndex("attention_head", 1, (4, 1, 2))}) == 1
+    assert pickle.loads(pickle.dumps(a)) == a
+    assert repr(a) == "NodeIndex('attention_head', 1, (4, 1, 2))"
+    with pytest.raises(AttributeError):
+        a.layer_index = 2
