@@ -68,6 +68,7 @@ int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     unsigned seed = 1234;
     float *w_out = randoms((size_t)FF * D, &seed), *w_o = randoms((size_t)H * DH * D, &seed);
+    float *w_o_checkpoint = randoms((size_t)D * H * DH, &seed);
     float *dec_mlp = randoms((size_t)LATENTS * FF, &seed), *dec_res = randoms((size_t)LATENTS * D, &seed);
     nw_model_dims dims = {1, D, H, DH, FF};
     nw_model *m;
@@ -136,6 +137,20 @@ int main(int argc, char **argv) {
             printf("%-6d %-36s %s %s %9.2fx  (vs zero-filling the output alone)\n", T, labels[n], us(t, b1), us(fill, b2), fill / t);
             nw_deriver_destroy(d);
         }
+        {   /* The same attention node with W_O as TDB's ModelContext.get_weight returns it: a
+               permuted view of the checkpoint's (d_model, heads*d_head) matrix, borrowed. */
+            nw_model *mp;
+            nw_deriver *d;
+            int64_t st_p[3] = {DH, 1, H * DH};
+            nw_tensor_view wp = {w_o_checkpoint, NW_DTYPE_F32, 3, s_o, st_p};
+            check(nw_model_create(&dims, &mp), "model");
+            check(nw_model_set_weight(mp, NW_WEIGHT_ATTN_TO_RESIDUAL, 0, &wp, NW_BORROW), "permuted w_o");
+            check(nw_node_write_deriver_create(mp, &nodes[1], &d), "deriver");
+            MEDIAN(t, reps, inner, check(nw_deriver_derive_vector(d, s, vec, D, NULL), "vector"); sink = vec[0]);
+            printf("%-6d %-36s %s\n", T, "attention_head vector, permuted W_O", us(t, b1));
+            nw_deriver_destroy(d);
+            nw_model_destroy(mp);
+        }
         /* The original's formulation for the attention node, in C: the whole weighted-value
            tensor (T, T, heads, d_head), one slice, the head's product into a zeroed output. */
         int orig_reps = T >= 1024 ? (quick ? 1 : 3) : (quick ? 3 : 7);
@@ -170,6 +185,6 @@ int main(int argc, char **argv) {
         nw_store_destroy(s);
     }
     nw_model_destroy(m);
-    free(w_out); free(w_o); free(dec_mlp); free(dec_res);
+    free(w_out); free(w_o); free(w_o_checkpoint); free(dec_mlp); free(dec_res);
     return 0;
 }

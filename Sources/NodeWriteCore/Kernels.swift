@@ -1,5 +1,60 @@
-/// The arithmetic of a node write: scaled rows of a weight view added into a
-/// float32 vector, in float32, specialised per element type.
+/// The arithmetic of a node write: a weighted sum of rows of a weight view added into a
+/// float32 vector, in float32, specialised per element type and memory layout. Every
+/// layout adds the terms of each output element in the same order (row 0, 1, ...), so
+/// all layouts give the same bits.
+
+/// out[d] += Σ_r x(r) · W[offset + r·rowStride + d·columnStride] for d in 0..<n, r in 0..<rows.
+@inline(__always)
+func addWeightedRows(_ out: UnsafeMutablePointer<Float>, _ n: Int, rows: Int, _ w: TensorView,
+                     offset: Int, rowStride: Int, columnStride: Int, x: (Int) -> Float) {
+    if w.dtype == .float32 && columnStride != 1 && rowStride == 1 && rows > 1 {
+        addWeightedColumns(out, n, rows: rows, w.base.unsafelyUnwrapped + offset &* 4, columnStride, x)
+    } else {
+        for r in 0..<rows {
+            addScaledRow(out, n, x(r), w, offset: offset &+ r &* rowStride, stride: columnStride)
+        }
+    }
+}
+
+/// The transposed float32 layout (rows contiguous within a column, as in TDB's permuted
+/// weight views): per chunk of up to 64 rows staged on the stack, each column is a dot
+/// product, four columns at a time.
+@inline(__always)
+private func addWeightedColumns(_ out: UnsafeMutablePointer<Float>, _ n: Int, rows: Int,
+                                _ base: UnsafeRawPointer, _ columnStride: Int, _ x: (Int) -> Float) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { chunk in
+        let xs = chunk.baseAddress.unsafelyUnwrapped
+        var r0 = 0
+        while r0 < rows {
+            let m = min(64, rows &- r0)
+            for j in 0..<m { xs[j] = x(r0 &+ j) }
+            let rows0 = base + r0 &* 4
+            @inline(__always) func w(_ d: Int, _ j: Int) -> Float {
+                rows0.loadUnaligned(fromByteOffset: (d &* columnStride &+ j) &* 4, as: Float.self)
+            }
+            var d = 0
+            while d &+ 4 <= n {
+                var a0 = out[d], a1 = out[d &+ 1], a2 = out[d &+ 2], a3 = out[d &+ 3]
+                for j in 0..<m {
+                    let xj = xs[j]
+                    a0 += xj * w(d, j)
+                    a1 += xj * w(d &+ 1, j)
+                    a2 += xj * w(d &+ 2, j)
+                    a3 += xj * w(d &+ 3, j)
+                }
+                out[d] = a0; out[d &+ 1] = a1; out[d &+ 2] = a2; out[d &+ 3] = a3
+                d &+= 4
+            }
+            while d < n {
+                var a = out[d]
+                for j in 0..<m { a += xs[j] * w(d, j) }
+                out[d] = a
+                d &+= 1
+            }
+            r0 &+= 64
+        }
+    }
+}
 
 /// out[d] += a * view[offset + d * stride] for d in 0..<n.
 @inline(__always)

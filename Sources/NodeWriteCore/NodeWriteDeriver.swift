@@ -155,28 +155,30 @@ public struct NodeWriteDeriver: Sendable {
 
     /// The write vector into `out[0..<d_model]`; inputs are validated.
     private func compute(_ inputs: Inputs, into out: UnsafeMutablePointer<Float>) {
-        let dModel = dims.dModel
+        let dModel = dims.dModel, scale = inputs.scale
         out.update(repeating: 0, count: dModel)
         switch plan {
-        case .mlp(let n, let wOut):
-            let w = wOut.view
-            addScaledRow(out, dModel, inputs.scale, w, offset: w.offset(n, 0), stride: w.strides[1])
-        case .attention(let h, let wO):
-            let w = wO.view, v = inputs.value.unsafelyUnwrapped
-            for c in 0..<dims.dHead {
-                let weighted = inputs.scale * v.value(at: inputs.valueOffset &+ c &* v.strides[2])
-                addScaledRow(out, dModel, weighted, w, offset: w.offset(h, c, 0), stride: w.strides[2])
+        case .mlp(let n, let w):
+            let w = w.view
+            addScaledRow(out, dModel, scale, w, offset: w.offset(n, 0), stride: w.strides[1])
+        case .attention(let h, let w):
+            // Σ_c (p · v[k, h, c]) · W_O[h, c, :]
+            let w = w.view, v = inputs.value.unsafelyUnwrapped, vStride = v.strides[2], v0 = inputs.valueOffset
+            addWeightedRows(out, dModel, rows: dims.dHead, w, offset: w.offset(h, 0, 0),
+                            rowStride: w.strides[1], columnStride: w.strides[2]) { c in
+                scale * v.value(at: v0 &+ c &* vStride)
             }
         case .latent(let i, let decoder, let wOut):
             let dec = decoder.view
-            if let wOut {
-                let w = wOut.view
-                for a in 0..<dims.dFF {
-                    let decoded = inputs.scale * dec.value(at: dec.offset(i, a))
-                    addScaledRow(out, dModel, decoded, w, offset: w.offset(a, 0), stride: w.strides[1])
+            if let w = wOut?.view {
+                // Σ_a (latent · decoder[i, a]) · W_out[a, :]
+                let d0 = dec.offset(i, 0), dStride = dec.strides[1]
+                addWeightedRows(out, dModel, rows: dims.dFF, w, offset: 0,
+                                rowStride: w.strides[0], columnStride: w.strides[1]) { a in
+                    scale * dec.value(at: d0 &+ a &* dStride)
                 }
             } else {
-                addScaledRow(out, dModel, inputs.scale, dec, offset: dec.offset(i, 0), stride: dec.strides[1])
+                addScaledRow(out, dModel, scale, dec, offset: dec.offset(i, 0), stride: dec.strides[1])
             }
         }
     }
