@@ -7,7 +7,10 @@ Baseline: torch when it is installed (the one-liner
 alone `probs[q, k, h] * v[k, h] @ W_O[h]`), numpy otherwise. Medians of per-call times over
 many batches; benchmarks print, they never assert.
 
-Usage: bench.py [--quick]
+Usage: bench.py [--quick] [--numpy]
+  --numpy  compare against numpy even when torch is installed (torch is then not loaded: mixing
+           numpy's OpenBLAS threads and torch's OpenMP threads in one process on a small
+           machine slows torch's parallel zero fill by orders of magnitude)
 """
 
 import os
@@ -27,7 +30,10 @@ D_MODEL, N_HEADS, D_HEAD, D_FF, T = 768, 12, 64, 3072, 1024
 def main() -> None:
     quick = "--quick" in sys.argv
     scale = 5 if quick else 1
+    force_numpy = "--numpy" in sys.argv
     try:
+        if force_numpy:
+            raise ImportError
         import torch
     except ImportError:
         torch = None
@@ -82,7 +88,10 @@ def main() -> None:
 
         check_vec = attn_vec_base().numpy()
     else:
-        print("torch is not installed: comparing against numpy instead of the torch one-liner")
+        if force_numpy:
+            print("--numpy: comparing against numpy (torch not loaded in this process)")
+        else:
+            print("torch is not installed: comparing against numpy instead of the torch one-liner")
         base = f"numpy {np.__version__}"
 
         def attn_vec_base():
@@ -192,3 +201,13 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    if "--numpy" not in sys.argv:
+        try:
+            import torch  # noqa: F401  (only to know whether the run above used torch)
+            has_torch = True
+        except ImportError:
+            has_torch = False
+        if has_torch:
+            import subprocess
+            print("\n---- the same against numpy, in a separate process without torch ----", flush=True)
+            subprocess.run([sys.executable, os.path.abspath(__file__), "--numpy", *sys.argv[1:]], check=True)
