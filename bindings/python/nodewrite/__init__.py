@@ -48,6 +48,7 @@ node_write_vectors = _core.node_write_vectors
 
 #: TDB NodeType values nodewrite knows, in nw_node_type order.
 NODE_TYPES: Tuple[str, ...] = _core.node_type_names()
+_NODE_TYPE_SET = frozenset(NODE_TYPES)
 #: TDB ActivationLocationType values of raw activations, in nw_activation order.
 ACTIVATIONS: Tuple[str, ...] = _core.activation_names()
 #: TDB WeightLocationType values, in nw_weight order.
@@ -120,35 +121,39 @@ class NodeIndex:
     tensor_indices: Tuple[int, ...]
 
     def __init__(self, node_type: Any, layer: int, tensor_indices: Iterable[int]) -> None:
-        value = getattr(node_type, "value", node_type)
+        value = node_type if type(node_type) is str else getattr(node_type, "value", node_type)
         if not isinstance(value, str):
             raise NodeWriteValueError(
                 f"node_type: expected a str, got {type(node_type).__name__}", _INVALID
             )
-        if value not in NODE_TYPES:
+        if value not in _NODE_TYPE_SET:
             raise NodeWriteValueError(
                 f"node_type: unknown node type {value!r}; expected one of {', '.join(NODE_TYPES)}",
                 _INVALID,
             )
-        if isinstance(tensor_indices, (str, bytes)) or tensor_indices is None:
-            raise NodeWriteValueError(
-                "tensor_indices: expected a sequence of integers", _INVALID
-            )
-        try:
-            items = tuple(tensor_indices)
-        except TypeError:
-            raise NodeWriteValueError(
-                f"tensor_indices: expected a sequence of integers, "
-                f"got {type(tensor_indices).__name__}",
-                _INVALID,
-            ) from None
-        object.__setattr__(self, "node_type", value)
-        object.__setattr__(self, "layer_index", _index(layer, "layer"))
-        object.__setattr__(
-            self,
-            "tensor_indices",
-            tuple(_index(v, f"tensor_indices[{i}]") for i, v in enumerate(items)),
-        )
+        value = str.__str__(value)  # an exact str (not a subclass)
+        if type(layer) is not int:
+            layer = _index(layer, "layer")
+        if type(tensor_indices) is tuple and all(type(v) is int for v in tensor_indices):
+            indices = tensor_indices  # the common case: a tuple of ints, kept as is
+        else:
+            if isinstance(tensor_indices, (str, bytes)) or tensor_indices is None:
+                raise NodeWriteValueError(
+                    "tensor_indices: expected a sequence of integers", _INVALID
+                )
+            try:
+                items = tuple(tensor_indices)
+            except TypeError:
+                raise NodeWriteValueError(
+                    f"tensor_indices: expected a sequence of integers, "
+                    f"got {type(tensor_indices).__name__}",
+                    _INVALID,
+                ) from None
+            indices = tuple(_index(v, f"tensor_indices[{i}]") for i, v in enumerate(items))
+        _set = object.__setattr__
+        _set(self, "node_type", value)
+        _set(self, "layer_index", layer)
+        _set(self, "tensor_indices", indices)
 
     @property
     def layer(self) -> int:

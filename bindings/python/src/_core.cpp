@@ -25,7 +25,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <cstring>
@@ -375,17 +374,20 @@ HeldPtr hold_tensor(py::handle obj, const std::string &what) {
 
 nw_node_index node_from_py(py::handle node) {
     if (node.is_none()) fail(NW_ERR_INVALID_ARGUMENT, "node: expected a NodeIndex, got None");
-    if (!py::hasattr(node, "node_type") || !py::hasattr(node, "tensor_indices") ||
-        !(py::hasattr(node, "layer_index") || py::hasattr(node, "layer")))
+    // One attribute lookup each (NodeIndex, TDB's NodeIndex, or anything alike).
+    py::object none = py::none();
+    py::object node_type = py::getattr(node, "node_type", none);
+    py::object layer = py::getattr(node, "layer_index", none);
+    if (layer.is_none()) layer = py::getattr(node, "layer", none);
+    py::object idx = py::getattr(node, "tensor_indices", none);
+    if (node_type.is_none() || layer.is_none() || idx.is_none())
         fail(NW_ERR_INVALID_ARGUMENT,
              "node: expected a NodeIndex (node_type, layer_index, tensor_indices), got " +
                  type_name(node));
     nw_node_index n;
     std::memset(&n, 0, sizeof n);
-    n.node_type = name_to_enum(node.attr("node_type"), "node_type", nw_node_type_from_name);
-    n.layer = to_layer(py::hasattr(node, "layer_index") ? node.attr("layer_index")
-                                                         : node.attr("layer"));
-    py::object idx = node.attr("tensor_indices");
+    n.node_type = name_to_enum(node_type, "node_type", nw_node_type_from_name);
+    n.layer = to_layer(layer);
     if (!PySequence_Check(idx.ptr()) || PyUnicode_Check(idx.ptr()))
         fail(NW_ERR_INVALID_ARGUMENT,
              "tensor_indices: expected a sequence of integers, got " + type_name(idx));
