@@ -15,6 +15,27 @@ from .errors import (
 )
 
 __version__: str
+__all__ = [
+    "__version__",
+    "abi_version",
+    "library_version",
+    "Model",
+    "ActivationStore",
+    "NodeIndex",
+    "NodeWriteDeriver",
+    "node_write",
+    "node_write_vectors",
+    "NodeWriteError",
+    "NodeWriteIndexError",
+    "NodeWriteValueError",
+    "NodeWriteKeyError",
+    "NodeWriteMemoryError",
+    "check",
+    "NODE_TYPES",
+    "ACTIVATIONS",
+    "WEIGHTS",
+    "DTYPES",
+]
 
 NODE_TYPES: Tuple[str, ...]
 ACTIVATIONS: Tuple[str, ...]
@@ -23,7 +44,7 @@ DTYPES: Tuple[str, ...]
 
 # A numpy array (float32, float16, float64) or a CPU torch tensor (float32, float16,
 # bfloat16) with any strides; anything with the buffer protocol or __dlpack__.
-TensorLike = Any
+_TensorLike = Any
 
 def abi_version() -> int:
     """NW_ABI_VERSION of the loaded libnodewrite."""
@@ -47,10 +68,10 @@ class Model:
     """A transformer's dimensions and output weights (and autoencoder decoders)."""
 
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int) -> None: ...
-    def set_weight(self, name: str, layer: int, weight: TensorLike, copy: bool = True) -> None:
+    def set_weight(self, name: str, layer: int, weight: _TensorLike, copy: bool = True) -> None:
         """name: "mlp.to_residual" (d_ff, d_model) or "attn.to_residual" (n_heads, d_head, d_model)."""
     def set_autoencoder(
-        self, node_type: str, layer: int, decoder: TensorLike, input: str, copy: bool = True
+        self, node_type: str, layer: int, decoder: _TensorLike, input: str, copy: bool = True
     ) -> None:
         """decoder (n_latents, n_inputs); input: "mlp_post_act" or a residual-stream type."""
     @property
@@ -68,7 +89,7 @@ class ActivationStore:
     """Raw activations keyed by (ActivationLocationType value, layer); borrowed, never copied."""
 
     def __init__(self) -> None: ...
-    def put(self, name: str, layer: int, tensor: TensorLike) -> None: ...
+    def put(self, name: str, layer: int, tensor: _TensorLike) -> None: ...
     def remove(self, name: str, layer: int) -> None: ...
     def clear(self) -> None: ...
     def get(self, name: str, layer: int) -> Any: ...
