@@ -282,3 +282,59 @@ def test_torch_non_cpu_and_unsupported_dtypes_are_value_errors():
         with pytest.raises(ValueError):
             store.put("mlp.post_act", 0, torch.zeros((7, 192), dtype=dt))
     assert len(store) == 0
+
+
+def test_no_reference_leaks():
+    """Every path that takes an array (success, failure, replace, remove, copy) gives back
+    every reference it took: sys.getrefcount of the array is unchanged afterwards."""
+    w = np.array(T["weights.0.mlp.to_residual"])
+    act = np.array(T["activations.0.mlp.post_act"])
+    bad = np.zeros((3,), np.float32)
+    node = nw.NodeIndex("mlp_neuron", 0, (5, 8))
+    counts = (sys.getrefcount(w), sys.getrefcount(act), sys.getrefcount(bad), sys.getrefcount(node))
+    for _ in range(50):
+        model = nw.Model(**D)
+        model.set_weight("mlp.to_residual", 0, w)             # copy
+        model.set_weight("mlp.to_residual", 0, w, copy=False)  # borrow
+        model.set_weight("mlp.to_residual", 0, w, copy=False)  # replace
+        with pytest.raises(ValueError):
+            model.set_weight("mlp.to_residual", 0, bad, copy=False)
+        with pytest.raises(IndexError):
+            model.set_weight("mlp.to_residual", 99, w, copy=False)
+        store = nw.ActivationStore()
+        store.put("mlp.post_act", 0, act)
+        store.put("mlp.post_act", 0, act)
+        with pytest.raises(ValueError):
+            store.put("mlp.post_act", 0, bad)
+        deriver = nw.NodeWriteDeriver(model, node)
+        deriver.derive(store)
+        deriver.derive_vector(store)
+        nw.node_write(model, store, node)
+        nw.node_write_vectors(model, store, [node, node])
+        with pytest.raises(IndexError):
+            nw.node_write(model, store, nw.NodeIndex("mlp_neuron", 0, (99, 8)))
+        store.remove("mlp.post_act", 0)
+        with pytest.raises(KeyError):
+            deriver.derive(store)
+        del deriver, store, model
+    gc.collect()
+    assert (sys.getrefcount(w), sys.getrefcount(act), sys.getrefcount(bad), sys.getrefcount(node)) == counts
+
+
+def test_torch_borrow_released():
+    torch = _torch()
+    t = torch.from_numpy(np.array(T["activations.0.mlp.post_act"]))
+    t.requires_grad_(True)  # exported through a detached view
+    ref = weakref.ref(t)
+    base = t.untyped_storage().data_ptr()
+    store = nw.ActivationStore()
+    store.put("mlp.post_act", 0, t)
+    assert store.get("mlp.post_act", 0) is t
+    before = nw.node_write(F.make_model(), store, nw.NodeIndex("mlp_neuron", 0, (5, 8)))
+    F.assert_matches(before, T["expected.c000"], 5)
+    del t
+    gc.collect()
+    assert ref() is not None
+    del store
+    gc.collect()
+    assert ref() is None and base != 0
