@@ -47,3 +47,19 @@ demo-python: .venv
 
 bench-python: .venv
 	$(VENV_PY) bindings/python/examples/bench.py
+
+# Opt-in (not part of `make test`): the binding rebuilt with AddressSanitizer + UBSan into
+# build/asan-python/ and the Python tests run against it (ASan preloaded into the venv's Python).
+ASAN_PY_DIR := build/asan-python
+.PHONY: test-python-asan
+test-python-asan: .venv $(LIB)
+	rm -rf $(ASAN_PY_DIR) && mkdir -p $(ASAN_PY_DIR)
+	cp -r bindings/python/nodewrite $(ASAN_PY_DIR)/ && cp $(LIB) $(ASAN_PY_DIR)/nodewrite/
+	$(CXX) -std=c++17 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -shared -fPIC \
+	  -Iinclude -I$$($(VENV_PY) -c "import sysconfig; print(sysconfig.get_paths()['include'])") \
+	  bindings/python/src/_core.cpp -o $(ASAN_PY_DIR)/nodewrite/_core$$($(VENV_PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))") \
+	  -L$(ASAN_PY_DIR)/nodewrite -lnodewrite '-Wl,-rpath,$$ORIGIN'
+	cd $(ASAN_PY_DIR) && LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  NODEWRITE_FIXTURES=$(CURDIR)/$(FIXTURES) PYTHONPATH=$(CURDIR)/$(ASAN_PY_DIR) \
+	  $(CURDIR)/$(VENV_PY) -m pytest -q -p no:cacheprovider $(addprefix $(CURDIR)/python_tests/,test_parity.py test_inputs.py test_bad_inputs.py test_threads.py test_fuzz.py)
