@@ -4,6 +4,7 @@
 #   make test-python    pytest python_tests/
 #   make demo-python    bindings/python/examples/demo.py (this is `make demo`)
 #   make bench-python   bindings/python/examples/bench.py (part of `make bench`)
+#   make test-python-asan  the binding under ASan+UBSan, the Python tests against it (opt-in)
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl))
