@@ -7,12 +7,47 @@
 @inline(__always)
 func addWeightedRows(_ out: UnsafeMutablePointer<Float>, _ n: Int, rows: Int, _ w: TensorView,
                      offset: Int, rowStride: Int, columnStride: Int, x: (Int) -> Float) {
-    if w.dtype == .float32 && columnStride != 1 && rowStride == 1 && rows > 1 {
+    if w.dtype == .float32 && columnStride == 1 && rows > 1 {
+        addWeightedRowsContiguous(out, n, rows: rows, w.base.unsafelyUnwrapped + offset &* 4, rowStride, x)
+    } else if w.dtype == .float32 && rowStride == 1 && rows > 1 {
         addWeightedColumns(out, n, rows: rows, w.base.unsafelyUnwrapped + offset &* 4, columnStride, x)
     } else {
         for r in 0..<rows {
             addScaledRow(out, n, x(r), w, offset: offset &+ r &* rowStride, stride: columnStride)
         }
+    }
+}
+
+/// Contiguous float32 rows, eight per pass over the output: each output element is
+/// loaded once, gets its eight terms in row order, and is stored once (vectorised over d).
+@inline(__always)
+private func addWeightedRowsContiguous(_ out: UnsafeMutablePointer<Float>, _ n: Int, rows: Int,
+                                       _ base: UnsafeRawPointer, _ rowStride: Int, _ x: (Int) -> Float) {
+    @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { base + r &* rowStride &* 4 }
+    var r = 0
+    while r &+ 8 <= rows {
+        let (x0, x1, x2, x3, x4, x5, x6, x7) = (x(r), x(r &+ 1), x(r &+ 2), x(r &+ 3),
+                                                x(r &+ 4), x(r &+ 5), x(r &+ 6), x(r &+ 7))
+        let (p0, p1, p2, p3, p4, p5, p6, p7) = (row(r), row(r &+ 1), row(r &+ 2), row(r &+ 3),
+                                                row(r &+ 4), row(r &+ 5), row(r &+ 6), row(r &+ 7))
+        for d in 0..<n {
+            let o = d &* 4
+            var a = out[d]
+            a += x0 * p0.loadUnaligned(fromByteOffset: o, as: Float.self)
+            a += x1 * p1.loadUnaligned(fromByteOffset: o, as: Float.self)
+            a += x2 * p2.loadUnaligned(fromByteOffset: o, as: Float.self)
+            a += x3 * p3.loadUnaligned(fromByteOffset: o, as: Float.self)
+            a += x4 * p4.loadUnaligned(fromByteOffset: o, as: Float.self)
+            a += x5 * p5.loadUnaligned(fromByteOffset: o, as: Float.self)
+            a += x6 * p6.loadUnaligned(fromByteOffset: o, as: Float.self)
+            a += x7 * p7.loadUnaligned(fromByteOffset: o, as: Float.self)
+            out[d] = a
+        }
+        r &+= 8
+    }
+    while r < rows {
+        addScaledContiguous(out, n, x(r), row(r))
+        r &+= 1
     }
 }
 
