@@ -65,6 +65,16 @@ struct BadInputTests {
         }
     }
 
+    /// nw_store_put of the fixture's (7, 192) mlp.post_act into a new store.
+    static func put(_ what: String, _ status: Int32, activation: Int32 = 0, layer: Int32 = 0) -> Row {
+        Row(what: what, status: status) { _ in
+            var s: OpaquePointer?
+            _ = nw_store_create(&s)
+            defer { nw_store_destroy(s) }
+            return Buffer(Fixture.shared["activations.0.mlp.post_act"]).withView { nw_store_put(s, activation, layer, $0) }
+        }
+    }
+
     static let rows: [Row] = [
         // Model dimensions.
         dims("dims.d_model = 0", INVALID) { $0.d_model = 0 },
@@ -134,24 +144,10 @@ struct BadInputTests {
             return b.withView { nw_model_set_autoencoder(setup.model, 3, 0, 0, $0, 0) }
         },
         // Store.
-        Row(what: "store_put activation = 6", status: INVALID) { _ in
-            var s: OpaquePointer?
-            _ = nw_store_create(&s)
-            defer { nw_store_destroy(s) }
-            return Buffer(Fixture.shared["activations.0.mlp.post_act"]).withView { nw_store_put(s, 6, 0, $0) }
-        },
-        Row(what: "store_put layer = -1", status: INVALID) { _ in
-            var s: OpaquePointer?
-            _ = nw_store_create(&s)
-            defer { nw_store_destroy(s) }
-            return Buffer(Fixture.shared["activations.0.mlp.post_act"]).withView { nw_store_put(s, 0, -1, $0) }
-        },
-        Row(what: "store_put attn.v with 2 dimensions", status: SHAPE) { _ in
-            var s: OpaquePointer?
-            _ = nw_store_create(&s)
-            defer { nw_store_destroy(s) }
-            return Buffer(Fixture.shared["activations.0.mlp.post_act"]).withView { nw_store_put(s, 2, 0, $0) }
-        },
+        put("store_put activation = 6", INVALID, activation: 6),
+        put("store_put layer = -1", INVALID, layer: -1),
+        put("store_put attn.v with 2 dimensions", SHAPE, activation: 2),
+        put("store_put mlp.post_act at layer INT32_MAX", OK, layer: .max),
         Row(what: "store_put NULL store", status: INVALID) { _ in
             Buffer(Fixture.shared["activations.0.mlp.post_act"]).withView { nw_store_put(nil, 0, 0, $0) }
         },
