@@ -1,0 +1,1763 @@
+/*
+ * boundary.c — the boundary table of libnodewrite's C ABI (SQLite-style).
+ *
+ * Every exported function, each argument at its limits and one past them:
+ * indices -n-1, -n, -1, 0, n-1, n, INT64_MIN, INT64_MAX; shapes and strides 0,
+ * negative, and overflowing int64; NULL for each pointer; bad enum values
+ * (INT32_MIN, INT32_MAX, one past the last); dtype/shape disagreeing with the
+ * model; missing weights, activations and autoencoders; output capacity one
+ * too small; NaN and Inf data; oversize requests.
+ *
+ * Each row builds a small model and store from canonical (double) data, makes
+ * one call with one fault (or none), and asserts
+ *   - the exact status (oversize rows: one of the statuses the issue allows),
+ *   - on failure: a non-empty nw_last_error_message(), every output buffer and
+ *     out-pointer untouched (sentinel fill + compare), and the model/store in
+ *     their earlier state (a dependent derive still gives the old answer),
+ *   - on success: the output against an independent reference (plain loops in
+ *     double, tests_c/support.h), zeros off the token row, nothing written past
+ *     the needed length.
+ * Each row runs on a fresh thread, so that its error message starts empty.
+ *
+ * Usage: boundary [-v]     (-v prints every row and its error message)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodewrite.h"
+#include "support.h"
+
+/* ------------------------------------------------------------ the fixture */
+
+enum { NL = 2, DM = 4, NH = 2, DH = 3, DFF = 5, TT = 3 };
+#define NLATK 3 /* latent kinds: node types 2, 3, 4 */
+
+/* n_latents and input kind of each autoencoder [kind][layer] */
+static const int64_t NLAT0[NLATK][NL] = {{6, 5}, {6, 6}, {7, 7}};
+static const int32_t AEIN0[NLATK][NL] = {
+    {NW_AE_INPUT_MLP_POST_ACT, NW_AE_INPUT_RESIDUAL},
+    {NW_AE_INPUT_MLP_POST_ACT, NW_AE_INPUT_MLP_POST_ACT},
+    {NW_AE_INPUT_RESIDUAL, NW_AE_INPUT_RESIDUAL}};
+
+/* tensors of the fixture */
+enum { TG_NONE, TG_WMLP, TG_WATT, TG_DEC0, TG_DEC1, TG_DEC2, TG_POST, TG_QK, TG_V, TG_LAT0, TG_LAT1, TG_LAT2, TG_N };
+static const char *const TG_NAME[TG_N] = {"-", "w.mlp", "w.attn", "dec.ae", "dec.mlp_ae", "dec.attn_ae",
+                                          "post_act", "qk_probs", "attn.v", "lat.ae", "lat.mlp_ae", "lat.attn_ae"};
+static int tg_is_weight(int tg) { return tg >= TG_WMLP && tg <= TG_DEC2; }
+static int tg_activation(int tg) {
+    switch (tg) {
+    case TG_POST: return NW_ACT_MLP_POST_ACT;
+    case TG_QK: return NW_ACT_ATTN_QK_PROBS;
+    case TG_V: return NW_ACT_ATTN_VALUE;
+    case TG_LAT0: return NW_ACT_ONLINE_AUTOENCODER_LATENT;
+    case TG_LAT1: return NW_ACT_ONLINE_MLP_AUTOENCODER_LATENT;
+    case TG_LAT2: return NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT;
+    default: return -1;
+    }
+}
+static int act_tg(int32_t act) {
+    switch (act) {
+    case NW_ACT_MLP_POST_ACT: return TG_POST;
+    case NW_ACT_ATTN_QK_PROBS: return TG_QK;
+    case NW_ACT_ATTN_VALUE: return TG_V;
+    case NW_ACT_ONLINE_AUTOENCODER_LATENT: return TG_LAT0;
+    case NW_ACT_ONLINE_MLP_AUTOENCODER_LATENT: return TG_LAT1;
+    case NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT: return TG_LAT2;
+    default: return TG_NONE;
+    }
+}
+
+/* fixture flags */
+enum {
+    FX_TK4 = 1u << 0,        /* T_k = 4 key tokens (T stays 3) */
+    FX_BORROW = 1u << 1,     /* weights and decoders borrowed, not copied */
+    FX_EMPTY_MODEL = 1u << 2,/* no weight, no autoencoder */
+    FX_EMPTY_STORE = 1u << 3,/* no activation */
+    FX_ABSENT = 1u << 4,     /* the row's target tensor is not set (at its layer) */
+};
+
+#define MAXVIEWS 64
+typedef struct fixture {
+    int64_t T, Tk;
+    int64_t nlat[NLATK][NL];
+    int32_t aein[NLATK][NL];
+    double *canon[TG_N][NL];
+    int64_t shape[TG_N][NL][4];
+    int ndim[TG_N];
+    int present[TG_N][NL];
+    nw_model *model;
+    nw_store *store;
+    nwt_view views[MAXVIEWS];
+    int nviews;
+    unsigned seed;
+    int tok_bcast; /* activations claim a huge token axis with stride 0 */
+} fixture;
+
+static void fx_shape(fixture *fx, int tg, int L) {
+    int64_t *s = fx->shape[tg][L];
+    int k = (tg >= TG_DEC0 && tg <= TG_DEC2) ? tg - TG_DEC0 : (tg >= TG_LAT0 ? tg - TG_LAT0 : 0);
+    switch (tg) {
+    case TG_WMLP: fx->ndim[tg] = 2; s[0] = DFF; s[1] = DM; break;
+    case TG_WATT: fx->ndim[tg] = 3; s[0] = NH; s[1] = DH; s[2] = DM; break;
+    case TG_DEC0: case TG_DEC1: case TG_DEC2:
+        fx->ndim[tg] = 2; s[0] = fx->nlat[k][L];
+        s[1] = fx->aein[k][L] == NW_AE_INPUT_MLP_POST_ACT ? DFF : DM; break;
+    case TG_POST: fx->ndim[tg] = 2; s[0] = fx->T; s[1] = DFF; break;
+    case TG_QK: fx->ndim[tg] = 3; s[0] = fx->T; s[1] = fx->Tk; s[2] = NH; break;
+    case TG_V: fx->ndim[tg] = 3; s[0] = fx->Tk; s[1] = NH; s[2] = DH; break;
+    default: fx->ndim[tg] = 2; s[0] = fx->T; s[1] = fx->nlat[k][L]; break;
+    }
+}
+
+static int64_t fx_count(const fixture *fx, int tg, int L) {
+    int64_t c = 1;
+    for (int i = 0; i < fx->ndim[tg]; i++) c *= fx->shape[tg][L][i];
+    return c;
+}
+
+/* fresh canonical data for (tg, L); version changes the values */
+static void fx_gen(fixture *fx, int tg, int L, unsigned version) {
+    fx_shape(fx, tg, L);
+    int64_t n = fx_count(fx, tg, L);
+    free(fx->canon[tg][L]);
+    fx->canon[tg][L] = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    uint64_t s = (uint64_t)tg * 1000003u + (uint64_t)L * 7919u + version * 104729u + fx->seed;
+    for (int64_t i = 0; i < n; i++)
+        fx->canon[tg][L][i] = tg == TG_QK ? nwt_rng_prob(&s) : nwt_rng_val(&s);
+}
+
+static nwt_view *fx_newview(fixture *fx) {
+    if (fx->nviews >= MAXVIEWS) { fprintf(stderr, "too many views\n"); abort(); }
+    return &fx->views[fx->nviews++];
+}
+
+/* ---------------------------------------------------------------- rows */
+
+enum fn {
+    F_STATUS_STRING, F_NAME, F_FROM_NAME, F_VERSION,
+    F_MODEL_CREATE, F_DIMS_GET, F_SET_WEIGHT, F_SET_AE,
+    F_STORE_CREATE, F_STORE_PUT, F_STORE_REMOVE,
+    F_DERIVER_CREATE, F_REQ, F_OUT_SHAPE, F_DERIVE, F_DERIVE_VEC, F_NODE_WRITE, F_NODE_WRITE_VECS,
+    F_SCENARIO, F_COUNT
+};
+static const char *const FN_NAME[F_COUNT] = {
+    "nw_status_string", "nw_*_name", "nw_*_from_name", "nw_version",
+    "nw_model_create", "nw_model_dims_get", "nw_model_set_weight", "nw_model_set_autoencoder",
+    "nw_store_create", "nw_store_put", "nw_store_remove",
+    "nw_node_write_deriver_create", "nw_deriver_requirements", "nw_deriver_output_shape",
+    "nw_deriver_derive", "nw_deriver_derive_vector", "nw_node_write", "nw_node_write_vectors", "scenario"};
+
+/* NULL-pointer bits */
+enum {
+    NU_MODEL = 1, NU_STORE = 2, NU_NODE = 4, NU_OUT = 8, NU_TOKEN = 16, NU_DERIVER = 32,
+    NU_COUNT = 64, NU_NAME = 128, NU_DIMS = 256, NU_VIEW = 512, NU_DATA = 1024, NU_SHAPE = 2048
+};
+
+/* view mutations */
+enum { VM_NONE, VM_DTYPE, VM_NDIM, VM_SHAPE, VM_STRIDE, VM_HUGE, VM_ZERO_STRIDES };
+
+/* capacity modes */
+enum { CAP_REL, CAP_ABS, CAP_MAX };
+
+enum { STAGE_CALL, STAGE_CREATE };
+
+typedef struct row {
+    const char *what;
+    int fn;
+    unsigned fx;             /* fixture flags */
+    int tg, tl;              /* target tensor and layer (view faults, injections, absence) */
+    int32_t e0, e1, e2, e3;  /* enum / integer arguments (see each function) */
+    nw_node_index node;
+    unsigned nulls;
+    int vm, vi;              /* view mutation and its axis */
+    int64_t vv;              /* its value */
+    int32_t vdtype;          /* dtype of the target view (and its data) */
+    int vlayout;             /* layout of the target view */
+    int32_t fdtype;          /* dtype of every other fixture tensor */
+    int flayout;             /* layout of every other fixture tensor */
+    int cap_mode;
+    int64_t cap;             /* capacity delta (CAP_REL) or absolute value (CAP_ABS) */
+    nw_model_dims dims;      /* F_MODEL_CREATE */
+    const char *str;         /* names */
+    int64_t inj_at;          /* injection: flat index in the target's canonical data */
+    double inj;              /* injected value (0 = none unless inj_set) */
+    int inj_set;
+    int nn, k;               /* node_write_vectors: n_nodes, position of the row's node */
+    int stage;               /* where the failure is expected (derive-type rows) */
+    nw_status expect;
+    nw_status alt;           /* also accepted (oversize rows), 0 = none */
+    int post_set;            /* expected status of the dependent derive after the call */
+    nw_status post;
+    int (*scenario)(void *ctx);
+    char namebuf[112];
+} row;
+
+#define NODE(t, l, n, r, a, b, c, d) ((nw_node_index){(t), (l), (n), (r), {(a), (b), (c), (d)}})
+#define N_MLP(l, t, n) NODE(NW_NODE_MLP_NEURON, l, 2, 0, t, n, 0, 0)
+#define N_ATT(l, q, k, h) NODE(NW_NODE_ATTENTION_HEAD, l, 3, 0, q, k, h, 0)
+#define N_LAT(ty, l, t, i) NODE(ty, l, 2, 0, t, i, 0, 0)
+#define N_AE(l, t, i) N_LAT(NW_NODE_AUTOENCODER_LATENT, l, t, i)
+#define N_MAE(l, t, i) N_LAT(NW_NODE_MLP_AUTOENCODER_LATENT, l, t, i)
+#define N_AAE(l, t, i) N_LAT(NW_NODE_ATTENTION_AUTOENCODER_LATENT, l, t, i)
+
+/* the node that depends on a tensor (for post-checks) */
+static nw_node_index dependent_node(int tg, int L) {
+    switch (tg) {
+    case TG_WMLP: case TG_POST: return N_MLP(L, 1, 2);
+    case TG_WATT: case TG_QK: case TG_V: return N_ATT(L, 2, 1, 1);
+    case TG_DEC0: case TG_LAT0: return N_AE(L, 1, 3);
+    case TG_DEC1: case TG_LAT1: return N_MAE(L, 1, 3);
+    default: return N_AAE(L, 1, 3);
+    }
+}
+
+/* --------------------------------------------------------------- checks */
+
+typedef struct ctx {
+    const row *r;
+    fixture fx;
+    int failed;
+    char why[400];
+    char msg[300];
+} ctx;
+
+static void failf(ctx *c, const char *fmt, ...) {
+    if (c->failed) return;
+    c->failed = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, sizeof c->why, fmt, ap);
+    va_end(ap);
+}
+#define CHECK(c, cond, ...) do { if (!(cond)) failf((c), __VA_ARGS__); } while (0)
+
+static int status_ok_for(const row *r, nw_status st) {
+    return st == r->expect || (r->alt != 0 && st == r->alt);
+}
+
+/* the status and message of a call */
+static void check_status(ctx *c, const char *call, nw_status st) {
+    const row *r = c->r;
+    const char *m = nw_last_error_message();
+    if (!m) { failf(c, "%s: nw_last_error_message() returned NULL", call); return; }
+    snprintf(c->msg, sizeof c->msg, "%s", m);
+    if (!status_ok_for(r, st)) {
+        failf(c, "%s returned %s (%d), expected %s%s%s [message: \"%s\"]", call, nw_status_string(st), st,
+              nw_status_string(r->expect), r->alt ? " or " : "", r->alt ? nw_status_string(r->alt) : "", m);
+        return;
+    }
+    if (st != NW_OK) CHECK(c, m[0] != '\0', "%s failed with %s but nw_last_error_message() is empty", call,
+                           nw_status_string(st));
+}
+
+static const unsigned char SENT = 0xA5;
+static int untouched(const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) if (b[i] != SENT) return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------- fixture setup */
+
+static int view_for(ctx *c, int tg, int L, int32_t dtype, int layout, int mutate, nwt_view **out) {
+    fixture *fx = &c->fx;
+    const row *r = c->r;
+    nwt_view *v = fx_newview(fx);
+    if (layout == NWT_BCAST0) nwt_bcast0(fx->canon[tg][L], fx->ndim[tg], fx->shape[tg][L]);
+    int64_t n = fx_count(fx, tg, L);
+    if (mutate && r->vm == VM_ZERO_STRIDES && r->vv == 0) /* one element seen everywhere */
+        for (int64_t i = 1; i < n; i++) fx->canon[tg][L][i] = fx->canon[tg][L][0];
+    /* data is stored in dtype and computed in float32: the reference sees those values */
+    for (int64_t i = 0; i < n; i++) fx->canon[tg][L][i] = (double)(float)nwt_round_to(dtype, fx->canon[tg][L][i]);
+    if (nwt_view_build(v, fx->canon[tg][L], fx->ndim[tg], fx->shape[tg][L], dtype, layout, 256) != 0) return -1;
+    if (mutate) {
+        switch (r->vm) {
+        case VM_DTYPE: v->v.dtype = (int32_t)r->vv; break;
+        case VM_NDIM: v->v.ndim = (int32_t)r->vv; break;
+        case VM_SHAPE: v->shape[r->vi] = r->vv; break;
+        case VM_STRIDE:
+            if (!v->v.strides) v->v.strides = v->strides;
+            v->strides[r->vi] = r->vv;
+            break;
+        case VM_HUGE: /* a huge extent on one axis, truthful: stride 0 there */
+            v->v.strides = v->strides;
+            v->shape[r->vi] = r->vv;
+            v->strides[r->vi] = 0;
+            break;
+        case VM_ZERO_STRIDES: /* every stride 0, shape as given: one element, truthful */
+            v->v.strides = v->strides;
+            for (int i = 0; i < 4; i++) v->strides[i] = 0;
+            if (r->vv) v->shape[r->vi] = r->vv;
+            break;
+        default: break;
+        }
+        if (r->nulls & NU_DATA) v->v.data = NULL;
+        if (r->nulls & NU_SHAPE) v->v.shape = NULL;
+    }
+    *out = v;
+    return 0;
+}
+
+static nw_status set_tensor(fixture *fx, int tg, int L, const nw_tensor_view *v, int32_t own) {
+    switch (tg) {
+    case TG_WMLP: return nw_model_set_weight(fx->model, NW_WEIGHT_MLP_TO_RESIDUAL, L, v, own);
+    case TG_WATT: return nw_model_set_weight(fx->model, NW_WEIGHT_ATTN_TO_RESIDUAL, L, v, own);
+    case TG_DEC0: case TG_DEC1: case TG_DEC2: {
+        int k = tg - TG_DEC0;
+        return nw_model_set_autoencoder(fx->model, NW_NODE_AUTOENCODER_LATENT + k, L, fx->aein[k][L], v, own);
+    }
+    default: return nw_store_put(fx->store, tg_activation(tg), L, v);
+    }
+}
+
+/* Builds the fixture. The row's target is built with the row's view spec and
+ * mutation when the row is not itself a call on that tensor. */
+static int fx_setup(ctx *c) {
+    fixture *fx = &c->fx;
+    const row *r = c->r;
+    fx->T = TT;
+    fx->Tk = (r->fx & FX_TK4) ? 4 : TT;
+    fx->seed = 12345;
+    memcpy(fx->nlat, NLAT0, sizeof fx->nlat);
+    memcpy(fx->aein, AEIN0, sizeof fx->aein);
+    nw_model_dims dims = {NL, DM, NH, DH, DFF};
+    nw_status st = nw_model_create(&dims, &fx->model);
+    if (st != NW_OK) { failf(c, "setup: nw_model_create: %s", nw_status_string(st)); return -1; }
+    st = nw_store_create(&fx->store);
+    if (st != NW_OK) { failf(c, "setup: nw_store_create: %s", nw_status_string(st)); return -1; }
+    int call_on_target = r->fn == F_SET_WEIGHT || r->fn == F_SET_AE || r->fn == F_STORE_PUT;
+    for (int tg = TG_WMLP; tg < TG_N; tg++) {
+        for (int L = 0; L < NL; L++) {
+            fx_gen(fx, tg, L, 0);
+            int is_target = tg == r->tg && L == r->tl;
+            if (r->inj_set && is_target) fx->canon[tg][L][r->inj_at] = r->inj;
+            if (tg_is_weight(tg) && (r->fx & FX_EMPTY_MODEL)) continue;
+            if (!tg_is_weight(tg) && (r->fx & FX_EMPTY_STORE)) continue;
+            if (is_target && (r->fx & FX_ABSENT)) continue;
+            int mutate = is_target && !call_on_target;
+            int32_t dt = mutate ? r->vdtype : r->fdtype;
+            int lay = mutate ? r->vlayout : r->flayout;
+            nwt_view *v;
+            if (view_for(c, tg, L, dt, lay, mutate, &v) != 0) { failf(c, "setup: out of memory"); return -1; }
+            st = set_tensor(fx, tg, L, &v->v, (r->fx & FX_BORROW) ? NW_BORROW : NW_COPY);
+            if (st != NW_OK) {
+                failf(c, "setup: setting %s[%d] failed: %s (%s)", TG_NAME[tg], L, nw_status_string(st),
+                      nw_last_error_message());
+                return -1;
+            }
+            fx->present[tg][L] = 1;
+        }
+    }
+    if (!call_on_target && r->vm == VM_HUGE && r->vi == 0 &&
+        (r->tg == TG_POST || r->tg == TG_QK || r->tg >= TG_LAT0)) {
+        fx->T = r->vv;
+        fx->tok_bcast = 1;
+    }
+    return 0;
+}
+
+static void fx_teardown(fixture *fx) {
+    nw_store_destroy(fx->store);
+    nw_model_destroy(fx->model);
+    for (int i = 0; i < fx->nviews; i++) nwt_view_free(&fx->views[i]);
+    for (int tg = 0; tg < TG_N; tg++)
+        for (int L = 0; L < NL; L++) free(fx->canon[tg][L]);
+}
+
+/* --------------------------------------------------------- reference */
+
+static int64_t resolve(int64_t i, int64_t n) { return i < 0 ? i + n : i; }
+
+/* reference write vector and token row of a valid node, from the fixture */
+static void ref_node(const fixture *fx, const nw_node_index *nd, double *vec, int64_t *tok) {
+    int L = nd->layer;
+    nwt_ref_in in = {DM, NH, DH, DFF, fx->T, fx->Tk, 0, 0,
+                     fx->canon[TG_WMLP][L], fx->canon[TG_WATT][L], NULL,
+                     fx->canon[TG_POST][L], fx->canon[TG_QK][L], fx->canon[TG_V][L], NULL};
+    int64_t ix[3];
+    if (nd->node_type == NW_NODE_MLP_NEURON) {
+        ix[0] = resolve(nd->indices[0], fx->T);
+        ix[1] = resolve(nd->indices[1], DFF);
+    } else if (nd->node_type == NW_NODE_ATTENTION_HEAD) {
+        ix[0] = resolve(nd->indices[0], fx->T);
+        ix[1] = resolve(nd->indices[1], fx->Tk);
+        ix[2] = resolve(nd->indices[2], NH);
+    } else {
+        int k = nd->node_type - NW_NODE_AUTOENCODER_LATENT;
+        in.n_lat = fx->nlat[k][L];
+        in.ae_input = fx->aein[k][L];
+        in.dec = fx->canon[TG_DEC0 + k][L];
+        in.lat = fx->canon[TG_LAT0 + k][L];
+        ix[0] = resolve(nd->indices[0], fx->T);
+        ix[1] = resolve(nd->indices[1], in.n_lat);
+    }
+    *tok = ix[0];
+    if (fx->tok_bcast) ix[0] = 0; /* stride 0 on the token axis: every token reads row 0 */
+    nwt_ref_vec(&in, nd->node_type, ix, vec);
+}
+
+static double maxabs(const double *v, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) if (isfinite(v[i]) && fabs(v[i]) > m) m = fabs(v[i]);
+    return m;
+}
+
+static void compare_vec(ctx *c, const char *what, const float *got, const double *want) {
+    double sc = maxabs(want, DM);
+    for (int j = 0; j < DM; j++)
+        if (!nwt_close(got[j], want[j], sc)) {
+            failf(c, "%s: element %d is %.9g, reference %.9g", what, j, (double)got[j], want[j]);
+            return;
+        }
+}
+
+/* full (T, d_model) output: the token row against the reference, zeros elsewhere */
+static void compare_full(ctx *c, const char *what, const float *got, const nw_node_index *nd) {
+    double vec[DM];
+    int64_t tok;
+    ref_node(&c->fx, nd, vec, &tok);
+    for (int64_t t = 0; t < c->fx.T; t++) {
+        if (t == tok) {
+            compare_vec(c, what, got + t * DM, vec);
+        } else {
+            for (int j = 0; j < DM; j++)
+                if (got[t * DM + j] != 0.0f) {
+                    failf(c, "%s: row %" PRId64 " (not the token row %" PRId64 ") has %.9g at %d", what, t, tok,
+                          (double)got[t * DM + j], j);
+                    return;
+                }
+        }
+    }
+}
+
+/* The dependent derive after a call on (tg, L): expected status, and on OK the
+ * current fixture reference. */
+static void post_check(ctx *c, int tg, int L, nw_status expect) {
+    if (c->failed || L < 0 || L >= NL || tg == TG_NONE) return;
+    nw_node_index nd = dependent_node(tg, L);
+    size_t n = (size_t)(c->fx.T * DM);
+    float *out = malloc(n * sizeof(float));
+    nw_status st = nw_node_write(c->fx.model, c->fx.store, &nd, out, n);
+    if (st != expect)
+        failf(c, "afterwards, the dependent node_write returned %s, expected %s (%s)", nw_status_string(st),
+              nw_status_string(expect), nw_last_error_message());
+    else if (st == NW_OK)
+        compare_full(c, "afterwards, the dependent node_write", out, &nd);
+    free(out);
+}
+
+/* ----------------------------------------------------- derive family */
+
+static const nw_node_index FILLERS[3] = {
+    {NW_NODE_ATTENTION_HEAD, 1, 3, 0, {2, 1, 1, 0}},
+    {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 2, 0, {0, 6, 0, 0}},
+    {NW_NODE_MLP_NEURON, 0, 2, 0, {-1, 4, 0, 0}},
+};
+
+static size_t out_len_for(const row *r, size_t needed, size_t *alloc) {
+    size_t len;
+    if (r->cap_mode == CAP_ABS) len = (size_t)r->cap;
+    else if (r->cap_mode == CAP_MAX) len = SIZE_MAX;
+    else len = (size_t)((int64_t)needed + r->cap);
+    size_t a = r->cap_mode == CAP_MAX ? needed : len;
+    if (r->cap_mode != CAP_ABS && a < needed) a = needed;
+    *alloc = a + 16; /* guard: must stay untouched */
+    return len;
+}
+
+#define SENT_PTR ((void *)(uintptr_t)0x5eed5eedu)
+
+static void run_derive_family(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    nw_node_index node = r->node;
+    const nw_model *m = (r->nulls & NU_MODEL) ? NULL : fx->model;
+    const nw_store *s = (r->nulls & NU_STORE) ? NULL : fx->store;
+    const nw_node_index *np = (r->nulls & NU_NODE) ? NULL : &node;
+    nw_deriver *d = NULL;
+
+    if (r->fn == F_DERIVER_CREATE) {
+        nw_deriver *dd = SENT_PTR;
+        nw_status st = nw_node_write_deriver_create(m, np, (r->nulls & NU_DERIVER) ? NULL : &dd);
+        check_status(c, "nw_node_write_deriver_create", st);
+        if (st != NW_OK) CHECK(c, dd == SENT_PTR, "deriver out-pointer written on failure");
+        else if (dd == NULL || dd == SENT_PTR) failf(c, "deriver not written on success");
+        else nw_deriver_destroy(dd);
+        return;
+    }
+    if (r->fn == F_DERIVE || r->fn == F_DERIVE_VEC || r->fn == F_REQ || r->fn == F_OUT_SHAPE) {
+        nw_deriver *dd = SENT_PTR;
+        nw_status st = nw_node_write_deriver_create(fx->model, &node, &dd);
+        if (r->stage == STAGE_CREATE) {
+            check_status(c, "nw_node_write_deriver_create", st);
+            if (st != NW_OK) CHECK(c, dd == SENT_PTR, "deriver out-pointer written on failure");
+            else { failf(c, "deriver creation succeeded, expected it to fail"); nw_deriver_destroy(dd); }
+            return;
+        }
+        if (st != NW_OK) {
+            failf(c, "nw_node_write_deriver_create: %s (%s), expected NW_OK", nw_status_string(st),
+                  nw_last_error_message());
+            return;
+        }
+        d = dd;
+    }
+    const nw_deriver *dp = (r->nulls & NU_DERIVER) ? NULL : d;
+
+    if (r->fn == F_REQ) {
+        nw_requirement req[8];
+        size_t cnt;
+        memset(req, SENT, sizeof req);
+        memset(&cnt, SENT, sizeof cnt);
+        size_t cap = r->cap_mode == CAP_MAX ? SIZE_MAX : (size_t)r->cap;
+        size_t needed = node.node_type == NW_NODE_ATTENTION_HEAD ? 2 : 1;
+        nw_status st = nw_deriver_requirements(dp, (r->nulls & NU_OUT) ? NULL : req, cap,
+                                               (r->nulls & NU_COUNT) ? NULL : &cnt);
+        check_status(c, "nw_deriver_requirements", st);
+        if (st == NW_ERR_BUFFER_TOO_SMALL) {
+            CHECK(c, cnt == needed, "BUFFER_TOO_SMALL must still write *count = %zu, got %zu", needed, cnt);
+            CHECK(c, untouched(req, sizeof req), "requirements written although the capacity is too small");
+        } else if (st != NW_OK) {
+            CHECK(c, untouched(req, sizeof req) && untouched(&cnt, sizeof cnt), "outputs written on failure");
+        } else {
+            CHECK(c, cnt == needed, "count %zu, expected %zu", cnt, needed);
+            CHECK(c, untouched(req + needed, sizeof req - needed * sizeof *req), "written past the needed entries");
+            int32_t want0 = node.node_type == NW_NODE_MLP_NEURON ? NW_ACT_MLP_POST_ACT
+                            : node.node_type == NW_NODE_ATTENTION_HEAD
+                                ? NW_ACT_ATTN_QK_PROBS
+                                : NW_ACT_ONLINE_AUTOENCODER_LATENT + (node.node_type - NW_NODE_AUTOENCODER_LATENT);
+            int found0 = 0, found1 = needed < 2;
+            for (size_t i = 0; i < needed && i < cnt; i++) {
+                CHECK(c, req[i].layer == node.layer, "requirement %zu has layer %d", i, req[i].layer);
+                if (req[i].activation == want0) found0 = 1;
+                if (req[i].activation == NW_ACT_ATTN_VALUE) found1 = 1;
+            }
+            CHECK(c, found0 && found1, "requirements do not list the needed activations");
+        }
+    } else if (r->fn == F_OUT_SHAPE) {
+        int64_t shape[2];
+        memset(shape, SENT, sizeof shape);
+        nw_status st = nw_deriver_output_shape(dp, s, (r->nulls & NU_OUT) ? NULL : shape);
+        check_status(c, "nw_deriver_output_shape", st);
+        if (st != NW_OK) CHECK(c, untouched(shape, sizeof shape), "shape written on failure");
+        else CHECK(c, shape[0] == fx->T && shape[1] == DM, "shape (%" PRId64 ", %" PRId64 "), expected (%" PRId64
+                   ", %d)", shape[0], shape[1], fx->T, DM);
+    } else if (r->fn == F_DERIVE || r->fn == F_NODE_WRITE) {
+        size_t needed = (size_t)(fx->T * DM), alloc;
+        size_t len = out_len_for(r, needed, &alloc);
+        float *out = malloc(alloc * sizeof(float));
+        memset(out, SENT, alloc * sizeof(float));
+        float *op = (r->nulls & NU_OUT) ? NULL : out;
+        nw_status st;
+        const char *name;
+        if (r->fn == F_DERIVE) { name = "nw_deriver_derive"; st = nw_deriver_derive(dp, s, op, len); }
+        else { name = "nw_node_write"; st = nw_node_write(m, s, np, op, len); }
+        check_status(c, name, st);
+        if (st != NW_OK) CHECK(c, untouched(out, alloc * sizeof(float)), "%s wrote to out on failure", name);
+        else if (alloc - 16 < needed) failf(c, "%s returned NW_OK with out_len < T*d_model", name);
+        else {
+            compare_full(c, name, out, &node);
+            CHECK(c, untouched(out + needed, (alloc - needed) * sizeof(float)), "%s wrote past T*d_model", name);
+        }
+        free(out);
+    } else if (r->fn == F_DERIVE_VEC) {
+        size_t needed = DM, alloc;
+        size_t len = out_len_for(r, needed, &alloc);
+        float *out = malloc(alloc * sizeof(float));
+        memset(out, SENT, alloc * sizeof(float));
+        int64_t tok;
+        memset(&tok, SENT, sizeof tok);
+        nw_status st = nw_deriver_derive_vector(dp, s, (r->nulls & NU_OUT) ? NULL : out, len,
+                                                (r->nulls & NU_TOKEN) ? NULL : &tok);
+        check_status(c, "nw_deriver_derive_vector", st);
+        if (st != NW_OK) {
+            CHECK(c, untouched(out, alloc * sizeof(float)) && untouched(&tok, sizeof tok),
+                  "nw_deriver_derive_vector wrote on failure");
+        } else {
+            double vec[DM];
+            int64_t rt;
+            ref_node(fx, &node, vec, &rt);
+            compare_vec(c, "nw_deriver_derive_vector", out, vec);
+            CHECK(c, untouched(out + needed, (alloc - needed) * sizeof(float)), "wrote past d_model");
+            if (r->nulls & NU_TOKEN) CHECK(c, untouched(&tok, sizeof tok), "token_row written though NULL");
+            else CHECK(c, tok == rt, "token_row %" PRId64 ", expected %" PRId64, tok, rt);
+        }
+        free(out);
+    } else if (r->fn == F_NODE_WRITE_VECS) {
+        int nn = r->nn;
+        nw_node_index nodes[8];
+        for (int i = 0; i < nn; i++) nodes[i] = i == r->k ? node : FILLERS[i % 3];
+        size_t needed = (size_t)nn * DM, alloc;
+        size_t len = out_len_for(r, needed, &alloc);
+        float *out = malloc(alloc * sizeof(float));
+        memset(out, SENT, alloc * sizeof(float));
+        int64_t toks[10];
+        memset(toks, SENT, sizeof toks);
+        nw_status st = nw_node_write_vectors(m, s, (r->nulls & NU_NODE) ? NULL : nodes, (size_t)nn,
+                                             (r->nulls & NU_OUT) ? NULL : out, len,
+                                             (r->nulls & NU_TOKEN) ? NULL : toks);
+        check_status(c, "nw_node_write_vectors", st);
+        if (st != NW_OK) {
+            CHECK(c, untouched(out, alloc * sizeof(float)) && untouched(toks, sizeof toks),
+                  "nw_node_write_vectors wrote on failure");
+        } else {
+            for (int i = 0; i < nn; i++) {
+                double vec[DM];
+                int64_t rt;
+                ref_node(fx, &nodes[i], vec, &rt);
+                compare_vec(c, "nw_node_write_vectors", out + (size_t)i * DM, vec);
+                if (!(r->nulls & NU_TOKEN)) CHECK(c, toks[i] == rt, "token_rows[%d] %" PRId64 ", expected %" PRId64,
+                                                 i, toks[i], rt);
+            }
+            CHECK(c, untouched(out + needed, (alloc - needed) * sizeof(float)), "wrote past n_nodes*d_model");
+            CHECK(c, untouched(toks + nn, sizeof toks - (size_t)nn * sizeof *toks), "wrote past token_rows[n_nodes]");
+        }
+        free(out);
+    }
+    nw_deriver_destroy(d);
+}
+
+/* ------------------------------------------------------ model / store calls */
+
+static void run_set(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    int tg = r->tg, L = r->tl;
+    /* the old state, to compare against on failure */
+    nw_status old_post = fx->present[tg][L] ? NW_OK : NW_ERR_MISSING_INPUT;
+    double *old = fx->canon[tg][L];
+    int64_t old_nlat[NLATK][NL];
+    int32_t old_aein[NLATK][NL];
+    memcpy(old_nlat, fx->nlat, sizeof old_nlat);
+    memcpy(old_aein, fx->aein, sizeof old_aein);
+    /* the new tensor */
+    fx->canon[tg][L] = NULL;
+    if (r->fn == F_SET_AE && (r->e3 == NW_AE_INPUT_MLP_POST_ACT || r->e3 == NW_AE_INPUT_RESIDUAL))
+        fx->aein[tg - TG_DEC0][L] = r->e3;
+    fx_gen(fx, tg, L, 1);
+    if (r->inj_set) fx->canon[tg][L][r->inj_at] = r->inj;
+    nwt_view *v;
+    if (view_for(c, tg, L, r->vdtype, r->vlayout, 1, &v) != 0) { failf(c, "out of memory"); free(old); return; }
+    const nw_tensor_view *vp = (r->nulls & NU_VIEW) ? NULL : &v->v;
+    nw_model *m = (r->nulls & NU_MODEL) ? NULL : fx->model;
+    nw_status st;
+    const char *name;
+    if (r->fn == F_SET_WEIGHT) {
+        name = "nw_model_set_weight";
+        st = nw_model_set_weight(m, r->e0, r->e1, vp, r->e2);
+    } else if (r->fn == F_SET_AE) {
+        name = "nw_model_set_autoencoder";
+        st = nw_model_set_autoencoder(m, r->e0, r->e1, r->e3, vp, r->e2);
+    } else {
+        name = "nw_store_put";
+        st = nw_store_put((r->nulls & NU_STORE) ? NULL : fx->store, r->e0, r->e1, vp);
+    }
+    check_status(c, name, st);
+    if (c->failed) { free(old); return; }
+    if (st != NW_OK || r->e1 != r->tl) { /* failed, or set another slot: the target is as before */
+        /* nothing changed: the old data answers */
+        free(fx->canon[tg][L]);
+        fx->canon[tg][L] = old;
+        memcpy(fx->nlat, old_nlat, sizeof old_nlat);
+        memcpy(fx->aein, old_aein, sizeof old_aein);
+        fx_shape(fx, tg, L);
+        post_check(c, tg, L, old_post);
+    } else {
+        free(old);
+        fx->present[tg][L] = 1;
+        post_check(c, tg, L, r->post_set ? r->post : NW_OK);
+    }
+}
+
+static void run_remove(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    nw_status st = nw_store_remove((r->nulls & NU_STORE) ? NULL : fx->store, r->e0, r->e1);
+    check_status(c, "nw_store_remove", st);
+    int tg = act_tg(r->e0);
+    if (tg != TG_NONE && r->e1 >= 0 && r->e1 < NL) {
+        int gone = st == NW_OK && fx->present[tg][r->e1];
+        post_check(c, tg, r->e1, gone ? NW_ERR_MISSING_INPUT : (fx->present[tg][r->e1] ? NW_OK : NW_ERR_MISSING_INPUT));
+    }
+}
+
+static void run_model_create(ctx *c) {
+    const row *r = c->r;
+    nw_model *m = SENT_PTR;
+    nw_status st = nw_model_create((r->nulls & NU_DIMS) ? NULL : &r->dims, (r->nulls & NU_OUT) ? NULL : &m);
+    check_status(c, "nw_model_create", st);
+    if (st != NW_OK) { CHECK(c, m == SENT_PTR, "model out-pointer written on failure"); return; }
+    if (m == NULL || m == SENT_PTR) { failf(c, "model not written on success"); return; }
+    nw_model_dims got;
+    st = nw_model_dims_get(m, &got);
+    CHECK(c, st == NW_OK && memcmp(&got, &r->dims, sizeof got) == 0, "nw_model_dims_get disagrees with the dims given");
+    nw_model_destroy(m);
+}
+
+static void run_dims_get(ctx *c) {
+    const row *r = c->r;
+    nw_model_dims got;
+    memset(&got, SENT, sizeof got);
+    nw_status st = nw_model_dims_get((r->nulls & NU_MODEL) ? NULL : c->fx.model, (r->nulls & NU_OUT) ? NULL : &got);
+    check_status(c, "nw_model_dims_get", st);
+    if (st != NW_OK) CHECK(c, untouched(&got, sizeof got), "dims written on failure");
+    else CHECK(c, got.n_layers == NL && got.d_model == DM && got.n_heads == NH && got.d_head == DH && got.d_ff == DFF,
+               "dims wrong");
+}
+
+static void run_store_create(ctx *c) {
+    const row *r = c->r;
+    nw_store *s = SENT_PTR;
+    nw_status st = nw_store_create((r->nulls & NU_OUT) ? NULL : &s);
+    check_status(c, "nw_store_create", st);
+    if (st != NW_OK) CHECK(c, s == SENT_PTR, "store out-pointer written on failure");
+    else { CHECK(c, s && s != SENT_PTR, "store not written"); if (s && s != SENT_PTR) nw_store_destroy(s); }
+}
+
+/* --------------------------------------------------------------- names */
+
+static const char *name_of(int kind, int32_t v) {
+    switch (kind) {
+    case 0: return nw_node_type_name(v);
+    case 1: return nw_activation_name(v);
+    case 2: return nw_weight_name(v);
+    default: return nw_dtype_name(v);
+    }
+}
+
+static void run_names(ctx *c) {
+    const row *r = c->r;
+    if (r->fn == F_STATUS_STRING) {
+        const char *s = nw_status_string(r->e0);
+        CHECK(c, s && strcmp(s, r->str) == 0, "nw_status_string(%d) = \"%s\", expected \"%s\"", r->e0, s ? s : "(null)",
+              r->str);
+    } else if (r->fn == F_NAME) {
+        const char *s = name_of(r->e0, r->e1);
+        if (r->str == NULL) CHECK(c, s == NULL, "name of unknown value %d is \"%s\", expected NULL", r->e1, s);
+        else CHECK(c, s && strcmp(s, r->str) == 0, "name of %d is \"%s\", expected \"%s\"", r->e1, s ? s : "(null)",
+                   r->str);
+    } else if (r->fn == F_FROM_NAME) {
+        int32_t out;
+        memset(&out, SENT, sizeof out);
+        const char *nm = (r->nulls & NU_NAME) ? NULL : r->str;
+        int32_t *op = (r->nulls & NU_OUT) ? NULL : &out;
+        nw_status st;
+        switch (r->e0) {
+        case 0: st = nw_node_type_from_name(nm, op); break;
+        case 1: st = nw_activation_from_name(nm, op); break;
+        case 2: st = nw_weight_from_name(nm, op); break;
+        case 3: st = nw_dtype_from_name(nm, op); break;
+        default: st = nw_autoencoder_input_from_name(nm, op); break;
+        }
+        check_status(c, "nw_*_from_name", st);
+        if (st != NW_OK) CHECK(c, untouched(&out, sizeof out), "*out written on failure");
+        else CHECK(c, out == r->e1, "value %d, expected %d", out, r->e1);
+    } else if (r->fn == F_VERSION) {
+        CHECK(c, nw_abi_version() == NW_ABI_VERSION, "nw_abi_version() %u != NW_ABI_VERSION", nw_abi_version());
+        const char *v = nw_version_string();
+        CHECK(c, v && strcmp(v, NW_VERSION_STRING) == 0, "nw_version_string() \"%s\"", v ? v : "(null)");
+        const char *m = nw_last_error_message();
+        CHECK(c, m && m[0] == '\0', "nw_last_error_message() on a fresh thread is not \"\"");
+        nw_model_destroy(NULL);
+        nw_store_destroy(NULL);
+        nw_store_clear(NULL);
+        nw_deriver_destroy(NULL);
+    }
+}
+
+/* ------------------------------------------------------------ scenarios */
+
+/* each returns the status of its last call; failures via failf */
+static int sc_deriver_outlives_model(void *p) {
+    ctx *c = p;
+    nw_node_index nd = N_ATT(1, 2, 0, 1);
+    nw_deriver *d;
+    nw_status st = nw_node_write_deriver_create(c->fx.model, &nd, &d);
+    if (st != NW_OK) return st;
+    nw_model_destroy(c->fx.model);
+    c->fx.model = NULL;
+    float out[TT * DM];
+    st = nw_deriver_derive(d, c->fx.store, out, TT * DM);
+    if (st == NW_OK) compare_full(c, "derive after nw_model_destroy", out, &nd);
+    nw_deriver_destroy(d);
+    return st;
+}
+
+static int sc_deriver_captures_weights(void *p) {
+    ctx *c = p;
+    fixture *fx = &c->fx;
+    nw_node_index nd = N_MLP(0, 2, 3);
+    nw_deriver *d;
+    nw_status st = nw_node_write_deriver_create(fx->model, &nd, &d);
+    if (st != NW_OK) return st;
+    double *old = fx->canon[TG_WMLP][0];
+    fx->canon[TG_WMLP][0] = NULL;
+    fx_gen(fx, TG_WMLP, 0, 7);
+    nwt_view *v = fx_newview(fx);
+    nwt_view_build(v, fx->canon[TG_WMLP][0], 2, fx->shape[TG_WMLP][0], NW_DTYPE_F32, NWT_CONTIG_NULL, 0);
+    st = nw_model_set_weight(fx->model, NW_WEIGHT_MLP_TO_RESIDUAL, 0, &v->v, NW_COPY);
+    if (st != NW_OK) { free(old); return st; }
+    float out[TT * DM];
+    st = nw_node_write(fx->model, fx->store, &nd, out, TT * DM); /* the new weight */
+    if (st == NW_OK) compare_full(c, "node_write with the new weight", out, &nd);
+    double *neu = fx->canon[TG_WMLP][0];
+    fx->canon[TG_WMLP][0] = old;
+    st = nw_deriver_derive(d, fx->store, out, TT * DM); /* the deriver keeps the old one */
+    if (st == NW_OK) compare_full(c, "derive of a deriver created before set_weight", out, &nd);
+    fx->canon[TG_WMLP][0] = neu;
+    free(old);
+    nw_deriver_destroy(d);
+    return st;
+}
+
+static int sc_store_clear(void *p) {
+    ctx *c = p;
+    nw_node_index nd = N_MAE(0, 0, 5);
+    nw_deriver *d;
+    nw_status st = nw_node_write_deriver_create(c->fx.model, &nd, &d);
+    if (st != NW_OK) return st;
+    nw_store_clear(c->fx.store);
+    int64_t shape[2];
+    memset(shape, SENT, sizeof shape);
+    st = nw_deriver_output_shape(d, c->fx.store, shape);
+    CHECK(c, untouched(shape, sizeof shape), "shape written on failure");
+    CHECK(c, st == NW_OK || nw_last_error_message()[0] != '\0', "no message");
+    nw_deriver_destroy(d);
+    return st;
+}
+
+static int sc_remove_put_back(void *p) {
+    ctx *c = p;
+    fixture *fx = &c->fx;
+    nw_node_index nd = N_ATT(0, 1, 1, 0);
+    nw_status st = nw_store_remove(fx->store, NW_ACT_ATTN_VALUE, 0);
+    if (st != NW_OK) return st;
+    float out[TT * DM];
+    memset(out, SENT, sizeof out);
+    st = nw_node_write(fx->model, fx->store, &nd, out, TT * DM);
+    CHECK(c, st == NW_ERR_MISSING_INPUT, "node_write without attn.v: %s", nw_status_string(st));
+    CHECK(c, untouched(out, sizeof out), "written on failure");
+    nwt_view *v = fx_newview(fx);
+    nwt_view_build(v, fx->canon[TG_V][0], 3, fx->shape[TG_V][0], NW_DTYPE_F32, NWT_NEGALL, 0);
+    st = nw_store_put(fx->store, NW_ACT_ATTN_VALUE, 0, &v->v);
+    if (st != NW_OK) return st;
+    st = nw_node_write(fx->model, fx->store, &nd, out, TT * DM);
+    if (st == NW_OK) compare_full(c, "node_write after putting attn.v back", out, &nd);
+    return st;
+}
+
+static int sc_two_models_one_store(void *p) {
+    ctx *c = p;
+    fixture *fx = &c->fx;
+    /* a second model with the same dims, only the MLP weight (borrowed) */
+    nw_model_dims dims = {NL, DM, NH, DH, DFF};
+    nw_model *m2;
+    nw_status st = nw_model_create(&dims, &m2);
+    if (st != NW_OK) return st;
+    nwt_view *v = fx_newview(fx);
+    nwt_view_build(v, fx->canon[TG_WMLP][1], 2, fx->shape[TG_WMLP][1], NW_DTYPE_BF16, NWT_TRANSPOSED, 0);
+    for (int64_t i = 0; i < DFF * DM; i++)
+        fx->canon[TG_WMLP][1][i] = nwt_round_to(NW_DTYPE_BF16, fx->canon[TG_WMLP][1][i]);
+    st = nw_model_set_weight(m2, NW_WEIGHT_MLP_TO_RESIDUAL, 1, &v->v, NW_BORROW);
+    if (st == NW_OK) {
+        nw_node_index nd = N_MLP(1, -3, -5);
+        float out[TT * DM];
+        st = nw_node_write(m2, fx->store, &nd, out, TT * DM);
+        if (st == NW_OK) compare_full(c, "node_write on a second model", out, &nd);
+        nw_node_index na = N_ATT(1, 0, 0, 0);
+        memset(out, SENT, sizeof out);
+        nw_status s2 = nw_node_write(m2, fx->store, &na, out, TT * DM);
+        CHECK(c, s2 == NW_ERR_MISSING_INPUT, "attention on a model without attn weight: %s", nw_status_string(s2));
+        CHECK(c, untouched(out, sizeof out), "written on failure");
+    }
+    nw_model_destroy(m2);
+    return st;
+}
+
+/* Weights that would not fit in memory: NW_COPY must refuse before
+ * allocating; NW_BORROW keeps the (truthful, stride-0) view and derives. */
+static int sc_huge_weight(void *p) {
+    ctx *c = p;
+    const int64_t dm = 1 << 16, dff = (int64_t)1 << 30; /* 2^46 floats = 256 TiB */
+    nw_model_dims dims = {1, dm, 1, 1, dff};
+    nw_model *m;
+    nw_status st = nw_model_create(&dims, &m);
+    if (st != NW_OK) { failf(c, "nw_model_create of huge dims: %s", nw_status_string(st)); return st; }
+    float w = 0.75f, a = -2.0f;
+    int64_t wshape[2] = {dff, dm}, wst[2] = {0, 0};
+    nw_tensor_view wv = {&w, NW_DTYPE_F32, 2, wshape, wst};
+    st = nw_model_set_weight(m, NW_WEIGHT_MLP_TO_RESIDUAL, 0, &wv, NW_COPY);
+    CHECK(c, st == NW_ERR_OUT_OF_MEMORY || st == NW_ERR_INVALID_ARGUMENT,
+          "NW_COPY of a 256 TiB weight returned %s", nw_status_string(st));
+    CHECK(c, nw_last_error_message()[0] != '\0', "no message");
+    nw_node_index nd = N_MLP(0, 0, dff - 1);
+    nw_deriver *d = SENT_PTR;
+    nw_status s2 = nw_node_write_deriver_create(m, &nd, &d);
+    CHECK(c, s2 == NW_ERR_MISSING_INPUT && d == SENT_PTR, "after a refused NW_COPY the weight must be missing: %s",
+          nw_status_string(s2));
+    st = nw_model_set_weight(m, NW_WEIGHT_MLP_TO_RESIDUAL, 0, &wv, NW_BORROW);
+    if (st != NW_OK) { failf(c, "NW_BORROW of a stride-0 view: %s", nw_status_string(st)); nw_model_destroy(m); return st; }
+    nw_store *s;
+    nw_store_create(&s);
+    int64_t ashape[2] = {1, dff}, ast[2] = {0, 0};
+    nw_tensor_view av = {&a, NW_DTYPE_F32, 2, ashape, ast};
+    st = nw_store_put(s, NW_ACT_MLP_POST_ACT, 0, &av);
+    if (st == NW_OK) st = nw_node_write_deriver_create(m, &nd, &d);
+    if (st == NW_OK) {
+        float *out = malloc((size_t)(dm + 16) * sizeof(float));
+        memset(out, SENT, (size_t)(dm + 16) * sizeof(float));
+        int64_t tok = -1;
+        st = nw_deriver_derive_vector(d, s, out, (size_t)dm, &tok);
+        if (st == NW_OK) {
+            for (int64_t j = 0; j < dm; j++)
+                if (out[j] != -1.5f) { failf(c, "huge borrowed weight: out[%" PRId64 "] = %g", j, (double)out[j]); break; }
+            CHECK(c, tok == 0, "token row %" PRId64, tok);
+            CHECK(c, untouched(out + dm, 16 * sizeof(float)), "wrote past d_model");
+        }
+        free(out);
+        nw_deriver_destroy(d);
+    }
+    nw_store_destroy(s);
+    nw_model_destroy(m);
+    return st;
+}
+
+/* A store entry claiming a huge number of tokens (stride 0: truthful). */
+static int sc_huge_tokens(void *p) {
+    ctx *c = p;
+    fixture *fx = &c->fx;
+    const int64_t T = (int64_t)1 << 40;
+    int64_t shape[2] = {T, DFF}, st2[2] = {0, 1};
+    nwt_view *v = fx_newview(fx);
+    nwt_view_build(v, fx->canon[TG_POST][1], 2, fx->shape[TG_POST][1], NW_DTYPE_F32, NWT_CONTIG, 0);
+    nw_tensor_view hv = {v->v.data, NW_DTYPE_F32, 2, shape, st2};
+    nw_status st = nw_store_put(fx->store, NW_ACT_MLP_POST_ACT, 1, &hv);
+    if (st != NW_OK) { failf(c, "put of a (2^40, d_ff) stride-0 view: %s", nw_status_string(st)); return st; }
+    nw_node_index nd = N_MLP(1, -1, 2);
+    nw_deriver *d;
+    st = nw_node_write_deriver_create(fx->model, &nd, &d);
+    if (st != NW_OK) return st;
+    int64_t os[2];
+    st = nw_deriver_output_shape(d, fx->store, os);
+    CHECK(c, st == NW_OK && os[0] == T && os[1] == DM, "output_shape: %s", nw_status_string(st));
+    float out[100 + 16];
+    memset(out, SENT, sizeof out);
+    st = nw_deriver_derive(d, fx->store, out, 100);
+    CHECK(c, st == NW_ERR_BUFFER_TOO_SMALL, "derive of 2^42 floats into 100: %s", nw_status_string(st));
+    CHECK(c, untouched(out, sizeof out), "written on failure");
+    int64_t tok;
+    st = nw_deriver_derive_vector(d, fx->store, out, DM, &tok);
+    if (st == NW_OK) {
+        double vec[DM];
+        int64_t rt;
+        nw_node_index n0 = N_MLP(1, 0, 2); /* stride 0: every token reads row 0 */
+        ref_node(fx, &n0, vec, &rt);
+        compare_vec(c, "derive_vector at token 2^40-1", out, vec);
+        CHECK(c, tok == T - 1, "token row %" PRId64, tok);
+    }
+    nw_deriver_destroy(d);
+    return st;
+}
+
+/* T * d_model overflowing: (2^61, d_ff=1) activations in a d_model 8 model. */
+static int sc_output_overflow(void *p) {
+    ctx *c = p;
+    nw_model_dims dims = {1, 8, 1, 1, 1};
+    nw_model *m;
+    nw_status st = nw_model_create(&dims, &m);
+    if (st != NW_OK) return st;
+    float w[8] = {1, 2, 3, 4, 5, 6, 7, 8}, a = 0.5f;
+    int64_t ws[2] = {1, 8};
+    nw_tensor_view wv = {w, NW_DTYPE_F32, 2, ws, NULL};
+    st = nw_model_set_weight(m, NW_WEIGHT_MLP_TO_RESIDUAL, 0, &wv, NW_COPY);
+    nw_store *s;
+    nw_store_create(&s);
+    int64_t as[2] = {(int64_t)1 << 61, 1}, ast[2] = {0, 0};
+    nw_tensor_view av = {&a, NW_DTYPE_F32, 2, as, ast};
+    if (st == NW_OK) st = nw_store_put(s, NW_ACT_MLP_POST_ACT, 0, &av);
+    if (st == NW_OK) {
+        nw_node_index nd = N_MLP(0, 5, 0);
+        float out[64];
+        memset(out, SENT, sizeof out);
+        st = nw_node_write(m, s, &nd, out, 48);
+        CHECK(c, untouched(out, sizeof out), "written on failure");
+        CHECK(c, st != NW_OK, "node_write of 2^64 floats into 48 succeeded");
+        if (st != NW_OK) CHECK(c, nw_last_error_message()[0] != '\0', "no message");
+    }
+    nw_store_destroy(s);
+    nw_model_destroy(m);
+    return st;
+}
+
+static int sc_vectors_empty(void *p) {
+    ctx *c = p;
+    float out[4];
+    int64_t tok[2];
+    memset(out, SENT, sizeof out);
+    memset(tok, SENT, sizeof tok);
+    nw_node_index nd = N_MLP(0, 0, 0);
+    nw_status st = nw_node_write_vectors(c->fx.model, c->fx.store, &nd, 0, out, 0, tok);
+    CHECK(c, untouched(out, sizeof out) && untouched(tok, sizeof tok), "n_nodes = 0 wrote something");
+    return st;
+}
+
+/* nw_last_error_message: stays after a success, is per-thread */
+static void *other_thread_fails(void *p) {
+    (void)p;
+    nw_model_dims_get(NULL, NULL);
+    return NULL;
+}
+static int sc_error_message(void *p) {
+    ctx *c = p;
+    nw_status st = nw_store_remove(NULL, 0, 0);
+    char first[300];
+    snprintf(first, sizeof first, "%s", nw_last_error_message());
+    CHECK(c, st == NW_ERR_INVALID_ARGUMENT && first[0], "nw_store_remove(NULL) %s", nw_status_string(st));
+    nw_model_dims d;
+    st = nw_model_dims_get(c->fx.model, &d);
+    CHECK(c, st == NW_OK && strcmp(first, nw_last_error_message()) == 0, "a success changed the message");
+    pthread_t t;
+    pthread_create(&t, NULL, other_thread_fails, NULL);
+    pthread_join(t, NULL);
+    CHECK(c, strcmp(first, nw_last_error_message()) == 0, "another thread's failure changed this thread's message");
+    return st;
+}
+
+/* A view that stays truthful but aliases itself (all-zero strides on a
+ * (T, T_k, H) probs tensor): every element is the same probability. */
+static int sc_zero_stride_probs(void *p) {
+    ctx *c = p;
+    fixture *fx = &c->fx;
+    for (int64_t i = 0; i < fx_count(fx, TG_QK, 0); i++) fx->canon[TG_QK][0][i] = 0.25;
+    float pr = 0.25f;
+    int64_t zs[3] = {0, 0, 0};
+    nw_tensor_view v = {&pr, NW_DTYPE_F32, 3, fx->shape[TG_QK][0], zs};
+    nw_status st = nw_store_put(fx->store, NW_ACT_ATTN_QK_PROBS, 0, &v);
+    if (st != NW_OK) return st;
+    nw_node_index nd = N_ATT(0, 1, 2, 1);
+    float out[TT * DM];
+    st = nw_node_write(fx->model, fx->store, &nd, out, TT * DM);
+    if (st == NW_OK) compare_full(c, "zero-stride qk_probs", out, &nd);
+    return st;
+}
+
+/* ------------------------------------------------------------- running */
+
+static void *run_row(void *p) {
+    ctx *c = p;
+    const row *r = c->r;
+    switch (r->fn) {
+    case F_STATUS_STRING: case F_NAME: case F_FROM_NAME: case F_VERSION:
+        run_names(c);
+        return NULL;
+    case F_MODEL_CREATE: run_model_create(c); return NULL;
+    case F_STORE_CREATE: run_store_create(c); return NULL;
+    default: break;
+    }
+    if (fx_setup(c) == 0) {
+        const char *m = nw_last_error_message();
+        if (m[0] != '\0') failf(c, "setup left an error message: %s", m);
+        else switch (r->fn) {
+        case F_DIMS_GET: run_dims_get(c); break;
+        case F_SET_WEIGHT: case F_SET_AE: case F_STORE_PUT: run_set(c); break;
+        case F_STORE_REMOVE: run_remove(c); break;
+        case F_SCENARIO: {
+            nw_status st = (nw_status)r->scenario(c);
+            check_status(c, r->what, st);
+            break;
+        }
+        default: run_derive_family(c); break;
+        }
+    }
+    fx_teardown(&c->fx);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ the table */
+
+#define MAXROWS 2000
+static row ROWS[MAXROWS];
+static int NROWS;
+
+static row *add(row r) {
+    if (NROWS >= MAXROWS) { fprintf(stderr, "too many rows\n"); exit(2); }
+    ROWS[NROWS] = r;
+    return &ROWS[NROWS++];
+}
+
+#define I64MIN INT64_MIN
+#define I64MAX INT64_MAX
+#define I32MIN INT32_MIN
+#define I32MAX INT32_MAX
+#define OK NW_OK
+#define EARG NW_ERR_INVALID_ARGUMENT
+#define EIDX NW_ERR_INDEX_OUT_OF_RANGE
+#define ESHP NW_ERR_SHAPE_MISMATCH
+#define EDT NW_ERR_UNSUPPORTED_DTYPE
+#define EMIS NW_ERR_MISSING_INPUT
+#define EUNS NW_ERR_UNSUPPORTED
+#define EOOM NW_ERR_OUT_OF_MEMORY
+#define EBUF NW_ERR_BUFFER_TOO_SMALL
+
+/* explicit rows (generated ones are appended in build_table) */
+static const row STATIC_ROWS[] = {
+    /* ---- version, status strings ---- */
+    {.what = "abi version, version string, fresh-thread message, destroy(NULL)", .fn = F_VERSION},
+    {.what = "status 0", .fn = F_STATUS_STRING, .e0 = 0, .str = "NW_OK"},
+    {.what = "status -1", .fn = F_STATUS_STRING, .e0 = -1, .str = "NW_ERR_INVALID_ARGUMENT"},
+    {.what = "status -2", .fn = F_STATUS_STRING, .e0 = -2, .str = "NW_ERR_INDEX_OUT_OF_RANGE"},
+    {.what = "status -3", .fn = F_STATUS_STRING, .e0 = -3, .str = "NW_ERR_SHAPE_MISMATCH"},
+    {.what = "status -4", .fn = F_STATUS_STRING, .e0 = -4, .str = "NW_ERR_UNSUPPORTED_DTYPE"},
+    {.what = "status -5", .fn = F_STATUS_STRING, .e0 = -5, .str = "NW_ERR_MISSING_INPUT"},
+    {.what = "status -6", .fn = F_STATUS_STRING, .e0 = -6, .str = "NW_ERR_UNSUPPORTED"},
+    {.what = "status -7", .fn = F_STATUS_STRING, .e0 = -7, .str = "NW_ERR_OUT_OF_MEMORY"},
+    {.what = "status -8", .fn = F_STATUS_STRING, .e0 = -8, .str = "NW_ERR_BUFFER_TOO_SMALL"},
+    {.what = "status -9 (one past)", .fn = F_STATUS_STRING, .e0 = -9, .str = "NW_ERR_UNKNOWN"},
+    {.what = "status 1", .fn = F_STATUS_STRING, .e0 = 1, .str = "NW_ERR_UNKNOWN"},
+    {.what = "status INT32_MIN", .fn = F_STATUS_STRING, .e0 = I32MIN, .str = "NW_ERR_UNKNOWN"},
+    {.what = "status INT32_MAX", .fn = F_STATUS_STRING, .e0 = I32MAX, .str = "NW_ERR_UNKNOWN"},
+
+    /* ---- nw_*_name ---- */
+    {.what = "node type 0", .fn = F_NAME, .e0 = 0, .e1 = 0, .str = "mlp_neuron"},
+    {.what = "node type 1", .fn = F_NAME, .e0 = 0, .e1 = 1, .str = "attention_head"},
+    {.what = "node type 2", .fn = F_NAME, .e0 = 0, .e1 = 2, .str = "autoencoder_latent"},
+    {.what = "node type 3", .fn = F_NAME, .e0 = 0, .e1 = 3, .str = "mlp_autoencoder_latent"},
+    {.what = "node type 4", .fn = F_NAME, .e0 = 0, .e1 = 4, .str = "attention_autoencoder_latent"},
+    {.what = "node type 5 (one past)", .fn = F_NAME, .e0 = 0, .e1 = 5, .str = NULL},
+    {.what = "node type -1", .fn = F_NAME, .e0 = 0, .e1 = -1, .str = NULL},
+    {.what = "node type INT32_MIN", .fn = F_NAME, .e0 = 0, .e1 = I32MIN, .str = NULL},
+    {.what = "node type INT32_MAX", .fn = F_NAME, .e0 = 0, .e1 = I32MAX, .str = NULL},
+    {.what = "activation 0", .fn = F_NAME, .e0 = 1, .e1 = 0, .str = "mlp.post_act"},
+    {.what = "activation 1", .fn = F_NAME, .e0 = 1, .e1 = 1, .str = "attn.qk_probs"},
+    {.what = "activation 2", .fn = F_NAME, .e0 = 1, .e1 = 2, .str = "attn.v"},
+    {.what = "activation 3", .fn = F_NAME, .e0 = 1, .e1 = 3, .str = "online_autoencoder_latent"},
+    {.what = "activation 4", .fn = F_NAME, .e0 = 1, .e1 = 4, .str = "online_mlp_autoencoder_latent"},
+    {.what = "activation 5", .fn = F_NAME, .e0 = 1, .e1 = 5, .str = "online_attention_autoencoder_latent"},
+    {.what = "activation 6 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 6, .str = NULL},
+    {.what = "activation -1", .fn = F_NAME, .e0 = 1, .e1 = -1, .str = NULL},
+    {.what = "activation INT32_MIN", .fn = F_NAME, .e0 = 1, .e1 = I32MIN, .str = NULL},
+    {.what = "activation INT32_MAX", .fn = F_NAME, .e0 = 1, .e1 = I32MAX, .str = NULL},
+    {.what = "weight 0", .fn = F_NAME, .e0 = 2, .e1 = 0, .str = "mlp.to_residual"},
+    {.what = "weight 1", .fn = F_NAME, .e0 = 2, .e1 = 1, .str = "attn.to_residual"},
+    {.what = "weight 2 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 2, .str = NULL},
+    {.what = "weight -1", .fn = F_NAME, .e0 = 2, .e1 = -1, .str = NULL},
+    {.what = "weight INT32_MIN", .fn = F_NAME, .e0 = 2, .e1 = I32MIN, .str = NULL},
+    {.what = "weight INT32_MAX", .fn = F_NAME, .e0 = 2, .e1 = I32MAX, .str = NULL},
+    {.what = "dtype 0", .fn = F_NAME, .e0 = 3, .e1 = 0, .str = "float32"},
+    {.what = "dtype 1", .fn = F_NAME, .e0 = 3, .e1 = 1, .str = "float16"},
+    {.what = "dtype 2", .fn = F_NAME, .e0 = 3, .e1 = 2, .str = "bfloat16"},
+    {.what = "dtype 3", .fn = F_NAME, .e0 = 3, .e1 = 3, .str = "float64"},
+    {.what = "dtype 4 (one past)", .fn = F_NAME, .e0 = 3, .e1 = 4, .str = NULL},
+    {.what = "dtype -1", .fn = F_NAME, .e0 = 3, .e1 = -1, .str = NULL},
+    {.what = "dtype INT32_MIN", .fn = F_NAME, .e0 = 3, .e1 = I32MIN, .str = NULL},
+    {.what = "dtype INT32_MAX", .fn = F_NAME, .e0 = 3, .e1 = I32MAX, .str = NULL},
+
+    /* ---- nw_*_from_name ---- */
+    {.what = "node type from \"mlp_neuron\"", .fn = F_FROM_NAME, .e0 = 0, .str = "mlp_neuron", .e1 = 0},
+    {.what = "node type from \"attention_autoencoder_latent\"", .fn = F_FROM_NAME, .e0 = 0,
+     .str = "attention_autoencoder_latent", .e1 = 4},
+    {.what = "node type from NULL name", .fn = F_FROM_NAME, .e0 = 0, .str = "mlp_neuron", .nulls = NU_NAME, .expect = EARG},
+    {.what = "node type from name, NULL out", .fn = F_FROM_NAME, .e0 = 0, .str = "mlp_neuron", .nulls = NU_OUT, .expect = EARG},
+    {.what = "node type from \"\"", .fn = F_FROM_NAME, .e0 = 0, .str = "", .expect = EARG},
+    {.what = "node type from \"MLP_NEURON\" (case)", .fn = F_FROM_NAME, .e0 = 0, .str = "MLP_NEURON", .expect = EARG},
+    {.what = "node type from \"mlp_neuron \" (trailing space)", .fn = F_FROM_NAME, .e0 = 0, .str = "mlp_neuron ", .expect = EARG},
+    {.what = "node type from \"mlp\" (prefix)", .fn = F_FROM_NAME, .e0 = 0, .str = "mlp", .expect = EARG},
+    {.what = "node type from \"mlp_neuronx\" (one char past)", .fn = F_FROM_NAME, .e0 = 0, .str = "mlp_neuronx", .expect = EARG},
+    {.what = "activation from \"attn.v\"", .fn = F_FROM_NAME, .e0 = 1, .str = "attn.v", .e1 = 2},
+    {.what = "activation from \"online_attention_autoencoder_latent\"", .fn = F_FROM_NAME, .e0 = 1,
+     .str = "online_attention_autoencoder_latent", .e1 = 5},
+    {.what = "activation from NULL", .fn = F_FROM_NAME, .e0 = 1, .str = "attn.v", .nulls = NU_NAME, .expect = EARG},
+    {.what = "activation from name, NULL out", .fn = F_FROM_NAME, .e0 = 1, .str = "attn.v", .nulls = NU_OUT, .expect = EARG},
+    {.what = "activation from \"attn_v\"", .fn = F_FROM_NAME, .e0 = 1, .str = "attn_v", .expect = EARG},
+    {.what = "activation from \"mlp_neuron\" (other enum's name)", .fn = F_FROM_NAME, .e0 = 1, .str = "mlp_neuron", .expect = EARG},
+    {.what = "weight from \"attn.to_residual\"", .fn = F_FROM_NAME, .e0 = 2, .str = "attn.to_residual", .e1 = 1},
+    {.what = "weight from NULL", .fn = F_FROM_NAME, .e0 = 2, .str = "x", .nulls = NU_NAME, .expect = EARG},
+    {.what = "weight from name, NULL out", .fn = F_FROM_NAME, .e0 = 2, .str = "mlp.to_residual", .nulls = NU_OUT, .expect = EARG},
+    {.what = "weight from \"mlp.to_residual.\"", .fn = F_FROM_NAME, .e0 = 2, .str = "mlp.to_residual.", .expect = EARG},
+    {.what = "dtype from \"bfloat16\"", .fn = F_FROM_NAME, .e0 = 3, .str = "bfloat16", .e1 = 2},
+    {.what = "dtype from \"float64\"", .fn = F_FROM_NAME, .e0 = 3, .str = "float64", .e1 = 3},
+    {.what = "dtype from \"int8\"", .fn = F_FROM_NAME, .e0 = 3, .str = "int8", .expect = EARG},
+    {.what = "dtype from NULL", .fn = F_FROM_NAME, .e0 = 3, .str = "x", .nulls = NU_NAME, .expect = EARG},
+    {.what = "dtype from name, NULL out", .fn = F_FROM_NAME, .e0 = 3, .str = "float32", .nulls = NU_OUT, .expect = EARG},
+    {.what = "ae input from \"mlp_post_act\"", .fn = F_FROM_NAME, .e0 = 4, .str = "mlp_post_act", .e1 = 0},
+    {.what = "ae input from \"resid_delta_mlp\"", .fn = F_FROM_NAME, .e0 = 4, .str = "resid_delta_mlp", .e1 = 1},
+    {.what = "ae input from \"resid_delta_attn\"", .fn = F_FROM_NAME, .e0 = 4, .str = "resid_delta_attn", .e1 = 1},
+    {.what = "ae input from \"resid_post_mlp\"", .fn = F_FROM_NAME, .e0 = 4, .str = "resid_post_mlp", .e1 = 1},
+    {.what = "ae input from \"resid_post_attn\"", .fn = F_FROM_NAME, .e0 = 4, .str = "resid_post_attn", .e1 = 1},
+    {.what = "ae input from \"resid_post_embedding\"", .fn = F_FROM_NAME, .e0 = 4, .str = "resid_post_embedding", .e1 = 1},
+    {.what = "ae input from \"attn_write\" (not supported)", .fn = F_FROM_NAME, .e0 = 4, .str = "attn_write", .expect = EUNS},
+    {.what = "ae input from \"\"", .fn = F_FROM_NAME, .e0 = 4, .str = "", .expect = EUNS},
+    {.what = "ae input from \"mlp.post_act\" (activation spelling)", .fn = F_FROM_NAME, .e0 = 4, .str = "mlp.post_act", .expect = EUNS},
+    {.what = "ae input from NULL", .fn = F_FROM_NAME, .e0 = 4, .str = "x", .nulls = NU_NAME, .expect = EARG},
+    {.what = "ae input from name, NULL out", .fn = F_FROM_NAME, .e0 = 4, .str = "mlp_post_act", .nulls = NU_OUT, .expect = EARG},
+
+    /* ---- nw_model_create ---- */
+    {.what = "model: all dims 1", .fn = F_MODEL_CREATE, .dims = {1, 1, 1, 1, 1}},
+    {.what = "model: NULL dims", .fn = F_MODEL_CREATE, .dims = {1, 1, 1, 1, 1}, .nulls = NU_DIMS, .expect = EARG},
+    {.what = "model: NULL out", .fn = F_MODEL_CREATE, .dims = {1, 1, 1, 1, 1}, .nulls = NU_OUT, .expect = EARG},
+    {.what = "model: n_layers 0", .fn = F_MODEL_CREATE, .dims = {0, 4, 2, 3, 5}, .expect = EARG},
+    {.what = "model: d_model 0", .fn = F_MODEL_CREATE, .dims = {2, 0, 2, 3, 5}, .expect = EARG},
+    {.what = "model: n_heads 0", .fn = F_MODEL_CREATE, .dims = {2, 4, 0, 3, 5}, .expect = EARG},
+    {.what = "model: d_head 0", .fn = F_MODEL_CREATE, .dims = {2, 4, 2, 0, 5}, .expect = EARG},
+    {.what = "model: d_ff 0", .fn = F_MODEL_CREATE, .dims = {2, 4, 2, 3, 0}, .expect = EARG},
+    {.what = "model: n_layers -1", .fn = F_MODEL_CREATE, .dims = {-1, 4, 2, 3, 5}, .expect = EARG},
+    {.what = "model: d_model -1", .fn = F_MODEL_CREATE, .dims = {2, -1, 2, 3, 5}, .expect = EARG},
+    {.what = "model: n_heads INT64_MIN", .fn = F_MODEL_CREATE, .dims = {2, 4, I64MIN, 3, 5}, .expect = EARG},
+    {.what = "model: d_head INT64_MIN", .fn = F_MODEL_CREATE, .dims = {2, 4, 2, I64MIN, 5}, .expect = EARG},
+    {.what = "model: d_ff INT64_MIN", .fn = F_MODEL_CREATE, .dims = {2, 4, 2, 3, I64MIN}, .expect = EARG},
+    {.what = "model: d_model*d_ff = 2^64 overflows", .fn = F_MODEL_CREATE, .dims = {1, (int64_t)1 << 32, 1, 1, (int64_t)1 << 32},
+     .expect = EARG},
+    {.what = "model: d_model INT64_MAX, d_ff 2 overflows", .fn = F_MODEL_CREATE, .dims = {1, I64MAX, 1, 1, 2}, .expect = EARG},
+    {.what = "model: n_heads*d_head*d_model = 2^64 overflows", .fn = F_MODEL_CREATE,
+     .dims = {1, (int64_t)1 << 22, (int64_t)1 << 21, (int64_t)1 << 21, 1}, .expect = EARG},
+    {.what = "model: n_heads*d_head overflows alone", .fn = F_MODEL_CREATE, .dims = {1, 1, I64MAX, 3, 1}, .expect = EARG},
+    {.what = "model: d_model INT64_MAX, rest 1 (oversize: OK or OOM)", .fn = F_MODEL_CREATE, .dims = {1, I64MAX, 1, 1, 1},
+     .expect = OK, .alt = EOOM},
+    {.what = "model: n_layers INT64_MAX (not an int32 layer index; header silent, OK accepted)", .fn = F_MODEL_CREATE,
+     .dims = {I64MAX, 4, 2, 3, 5}, .expect = EARG, .alt = OK},
+    {.what = "model: n_layers INT32_MAX + 1 (header silent, OK accepted)", .fn = F_MODEL_CREATE,
+     .dims = {(int64_t)I32MAX + 1, 4, 2, 3, 5}, .expect = EARG, .alt = OK},
+    {.what = "model: n_layers INT32_MAX (oversize: OK or OOM, no per-layer allocation abort)", .fn = F_MODEL_CREATE,
+     .dims = {I32MAX, 4, 2, 3, 5}, .expect = OK, .alt = EOOM},
+    {.what = "model: d_model*d_ff = 2^62 fits int64 (oversize: OK or OOM)", .fn = F_MODEL_CREATE,
+     .dims = {3, (int64_t)1 << 31, 1, 1, (int64_t)1 << 31}, .expect = OK, .alt = EOOM},
+
+    /* ---- nw_model_dims_get, nw_store_create ---- */
+    {.what = "dims_get", .fn = F_DIMS_GET},
+    {.what = "dims_get: NULL model", .fn = F_DIMS_GET, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "dims_get: NULL out", .fn = F_DIMS_GET, .nulls = NU_OUT, .expect = EARG},
+    {.what = "store_create", .fn = F_STORE_CREATE},
+    {.what = "store_create: NULL out", .fn = F_STORE_CREATE, .nulls = NU_OUT, .expect = EARG},
+
+    /* ---- nw_model_set_weight: e0 weight, e1 layer, e2 ownership; tg/tl the tensor ---- */
+    {.what = "set mlp weight, f32 contiguous (replaces)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1},
+    {.what = "set mlp weight into an empty slot", .fn = F_SET_WEIGHT, .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1},
+    {.what = "set mlp weight, borrowed", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 0, .e0 = 0, .e1 = 0, .e2 = NW_BORROW},
+    {.what = "set mlp weight, f16", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vdtype = NW_DTYPE_F16},
+    {.what = "set mlp weight, bf16 transposed", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vdtype = NW_DTYPE_BF16, .vlayout = NWT_TRANSPOSED},
+    {.what = "set mlp weight, f64 negative strides", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vdtype = NW_DTYPE_F64, .vlayout = NWT_NEGALL},
+    {.what = "set mlp weight, padded rows, borrowed", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .e2 = NW_BORROW, .vlayout = NWT_PADDED},
+    {.what = "set mlp weight, stride 0 on axis 0 (broadcast)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vlayout = NWT_BCAST0},
+    {.what = "set attn weight, f32", .fn = F_SET_WEIGHT, .tg = TG_WATT, .tl = 1, .e0 = 1, .e1 = 1},
+    {.what = "set attn weight, f16 transposed, borrowed", .fn = F_SET_WEIGHT, .tg = TG_WATT, .tl = 0, .e0 = 1, .e1 = 0,
+     .e2 = NW_BORROW, .vdtype = NW_DTYPE_F16, .vlayout = NWT_TRANSPOSED},
+    {.what = "set attn weight, bf16 axis 0 backwards", .fn = F_SET_WEIGHT, .tg = TG_WATT, .tl = 1, .e0 = 1, .e1 = 1,
+     .vdtype = NW_DTYPE_BF16, .vlayout = NWT_NEG0},
+    {.what = "set weight: NULL model", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "set weight: NULL view", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_VIEW, .expect = EARG},
+    {.what = "set weight: NULL data", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_DATA, .expect = EARG},
+    {.what = "set weight: NULL shape", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_SHAPE, .expect = EARG},
+    {.what = "set weight: weight 2 (one past)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 2, .e1 = 1, .expect = EARG},
+    {.what = "set weight: weight -1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = -1, .e1 = 1, .expect = EARG},
+    {.what = "set weight: weight INT32_MIN", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = I32MIN, .e1 = 1, .expect = EARG},
+    {.what = "set weight: weight INT32_MAX", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = I32MAX, .e1 = 1, .expect = EARG},
+    {.what = "set weight: ownership 2", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .e2 = 2, .expect = EARG},
+    {.what = "set weight: ownership -1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .e2 = -1, .expect = EARG},
+    {.what = "set weight: ownership INT32_MIN", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .e2 = I32MIN, .expect = EARG},
+    {.what = "set weight: ownership INT32_MAX", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .e2 = I32MAX, .expect = EARG},
+    {.what = "set weight: layer -1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = -1, .expect = EIDX},
+    {.what = "set weight: layer n_layers", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = NL, .expect = EIDX},
+    {.what = "set weight: layer INT32_MIN", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = I32MIN, .expect = EIDX},
+    {.what = "set weight: layer INT32_MAX", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = I32MAX, .expect = EIDX},
+    {.what = "set weight: dtype 4", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_DTYPE, .vv = 4, .expect = EDT},
+    {.what = "set weight: dtype -1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_DTYPE, .vv = -1, .expect = EDT},
+    {.what = "set weight: dtype INT32_MIN", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_DTYPE, .vv = I32MIN, .expect = EDT},
+    {.what = "set weight: dtype INT32_MAX", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_DTYPE, .vv = I32MAX, .expect = EDT},
+    {.what = "set weight: ndim 1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = 1, .expect = ESHP},
+    {.what = "set weight: ndim 3 for mlp", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = 3, .expect = ESHP},
+    {.what = "set weight: ndim 0", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = 0, .expect = ESHP},
+    {.what = "set weight: ndim -1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = -1, .expect = ESHP},
+    {.what = "set weight: ndim INT32_MIN", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = I32MIN, .expect = ESHP},
+    {.what = "set weight: ndim INT32_MAX", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = I32MAX, .expect = ESHP},
+    {.what = "set weight: ndim 2 for attn", .fn = F_SET_WEIGHT, .tg = TG_WATT, .tl = 1, .e0 = 1, .e1 = 1, .vm = VM_NDIM, .vv = 2, .expect = ESHP},
+    {.what = "set weight: mlp view given as attn weight", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 1, .e1 = 1, .expect = ESHP},
+    {.what = "set weight: d_ff + 1 rows", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_SHAPE, .vi = 0, .vv = DFF + 1, .expect = ESHP},
+    {.what = "set weight: d_ff - 1 rows", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_SHAPE, .vi = 0, .vv = DFF - 1, .expect = ESHP},
+    {.what = "set weight: d_model + 1 columns", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_SHAPE, .vi = 1, .vv = DM + 1, .expect = ESHP},
+    {.what = "set weight: shape 0", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_SHAPE, .vi = 0, .vv = 0, .expect = ESHP},
+    {.what = "set weight: shape -1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_SHAPE, .vi = 0, .vv = -1, .expect = EARG},
+    {.what = "set weight: shape INT64_MIN", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_SHAPE, .vi = 1, .vv = I64MIN, .expect = EARG},
+    {.what = "set weight: attn head axis n_heads + 1", .fn = F_SET_WEIGHT, .tg = TG_WATT, .tl = 1, .e0 = 1, .e1 = 1, .vm = VM_SHAPE, .vi = 0, .vv = NH + 1, .expect = ESHP},
+    {.what = "set weight: attn d_head axis - 1", .fn = F_SET_WEIGHT, .tg = TG_WATT, .tl = 1, .e0 = 1, .e1 = 1, .vm = VM_SHAPE, .vi = 1, .vv = DH - 1, .expect = ESHP},
+    {.what = "set weight: attn d_model axis -1", .fn = F_SET_WEIGHT, .tg = TG_WATT, .tl = 1, .e0 = 1, .e1 = 1, .vm = VM_SHAPE, .vi = 2, .vv = -1, .expect = EARG},
+    {.what = "set weight: count overflow (2^32 x 2^32, stride 0)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_ZERO_STRIDES, .vi = 0, .vv = (int64_t)1 << 62, .expect = EARG},
+    {.what = "set weight: stride INT64_MAX (span overflows)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_STRIDE, .vi = 0, .vv = I64MAX, .expect = EARG},
+    {.what = "set weight: stride INT64_MIN (span overflows)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_STRIDE, .vi = 0, .vv = I64MIN, .expect = EARG},
+    {.what = "set weight: stride INT64_MAX/2 (byte span overflows)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_STRIDE, .vi = 1, .vv = I64MAX / 2, .expect = EARG},
+    {.what = "set weight: stride 2^61 f64 (bytes overflow)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vdtype = NW_DTYPE_F64, .vm = VM_STRIDE, .vi = 0, .vv = (int64_t)1 << 61, .expect = EARG},
+    {.what = "set weight: all strides 0 (one element, broadcast)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_ZERO_STRIDES},
+    {.what = "set weight: NaN in the weight (OK, propagates)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .inj_set = 1, .inj_at = 2 * DM + 1, .inj = NAN},
+    {.what = "set weight: +Inf in the weight (OK, propagates)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .inj_set = 1, .inj_at = 2 * DM + 3, .inj = INFINITY},
+    {.what = "set weight: f16 overflow to Inf (OK)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1,
+     .vdtype = NW_DTYPE_F16, .inj_set = 1, .inj_at = 2 * DM, .inj = 1e6},
+
+    /* ---- nw_model_set_autoencoder: e0 node type, e1 layer, e2 ownership, e3 input ---- */
+    {.what = "set ae (autoencoder_latent, MLP input)", .fn = F_SET_AE, .tg = TG_DEC0, .tl = 0, .e0 = 2, .e1 = 0, .e3 = 0},
+    {.what = "set ae: switch layer 1 to MLP input", .fn = F_SET_AE, .tg = TG_DEC0, .tl = 1, .e0 = 2, .e1 = 1, .e3 = 0},
+    {.what = "set ae: switch layer 0 to residual input", .fn = F_SET_AE, .tg = TG_DEC0, .tl = 0, .e0 = 2, .e1 = 0, .e3 = 1},
+    {.what = "set ae: mlp ae, borrowed f16", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e2 = 1, .e3 = 0,
+     .vdtype = NW_DTYPE_F16},
+    {.what = "set ae: attn ae, f64 transposed", .fn = F_SET_AE, .tg = TG_DEC2, .tl = 0, .e0 = 4, .e1 = 0, .e3 = 1,
+     .vdtype = NW_DTYPE_F64, .vlayout = NWT_TRANSPOSED},
+    {.what = "set ae: into an empty slot", .fn = F_SET_AE, .fx = FX_ABSENT, .tg = TG_DEC2, .tl = 1, .e0 = 4, .e1 = 1, .e3 = 1},
+    {.what = "set ae: NULL model", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "set ae: NULL view", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .nulls = NU_VIEW, .expect = EARG},
+    {.what = "set ae: NULL data", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .nulls = NU_DATA, .expect = EARG},
+    {.what = "set ae: NULL shape", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .nulls = NU_SHAPE, .expect = EARG},
+    {.what = "set ae: node type mlp_neuron (not a latent)", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 0, .e1 = 1, .e3 = 0, .expect = EARG},
+    {.what = "set ae: node type attention_head", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 1, .e1 = 1, .e3 = 0, .expect = EARG},
+    {.what = "set ae: node type 5", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 5, .e1 = 1, .e3 = 0, .expect = EARG},
+    {.what = "set ae: node type -1", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = -1, .e1 = 1, .e3 = 0, .expect = EARG},
+    {.what = "set ae: node type INT32_MIN", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = I32MIN, .e1 = 1, .e3 = 0, .expect = EARG},
+    {.what = "set ae: node type INT32_MAX", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = I32MAX, .e1 = 1, .e3 = 0, .expect = EARG},
+    {.what = "set ae: input 2", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 2, .expect = EARG},
+    {.what = "set ae: input -1", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = -1, .expect = EARG},
+    {.what = "set ae: input INT32_MIN", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = I32MIN, .expect = EARG},
+    {.what = "set ae: input INT32_MAX", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = I32MAX, .expect = EARG},
+    {.what = "set ae: ownership 2", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e2 = 2, .e3 = 0, .expect = EARG},
+    {.what = "set ae: ownership INT32_MIN", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e2 = I32MIN, .e3 = 0, .expect = EARG},
+    {.what = "set ae: layer -1", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = -1, .e3 = 0, .expect = EIDX},
+    {.what = "set ae: layer n_layers", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = NL, .e3 = 0, .expect = EIDX},
+    {.what = "set ae: layer INT32_MIN", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = I32MIN, .e3 = 0, .expect = EIDX},
+    {.what = "set ae: layer INT32_MAX", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = I32MAX, .e3 = 0, .expect = EIDX},
+    {.what = "set ae: n_inputs d_model for MLP input", .fn = F_SET_AE, .tg = TG_DEC2, .tl = 1, .e0 = 4, .e1 = 1, .e3 = 0,
+     .vm = VM_SHAPE, .vi = 1, .vv = DM, .expect = ESHP},
+    {.what = "set ae: n_inputs d_ff for residual input", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 1,
+     .vm = VM_SHAPE, .vi = 1, .vv = DFF, .expect = ESHP},
+    {.what = "set ae: n_inputs d_ff + 1", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0,
+     .vm = VM_SHAPE, .vi = 1, .vv = DFF + 1, .expect = ESHP},
+    {.what = "set ae: n_latents -1", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0,
+     .vm = VM_SHAPE, .vi = 0, .vv = -1, .expect = EARG},
+    {.what = "set ae: ndim 3", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .vm = VM_NDIM, .vv = 3, .expect = ESHP},
+    {.what = "set ae: ndim INT32_MIN", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .vm = VM_NDIM, .vv = I32MIN, .expect = ESHP},
+    {.what = "set ae: dtype 4", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .vm = VM_DTYPE, .vv = 4, .expect = EDT},
+    {.what = "set ae: dtype INT32_MIN", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .vm = VM_DTYPE, .vv = I32MIN, .expect = EDT},
+    {.what = "set ae: n_latents 2^62 (stride 0), NW_COPY: oversize", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0,
+     .vm = VM_HUGE, .vi = 0, .vv = (int64_t)1 << 62, .expect = EOOM, .alt = EARG},
+    {.what = "set ae: n_latents 2^40 (stride 0), NW_COPY: oversize", .fn = F_SET_AE, .tg = TG_DEC2, .tl = 1, .e0 = 4, .e1 = 1, .e3 = 1,
+     .vm = VM_HUGE, .vi = 0, .vv = (int64_t)1 << 40, .expect = EOOM, .alt = EARG},
+    {.what = "set ae: n_latents 2^40 borrowed, store latents disagree", .fn = F_SET_AE, .tg = TG_DEC2, .tl = 1, .e0 = 4, .e1 = 1,
+     .e2 = NW_BORROW, .e3 = 1, .vm = VM_HUGE, .vi = 0, .vv = (int64_t)1 << 40, .post_set = 1, .post = ESHP},
+    {.what = "set ae: stride INT64_MIN", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0,
+     .vm = VM_STRIDE, .vi = 1, .vv = I64MIN, .expect = EARG},
+    {.what = "set ae: 8 latents, store has 6 (put OK, derive SHAPE_MISMATCH)", .fn = F_SET_AE, .tg = TG_DEC1, .tl = 1, .e0 = 3,
+     .e1 = 1, .e3 = 0, .vm = VM_SHAPE, .vi = 0, .vv = 8, .post_set = 1, .post = ESHP},
+
+    /* ---- nw_store_put: e0 activation, e1 layer ---- */
+    {.what = "put post_act (replaces)", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1},
+    {.what = "put post_act into an empty slot", .fn = F_STORE_PUT, .fx = FX_ABSENT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1},
+    {.what = "put post_act f16 transposed", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 0, .e0 = 0, .e1 = 0, .vdtype = NW_DTYPE_F16,
+     .vlayout = NWT_TRANSPOSED},
+    {.what = "put qk_probs bf16 negative strides", .fn = F_STORE_PUT, .tg = TG_QK, .tl = 1, .e0 = 1, .e1 = 1,
+     .vdtype = NW_DTYPE_BF16, .vlayout = NWT_NEGALL},
+    {.what = "put attn.v f64 padded", .fn = F_STORE_PUT, .tg = TG_V, .tl = 1, .e0 = 2, .e1 = 1, .vdtype = NW_DTYPE_F64,
+     .vlayout = NWT_PADDED},
+    {.what = "put mlp ae latents, token axis stride 0", .fn = F_STORE_PUT, .tg = TG_LAT1, .tl = 0, .e0 = 4, .e1 = 0,
+     .vlayout = NWT_BCAST0},
+    {.what = "put latents, layer INT32_MAX (no such layer yet: OK)", .fn = F_STORE_PUT, .tg = TG_LAT0, .tl = 1, .e0 = 3, .e1 = I32MAX},
+    {.what = "put: NULL store", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_STORE, .expect = EARG},
+    {.what = "put: NULL view", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_VIEW, .expect = EARG},
+    {.what = "put: NULL data", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_DATA, .expect = EARG},
+    {.what = "put: NULL shape", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_SHAPE, .expect = EARG},
+    {.what = "put: activation 6", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 6, .e1 = 1, .expect = EARG},
+    {.what = "put: activation -1", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = -1, .e1 = 1, .expect = EARG},
+    {.what = "put: activation INT32_MIN", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = I32MIN, .e1 = 1, .expect = EARG},
+    {.what = "put: activation INT32_MAX", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = I32MAX, .e1 = 1, .expect = EARG},
+    {.what = "put: layer -1", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = -1, .expect = EARG},
+    {.what = "put: layer INT32_MIN", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = I32MIN, .expect = EARG},
+    {.what = "put: dtype 4", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_DTYPE, .vv = 4, .expect = EDT},
+    {.what = "put: dtype INT32_MAX", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_DTYPE, .vv = I32MAX, .expect = EDT},
+    {.what = "put: dtype INT32_MIN", .fn = F_STORE_PUT, .tg = TG_QK, .tl = 1, .e0 = 1, .e1 = 1, .vm = VM_DTYPE, .vv = I32MIN, .expect = EDT},
+    {.what = "put: post_act ndim 3", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = 3, .expect = ESHP},
+    {.what = "put: qk ndim 2", .fn = F_STORE_PUT, .tg = TG_QK, .tl = 1, .e0 = 1, .e1 = 1, .vm = VM_NDIM, .vv = 2, .expect = ESHP},
+    {.what = "put: v ndim 4", .fn = F_STORE_PUT, .tg = TG_V, .tl = 1, .e0 = 2, .e1 = 1, .vm = VM_NDIM, .vv = 4, .expect = ESHP},
+    {.what = "put: ndim 0", .fn = F_STORE_PUT, .tg = TG_LAT2, .tl = 1, .e0 = 5, .e1 = 1, .vm = VM_NDIM, .vv = 0, .expect = ESHP},
+    {.what = "put: ndim INT32_MIN", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = I32MIN, .expect = ESHP},
+    {.what = "put: ndim INT32_MAX", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_NDIM, .vv = I32MAX, .expect = ESHP},
+    {.what = "put: qk view as post_act (ndim 3 vs 2)", .fn = F_STORE_PUT, .tg = TG_QK, .tl = 1, .e0 = 0, .e1 = 1, .expect = ESHP},
+    {.what = "put: shape -1", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_SHAPE, .vi = 0, .vv = -1, .expect = EARG},
+    {.what = "put: shape INT64_MIN", .fn = F_STORE_PUT, .tg = TG_V, .tl = 1, .e0 = 2, .e1 = 1, .vm = VM_SHAPE, .vi = 2, .vv = I64MIN, .expect = EARG},
+    {.what = "put: count 2^62 x d_ff overflows (stride 0)", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_HUGE, .vi = 0, .vv = (int64_t)1 << 62, .expect = EARG},
+    {.what = "put: count INT64_MAX x d_ff overflows", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_HUGE, .vi = 0, .vv = I64MAX, .expect = EARG},
+    {.what = "put: qk count 2^31 x 2^31 x 2 overflows (stride 0)", .fn = F_STORE_PUT, .tg = TG_QK, .tl = 1, .e0 = 1, .e1 = 1,
+     .vm = VM_ZERO_STRIDES, .vi = 0, .vv = (int64_t)1 << 62, .expect = EARG},
+    {.what = "put: stride INT64_MAX", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_STRIDE, .vi = 0, .vv = I64MAX, .expect = EARG},
+    {.what = "put: stride INT64_MIN", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1, .vm = VM_STRIDE, .vi = 1, .vv = I64MIN, .expect = EARG},
+    {.what = "put: stride INT64_MIN + 1", .fn = F_STORE_PUT, .tg = TG_V, .tl = 1, .e0 = 2, .e1 = 1, .vm = VM_STRIDE, .vi = 0, .vv = I64MIN + 1, .expect = EARG},
+    {.what = "put: stride 2^62 (span overflows)", .fn = F_STORE_PUT, .tg = TG_QK, .tl = 1, .e0 = 1, .e1 = 1, .vm = VM_STRIDE, .vi = 1, .vv = (int64_t)1 << 62, .expect = EARG},
+    {.what = "put: stride 2^61 f32 (byte span overflows)", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_STRIDE, .vi = 0, .vv = (int64_t)1 << 61, .expect = EARG},
+    {.what = "put: post_act d_ff + 1 (put OK, derive SHAPE_MISMATCH)", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_SHAPE, .vi = 1, .vv = DFF + 1, .post_set = 1, .post = ESHP},
+    {.what = "put: post_act 0 tokens (put OK, derive INDEX_OUT_OF_RANGE)", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1,
+     .vm = VM_SHAPE, .vi = 0, .vv = 0, .post_set = 1, .post = EIDX},
+    {.what = "put: qk 2 tokens (put OK, derive of token 2 INDEX_OUT_OF_RANGE)", .fn = F_STORE_PUT, .tg = TG_QK, .tl = 1, .e0 = 1, .e1 = 1,
+     .vm = VM_SHAPE, .vi = 0, .vv = 2, .post_set = 1, .post = EIDX},
+    {.what = "put: v with n_heads + 1 (derive SHAPE_MISMATCH)", .fn = F_STORE_PUT, .tg = TG_V, .tl = 1, .e0 = 2, .e1 = 1,
+     .vm = VM_SHAPE, .vi = 1, .vv = NH + 1, .post_set = 1, .post = ESHP},
+    {.what = "put: all strides 0 (broadcast one value)", .fn = F_STORE_PUT, .tg = TG_LAT2, .tl = 0, .e0 = 5, .e1 = 0,
+     .vm = VM_ZERO_STRIDES},
+    {.what = "put: NaN latents (OK, propagates)", .fn = F_STORE_PUT, .tg = TG_LAT1, .tl = 1, .e0 = 4, .e1 = 1,
+     .inj_set = 1, .inj_at = 1 * 6 + 3, .inj = NAN},
+    {.what = "put: -Inf post_act (OK, propagates)", .fn = F_STORE_PUT, .tg = TG_POST, .tl = 1, .e0 = 0, .e1 = 1,
+     .inj_set = 1, .inj_at = 1 * DFF + 2, .inj = -INFINITY},
+
+    /* ---- nw_store_remove: e0 activation, e1 layer ---- */
+    {.what = "remove post_act (then derive MISSING_INPUT)", .fn = F_STORE_REMOVE, .e0 = 0, .e1 = 1},
+    {.what = "remove attn.v (then attention MISSING_INPUT)", .fn = F_STORE_REMOVE, .e0 = 2, .e1 = 0},
+    {.what = "remove an absent entry (OK)", .fn = F_STORE_REMOVE, .fx = FX_EMPTY_STORE, .e0 = 1, .e1 = 1},
+    {.what = "remove layer INT32_MAX (absent, OK)", .fn = F_STORE_REMOVE, .e0 = 0, .e1 = I32MAX},
+    {.what = "remove: NULL store", .fn = F_STORE_REMOVE, .e0 = 0, .e1 = 1, .nulls = NU_STORE, .expect = EARG},
+    {.what = "remove: activation 6", .fn = F_STORE_REMOVE, .e0 = 6, .e1 = 1, .expect = EARG},
+    {.what = "remove: activation -1", .fn = F_STORE_REMOVE, .e0 = -1, .e1 = 1, .expect = EARG},
+    {.what = "remove: activation INT32_MIN", .fn = F_STORE_REMOVE, .e0 = I32MIN, .e1 = 1, .expect = EARG},
+    {.what = "remove: activation INT32_MAX", .fn = F_STORE_REMOVE, .e0 = I32MAX, .e1 = 1, .expect = EARG},
+    {.what = "remove: layer -1 (never present: no-op; INVALID_ARGUMENT accepted)", .fn = F_STORE_REMOVE, .e0 = 0, .e1 = -1,
+     .expect = OK, .alt = EARG},
+    {.what = "remove: layer INT32_MIN (no-op; INVALID_ARGUMENT accepted)", .fn = F_STORE_REMOVE, .e0 = 0, .e1 = I32MIN,
+     .expect = OK, .alt = EARG},
+
+    /* ---- deriver create: NULLs, missing weights/autoencoders ---- */
+    {.what = "create: NULL model", .fn = F_DERIVER_CREATE, .node = N_MLP(1, 0, 0), .nulls = NU_MODEL, .expect = EARG},
+    {.what = "create: NULL node", .fn = F_DERIVER_CREATE, .node = N_MLP(1, 0, 0), .nulls = NU_NODE, .expect = EARG},
+    {.what = "create: NULL out", .fn = F_DERIVER_CREATE, .node = N_MLP(1, 0, 0), .nulls = NU_DERIVER, .expect = EARG},
+    {.what = "create: mlp, no mlp weight at the layer", .fn = F_DERIVER_CREATE, .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 1,
+     .node = N_MLP(1, 0, 0), .expect = EMIS},
+    {.what = "create: mlp at layer 0, weight missing only at layer 1", .fn = F_DERIVER_CREATE, .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 1,
+     .node = N_MLP(0, 0, 0)},
+    {.what = "create: attention, no attn weight", .fn = F_DERIVER_CREATE, .fx = FX_ABSENT, .tg = TG_WATT, .tl = 0,
+     .node = N_ATT(0, 0, 0, 0), .expect = EMIS},
+    {.what = "create: mlp ae latent, no mlp ae", .fn = F_DERIVER_CREATE, .fx = FX_ABSENT, .tg = TG_DEC1, .tl = 1,
+     .node = N_MAE(1, 0, 0), .expect = EMIS},
+    {.what = "create: mlp ae latent, ae there but no mlp weight", .fn = F_DERIVER_CREATE, .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 1,
+     .node = N_MAE(1, 0, 0), .expect = EMIS},
+    {.what = "create: attn ae latent (residual input) needs no weight", .fn = F_DERIVER_CREATE, .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 1,
+     .node = N_AAE(1, 0, 0)},
+    {.what = "create: attn ae latent, no attn ae (mlp ae set)", .fn = F_DERIVER_CREATE, .fx = FX_ABSENT, .tg = TG_DEC2, .tl = 0,
+     .node = N_AAE(0, 0, 0), .expect = EMIS},
+    {.what = "create: autoencoder_latent, no generic ae", .fn = F_DERIVER_CREATE, .fx = FX_ABSENT, .tg = TG_DEC0, .tl = 0,
+     .node = N_AE(0, 0, 0), .expect = EMIS},
+    {.what = "create: empty model, mlp", .fn = F_DERIVER_CREATE, .fx = FX_EMPTY_MODEL, .node = N_MLP(0, 0, 0), .expect = EMIS},
+    {.what = "create: empty model, attention", .fn = F_DERIVER_CREATE, .fx = FX_EMPTY_MODEL, .node = N_ATT(0, 0, 0, 0), .expect = EMIS},
+    {.what = "create: empty model, latent", .fn = F_DERIVER_CREATE, .fx = FX_EMPTY_MODEL, .node = N_AAE(0, 0, 0), .expect = EMIS},
+    {.what = "create: empty store is fine (activations not needed)", .fn = F_DERIVER_CREATE, .fx = FX_EMPTY_STORE, .node = N_ATT(1, 0, 0, 0)},
+    {.what = "create: mlp node, unused indices[2..3] = INT64_MIN ignored", .fn = F_DERIVER_CREATE,
+     .node = NODE(NW_NODE_MLP_NEURON, 0, 2, 0, 0, 0, I64MIN, I64MIN)},
+    {.what = "create: mlp node, token INT64_MAX (checked at derive)", .fn = F_DERIVER_CREATE, .node = N_MLP(0, I64MAX, 0)},
+
+    /* ---- requirements: cap, NULLs ---- */
+    {.what = "requirements mlp, capacity 1", .fn = F_REQ, .node = N_MLP(1, 0, 0), .cap = 1},
+    {.what = "requirements attention, capacity 2", .fn = F_REQ, .node = N_ATT(1, 0, 0, 0), .cap = 2},
+    {.what = "requirements latent, capacity 8", .fn = F_REQ, .node = N_AAE(0, 0, 0), .cap = 8},
+    {.what = "requirements attention, capacity SIZE_MAX", .fn = F_REQ, .node = N_ATT(0, 0, 0, 0), .cap_mode = CAP_MAX},
+    {.what = "requirements attention, capacity 1 (one too small)", .fn = F_REQ, .node = N_ATT(1, 0, 0, 0), .cap = 1, .expect = EBUF},
+    {.what = "requirements mlp, capacity 0", .fn = F_REQ, .node = N_MLP(1, 0, 0), .cap = 0, .expect = EBUF},
+    {.what = "requirements, capacity 0 and out NULL (count query)", .fn = F_REQ, .node = N_ATT(1, 0, 0, 0), .cap = 0,
+     .nulls = NU_OUT, .expect = EBUF},
+    {.what = "requirements: out NULL with capacity 2", .fn = F_REQ, .node = N_ATT(1, 0, 0, 0), .cap = 2, .nulls = NU_OUT, .expect = EARG},
+    {.what = "requirements: NULL count", .fn = F_REQ, .node = N_ATT(1, 0, 0, 0), .cap = 2, .nulls = NU_COUNT, .expect = EARG},
+    {.what = "requirements: NULL deriver", .fn = F_REQ, .node = N_ATT(1, 0, 0, 0), .cap = 2, .nulls = NU_DERIVER, .expect = EARG},
+
+    /* ---- output shape ---- */
+    {.what = "output_shape mlp", .fn = F_OUT_SHAPE, .node = N_MLP(1, 0, 0)},
+    {.what = "output_shape attention, T_k 4", .fn = F_OUT_SHAPE, .fx = FX_TK4, .node = N_ATT(1, 0, 3, 0)},
+    {.what = "output_shape latent", .fn = F_OUT_SHAPE, .node = N_AE(1, 0, 0)},
+    {.what = "output_shape ignores a token out of range", .fn = F_OUT_SHAPE, .node = N_MLP(1, 99, 0)},
+    {.what = "output_shape: NULL deriver", .fn = F_OUT_SHAPE, .node = N_MLP(1, 0, 0), .nulls = NU_DERIVER, .expect = EARG},
+    {.what = "output_shape: NULL store", .fn = F_OUT_SHAPE, .node = N_MLP(1, 0, 0), .nulls = NU_STORE, .expect = EARG},
+    {.what = "output_shape: NULL shape", .fn = F_OUT_SHAPE, .node = N_MLP(1, 0, 0), .nulls = NU_OUT, .expect = EARG},
+    {.what = "output_shape: empty store", .fn = F_OUT_SHAPE, .fx = FX_EMPTY_STORE, .node = N_MLP(1, 0, 0), .expect = EMIS},
+    /* header ambiguity (reported): output_shape reads only the activation that gives T */
+    {.what = "output_shape: attention without attn.v (reads qk_probs only; MISSING accepted)", .fn = F_OUT_SHAPE,
+     .fx = FX_ABSENT, .tg = TG_V, .tl = 1, .node = N_ATT(1, 0, 0, 0), .expect = OK, .alt = EMIS},
+    {.what = "output_shape: attention, v tokens disagree with qk (SHAPE_MISMATCH accepted)", .fn = F_OUT_SHAPE, .tg = TG_V,
+     .tl = 1, .vm = VM_SHAPE, .vi = 0, .vv = TT - 1, .node = N_ATT(1, 0, 0, 0), .expect = OK, .alt = ESHP},
+    {.what = "output_shape: attention without qk_probs", .fn = F_OUT_SHAPE, .fx = FX_ABSENT, .tg = TG_QK, .tl = 1,
+     .node = N_ATT(1, 0, 0, 0), .expect = EMIS},
+    {.what = "output_shape: qk_probs n_heads + 1", .fn = F_OUT_SHAPE, .tg = TG_QK, .tl = 1, .vm = VM_SHAPE, .vi = 2,
+     .vv = NH + 1, .node = N_ATT(1, 0, 0, 0), .expect = ESHP},
+    {.what = "output_shape: latents n_latents + 1", .fn = F_OUT_SHAPE, .tg = TG_LAT1, .tl = 1, .vm = VM_SHAPE, .vi = 1,
+     .vv = 7, .node = N_MAE(1, 0, 0), .expect = ESHP},
+    {.what = "output_shape: post_act d_ff - 1", .fn = F_OUT_SHAPE, .tg = TG_POST, .tl = 1, .vm = VM_SHAPE, .vi = 1, .vv = DFF - 1,
+     .node = N_MLP(1, 0, 0), .expect = ESHP},
+
+    /* ---- derive / node_write: NULLs, capacity, missing, shapes ---- */
+    {.what = "derive: NULL deriver", .fn = F_DERIVE, .node = N_MLP(1, 0, 0), .nulls = NU_DERIVER, .expect = EARG},
+    {.what = "derive: NULL store", .fn = F_DERIVE, .node = N_MLP(1, 0, 0), .nulls = NU_STORE, .expect = EARG},
+    {.what = "derive: NULL out", .fn = F_DERIVE, .node = N_MLP(1, 0, 0), .nulls = NU_OUT, .expect = EARG},
+    {.what = "derive: out_len T*d_model - 1", .fn = F_DERIVE, .node = N_MLP(1, 0, 0), .cap = -1, .expect = EBUF},
+    {.what = "derive: out_len 0", .fn = F_DERIVE, .node = N_MLP(1, 0, 0), .cap_mode = CAP_ABS, .cap = 0, .expect = EBUF},
+    {.what = "derive: out_len 1", .fn = F_DERIVE, .node = N_ATT(1, 0, 0, 0), .cap_mode = CAP_ABS, .cap = 1, .expect = EBUF},
+    {.what = "derive: out_len d_model (one row)", .fn = F_DERIVE, .node = N_ATT(1, 2, 0, 1), .cap_mode = CAP_ABS, .cap = DM, .expect = EBUF},
+    {.what = "derive: out_len T*d_model + 5 (writes T*d_model only)", .fn = F_DERIVE, .node = N_MLP(1, 0, 0), .cap = 5},
+    {.what = "derive: out_len SIZE_MAX (writes T*d_model only)", .fn = F_DERIVE, .node = N_AAE(1, 2, 6), .cap_mode = CAP_MAX},
+    {.what = "derive: empty store", .fn = F_DERIVE, .fx = FX_EMPTY_STORE, .node = N_MLP(1, 0, 0), .expect = EMIS},
+    {.what = "derive: no post_act at the layer", .fn = F_DERIVE, .fx = FX_ABSENT, .tg = TG_POST, .tl = 1, .node = N_MLP(1, 0, 0), .expect = EMIS},
+    {.what = "derive: no qk_probs", .fn = F_DERIVE, .fx = FX_ABSENT, .tg = TG_QK, .tl = 1, .node = N_ATT(1, 0, 0, 0), .expect = EMIS},
+    {.what = "derive: no attn.v", .fn = F_DERIVE, .fx = FX_ABSENT, .tg = TG_V, .tl = 1, .node = N_ATT(1, 0, 0, 0), .expect = EMIS},
+    {.what = "derive: no ae latents", .fn = F_DERIVE, .fx = FX_ABSENT, .tg = TG_LAT0, .tl = 1, .node = N_AE(1, 0, 0), .expect = EMIS},
+    {.what = "derive: no mlp ae latents (attn ae latents there)", .fn = F_DERIVE, .fx = FX_ABSENT, .tg = TG_LAT1, .tl = 0,
+     .node = N_MAE(0, 0, 0), .expect = EMIS},
+    {.what = "derive: post_act missing at layer 1 only, node at layer 0", .fn = F_DERIVE, .fx = FX_ABSENT, .tg = TG_POST, .tl = 1,
+     .node = N_MLP(0, 2, 4)},
+    {.what = "derive: post_act d_ff + 1", .fn = F_DERIVE, .tg = TG_POST, .tl = 1, .vm = VM_SHAPE, .vi = 1, .vv = DFF + 1,
+     .node = N_MLP(1, 0, 0), .expect = ESHP},
+    {.what = "derive: post_act d_ff - 1 (index still fits)", .fn = F_DERIVE, .tg = TG_POST, .tl = 1, .vm = VM_SHAPE, .vi = 1,
+     .vv = DFF - 1, .node = N_MLP(1, 0, 0), .expect = ESHP},
+    {.what = "derive: qk n_heads + 1", .fn = F_DERIVE, .tg = TG_QK, .tl = 1, .vm = VM_SHAPE, .vi = 2, .vv = NH + 1,
+     .node = N_ATT(1, 0, 0, 0), .expect = ESHP},
+    {.what = "derive: qk key tokens 2, v key tokens 3", .fn = F_DERIVE, .tg = TG_QK, .tl = 1, .vm = VM_SHAPE, .vi = 1, .vv = 2,
+     .node = N_ATT(1, 0, 0, 0), .expect = ESHP},
+    {.what = "derive: v key tokens 2, qk key tokens 3", .fn = F_DERIVE, .tg = TG_V, .tl = 1, .vm = VM_SHAPE, .vi = 0, .vv = 2,
+     .node = N_ATT(1, 0, 0, 0), .expect = ESHP},
+    {.what = "derive: v d_head + 1", .fn = F_DERIVE, .tg = TG_V, .tl = 1, .vm = VM_SHAPE, .vi = 2, .vv = DH + 1,
+     .node = N_ATT(1, 0, 0, 0), .expect = ESHP},
+    {.what = "derive: v n_heads - 1", .fn = F_DERIVE, .tg = TG_V, .tl = 1, .vm = VM_SHAPE, .vi = 1, .vv = NH - 1,
+     .node = N_ATT(1, 0, 0, 0), .expect = ESHP},
+    {.what = "derive: latents n_latents + 1", .fn = F_DERIVE, .tg = TG_LAT2, .tl = 1, .vm = VM_SHAPE, .vi = 1, .vv = 8,
+     .node = N_AAE(1, 0, 0), .expect = ESHP},
+    {.what = "derive: latents n_latents - 1 (index fits)", .fn = F_DERIVE, .tg = TG_LAT2, .tl = 1, .vm = VM_SHAPE, .vi = 1, .vv = 6,
+     .node = N_AAE(1, 0, 0), .expect = ESHP},
+    {.what = "derive: latents 0 tokens", .fn = F_DERIVE, .tg = TG_LAT0, .tl = 0, .vm = VM_SHAPE, .vi = 0, .vv = 0,
+     .node = N_AE(0, 0, 0), .expect = EIDX},
+    {.what = "derive: post_act 2^40 tokens (stride 0), out too small", .fn = F_DERIVE, .tg = TG_POST, .tl = 1, .vm = VM_HUGE,
+     .vi = 0, .vv = (int64_t)1 << 40, .node = N_MLP(1, 0, 0), .cap_mode = CAP_ABS, .cap = 64, .expect = EBUF},
+    {.what = "derive: T_k 4 != T 3 (allowed)", .fn = F_DERIVE, .fx = FX_TK4, .node = N_ATT(1, 1, 3, 1)},
+    {.what = "derive: attention key after query (allowed, prob as given)", .fn = F_DERIVE, .node = N_ATT(0, 0, 2, 0)},
+    {.what = "derive: all tensors f16", .fn = F_DERIVE, .fdtype = NW_DTYPE_F16, .node = N_ATT(1, 2, 1, 0)},
+    {.what = "derive: all tensors bf16 transposed", .fn = F_DERIVE, .fdtype = NW_DTYPE_BF16, .flayout = NWT_TRANSPOSED,
+     .node = N_MAE(1, 1, 5)},
+    {.what = "derive: all tensors f64 negative strides", .fn = F_DERIVE, .fdtype = NW_DTYPE_F64, .flayout = NWT_NEGALL,
+     .node = N_AE(0, 2, 2)},
+    {.what = "derive: all tensors padded, borrowed weights", .fn = F_DERIVE, .fx = FX_BORROW, .flayout = NWT_PADDED,
+     .node = N_AE(1, 2, 4)},
+    {.what = "derive: explicit contiguous strides", .fn = F_DERIVE, .flayout = NWT_CONTIG, .node = N_ATT(0, 1, 0, 1)},
+    {.what = "derive: v with stride 0 on tokens", .fn = F_DERIVE, .tg = TG_V, .tl = 1, .vlayout = NWT_BCAST0, .node = N_ATT(1, 2, 2, 0)},
+    {.what = "derive: NaN at the node's activation (row all NaN)", .fn = F_DERIVE, .tg = TG_POST, .tl = 1,
+     .inj_set = 1, .inj_at = 1 * DFF + 2, .inj = NAN, .node = N_MLP(1, 1, 2)},
+    {.what = "derive: NaN at another token (no leak into the row)", .fn = F_DERIVE, .tg = TG_POST, .tl = 1,
+     .inj_set = 1, .inj_at = 0 * DFF + 2, .inj = NAN, .node = N_MLP(1, 1, 2)},
+    {.what = "derive: NaN at another neuron (no leak)", .fn = F_DERIVE, .tg = TG_POST, .tl = 1,
+     .inj_set = 1, .inj_at = 1 * DFF + 3, .inj = NAN, .node = N_MLP(1, 1, 2)},
+    {.what = "derive: +Inf in attn.v of the head", .fn = F_DERIVE, .tg = TG_V, .tl = 1, .inj_set = 1,
+     .inj_at = (1 * NH + 1) * DH + 0, .inj = INFINITY, .node = N_ATT(1, 2, 1, 1)},
+    {.what = "derive: NaN in attn.v of the head", .fn = F_DERIVE, .tg = TG_V, .tl = 1, .inj_set = 1,
+     .inj_at = (1 * NH + 1) * DH + 2, .inj = NAN, .node = N_ATT(1, 2, 1, 1)},
+    {.what = "derive: NaN in attn.v of another head (no leak)", .fn = F_DERIVE, .tg = TG_V, .tl = 1, .inj_set = 1,
+     .inj_at = (1 * NH + 0) * DH + 2, .inj = NAN, .node = N_ATT(1, 2, 1, 1)},
+    {.what = "derive: Inf in the decoder row", .fn = F_DERIVE, .tg = TG_DEC2, .tl = 1, .inj_set = 1,
+     .inj_at = 3 * DM + 1, .inj = -INFINITY, .node = N_AAE(1, 0, 3)},
+    {.what = "derive: NaN latent at the node (MLP-input ae)", .fn = F_DERIVE, .tg = TG_LAT1, .tl = 0, .inj_set = 1,
+     .inj_at = 2 * 6 + 4, .inj = NAN, .node = N_MAE(0, 2, 4)},
+    {.what = "derive: latent exactly 0 (row of zeros)", .fn = F_DERIVE, .tg = TG_LAT2, .tl = 0, .inj_set = 1,
+     .inj_at = 1 * 7 + 1, .inj = 0.0, .node = N_AAE(0, 1, 1)},
+    {.what = "derive: f64 activation beyond float range (Inf)", .fn = F_DERIVE, .tg = TG_POST, .tl = 0, .vdtype = NW_DTYPE_F64,
+     .inj_set = 1, .inj_at = 0 * DFF + 1, .inj = 1e300, .node = N_MLP(0, 0, 1)},
+    {.what = "derive_vector: NULL token_row (allowed)", .fn = F_DERIVE_VEC, .node = N_ATT(1, 2, 0, 1), .nulls = NU_TOKEN},
+    {.what = "derive_vector: NULL out", .fn = F_DERIVE_VEC, .node = N_ATT(1, 2, 0, 1), .nulls = NU_OUT, .expect = EARG},
+    {.what = "derive_vector: NULL store", .fn = F_DERIVE_VEC, .node = N_ATT(1, 2, 0, 1), .nulls = NU_STORE, .expect = EARG},
+    {.what = "derive_vector: NULL deriver", .fn = F_DERIVE_VEC, .node = N_ATT(1, 2, 0, 1), .nulls = NU_DERIVER, .expect = EARG},
+    {.what = "derive_vector: out_len d_model - 1", .fn = F_DERIVE_VEC, .node = N_MLP(1, 0, 0), .cap = -1, .expect = EBUF},
+    {.what = "derive_vector: out_len 0", .fn = F_DERIVE_VEC, .node = N_MLP(1, 0, 0), .cap_mode = CAP_ABS, .cap = 0, .expect = EBUF},
+    {.what = "derive_vector: out_len SIZE_MAX", .fn = F_DERIVE_VEC, .node = N_MAE(1, -1, -1), .cap_mode = CAP_MAX},
+    {.what = "derive_vector: missing activation", .fn = F_DERIVE_VEC, .fx = FX_ABSENT, .tg = TG_LAT2, .tl = 1,
+     .node = N_AAE(1, 0, 0), .expect = EMIS},
+    {.what = "derive_vector: shape mismatch", .fn = F_DERIVE_VEC, .tg = TG_V, .tl = 0, .vm = VM_SHAPE, .vi = 2, .vv = 1,
+     .node = N_ATT(0, 0, 0, 0), .expect = ESHP},
+    {.what = "derive_vector: post_act 2^40 tokens stride 0, token -1 (OK)", .fn = F_DERIVE_VEC, .tg = TG_POST, .tl = 1,
+     .vlayout = NWT_BCAST0, .vm = VM_HUGE, .vi = 0, .vv = (int64_t)1 << 40, .node = N_MLP(1, 0, 3)},
+    {.what = "node_write: NULL model", .fn = F_NODE_WRITE, .node = N_MLP(1, 0, 0), .nulls = NU_MODEL, .expect = EARG},
+    {.what = "node_write: NULL store", .fn = F_NODE_WRITE, .node = N_MLP(1, 0, 0), .nulls = NU_STORE, .expect = EARG},
+    {.what = "node_write: NULL node", .fn = F_NODE_WRITE, .node = N_MLP(1, 0, 0), .nulls = NU_NODE, .expect = EARG},
+    {.what = "node_write: NULL out", .fn = F_NODE_WRITE, .node = N_MLP(1, 0, 0), .nulls = NU_OUT, .expect = EARG},
+    {.what = "node_write: out_len T*d_model - 1", .fn = F_NODE_WRITE, .node = N_AE(0, 0, 0), .cap = -1, .expect = EBUF},
+    {.what = "node_write: out_len SIZE_MAX", .fn = F_NODE_WRITE, .node = N_AE(0, 0, 0), .cap_mode = CAP_MAX},
+    {.what = "node_write: missing weight", .fn = F_NODE_WRITE, .fx = FX_ABSENT, .tg = TG_WATT, .tl = 1, .node = N_ATT(1, 0, 0, 0), .expect = EMIS},
+    {.what = "node_write: missing ae", .fn = F_NODE_WRITE, .fx = FX_ABSENT, .tg = TG_DEC0, .tl = 1, .node = N_AE(1, 0, 0), .expect = EMIS},
+    {.what = "node_write: missing activation", .fn = F_NODE_WRITE, .fx = FX_ABSENT, .tg = TG_QK, .tl = 0, .node = N_ATT(0, 0, 0, 0), .expect = EMIS},
+    {.what = "node_write: post_act 2^40 tokens, out too small", .fn = F_NODE_WRITE, .tg = TG_POST, .tl = 1, .vm = VM_HUGE,
+     .vi = 0, .vv = (int64_t)1 << 40, .node = N_MLP(1, 0, 0), .cap_mode = CAP_ABS, .cap = 12, .expect = EBUF},
+    {.what = "node_write: all f16, NaN weight row", .fn = F_NODE_WRITE, .fdtype = NW_DTYPE_F16, .tg = TG_WMLP, .tl = 0,
+     .vdtype = NW_DTYPE_F16, .inj_set = 1, .inj_at = 3 * DM, .inj = NAN, .node = N_MLP(0, 1, 3)},
+    {.what = "vectors: NULL model", .fn = F_NODE_WRITE_VECS, .nn = 3, .k = 1, .node = N_MLP(1, 0, 0), .nulls = NU_MODEL, .expect = EARG},
+    {.what = "vectors: NULL store", .fn = F_NODE_WRITE_VECS, .nn = 3, .k = 1, .node = N_MLP(1, 0, 0), .nulls = NU_STORE, .expect = EARG},
+    {.what = "vectors: NULL nodes", .fn = F_NODE_WRITE_VECS, .nn = 3, .k = 1, .node = N_MLP(1, 0, 0), .nulls = NU_NODE, .expect = EARG},
+    {.what = "vectors: NULL out", .fn = F_NODE_WRITE_VECS, .nn = 3, .k = 1, .node = N_MLP(1, 0, 0), .nulls = NU_OUT, .expect = EARG},
+    {.what = "vectors: NULL token_rows (allowed)", .fn = F_NODE_WRITE_VECS, .nn = 3, .k = 1, .node = N_MLP(1, 0, 0), .nulls = NU_TOKEN},
+    {.what = "vectors: out_len n*d_model - 1", .fn = F_NODE_WRITE_VECS, .nn = 3, .k = 1, .node = N_MLP(1, 0, 0), .cap = -1, .expect = EBUF},
+    {.what = "vectors: out_len SIZE_MAX", .fn = F_NODE_WRITE_VECS, .nn = 3, .k = 1, .node = N_MLP(1, 0, 0), .cap_mode = CAP_MAX},
+    {.what = "vectors: 8 nodes, last one bad", .fn = F_NODE_WRITE_VECS, .nn = 8, .k = 7, .node = N_MLP(1, 0, DFF), .expect = EIDX},
+    {.what = "vectors: 8 nodes, first one bad", .fn = F_NODE_WRITE_VECS, .nn = 8, .k = 0, .node = N_MLP(1, 3, 0), .expect = EIDX},
+    {.what = "vectors: a node with a missing weight", .fn = F_NODE_WRITE_VECS, .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 1,
+     .nn = 4, .k = 2, .node = N_MLP(1, 0, 0), .expect = EMIS},
+    {.what = "vectors: a node with a missing activation", .fn = F_NODE_WRITE_VECS, .fx = FX_ABSENT, .tg = TG_LAT0, .tl = 0,
+     .nn = 4, .k = 3, .node = N_AE(0, 0, 0), .expect = EMIS},
+    {.what = "vectors: a node with a shape mismatch", .fn = F_NODE_WRITE_VECS, .tg = TG_QK, .tl = 1, .vm = VM_SHAPE, .vi = 1, .vv = 2,
+     .nn = 3, .k = 0, .node = N_ATT(1, 0, 0, 0), .expect = ESHP},
+    {.what = "vectors: a node with reserved != 0", .fn = F_NODE_WRITE_VECS, .nn = 3, .k = 2,
+     .node = NODE(NW_NODE_MLP_NEURON, 0, 2, 1, 0, 0, 0, 0), .expect = EARG},
+    {.what = "vectors: 8 valid nodes", .fn = F_NODE_WRITE_VECS, .nn = 8, .k = 4, .node = N_ATT(0, -1, -3, -2)},
+
+    /* ---- scenarios (each a sequence; the status is that of its last call) ---- */
+    {.what = "scenario: a deriver keeps its model alive after nw_model_destroy", .fn = F_SCENARIO, .scenario = sc_deriver_outlives_model},
+    {.what = "scenario: a deriver keeps the weights it was created with", .fn = F_SCENARIO, .scenario = sc_deriver_captures_weights},
+    {.what = "scenario: nw_store_clear, then output_shape MISSING_INPUT", .fn = F_SCENARIO, .scenario = sc_store_clear, .expect = EMIS},
+    {.what = "scenario: remove attn.v, derive MISSING, put back (negative strides)", .fn = F_SCENARIO, .scenario = sc_remove_put_back},
+    {.what = "scenario: two models, one store; borrowed bf16 transposed weight", .fn = F_SCENARIO, .scenario = sc_two_models_one_store},
+    {.what = "scenario: 256 TiB weight: NW_COPY refused, NW_BORROW stride 0 derives", .fn = F_SCENARIO, .scenario = sc_huge_weight},
+    {.what = "scenario: store entry of 2^40 tokens (stride 0)", .fn = F_SCENARIO, .scenario = sc_huge_tokens},
+    {.what = "scenario: T*d_model overflows int64 (refused, not OK)", .fn = F_SCENARIO, .scenario = sc_output_overflow,
+     .expect = EBUF, .alt = EARG},
+    {.what = "scenario: node_write_vectors with n_nodes 0", .fn = F_SCENARIO, .scenario = sc_vectors_empty},
+    {.what = "scenario: error message kept after a success, per thread", .fn = F_SCENARIO, .scenario = sc_error_message},
+    {.what = "scenario: qk_probs with all-zero strides", .fn = F_SCENARIO, .scenario = sc_zero_stride_probs},
+};
+
+/* ------------------------------------------------- generated node rows */
+
+/* the boundary values of an index of extent n */
+static int64_t bval(int i, int64_t n) {
+    switch (i) {
+    case 0: return -n - 1;
+    case 1: return -n;
+    case 2: return -1;
+    case 3: return 0;
+    case 4: return n - 1;
+    case 5: return n;
+    case 6: return INT64_MIN;
+    default: return INT64_MAX;
+    }
+}
+static const char *const BNAME[8] = {"-n-1", "-n", "-1", "0", "n-1", "n", "INT64_MIN", "INT64_MAX"};
+
+static void gen_rows(void) {
+    /* positions: node type, layer, n_indices, which index, its extent, token axis? (checked at derive) */
+    struct pos { int32_t type; int layer; int slot; int64_t n; int token; unsigned fx; const char *what; } P[] = {
+        {NW_NODE_MLP_NEURON, 1, 0, TT, 1, 0, "mlp token"},
+        {NW_NODE_MLP_NEURON, 1, 1, DFF, 0, 0, "mlp neuron"},
+        {NW_NODE_ATTENTION_HEAD, 1, 0, TT, 1, 0, "attention query token"},
+        {NW_NODE_ATTENTION_HEAD, 1, 1, TT, 1, 0, "attention key token"},
+        {NW_NODE_ATTENTION_HEAD, 0, 1, 4, 1, FX_TK4, "attention key token (T_k 4)"},
+        {NW_NODE_ATTENTION_HEAD, 1, 2, NH, 0, 0, "attention head"},
+        {NW_NODE_AUTOENCODER_LATENT, 0, 0, TT, 1, 0, "ae latent token"},
+        {NW_NODE_AUTOENCODER_LATENT, 1, 1, 5, 0, 0, "ae latent index (L1, 5 latents)"},
+        {NW_NODE_MLP_AUTOENCODER_LATENT, 1, 0, TT, 1, 0, "mlp-ae latent token"},
+        {NW_NODE_MLP_AUTOENCODER_LATENT, 1, 1, 6, 0, 0, "mlp-ae latent index"},
+        {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 0, 0, TT, 1, 0, "attn-ae latent token"},
+        {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 1, 7, 0, 0, "attn-ae latent index"},
+    };
+    const int fns[] = {F_DERIVER_CREATE, F_DERIVE, F_DERIVE_VEC, F_NODE_WRITE, F_NODE_WRITE_VECS};
+    for (size_t p = 0; p < sizeof P / sizeof *P; p++) {
+        for (int b = 0; b < 8; b++) {
+            for (size_t f = 0; f < sizeof fns / sizeof *fns; f++) {
+                int fn = fns[f];
+                if (fn == F_DERIVER_CREATE && P[p].token) continue; /* create does not see tokens */
+                row r = {0};
+                r.fn = fn;
+                r.fx = P[p].fx;
+                nw_node_index nd = {P[p].type, P[p].layer, P[p].type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {1, 1, 1, 0}};
+                if (P[p].type == NW_NODE_ATTENTION_HEAD) nd.indices[0] = 2;
+                int64_t v = bval(b, P[p].n);
+                nd.indices[P[p].slot] = v;
+                r.node = nd;
+                int in_range = v >= -P[p].n && v < P[p].n;
+                r.expect = in_range ? NW_OK : NW_ERR_INDEX_OUT_OF_RANGE;
+                r.stage = (!in_range && !P[p].token) ? STAGE_CREATE : STAGE_CALL;
+                if (fn == F_NODE_WRITE_VECS) { r.nn = 3; r.k = 1; }
+                row *a = add(r);
+                snprintf(a->namebuf, sizeof a->namebuf, "%s = %s (%" PRId64 ")", P[p].what, BNAME[b], v);
+                a->what = a->namebuf;
+            }
+        }
+    }
+    /* node fields: type, layer, n_indices, reserved, on every node entry point */
+    struct bad { nw_node_index n; nw_status e; const char *what; } B[] = {
+        {NODE(5, 0, 2, 0, 0, 0, 0, 0), EARG, "node type 5"},
+        {NODE(-1, 0, 2, 0, 0, 0, 0, 0), EARG, "node type -1"},
+        {NODE(I32MIN, 0, 2, 0, 0, 0, 0, 0), EARG, "node type INT32_MIN"},
+        {NODE(I32MAX, 0, 3, 0, 0, 0, 0, 0), EARG, "node type INT32_MAX"},
+        {NODE(NW_NODE_MLP_NEURON, -1, 2, 0, 0, 0, 0, 0), EIDX, "mlp layer -1"},
+        {NODE(NW_NODE_MLP_NEURON, NL, 2, 0, 0, 0, 0, 0), EIDX, "mlp layer n_layers"},
+        {NODE(NW_NODE_MLP_NEURON, NL - 1, 2, 0, 0, 0, 0, 0), OK, "mlp layer n_layers-1"},
+        {NODE(NW_NODE_ATTENTION_HEAD, I32MIN, 3, 0, 0, 0, 0, 0), EIDX, "attention layer INT32_MIN"},
+        {NODE(NW_NODE_ATTENTION_HEAD, I32MAX, 3, 0, 0, 0, 0, 0), EIDX, "attention layer INT32_MAX"},
+        {NODE(NW_NODE_AUTOENCODER_LATENT, -2, 2, 0, 0, 0, 0, 0), EIDX, "latent layer -2"},
+        {NODE(NW_NODE_ATTENTION_AUTOENCODER_LATENT, NL, 2, 0, 0, 0, 0, 0), EIDX, "attn-ae latent layer n_layers"},
+        {NODE(NW_NODE_MLP_NEURON, 0, 3, 0, 0, 0, 0, 0), EARG, "mlp n_indices 3"},
+        {NODE(NW_NODE_MLP_NEURON, 0, 1, 0, 0, 0, 0, 0), EARG, "mlp n_indices 1"},
+        {NODE(NW_NODE_MLP_NEURON, 0, 0, 0, 0, 0, 0, 0), EARG, "mlp n_indices 0"},
+        {NODE(NW_NODE_MLP_NEURON, 0, -1, 0, 0, 0, 0, 0), EARG, "mlp n_indices -1"},
+        {NODE(NW_NODE_MLP_NEURON, 0, I32MIN, 0, 0, 0, 0, 0), EARG, "mlp n_indices INT32_MIN"},
+        {NODE(NW_NODE_ATTENTION_HEAD, 0, 2, 0, 0, 0, 0, 0), EARG, "attention n_indices 2"},
+        {NODE(NW_NODE_ATTENTION_HEAD, 0, 4, 0, 0, 0, 0, 0), EARG, "attention n_indices 4"},
+        {NODE(NW_NODE_ATTENTION_HEAD, 0, I32MAX, 0, 0, 0, 0, 0), EARG, "attention n_indices INT32_MAX"},
+        {NODE(NW_NODE_MLP_AUTOENCODER_LATENT, 0, 3, 0, 0, 0, 0, 0), EARG, "latent n_indices 3"},
+        {NODE(NW_NODE_MLP_NEURON, 0, 2, 1, 0, 0, 0, 0), EARG, "reserved 1"},
+        {NODE(NW_NODE_ATTENTION_HEAD, 0, 3, -1, 0, 0, 0, 0), EARG, "reserved -1"},
+        {NODE(NW_NODE_AUTOENCODER_LATENT, 0, 2, I32MIN, 0, 0, 0, 0), EARG, "reserved INT32_MIN"},
+        {NODE(NW_NODE_ATTENTION_AUTOENCODER_LATENT, 0, 2, I32MAX, 0, 0, 0, 0), EARG, "reserved INT32_MAX"},
+    };
+    const int nfns[] = {F_DERIVER_CREATE, F_NODE_WRITE, F_NODE_WRITE_VECS};
+    for (size_t i = 0; i < sizeof B / sizeof *B; i++) {
+        for (size_t f = 0; f < sizeof nfns / sizeof *nfns; f++) {
+            row r = {0};
+            r.fn = nfns[f];
+            r.node = B[i].n;
+            r.expect = B[i].e;
+            if (r.fn == F_NODE_WRITE_VECS) { r.nn = 3; r.k = 2; }
+            row *a = add(r);
+            snprintf(a->namebuf, sizeof a->namebuf, "node %s", B[i].what);
+            a->what = a->namebuf;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv) {
+    int verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+    for (size_t i = 0; i < sizeof STATIC_ROWS / sizeof *STATIC_ROWS; i++) add(STATIC_ROWS[i]);
+    gen_rows();
+    printf("boundary: %d rows\n", NROWS);
+    int passed = 0, failed = 0;
+    for (int i = 0; i < NROWS; i++) {
+        ctx *c = calloc(1, sizeof *c);
+        c->r = &ROWS[i];
+        pthread_t t;
+        if (pthread_create(&t, NULL, run_row, c) != 0) { fprintf(stderr, "pthread_create failed\n"); return 2; }
+        pthread_join(t, NULL);
+        if (c->failed) {
+            failed++;
+            printf("FAIL %4d %-28s %s\n          %s\n", i + 1, FN_NAME[ROWS[i].fn], ROWS[i].what, c->why);
+        } else {
+            passed++;
+            if (verbose)
+                printf("ok   %4d %-28s %s%s%s%s\n", i + 1, FN_NAME[ROWS[i].fn], ROWS[i].what, c->msg[0] ? "  [" : "",
+                       c->msg, c->msg[0] ? "]" : "");
+        }
+        free(c);
+    }
+    printf("boundary: %d rows, %d passed, %d failed\n", NROWS, passed, failed);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
