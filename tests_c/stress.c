@@ -1,0 +1,229 @@
+/*
+ * stress.c — concurrency test of libnodewrite.
+ *
+ * One model and one set of derivers are shared by every thread (the header
+ * allows it once the model is configured); each thread has its own store (over
+ * the same read-only activation memory) and its own output buffers. Each thread
+ * makes `calls` calls, cycling through derive, derive_vector, node_write,
+ * node_write_vectors, output_shape + requirements, deriver create/destroy on the
+ * shared model, and a failing call (whose thread-local message must be its own),
+ * and compares every output byte for byte with a serial run made first.
+ *
+ * Usage: stress [threads [calls]]     (default 8 x 10000)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodewrite.h"
+#include "support.h"
+
+enum { NL = 2, DM = 64, NH = 4, DH = 16, DFF = 256, T = 16, NLAT_MLP = 32, NLAT_ATT = 24 };
+enum { NNODES = 40, NOPS = 7, VEC_BATCH = 5 };
+
+static nw_model *MODEL;
+static nw_deriver *DERIVERS[NNODES];
+static nw_node_index NODES[NNODES];
+static nwt_view ACTS[NL][6];            /* activation views, shared read-only memory */
+static nwt_view WEIGHTS[NL][4];
+static float *EXPECTED[NOPS][NNODES];   /* the serial run */
+static size_t EXPECTED_LEN[NOPS][NNODES];
+static int NCALLS;
+
+static void die(const char *what, nw_status st) {
+    fprintf(stderr, "stress: %s: %s (%s)\n", what, nw_status_string(st), nw_last_error_message());
+    exit(2);
+}
+
+static void build(void) {
+    nw_model_dims dims = {NL, DM, NH, DH, DFF};
+    nw_status st = nw_model_create(&dims, &MODEL);
+    if (st) die("nw_model_create", st);
+    uint64_t seed = 42;
+    for (int L = 0; L < NL; L++) {
+        int64_t sw[3] = {DFF, DM}, sa[3] = {NH, DH, DM}, sdm[2] = {NLAT_MLP, DFF}, sda[2] = {NLAT_ATT, DM};
+        double *w = malloc(sizeof(double) * DFF * DM * 2);
+        for (int i = 0; i < DFF * DM * 2; i++) w[i] = nwt_rng_val(&seed) / 8;
+        nwt_view_build(&WEIGHTS[L][0], w, 2, sw, NW_DTYPE_F32, L ? NWT_TRANSPOSED : NWT_CONTIG_NULL, 0);
+        nwt_view_build(&WEIGHTS[L][1], w, 3, sa, NW_DTYPE_BF16, NWT_NEG0, 0);
+        nwt_view_build(&WEIGHTS[L][2], w, 2, sdm, NW_DTYPE_F16, NWT_CONTIG_NULL, 0);
+        nwt_view_build(&WEIGHTS[L][3], w, 2, sda, NW_DTYPE_F32, NWT_PADDED, 0);
+        if ((st = nw_model_set_weight(MODEL, NW_WEIGHT_MLP_TO_RESIDUAL, L, &WEIGHTS[L][0].v, NW_COPY))) die("w", st);
+        if ((st = nw_model_set_weight(MODEL, NW_WEIGHT_ATTN_TO_RESIDUAL, L, &WEIGHTS[L][1].v, NW_BORROW))) die("w", st);
+        if ((st = nw_model_set_autoencoder(MODEL, NW_NODE_MLP_AUTOENCODER_LATENT, L, NW_AE_INPUT_MLP_POST_ACT,
+                                           &WEIGHTS[L][2].v, NW_COPY))) die("ae", st);
+        if ((st = nw_model_set_autoencoder(MODEL, NW_NODE_AUTOENCODER_LATENT, L, NW_AE_INPUT_MLP_POST_ACT,
+                                           &WEIGHTS[L][2].v, NW_BORROW))) die("ae", st);
+        if ((st = nw_model_set_autoencoder(MODEL, NW_NODE_ATTENTION_AUTOENCODER_LATENT, L, NW_AE_INPUT_RESIDUAL,
+                                           &WEIGHTS[L][3].v, NW_BORROW))) die("ae", st);
+        free(w);
+        int64_t shp[6][3] = {{T, DFF}, {T, T, NH}, {T, NH, DH}, {T, NLAT_MLP}, {T, NLAT_MLP}, {T, NLAT_ATT}};
+        int nd[6] = {2, 3, 3, 2, 2, 2};
+        double *a = malloc(sizeof(double) * T * T * NH * DH);
+        for (int i = 0; i < T * T * NH * DH; i++) a[i] = nwt_rng_val(&seed);
+        for (int k = 0; k < 6; k++)
+            nwt_view_build(&ACTS[L][k], a, nd[k], shp[k], k == 1 ? NW_DTYPE_F64 : NW_DTYPE_F32,
+                           k == 2 ? NWT_TRANSPOSED : NWT_CONTIG_NULL, 0);
+        free(a);
+    }
+    for (int i = 0; i < NNODES; i++) {
+        uint64_t r = nwt_rng_next(&seed);
+        int type = (int)(r % 5), L = (int)((r >> 8) % NL);
+        int64_t tok = (int64_t)((r >> 16) % T) - (i % 2 ? T : 0);
+        nw_node_index n = {type, L, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {tok, 0, 0, 0}};
+        switch (type) {
+        case NW_NODE_MLP_NEURON: n.indices[1] = (int64_t)((r >> 24) % DFF); break;
+        case NW_NODE_ATTENTION_HEAD:
+            n.indices[1] = (int64_t)((r >> 24) % T);
+            n.indices[2] = (int64_t)((r >> 32) % NH);
+            break;
+        case NW_NODE_ATTENTION_AUTOENCODER_LATENT: n.indices[1] = (int64_t)((r >> 24) % NLAT_ATT); break;
+        default: n.indices[1] = (int64_t)((r >> 24) % NLAT_MLP) - NLAT_MLP; break;
+        }
+        NODES[i] = n;
+        if ((st = nw_node_write_deriver_create(MODEL, &n, &DERIVERS[i]))) die("nw_node_write_deriver_create", st);
+    }
+}
+
+static nw_store *make_store(void) {
+    nw_store *s;
+    nw_status st = nw_store_create(&s);
+    if (st) die("nw_store_create", st);
+    for (int L = 0; L < NL; L++)
+        for (int k = 0; k < 6; k++)
+            if ((st = nw_store_put(s, k, L, &ACTS[L][k].v))) die("nw_store_put", st);
+    return s;
+}
+
+/* One call: operation op on node k; the output into buf (len floats), its length in *n.
+ * Returns 0 on success, or a description of the failure. */
+static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, size_t *n) {
+    nw_status st = NW_OK;
+    switch (op) {
+    case 0: /* derive */
+        st = nw_deriver_derive(DERIVERS[k], s, buf, cap);
+        *n = (size_t)T * DM;
+        break;
+    case 1: { /* derive_vector + token row */
+        int64_t tok = -1;
+        st = nw_deriver_derive_vector(DERIVERS[k], s, buf, cap, &tok);
+        buf[DM] = (float)tok;
+        *n = DM + 1;
+        break;
+    }
+    case 2: /* node_write */
+        st = nw_node_write(MODEL, s, &NODES[k], buf, cap);
+        *n = (size_t)T * DM;
+        break;
+    case 3: { /* node_write_vectors over a batch */
+        nw_node_index batch[VEC_BATCH];
+        int64_t toks[VEC_BATCH];
+        for (int j = 0; j < VEC_BATCH; j++) batch[j] = NODES[(k + j * 7) % NNODES];
+        st = nw_node_write_vectors(MODEL, s, batch, VEC_BATCH, buf, cap, toks);
+        for (int j = 0; j < VEC_BATCH; j++) buf[VEC_BATCH * DM + j] = (float)toks[j];
+        *n = VEC_BATCH * DM + VEC_BATCH;
+        break;
+    }
+    case 4: { /* output_shape + requirements */
+        int64_t shape[2];
+        nw_requirement req[2];
+        size_t cnt = 0;
+        st = nw_deriver_output_shape(DERIVERS[k], s, shape);
+        if (st == NW_OK) st = nw_deriver_requirements(DERIVERS[k], req, 2, &cnt);
+        buf[0] = (float)shape[0];
+        buf[1] = (float)shape[1];
+        buf[2] = (float)cnt;
+        for (size_t j = 0; j < cnt; j++) { buf[3 + 2 * j] = (float)req[j].activation; buf[4 + 2 * j] = (float)req[j].layer; }
+        *n = 3 + 2 * cnt;
+        break;
+    }
+    case 5: { /* a deriver of its own from the shared model */
+        nw_deriver *d;
+        st = nw_node_write_deriver_create(MODEL, &NODES[k], &d);
+        if (st == NW_OK) {
+            st = nw_deriver_derive(d, s, buf, cap);
+            nw_deriver_destroy(d);
+        }
+        *n = (size_t)T * DM;
+        break;
+    }
+    default: { /* a failing call: the message must be this one */
+        nw_node_index bad = NODES[k];
+        bad.indices[0] = T + k; /* token out of range */
+        char want[64];
+        snprintf(want, sizeof want, "%d", T + k);
+        st = nw_node_write(MODEL, s, &bad, buf, cap);
+        if (st != NW_ERR_INDEX_OUT_OF_RANGE) return "a bad token index did not give NW_ERR_INDEX_OUT_OF_RANGE";
+        if (strstr(nw_last_error_message(), want) == NULL) return "the error message is not this thread's";
+        *n = 0;
+        return NULL;
+    }
+    }
+    return st == NW_OK ? NULL : nw_status_string(st);
+}
+
+typedef struct worker { int id; int failures; char first[200]; } worker;
+
+static void *run(void *p) {
+    worker *w = p;
+    nw_store *s = make_store();
+    size_t cap = (size_t)T * DM + 64;
+    float *buf = malloc(cap * sizeof(float));
+    for (int i = 0; i < NCALLS; i++) {
+        int op = (i + w->id) % NOPS, k = (int)(((unsigned)i * 2654435761u + (unsigned)w->id * 97u) % NNODES);
+        size_t n = 0;
+        const char *err = one_call(op, k, s, buf, cap, &n);
+        if (!err && (n != EXPECTED_LEN[op][k] || memcmp(buf, EXPECTED[op][k], n * sizeof(float)) != 0))
+            err = "output differs from the serial run";
+        if (err && w->failures++ == 0)
+            snprintf(w->first, sizeof w->first, "thread %d call %d (op %d node %d): %s", w->id, i, op, k, err);
+    }
+    free(buf);
+    nw_store_destroy(s);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    int nthreads = argc > 1 ? atoi(argv[1]) : 8;
+    NCALLS = argc > 2 ? atoi(argv[2]) : 10000;
+    if (nthreads < 1 || nthreads > 256 || NCALLS < 0) { fprintf(stderr, "usage: stress [threads [calls]]\n"); return 2; }
+    build();
+    /* the serial run */
+    nw_store *s = make_store();
+    size_t cap = (size_t)T * DM + 64;
+    for (int op = 0; op < NOPS; op++)
+        for (int k = 0; k < NNODES; k++) {
+            EXPECTED[op][k] = calloc(cap, sizeof(float));
+            const char *err = one_call(op, k, s, EXPECTED[op][k], cap, &EXPECTED_LEN[op][k]);
+            if (err) { fprintf(stderr, "stress: serial op %d node %d: %s\n", op, k, err); return 1; }
+        }
+    nw_store_destroy(s);
+    /* every thread at once */
+    pthread_t th[256];
+    worker *ws = calloc((size_t)nthreads, sizeof *ws);
+    for (int t = 0; t < nthreads; t++) {
+        ws[t].id = t;
+        if (pthread_create(&th[t], NULL, run, &ws[t])) { fprintf(stderr, "pthread_create failed\n"); return 2; }
+    }
+    int failures = 0;
+    for (int t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        if (ws[t].failures) { failures += ws[t].failures; printf("FAIL %s (%d failures)\n", ws[t].first, ws[t].failures); }
+    }
+    long total = (long)nthreads * NCALLS;
+    printf("stress: %d threads x %d calls = %ld calls on one shared model and %d shared derivers: %ld passed, %d failed\n",
+           nthreads, NCALLS, total, NNODES, total - failures, failures);
+    for (int i = 0; i < NNODES; i++) nw_deriver_destroy(DERIVERS[i]);
+    nw_model_destroy(MODEL);
+    for (int L = 0; L < NL; L++) {
+        for (int k = 0; k < 6; k++) nwt_view_free(&ACTS[L][k]);
+        for (int k = 0; k < 4; k++) nwt_view_free(&WEIGHTS[L][k]);
+    }
+    for (int op = 0; op < NOPS; op++)
+        for (int k = 0; k < NNODES; k++) free(EXPECTED[op][k]);
+    free(ws);
+    return failures ? 1 : 0;
+}
