@@ -1,0 +1,550 @@
+/*
+ * fuzz_nodewrite.c — libFuzzer harness for libnodewrite, written against
+ * include/nodewrite.h only.
+ *
+ * The input is decoded into a model (small dimensions, rarely extreme ones),
+ * weights and decoders (copied or borrowed), store entries with arbitrary
+ * dtypes, shapes and strides, and node indices, and drives every entry point
+ * in a decoded order: create/destroy, set_weight, set_autoencoder, store
+ * put/remove/clear, deriver create/requirements/output_shape/derive/
+ * derive_vector/destroy, node_write, node_write_vectors, names, status_string.
+ *
+ * Views are truthful about memory, as the header requires of a caller: when a
+ * view's shape and strides are valid per the contract (no overflow) its data
+ * points at a malloc'd block holding exactly the elements it spans (so that
+ * AddressSanitizer catches any read outside it), and when that span would be
+ * too large the strides become 0 (one element). Views that are invalid per the
+ * contract (negative shape, count or byte span overflowing int64, bad dtype or
+ * ndim) are passed as they are: the library must reject them without reading.
+ * Output buffers are malloc'd with exactly the capacity passed.
+ *
+ * Besides crashes and sanitizer reports, the harness traps on contract
+ * violations it can see: an unknown status, a failure without a message, or an
+ * output written on failure.
+ *
+ * Built with -DNW_FUZZ_REPLAY_MAIN it is a plain program that runs the inputs
+ * named on the command line (files or directories) once each, linked against
+ * the normal library: that is the corpus replay of `make test`.
+ */
+#define _DEFAULT_SOURCE
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nodewrite.h"
+
+/* ----------------------------------------------------------- the reader */
+
+typedef struct rd { const uint8_t *p; size_t n; } rd;
+
+static uint8_t u8(rd *r) {
+    if (r->n == 0) return 0;
+    r->n--;
+    return *r->p++;
+}
+static uint32_t u32(rd *r) { uint32_t v = 0; for (int i = 0; i < 4; i++) v |= (uint32_t)u8(r) << (8 * i); return v; }
+static uint64_t u64(rd *r) { return (uint64_t)u32(r) | ((uint64_t)u32(r) << 32); }
+
+/* Extreme sizes are tiny or far beyond any machine's memory (>= 2^40): a copy of
+ * a few GiB that fits in memory is legitimate and would only make the fuzzer slow. */
+static const int64_t EXTREME[] = {0, -1, 1, 2, INT64_MIN, INT64_MAX, INT64_MIN + 1, INT64_MAX - 1,
+                                  (int64_t)1 << 40, (int64_t)1 << 41, (int64_t)1 << 61,
+                                  (int64_t)1 << 62, -((int64_t)1 << 62), -((int64_t)1 << 40)};
+#define NEXTREME (sizeof EXTREME / sizeof *EXTREME)
+
+static const int32_t EXTREME32[] = {0, 1, 2, 3, 4, 5, 6, -1, -2, INT32_MIN, INT32_MAX, 7, 8};
+#define NEXTREME32 (sizeof EXTREME32 / sizeof *EXTREME32)
+
+/* an enum-like int32: mostly in 0..limit, sometimes out of range */
+static int32_t e32(rd *r, int32_t limit) {
+    uint8_t b = u8(r);
+    if (b < 224) return (int32_t)(b % (uint8_t)limit);
+    return EXTREME32[b % NEXTREME32];
+}
+
+/* a value relative to an extent n: the boundary values and a few in between */
+static int64_t rel(rd *r, int64_t n) {
+    uint8_t b = u8(r);
+    switch (b % 16) {
+    case 0: return -n - 1;
+    case 1: return -n;
+    case 2: return -1;
+    case 3: return n - 1;
+    case 4: return n;
+    case 5: return EXTREME[u8(r) % NEXTREME];
+    case 6: { /* arbitrary, but never a legitimate multi-GiB size */
+        int64_t v = (int64_t)u64(r);
+        if (v > 4096 && v < ((int64_t)1 << 40)) v += (int64_t)1 << 40;
+        return v;
+    }
+    default: return n > 0 ? (int64_t)(b % (uint64_t)n) : 0;
+    }
+}
+
+/* ------------------------------------------------------------- the state */
+
+#define MAXBLOCKS 256
+#define MAXD 4
+
+typedef struct st {
+    nw_model *model;
+    nw_model_dims dims;
+    nw_store *store;
+    nw_deriver *derivers[MAXD];
+    int64_t T, Tk, nlat;
+    void *blocks[MAXBLOCKS]; /* every block a view borrows, freed at the very end */
+    int nblocks;
+} st;
+
+static void keep(st *s, void *p) {
+    if (s->nblocks < MAXBLOCKS) s->blocks[s->nblocks++] = p;
+    else free(p); /* never reached by a borrowed block: see view() */
+}
+
+static void check(nw_status status) {
+    if (status > 0 || status < NW_ERR_BUFFER_TOO_SMALL) __builtin_trap(); /* not a status */
+    if (status != NW_OK) {
+        const char *m = nw_last_error_message();
+        if (m == NULL || m[0] == '\0') __builtin_trap(); /* a failure without a message */
+    }
+    const char *name = nw_status_string(status);
+    if (name == NULL || strncmp(name, "NW_", 3) != 0) __builtin_trap();
+}
+
+static size_t isz(int32_t dtype) { return dtype == NW_DTYPE_F64 ? 8 : (dtype == NW_DTYPE_F32 ? 4 : 2); }
+
+/* Builds a view of ndim axes whose "natural" extents are nat[] (what the model
+ * expects), perturbed by the input. Returns 0 if no view could be made. */
+static int view(rd *r, st *s, int ndim_nat, const int64_t *nat, nw_tensor_view *v, int64_t *shape, int64_t *strides) {
+    if (s->nblocks >= MAXBLOCKS - 1) return 0;
+    uint8_t mode = u8(r);
+    int32_t dtype = (mode & 0xc0) == 0xc0 ? EXTREME32[u8(r) % NEXTREME32] : (int32_t)(mode & 3);
+    int ndim = ndim_nat;
+    if ((mode & 0x3c) == 0x3c) ndim = EXTREME32[u8(r) % NEXTREME32];
+    int nd = ndim < 0 ? 0 : (ndim > 8 ? 8 : ndim); /* entries filled: shape/strides hold 8 */
+    uint8_t smode = u8(r);
+    for (int i = 0; i < nd; i++) {
+        int64_t n = i < ndim_nat ? nat[i] : 1;
+        shape[i] = (i < 4 && (smode & (1u << i))) ? rel(r, n) : n;
+    }
+    /* strides: NULL, row-major, column-major, negated, zero, or arbitrary */
+    int kind = (smode >> 4) % 6;
+    int64_t acc = 1;
+    int ovf = 0;
+    for (int i = 0; i < nd; i++) {
+        int j = kind == 2 ? i : nd - 1 - i;
+        strides[j] = acc;
+        int64_t e = shape[j] > 0 ? shape[j] : 1;
+        if (__builtin_mul_overflow(acc, e, &acc)) { acc = 1; ovf = 1; }
+    }
+    for (int i = 0; i < 8; i++) if (i >= nd) { shape[i] = 1; strides[i] = 1; }
+    if (kind == 3) for (int i = 0; i < nd; i++) strides[i] = -strides[i];
+    if (kind == 4) for (int i = 0; i < nd; i++) strides[i] = 0;
+    if (kind == 5)
+        for (int i = 0; i < nd; i++) {
+            if (u8(r) & 1) strides[i] = EXTREME[u8(r) % NEXTREME];
+            else strides[i] = (int8_t)u8(r);
+        }
+    int null_strides = kind == 0 && !ovf;
+    /* is the view valid per the contract (shape >= 0, no overflow)? */
+    int valid = dtype >= 0 && dtype <= 3 && ndim == nd;
+    int64_t lo = 0, hi = 0, count = 1;
+    for (int i = 0; i < nd && valid; i++) {
+        if (shape[i] < 0) { valid = 0; break; }
+        if (__builtin_mul_overflow(count, shape[i], &count)) valid = 0;
+    }
+    int empty = count == 0;
+    for (int i = 0; i < nd && valid && !empty; i++) {
+        int64_t ext;
+        if (__builtin_mul_overflow(shape[i] - 1, strides[i], &ext)) { valid = 0; break; }
+        if (ext < 0) { if (__builtin_add_overflow(lo, ext, &lo)) valid = 0; }
+        else if (__builtin_add_overflow(hi, ext, &hi)) valid = 0;
+    }
+    int64_t span = 1, bytes = 0;
+    if (valid && !empty) {
+        if (__builtin_sub_overflow(hi, lo, &span) || __builtin_add_overflow(span, 1, &span) ||
+            __builtin_mul_overflow(span, (int64_t)isz(dtype), &bytes))
+            valid = 0;
+    }
+    if (valid && !empty && span > 4096) { /* too big to back with memory: one element, stride 0 */
+        for (int i = 0; i < nd; i++) strides[i] = 0;
+        null_strides = 0;
+        lo = 0;
+        span = 1;
+    }
+    size_t elems = (valid && !empty) ? (size_t)span : 1;
+    size_t nbytes = elems * isz(dtype);
+    uint8_t *block = malloc(nbytes);
+    if (!block) return 0;
+    for (size_t i = 0; i < nbytes; i++) block[i] = u8(r) ^ (uint8_t)(i * 37u);
+    keep(s, block);
+    v->data = (valid && !empty) ? block + (size_t)(-lo) * isz(dtype) : block;
+    if ((mode & 0x3c) == 0x38) v->data = NULL;
+    v->dtype = dtype;
+    v->ndim = ndim;
+    v->shape = shape;
+    v->strides = null_strides ? NULL : strides;
+    return 1;
+}
+
+static int32_t layer_of(rd *r) {
+    if (u8(r) < 240) return (int32_t)(u8(r) % 4);
+    return EXTREME32[u8(r) % NEXTREME32];
+}
+static int yes(rd *r, int threshold) { return u8(r) < threshold; }
+
+static void new_model(rd *r, st *s) {
+    uint8_t b = u8(r);
+    nw_model_dims d;
+    if (b >= 248) { /* extreme dims */
+        int64_t *f = &d.n_layers;
+        for (int i = 0; i < 5; i++) {
+            if (u8(r) & 1) f[i] = EXTREME[u8(r) % NEXTREME];
+            else f[i] = 1 + u8(r) % 4;
+        }
+    } else {
+        d.n_layers = 1 + b % 3;
+        d.d_model = 1 + u8(r) % 8;
+        d.n_heads = 1 + u8(r) % 3;
+        d.d_head = 1 + u8(r) % 4;
+        d.d_ff = 1 + u8(r) % 8;
+    }
+    nw_model *m = (nw_model *)(uintptr_t)0x1;
+    nw_status status = nw_model_create(&d, &m);
+    check(status);
+    if (status != NW_OK) {
+        if (m != (nw_model *)(uintptr_t)0x1) __builtin_trap();
+        return;
+    }
+    nw_model_destroy(s->model); /* derivers keep the old one alive */
+    s->model = m;
+    nw_model_dims got;
+    check(nw_model_dims_get(m, &got));
+    if (memcmp(&got, &d, sizeof d) != 0) __builtin_trap();
+    s->dims = d;
+}
+
+static nw_node_index node(rd *r, st *s) {
+    nw_node_index n;
+    n.node_type = e32(r, 5);
+    int64_t nl = s->dims.n_layers > 4 || s->dims.n_layers < 1 ? 4 : s->dims.n_layers;
+    if (u8(r) < 240) n.layer = (int32_t)(u8(r) % nl);
+    else n.layer = EXTREME32[u8(r) % NEXTREME32];
+    if (u8(r) < 240) n.n_indices = n.node_type == NW_NODE_ATTENTION_HEAD ? 3 : 2;
+    else n.n_indices = EXTREME32[u8(r) % NEXTREME32];
+    if (u8(r) < 250) n.reserved = 0;
+    else n.reserved = EXTREME32[u8(r) % NEXTREME32];
+    int64_t ext[4] = {s->T, s->dims.d_ff, 0, 0};
+    if (n.node_type == NW_NODE_ATTENTION_HEAD) { ext[1] = s->Tk; ext[2] = s->dims.n_heads; }
+    else if (n.node_type >= NW_NODE_AUTOENCODER_LATENT) ext[1] = s->nlat;
+    for (int i = 0; i < 4; i++) n.indices[i] = rel(r, ext[i]);
+    return n;
+}
+
+/* an output buffer of exactly cap floats, sentinel-filled */
+static float *outbuf(size_t cap) {
+    float *o = malloc((cap ? cap : 1) * sizeof(float));
+    if (o) memset(o, 0xA5, (cap ? cap : 1) * sizeof(float));
+    return o;
+}
+static int untouched(const void *p, size_t n) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) if (b[i] != 0xA5) return 0;
+    return 1;
+}
+
+/* capacity: the needed one, one less, or small */
+static size_t capacity(rd *r, int64_t needed) {
+    uint8_t b = u8(r);
+    size_t small = (size_t)(b % 64);
+    if (needed < 0 || needed > (1 << 20)) return small;
+    switch (b % 4) {
+    case 0: case 1: return (size_t)needed;
+    case 2: return needed > 0 ? (size_t)needed - 1 : 0;
+    default: return small;
+    }
+}
+
+static int64_t tokens_of(st *s, const nw_deriver *d) {
+    int64_t shape[2];
+    if (nw_deriver_output_shape(d, s->store, shape) != NW_OK) return -1;
+    int64_t n;
+    if (__builtin_mul_overflow(shape[0], shape[1], &n)) return -1;
+    return n;
+}
+
+static void step(rd *r, st *s) {
+    uint8_t op = u8(r) % 18;
+    nw_status status;
+    switch (op) {
+    case 0: { /* set_weight */
+        int32_t w = e32(r, 2);
+        int64_t nat[3] = {s->dims.d_ff, s->dims.d_model, 0};
+        int ndim = 2;
+        if (w == NW_WEIGHT_ATTN_TO_RESIDUAL) { nat[0] = s->dims.n_heads; nat[1] = s->dims.d_head; nat[2] = s->dims.d_model; ndim = 3; }
+        nw_tensor_view v;
+        int64_t shape[8], strides[8];
+        if (!view(r, s, ndim, nat, &v, shape, strides)) return;
+        int32_t layer = layer_of(r);
+        nw_model *m = yes(r, 250) ? s->model : NULL;
+        const nw_tensor_view *vp = yes(r, 250) ? &v : NULL;
+        int32_t own = e32(r, 2);
+        status = nw_model_set_weight(m, w, layer, vp, own);
+        check(status);
+        break;
+    }
+    case 1: { /* set_autoencoder */
+        int32_t type = e32(r, 5), input = e32(r, 2);
+        int64_t nat[2] = {s->nlat, input == NW_AE_INPUT_MLP_POST_ACT ? s->dims.d_ff : s->dims.d_model};
+        nw_tensor_view v;
+        int64_t shape[8], strides[8];
+        if (!view(r, s, 2, nat, &v, shape, strides)) return;
+        int32_t layer = layer_of(r);
+        nw_model *m = yes(r, 250) ? s->model : NULL;
+        int32_t own = e32(r, 2);
+        status = nw_model_set_autoencoder(m, type, layer, input, &v, own);
+        check(status);
+        break;
+    }
+    case 2: case 3: { /* store_put */
+        int32_t act = e32(r, 6);
+        int64_t nat[3];
+        int ndim = 2;
+        switch (act) {
+        case NW_ACT_MLP_POST_ACT: nat[0] = s->T; nat[1] = s->dims.d_ff; break;
+        case NW_ACT_ATTN_QK_PROBS: nat[0] = s->T; nat[1] = s->Tk; nat[2] = s->dims.n_heads; ndim = 3; break;
+        case NW_ACT_ATTN_VALUE: nat[0] = s->Tk; nat[1] = s->dims.n_heads; nat[2] = s->dims.d_head; ndim = 3; break;
+        default: nat[0] = s->T; nat[1] = s->nlat; break;
+        }
+        nw_tensor_view v;
+        int64_t shape[8], strides[8];
+        if (!view(r, s, ndim, nat, &v, shape, strides)) return;
+        int32_t layer = layer_of(r);
+        nw_store *sp = yes(r, 250) ? s->store : NULL;
+        const nw_tensor_view *vp = yes(r, 250) ? &v : NULL;
+        status = nw_store_put(sp, act, layer, vp);
+        check(status);
+        break;
+    }
+    case 4: { /* store_remove */
+        nw_store *sp = yes(r, 250) ? s->store : NULL;
+        int32_t act = e32(r, 6);
+        int32_t layer = layer_of(r);
+        check(nw_store_remove(sp, act, layer));
+        break;
+    }
+    case 5: /* store_clear, rarely */
+        if (u8(r) < 16) nw_store_clear(s->store);
+        break;
+    case 6: { /* deriver_create */
+        nw_node_index n = node(r, s);
+        int slot = u8(r) % MAXD;
+        nw_deriver *d = (nw_deriver *)(uintptr_t)0x1;
+        status = nw_node_write_deriver_create(s->model, &n, &d);
+        check(status);
+        if (status != NW_OK) { if (d != (nw_deriver *)(uintptr_t)0x1) __builtin_trap(); break; }
+        nw_deriver_destroy(s->derivers[slot]);
+        s->derivers[slot] = d;
+        break;
+    }
+    case 7: { /* requirements */
+        nw_deriver *d = s->derivers[u8(r) % MAXD];
+        nw_requirement req[3];
+        size_t cap = u8(r) % 4, cnt = 0xA5A5A5A5u;
+        memset(req, 0xA5, sizeof req);
+        status = nw_deriver_requirements(d, cap ? req : NULL, cap, &cnt);
+        check(status);
+        if (status == NW_ERR_BUFFER_TOO_SMALL && (!untouched(req, sizeof req) || cnt <= cap)) __builtin_trap();
+        if (status == NW_ERR_INVALID_ARGUMENT && !untouched(req, sizeof req)) __builtin_trap();
+        if (status == NW_OK && (cnt < 1 || cnt > 2 || cnt > cap)) __builtin_trap();
+        if (status == NW_OK && !untouched(req + cnt, sizeof req - cnt * sizeof *req)) __builtin_trap();
+        break;
+    }
+    case 8: { /* output_shape */
+        int64_t shape[2] = {-7, -7};
+        status = nw_deriver_output_shape(s->derivers[u8(r) % MAXD], s->store, shape);
+        check(status);
+        if (status != NW_OK && (shape[0] != -7 || shape[1] != -7)) __builtin_trap();
+        if (status == NW_OK && (shape[0] < 0 || shape[1] != s->dims.d_model)) {
+            /* shape[1] is d_model of the deriver's model, which may be an older one */
+            if (shape[0] < 0 || shape[1] < 1) __builtin_trap();
+        }
+        break;
+    }
+    case 9: { /* derive */
+        nw_deriver *d = s->derivers[u8(r) % MAXD];
+        size_t cap = capacity(r, d ? tokens_of(s, d) : 16);
+        float *o = outbuf(cap);
+        if (!o) return;
+        float *op = yes(r, 250) ? o : NULL;
+        status = nw_deriver_derive(d, s->store, op, cap);
+        check(status);
+        if (status != NW_OK && !untouched(o, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
+        free(o);
+        break;
+    }
+    case 10: { /* derive_vector */
+        nw_deriver *d = s->derivers[u8(r) % MAXD];
+        size_t cap = capacity(r, s->dims.d_model);
+        float *o = outbuf(cap);
+        if (!o) return;
+        int64_t tok = -7;
+        int64_t *tp = (u8(r) & 1) ? &tok : NULL;
+        status = nw_deriver_derive_vector(d, s->store, o, cap, tp);
+        check(status);
+        if (status != NW_OK && (tok != -7 || !untouched(o, (cap ? cap : 1) * sizeof(float)))) __builtin_trap();
+        if (status == NW_OK && tok < -7) __builtin_trap();
+        free(o);
+        break;
+    }
+    case 11: { /* node_write */
+        nw_node_index n = node(r, s);
+        int64_t needed;
+        if (__builtin_mul_overflow(s->T, s->dims.d_model, &needed)) needed = -1;
+        size_t cap = capacity(r, needed);
+        float *o = outbuf(cap);
+        if (!o) return;
+        const nw_node_index *np = yes(r, 250) ? &n : NULL;
+        status = nw_node_write(s->model, s->store, np, o, cap);
+        check(status);
+        if (status != NW_OK && !untouched(o, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
+        free(o);
+        break;
+    }
+    case 12: { /* node_write_vectors */
+        nw_node_index nodes[6];
+        size_t nn = u8(r) % 7;
+        for (size_t i = 0; i < nn; i++) nodes[i] = node(r, s);
+        int64_t needed;
+        if (__builtin_mul_overflow((int64_t)nn, s->dims.d_model, &needed)) needed = -1;
+        size_t cap = capacity(r, needed);
+        float *o = outbuf(cap);
+        if (!o) return;
+        int64_t toks[6];
+        memset(toks, 0xA5, sizeof toks);
+        int64_t *tp = (u8(r) & 1) ? toks : NULL;
+        status = nw_node_write_vectors(s->model, s->store, nodes, nn, o, cap, tp);
+        check(status);
+        if (status != NW_OK && (!untouched(o, (cap ? cap : 1) * sizeof(float)) || !untouched(toks, sizeof toks)))
+            __builtin_trap();
+        if (status == NW_OK && !untouched(toks + nn, sizeof toks - nn * sizeof *toks)) __builtin_trap();
+        free(o);
+        break;
+    }
+    case 13: { /* names and statuses */
+        int32_t v = EXTREME32[u8(r) % NEXTREME32], out = 0x5a5a5a5a;
+        const char *names[4] = {nw_node_type_name(v), nw_activation_name(v), nw_weight_name(v), nw_dtype_name(v)};
+        status = NW_OK;
+        if (names[0]) { check(nw_node_type_from_name(names[0], &out)); if (out != v) __builtin_trap(); }
+        if (names[1]) { check(nw_activation_from_name(names[1], &out)); if (out != v) __builtin_trap(); }
+        if (names[2]) { check(nw_weight_from_name(names[2], &out)); if (out != v) __builtin_trap(); }
+        if (names[3]) { check(nw_dtype_from_name(names[3], &out)); if (out != v) __builtin_trap(); }
+        char name[24];
+        size_t len = u8(r) % sizeof name;
+        for (size_t i = 0; i < len; i++) name[i] = (char)u8(r);
+        name[len] = '\0';
+        out = 0x5a5a5a5a;
+        check(nw_node_type_from_name(name, &out));
+        check(nw_activation_from_name(name, &out));
+        check(nw_weight_from_name(name, &out));
+        check(nw_dtype_from_name(name, &out));
+        check(nw_autoencoder_input_from_name(name, &out));
+        const char *ss = nw_status_string((int32_t)u32(r));
+        if (!ss) __builtin_trap();
+        break;
+    }
+    case 14: /* deriver_destroy */
+        {
+            int slot = u8(r) % MAXD;
+            nw_deriver_destroy(s->derivers[slot]);
+            s->derivers[slot] = NULL;
+        }
+        break;
+    case 15: /* a new model (derivers keep the old one) */
+        new_model(r, s);
+        break;
+    case 16: /* new token counts / latent count for the views that follow */
+        s->T = u8(r) % 7;
+        s->Tk = (u8(r) & 1) ? s->T : u8(r) % 7;
+        s->nlat = 1 + u8(r) % 9;
+        break;
+    default: { /* dims_get with NULLs */
+        nw_model_dims d;
+        nw_model *m = (u8(r) & 1) ? s->model : NULL;
+        nw_model_dims *dp = (u8(r) & 1) ? &d : NULL;
+        status = nw_model_dims_get(m, dp);
+        check(status);
+        break;
+    }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    rd r = {data, size};
+    st s;
+    memset(&s, 0, sizeof s);
+    s.T = 3;
+    s.Tk = 3;
+    s.nlat = 4;
+    s.dims = (nw_model_dims){1, 4, 1, 2, 4};
+    if (nw_store_create(&s.store) != NW_OK) __builtin_trap();
+    new_model(&r, &s);
+    if (!s.model) {
+        nw_model_dims d = {1, 4, 1, 2, 4};
+        if (nw_model_create(&d, &s.model) != NW_OK) __builtin_trap();
+        s.dims = d;
+    }
+    for (int i = 0; i < 64 && r.n > 0; i++) step(&r, &s);
+    for (int i = 0; i < MAXD; i++) nw_deriver_destroy(s.derivers[i]);
+    nw_model_destroy(s.model);
+    nw_store_destroy(s.store);
+    for (int i = 0; i < s.nblocks; i++) free(s.blocks[i]);
+    return 0;
+}
+
+#ifdef NW_FUZZ_REPLAY_MAIN
+/* Replays files and directories of inputs once each (no libFuzzer needed). */
+#include <dirent.h>
+#include <sys/stat.h>
+
+static int run_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); return 1; }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    size_t got = fread(buf, 1, (size_t)(n > 0 ? n : 0), f);
+    fclose(f);
+    LLVMFuzzerTestOneInput(buf, got);
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int files = 0, errors = 0;
+    for (int i = 1; i < argc; i++) {
+        struct stat sb;
+        if (stat(argv[i], &sb) != 0) { perror(argv[i]); errors++; continue; }
+        if (S_ISDIR(sb.st_mode)) {
+            DIR *d = opendir(argv[i]);
+            struct dirent *e;
+            while (d && (e = readdir(d)) != NULL) {
+                if (e->d_name[0] == '.') continue;
+                char p[4096];
+                snprintf(p, sizeof p, "%s/%s", argv[i], e->d_name);
+                errors += run_file(p);
+                files++;
+            }
+            if (d) closedir(d);
+        } else {
+            errors += run_file(argv[i]);
+            files++;
+        }
+    }
+    printf("fuzz replay: %d inputs, %d unreadable, 0 crashes\n", files, errors);
+    return errors ? 1 : 0;
+}
+#endif
