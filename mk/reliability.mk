@@ -15,6 +15,7 @@ SWIFT_LIBDIR = $(dir $(realpath $(shell command -v $(SWIFT))))../lib/swift/linux
 FUZZ_SECONDS ?= 600
 FUZZ_JOBS ?= 2
 FUZZ_MAX_LEN ?= 2048
+FUZZ_TIMEOUT ?= 10
 TSAN_CALLS ?= 10000
 VALGRIND_CALLS ?= 300
 REL_HDRS := include/nodewrite.h tests_c/support.h
@@ -83,7 +84,7 @@ sanitize: sanitize-asan sanitize-tsan sanitize-valgrind
 fuzz: .build-fuzz/fuzz_nodewrite
 	mkdir -p fuzz-out/corpus
 	cd fuzz-out && time nice ../.build-fuzz/fuzz_nodewrite -fork=$(FUZZ_JOBS) \
-	  -max_total_time=$$(( $(FUZZ_SECONDS) / $(FUZZ_JOBS) )) -max_len=$(FUZZ_MAX_LEN) -artifact_prefix=./ \
+	  -max_total_time=$$(( $(FUZZ_SECONDS) / $(FUZZ_JOBS) )) -max_len=$(FUZZ_MAX_LEN) -timeout=$(FUZZ_TIMEOUT) -artifact_prefix=./ \
 	  -print_final_stats=1 corpus ../fuzz/corpus
 	@ls fuzz-out/crash-* fuzz-out/leak-* fuzz-out/oom-* fuzz-out/timeout-* 2>/dev/null && \
 	  { echo "fuzz: findings above (add each to fuzz/corpus once fixed)"; exit 1; } || echo "fuzz: 0 findings"
