@@ -64,7 +64,7 @@ sanitize-tsan: .build-tsan/stress
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66 .build-tsan/stress 8 $(TSAN_CALLS)
 
 # ---- valgrind: the C suite on the normal build, 0 bytes definitely/indirectly lost ----
-VALGRIND := valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1
+VALGRIND := valgrind --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite,indirect --error-exitcode=1
 # valgrind 3.19 cannot read the DWARF 5 debug info of the Swift-built library: run the same
 # binaries (RUNPATH, so LD_LIBRARY_PATH wins) against a copy without debug info.
 # Swift runtime metadata caches show as "possibly lost"/"still reachable": not errors here.
