@@ -232,8 +232,9 @@ NW_API nw_status nw_autoencoder_input_from_name(const char *name, int32_t *out);
 
 /** Creates a model with the given dimensions and no weights.
  *  Ownership: copies *dims; caller frees *out with nw_model_destroy.
- *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL pointer, a dimension < 1, or
- *  d_model*d_ff or n_heads*d_head*d_model overflowing int64);
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL pointer, a dimension < 1,
+ *  n_layers > INT32_MAX (layers are int32_t), or d_model*d_ff or
+ *  n_heads*d_head*d_model overflowing int64);
  *  NW_ERR_OUT_OF_MEMORY. */
 NW_API nw_status nw_model_create(const nw_model_dims *dims, nw_model **out);
 
@@ -291,7 +292,8 @@ NW_API void nw_store_destroy(nw_store *store);
 NW_API nw_status nw_store_put(nw_store *store, int32_t activation, int32_t layer,
                               const nw_tensor_view *t);
 
-/** Removes (activation, layer) if present. Returns NW_OK or NW_ERR_INVALID_ARGUMENT. */
+/** Removes (activation, layer) if present; absent is not an error.
+ *  Returns NW_OK, or NW_ERR_INVALID_ARGUMENT (NULL, bad enum, layer < 0). */
 NW_API nw_status nw_store_remove(nw_store *store, int32_t activation, int32_t layer);
 
 /** Removes every entry. NULL is a no-op. */
@@ -325,7 +327,9 @@ NW_API nw_status nw_deriver_requirements(const nw_deriver *deriver, nw_requireme
                                          size_t capacity, size_t *count);
 
 /** The shape of the deriver's output for this store: (T, d_model), T being the
- *  number of (query) tokens of its activations. Writes shape[0..1].
+ *  number of (query) tokens of its activations. Checks that every activation the
+ *  deriver reads is present and agrees with the model and the others (as a derive
+ *  does), but not the node's token indices. Writes shape[0..1].
  *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT; NW_ERR_MISSING_INPUT;
  *  NW_ERR_SHAPE_MISMATCH. */
 NW_API nw_status nw_deriver_output_shape(const nw_deriver *deriver, const nw_store *store,

@@ -28,7 +28,7 @@ public func nw_store_put(_ store: OpaquePointer?, _ activation: Int32, _ layer: 
 public func nw_store_remove(_ store: OpaquePointer?, _ activation: Int32, _ layer: Int32) -> nw_status {
     boundary { () throws(NodeWriteError) in
         let box = try Handle.borrow(store, as: StoreBox.self, "store")
-        box.store.remove(try decode(activation, as: ActivationLocation.self, "activation"), layer: Int(layer))
+        try box.store.remove(try decode(activation, as: ActivationLocation.self, "activation"), layer: Int(layer))
     }
 }
 

@@ -19,7 +19,8 @@ public struct ActivationStore: @unchecked Sendable {
         entries[Key(location: location, layer: layer)] = view
     }
 
-    public mutating func remove(_ location: ActivationLocation, layer: Int) {
+    public mutating func remove(_ location: ActivationLocation, layer: Int) throws(NodeWriteError) {
+        guard layer >= 0 else { throw .invalidArgument("layer = \(layer) is negative") }
         entries[Key(location: location, layer: layer)] = nil
     }
 

@@ -76,7 +76,9 @@ public struct NodeWriteDeriver: Sendable {
     /// (T, d_model): T is the number of (query) tokens in the store's activations.
     /// - Throws: `.missingInput` or `.shapeMismatch`.
     public func outputShape(_ store: ActivationStore) throws(NodeWriteError) -> (rows: Int, columns: Int) {
-        (try primary(store).shape[0], dims.dModel)
+        let main = try primary(store)
+        if case .attention = plan { _ = try values(store, keys: main.shape[1]) }
+        return (main.shape[0], dims.dModel)
     }
 
     /// Writes the write vector into `out[0..<d_model]` and returns its token row.
@@ -132,6 +134,15 @@ public struct NodeWriteDeriver: Sendable {
         }
     }
 
+    /// attn.v, checked against attn.qk_probs (`keys` tokens) and the model.
+    private func values(_ store: ActivationStore, keys: Int) throws(NodeWriteError) -> TensorView {
+        let v = try store.require(.attnValue, layer: node.layer)
+        guard v.shape[0] == keys, v.shape[1] == dims.nHeads, v.shape[2] == dims.dHead else {
+            throw .shapeMismatch("activation attn.v at layer \(node.layer): shape \(v.shapeArray) must be (T_k, n_heads, d_head) = \([keys, dims.nHeads, dims.dHead])")
+        }
+        return v
+    }
+
     private func resolve(_ store: ActivationStore) throws(NodeWriteError) -> Inputs {
         let main = try primary(store)
         let tokens = main.shape[0]
@@ -142,11 +153,8 @@ public struct NodeWriteDeriver: Sendable {
         case .latent(let i, _, _):
             return Inputs(row: t, tokens: tokens, scale: main.value(at: main.offset(t, i)), value: nil, valueOffset: 0)
         case .attention(let h, _):
-            let v = try store.require(.attnValue, layer: node.layer)
             let keys = main.shape[1]
-            guard v.shape[0] == keys, v.shape[1] == dims.nHeads, v.shape[2] == dims.dHead else {
-                throw .shapeMismatch("activation attn.v at layer \(node.layer): shape \(v.shapeArray) must be (T_k, n_heads, d_head) = \([keys, dims.nHeads, dims.dHead])")
-            }
+            let v = try values(store, keys: keys)
             let k = try resolveIndex(node.indices[1], size: keys, dimension: 1, what: "node.indices[1] (key token)")
             return Inputs(row: t, tokens: tokens, scale: main.value(at: main.offset(t, k, h)),
                           value: v, valueOffset: v.offset(k, h, 0))
