@@ -145,7 +145,7 @@ def make_model_context(
                 r, hv = weight.shape
                 weight = weight.reshape(r, n_heads, hv // n_heads)
                 return torch.einsum("rhv->hvr", weight)
-            raise NotImplementedError(f"Unsupported weight location type: {location_type}")
+            raise NotImplementedError(f"the in-memory context serves only the output weights, not {location_type}")
 
         def get_encoding(self):
             raise NotImplementedError("no tokenizer in the in-memory model context")

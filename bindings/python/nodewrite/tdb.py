@@ -530,26 +530,23 @@ class _NodeWritePlan:
         return out
 
     def _derive_torch(self, tensors: tuple) -> Any:
-        """The original's computation for this node only, on the tensors' device."""
+        """The node's write by TDB's own formula, restricted to the node, on the tensors' device."""
         torch = _tdb().torch
         if self.kind == "attention_head":
             probs, value = tensors
             q, k, h = self.ds_index.tensor_indices
             if value.ndim == 3 and tuple(value.shape[:2]) == tuple(probs.shape[1:]):
-                sliced = probs[q, k, h] * value[k, h]  # = einsum("fth,thd->fthd")[q, k, h]
-            else:  # inconsistent shapes: the original's einsum, and its error
-                sliced = torch.einsum("fth,thd->fthd", probs, value)[self.slices]
-            num_sequence_tokens = probs.shape[0]
+                node_activation = probs[q, k, h] * value[k, h]  # one element of the weighted values
+            else:  # shapes TDB's einsum rejects: let it raise its own error
+                node_activation = torch.einsum("fth,thd->fthd", probs, value)[self.slices]
+            n_tokens = probs.shape[0]
         else:
-            activations = tensors[0]
-            sliced = activations[self.slices]
-            num_sequence_tokens = activations.shape[0]
-        single_node_write = self.converter.postprocess_tensor(self.ds_index, sliced)
-        single_node_write_with_zeros = torch.zeros(
-            (num_sequence_tokens,) + single_node_write.shape, device=single_node_write.device
-        )
-        single_node_write_with_zeros[self.sequence_token_index, :] = single_node_write
-        return single_node_write_with_zeros
+            n_tokens = tensors[0].shape[0]
+            node_activation = tensors[0][self.slices]
+        write = self.converter.postprocess_tensor(self.ds_index, node_activation)
+        out = torch.zeros((n_tokens, *write.shape), device=write.device)
+        out[self.sequence_token_index] = write
+        return out
 
 
 def _lean_source(source: Any, layer: int) -> Any:
@@ -565,86 +562,67 @@ def _dropin(fn: Callable) -> Callable:
     return fn
 
 
+def _activation_deriver(node_type: Any, layer_config: Any) -> Any:
+    """The deriver of the node's activations whose raw sources, configuration and location the
+    node-write deriver takes over (for attention its weighted-value computation never runs)."""
+    T = _tdb()
+    if node_type == T.NodeType.ATTENTION_HEAD:
+        return T.make_attn_weighted_value_scalar_deriver(dst_config=layer_config)
+    if node_type == T.NodeType.MLP_NEURON:
+        return T.get_base_mlp_scalar_deriver(dst_config=layer_config)
+    return T.make_online_autoencoder_latent_scalar_deriver_factory(node_type)(layer_config)
+
+
 @_dropin
 def make_node_write_scalar_deriver(dst_config: Any) -> Any:
-    """Returns a scalar deriver for the write vector from some upstream node type (MLP,
-    autoencoder, or attention head): TDB's ``make_node_write_scalar_deriver``, computed by the
-    native library. See the module docstring for inputs, devices and the both-autoencoders case."""
+    """TDB's SINGLE_NODE_WRITE ``ScalarDeriver`` for ``dst_config.node_index_for_attribution``,
+    with the write computed by the native library (see the module docstring for inputs,
+    devices and the both-autoencoders case)."""
     T = _tdb()
-    node_index = dst_config.node_index_for_attribution
-    assert node_index is not None
-    assert node_index.layer_index is not None
-    indices = _plain_int_indices(node_index)
-    if indices is None:
+    node = dst_config.node_index_for_attribution
+    assert node is not None and node.layer_index is not None
+    indices = _plain_int_indices(node)
+    if indices is None:  # not a node the library knows: TDB's own function
         return T.original["make_node_write_scalar_deriver"](dst_config)
 
-    # the original's construction, step by step (same checks, same side effects), with the
-    # multi-autoencoder assertion lifted and the weighted-value deriver left out
+    # Built in TDB's order, so that the same inputs fail with the same exceptions first; the
+    # single-autoencoder assertion is lifted (see _multi_autoencoder_context).
     model_context = dst_config.get_model_context()
-    multi_autoencoder_context = _multi_autoencoder_context(dst_config)
-    residual_write_converter = T.ResidualWriteConverter(
-        model_context=model_context,
-        multi_autoencoder_context=multi_autoencoder_context,
-    )
-    dst_config_for_attribution = dataclasses.replace(
-        dst_config,
-        layer_indices=[node_index.layer_index],
-    )
-    if node_index.node_type == T.NodeType.ATTENTION_HEAD:
-        # its raw sources: attn.qk_probs and attn.v at the node's layer; its einsum is not used
-        activation_scalar_deriver = T.make_attn_weighted_value_scalar_deriver(
-            dst_config=dst_config_for_attribution,
-        )
-    elif node_index.node_type == T.NodeType.MLP_NEURON:
-        activation_scalar_deriver = T.get_base_mlp_scalar_deriver(
-            dst_config=dst_config_for_attribution,
-        )
-    else:  # one of the three autoencoder latent types (_plain_int_indices checked)
-        activation_scalar_deriver = T.make_online_autoencoder_latent_scalar_deriver_factory(
-            node_index.node_type
-        )(dst_config_for_attribution)
-    ds_index = residual_write_converter.convert_node_index_to_ds_index(node_index)
-    sub_scalar_sources = tuple(
-        _lean_source(s, node_index.layer_index) if type(s) is T.RawScalarSource else s
-        for s in activation_scalar_deriver.sub_scalar_sources
-    )
+    autoencoders = _multi_autoencoder_context(dst_config)
+    converter = T.ResidualWriteConverter(model_context=model_context, multi_autoencoder_context=autoencoders)
+    base = _activation_deriver(node.node_type, dataclasses.replace(dst_config, layer_indices=[node.layer_index]))
     plan = _NodeWritePlan(
-        node_index,
-        indices,
-        model_context,
-        multi_autoencoder_context,
-        residual_write_converter,
-        ds_index,
+        node, indices, model_context, autoencoders, converter, converter.convert_node_index_to_ds_index(node)
+    )
+    raw_sources = tuple(
+        _lean_source(source, node.layer_index) if type(source) is T.RawScalarSource else source
+        for source in base.sub_scalar_sources
     )
 
-    def tensor_calculate_derived_scalar_fn(
-        activation_data_tuple: tuple, layer_index: Any, pass_type: Any
-    ) -> Any:
-        return plan(activation_data_tuple, layer_index, pass_type)
+    def derive(tensors: tuple, layer_index: Any, pass_type: Any) -> Any:
+        return plan(tensors, layer_index, pass_type)
 
-    tensor_calculate_derived_scalar_fn.nodewrite_plan = plan  # type: ignore[attr-defined]
+    derive.nodewrite_plan = plan  # type: ignore[attr-defined]
     return dataclasses.replace(
-        activation_scalar_deriver,
+        base,
         dst=T.DerivedScalarType.SINGLE_NODE_WRITE,
-        sub_scalar_sources=sub_scalar_sources,
-        tensor_calculate_derived_scalar_fn=tensor_calculate_derived_scalar_fn,
-        _specified_location_within_layer=activation_scalar_deriver.location_within_layer,
+        sub_scalar_sources=raw_sources,
+        tensor_calculate_derived_scalar_fn=derive,
+        _specified_location_within_layer=base.location_within_layer,
     )
 
 
 @_dropin
 def make_node_write_scalar_source(dst_config: Any) -> Any:
-    """TDB's ``make_node_write_scalar_source``: a DerivedScalarSource over
-    :func:`make_node_write_scalar_deriver` at the node's layer."""
+    """TDB's ``DerivedScalarSource`` of the node's write: the drop-in deriver, forward pass,
+    at the node's layer."""
     T = _tdb()
-    assert dst_config.node_index_for_attribution is not None
-    layer_index = dst_config.node_index_for_attribution.layer_index
-    assert layer_index is not None
-    node_write_scalar_deriver = make_node_write_scalar_deriver(dst_config)
+    node = dst_config.node_index_for_attribution
+    assert node is not None and node.layer_index is not None
     return T.DerivedScalarSource(
-        scalar_deriver=node_write_scalar_deriver,
+        scalar_deriver=make_node_write_scalar_deriver(dst_config),
         pass_type=T.PassType.FORWARD,
-        layer_indexer=T.ConstantLayerIndexer(layer_index),
+        layer_indexer=T.ConstantLayerIndexer(node.layer_index),
     )
 
 
