@@ -8,7 +8,7 @@
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
 TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl))
-PY_BINDING_SRCS := $(shell find bindings/python \( -path '*/build' -o -path '*/examples' \) -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.toml' -o -name py.typed \) -print)
+PY_BINDING_SRCS := $(shell find bindings/python \( -path '*/build' -o -path '*/examples' \) -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.toml' -o -name py.typed \) -print)
 
 TEST_TARGETS += test-python
 BENCH_TARGETS += bench-python
@@ -58,7 +58,7 @@ test-python-asan: .venv $(LIB)
 	cp -r bindings/python/nodewrite $(ASAN_PY_DIR)/ && cp $(LIB) $(ASAN_PY_DIR)/nodewrite/
 	$(CXX) -std=c++17 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -shared -fPIC \
 	  -Iinclude -I$$($(VENV_PY) -c "import sysconfig; print(sysconfig.get_paths()['include'])") \
-	  bindings/python/src/_core.cpp -o $(ASAN_PY_DIR)/nodewrite/_core$$($(VENV_PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))") \
+	  $(wildcard bindings/python/src/*.cpp) -o $(ASAN_PY_DIR)/nodewrite/_core$$($(VENV_PY) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))") \
 	  -L$(ASAN_PY_DIR)/nodewrite -lnodewrite '-Wl,-rpath,$$ORIGIN'
 	cd $(ASAN_PY_DIR) && LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -130,7 +130,21 @@ if not sys.platform.startswith("linux"):
 
 ext = Extension(
     "nodewrite._core",
-    sources=["src/_core.cpp"],
+    # One job per file; see the header comment of src/module.cpp.
+    sources=[
+        "src/module.cpp",
+        "src/errors.cpp",
+        "src/args.cpp",
+        "src/views.cpp",
+        "src/objects.cpp",
+    ],
+    depends=[
+        "src/errors.hpp",
+        "src/args.hpp",
+        "src/dlpack.hpp",
+        "src/views.hpp",
+        "src/objects.hpp",
+    ],
     include_dirs=[INCLUDE],
     libraries=["nodewrite"],
     language="c++",

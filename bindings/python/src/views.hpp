@@ -1,0 +1,51 @@
+// Held tensors: a numpy array / buffer (buffer protocol) or a CPU tensor (DLPack) read as
+// an nw_tensor_view with ELEMENT strides, no copy and no cast, its Python object kept alive.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nodewrite.h"
+
+namespace py = pybind11;
+
+namespace nwpy __attribute__((visibility("hidden"))) {
+
+// A Python object C borrows from, kept alive (with its Py_buffer or DLPack capsule)
+// as long as this exists. Destroy only with the GIL held.
+struct Held {
+    py::object owner;    // the object the caller passed
+    py::object capsule;  // DLPack capsule (its destructor calls the producer's deleter)
+    Py_buffer buffer{};
+    bool has_buffer = false;
+    const void *data = nullptr;
+    int32_t dtype = NW_DTYPE_F32;
+    std::vector<int64_t> shape, strides;
+
+    Held() = default;
+    Held(const Held &) = delete;
+    Held &operator=(const Held &) = delete;
+    ~Held() {
+        if (has_buffer) PyBuffer_Release(&buffer);
+    }
+
+    nw_tensor_view view() const {
+        nw_tensor_view v;
+        v.data = data;
+        v.dtype = dtype;
+        v.ndim = static_cast<int32_t>(shape.size());
+        v.shape = shape.empty() ? nullptr : shape.data();
+        v.strides = strides.empty() ? nullptr : strides.data();
+        return v;
+    }
+};
+using HeldPtr = std::shared_ptr<Held>;
+
+// Reads a view of obj (numpy array, buffer, or DLPack CPU tensor). No copy, no cast.
+HeldPtr hold_tensor(py::handle obj, const std::string &what);
+
+}  // namespace nwpy
