@@ -18,42 +18,38 @@ struct PropertyTests {
         return (out, row)
     }
 
+    /// Checks that, at every token t, the bias plus the write vectors of `nodes(t)` equal
+    /// `delta[t]`. The original's own forward pass agrees with such a sum to about 5e-6; a
+    /// float32 sum of the same products in another order may differ by a few times that.
+    static func expectLayerSum(_ layer: Int32, delta deltaName: String, bias biasName: String,
+                               nodeType: Int32, nodes: (Int64) -> [[Int64]]) {
+        let f = Fixture.shared
+        let delta = f["activations.\(layer).\(deltaName)"].values
+        let tolerance: Float = 2e-5 * max(1, delta.map(abs).max()!)
+        for t in 0..<T {
+            var sum = f["checkpoint.xf_layers.\(layer).\(biasName)"].values
+            for indices in nodes(Int64(t)) {
+                let (v, row) = vector(nodeType, layer: layer, indices)
+                #expect(row == Int64(t))
+                for j in 0..<D { sum[j] += v[j] }
+            }
+            let diff = (0..<D).map { abs(sum[$0] - delta[t * D + $0]) }.max()!
+            #expect(diff <= tolerance, "layer \(layer) token \(t): \(diff)")
+        }
+    }
+
     @Test("attention node writes of a layer sum to resid.delta_attn minus the bias", arguments: 0..<3)
     func attentionLayerSum(_ layer: Int32) {
-        let f = Fixture.shared
-        let delta = f["activations.\(layer).resid.delta_attn"].values
-        let bias = f["checkpoint.xf_layers.\(layer).attn.out_proj.bias"].values
-        // The original's own forward pass agrees with this sum to about 5e-6; a float32 sum of
-        // 7 × 3 × 16 products in another order may differ by a few times that.
-        let tolerance: Float = 2e-5 * max(1, delta.map(abs).max()!)
-        for q in 0..<Self.T {
-            var sum = bias
-            for k in 0...q {
-                for h in 0..<3 {
-                    let (v, row) = Self.vector(1, layer: layer, [Int64(q), Int64(k), Int64(h)])
-                    #expect(row == Int64(q))
-                    for j in 0..<Self.D { sum[j] += v[j] }
-                }
-            }
-            let diff = (0..<Self.D).map { abs(sum[$0] - delta[q * Self.D + $0]) }.max()!
-            #expect(diff <= tolerance, "layer \(layer) token \(q): \(diff)")
+        // every key token k <= q, every head
+        Self.expectLayerSum(layer, delta: "resid.delta_attn", bias: "attn.out_proj.bias", nodeType: 1) { q in
+            (0...q).flatMap { k in (0..<3).map { h in [q, k, Int64(h)] } }
         }
     }
 
     @Test("MLP node writes of a layer sum to resid.delta_mlp minus the bias", arguments: 0..<3)
     func mlpLayerSum(_ layer: Int32) {
-        let f = Fixture.shared
-        let delta = f["activations.\(layer).resid.delta_mlp"].values
-        let bias = f["checkpoint.xf_layers.\(layer).mlp.out_layer.bias"].values
-        let tolerance: Float = 2e-5 * max(1, delta.map(abs).max()!)
-        for t in 0..<Self.T {
-            var sum = bias
-            for n in 0..<192 {
-                let (v, _) = Self.vector(0, layer: layer, [Int64(t), Int64(n)])
-                for j in 0..<Self.D { sum[j] += v[j] }
-            }
-            let diff = (0..<Self.D).map { abs(sum[$0] - delta[t * Self.D + $0]) }.max()!
-            #expect(diff <= tolerance, "layer \(layer) token \(t): \(diff)")
+        Self.expectLayerSum(layer, delta: "resid.delta_mlp", bias: "mlp.out_layer.bias", nodeType: 0) { t in
+            (0..<192).map { n in [t, Int64(n)] }
         }
     }
 
