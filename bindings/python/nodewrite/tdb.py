@@ -148,29 +148,10 @@ class _TDB:
             WeightLocationType,
         )
 
-        self.torch = torch
-        self.node_write = node_write
+        # every name imported above becomes an attribute (T.NodeType, T.torch, ...)
+        vars(self).update((name, value) for name, value in locals().items() if name != "self")
         self.check_attn_post_softmax_shape = _check_attn_post_softmax_shape
-        self.make_attn_weighted_value_scalar_deriver = make_attn_weighted_value_scalar_deriver
-        self.make_online_autoencoder_latent_scalar_deriver_factory = (
-            make_online_autoencoder_latent_scalar_deriver_factory
-        )
-        self.DerivedScalarType = DerivedScalarType
-        self.make_python_slice_from_tensor_indices = make_python_slice_from_tensor_indices
-        self.ConstantLayerIndexer = ConstantLayerIndexer
-        self.IdentityLayerIndexer = IdentityLayerIndexer
-        self.get_base_mlp_scalar_deriver = get_base_mlp_scalar_deriver
-        self.ResidualWriteConverter = ResidualWriteConverter
-        self.DerivedScalarSource = DerivedScalarSource
-        self.ScalarDeriver = ScalarDeriver
-        self.RawScalarSource = RawScalarSource
         self.LeanRawScalarSource = _make_lean_raw_scalar_source_class(RawScalarSource)
-        self.MultiAutoencoderContext = MultiAutoencoderContext
-        self.get_decoder_weight = get_decoder_weight
-        self.Dimension = Dimension
-        self.NodeType = NodeType
-        self.PassType = PassType
-        self.WeightLocationType = WeightLocationType
         # the original functions, whatever install() later does to the module
         self.original: dict[str, Callable] = {}
         for name in _FUNCTION_NAMES:
