@@ -86,14 +86,48 @@ enum nw_activation {
     NW_ACT_ATTN_VALUE = 2,                          /* "attn.v"        (T_k, n_heads, d_head) */
     NW_ACT_ONLINE_AUTOENCODER_LATENT = 3,           /* "online_autoencoder_latent" (T, n_latents) */
     NW_ACT_ONLINE_MLP_AUTOENCODER_LATENT = 4,       /* "online_mlp_autoencoder_latent" (T, n_latents) */
-    NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT = 5  /* "online_attention_autoencoder_latent" (T, n_latents) */
+    NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT = 5, /* "online_attention_autoencoder_latent" (T, n_latents) */
+    NW_ACT_RESID_DELTA_MLP = 6,                     /* "resid.delta_mlp"  (T, d_model): the MLP layer's whole write */
+    NW_ACT_RESID_DELTA_ATTN = 7                     /* "resid.delta_attn" (T, d_model): the attention layer's whole write */
+};
+
+/** Derived scalars computed from node writes, in TDB's DerivedScalarType values, for
+ *  every node of one layer (nw_derive). g is the direction (TDB: the "final residual
+ *  grad", the loss gradient at the input of the final layer norm), T the number of
+ *  tokens, H = n_heads. "Write" is the node's write vector w (see nw_node_write).
+ *  Pinned; new values are appended. */
+enum nw_dst {
+    NW_DST_MLP_WRITE_NORM = 0,                       /* (T, d_ff):  a[t,n] * |W_out[n]|, signed like a */
+    NW_DST_MLP_WRITE_TO_FINAL_RESIDUAL_GRAD = 1,     /* (T, d_ff):  a[t,n] * (W_out[n] . g[t]) */
+    NW_DST_UNFLATTENED_ATTN_WRITE_NORM = 2,          /* (T, T, H):  |w(q,k,h)| for k <= q, 0 above */
+    NW_DST_UNFLATTENED_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD = 3, /* (T, T, H): w(q,k,h) . g[q] for k <= q, 0 above */
+    NW_DST_ATTN_WRITE_NORM = 4,                      /* (T(T+1)/2, H): the k <= q values, row q(q+1)/2 + k */
+    NW_DST_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD = 5,    /* (T(T+1)/2, H): likewise */
+    NW_DST_ATTN_WRITE_NORM_PER_SEQUENCE_TOKEN = 6,   /* (T, H): |sum_k w(q,k,h)| (norm of the sum) */
+    NW_DST_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD_PER_SEQUENCE_TOKEN = 7, /* (T, H): sum_k w(q,k,h) . g[q] */
+    NW_DST_ONLINE_AUTOENCODER_WRITE_NORM = 8,        /* (T, n_latents): |w(t,l)|, the autoencoder_latent autoencoder */
+    NW_DST_ONLINE_MLP_AUTOENCODER_WRITE_NORM = 9,    /* (T, n_latents): likewise, mlp_autoencoder_latent */
+    NW_DST_ONLINE_ATTENTION_AUTOENCODER_WRITE_NORM = 10, /* (T, n_latents): likewise, attention_autoencoder_latent */
+    NW_DST_ONLINE_AUTOENCODER_WRITE_TO_FINAL_RESIDUAL_GRAD = 11,           /* (T, n_latents): w(t,l) . g[t] */
+    NW_DST_ONLINE_MLP_AUTOENCODER_WRITE_TO_FINAL_RESIDUAL_GRAD = 12,       /* (T, n_latents) */
+    NW_DST_ONLINE_ATTENTION_AUTOENCODER_WRITE_TO_FINAL_RESIDUAL_GRAD = 13, /* (T, n_latents) */
+    NW_DST_MLP_LAYER_WRITE_NORM = 14,                /* (T, 1): |resid.delta_mlp[t]| */
+    NW_DST_ATTN_LAYER_WRITE_NORM = 15,               /* (T, 1): |resid.delta_attn[t]| */
+    NW_DST_MLP_LAYER_WRITE_TO_FINAL_RESIDUAL_GRAD = 16,  /* (T, 1): resid.delta_mlp[t] . g[t] */
+    NW_DST_ATTN_LAYER_WRITE_TO_FINAL_RESIDUAL_GRAD = 17  /* (T, 1): resid.delta_attn[t] . g[t] */
 };
 
 /** Model weights, in TDB's WeightLocationType values and canonical layouts. Pinned. */
 enum nw_weight {
-    NW_WEIGHT_MLP_TO_RESIDUAL = 0, /* "mlp.to_residual"  (d_ff, d_model) */
-    NW_WEIGHT_ATTN_TO_RESIDUAL = 1 /* "attn.to_residual" (n_heads, d_head, d_model) */
+    NW_WEIGHT_MLP_TO_RESIDUAL = 0,      /* "mlp.to_residual"  (d_ff, d_model) */
+    NW_WEIGHT_ATTN_TO_RESIDUAL = 1,     /* "attn.to_residual" (n_heads, d_head, d_model) */
+    NW_WEIGHT_UNEMBEDDING = 2,          /* "unembedding" (d_model, n_vocab); no layer (NW_NO_LAYER) */
+    NW_WEIGHT_LAYER_NORM_GAIN_FINAL = 3 /* "layer_norm_gain.final" (d_model,); no layer (NW_NO_LAYER) */
 };
+
+/** The layer argument for weights that belong to no layer (the unembedding and the
+ *  final layer norm's gain). */
+#define NW_NO_LAYER (-1)
 
 /** What an autoencoder was trained on. Pinned. */
 enum nw_autoencoder_input {
@@ -247,14 +281,17 @@ NW_API nw_status nw_model_dims_get(const nw_model *model, nw_model_dims *out);
 
 /** Sets an output weight of one layer, replacing any earlier one.
  *  weight: NW_WEIGHT_MLP_TO_RESIDUAL, shape (d_ff, d_model); or
- *  NW_WEIGHT_ATTN_TO_RESIDUAL, shape (n_heads, d_head, d_model). Any dtype and
+ *  NW_WEIGHT_ATTN_TO_RESIDUAL, shape (n_heads, d_head, d_model); or a weight of no
+ *  layer, with layer = NW_NO_LAYER: NW_WEIGHT_UNEMBEDDING (d_model, n_vocab), n_vocab >= 1
+ *  taken from the view, or NW_WEIGHT_LAYER_NORM_GAIN_FINAL (d_model,). Any dtype and
  *  strides (e.g. the permuted views TDB's ModelContext.get_weight returns).
  *  Ownership: NW_COPY copies the data now; NW_BORROW borrows it until the model
  *  and every deriver created from it are destroyed. The view struct itself is
  *  only read during this call.
  *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad enum, bad ownership,
  *  negative shape, element count or byte span overflowing int64);
- *  NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_UNSUPPORTED_DTYPE;
+ *  NW_ERR_INDEX_OUT_OF_RANGE (layer, or a layer other than NW_NO_LAYER for a weight of
+ *  no layer); NW_ERR_UNSUPPORTED_DTYPE;
  *  NW_ERR_SHAPE_MISMATCH (ndim or shape); NW_ERR_OUT_OF_MEMORY (NW_COPY). */
 NW_API nw_status nw_model_set_weight(nw_model *model, int32_t weight, int32_t layer,
                                      const nw_tensor_view *w, int32_t ownership);
@@ -368,6 +405,115 @@ NW_API nw_status nw_node_write(const nw_model *model, const nw_store *store,
 NW_API nw_status nw_node_write_vectors(const nw_model *model, const nw_store *store,
                                        const nw_node_index *nodes, size_t n_nodes,
                                        float *out, size_t out_len, int64_t *token_rows);
+
+/* -- one node, one crossing -- */
+
+/** nw_node_write that also reports the size of its output: writes (T, d_model) to
+ *  out_shape on NW_OK and on NW_ERR_BUFFER_TOO_SMALL (out untouched then), so a
+ *  caller can learn T without creating a deriver. out may be NULL when out_len is 0.
+ *  Returns as nw_node_write. */
+NW_API nw_status nw_node_write_sized(const nw_model *model, const nw_store *store,
+                                     const nw_node_index *node, float *out, size_t out_len,
+                                     int64_t out_shape[2]);
+
+/* -- node sets -- */
+
+/** The number of tensor indices of a node type (2, or 3 for attention heads), or 0 for a
+ *  value that is not an nw_node_type. */
+NW_API int32_t nw_node_type_index_count(int32_t node_type);
+
+/** Write vectors of a node set: n_nodes nodes of one node type at one layer, given as a
+ *  row-major int64 array indices[n_nodes][n_indices] in TDB's index order for the type
+ *  (n_indices must be nw_node_type_index_count(node_type); negative indices count from
+ *  the end). Row i of out (n_nodes x d_model, row-major float32) is the write vector of
+ *  node i, and token_rows[i] (if token_rows is not NULL) the token row it lands on.
+ *  Every index is validated before anything is written; an empty set (n_nodes = 0) is
+ *  valid and writes nothing. Nodes that share a weight matrix (one head; all neurons of a
+ *  layer) are computed together as one blocked product, on nw_get_num_threads() threads;
+ *  the result is bit-identical for every thread count and equal to nw_node_write's row.
+ *  Ownership: indices, out and token_rows are the caller's, read or written during the call.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad node type, n_indices, n_nodes too
+ *  large); NW_ERR_INDEX_OUT_OF_RANGE (layer, or any index; the message names the node);
+ *  NW_ERR_MISSING_INPUT; NW_ERR_SHAPE_MISMATCH; NW_ERR_BUFFER_TOO_SMALL (out_len <
+ *  n_nodes*d_model); NW_ERR_OUT_OF_MEMORY. On any error nothing is written. */
+NW_API nw_status nw_node_writes(const nw_model *model, const nw_store *store, int32_t node_type,
+                                int32_t layer, const int64_t *indices, size_t n_nodes,
+                                size_t n_indices, float *out, size_t out_len, int64_t *token_rows);
+
+/* -- threads -- */
+
+/** Sets the number of threads the library's node-set and layer-wide computations use
+ *  (process-wide). n >= 1 sets it; n = 0 restores the default: the environment variable
+ *  NODEWRITE_NUM_THREADS if it holds a positive integer, else the number of CPUs this
+ *  process may run on. Results do not depend on it.
+ *  Returns NW_OK, or NW_ERR_INVALID_ARGUMENT for n < 0 or n > 1024. */
+NW_API nw_status nw_set_num_threads(int32_t n);
+
+/** The number of threads in use (see nw_set_num_threads); always >= 1. */
+NW_API int32_t nw_get_num_threads(void);
+
+/* -- derived scalars (TDB's write family) -- */
+
+/** TDB's name of a derived scalar ("mlp_write_norm", ...; see enum nw_dst), or NULL for
+ *  an unknown value. Static storage. */
+NW_API const char *nw_dst_name(int32_t dst);
+
+/** The value of a derived scalar's TDB name. Writes *out only on success.
+ *  Returns NW_OK, or NW_ERR_INVALID_ARGUMENT for NULL arguments or an unknown name. */
+NW_API nw_status nw_dst_from_name(const char *name, int32_t *out);
+
+/** Derives one derived scalar (enum nw_dst) for every node of one layer into out,
+ *  row-major float32, in TDB's shape (see enum nw_dst). The shape is written to
+ *  out_shape[0 .. *out_ndim) and its rank to *out_ndim on NW_OK and on
+ *  NW_ERR_BUFFER_TOO_SMALL (out untouched then; out may be NULL when out_len is 0).
+ *  direction: NULL for the norms; for the *_to_final_residual_grad values, a (T, d_model)
+ *  view (row t is used for writes landing on token t) or a (d_model,) view used for every
+ *  token; any dtype and strides. Rows of the direction that are all zero cost nothing.
+ *  Reads the activations of the layer the DST needs (mlp.post_act; attn.qk_probs and
+ *  attn.v; the autoencoder's online_* latents; resid.delta_*), and the weights.
+ *  Nothing of size (T, T, n_heads, d_head), (T, T, n_heads, d_model) or
+ *  (n_latents, d_model) is formed; entries above the diagonal (k > q) are exactly 0.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad dst, a direction given to a norm or
+ *  missing for a projection); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_MISSING_INPUT;
+ *  NW_ERR_SHAPE_MISMATCH (an activation, or the direction); NW_ERR_UNSUPPORTED_DTYPE;
+ *  NW_ERR_BUFFER_TOO_SMALL; NW_ERR_OUT_OF_MEMORY. On any error out is untouched. */
+NW_API nw_status nw_derive(const nw_model *model, const nw_store *store, int32_t dst,
+                           int32_t layer, const nw_tensor_view *direction, float *out,
+                           size_t out_len, int64_t out_shape[3], int32_t *out_ndim);
+
+/** TDB's single_node_write_to_final_residual_grad: a (T, 1) float32 column, w . g[t] in
+ *  the row t the node's write lands on, 0 elsewhere. direction as in nw_derive (required).
+ *  Writes (T, 1) to out_shape on NW_OK and NW_ERR_BUFFER_TOO_SMALL.
+ *  Returns as nw_node_write and nw_derive. */
+NW_API nw_status nw_node_write_to_direction(const nw_model *model, const nw_store *store,
+                                            const nw_node_index *node,
+                                            const nw_tensor_view *direction, float *out,
+                                            size_t out_len, int64_t out_shape[2]);
+
+/** The number of vocabulary entries of the model's unembedding, or 0 if none is set.
+ *  Returns NW_OK or NW_ERR_INVALID_ARGUMENT (NULL). */
+NW_API nw_status nw_model_vocab_size(const nw_model *model, int64_t *out);
+
+/** Token-space writes of a node set (indices as in nw_node_writes): row i of out
+ *  (n_nodes x n_vocab, row-major float32) is u - mean(u), u = w_i @ (unembedding *
+ *  layer_norm_gain.final[:, None]) (TDB's TokenWriteConverter: the final layer norm's
+ *  gain only). Needs both layer-less weights set on the model.
+ *  Returns as nw_node_writes, with out_len >= n_nodes*n_vocab. */
+NW_API nw_status nw_token_writes(const nw_model *model, const nw_store *store, int32_t node_type,
+                                 int32_t layer, const int64_t *indices, size_t n_nodes,
+                                 size_t n_indices, float *out, size_t out_len);
+
+/** The top_k entries per node of nw_token_writes, without forming the (n_nodes, n_vocab)
+ *  array: values[i*top_k + j] and token_ids[i*top_k + j], j = 0 .. top_k-1, the largest
+ *  first (largest != 0) or the smallest first (largest == 0); ties go to the lower token
+ *  id. 1 <= top_k <= n_vocab; capacity (in elements, of each of values and token_ids)
+ *  >= n_nodes*top_k.
+ *  Returns as nw_token_writes, and NW_ERR_INVALID_ARGUMENT for a top_k out of range. */
+NW_API nw_status nw_token_writes_top_k(const nw_model *model, const nw_store *store,
+                                       int32_t node_type, int32_t layer, const int64_t *indices,
+                                       size_t n_nodes, size_t n_indices, int64_t top_k,
+                                       int32_t largest, float *values, int64_t *token_ids,
+                                       size_t capacity);
 
 #ifdef __cplusplus
 }
