@@ -62,9 +62,8 @@ package struct NodeSource: Sendable {
     package func resolve(_ store: ActivationStore) throws(NodeWriteError) -> LayerForm {
         let kind = nodeType.kind
         let scalars = try store.require(kind.activations[0], layer: layer)
-        let name = "activation \(kind.activations[0].name) at layer \(layer)"
         guard scalars.shape[scalars.ndim - 1] == width else {
-            throw .shapeMismatch("\(name): shape \(scalars.shapeArray) must end in \(kind.widthName) = \(width)")
+            throw .shapeMismatch("activation \(kind.activations[0].name) at layer \(layer): shape \(scalars.shapeArray) must end in \(kind.widthName) = \(width)")
         }
         var values: TensorView? = nil
         if case .heads = blocks {

@@ -33,9 +33,14 @@ package struct NodeKind: Sendable {
 }
 
 extension NodeType {
-    /// The table: one row per node type.
-    package var kind: NodeKind {
-        switch self {
+    /// The node type's row of the table.
+    @inline(__always) package var kind: NodeKind { NodeKind.table[Int(rawValue)] }
+}
+
+extension NodeKind {
+    /// The table, built once: row i is the node type of raw value i.
+    static let table: [NodeKind] = NodeType.allCases.map { type in
+        switch type {
         case .mlpNeuron:
             NodeKind(name: "mlp_neuron", indexNames: ["token", "neuron"], activations: [.mlpPostAct],
                      widthName: "d_ff", weight: .mlpToResidual, latents: false)

@@ -65,7 +65,7 @@ package struct NodeWriteDeriver: Sendable {
     /// T × d_model, checked for overflow.
     func outputCount(_ form: LayerForm) throws(NodeWriteError) -> Int {
         let (total, overflow) = form.tokens.multipliedReportingOverflow(by: form.dModel)
-        guard !overflow else { throw .outOfMemory("an output of T × d_model = \(form.tokens) × \(form.dModel) floats is too large") }
+        guard !overflow else { throw .bufferTooSmall("out: no buffer holds T × d_model = \(form.tokens) × \(form.dModel) floats is too large") }
         return total
     }
 }
