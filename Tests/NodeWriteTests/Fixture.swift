@@ -34,6 +34,8 @@ final class Fixture: @unchecked Sendable {
         tensors = Fixture.readSafetensors(try! Data(contentsOf: dir.appendingPathComponent("tdb_tiny.safetensors")))
     }
 
+    func has(_ name: String) -> Bool { tensors[name] != nil }
+
     subscript(name: String) -> Tensor {
         guard let t = tensors[name] else { fatalError("fixture tensor \(name) missing") }
         return t
