@@ -17,10 +17,11 @@ tools/bench_tdb.py does), holding the layer's ``attn.qk_probs``, ``attn.v``, ``m
 the final residual gradient, ``resid.post_mlp`` backward at the last layer, zero except its last
 row (TDB's usual loss reads only the last token's logits; ``--dense-grad`` fills every row).
 
-Each case runs in a fresh child process, so that its peak RSS (``ru_maxrss``) is its own. In that
-child, the candidate (if any) is timed first and TDB second, so the peak RSS after the candidate
-is the candidate's and the one after TDB is the larger of both; RSS before the first call is
-printed too. Medians of --reps calls (TDB's attention gradient case takes seconds per call).
+Each case runs in a fresh child process. Memory: the RSS after setup ("before"), and for each
+phase (the candidate, if any, first; then TDB) the peak RSS during that phase (Linux VmHWM, reset
+through /proc/self/clear_refs before the phase; "+N" is the peak minus the RSS just before the
+phase: the extra memory of one call, output included). Medians of at least --reps calls (TDB's
+attention gradient case takes seconds per call, so it gets exactly --reps).
 
 A candidate is given as ``--candidate module:function``: ``function(case, env)`` returns a
 zero-argument callable that computes the case's output (a torch tensor or numpy array of TDB's
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import importlib
 import json
 import os
@@ -91,16 +93,38 @@ class BenchEnv:
     ln_gain: Any  # model_context.get_weight(LAYER_NORM_GAIN_FINAL): (d_model,)
 
 
-def rss_now_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    """Peak RSS since the last reset_peak_rss() (VmHWM), else since the process started."""
+    hwm = _status_mb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Linux: writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_now_mb() -> float:
+    rss = _status_mb("VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def fmt_time(s: float) -> str:
@@ -275,15 +299,19 @@ def run_one(args: argparse.Namespace) -> dict:
         "dense_grad": args.dense_grad,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "rss_setup_mb": rss_now_mb(),
         "peak_setup_mb": peak_rss_mb(),
     }
+    gc.collect()
+    result["rss_setup_mb"] = rss_now_mb()
+    result["peak_reset"] = reset_peak_rss()
     reps = args.reps
     cand_out = None
     if args.candidate:
         fn = load_candidate(args.candidate)(args.one, env)
         if fn is not None:
             fn()  # warm-up (a drop-in may hand weights over once)
+            gc.collect()
+            reset_peak_rss()
             samples, cand_out = timed(fn, max(reps, 5), args.budget)
             result["candidate"] = {
                 "median_s": statistics.median(samples),
@@ -291,6 +319,9 @@ def run_one(args: argparse.Namespace) -> dict:
                 "peak_rss_mb": peak_rss_mb(),
             }
     tdb = tdb_callable(env)
+    gc.collect()
+    reset_peak_rss()  # the candidate's result (cand_out) stays alive: it is counted in "before"
+    result["rss_before_tdb_mb"] = rss_now_mb()
     samples, tdb_out = timed(tdb, reps, args.budget if args.one != CASES[0] else 0.0)
     result["tdb"] = {
         "median_s": statistics.median(samples),
@@ -355,7 +386,7 @@ def main() -> int:
         line = (
             f"{case:<48} TDB {fmt_time(t['median_s']):>11} (n={t['n']:>2}), "
             f"RSS {r['rss_setup_mb']:6.0f} MB before (peak {r['peak_setup_mb']:6.0f}), "
-            f"peak {t['peak_rss_mb']:6.0f} MB (+{t['peak_rss_mb'] - r['rss_setup_mb']:.0f})"
+            f"peak {t['peak_rss_mb']:6.0f} MB (+{t['peak_rss_mb'] - r['rss_before_tdb_mb']:.0f})"
         )
         if "output" in t:
             line += f", out {tuple(t['output']['shape'])} {t['output']['dtype']}"
