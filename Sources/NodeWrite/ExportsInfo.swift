@@ -45,7 +45,7 @@ where E.RawValue == Int32 {
 }
 
 /// The raw value of TDB's name, written to `out` on success.
-private func value<E: TDBNamed & RawRepresentable>(_ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Int32>?,
+func value<E: TDBNamed & RawRepresentable>(_ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Int32>?,
                                                    _: E.Type, _ what: StaticString) -> nw_status
 where E.RawValue == Int32 {
     boundary { () throws(NodeWriteError) in

@@ -4,7 +4,7 @@
 package enum Kernels {
     /// C (m × n, row stride cRowStride) = A (m × k) · B (k × n).
     package static func gemm(m: Int, n: Int, k: Int, a: F32Matrix, b: F32Matrix,
-                             c: UnsafeMutablePointer<Float>, cRowStride: Int) throws(NodeWriteError) {
+                             c: UnsafeMutablePointer<Float>, cRowStride: Int, threads: Int = 1) throws(NodeWriteError) {
         for i in 0..<m {
             let out = c + i &* cRowStride
             for j in 0..<n { out[j] = 0 }
@@ -16,9 +16,16 @@ package enum Kernels {
         }
     }
 
+    /// `gemm` without scratch memory (for work inside parallel tasks): never fails.
+    package static func gemmInPlace(m: Int, n: Int, k: Int, a: F32Matrix, b: F32Matrix,
+                                    c: UnsafeMutablePointer<Float>, cRowStride: Int) {
+        try! gemm(m: m, n: n, k: k, a: a, b: b, c: c, cRowStride: cRowStride)
+    }
+
     /// C[i, :] = s[i] · B[row[i], :] for i < m (the one-term chain).
     package static func scaledRows(m: Int, n: Int, scales: UnsafePointer<Float>, rows: UnsafePointer<Int>,
-                                   b: F32Matrix, c: UnsafeMutablePointer<Float>, cRowStride: Int) throws(NodeWriteError) {
+                                   b: F32Matrix, c: UnsafeMutablePointer<Float>, cRowStride: Int,
+                                   threads: Int = 1) throws(NodeWriteError) {
         for i in 0..<m {
             let out = c + i &* cRowStride, x = scales[i], row = b.base + rows[i] &* b.rowStride
             for j in 0..<n { out[j] = Float(0).addingProduct(x, row[j &* b.columnStride]) }

@@ -69,3 +69,26 @@ package struct NodeWriteDeriver: Sendable {
         return total
     }
 }
+
+extension NodeWriteDeriver {
+    /// TDB's single_node_write_to_final_residual_grad: a (T, 1) column, w · g[t] in the row t
+    /// the write lands on and 0 elsewhere. On error nothing is written.
+    package func projection(_ store: ActivationStore, direction view: TensorView,
+                            into out: UnsafeMutableBufferPointer<Float>) throws(NodeWriteError) {
+        let form = try source.resolve(store)
+        let direction = try Direction(view, dModel: form.dModel, tokens: form.tokens)
+        guard out.count >= form.tokens else {
+            throw .bufferTooSmall("out: capacity \(out.count) is less than T = \(form.tokens)")
+        }
+        let dModel = form.dModel
+        try withUnsafeTemporaryAllocation(of: Float.self, capacity: dModel) { (w) throws(NodeWriteError) in
+            let token = try deriveVector(store, into: w)
+            let g = direction.view, offset = direction.shared ? 0 : g.offset(token, 0), stride = g.strides[g.ndim - 1]
+            var sum = 0.0
+            for j in 0..<dModel { sum += Double(w[j]) * Double(g.value(at: offset &+ j &* stride)) }
+            let base = out.baseAddress.unsafelyUnwrapped
+            base.update(repeating: 0, count: form.tokens)
+            base[token] = Float(sum)
+        }
+    }
+}
