@@ -4,12 +4,10 @@ extension DerivedScalarRun {
     /// Query rows per parallel task.
     static let queryBlock = 32
 
-    func attention(_ form: LayerForm, _ layout: DerivedScalarSpec.AttentionLayout,
+    func attention(_ form: LayerForm, _ weight: TensorView, _ layout: DerivedScalarSpec.AttentionLayout,
                    _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
-        guard case .heads(let weight) = form.source.blocks, let values = form.values else {
-            preconditionFailure("attention derived scalars read attention heads")
-        }
-        let heads = AttentionHeads(form: form, weight: weight.view, values: values)
+        guard let values = form.values else { throw .missingInput("activation attn.v at layer \(form.source.layer) is not in the store") }
+        let heads = AttentionHeads(form: form, weight: weight, values: values)
         try heads.withFloat32 { (h) throws(NodeWriteError) in
             guard let direction else {
                 if layout == .perSequenceToken { return try perSequenceNorms(h, out) }
