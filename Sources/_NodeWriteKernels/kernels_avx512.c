@@ -120,11 +120,36 @@ T512 static inline void transpose16(__m512 r[16]) {
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
+/* Full 16 x 16 block, fewer shuffles: 128-bit loads put columns j0+4L+r (k quad q) in lane L of
+   x[r]; an in-lane 4 x 4 transpose then gives k = k0+4q+e, columns j0..j0+15, in y[e]. */
+T512 static inline void pack_t_block16(const float *b, int64_t b_cs, float *dst, int64_t w) {
+    for (int q = 0; q < 4; q++) {
+        __m512 x[4];
+        for (int r = 0; r < 4; r++) {
+            const float *p = b + r * b_cs + 4 * q;
+            __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(p));
+            v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 4 * b_cs), 1);
+            v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 8 * b_cs), 2);
+            x[r] = _mm512_insertf32x4(v, _mm_loadu_ps(p + 12 * b_cs), 3);
+        }
+        const __m512 t0 = _mm512_unpacklo_ps(x[0], x[1]), t1 = _mm512_unpackhi_ps(x[0], x[1]);
+        const __m512 t2 = _mm512_unpacklo_ps(x[2], x[3]), t3 = _mm512_unpackhi_ps(x[2], x[3]);
+        _mm512_storeu_ps(dst + (4 * q + 0) * w, _mm512_shuffle_ps(t0, t2, 0x44));
+        _mm512_storeu_ps(dst + (4 * q + 1) * w, _mm512_shuffle_ps(t0, t2, 0xEE));
+        _mm512_storeu_ps(dst + (4 * q + 2) * w, _mm512_shuffle_ps(t1, t3, 0x44));
+        _mm512_storeu_ps(dst + (4 * q + 3) * w, _mm512_shuffle_ps(t1, t3, 0xEE));
+    }
+}
+
 T512 static void pack_t(int64_t kc, int nc, int w, const float *b, int64_t b_cs, float *dst) {
     for (int j0 = 0; j0 < w; j0 += 16) {
         const int nj = nc - j0 < 0 ? 0 : nc - j0 > 16 ? 16 : nc - j0;
         for (int64_t k0 = 0; k0 < kc; k0 += 16) {
             const int64_t nk = kc - k0 > 16 ? 16 : kc - k0;
+            if (nj == 16 && nk == 16) {
+                pack_t_block16(b + (int64_t)j0 * b_cs + k0, b_cs, dst + k0 * w + j0, w);
+                continue;
+            }
             const __mmask16 km = mask16(nk);
             __m512 r[16];
             for (int j = 0; j < 16; j++)
