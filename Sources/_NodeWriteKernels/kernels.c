@@ -154,6 +154,8 @@ int nwk_threads(void) {
 #define KC 384
 #define MC 192
 #define NC 3072
+/* A packed B block up to this size (256 K floats = 1 MB, half of a 2 MB L2) is walked row-panel first. */
+#define B_BLOCK_L2_FLOATS (INT64_C(256) * 1024)
 /* Below this many multiply-adds a call runs on the calling thread only. */
 #define MIN_PARALLEL_MADDS (INT64_C(1) << 21)
 #define MIN_PARALLEL_STREAM (INT64_C(1) << 17)
@@ -259,11 +261,23 @@ static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) 
                 for (int64_t q = 0; q < nap; q++)
                     pack_a(kc, (int)min64(mr, mc - q * mr), mr, g->a + (ic + q * mr) * g->a_rs + pc * g->a_cs,
                            g->a_rs, g->a_cs, ap + q * kc * mr);
-                for (int64_t p = 0; p < npan; p++)
+                if (kc * npan * nr <= B_BLOCK_L2_FLOATS) {
+                    /* Small packed B block (short k: the per-head case): it stays in L2 whichever
+                       way we go, so walk C row-panel by row-panel; C is then written as whole
+                       contiguous rows, which streams to memory far better than column strips. */
                     for (int64_t q = 0; q < nap; q++)
-                        im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
-                                  g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
-                                  (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr), pc > 0);
+                        for (int64_t p = 0; p < npan; p++)
+                            im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
+                                      g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
+                                      (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr), pc > 0);
+                } else {
+                    /* BLIS order: one B micro-panel (L1) against the whole A block (L2). */
+                    for (int64_t p = 0; p < npan; p++)
+                        for (int64_t q = 0; q < nap; q++)
+                            im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
+                                      g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
+                                      (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr), pc > 0);
+                }
             }
         }
     }
