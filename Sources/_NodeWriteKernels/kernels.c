@@ -58,7 +58,7 @@ static void scalar_scale_row(int64_t n, float s, const float *b, int64_t b_cs, f
     for (int64_t j = 0; j < n; j++) c[j] = fmaf(s, b[j * b_cs], 0.0f);
 }
 
-const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, scalar_pack_t,
+const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
                                   scalar_scale_row};
 
 /* ---------------------------------------------------------------- choosing the implementation */
@@ -151,8 +151,14 @@ int nwk_threads(void) {
 
 /* Blocking of the packed path: B block KC x NC (per thread), A block MC x KC.
    MC is a multiple of every mr (8, 6, 4), NC of every nr (48, 16). */
-#define KC 384
-#define MC 192
+#ifndef NWK_KC
+#define NWK_KC 384
+#endif
+#define KC NWK_KC
+#ifndef NWK_MC
+#define NWK_MC 192
+#endif
+#define MC NWK_MC
 #define NC 3072
 /* A packed B block up to this size (256 K floats = 1 MB, half of a 2 MB L2) is walked row-panel first. */
 #define B_BLOCK_L2_FLOATS (INT64_C(256) * 1024)
@@ -229,6 +235,10 @@ static void gemm_small(const nwk_impl *im, const gemm_args *g) {
         float *cj = g->c + j0;
         if (g->b_cs == 1) {
             im->small((int)g->m, g->k, g->a, g->a_rs, g->a_cs, g->b + j0, g->b_rs, cj, g->c_rs, nj, 0);
+            continue;
+        }
+        if (g->b_rs == 1 && im->small_t) {
+            im->small_t((int)g->m, g->k, g->a, g->a_rs, g->a_cs, g->b + j0 * g->b_cs, g->b_cs, cj, g->c_rs, nj);
             continue;
         }
         for (int64_t k0 = 0; k0 < g->k; k0 += NWK_SMALL_KC) {

@@ -143,5 +143,5 @@ T256 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, flo
     }
 }
 
-const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, pack_t, scale_row};
+const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row};
 #endif

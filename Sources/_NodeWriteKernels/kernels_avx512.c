@@ -160,6 +160,59 @@ T512 static void pack_t(int64_t kc, int nc, int w, const float *b, int64_t b_cs,
     }
 }
 
+/* Small m with B transposed in memory (b_rs == 1: column j is b[j*b_cs + k], contiguous in k):
+   no packing at all. For each group of 16 columns and quad of k, 128-bit loads put columns
+   j0+4L+r in lane L of x[r]; an in-lane 4 x 4 transpose yields, for k = k0..k0+3 in order, one
+   vector of the 16 columns, which the M row chains take in k order. */
+T512 static inline __m128 quad(const float *p, int valid, __mmask8 km, int full) {
+    if (full) return _mm_loadu_ps(p);
+    return valid ? _mm_maskz_loadu_ps(km, p) : _mm_setzero_ps();
+}
+
+T512 static inline __attribute__((always_inline)) void small_t_body(
+    const int M, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t b_cs,
+    float *c, int64_t c_rs, int n) {
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const int nj = n - j0 > 16 ? 16 : n - j0;
+        __m512 acc[NWK_SMALL_M];
+        for (int r = 0; r < M; r++) acc[r] = _mm512_setzero_ps();
+        const float *bj = b + (int64_t)j0 * b_cs;
+        for (int64_t k0 = 0; k0 < kc; k0 += 4) {
+            const int nk = kc - k0 > 4 ? 4 : (int)(kc - k0);
+            const int full = nj == 16 && nk == 4;
+            const __mmask8 km = (__mmask8)((1u << nk) - 1u);
+            __m512 x[4];
+            for (int r = 0; r < 4; r++) {
+                const float *p = bj + r * b_cs + k0;
+                __m512 v = _mm512_castps128_ps512(quad(p, r < nj, km, full));
+                v = _mm512_insertf32x4(v, quad(p + 4 * b_cs, 4 + r < nj, km, full), 1);
+                v = _mm512_insertf32x4(v, quad(p + 8 * b_cs, 8 + r < nj, km, full), 2);
+                x[r] = _mm512_insertf32x4(v, quad(p + 12 * b_cs, 12 + r < nj, km, full), 3);
+            }
+            const __m512 t0 = _mm512_unpacklo_ps(x[0], x[1]), t1 = _mm512_unpackhi_ps(x[0], x[1]);
+            const __m512 t2 = _mm512_unpacklo_ps(x[2], x[3]), t3 = _mm512_unpackhi_ps(x[2], x[3]);
+            const __m512 y[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
+                                 _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE)};
+            for (int e = 0; e < nk; e++)
+#pragma GCC unroll 4
+                for (int r = 0; r < M; r++)
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * a_rs + (k0 + e) * a_cs]), y[e], acc[r]);
+        }
+        const __mmask16 cm = mask16(nj);
+        for (int r = 0; r < M; r++) _mm512_mask_storeu_ps(c + r * c_rs + j0, cm, acc[r]);
+    }
+}
+
+T512 static void small_t(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                         const float *b, int64_t b_cs, float *c, int64_t c_rs, int n) {
+    switch (m) {
+    case 1: small_t_body(1, kc, a, a_rs, a_cs, b, b_cs, c, c_rs, n); break;
+    case 2: small_t_body(2, kc, a, a_rs, a_cs, b, b_cs, c, c_rs, n); break;
+    case 3: small_t_body(3, kc, a, a_rs, a_cs, b, b_cs, c, c_rs, n); break;
+    default: small_t_body(4, kc, a, a_rs, a_cs, b, b_cs, c, c_rs, n); break;
+    }
+}
+
 T512 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, float *c) {
     if (b_cs == 1) {
         const __m512 sv = _mm512_set1_ps(s), z = _mm512_setzero_ps();
@@ -179,5 +232,5 @@ T512 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, flo
     }
 }
 
-const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, pack_t, scale_row};
+const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row};
 #endif

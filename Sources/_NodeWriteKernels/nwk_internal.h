@@ -22,6 +22,10 @@ typedef struct nwk_impl {
        A(i,k) = a[i*a_rs + k*a_cs] and B(k,j) = b[k*b_rs + j] (contiguous rows, any row stride). */
     void (*small)(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
                   const float *b, int64_t b_rs, float *c, int64_t c_rs, int n, int load);
+    /* Optional (NULL: pack tiles instead). Same as small, but B(k,j) = b[j*b_cs + k] (transposed,
+       contiguous in k), read in place for the whole kc (C is written, never continued). */
+    void (*small_t)(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                    const float *b, int64_t b_cs, float *c, int64_t c_rs, int n);
     /* Transposed pack: dst[k*w + j] = b[j*b_cs + k] for k < kc, j < nc; dst[k*w + j] = 0 for
        nc <= j < w. w is a multiple of 16 (w >= nc). */
     void (*pack_t)(int64_t kc, int nc, int w, const float *b, int64_t b_cs, float *dst);
