@@ -128,7 +128,7 @@ package struct DerivedScalarRun {
         guard let direction else {
             try withScratch(Float.self, count: width, "write norms") { (f) throws(NodeWriteError) in
                 try slotNorms(form, blocks, f)
-                scaleByScalars(form, out) { _, j in f[j] }
+                scaleByScalars(form, out) { _ in UnsafePointer(f) }
             }
             return
         }
@@ -136,7 +136,7 @@ package struct DerivedScalarRun {
             if direction.shared {
                 try withScratch(Float.self, count: width, "projections") { (f) throws(NodeWriteError) in
                     if rowTokens.isEmpty { f.update(repeating: 0, count: width) } else { try slotProjections(form, blocks, g, rows: 1, f) }
-                    scaleByScalars(form, out) { _, j in f[j] }
+                    scaleByScalars(form, out) { _ in UnsafePointer(f) }
                 }
                 return
             }
@@ -145,20 +145,21 @@ package struct DerivedScalarRun {
                     if !rowTokens.isEmpty { try slotProjections(form, blocks, g, rows: rowTokens.count, p) }
                     for t in 0..<tokens { rowOf[t] = -1 }
                     for (z, t) in rowTokens.enumerated() { rowOf[t] = z }
-                    scaleByScalars(form, out) { t, j in rowOf[t] < 0 ? 0 : p[rowOf[t] &* width &+ j] }
+                    scaleByScalars(form, out) { t in rowOf[t] < 0 ? nil : UnsafePointer(p + rowOf[t] &* width) }
                 }
             }
         }
     }
 
-    /// out[t, j] = s[t, j] · factor(t, j), or 0 where the factor is 0 (an inactive row).
-    private func scaleByScalars(_ form: LayerForm, _ out: UnsafeMutablePointer<Float>, _ factor: (Int, Int) -> Float) {
+    /// out[t, j] = s[t, j] · factors(t)[j]; a nil row of factors gives a row of zeros.
+    private func scaleByScalars(_ form: LayerForm, _ out: UnsafeMutablePointer<Float>, _ factors: (Int) -> UnsafePointer<Float>?) {
         let s = form.scalars, width = form.source.width
-        for t in 0..<form.tokens {
-            let row = out + t &* width, offset = s.offset(t, 0), stride = s.strides[1]
-            for j in 0..<width {
-                let f = factor(t, j)
-                row[j] = f == 0 ? 0 : s.value(at: offset &+ j &* stride) * f
+        parallelFor(form.tokens, threads: threads) { t, _ in
+            let row = out + t &* width
+            if let f = factors(t) {
+                scaleRow(row, width, s, offset: s.offset(t, 0), stride: s.strides[1], f)
+            } else {
+                row.update(repeating: 0, count: width)
             }
         }
     }
