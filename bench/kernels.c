@@ -1,6 +1,7 @@
 /* Kernel bench: nodewrite's float32 kernels vs OpenBLAS cblas_sgemm at GPT-2-small shapes,
    1 and 2 threads. Prints median ms, GFLOP/s (2 flops per multiply-add) and ours/OpenBLAS.
-   Usage: build/bench_kernels [samples]   (make bench-kernels; BENCH_ARGS=samples)
+   Usage: build/bench_kernels [samples [path]]   (make bench-kernels BENCH_ARGS="15 avx2")
+   path forces one of our implementations (avx512, avx2, scalar); default: the runtime choice.
    OpenBLAS is a bench-only dependency; libnodewrite never links it. */
 #define _GNU_SOURCE
 #include "nw_kernels.h"
@@ -147,6 +148,10 @@ static void bit_check(const char *name, gemm_case *g) {
 
 int main(int argc, char **argv) {
     if (argc > 1) samples = atoi(argv[1]) > 0 ? atoi(argv[1]) : samples;
+    if (argc > 2 && nwk_force_path(argv[2]) != 0) {
+        fprintf(stderr, "bench_kernels: path %s unknown or not supported by this CPU\n", argv[2]);
+        return 2;
+    }
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("nodewrite kernels: path %s; OpenBLAS %s, core %s; OPENBLAS_CORETYPE=%s; %d samples\n",
            nwk_path(), openblas_get_config(), openblas_get_corename(), ct ? ct : "(unset)", samples);

@@ -42,8 +42,13 @@ KERNEL_HDRS := $(wildcard $(KERNEL_DIR)/*.h $(KERNEL_DIR)/include/*.h)
 build/test_kernels: tests_c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -DNWK_TESTING -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
 
-test-kernels: build/test_kernels
+# The same test with tiny blocks (KC = 40, MC = 24), so that chains continue across many k-blocks.
+build/test_kernels_tiny: tests_c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -DNWK_TESTING -DNWK_KC=40 -DNWK_MC=24 -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
+
+test-kernels: build/test_kernels build/test_kernels_tiny
 	build/test_kernels
+	build/test_kernels_tiny
 
 # Kernels vs OpenBLAS (bench-only dependency, installed on demand; never linked into libnodewrite).
 BENCH_TARGETS += bench-kernels

@@ -150,7 +150,8 @@ int nwk_threads(void) {
 /* ---------------------------------------------------------------- drivers */
 
 /* Blocking of the packed path: B block KC x NC (per thread), A block MC x KC.
-   MC is a multiple of every mr (8, 6, 4), NC of every nr (48, 16). */
+   MC is a multiple of every mr (8, 6, 4), NC of every nr (48, 16). -DNWK_KC / -DNWK_MC override
+   them for tuning and for the test build with tiny blocks (any positive values are correct). */
 #ifndef NWK_KC
 #define NWK_KC 384
 #endif
