@@ -140,8 +140,14 @@ package struct DerivedScalarRun {
                 }
                 return
             }
-            try withScratch(Float.self, count: rowTokens.count &* width, "projections") { (p) throws(NodeWriteError) in
+            // The used rows of g are consecutive tokens t0 ..< t0 + n (all of them for a dense g):
+            // the projections go straight into those rows of out, then are scaled in place;
+            // otherwise (a few scattered rows) through scratch memory.
+            let first = rowTokens.first ?? 0
+            let consecutive = rowTokens.isEmpty || rowTokens.last! &- first == rowTokens.count &- 1
+            try withScratch(Float.self, count: consecutive ? 0 : rowTokens.count &* width, "projections") { (scratch) throws(NodeWriteError) in
                 try withScratch(Int.self, count: tokens, "projection rows") { (rowOf) throws(NodeWriteError) in
+                    let p = consecutive ? out + first &* width : scratch
                     if !rowTokens.isEmpty { try slotProjections(form, blocks, g, rows: rowTokens.count, p) }
                     for t in 0..<tokens { rowOf[t] = -1 }
                     for (z, t) in rowTokens.enumerated() { rowOf[t] = z }
