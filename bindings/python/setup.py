@@ -131,20 +131,8 @@ if not sys.platform.startswith("linux"):
 ext = Extension(
     "nodewrite._core",
     # One job per file; see the header comment of src/module.cpp.
-    sources=[
-        "src/module.cpp",
-        "src/errors.cpp",
-        "src/args.cpp",
-        "src/views.cpp",
-        "src/objects.cpp",
-    ],
-    depends=[
-        "src/errors.hpp",
-        "src/args.hpp",
-        "src/dlpack.hpp",
-        "src/views.hpp",
-        "src/objects.hpp",
-    ],
+    sources=sorted(os.path.join("src", f) for f in os.listdir(os.path.join(HERE, "src")) if f.endswith(".cpp")),
+    depends=sorted(os.path.join("src", f) for f in os.listdir(os.path.join(HERE, "src")) if f.endswith(".hpp")),
     include_dirs=[INCLUDE],
     libraries=["nodewrite"],
     language="c++",
