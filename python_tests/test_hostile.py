@@ -482,3 +482,19 @@ def test_every_non_cpu_device_gets_the_move_it_message():
 
     with pytest.raises(nw.NodeWriteValueError, match=r"cuda:0.*\.cpu\(\)"):
         s.put("mlp.post_act", 0, FakeCuda())
+
+
+def test_api_misuse_reinit_copy_and_foreign_self():
+    m, s = small()
+    m.__init__(1, 8, 2, 3, 3)  # pybind11 ignores a second __init__: the object is unchanged
+    assert m.d_model == 4 and ("mlp.to_residual", 0) in m.weights()
+    import copy
+    import pickle
+
+    for fn in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError):
+            fn(m)
+    with pytest.raises(nw.NodeWriteValueError, match="expected a nodewrite.Model"):
+        nw.Model.set_weight(s, "mlp.to_residual", 0, np.ones((3, 4), np.float32))
+    with pytest.raises(nw.NodeWriteValueError, match="store: expected a nodewrite.ActivationStore"):
+        nw.node_write(m, m, nw.NodeIndex("mlp_neuron", 0, (0, 0)))
