@@ -22,6 +22,27 @@ $(LIB): Package.swift scripts/build-lib.sh include/nodewrite.h include/nodewrite
 
 include mk/*.mk
 
+# make install PREFIX=/usr/local: the header, the library and nodewrite.pc (pkg-config).
+PREFIX ?= /usr/local
+NW_VERSION = $(shell sed -n 's/^\#define NW_VERSION_STRING "\(.*\)"/\1/p' include/nodewrite.h)
+.PHONY: install
+install: $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/nodewrite.h $(DESTDIR)$(PREFIX)/include/nodewrite.h
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libnodewrite.so
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: nodewrite' 'Description: What one transformer node writes into the residual stream' \
+	  'Version: $(NW_VERSION)' 'Libs: -L$${libdir} -lnodewrite' 'Cflags: -I$${includedir}' \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nodewrite.pc
+
+# Every ```python and ```c block of README.md, run (C: built from the tree and from an install).
+TEST_TARGETS += test-readme
+.PHONY: test-readme
+test-readme: .venv $(LIB)
+	rm -rf build/readme-prefix
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/readme-prefix
+	$(VENV_PY) python_tests/run_readme_blocks.py README.md $(VENV_PY) build/readme-prefix
+
 test: $(TEST_TARGETS)
 bench: $(BENCH_TARGETS)
 demo: $(DEMO_TARGET)

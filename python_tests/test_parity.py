@@ -48,7 +48,7 @@ def test_deriver_matches_original(case, models, store):
     expected = F.tensors()[case["expected"]]
     node = F.node_of(case)
     deriver = nw.NodeWriteDeriver(models[case["autoencoders"]], node)
-    assert deriver.requirements == [(a, case["layer"]) for a in case["sub_activations"]]
+    assert list(deriver.requirements) == [(a, case["layer"]) for a in case["sub_activations"]]
     F.assert_matches(deriver.derive(store), expected, F.token_row(case))
     vec, token = deriver.derive_vector(store)
     assert token == F.token_row(case)

@@ -18,9 +18,6 @@ arrays. Errors: see :mod:`nodewrite.errors`.
 
 from __future__ import annotations
 
-import operator
-from typing import Any, Iterable, Tuple
-
 from . import _core
 from .errors import (
     NodeWriteError,
@@ -30,9 +27,6 @@ from .errors import (
     NodeWriteValueError,
     check,
 )
-from .errors import INVALID_ARGUMENT as _INVALID
-
-__version__ = "1.0.0"
 
 if _core.abi_version() != _core.HEADER_ABI_VERSION:  # pragma: no cover
     raise ImportError(
@@ -40,26 +34,34 @@ if _core.abi_version() != _core.HEADER_ABI_VERSION:  # pragma: no cover
         f"built against ABI {_core.HEADER_ABI_VERSION}; reinstall the package"
     )
 
+#: The version, from one place: the loaded library's nw_version_string() (the header's
+#: NW_VERSION_STRING, which the package metadata also reads at build time).
+__version__: str = _core.version_string()
+
 Model = _core.Model
 ActivationStore = _core.ActivationStore
 NodeWriteDeriver = _core.NodeWriteDeriver
 node_write = _core.node_write
 node_write_vectors = _core.node_write_vectors
+autoencoder_input_kind = _core.autoencoder_input_kind
 
-#: TDB NodeType values nodewrite knows, in nw_node_type order.
-NODE_TYPES: Tuple[str, ...] = _core.node_type_names()
+#: TDB NodeType values nodewrite knows, in nw_node_type order (read from the library).
+NODE_TYPES: tuple = _core.node_type_names()
 _NODE_TYPE_SET = frozenset(NODE_TYPES)
 #: TDB ActivationLocationType values of raw activations, in nw_activation order.
-ACTIVATIONS: Tuple[str, ...] = _core.activation_names()
+ACTIVATIONS: tuple = _core.activation_names()
 #: TDB WeightLocationType values, in nw_weight order.
-WEIGHTS: Tuple[str, ...] = _core.weight_names()
+WEIGHTS: tuple = _core.weight_names()
 #: Element types of inputs, in nw_dtype order.
-DTYPES: Tuple[str, ...] = _core.dtype_names()
+DTYPES: tuple = _core.dtype_names()
+#: Status names and codes, {"NW_OK": 0, "NW_ERR_INVALID_ARGUMENT": -1, ...} (from the library).
+STATUSES: dict = dict(errors._STATUS_CODES)
 
 __all__ = [
     "__version__",
     "abi_version",
     "library_version",
+    "autoencoder_input_kind",
     "Model",
     "ActivationStore",
     "NodeIndex",
@@ -76,7 +78,13 @@ __all__ = [
     "ACTIVATIONS",
     "WEIGHTS",
     "DTYPES",
+    "STATUSES",
 ]
+
+
+def __dir__() -> list:
+    """The API (and the submodules errors and tdb), not implementation names."""
+    return sorted(__all__ + ["errors", "tdb"])
 
 
 def abi_version() -> int:
@@ -89,47 +97,77 @@ def library_version() -> str:
     return _core.version_string()
 
 
-def _index(value: Any, what: str) -> int:
+def _index(value: object, what: str) -> int:
+    if isinstance(value, (bool, float)) or value is None:
+        raise NodeWriteValueError(f"{what}: expected an integer, got {type(value).__name__}")
     try:
-        if isinstance(value, (bool, float)):
-            raise TypeError
-        return operator.index(value)
-    except TypeError:
+        return value.__index__()  # type: ignore[attr-defined]
+    except (TypeError, AttributeError):
         raise NodeWriteValueError(
-            f"{what}: expected an integer, got {type(value).__name__}", _INVALID
+            f"{what}: expected an integer, got {type(value).__name__}"
         ) from None
+
+
+# Indices per node type, TDB's order (checked against the library in python_tests).
+_INDEX_NAMES = {
+    "mlp_neuron": ("token", "neuron"),
+    "attention_head": ("query token", "key token", "head"),
+    "autoencoder_latent": ("token", "latent"),
+    "mlp_autoencoder_latent": ("token", "latent"),
+    "attention_autoencoder_latent": ("token", "latent"),
+}
+_MISSING = object()
 
 
 class NodeIndex:
     """A node, as TDB's NodeIndex for the forward pass.
 
-    NodeIndex(node_type, layer, tensor_indices)
+    NodeIndex(node_type: str, layer: int, tensor_indices: Sequence[int]), or with TDB's
+    keywords: NodeIndex(node_type=..., layer_index=..., tensor_indices=...[, pass_type=
+    PassType.FORWARD]) (``layer=`` works too).
 
     node_type: TDB's NodeType value, one of :data:`NODE_TYPES` ("mlp_neuron",
     "attention_head", "autoencoder_latent", "mlp_autoencoder_latent",
     "attention_autoencoder_latent"); a str-valued Enum such as TDB's NodeType works too.
     layer: the layer index. tensor_indices: TDB's order, (token, neuron),
     (query token, key token, head) or (token, latent); negative values count from the
-    end, as in Python. Ranges are checked against the model and activations when the
-    node is used (IndexError); the type and name are checked here (ValueError).
+    end, as in Python. Checked here: the node type, integer values and the number of indices
+    (ValueError); against the model and activations when the node is used: the ranges
+    (IndexError).
     """
 
     __slots__ = ("node_type", "layer_index", "tensor_indices")
 
     node_type: str
     layer_index: int
-    tensor_indices: Tuple[int, ...]
+    tensor_indices: "tuple[int, ...]"
 
-    def __init__(self, node_type: Any, layer: int, tensor_indices: Iterable[int]) -> None:
+    def __init__(
+        self,
+        node_type: object,
+        layer: int = _MISSING,  # type: ignore[assignment]
+        tensor_indices: "Iterable[int]" = _MISSING,  # type: ignore[assignment]
+        *,
+        layer_index: int = _MISSING,  # type: ignore[assignment]
+        pass_type: object = None,
+    ) -> None:
+        if layer is not _MISSING and layer_index is not _MISSING:
+            raise TypeError("NodeIndex() got both layer and layer_index (the same argument)")
+        if layer is _MISSING:
+            layer = layer_index
+        missing = [n for n, v in (("layer_index", layer), ("tensor_indices", tensor_indices)) if v is _MISSING]
+        if missing:
+            raise TypeError(f"NodeIndex() missing required argument(s): {', '.join(missing)}")
+        if pass_type is not None and getattr(pass_type, "value", pass_type) != "forward":
+            raise NodeWriteValueError(
+                f"pass_type: node writes exist for the forward pass only, got {pass_type!r}"
+            )
         value = node_type if type(node_type) is str else getattr(node_type, "value", node_type)
         if not isinstance(value, str):
-            raise NodeWriteValueError(
-                f"node_type: expected a str, got {type(node_type).__name__}", _INVALID
-            )
+            raise NodeWriteValueError(f"node_type: expected a str, got {type(node_type).__name__}")
         if value not in _NODE_TYPE_SET:
             raise NodeWriteValueError(
-                f"node_type: unknown node type {value!r}; expected one of {', '.join(NODE_TYPES)}",
-                _INVALID,
+                f"node_type: unknown node type {value!r}; expected one of {', '.join(NODE_TYPES)}"
             )
         value = str.__str__(value)  # an exact str (not a subclass)
         if type(layer) is not int:
@@ -138,18 +176,21 @@ class NodeIndex:
             indices = tensor_indices  # the common case: a tuple of ints, kept as is
         else:
             if isinstance(tensor_indices, (str, bytes)) or tensor_indices is None:
-                raise NodeWriteValueError(
-                    "tensor_indices: expected a sequence of integers", _INVALID
-                )
+                raise NodeWriteValueError("tensor_indices: expected a sequence of integers")
             try:
-                items = tuple(tensor_indices)
+                items = tuple(tensor_indices)  # type: ignore[arg-type]
             except TypeError:
                 raise NodeWriteValueError(
                     f"tensor_indices: expected a sequence of integers, "
-                    f"got {type(tensor_indices).__name__}",
-                    _INVALID,
+                    f"got {type(tensor_indices).__name__}"
                 ) from None
             indices = tuple(_index(v, f"tensor_indices[{i}]") for i, v in enumerate(items))
+        names = _INDEX_NAMES.get(value)
+        if names is not None and len(indices) != len(names):
+            raise NodeWriteValueError(
+                f"tensor_indices: a {value} node has {len(names)} indices ({', '.join(names)}), "
+                f"got {len(indices)}: {indices!r}"
+            )
         _set = object.__setattr__
         _set(self, "node_type", value)
         _set(self, "layer_index", layer)
@@ -160,7 +201,7 @@ class NodeIndex:
         """The layer index (alias of layer_index, TDB's name)."""
         return self.layer_index
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("NodeIndex is immutable")
 
     def __repr__(self) -> str:
@@ -178,5 +219,5 @@ class NodeIndex:
     def __hash__(self) -> int:
         return hash((self.node_type, self.layer_index, self.tensor_indices))
 
-    def __reduce__(self):  # pickling: slots + immutability
+    def __reduce__(self) -> tuple:  # pickling: slots + immutability
         return (NodeIndex, (self.node_type, self.layer_index, self.tensor_indices))

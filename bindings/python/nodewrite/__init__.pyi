@@ -1,6 +1,6 @@
 """Type stubs of nodewrite (the classes and functions come from the extension nodewrite._core)."""
 
-from typing import Any, Iterable, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from ._core import (
     ActivationStore as ActivationStore,
@@ -8,6 +8,7 @@ from ._core import (
     NodeWriteDeriver as NodeWriteDeriver,
     node_write as node_write,
     node_write_vectors as node_write_vectors,
+    autoencoder_input_kind as autoencoder_input_kind,
 )
 from .errors import (
     NodeWriteError as NodeWriteError,
@@ -23,6 +24,7 @@ __all__ = [
     "__version__",
     "abi_version",
     "library_version",
+    "autoencoder_input_kind",
     "Model",
     "ActivationStore",
     "NodeIndex",
@@ -39,12 +41,14 @@ __all__ = [
     "ACTIVATIONS",
     "WEIGHTS",
     "DTYPES",
+    "STATUSES",
 ]
 
 NODE_TYPES: Tuple[str, ...]
 ACTIVATIONS: Tuple[str, ...]
 WEIGHTS: Tuple[str, ...]
 DTYPES: Tuple[str, ...]
+STATUSES: Dict[str, int]
 
 def abi_version() -> int:
     """NW_ABI_VERSION of the loaded libnodewrite."""
@@ -58,7 +62,15 @@ class NodeIndex:
     node_type: str
     layer_index: int
     tensor_indices: Tuple[int, ...]
-    def __init__(self, node_type: Any, layer: int, tensor_indices: Iterable[int]) -> None: ...
+    def __init__(
+        self,
+        node_type: Any,
+        layer: int = ...,
+        tensor_indices: Iterable[int] = ...,
+        *,
+        layer_index: int = ...,
+        pass_type: Optional[Any] = None,
+    ) -> None: ...
     @property
     def layer(self) -> int: ...
     def __eq__(self, other: object) -> bool: ...

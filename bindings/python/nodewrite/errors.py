@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import NoReturn, Optional
 
+
 __all__ = [
     "NodeWriteError",
     "NodeWriteIndexError",
@@ -42,28 +43,21 @@ __all__ = [
     "BUFFER_TOO_SMALL",
 ]
 
-# Status codes of nodewrite.h (enum nw_status_code); pinned there.
-OK = 0
-INVALID_ARGUMENT = -1
-INDEX_OUT_OF_RANGE = -2
-SHAPE_MISMATCH = -3
-UNSUPPORTED_DTYPE = -4
-MISSING_INPUT = -5
-UNSUPPORTED = -6
-OUT_OF_MEMORY = -7
-BUFFER_TOO_SMALL = -8
+from . import _core
 
-_STATUS_NAMES = {
-    OK: "NW_OK",
-    INVALID_ARGUMENT: "NW_ERR_INVALID_ARGUMENT",
-    INDEX_OUT_OF_RANGE: "NW_ERR_INDEX_OUT_OF_RANGE",
-    SHAPE_MISMATCH: "NW_ERR_SHAPE_MISMATCH",
-    UNSUPPORTED_DTYPE: "NW_ERR_UNSUPPORTED_DTYPE",
-    MISSING_INPUT: "NW_ERR_MISSING_INPUT",
-    UNSUPPORTED: "NW_ERR_UNSUPPORTED",
-    OUT_OF_MEMORY: "NW_ERR_OUT_OF_MEMORY",
-    BUFFER_TOO_SMALL: "NW_ERR_BUFFER_TOO_SMALL",
-}
+# Status codes and names, read from the library (nw_status_string): the one source.
+_STATUS_CODES: dict = _core.statuses()  # {"NW_OK": 0, "NW_ERR_INVALID_ARGUMENT": -1, ...}
+_STATUS_NAMES: dict = {code: name for name, code in _STATUS_CODES.items()}
+
+OK: int = _STATUS_CODES["NW_OK"]
+INVALID_ARGUMENT: int = _STATUS_CODES["NW_ERR_INVALID_ARGUMENT"]
+INDEX_OUT_OF_RANGE: int = _STATUS_CODES["NW_ERR_INDEX_OUT_OF_RANGE"]
+SHAPE_MISMATCH: int = _STATUS_CODES["NW_ERR_SHAPE_MISMATCH"]
+UNSUPPORTED_DTYPE: int = _STATUS_CODES["NW_ERR_UNSUPPORTED_DTYPE"]
+MISSING_INPUT: int = _STATUS_CODES["NW_ERR_MISSING_INPUT"]
+UNSUPPORTED: int = _STATUS_CODES["NW_ERR_UNSUPPORTED"]
+OUT_OF_MEMORY: int = _STATUS_CODES["NW_ERR_OUT_OF_MEMORY"]
+BUFFER_TOO_SMALL: int = _STATUS_CODES["NW_ERR_BUFFER_TOO_SMALL"]
 
 
 class NodeWriteError(Exception):
@@ -132,8 +126,6 @@ def check(status: int, message: Optional[str] = None) -> None:
     if status == OK:
         return
     if message is None:
-        from . import _core
-
         message = _core.last_error_message()
     exc = exception_for(status, message)
     assert exc is not None
@@ -144,3 +136,6 @@ def _raise_for(status: int, message: str) -> NoReturn:
     """Used by the extension module: every failure it reports goes through check()."""
     check(status, message)
     raise NodeWriteError(message, status)  # unreachable: status is never OK here
+
+
+_core._set_error_handler(_raise_for)

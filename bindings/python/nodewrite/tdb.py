@@ -78,6 +78,7 @@ __all__ = [
     "is_installed",
     "clear_cache",
     "stats",
+    "serve",
 ]
 
 _NODE_WRITE = "neuron_explainer.activations.derived_scalars.node_write"
@@ -89,16 +90,14 @@ _IMPORTERS = (
 )
 _FUNCTION_NAMES = ("make_node_write_scalar_deriver", "make_node_write_scalar_source")
 
-# residual-stream DerivedScalarType values whose decoded vector is the write itself
-_RESIDUAL_AE_INPUTS = frozenset(
-    {"resid_delta_mlp", "resid_delta_attn", "resid_post_mlp", "resid_post_attn", "resid_post_embedding"}
-)
 
 _lock = threading.RLock()
 _generation = 0
 
-#: Counters (for tests and benchmarks): derive calls served by the native library ("native"),
-#: by the node-only torch formula ("torch"), nodewrite.Model objects built ("models_built").
+#: Counters since import (a plain dict; reset by assigning 0s): derive calls served by the
+#: native library ("native"), by the node-only torch formula ("torch": a CUDA/MPS device,
+#: float16/bfloat16, or an input the library refused, so that TDB's own error is raised), and
+#: nodewrite.Model objects built ("models_built"). Check it to see which path ran.
 stats: dict[str, int] = {"native": 0, "torch": 0, "models_built": 0}
 
 
@@ -148,7 +147,7 @@ class _TDB:
             WeightLocationType,
         )
 
-        # every name imported above becomes an attribute (T.NodeType, T.torch, ...)
+        # every name imported above becomes an attribute (tdb.NodeType, tdb.torch, ...)
         vars(self).update((name, value) for name, value in locals().items() if name != "self")
         self.check_attn_post_softmax_shape = _check_attn_post_softmax_shape
         self.LeanRawScalarSource = _make_lean_raw_scalar_source_class(RawScalarSource)
@@ -306,11 +305,7 @@ def _set_weight(model: Any, name: str, layer: int, model_context: Any) -> None:
 
 
 def _set_autoencoder(model: Any, node_type: str, layer: int, ae_input: str, decoder: Any) -> None:
-    dec = _cpu_float32_numpy(decoder)
-    try:
-        model.set_autoencoder(node_type, layer, dec, input=ae_input, copy=False)
-    except TypeError:  # a binding whose set_autoencoder has no copy= argument
-        model.set_autoencoder(node_type, layer, dec, input=ae_input)
+    model.set_autoencoder(node_type, layer, _cpu_float32_numpy(decoder), input=ae_input, copy=False)
 
 
 def _get_model(model_context: Any, layer: int, kind: str, ae: Any = None, ae_info: tuple = ()) -> Any:
@@ -404,7 +399,7 @@ def _multi_autoencoder_context(dst_config: Any) -> Any:
     """The original's `MultiAutoencoderContext.from_context_or_multi_context(
     dst_config.get_autoencoder_context())`, except where that asserts because a multi context
     holds several autoencoders: then the multi context itself (each node uses its own)."""
-    T = _tdb()
+    tdb = _tdb()
     multi = dst_config.multi_autoencoder_context
     if (
         dst_config.autoencoder_context is None
@@ -412,7 +407,7 @@ def _multi_autoencoder_context(dst_config: Any) -> Any:
         and not multi.has_single_autoencoder_context
     ):
         return multi
-    return T.MultiAutoencoderContext.from_context_or_multi_context(
+    return tdb.MultiAutoencoderContext.from_context_or_multi_context(
         dst_config.get_autoencoder_context()
     )
 
@@ -444,19 +439,19 @@ class _NodeWritePlan:
 
     # -- the ScalarDeriver's tensor_calculate_derived_scalar_fn
     def __call__(self, tensors: tuple, layer_index: Any, pass_type: Any) -> Any:
-        T = _tdb()
+        tdb = _tdb()
         if self.kind == "attention_head":
             # the original's weighted-value deriver checks, in its order
             assert len(tensors) == 2, ([t.shape for t in tensors],)
-            T.check_attn_post_softmax_shape(tensors[0])
-        assert pass_type == T.PassType.FORWARD
+            tdb.check_attn_post_softmax_shape(tensors[0])
+        assert pass_type == tdb.PassType.FORWARD
         assert layer_index == self.layer
         try:
             out = self._derive_native(tensors)
-        except Exception:
-            # _NotNative (device, dtype), or the library refused (an index out of range, a
-            # shape): the original formula below gives the original's answer, or its
-            # exception and message
+        except (_NotNative, _nw().NodeWriteError):
+            # _NotNative (device, dtype), or the library refused the input (an index out of
+            # range, a shape): the original formula below gives the original's answer, or its
+            # exception and message. Anything else is a bug and propagates.
             pass
         else:
             stats["native"] += 1
@@ -474,7 +469,7 @@ class _NodeWritePlan:
         if ae_context is None or ae_context.device.type != "cpu":
             raise _NotNative
         ae_input = ae_context.dst.value
-        if ae_input != "mlp_post_act" and ae_input not in _RESIDUAL_AE_INPUTS:
+        if _nw().autoencoder_input_kind(ae_input) is None:  # the library says what it supports
             raise _NotNative
         return ae_context.get_autoencoder(self.layer), ae_input
 
@@ -497,8 +492,8 @@ class _NodeWritePlan:
         return self._native
 
     def _derive_native(self, tensors: tuple) -> Any:
-        T = _tdb()
-        torch = T.torch
+        tdb = _tdb()
+        torch = tdb.torch
         arrays = [_cpu_float32_numpy(t) for t in tensors]
         _, _, deriver, names = self._native_deriver()
         store = _nw().ActivationStore()
@@ -531,9 +526,9 @@ class _NodeWritePlan:
 
 
 def _lean_source(source: Any, layer: int) -> Any:
-    T = _tdb()
-    lean = T.LeanRawScalarSource(source.activation_location_type, source.pass_type, source.layer_indexer)
-    if isinstance(source.layer_indexer, T.IdentityLayerIndexer):
+    tdb = _tdb()
+    lean = tdb.LeanRawScalarSource(source.activation_location_type, source.pass_type, source.layer_indexer)
+    if isinstance(source.layer_indexer, tdb.IdentityLayerIndexer):
         lean.keep_layers = (layer,)
     return lean
 
@@ -546,12 +541,12 @@ def _dropin(fn: Callable) -> Callable:
 def _activation_deriver(node_type: Any, layer_config: Any) -> Any:
     """The deriver of the node's activations whose raw sources, configuration and location the
     node-write deriver takes over (for attention its weighted-value computation never runs)."""
-    T = _tdb()
-    if node_type == T.NodeType.ATTENTION_HEAD:
-        return T.make_attn_weighted_value_scalar_deriver(dst_config=layer_config)
-    if node_type == T.NodeType.MLP_NEURON:
-        return T.get_base_mlp_scalar_deriver(dst_config=layer_config)
-    return T.make_online_autoencoder_latent_scalar_deriver_factory(node_type)(layer_config)
+    tdb = _tdb()
+    if node_type == tdb.NodeType.ATTENTION_HEAD:
+        return tdb.make_attn_weighted_value_scalar_deriver(dst_config=layer_config)
+    if node_type == tdb.NodeType.MLP_NEURON:
+        return tdb.get_base_mlp_scalar_deriver(dst_config=layer_config)
+    return tdb.make_online_autoencoder_latent_scalar_deriver_factory(node_type)(layer_config)
 
 
 @_dropin
@@ -559,24 +554,24 @@ def make_node_write_scalar_deriver(dst_config: Any) -> Any:
     """TDB's SINGLE_NODE_WRITE ``ScalarDeriver`` for ``dst_config.node_index_for_attribution``,
     with the write computed by the native library (see the module docstring for inputs,
     devices and the both-autoencoders case)."""
-    T = _tdb()
+    tdb = _tdb()
     node = dst_config.node_index_for_attribution
     assert node is not None and node.layer_index is not None
     indices = _plain_int_indices(node)
     if indices is None:  # not a node the library knows: TDB's own function
-        return T.original["make_node_write_scalar_deriver"](dst_config)
+        return tdb.original["make_node_write_scalar_deriver"](dst_config)
 
     # Built in TDB's order, so that the same inputs fail with the same exceptions first; the
     # single-autoencoder assertion is lifted (see _multi_autoencoder_context).
     model_context = dst_config.get_model_context()
     autoencoders = _multi_autoencoder_context(dst_config)
-    converter = T.ResidualWriteConverter(model_context=model_context, multi_autoencoder_context=autoencoders)
+    converter = tdb.ResidualWriteConverter(model_context=model_context, multi_autoencoder_context=autoencoders)
     base = _activation_deriver(node.node_type, dataclasses.replace(dst_config, layer_indices=[node.layer_index]))
     plan = _NodeWritePlan(
         node, indices, model_context, autoencoders, converter, converter.convert_node_index_to_ds_index(node)
     )
     raw_sources = tuple(
-        _lean_source(source, node.layer_index) if type(source) is T.RawScalarSource else source
+        _lean_source(source, node.layer_index) if type(source) is tdb.RawScalarSource else source
         for source in base.sub_scalar_sources
     )
 
@@ -586,7 +581,7 @@ def make_node_write_scalar_deriver(dst_config: Any) -> Any:
     derive.nodewrite_plan = plan  # type: ignore[attr-defined]
     return dataclasses.replace(
         base,
-        dst=T.DerivedScalarType.SINGLE_NODE_WRITE,
+        dst=tdb.DerivedScalarType.SINGLE_NODE_WRITE,
         sub_scalar_sources=raw_sources,
         tensor_calculate_derived_scalar_fn=derive,
         _specified_location_within_layer=base.location_within_layer,
@@ -597,13 +592,13 @@ def make_node_write_scalar_deriver(dst_config: Any) -> Any:
 def make_node_write_scalar_source(dst_config: Any) -> Any:
     """TDB's ``DerivedScalarSource`` of the node's write: the drop-in deriver, forward pass,
     at the node's layer."""
-    T = _tdb()
+    tdb = _tdb()
     node = dst_config.node_index_for_attribution
     assert node is not None and node.layer_index is not None
-    return T.DerivedScalarSource(
+    return tdb.DerivedScalarSource(
         scalar_deriver=make_node_write_scalar_deriver(dst_config),
-        pass_type=T.PassType.FORWARD,
-        layer_indexer=T.ConstantLayerIndexer(node.layer_index),
+        pass_type=tdb.PassType.FORWARD,
+        layer_indexer=tdb.ConstantLayerIndexer(node.layer_index),
     )
 
 
@@ -632,22 +627,22 @@ def install() -> None:
     _DERIVED_SCALAR_TYPE_REGISTRY``). Idempotent; :func:`uninstall` restores the originals."""
     import importlib
 
-    T = _tdb()
+    tdb = _tdb()
     with _lock:
         if _patches:
             return
         for name in _IMPORTERS:
             try:
                 importlib.import_module(name)
-            except Exception:  # an optional TDB module that cannot load here: nothing to patch
+            except ImportError:  # an optional TDB module that cannot load here: nothing to patch
                 pass
-        originals = {id(fn): name for name, fn in T.original.items()}
+        originals = {id(fn): name for name, fn in tdb.original.items()}
         for mod_name, mod in list(sys.modules.items()):
             if mod is None or not (mod_name == "neuron_explainer" or mod_name.startswith("neuron_explainer.")):
                 continue
             for attr, value in list(vars(mod).items()):
                 name = originals.get(id(value))
-                if name is not None and value is T.original[name]:
+                if name is not None and value is tdb.original[name]:
                     _patches.append((mod, attr, value, False))
                     setattr(mod, attr, _DROPINS[name])
         msd = sys.modules.get("neuron_explainer.activations.derived_scalars.make_scalar_derivers")
@@ -655,7 +650,7 @@ def install() -> None:
         if isinstance(registry, dict):
             for key, value in list(registry.items()):
                 name = originals.get(id(value))
-                if name is not None and value is T.original[name]:
+                if name is not None and value is tdb.original[name]:
                     _patches.append((registry, key, value, True))
                     registry[key] = _DROPINS[name]
 
@@ -681,3 +676,26 @@ def uninstall() -> None:
                 name = dropins.get(id(value))
                 if name is not None and value is _DROPINS[name]:
                     setattr(mod, attr, _tdb_instance.original[name])
+
+
+# ------------------------------------------------------------------------------- server
+
+
+def serve(argv: list | None = None) -> None:
+    """Installs the drop-in, then runs TDB's activation server
+    (``neuron_explainer/activation_server/main.py``) with ``argv`` (default: ``sys.argv[1:]``),
+    in this process: ``python -m nodewrite.tdb --model_name gpt2-small --port 8000 ...``
+    takes the same arguments as ``python neuron_explainer/activation_server/main.py``."""
+    install()
+    import fire
+    from neuron_explainer.activation_server import main as server
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    sys.argv = [server.__file__, *args]
+    fire.Fire(server.main)
+
+
+if __name__ == "__main__":  # python -m nodewrite.tdb ...: the package's module, not this copy
+    import nodewrite.tdb as _module
+
+    _module.serve()

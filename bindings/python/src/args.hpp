@@ -1,18 +1,32 @@
-// Python -> C arguments: integers, layers, names (str or str-valued Enum), enums by name,
-// bools, and node indices. Every refusal is an NwFailure.
+// Python -> C arguments: the call's argument list, integers, layers, names (str or str-valued
+// Enum), enums by name, bools, and node indices. Every refusal of a value is an NwFailure
+// (ValueError / IndexError); a wrong argument list (count, unknown or repeated keyword) is a
+// TypeError with Python's own wording, as for any Python function.
 #pragma once
 
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "errors.hpp"
 #include "nodewrite.h"
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
-// An integer argument (int, numpy integer, anything with __index__).
+struct Param {
+    const char *name;
+    bool required;
+};
+
+// Matches (args, kwargs) to params as Python would for `def fn(p0, p1, ...)`: returns one object
+// per parameter (a null object for an optional one not given). Raises TypeError otherwise.
+std::vector<py::object> parse_args(const char *fn, const py::args &args, const py::kwargs &kwargs,
+                                   std::initializer_list<Param> params);
+
+// An integer argument (int, numpy integer, anything with __index__; not bool or float).
 // Non-integers -> NW_ERR_INVALID_ARGUMENT; values outside [lo, hi] -> range_status.
 int64_t to_int(py::handle obj, const std::string &what, int64_t lo, int64_t hi,
                nw_status range_status);
@@ -24,8 +38,7 @@ std::string to_name(py::handle obj, const std::string &what);
 
 // A name turned into a library enum by from_name (nw_*_from_name).
 template <typename F>
-int32_t name_to_enum(py::handle obj, const std::string &what, F from_name) {
-    std::string name = to_name(obj, what);
+int32_t name_to_enum(const std::string &name, const std::string &what, F from_name) {
     int32_t out = -1;
     nw_status st = from_name(name.c_str(), &out);
     if (st != NW_OK) {
@@ -35,10 +48,14 @@ int32_t name_to_enum(py::handle obj, const std::string &what, F from_name) {
     return out;
 }
 
+// True or False (Python bool or numpy.bool_) only: "no", 0 and None are refused.
 bool to_bool(py::handle obj, const std::string &what);
 
 // A NodeIndex (nodewrite's, TDB's, or anything with node_type, layer_index / layer and
 // tensor_indices) -> nw_node_index.
 nw_node_index node_from_py(py::handle node);
+
+// Module-import-time caches (numpy types): see module.cpp.
+void init_arg_types();
 
 }  // namespace nwpy

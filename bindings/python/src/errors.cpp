@@ -2,6 +2,9 @@
 #include "errors.hpp"
 
 #include <exception>
+#include <new>
+#include <regex>
+#include <stdexcept>
 #include <utility>
 
 namespace nwpy __attribute__((visibility("hidden"))) {
@@ -10,8 +13,38 @@ namespace nwpy __attribute__((visibility("hidden"))) {
     throw NwFailure{status, std::move(message)};
 }
 
-[[noreturn]] void fail_from_library(nw_status status) {
-    throw NwFailure{status, std::string(nw_last_error_message())};
+std::string rewrite_library_message(const std::string &message, const Subject *subject) {
+    if (subject == nullptr) return message;
+    // "<param>.ndim = N but M dimensions are expected" (the C view's parameter name)
+    static const std::regex ndim_re(R"(^[A-Za-z_.]+\.ndim = (-?\d+) but (\d+) dimensions are expected$)");
+    // "<param>: rest" or "<param>.field: rest" where <param> is a C parameter name
+    static const std::regex param_re(R"(^(t|w|decoder|view|input|weight|layer)(\.[a-z_]+)?(\[\d+\])?: (.*)$)");
+    std::smatch m;
+    std::string out;
+    if (std::regex_match(message, m, ndim_re)) {
+        std::string n = m[1].str();
+        out = subject->what + ": " + n + (n == "1" ? " dimension" : " dimensions") + ", expected " +
+              m[2].str();
+        if (!subject->layout.empty()) out += " " + subject->layout;
+        if (!subject->hint.empty()) out += "; " + subject->hint;
+        return out;
+    }
+    if (std::regex_match(message, m, param_re)) {
+        out = subject->what + ": " + m[4].str();
+    } else if (message.rfind(subject->what, 0) == 0) {
+        out = message;  // already names it
+    } else {
+        out = subject->what + ": " + message;
+    }
+    if (!subject->layout.empty() && out.find("shape") != std::string::npos &&
+        out.find(subject->layout) == std::string::npos)
+        out += " (expected " + subject->layout + ")";
+    return out;
+}
+
+[[noreturn]] void fail_library(nw_status status, const std::string &message,
+                               const Subject *subject) {
+    throw NwFailure{status, rewrite_library_message(message, subject)};
 }
 
 std::string type_name(py::handle obj) {
@@ -19,23 +52,68 @@ std::string type_name(py::handle obj) {
     return std::string(Py_TYPE(obj.ptr())->tp_name);
 }
 
-std::string describe_python_error() {
-    // Turns the pending Python exception into text and clears it.
-    py::error_already_set e;
+std::string take_python_error() {
+    if (!PyErr_Occurred()) return "unknown error";
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
+    py::error_already_set e;  // fetches and clears
     return std::string(e.what());
 }
 
-void register_error_translator() {
+py::object getattr_or_null(py::handle obj, const char *name, const std::string &what) {
+    PyObject *r = PyObject_GetAttrString(obj.ptr(), name);
+    if (r != nullptr) return py::reinterpret_steal<py::object>(r);
+    if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        return py::object();
+    }
+    std::string text = take_python_error();
+    fail(NW_ERR_INVALID_ARGUMENT, what + ": reading ." + name + " failed: " + text);
+}
+
+py::object call_checked(py::handle fn, const std::string &what) {
+    PyObject *r = PyObject_CallNoArgs(fn.ptr());
+    if (r != nullptr) return py::reinterpret_steal<py::object>(r);
+    std::string text = take_python_error();
+    fail(NW_ERR_INVALID_ARGUMENT, what + ": " + text);
+}
+
+namespace {
+py::object *raise_for = nullptr;  // nodewrite.errors._raise_for, set by _set_error_handler
+}
+
+void register_error_translator(py::module_ &m) {
+    m.def(
+        "_set_error_handler",
+        [](py::object fn) {
+            if (raise_for == nullptr) raise_for = new py::object();  // never freed (module lifetime)
+            *raise_for = std::move(fn);
+        },
+        "Used by nodewrite.errors at import: the function that raises the exception of a status.");
     py::register_exception_translator([](std::exception_ptr p) {
+        nw_status status = NW_OK;
+        std::string message;
         try {
             if (p) std::rethrow_exception(p);
+            return;
         } catch (const NwFailure &f) {
-            try {
-                py::module_::import("nodewrite.errors").attr("_raise_for")(f.status, f.message);
-                PyErr_SetString(PyExc_RuntimeError, f.message.c_str());
-            } catch (py::error_already_set &e) {
-                e.restore();
-            }
+            status = f.status;
+            message = f.message;
+        } catch (const std::bad_alloc &) {
+            status = NW_ERR_OUT_OF_MEMORY;
+            message = "out of memory";
+        } catch (const std::length_error &e) {
+            status = NW_ERR_OUT_OF_MEMORY;
+            message = std::string("allocation too large (") + e.what() + ")";
+        }
+        if (raise_for == nullptr || !*raise_for) {
+            PyErr_SetString(PyExc_RuntimeError, message.c_str());
+            return;
+        }
+        try {
+            (*raise_for)(status, message);
+            PyErr_SetString(PyExc_RuntimeError, message.c_str());
+        } catch (py::error_already_set &e) {
+            e.restore();
         }
     });
 }

@@ -1,6 +1,17 @@
-// The objects: Model, Store (ActivationStore) and Deriver (NodeWriteDeriver) over nw_model,
-// nw_store and nw_deriver, their methods, and the one-shot node_write / node_write_vectors.
-// Locking: see the header comment of module.cpp.
+// The objects behind Model, ActivationStore and NodeWriteDeriver, the checks every method
+// starts with, and the one block that releases the GIL around a library call.
+//
+// Locking (so that no sequence of Python calls, from any number of threads, can make the
+// library read freed or changing memory):
+// - Writers (Model.set_*, ActivationStore.put/remove/clear) hold the GIL for their whole
+//   duration, run no Python code while they hold the object's mutex (exclusively), and drop
+//   the objects they replace only after unlocking it.
+// - Readers (derive, node_write, node_write_vectors, deriver creation) take the mutexes of
+//   everything the C call reads (model, then store) shared, *with the GIL held*, so nothing a
+//   reader looked at can change before the call; they run no Python code while holding them,
+//   then release the GIL for the C call and unlock before taking the GIL back (ReadLocks::run).
+// - So a thread never waits for the GIL while holding a mutex, and a writer waiting for a
+//   mutex (holding the GIL) only waits for readers that need neither the GIL nor anything else.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -10,10 +21,13 @@
 #include <map>
 #include <memory>
 #include <shared_mutex>
+#include <string>
 #include <tuple>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
+#include "errors.hpp"
 #include "nodewrite.h"
 #include "views.hpp"
 
@@ -21,19 +35,28 @@ namespace py = pybind11;
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
+// What was set on a model (for repr and Model.weights() / Model.autoencoders()).
+struct SetInfo {
+    bool copied = true;
+    int32_t dtype = NW_DTYPE_F32;
+    std::vector<int64_t> shape;
+    std::string input;  // autoencoders: the DerivedScalarType it was trained on
+    HeldPtr held;       // borrowed only: the object the library reads
+};
+
 struct Model {
     nw_model *model = nullptr;
     nw_model_dims dims{};
     mutable std::shared_mutex mu;
-    // Borrowed weights currently set: (kind 0 = weight / 1 = autoencoder, enum, layer).
-    std::map<std::tuple<int, int32_t, int32_t>, HeldPtr> borrowed;
+    // (kind 0 = weight / 1 = autoencoder, enum, layer) -> what is set there.
+    std::map<std::tuple<int, int32_t, int32_t>, SetInfo> set;
 
     ~Model() { nw_model_destroy(model); }
 
-    std::vector<HeldPtr> snapshot() const {
+    std::vector<HeldPtr> borrowed() const {
         std::vector<HeldPtr> v;
-        v.reserve(borrowed.size());
-        for (const auto &kv : borrowed) v.push_back(kv.second);
+        for (const auto &kv : set)
+            if (kv.second.held) v.push_back(kv.second.held);
         return v;
     }
 };
@@ -52,35 +75,84 @@ struct Deriver {
     py::object node_obj;
     std::vector<HeldPtr> keep;  // borrowed weights the deriver captured
     int64_t d_model = 0;
-    py::list requirements;
+    py::tuple requirements;     // immutable: callers cannot change what the deriver reports
 
     ~Deriver() { nw_deriver_destroy(deriver); }
 };
 
-// Model
-std::unique_ptr<Model> model_new(py::object n_layers, py::object d_model, py::object n_heads,
-                                 py::object d_head, py::object d_ff);
-void model_set_weight(Model &m, py::object name, py::object layer, py::object w,
-                      py::object copy);
-void model_set_autoencoder(Model &m, py::object node_type, py::object layer, py::object decoder,
-                           py::object input, py::object copy);
+// `self` of a method: an initialised instance of T (or of a Python subclass). Objects made
+// with T.__new__(T) without __init__ are refused here, before anything reads them.
+template <class T>
+T &self_of(py::handle self, const char *cls) {
+    const py::detail::type_info *ti = py::detail::get_type_info(typeid(T));
+    if (ti == nullptr || !PyObject_TypeCheck(self.ptr(), ti->type))
+        fail(NW_ERR_INVALID_ARGUMENT,
+             std::string("expected a nodewrite.") + cls + ", got " + type_name(self));
+    auto *inst = reinterpret_cast<py::detail::instance *>(self.ptr());
+    py::detail::value_and_holder vh = inst->get_value_and_holder(ti, false);
+    if (!vh || !vh.holder_constructed() || vh.value_ptr() == nullptr)
+        fail(NW_ERR_INVALID_ARGUMENT,
+             std::string("this nodewrite.") + cls + " is not initialised (made with " + cls +
+                 ".__new__ without __init__); create it with nodewrite." + cls + "(...)");
+    return *vh.value_ptr<T>();
+}
 
-// Store
-std::unique_ptr<Store> store_new();
-void store_put(Store &s, py::object name, py::object layer, py::object t);
-void store_remove(Store &s, py::object name, py::object layer);
-void store_clear(Store &s);
-py::list store_keys(const Store &s);
-py::object store_get(const Store &s, py::object name, py::object layer);
-bool store_contains(const Store &s, py::object key);
+// Registers __init__(self, *args, **kwargs) that builds the object with make(args, kwargs)
+// (the binding parses the argument list itself: Python's TypeError wording). A second __init__
+// on an initialised object is ignored by pybind11's dispatcher before this runs (a no-op, the
+// object unchanged); the holder check is a second guard.
+template <class T, class F>
+void def_init(py::class_<T> &cls, F make, const char *cls_name, const char *doc) {
+    cls.def(
+        "__init__",
+        [make, cls_name](py::detail::value_and_holder &v_h, const py::args &args,
+                         const py::kwargs &kwargs) {
+            if (v_h.holder_constructed())
+                fail(NW_ERR_INVALID_ARGUMENT,
+                     std::string("this nodewrite.") + cls_name +
+                         " is already initialised; __init__ runs once (create a new object)");
+            std::unique_ptr<T> p = make(args, kwargs);
+            py::detail::initimpl::construct<py::class_<T>>(v_h, std::move(p), false);
+        },
+        py::detail::is_new_style_constructor(), doc);
+}
 
-// Deriver
-std::unique_ptr<Deriver> deriver_new(py::object model, py::object node);
-py::array_t<float> deriver_derive(Deriver &d, py::object store);
-py::tuple deriver_derive_vector(Deriver &d, py::object store);
+// Shared locks taken with the GIL held; run() releases the GIL around the C call only and
+// unlocks before taking the GIL back. The only place the binding releases the GIL.
+class ReadLocks {
+  public:
+    void add(const std::shared_mutex &mu) {
+        locks_.emplace_back(const_cast<std::shared_mutex &>(mu));
+    }
+    // Runs c_call() without the GIL; on failure, *message is the library's message of this
+    // thread (captured before anything else runs on it).
+    template <class F>
+    nw_status run(F &&c_call, std::string *message) {
+        nw_status st;
+        {
+            py::gil_scoped_release nogil;
+            st = c_call();
+            if (st != NW_OK) *message = nw_last_error_message();
+            locks_.clear();
+        }
+        return st;
+    }
+    void release() { locks_.clear(); }
 
-// One-shot functions
-py::array_t<float> node_write(py::object model, py::object store, py::object node);
-py::tuple node_write_vectors(py::object model, py::object store, py::object nodes);
+  private:
+    std::vector<std::shared_lock<std::shared_mutex>> locks_;
+};
+
+// A new C-contiguous float32 array; sizes numpy cannot allocate -> NodeWriteMemoryError.
+py::array_t<float> new_output(const std::vector<int64_t> &shape);
+
+// Messages: the layout of an activation, weight or decoder ("(T, d_ff)").
+std::string layout_of(const std::string &name);
+
+void init_model(py::module_ &m);
+void init_store(py::module_ &m);
+void init_deriver(py::module_ &m);
+void init_functions(py::module_ &m);
+void init_constants(py::module_ &m);
 
 }  // namespace nwpy

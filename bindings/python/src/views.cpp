@@ -11,23 +11,61 @@ namespace nwpy __attribute__((visibility("hidden"))) {
 
 namespace {
 
+PyObject *masked_array_type = nullptr;  // numpy.ma.MaskedArray, set at import
+
 void set_contiguous_strides(Held &h) {
     h.strides.assign(h.shape.size(), 1);
     int64_t s = 1;
     for (size_t i = h.shape.size(); i-- > 0;) {
         h.strides[i] = s;
-        s *= (h.shape[i] > 0 ? h.shape[i] : 1);
+        int64_t d = h.shape[i] > 0 ? h.shape[i] : 1;
+        if (s > INT64_MAX / d) s = INT64_MAX;  // the library refuses the overflowing view
+        else s *= d;
+    }
+}
+
+// torch's lazy flags: a tensor whose value is -memory (neg bit), conj(memory) (conj bit) or
+// zeros without memory (zero tensor). DLPack exports the raw memory, so refuse them.
+void refuse_lazy_flags(py::handle obj, const std::string &what) {
+    static const char *const flags[][2] = {
+        {"is_neg", "has torch's negative bit set (a lazy negation such as torch._neg_view or "
+                   "the imaginary part of a conjugate view): its memory holds -value; call "
+                   ".resolve_neg() first"},
+        {"is_conj", "has torch's conjugate bit set (a lazy .conj()); call .resolve_conj() first"},
+        {"_is_zerotensor", "is a torch zero tensor (no memory behind it); pass "
+                           "torch.zeros(...) instead"},
+    };
+    for (const auto &f : flags) {
+        py::object fn = getattr_or_null(obj, f[0], what);
+        if (!fn || !PyCallable_Check(fn.ptr())) continue;
+        py::object r = call_checked(fn, what + ": ." + f[0] + "()");
+        int t = PyObject_IsTrue(r.ptr());
+        if (t < 0) take_python_error();
+        if (t == 1) fail(NW_ERR_INVALID_ARGUMENT, what + ": the tensor " + f[1]);
     }
 }
 
 bool from_buffer(py::handle obj, Held &h, const std::string &what) {
     if (!PyObject_CheckBuffer(obj.ptr())) return false;
-    if (PyObject_GetBuffer(obj.ptr(), &h.buffer, PyBUF_STRIDES | PyBUF_FORMAT) != 0)
+    if (masked_array_type != nullptr &&
+        PyObject_TypeCheck(obj.ptr(), (PyTypeObject *)masked_array_type))
         fail(NW_ERR_INVALID_ARGUMENT,
-             what + ": cannot read the buffer of " + type_name(obj) + ": " +
-                 describe_python_error());
+             what + ": a numpy masked array; its mask lives outside the memory nodewrite reads. "
+                    "Pass .filled(0) (or .data if the mask is meant to be ignored)");
+    if (PyObject_GetBuffer(obj.ptr(), &h.buffer, PyBUF_STRIDES | PyBUF_FORMAT) != 0) {
+        std::string text = take_python_error();
+        fail(NW_ERR_INVALID_ARGUMENT,
+             what + ": cannot read the buffer of " + type_name(obj) + ": " + text);
+    }
     h.has_buffer = true;
     const Py_buffer &b = h.buffer;
+    if (b.ndim < 0 || b.ndim > kMaxNdim)
+        fail(NW_ERR_INVALID_ARGUMENT, what + ": the buffer claims " + std::to_string(b.ndim) +
+                                          " dimensions");
+    if (b.suboffsets != nullptr)
+        fail(NW_ERR_INVALID_ARGUMENT, what + ": indirect buffers (suboffsets) are not supported");
+    if (b.itemsize <= 0 || (b.ndim > 1 && b.shape == nullptr) || (b.buf == nullptr && b.len > 0))
+        fail(NW_ERR_INVALID_ARGUMENT, what + ": the buffer of " + type_name(obj) + " is malformed");
     const char *fmt = b.format ? b.format : "B";
     std::string format = fmt;
     if (*fmt == '@' || *fmt == '=' || *fmt == '<') ++fmt;
@@ -62,45 +100,64 @@ bool from_buffer(py::handle obj, Held &h, const std::string &what) {
     return true;
 }
 
+[[noreturn]] void fail_device(py::handle obj, const std::string &what, const std::string &fallback) {
+    std::string dev = fallback;
+    try {
+        py::object d = getattr_or_null(obj, "device", what);
+        if (d) {
+            PyObject *s = PyObject_Str(d.ptr());
+            if (s != nullptr) {
+                const char *c = PyUnicode_AsUTF8(s);
+                if (c != nullptr) dev = std::string("device '") + c + "'";
+                Py_DECREF(s);
+            }
+            if (PyErr_Occurred()) take_python_error();
+        }
+    } catch (NwFailure &) {
+    }
+    fail(NW_ERR_INVALID_ARGUMENT,
+         what + ": the tensor is on " + dev +
+             "; nodewrite reads CPU memory only (move it with .cpu() first)");
+}
+
 bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
-    if (!py::hasattr(obj, "__dlpack__")) return false;
+    py::object dlpack = getattr_or_null(obj, "__dlpack__", what);
+    if (!dlpack) return false;
     py::object src = py::reinterpret_borrow<py::object>(obj);
     // Device first, without importing anything: __dlpack_device__() -> (type, id).
-    if (py::hasattr(src, "__dlpack_device__")) {
-        int32_t device_type = -1;
-        try {
-            py::tuple dev = src.attr("__dlpack_device__")();
-            device_type = dev[0].cast<int32_t>();
-        } catch (py::error_already_set &e) {
-            fail(NW_ERR_INVALID_ARGUMENT, what + ": __dlpack_device__ failed: " + e.what());
-        } catch (py::cast_error &) {
-            fail(NW_ERR_INVALID_ARGUMENT, what + ": __dlpack_device__ returned no device type");
+    py::object dev_fn = getattr_or_null(src, "__dlpack_device__", what);
+    if (dev_fn) {
+        int64_t device_type = -1;
+        PyObject *r = PyObject_CallNoArgs(dev_fn.ptr());
+        if (r == nullptr) {
+            take_python_error();  // e.g. torch's meta device: not exportable
+            fail_device(src, what, "a device DLPack cannot export");
         }
-        if (device_type != dl::kCPU) {
-            std::string dev = "device type " + std::to_string(device_type);
-            if (py::hasattr(src, "device")) {
-                try { dev = py::str(src.attr("device")).cast<std::string>(); } catch (...) {}
+        py::object dev = py::reinterpret_steal<py::object>(r);
+        if (PyTuple_Check(dev.ptr()) && PyTuple_Size(dev.ptr()) >= 1) {
+            try {
+                device_type = to_int(PyTuple_GET_ITEM(dev.ptr(), 0), "device type", INT32_MIN,
+                                     INT32_MAX, NW_ERR_INVALID_ARGUMENT);
+            } catch (NwFailure &) {
+                device_type = -1;
             }
-            fail(NW_ERR_INVALID_ARGUMENT,
-                 what + ": tensor is on " + dev +
-                     "; nodewrite reads CPU memory only (move it with .cpu() first)");
         }
+        if (device_type != dl::kCPU)
+            fail_device(src, what, "DLPack device type " + std::to_string(device_type));
     }
+    refuse_lazy_flags(src, what);
     // A tensor that requires grad refuses DLPack export; a detached view shares memory.
-    if (py::hasattr(src, "requires_grad") && py::hasattr(src, "detach")) {
-        try {
-            if (to_bool(src.attr("requires_grad"), what)) src = src.attr("detach")();
-        } catch (py::error_already_set &e) {
-            fail(NW_ERR_INVALID_ARGUMENT, what + ": cannot detach: " + e.what());
-        }
-    }
-    py::object capsule;
-    try {
-        capsule = src.attr("__dlpack__")();
-    } catch (py::error_already_set &e) {
+    py::object rg = getattr_or_null(src, "requires_grad", what);
+    py::object detach = getattr_or_null(src, "detach", what);
+    if (rg && detach && PyBool_Check(rg.ptr()) && rg.ptr() == Py_True)
+        src = call_checked(detach, what + ": cannot detach");
+    PyObject *cap = PyObject_CallNoArgs(getattr_or_null(src, "__dlpack__", what).ptr());
+    if (cap == nullptr) {
+        std::string text = take_python_error();
         fail(NW_ERR_INVALID_ARGUMENT,
-             what + ": cannot export " + type_name(obj) + " through DLPack: " + e.what());
+             what + ": cannot export " + type_name(obj) + " through DLPack: " + text);
     }
+    py::object capsule = py::reinterpret_steal<py::object>(cap);
     const dl::Tensor *t = nullptr;
     if (PyCapsule_IsValid(capsule.ptr(), "dltensor")) {
         auto *m = static_cast<dl::ManagedTensor *>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
@@ -112,12 +169,23 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
     }
     PyErr_Clear();
     if (t == nullptr)
-        fail(NW_ERR_INVALID_ARGUMENT, what + ": __dlpack__ did not return a usable DLPack capsule");
+        fail(NW_ERR_INVALID_ARGUMENT, what + ": __dlpack__ did not return a usable DLPack capsule "
+                                             "(a 'dltensor' capsule, or 'dltensor_versioned' 1.x)");
     // The capsule is not renamed "used_dltensor": its own destructor frees the tensor
     // when we drop it.
     h.capsule = capsule;
+    // Every field checked before anything is read through it.
     if (t->device.device_type != dl::kCPU)
-        fail(NW_ERR_INVALID_ARGUMENT, what + ": DLPack tensor is not in CPU memory");
+        fail(NW_ERR_INVALID_ARGUMENT,
+             what + ": the DLPack tensor is on device type " +
+                 std::to_string(t->device.device_type) +
+                 "; nodewrite reads CPU memory only (move it with .cpu() first)");
+    if (t->ndim < 0 || t->ndim > kMaxNdim)
+        fail(NW_ERR_INVALID_ARGUMENT, what + ": the DLPack tensor claims " +
+                                          std::to_string(t->ndim) + " dimensions (0 to " +
+                                          std::to_string(kMaxNdim) + " accepted)");
+    if (t->ndim > 0 && t->shape == nullptr)
+        fail(NW_ERR_INVALID_ARGUMENT, what + ": the DLPack tensor has no shape array");
     int32_t dtype = -1;
     if (t->dtype.lanes == 1) {
         if (t->dtype.code == dl::kFloat && t->dtype.bits == 32) dtype = NW_DTYPE_F32;
@@ -132,11 +200,29 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
                  std::to_string(t->dtype.lanes) +
                  " lanes); expected float32, float16, bfloat16 or float64; nodewrite never "
                  "converts inputs implicitly");
-    if (t->ndim < 0 || (t->ndim > 0 && t->shape == nullptr))
-        fail(NW_ERR_INVALID_ARGUMENT, what + ": DLPack tensor has an invalid shape");
-    h.dtype = dtype;
-    h.data = static_cast<const char *>(t->data) + t->byte_offset;
     h.shape.assign(t->shape, t->shape + t->ndim);
+    bool empty = false;
+    for (int64_t d : h.shape) {
+        if (d < 0)
+            fail(NW_ERR_INVALID_ARGUMENT, what + ": the DLPack tensor has a negative dimension");
+        if (d == 0) empty = true;
+    }
+    if (t->data == nullptr) {
+        if (t->byte_offset != 0)
+            fail(NW_ERR_INVALID_ARGUMENT,
+                 what + ": the DLPack tensor has no data pointer but a byte offset of " +
+                     std::to_string(t->byte_offset));
+        if (!empty)
+            fail(NW_ERR_INVALID_ARGUMENT,
+                 what + ": the DLPack tensor has no data pointer but holds elements");
+        h.data = nullptr;
+    } else {
+        uintptr_t base = reinterpret_cast<uintptr_t>(t->data);
+        if (t->byte_offset > UINTPTR_MAX - base)
+            fail(NW_ERR_INVALID_ARGUMENT, what + ": the DLPack tensor's byte offset overflows");
+        h.data = reinterpret_cast<const void *>(base + t->byte_offset);
+    }
+    h.dtype = dtype;
     if (t->strides == nullptr) set_contiguous_strides(h);
     else h.strides.assign(t->strides, t->strides + t->ndim);
     return true;
@@ -144,11 +230,16 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
 
 }  // namespace
 
+void init_view_types() {
+    py::object ma = py::module_::import("numpy.ma");
+    masked_array_type = py::object(ma.attr("MaskedArray")).release().ptr();
+}
+
 HeldPtr hold_tensor(py::handle obj, const std::string &what) {
-    auto h = std::make_shared<Held>();
-    h->owner = py::reinterpret_borrow<py::object>(obj);
     if (obj.is_none())
         fail(NW_ERR_INVALID_ARGUMENT, what + ": expected a numpy array or a CPU tensor, got None");
+    auto h = std::make_shared<Held>();
+    h->owner = py::reinterpret_borrow<py::object>(obj);
     if (from_buffer(obj, *h, what)) return h;
     if (from_dlpack(obj, *h, what)) return h;
     fail(NW_ERR_INVALID_ARGUMENT, what + ": expected a numpy array or a CPU tensor "

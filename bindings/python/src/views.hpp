@@ -1,5 +1,7 @@
 // Held tensors: a numpy array / buffer (buffer protocol) or a CPU tensor (DLPack) read as
 // an nw_tensor_view with ELEMENT strides, no copy and no cast, its Python object kept alive.
+// Producers that keep part of the value outside memory are refused, never misread: torch's
+// negative and conjugate bits and zero tensors, numpy masked arrays.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -45,7 +47,13 @@ struct Held {
 };
 using HeldPtr = std::shared_ptr<Held>;
 
+// The largest ndim accepted from a producer (numpy's own limit is 64; the library uses 2 or 3).
+constexpr int32_t kMaxNdim = 64;
+
 // Reads a view of obj (numpy array, buffer, or DLPack CPU tensor). No copy, no cast.
 HeldPtr hold_tensor(py::handle obj, const std::string &what);
+
+// Module-import-time caches (numpy.ma.MaskedArray): see module.cpp.
+void init_view_types();
 
 }  // namespace nwpy

@@ -1,0 +1,215 @@
+// nodewrite.Model: nw_model, its weights and autoencoders (binding, docstrings, registration).
+#include <mutex>
+
+#include "args.hpp"
+#include "objects.hpp"
+
+namespace nwpy __attribute__((visibility("hidden"))) {
+
+namespace {
+
+const char *kModelDoc = R"doc(Model(n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int)
+
+A transformer's dimensions and output weights (TDB's ModelContext, reduced to what node writes
+need), wrapping nw_model. All dimensions >= 1.
+
+Configure it with set_weight / set_autoencoder; weights() and autoencoders() (and repr) tell
+what is set. Derives may run from any number of threads, also while another thread sets a
+weight (a derive sees the old or the new weight, never freed memory).
+)doc";
+
+std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs) {
+    auto a = parse_args("Model", args, kwargs,
+                        {{"n_layers", true}, {"d_model", true}, {"n_heads", true},
+                         {"d_head", true}, {"d_ff", true}});
+    auto m = std::make_unique<Model>();
+    nw_model_dims d;
+    d.n_layers = to_int(a[0], "n_layers", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
+    d.d_model = to_int(a[1], "d_model", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
+    d.n_heads = to_int(a[2], "n_heads", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
+    d.d_head = to_int(a[3], "d_head", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
+    d.d_ff = to_int(a[4], "d_ff", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
+    check(nw_model_create(&d, &m->model));
+    check(nw_model_dims_get(m->model, &m->dims));
+    return m;
+}
+
+std::string shape_text(const std::vector<int64_t> &s) {
+    std::string t = "(";
+    for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+    return t + (s.size() == 1 ? ",)" : ")");
+}
+
+// Hints for the common mistake of passing a checkpoint's 2-D attention output matrix.
+std::string weight_hint(const Model &m, const std::string &name, const Held &h) {
+    if (name != "attn.to_residual" || h.shape.size() != 2) return "";
+    const auto &d = m.dims;
+    std::string view = std::to_string(d.n_heads) + ", " + std::to_string(d.d_head) + ", " +
+                       std::to_string(d.d_model);
+    if (h.shape[0] == d.n_heads * d.d_head && h.shape[1] == d.d_model)
+        return "a " + shape_text(h.shape) +
+               " matrix such as GPT-2's c_proj weight (n_heads*d_head, d_model) is this weight "
+               "viewed as (heads, d_head, d_model): pass w.reshape(" + view + ")";
+    if (h.shape[0] == d.d_model && h.shape[1] == d.n_heads * d.d_head)
+        return "a " + shape_text(h.shape) +
+               " matrix in torch.nn.Linear's (out, in) layout is this weight transposed: pass "
+               "w.T.reshape(" + view + ")";
+    return "view a (n_heads*d_head, d_model) matrix as (heads, d_head, d_model) with "
+           "w.reshape(" + view + ")";
+}
+
+// Sets a weight or decoder under the model's lock; the replaced object is dropped after
+// unlocking (its destructor may run Python code).
+template <class F>
+void set_under_lock(Model &m, std::tuple<int, int32_t, int32_t> key, SetInfo info, F c_call,
+                    const Subject &subject) {
+    SetInfo old;
+    {
+        std::unique_lock<std::shared_mutex> lock(m.mu);  // waits for GIL-free readers only
+        nw_status st = c_call();
+        if (st != NW_OK) fail_library(st, nw_last_error_message(), &subject);
+        auto it = m.set.find(key);
+        if (it != m.set.end()) {
+            old = std::move(it->second);
+            it->second = std::move(info);
+        } else {
+            m.set.emplace(key, std::move(info));
+        }
+    }
+}
+
+void model_set_weight(py::handle self, const py::args &args, const py::kwargs &kwargs) {
+    Model &m = self_of<Model>(self, "Model");
+    auto a = parse_args("set_weight", args, kwargs,
+                        {{"name", true}, {"layer", true}, {"weight", true}, {"copy", false}});
+    std::string name = to_name(a[0], "weight name");
+    int32_t weight = name_to_enum(name, "weight name", nw_weight_from_name);
+    int32_t l = to_layer(a[1]);
+    bool do_copy = a[3] ? to_bool(a[3], "copy") : true;
+    Subject subject{"weight " + name + " at layer " + std::to_string(l), layout_of(name), ""};
+    HeldPtr h = hold_tensor(a[2], subject.what);
+    subject.hint = weight_hint(m, name, *h);
+    nw_tensor_view v = h->view();
+    SetInfo info{do_copy, h->dtype, h->shape, "", do_copy ? nullptr : h};
+    set_under_lock(m, std::make_tuple(0, weight, l), std::move(info), [&] {
+        return nw_model_set_weight(m.model, weight, l, &v, do_copy ? NW_COPY : NW_BORROW);
+    }, subject);
+}
+
+void model_set_autoencoder(py::handle self, const py::args &args, const py::kwargs &kwargs) {
+    Model &m = self_of<Model>(self, "Model");
+    auto a = parse_args("set_autoencoder", args, kwargs,
+                        {{"node_type", true}, {"layer", true}, {"decoder", true},
+                         {"input", true}, {"copy", false}});
+    std::string nt_name = to_name(a[0], "node_type");
+    int32_t nt = name_to_enum(nt_name, "node_type", nw_node_type_from_name);
+    int32_t l = to_layer(a[1]);
+    std::string input = to_name(a[3], "input");
+    int32_t in = name_to_enum(input, "input", nw_autoencoder_input_from_name);
+    bool do_copy = a[4] ? to_bool(a[4], "copy") : true;
+    Subject subject{"decoder of " + nt_name + " at layer " + std::to_string(l),
+                    layout_of("decoder"), ""};
+    HeldPtr h = hold_tensor(a[2], subject.what);
+    nw_tensor_view v = h->view();
+    SetInfo info{do_copy, h->dtype, h->shape, input, do_copy ? nullptr : h};
+    set_under_lock(m, std::make_tuple(1, nt, l), std::move(info), [&] {
+        return nw_model_set_autoencoder(m.model, nt, l, in, &v, do_copy ? NW_COPY : NW_BORROW);
+    }, subject);
+}
+
+py::dict describe(const Model &m, int kind) {
+    py::dict out;
+    for (const auto &kv : m.set) {
+        if (std::get<0>(kv.first) != kind) continue;
+        const char *n = kind == 0 ? nw_weight_name(std::get<1>(kv.first))
+                                  : nw_node_type_name(std::get<1>(kv.first));
+        const char *dt = nw_dtype_name(kv.second.dtype);
+        py::dict d;
+        d["copied"] = kv.second.copied;
+        d["dtype"] = dt ? dt : "?";
+        py::tuple shape(kv.second.shape.size());
+        for (size_t i = 0; i < kv.second.shape.size(); ++i) shape[i] = py::int_(kv.second.shape[i]);
+        d["shape"] = shape;
+        if (kind == 1) d["input"] = kv.second.input;
+        out[py::make_tuple(n ? n : "?", std::get<2>(kv.first))] = d;
+    }
+    return out;
+}
+
+std::string model_repr(py::handle self) {
+    const Model &m = self_of<Model>(self, "Model");
+    std::string r = "nodewrite.Model(n_layers=" + std::to_string(m.dims.n_layers) +
+                    ", d_model=" + std::to_string(m.dims.d_model) +
+                    ", n_heads=" + std::to_string(m.dims.n_heads) +
+                    ", d_head=" + std::to_string(m.dims.d_head) +
+                    ", d_ff=" + std::to_string(m.dims.d_ff) + ")";
+    std::string weights, aes;
+    int nw = 0, na = 0;
+    for (const auto &kv : m.set) {
+        int kind = std::get<0>(kv.first);
+        const char *n = kind == 0 ? nw_weight_name(std::get<1>(kv.first))
+                                  : nw_node_type_name(std::get<1>(kv.first));
+        std::string item = std::string(n ? n : "?") + "@" + std::to_string(std::get<2>(kv.first)) +
+                           (kv.second.copied ? "" : " (borrowed)");
+        std::string &list = kind == 0 ? weights : aes;
+        int &count = kind == 0 ? nw : na;
+        if (count < 8) list += (count ? ", " : "") + item;
+        else if (count == 8) list += ", ...";
+        ++count;
+    }
+    r += " with " + std::to_string(nw) + (nw == 1 ? " weight" : " weights");
+    if (nw) r += " [" + weights + "]";
+    r += ", " + std::to_string(na) + (na == 1 ? " autoencoder" : " autoencoders");
+    if (na) r += " [" + aes + "]";
+    return r;
+}
+
+}  // namespace
+
+void init_model(py::module_ &mod) {
+    py::class_<Model> cls(mod, "Model", kModelDoc);
+    def_init(cls, &model_new, "Model",
+             "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int) -> None");
+    cls.def("set_weight", &model_set_weight, R"doc(set_weight(self, name: str, layer: int, weight: numpy.ndarray | torch.Tensor, copy: bool = True) -> None
+
+Set an output weight of one layer, replacing any earlier one.
+
+name: TDB's WeightLocationType value, "mlp.to_residual" (d_ff, d_model) or
+"attn.to_residual" (n_heads, d_head, d_model) (a checkpoint's (n_heads*d_head, d_model)
+matrix, e.g. GPT-2's c_proj weight, viewed with .reshape(n_heads, d_head, d_model)).
+weight: numpy array (float32, float16, float64) or CPU torch tensor (float32, float16,
+bfloat16), any strides (transposed and negative-stride views work).
+copy=True (default): the library converts and copies it now.
+copy=False: borrowed in place: the model (and every deriver created while it is set) keeps a
+reference to the object and reads its current values. Do not reallocate it in place
+(numpy's resize(refcheck=False), torch's resize_ / set_): the library would read freed memory.
+copy must be True or False.
+Raises IndexError (layer), ValueError (name, type, dtype, shape), all NodeWriteError.
+)doc")
+        .def("set_autoencoder", &model_set_autoencoder, R"doc(set_autoencoder(self, node_type: str, layer: int, decoder: numpy.ndarray | torch.Tensor, input: str, copy: bool = True) -> None
+
+Set the decoder of the autoencoder used by latent nodes of node_type at one layer.
+
+node_type: "autoencoder_latent", "mlp_autoencoder_latent" or "attention_autoencoder_latent".
+decoder: (n_latents, n_inputs), TDB's decoder.weight.T. input: TDB's DerivedScalarType
+value of what the autoencoder was trained on: "mlp_post_act" (n_inputs = d_ff; the decoded
+vector goes through mlp.to_residual) or a residual-stream type ("resid_delta_mlp",
+"resid_delta_attn", "resid_post_mlp", "resid_post_attn", "resid_post_embedding";
+n_inputs = d_model; the decoded vector is the write); nodewrite.autoencoder_input_kind(name)
+asks the library. copy: as in set_weight (the same warning for copy=False).
+)doc")
+        .def("weights", [](py::handle self) { return describe(self_of<Model>(self, "Model"), 0); },
+             "weights(self) -> dict[tuple[str, int], dict]\n\nThe weights set: {(name, layer): "
+             "{'copied': bool, 'dtype': str, 'shape': tuple}}.")
+        .def("autoencoders", [](py::handle self) { return describe(self_of<Model>(self, "Model"), 1); },
+             "autoencoders(self) -> dict[tuple[str, int], dict]\n\nThe autoencoder decoders set: "
+             "{(node_type, layer): {'copied': bool, 'dtype': str, 'shape': tuple, 'input': str}}.")
+        .def_property_readonly("n_layers", [](py::handle s) { return self_of<Model>(s, "Model").dims.n_layers; }, "n_layers: int -- number of layers.")
+        .def_property_readonly("d_model", [](py::handle s) { return self_of<Model>(s, "Model").dims.d_model; }, "d_model: int -- width of the residual stream.")
+        .def_property_readonly("n_heads", [](py::handle s) { return self_of<Model>(s, "Model").dims.n_heads; }, "n_heads: int -- attention heads per layer.")
+        .def_property_readonly("d_head", [](py::handle s) { return self_of<Model>(s, "Model").dims.d_head; }, "d_head: int -- width of one attention head.")
+        .def_property_readonly("d_ff", [](py::handle s) { return self_of<Model>(s, "Model").dims.d_ff; }, "d_ff: int -- width of the MLP (neurons per layer).")
+        .def("__repr__", &model_repr, "__repr__(self) -> str");
+}
+
+}  // namespace nwpy

@@ -1,0 +1,141 @@
+// nodewrite.ActivationStore: nw_store, borrowed raw activations (binding, docstrings,
+// registration).
+#include <mutex>
+
+#include "args.hpp"
+#include "objects.hpp"
+
+namespace nwpy __attribute__((visibility("hidden"))) {
+
+namespace {
+
+struct Key {
+    int32_t activation, layer;
+    std::string name;
+};
+
+Key activation_key(py::handle name, py::handle layer) {
+    std::string n = to_name(name, "activation");
+    return {name_to_enum(n, "activation", nw_activation_from_name), to_layer(layer), n};
+}
+
+Store &store_self(py::handle self) { return self_of<Store>(self, "ActivationStore"); }
+
+void store_put(py::handle self, const py::args &args, const py::kwargs &kwargs) {
+    Store &s = store_self(self);
+    auto a = parse_args("put", args, kwargs, {{"name", true}, {"layer", true}, {"tensor", true}});
+    Key k = activation_key(a[0], a[1]);
+    Subject subject{"activation " + k.name + " at layer " + std::to_string(k.layer),
+                    layout_of(k.name), ""};
+    HeldPtr h = hold_tensor(a[2], subject.what);
+    nw_tensor_view v = h->view();
+    HeldPtr old;  // dropped after unlocking (its destructor may run Python code)
+    {
+        std::unique_lock<std::shared_mutex> lock(s.mu);
+        nw_status st = nw_store_put(s.store, k.activation, k.layer, &v);
+        if (st != NW_OK) fail_library(st, nw_last_error_message(), &subject);
+        HeldPtr &slot = s.entries[{k.activation, k.layer}];
+        old = std::move(slot);
+        slot = std::move(h);
+    }
+}
+
+void store_remove(py::handle self, const py::args &args, const py::kwargs &kwargs) {
+    Store &s = store_self(self);
+    auto a = parse_args("remove", args, kwargs, {{"name", true}, {"layer", true}});
+    Key k = activation_key(a[0], a[1]);
+    HeldPtr old;
+    {
+        std::unique_lock<std::shared_mutex> lock(s.mu);
+        check(nw_store_remove(s.store, k.activation, k.layer));
+        auto it = s.entries.find({k.activation, k.layer});
+        if (it != s.entries.end()) {
+            old = std::move(it->second);
+            s.entries.erase(it);
+        }
+    }
+}
+
+void store_clear(py::handle self) {
+    Store &s = store_self(self);
+    std::map<std::pair<int32_t, int32_t>, HeldPtr> old;
+    {
+        std::unique_lock<std::shared_mutex> lock(s.mu);
+        nw_store_clear(s.store);
+        old.swap(s.entries);
+    }
+}
+
+py::list store_keys(py::handle self) {
+    const Store &s = store_self(self);
+    py::list out;
+    for (const auto &kv : s.entries) {
+        const char *n = nw_activation_name(kv.first.first);
+        out.append(py::make_tuple(py::str(n ? n : "?"), kv.first.second));
+    }
+    return out;
+}
+
+py::object store_get(py::handle self, const py::args &args, const py::kwargs &kwargs) {
+    const Store &s = store_self(self);
+    auto a = parse_args("get", args, kwargs, {{"name", true}, {"layer", true}});
+    Key k = activation_key(a[0], a[1]);
+    auto it = s.entries.find({k.activation, k.layer});
+    if (it == s.entries.end())
+        fail(NW_ERR_MISSING_INPUT, "activation " + k.name + " at layer " +
+                                       std::to_string(k.layer) + " is not in the store");
+    return it->second->owner;
+}
+
+bool store_contains(py::handle self, py::handle key) {
+    const Store &s = store_self(self);
+    if (!PyTuple_Check(key.ptr()) || PyTuple_Size(key.ptr()) != 2) return false;
+    try {
+        Key k = activation_key(PyTuple_GET_ITEM(key.ptr(), 0), PyTuple_GET_ITEM(key.ptr(), 1));
+        return s.entries.count({k.activation, k.layer}) != 0;
+    } catch (NwFailure &) {
+        return false;
+    }
+}
+
+}  // namespace
+
+void init_store(py::module_ &mod) {
+    py::class_<Store> cls(mod, "ActivationStore", R"doc(ActivationStore()
+
+Raw activations keyed by (TDB ActivationLocationType value, layer), wrapping nw_store.
+
+Entries are borrowed, never copied: the store keeps a reference to each array or tensor
+put into it, and derives read its current values in place.
+)doc");
+    def_init(cls, [](const py::args &args, const py::kwargs &kwargs) {
+                 parse_args("ActivationStore", args, kwargs, {});
+                 auto s = std::make_unique<Store>();
+                 check(nw_store_create(&s->store));
+                 return s;
+             }, "ActivationStore", "__init__(self) -> None");
+    cls.def("put", &store_put, R"doc(put(self, name: str, layer: int, tensor: numpy.ndarray | torch.Tensor) -> None
+
+Put a raw activation, replacing any earlier one at (name, layer).
+
+name: "mlp.post_act" (T, d_ff), "attn.qk_probs" (T, T_k, n_heads), "attn.v"
+(T_k, n_heads, d_head), "online_autoencoder_latent", "online_mlp_autoencoder_latent",
+"online_attention_autoencoder_latent" (T, n_latents). tensor: numpy array or CPU torch
+tensor as in Model.set_weight; read in place (zero-copy) by every later derive. The store
+keeps a reference to it; do not reallocate it in place (numpy's resize(refcheck=False),
+torch's resize_ / set_): the library would read freed memory. Shapes are checked against the
+model when a derive reads them.
+)doc")
+        .def("remove", &store_remove, "remove(self, name: str, layer: int) -> None\n\nRemove (name, layer) if present.")
+        .def("clear", &store_clear, "clear(self) -> None\n\nRemove every entry.")
+        .def("get", &store_get, "get(self, name: str, layer: int) -> object\n\nThe object put at (name, layer); KeyError if there is none.")
+        .def("keys", &store_keys, "keys(self) -> list[tuple[str, int]]\n\nThe (name, layer) pairs in the store.")
+        .def("__len__", [](py::handle self) { return store_self(self).entries.size(); }, "__len__(self) -> int")
+        .def("__contains__", &store_contains, "__contains__(self, key: tuple[str, int]) -> bool")
+        .def("__repr__", [](py::handle self) {
+            return "nodewrite.ActivationStore(" + std::to_string(store_self(self).entries.size()) +
+                   " entries)";
+        }, "__repr__(self) -> str");
+}
+
+}  // namespace nwpy
