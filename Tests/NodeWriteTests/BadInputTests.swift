@@ -124,10 +124,12 @@ struct BadInputTests {
             defer { nw_model_destroy(m) }
             var one: Float = 1
             let shape: [Int64] = [1 << 31, 1 << 31], strides: [Int64] = [0, 0]
-            return shape.withUnsafeBufferPointer { sh in
-                strides.withUnsafeBufferPointer { st in
-                    var v = nw_tensor_view(data: &one, dtype: 0, ndim: 2, shape: sh.baseAddress, strides: st.baseAddress)
-                    return nw_model_set_weight(m, 0, 0, &v, 0)
+            return withUnsafePointer(to: &one) { data in
+                shape.withUnsafeBufferPointer { sh in
+                    strides.withUnsafeBufferPointer { st in
+                        var v = nw_tensor_view(data: data, dtype: 0, ndim: 2, shape: sh.baseAddress, strides: st.baseAddress)
+                        return nw_model_set_weight(m, 0, 0, &v, 0)
+                    }
                 }
             }
         },
