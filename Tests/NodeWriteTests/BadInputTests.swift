@@ -137,9 +137,9 @@ struct BadInputTests {
             var v = nw_tensor_view()
             return nw_model_set_autoencoder(setup.model, 0, 0, 0, &v, 0)
         },
-        Row(what: "autoencoder input = 2", status: INVALID) { _ in
+        Row(what: "autoencoder input = 3", status: INVALID) { _ in
             var v = nw_tensor_view()
-            return nw_model_set_autoencoder(setup.model, 3, 0, 2, &v, 0)
+            return nw_model_set_autoencoder(setup.model, 3, 0, 3, &v, 0)
         },
         Row(what: "decoder n_inputs ≠ d_ff for an MLP autoencoder", status: SHAPE) { _ in
             let b = Buffer([Float](repeating: 0, count: 80 * 48), shape: [80, 48], dtype: 0)
