@@ -182,8 +182,11 @@ def test_names_and_autoencoder_inputs_come_from_the_library():
     listed = re.findall(r'"([a-z_]+)"', header_ae)
     assert listed[0] == "mlp_post_act" and len(listed) >= 6
     assert nw.autoencoder_input_kind("mlp_post_act") == "mlp_post_act"
+    assert nw.autoencoder_input_kind("attn_weighted_sum_of_values") == "attn_z"
     for name in listed[1:]:
-        assert nw.autoencoder_input_kind(name) == "residual", name
+        if name != "attn_weighted_sum_of_values":
+            assert nw.autoencoder_input_kind(name) == "residual", name
+    assert tuple(listed) == nw._core.autoencoder_inputs()
     assert nw.autoencoder_input_kind("resid_post_nothing") is None
     # the docstring's list is the header's
     doc = nw.Model.set_autoencoder.__doc__

@@ -54,11 +54,23 @@ void init_constants(py::module_ &mod) {
         if (nw_autoencoder_input_from_name(n.c_str(), &out) != NW_OK) return py::none();
         if (out == NW_AE_INPUT_MLP_POST_ACT) return py::str("mlp_post_act");
         if (out == NW_AE_INPUT_RESIDUAL) return py::str("residual");
+        if (out == NW_AE_INPUT_ATTN_Z) return py::str("attn_z");
         return py::none();
     }, "autoencoder_input_kind(name: str) -> str | None\n\n"
        "What the library does with an autoencoder trained on TDB's DerivedScalarType `name`: "
        "'mlp_post_act' (decoded through mlp.to_residual), 'residual' (the decoded vector is the "
-       "write), or None (not supported).");
+       "write), 'attn_z' (attention's weighted sum of values, heads*d_head, decoded through "
+       "attn.to_residual), or None (not supported).");
+    mod.def("autoencoder_inputs", [] {
+        py::list out;
+        for (size_t i = 0;; ++i) {
+            const char *n = nw_autoencoder_input_source_name(i);
+            if (n == nullptr) break;
+            out.append(py::str(n));
+        }
+        return py::tuple(out);
+    }, "autoencoder_inputs() -> tuple[str, ...]\n\n"
+       "Every TDB DerivedScalarType value Model.set_autoencoder accepts as input, from the library.");
 }
 
 }  // namespace nwpy

@@ -195,8 +195,9 @@ decoder: (n_latents, n_inputs), TDB's decoder.weight.T. input: TDB's DerivedScal
 value of what the autoencoder was trained on: "mlp_post_act" (n_inputs = d_ff; the decoded
 vector goes through mlp.to_residual) or a residual-stream type ("resid_delta_mlp",
 "resid_delta_attn", "resid_post_mlp", "resid_post_attn", "resid_post_embedding";
-n_inputs = d_model; the decoded vector is the write); nodewrite.autoencoder_input_kind(name)
-asks the library. copy: as in set_weight (the same warning for copy=False).
+n_inputs = d_model; the decoded vector is the write) or "attn_weighted_sum_of_values"
+(attention's z, e.g. an SAE on blocks.L.attn.hook_z: n_inputs = n_heads*d_head; the decoded
+vector goes through attn.to_residual); nodewrite.autoencoder_input_kind(name) asks the library. copy: as in set_weight (the same warning for copy=False).
 )doc")
         .def("weights", [](py::handle self) { return describe(self_of<Model>(self, "Model"), 0); },
              "weights(self) -> dict[tuple[str, int], dict]\n\nThe weights set: {(name, layer): "
