@@ -418,13 +418,22 @@ NW_API nw_status nw_node_write_vectors(const nw_model *model, const nw_store *st
 
 /* -- one node, one crossing -- */
 
+/** Flags of calls that fill large, mostly-zero outputs. Pinned; new ones are appended. */
+enum nw_output_flags {
+    /* The caller promises that out[0 .. the output's size) holds zeros already (for
+       example fresh memory from calloc, which the system maps lazily): entries that are
+       zero are then not written, so pages that stay zero are never touched. */
+    NW_OUT_ZEROED = 1
+};
+
 /** nw_node_write that also reports the size of its output: writes (T, d_model) to
  *  out_shape on NW_OK and on NW_ERR_BUFFER_TOO_SMALL (out untouched then), so a
  *  caller can learn T without creating a deriver. out may be NULL when out_len is 0.
- *  Returns as nw_node_write. */
+ *  flags: 0 or NW_OUT_ZEROED (then only the token row is written).
+ *  Returns as nw_node_write, and NW_ERR_INVALID_ARGUMENT for an unknown flag. */
 NW_API nw_status nw_node_write_sized(const nw_model *model, const nw_store *store,
-                                     const nw_node_index *node, float *out, size_t out_len,
-                                     int64_t out_shape[2]);
+                                     const nw_node_index *node, uint32_t flags, float *out,
+                                     size_t out_len, int64_t out_shape[2]);
 
 /* -- node sets -- */
 
@@ -483,13 +492,15 @@ NW_API nw_status nw_dst_from_name(const char *name, int32_t *out);
  *  attn.v; the autoencoder's online_* latents; resid.delta_*), and the weights.
  *  Nothing of size (T, T, n_heads, d_head), (T, T, n_heads, d_model) or
  *  (n_latents, d_model) is formed; entries above the diagonal (k > q) are exactly 0.
- *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad dst, a direction given to a norm or
- *  missing for a projection); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_MISSING_INPUT;
+ *  flags: 0 or NW_OUT_ZEROED (then the zeros above the diagonal and the rows of tokens
+ *  whose direction row is zero are not written).
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad dst, an unknown flag, a direction
+ *  given to a norm or missing for a projection); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_MISSING_INPUT;
  *  NW_ERR_SHAPE_MISMATCH (an activation, or the direction); NW_ERR_UNSUPPORTED_DTYPE;
  *  NW_ERR_BUFFER_TOO_SMALL; NW_ERR_OUT_OF_MEMORY. On any error out is untouched. */
 NW_API nw_status nw_derive(const nw_model *model, const nw_store *store, int32_t dst,
-                           int32_t layer, const nw_tensor_view *direction, float *out,
-                           size_t out_len, int64_t out_shape[3], int32_t *out_ndim);
+                           int32_t layer, const nw_tensor_view *direction, uint32_t flags,
+                           float *out, size_t out_len, int64_t out_shape[3], int32_t *out_ndim);
 
 /** TDB's single_node_write_to_final_residual_grad: a (T, 1) float32 column, w . g[t] in
  *  the row t the node's write lands on, 0 elsewhere. direction as in nw_derive (required).

@@ -47,3 +47,10 @@ func outputBuffer(_ out: UnsafeMutablePointer<Float>?, _ length: Int, _ name: St
     -> UnsafeMutableBufferPointer<Float> {
     UnsafeMutableBufferPointer(start: try required(out, name), count: capacity(length))
 }
+
+/// NW_OUT_ZEROED or 0 as "the output holds zeros already?"; other bits are unknown flags.
+func outputZeroed(_ flags: UInt32) throws(NodeWriteError) -> Bool {
+    let known = UInt32(NW_OUT_ZEROED.rawValue)
+    guard flags & ~known == 0 else { throw .invalidArgument("flags = \(flags): unknown bits (only NW_OUT_ZEROED = \(known))") }
+    return flags & known != 0
+}

@@ -74,24 +74,25 @@ public func nw_deriver_derive_vector(_ deriver: OpaquePointer?, _ store: OpaqueP
 @_cdecl("nw_node_write") @implementation
 public func nw_node_write(_ model: OpaquePointer?, _ store: OpaquePointer?, _ node: UnsafePointer<nw_node_index>?,
                           _ out: UnsafeMutablePointer<Float>?, _ outLen: Int) -> nw_status {
-    nw_node_write_sized(model, store, node, out, outLen, nil)
+    nw_node_write_sized(model, store, node, 0, out, outLen, nil)
 }
 
 @_cdecl("nw_node_write_sized") @implementation
 public func nw_node_write_sized(_ model: OpaquePointer?, _ store: OpaquePointer?, _ node: UnsafePointer<nw_node_index>?,
-                                _ out: UnsafeMutablePointer<Float>?, _ outLen: Int,
+                                _ flags: UInt32, _ out: UnsafeMutablePointer<Float>?, _ outLen: Int,
                                 _ outShape: UnsafeMutablePointer<Int64>?) -> nw_status {
     boundary { () throws(NodeWriteError) in
         let model = try Handle.borrow(model, as: Model.self, "model")
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
         let deriver = try NodeWriteDeriver(model: model, node: try NodeIndex(node))
+        let zeroed = try outputZeroed(flags)
         let (rows, columns) = try deriver.outputShape(s.store)
         outShape?[0] = Int64(rows)
         outShape?[1] = Int64(columns)
         guard outLen != 0 || out != nil else {
             throw .bufferTooSmall("out: capacity 0 is less than T × d_model = \(rows) × \(columns)")
         }
-        try deriver.derive(s.store, into: try outputBuffer(out, outLen, "out"))
+        try deriver.derive(s.store, into: try outputBuffer(out, outLen, "out"), outputZeroed: zeroed)
     }
 }
 

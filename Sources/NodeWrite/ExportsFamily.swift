@@ -23,14 +23,17 @@ func directionView(_ pointer: UnsafePointer<nw_tensor_view>?) throws(NodeWriteEr
 
 @_cdecl("nw_derive") @implementation
 public func nw_derive(_ model: OpaquePointer?, _ store: OpaquePointer?, _ dst: Int32, _ layer: Int32,
-                      _ direction: UnsafePointer<nw_tensor_view>?, _ out: UnsafeMutablePointer<Float>?, _ outLen: Int,
+                      _ direction: UnsafePointer<nw_tensor_view>?, _ flags: UInt32,
+                      _ out: UnsafeMutablePointer<Float>?, _ outLen: Int,
                       _ outShape: UnsafeMutablePointer<Int64>?, _ outNdim: UnsafeMutablePointer<Int32>?) -> nw_status {
     boundary { () throws(NodeWriteError) in
         let model = try Handle.borrow(model, as: Model.self, "model")
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
         let dst = try decode(dst, as: DerivedScalar.self, "dst")
+        let zeroed = try outputZeroed(flags)
         let run = try DerivedScalarRun(dst, model: model, store: s.store, layer: Int(layer),
-                                       direction: try directionView(direction), threads: Kernels.threads)
+                                       direction: try directionView(direction), threads: Kernels.threads,
+                                       outputZeroed: zeroed)
         for (i, size) in run.shape.enumerated() { outShape?[i] = Int64(size) }
         outNdim?.pointee = Int32(run.shape.count)
         guard let out, capacity(outLen) >= run.count else {

@@ -39,9 +39,11 @@ package struct NodeWriteDeriver: Sendable {
         return resolved.token
     }
 
-    /// Writes TDB's (T, d_model) output, zero except the token row, into `out`, and
-    /// returns its shape. On error nothing is written; `.bufferTooSmall` carries the shape.
-    package func derive(_ store: ActivationStore, into out: UnsafeMutableBufferPointer<Float>) throws(NodeWriteError) {
+    /// Writes TDB's (T, d_model) output, zero except the token row, into `out` (only the
+    /// token row when `outputZeroed`: the caller's memory holds zeros already). On error
+    /// nothing is written.
+    package func derive(_ store: ActivationStore, into out: UnsafeMutableBufferPointer<Float>,
+                        outputZeroed: Bool = false) throws(NodeWriteError) {
         let form = try source.resolve(store)
         var resolved = try form.resolve(node.indices)
         let dModel = form.dModel, total = try outputCount(form)
@@ -52,6 +54,7 @@ package struct NodeWriteDeriver: Sendable {
         try withUnsafePointer(to: &resolved) { (p) throws(NodeWriteError) in
             try form.writeVectors(UnsafeBufferPointer(start: p, count: 1), into: base + token &* dModel)
         }
+        guard !outputZeroed else { return }
         base.update(repeating: 0, count: token &* dModel)
         let after = (token &+ 1) &* dModel
         (base + after).update(repeating: 0, count: total &- after)

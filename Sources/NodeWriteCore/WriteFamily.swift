@@ -18,6 +18,8 @@ package struct DerivedScalarRun {
     let input: Input
     let direction: Direction?
     let threads: Int
+    /// The output holds zeros already: zero entries need not be written.
+    let outputZeroed: Bool
 
     enum Input {
         case nodes(LayerForm, DerivedScalarSpec.AttentionLayout)
@@ -27,7 +29,7 @@ package struct DerivedScalarRun {
     /// Resolves `dst` at `layer` against the model, the store and the direction.
     /// - Throws: what the inputs are missing or get wrong; nothing is computed.
     package init(_ dst: DerivedScalar, model: Model, store: ActivationStore, layer: Int, direction: TensorView?,
-                 threads: Int) throws(NodeWriteError) {
+                 threads: Int, outputZeroed: Bool = false) throws(NodeWriteError) {
         let spec = dst.spec
         let tokens: Int
         switch spec.subject {
@@ -73,6 +75,7 @@ package struct DerivedScalarRun {
         }
         self.dst = dst
         self.threads = max(1, threads)
+        self.outputZeroed = outputZeroed
     }
 
     /// Writes the output (row-major, `count` floats). On error nothing is written.
@@ -110,7 +113,7 @@ package struct DerivedScalarRun {
                 for t in 0..<tokens { out[t] = rowTokens.isEmpty ? 0 : dot(t, rows) }
                 return
             }
-            out.update(repeating: 0, count: tokens)
+            if !outputZeroed { out.update(repeating: 0, count: tokens) }
             for (z, t) in rowTokens.enumerated() { out[t] = dot(t, rows.row(z)) }
         }
     }
@@ -164,7 +167,7 @@ package struct DerivedScalarRun {
             let row = out + t &* width
             if let f = factors(t) {
                 scaleRow(row, width, s, offset: s.offset(t, 0), stride: s.strides[1], f)
-            } else {
+            } else if !outputZeroed {
                 row.update(repeating: 0, count: width)
             }
         }

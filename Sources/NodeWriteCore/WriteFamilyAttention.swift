@@ -58,7 +58,7 @@ extension DerivedScalarRun {
     @inline(__always)
     private func zeroTail(_ row: UnsafeMutablePointer<Float>, _ q: Int, _ h: AttentionHeads.Float32,
                           _ layout: DerivedScalarSpec.AttentionLayout) {
-        guard layout == .unflattened else { return }
+        guard layout == .unflattened, !outputZeroed else { return }
         (row + (q &+ 1) &* h.heads).update(repeating: 0, count: (h.tokens &- q &- 1) &* h.heads)
     }
 
@@ -133,11 +133,11 @@ extension DerivedScalarRun {
                                 }
                             }
                             if layout == .perSequenceToken {
-                                if zero { (out + q &* heads).update(repeating: 0, count: heads) }
+                                if zero { if !outputZeroed { (out + q &* heads).update(repeating: 0, count: heads) } }
                                 else { sumPairRow(out + q &* heads, h.probs, q: q, heads: heads, factors) }
                             } else {
                                 let row = out + rowStart(q, tokens, heads, layout)
-                                if zero { row.update(repeating: 0, count: (q &+ 1) &* heads) }
+                                if zero { if !outputZeroed { row.update(repeating: 0, count: (q &+ 1) &* heads) } }
                                 else { scalePairRow(row, h.probs, q: q, heads: heads, factors) }
                                 zeroTail(row, q, h, layout)
                             }

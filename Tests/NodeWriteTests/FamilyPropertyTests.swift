@@ -194,3 +194,29 @@ struct TokenWriteTests {
         }
     }
 }
+
+@Suite("Zeroed outputs")
+struct ZeroedOutputTests {
+    /// With outputZeroed, a zeroed buffer ends as the normal output, and entries that are
+    /// zero are never written (a buffer of NaN keeps NaN exactly there).
+    @Test("NW_OUT_ZEROED: same output, zero entries untouched", arguments: [
+        DerivedScalar.unflattenedAttnWriteNorm, .unflattenedAttnWriteToFinalResidualGrad, .attnWriteToFinalResidualGrad,
+        .mlpWriteToFinalResidualGrad, .onlineMLPAutoencoderWriteToFinalResidualGrad,
+    ])
+    func zeroed(_ dst: DerivedScalar) throws {
+        let setup = FamilyTests.setups["multi"]!
+        let g = dst.spec.quantity == .projection ? setup.direction : nil  // zero except the last row
+        let normal = try DerivedScalarRun(dst, model: setup.model, store: setup.store, layer: 1, direction: g, threads: 2)
+        let zeroed = try DerivedScalarRun(dst, model: setup.model, store: setup.store, layer: 1, direction: g, threads: 2,
+                                          outputZeroed: true)
+        var want = [Float](repeating: .nan, count: normal.count)
+        var got = [Float](repeating: 0, count: normal.count)
+        var marked = [Float](repeating: .nan, count: normal.count)
+        try want.withUnsafeMutableBufferPointer { (o) throws(NodeWriteError) in try normal.derive(into: o.baseAddress!) }
+        try got.withUnsafeMutableBufferPointer { (o) throws(NodeWriteError) in try zeroed.derive(into: o.baseAddress!) }
+        try marked.withUnsafeMutableBufferPointer { (o) throws(NodeWriteError) in try zeroed.derive(into: o.baseAddress!) }
+        #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
+        let skipped = marked.indices.filter { marked[$0].isNaN }
+        #expect(!skipped.isEmpty && skipped.allSatisfy { want[$0] == 0 })
+    }
+}
