@@ -31,7 +31,7 @@
 #include "support.h"
 
 enum { NL = 2, DM = 64, NH = 4, DH = 16, DFF = 256, T = 16, NLAT_MLP = 32, NLAT_ATT = 24 };
-enum { NNODES = 40, NOPS = 12, VEC_BATCH = 5, NV = 50, SET_N = 6 };
+enum { NNODES = 40, NOPS = 13, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192 };
 
 static nw_model *MODEL;
 static nw_deriver *DERIVERS[NNODES];
@@ -237,6 +237,14 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
         *n = (size_t)T * DM + T;
         break;
     }
+    case 12: { /* a big node set: 192 mlp-autoencoder latents (192 x d_ff x d_model = 3.1 M multiply-adds,
+                  above the kernels' 2^21 threshold for using more than one thread) */
+        int64_t ix[BIG_N * 2];
+        for (int j = 0; j < BIG_N; j++) { ix[2 * j] = j % T; ix[2 * j + 1] = (j * 7 + k) % NLAT_MLP; }
+        st = nw_node_writes(MODEL, s, NW_NODE_MLP_AUTOENCODER_LATENT, k % NL, ix, BIG_N, 2, buf, cap, NULL);
+        *n = (size_t)BIG_N * DM;
+        break;
+    }
     default: { /* a failing call: the message must be this one */
         nw_node_index bad = NODES[k];
         bad.indices[0] = T + k; /* token out of range */
@@ -254,7 +262,7 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
 
 typedef struct worker { int id; int failures; char first[200]; } worker;
 static volatile int RUNNING;
-#define CAP ((size_t)T * DFF + 64)
+#define CAP ((size_t)BIG_N * DM + 64)
 
 static long FLIPS;
 static void *flip(void *p) {
