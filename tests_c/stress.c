@@ -22,6 +22,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,16 +262,16 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
 }
 
 typedef struct worker { int id; int failures; char first[200]; } worker;
-static volatile int RUNNING;
+static atomic_int RUNNING;
 #define CAP ((size_t)BIG_N * DM + 64)
 
-static long FLIPS;
+static atomic_long FLIPS;
 static void *flip(void *p) {
     (void)p;
     struct timespec ts = {0, 200000};
     while (RUNNING) {
-        nw_set_num_threads((int32_t)(1 + FLIPS % 3));
-        FLIPS++;
+        nw_set_num_threads((int32_t)(1 + atomic_load(&FLIPS) % 3));
+        atomic_fetch_add(&FLIPS, 1);
         nanosleep(&ts, NULL);
     }
     return NULL;
@@ -346,7 +347,7 @@ int main(int argc, char **argv) {
     long total = (long)nthreads * NCALLS;
     printf("stress: %d threads x %d calls = %ld calls on one shared model and %d shared derivers, library threads "
            "switched %ld times between 1, 2, 3: %ld passed, %d failed\n",
-           nthreads, NCALLS, total, NNODES, FLIPS, total - (failures - serial_diffs), failures);
+           nthreads, NCALLS, total, NNODES, (long)atomic_load(&FLIPS), total - (failures - serial_diffs), failures);
     for (int i = 0; i < NNODES; i++) nw_deriver_destroy(DERIVERS[i]);
     nw_model_destroy(MODEL);
     for (int L = 0; L < NL; L++) {
