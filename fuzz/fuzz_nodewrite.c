@@ -7,7 +7,11 @@
  * dtypes, shapes and strides, and node indices, and drives every entry point
  * in a decoded order: create/destroy, set_weight, set_autoencoder, store
  * put/remove/clear, deriver create/requirements/output_shape/derive/
- * derive_vector/destroy, node_write, node_write_vectors, names, status_string.
+ * derive_vector/destroy, node_write, node_write_vectors, names, status_string; and the
+ * 1.1 exports: layer-less weights (unembedding, final gain), resid.delta_* activations,
+ * node_write_sized, node sets (node_writes, token_writes, token_writes_top_k), nw_derive
+ * (every dst, with fuzzed directions), node_write_to_direction, vocab_size, dst names,
+ * index counts and the thread count.
  *
  * Views are truthful about memory, as the header requires of a caller: when a
  * view's shape and strides are valid per the contract (no overflow) its data
@@ -94,7 +98,7 @@ typedef struct st {
     nw_store *store;
     nw_deriver *derivers[MAXD];
     nw_model_dims ddims[MAXD]; /* the dims of each deriver's model */
-    int64_t T, Tk, nlat;
+    int64_t T, Tk, nlat, nvocab;
     void *blocks[MAXBLOCKS]; /* every block a view borrows, freed at the very end */
     int nblocks;
 } st;
@@ -288,8 +292,304 @@ static int64_t tokens_of(st *s, const nw_deriver *d) {
     return n;
 }
 
+
+/* ------------------------------------------------------ the 1.1 exports */
+
+/* a node set of one type at one layer: *nn nodes, *k indices each (k as the type needs,
+ * sometimes not), n_nodes sometimes one that must be refused before anything is read
+ * (n_nodes * k * 8 overflows int64). Returns the malloc'd indices (NULL when nn is 0). */
+static int64_t *node_set(rd *r, st *s, int32_t *type, int32_t *layer, size_t *nn, size_t *k, size_t *n_arg) {
+    *type = e32(r, 5);
+    int64_t nl = s->dims.n_layers > 4 || s->dims.n_layers < 1 ? 4 : s->dims.n_layers;
+    *layer = u8(r) < 240 ? (int32_t)(u8(r) % nl) : EXTREME32[u8(r) % NEXTREME32];
+    int32_t want = nw_node_type_index_count(*type);
+    uint8_t kb = u8(r);
+    *k = kb < 240 ? (size_t)(want ? want : 2) : (kb & 1 ? (size_t)(kb % 5) : SIZE_MAX);
+    *nn = u8(r) % 7;
+    *n_arg = *nn;
+    uint8_t nb = u8(r);
+    if (nb >= 248) { /* huge: refused (too large) whatever k is */
+        static const size_t HUGE[] = {SIZE_MAX, (size_t)1 << 63, (size_t)1 << 62, (size_t)1 << 61,
+                                      ((size_t)1 << 60) + 1, SIZE_MAX / 4 + 1, SIZE_MAX / 3, ((size_t)1 << 61) + 3};
+        *n_arg = HUGE[nb % 8];
+    }
+    size_t kk = *k <= 3 ? *k : 0;
+    int64_t ext[3] = {s->T, s->dims.d_ff, 1};
+    if (*type == NW_NODE_ATTENTION_HEAD) { ext[1] = s->Tk; ext[2] = s->dims.n_heads; }
+    else if (*type >= NW_NODE_AUTOENCODER_LATENT) ext[1] = s->nlat;
+    size_t total = *nn * kk;
+    if (*n_arg != *nn && kk != 0 && *k == (size_t)want) total = 0; /* huge: must not be read */
+    if (total == 0) return NULL;
+    int64_t *ix = malloc(total * sizeof(int64_t));
+    if (!ix) return NULL;
+    for (size_t i = 0; i < total; i++) ix[i] = rel(r, ext[i % kk]);
+    return ix;
+}
+
+/* token-space work per node is n_vocab x d_model (plus the node's write): bounded like heavy() */
+static int heavy_tokens(st *s, size_t nn) {
+    int64_t nv = 0, w;
+    if (nw_model_vocab_size(s->model, &nv) != NW_OK) return 1;
+    if (__builtin_mul_overflow(nv, s->dims.d_model, &w) || __builtin_mul_overflow(w, (int64_t)(nn ? nn : 1), &w)) return 1;
+    return w > ((int64_t)1 << 20);
+}
+
+/* a direction view: none, (T, d_model) or (d_model,) */
+static const nw_tensor_view *direction(rd *r, st *s, nw_tensor_view *v, int64_t *shape, int64_t *strides) {
+    uint8_t b = u8(r);
+    if (b < 40) return NULL;
+    int64_t nat[2] = {s->T, s->dims.d_model};
+    if (b < 100) { nat[0] = s->dims.d_model; return view(r, s, 1, nat, v, shape, strides) ? v : NULL; }
+    return view(r, s, 2, nat, v, shape, strides) ? v : NULL;
+}
+
+static void step_new(rd *r, st *s, uint8_t op) {
+    nw_status status;
+    switch (op) {
+    case 0: { /* layer-less weights; and the layered ones with NW_NO_LAYER */
+        uint8_t b = u8(r);
+        int32_t w = (b & 3) == 3 ? e32(r, 4) : 2 + (b & 1);
+        int64_t nat[3] = {s->dims.d_model, s->nvocab, 0};
+        int ndim = w == NW_WEIGHT_LAYER_NORM_GAIN_FINAL ? 1 : 2;
+        if (w == NW_WEIGHT_MLP_TO_RESIDUAL) { nat[0] = s->dims.d_ff; nat[1] = s->dims.d_model; }
+        if (w == NW_WEIGHT_ATTN_TO_RESIDUAL) { nat[0] = s->dims.n_heads; nat[1] = s->dims.d_head; nat[2] = s->dims.d_model; ndim = 3; }
+        nw_tensor_view v;
+        int64_t shape[8], strides[8];
+        if (!view(r, s, ndim, nat, &v, shape, strides)) return;
+        int32_t layer = yes(r, 200) ? NW_NO_LAYER : layer_of(r);
+        int32_t own = e32(r, 2);
+        int64_t before = -7, after = -7;
+        check(nw_model_vocab_size(s->model, &before));
+        status = nw_model_set_weight(s->model, w, layer, &v, own);
+        check(status);
+        check(nw_model_vocab_size(s->model, &after));
+        if (status != NW_OK && after != before) __builtin_trap(); /* a failed set changed the model */
+        if (status == NW_OK && w == NW_WEIGHT_UNEMBEDDING && after != v.shape[1]) __builtin_trap();
+        if (status == NW_OK && w >= NW_WEIGHT_UNEMBEDDING && layer != NW_NO_LAYER) __builtin_trap();
+        break;
+    }
+    case 1: { /* resid.delta_* */
+        uint8_t b = u8(r);
+        int32_t act = b < 240 ? NW_ACT_RESID_DELTA_MLP + (b & 1) : e32(r, 8);
+        int64_t nat[2] = {s->T, s->dims.d_model};
+        nw_tensor_view v;
+        int64_t shape[8], strides[8];
+        if (!view(r, s, 2, nat, &v, shape, strides)) return;
+        check(nw_store_put(s->store, act, layer_of(r), &v));
+        break;
+    }
+    case 2: { /* node_write_sized */
+        if (heavy(&s->dims)) return;
+        nw_node_index n = node(r, s);
+        int64_t needed;
+        if (__builtin_mul_overflow(s->T, s->dims.d_model, &needed)) needed = -1;
+        size_t cap = capacity(r, needed);
+        float *o = outbuf(cap);
+        if (!o) return;
+        uint8_t b = u8(r);
+        float *op = b & 1 ? NULL : o;
+        if (op == NULL && (b & 2)) cap = 0;
+        int64_t shape[2] = {-7, -7};
+        int64_t *sp = b & 4 ? NULL : shape;
+        status = nw_node_write_sized(s->model, s->store, &n, 0, op, cap, sp);
+        check(status);
+        if (status != NW_OK && !untouched(o, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
+        if (status != NW_OK && status != NW_ERR_BUFFER_TOO_SMALL && (shape[0] != -7 || shape[1] != -7)) __builtin_trap();
+        if (sp && (status == NW_OK || status == NW_ERR_BUFFER_TOO_SMALL) && (shape[0] < 0 || shape[1] != s->dims.d_model))
+            __builtin_trap();
+        if (status == NW_OK && op == NULL) __builtin_trap();
+        free(o);
+        break;
+    }
+    case 3: case 4: case 5: { /* node sets: node_writes, token_writes, token_writes_top_k */
+        if (heavy(&s->dims)) return;
+        int32_t type, layer;
+        size_t nn, k, n_arg;
+        int64_t *ix = node_set(r, s, &type, &layer, &nn, &k, &n_arg);
+        const int64_t *ip = ix;
+        if (!ip && n_arg != 0 && (u8(r) & 1)) ip = (const int64_t *)(uintptr_t)0x10; /* never read: must be refused */
+        if (ip == (const int64_t *)(uintptr_t)0x10 && (n_arg == nn && k == (size_t)nw_node_type_index_count(type) && k))
+            ip = NULL; /* a real small set without indices: NULL, which must be refused */
+        if (op != 3 && heavy_tokens(s, nn)) { free(ix); return; }
+        int64_t nv = 1;
+        nw_model_vocab_size(s->model, &nv);
+        if (op == 3) {
+            int64_t needed;
+            if (__builtin_mul_overflow((int64_t)nn, s->dims.d_model, &needed)) needed = -1;
+            size_t cap = capacity(r, needed);
+            float *o = outbuf(cap);
+            int64_t toks[8];
+            memset(toks, 0xA5, sizeof toks);
+            int64_t *tp = (u8(r) & 1) ? toks : NULL;
+            if (o) {
+                status = nw_node_writes(s->model, s->store, type, layer, ip, n_arg, k, o, cap, tp);
+                check(status);
+                if (status != NW_OK && (!untouched(o, (cap ? cap : 1) * sizeof(float)) || !untouched(toks, sizeof toks)))
+                    __builtin_trap();
+                if (status == NW_OK && (n_arg != nn || !untouched(toks + nn, sizeof toks - nn * sizeof *toks))) __builtin_trap();
+                if (status == NW_OK && tp)
+                    for (size_t i = 0; i < nn; i++) if (toks[i] < 0 || toks[i] >= s->T + 1000000) __builtin_trap();
+                free(o);
+            }
+        } else if (op == 4) {
+            int64_t needed;
+            if (__builtin_mul_overflow((int64_t)nn, nv, &needed)) needed = -1;
+            size_t cap = capacity(r, needed);
+            float *o = outbuf(cap);
+            if (o) {
+                status = nw_token_writes(s->model, s->store, type, layer, ip, n_arg, k, (u8(r) < 250) ? o : NULL, cap);
+                check(status);
+                if (status != NW_OK && !untouched(o, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
+                if (status == NW_OK && n_arg != nn) __builtin_trap();
+                free(o);
+            }
+        } else {
+            int64_t topk = rel(r, nv + 1);
+            if (topk == 0 && (u8(r) & 1)) topk = 1;
+            int32_t largest = (int32_t)(int8_t)u8(r);
+            int64_t needed;
+            if (topk < 0 || __builtin_mul_overflow((int64_t)nn, topk, &needed)) needed = -1;
+            size_t cap = capacity(r, needed);
+            float *vals = outbuf(cap);
+            int64_t *ids = malloc((cap ? cap : 1) * sizeof(int64_t));
+            if (vals && ids) {
+                memset(ids, 0xA5, (cap ? cap : 1) * sizeof(int64_t));
+                uint8_t b = u8(r);
+                status = nw_token_writes_top_k(s->model, s->store, type, layer, ip, n_arg, k, topk, largest,
+                                               b >= 250 ? NULL : vals, b == 249 ? NULL : ids, cap);
+                check(status);
+                if (status != NW_OK && (!untouched(vals, (cap ? cap : 1) * sizeof(float)) ||
+                                        !untouched(ids, (cap ? cap : 1) * sizeof(int64_t))))
+                    __builtin_trap();
+                if (status == NW_OK) {
+                    if (n_arg != nn || topk < 1 || topk > nv) __builtin_trap();
+                    for (size_t i = 0; i < nn * (size_t)topk; i++) {
+                        if (ids[i] < 0 || ids[i] >= nv) __builtin_trap();
+                        size_t row = i / (size_t)topk, j = i % (size_t)topk;
+                        /* sorted: the wanted end first (NaN aside) */
+                        if (j > 0 && vals[i] == vals[i] && vals[i - 1] == vals[i - 1] &&
+                            (largest ? vals[i] > vals[i - 1] : vals[i] < vals[i - 1]))
+                            __builtin_trap();
+                        (void)row;
+                    }
+                }
+            }
+            free(vals);
+            free(ids);
+        }
+        free(ix);
+        break;
+    }
+    case 6: { /* nw_derive: shape query (out NULL, out_len 0), then the derive if it is small */
+        if (heavy(&s->dims)) return;
+        int32_t dst = e32(r, 18);
+        int32_t layer = layer_of(r);
+        nw_tensor_view v;
+        int64_t vshape[8], vstrides[8];
+        const nw_tensor_view *dp = direction(r, s, &v, vshape, vstrides);
+        int64_t shape[3] = {-7, -7, -7};
+        int32_t nd = -7;
+        status = nw_derive(s->model, s->store, dst, layer, dp, 0, NULL, 0, shape, &nd);
+        check(status);
+        if (status == NW_OK) __builtin_trap(); /* every output has at least... zero elements? see below */
+        if (status != NW_ERR_BUFFER_TOO_SMALL) {
+            if (shape[0] != -7 || shape[1] != -7 || shape[2] != -7 || nd != -7) __builtin_trap();
+            break;
+        }
+        if (nd != 2 && nd != 3) __builtin_trap();
+        int64_t count = 1;
+        for (int i = 0; i < nd; i++) {
+            if (shape[i] < 0) __builtin_trap();
+            if (__builtin_mul_overflow(count, shape[i], &count)) { count = -1; break; }
+        }
+        if (nd == 2 && shape[2] != -7) __builtin_trap();
+        int64_t cost = s->dims.d_model * (1 + s->dims.d_ff) + s->dims.d_head * s->dims.d_model, work;
+        if (count < 0 || __builtin_mul_overflow(count, cost, &work) || work > ((int64_t)1 << 22)) break;
+        size_t cap = capacity(r, count);
+        float *o = outbuf(cap);
+        if (!o) return;
+        int64_t shape2[3] = {-7, -7, -7};
+        int32_t nd2 = -7;
+        status = nw_derive(s->model, s->store, dst, layer, dp, 0, o, cap, shape2, &nd2);
+        check(status);
+        if (status != NW_OK && !untouched(o, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
+        if ((status == NW_OK || status == NW_ERR_BUFFER_TOO_SMALL) && (nd2 != nd || memcmp(shape, shape2, sizeof shape)))
+            __builtin_trap();
+        if (status == NW_OK && (size_t)count > cap) __builtin_trap();
+        if (status != NW_OK && status != NW_ERR_BUFFER_TOO_SMALL && status != NW_ERR_OUT_OF_MEMORY) __builtin_trap();
+        if (status == NW_OK && !untouched(o + count, (cap - (size_t)count) * sizeof(float))) __builtin_trap();
+        free(o);
+        break;
+    }
+    case 7: { /* node_write_to_direction */
+        if (heavy(&s->dims)) return;
+        nw_node_index n = node(r, s);
+        nw_tensor_view v;
+        int64_t vshape[8], vstrides[8];
+        const nw_tensor_view *dp = direction(r, s, &v, vshape, vstrides);
+        size_t cap = capacity(r, s->T);
+        float *o = outbuf(cap);
+        if (!o) return;
+        uint8_t b = u8(r);
+        float *op = b & 1 ? NULL : o;
+        if (op == NULL && (b & 2)) cap = 0;
+        int64_t shape[2] = {-7, -7};
+        status = nw_node_write_to_direction(s->model, s->store, &n, dp, op, cap, shape);
+        check(status);
+        if (status != NW_OK && !untouched(o, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
+        if (status != NW_OK && status != NW_ERR_BUFFER_TOO_SMALL && (shape[0] != -7 || shape[1] != -7)) __builtin_trap();
+        if ((status == NW_OK || status == NW_ERR_BUFFER_TOO_SMALL) && (shape[0] < 0 || shape[1] != 1)) __builtin_trap();
+        if (status == NW_OK && (op == NULL || dp == NULL)) __builtin_trap();
+        if (status == NW_OK) { /* zero off the token row */
+            int nonzero = 0;
+            for (int64_t t = 0; t < shape[0]; t++) nonzero += o[t] != 0.0f;
+            if (nonzero > 1) __builtin_trap();
+        }
+        free(o);
+        break;
+    }
+    case 8: { /* vocab size, dst names, index counts, threads */
+        int32_t v = (u8(r) & 1) ? EXTREME32[u8(r) % NEXTREME32] : (int32_t)(u8(r) % 20);
+        const char *nm = nw_dst_name(v);
+        int32_t out = 0x5a5a5a5a;
+        if (nm) { check(nw_dst_from_name(nm, &out)); if (out != v) __builtin_trap(); }
+        else if (v >= 0 && v <= 17) __builtin_trap();
+        char name[48];
+        size_t len = u8(r) % sizeof name;
+        for (size_t i = 0; i < len; i++) name[i] = (char)u8(r);
+        name[len] = '\0';
+        out = 0x5a5a5a5a;
+        status = nw_dst_from_name(name, &out);
+        check(status);
+        if (status != NW_OK && out != 0x5a5a5a5a) __builtin_trap();
+        check(nw_dst_from_name(NULL, &out));
+        check(nw_dst_from_name(name, NULL));
+        int32_t c = nw_node_type_index_count(v);
+        if (c != (v == 1 ? 3 : (v >= 0 && v <= 4 ? 2 : 0))) __builtin_trap();
+        int64_t nv = -7;
+        status = nw_model_vocab_size((u8(r) < 250) ? s->model : NULL, &nv);
+        check(status);
+        if (status != NW_OK && nv != -7) __builtin_trap();
+        if (status == NW_OK && nv < 0) __builtin_trap();
+        check(nw_model_vocab_size(s->model, NULL));
+        static const int32_t TH[] = {0, 1, 2, 3, 1, 2, -1, 1025, INT32_MIN, INT32_MAX};
+        int32_t th = TH[u8(r) % 10], before = nw_get_num_threads();
+        status = nw_set_num_threads(th);
+        check(status);
+        int32_t after = nw_get_num_threads();
+        if (after < 1 || (status == NW_OK && th > 0 && after != th) || (status != NW_OK && after != before)) __builtin_trap();
+        break;
+    }
+    default: /* new vocabulary size for the views that follow */
+        s->nvocab = 1 + u8(r) % 9;
+        break;
+    }
+}
+
 static void step(rd *r, st *s) {
-    uint8_t op = u8(r) % 18;
+    uint8_t b = u8(r);
+    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 10)); return; }
+    uint8_t op = b % 18;
     nw_status status;
     switch (op) {
     case 0: { /* set_weight */
@@ -508,8 +808,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     s.T = 3;
     s.Tk = 3;
     s.nlat = 4;
+    s.nvocab = 5;
     s.dims = (nw_model_dims){1, 4, 1, 2, 4};
     if (nw_store_create(&s.store) != NW_OK) __builtin_trap();
+    nw_set_num_threads(1); /* each input starts on one thread; step_new may change it */
     new_model(&r, &s);
     if (!s.model) {
         nw_model_dims d = {1, 4, 1, 2, 4};

@@ -145,14 +145,20 @@ enum fn {
     F_MODEL_CREATE, F_DIMS_GET, F_SET_WEIGHT, F_SET_AE,
     F_STORE_CREATE, F_STORE_PUT, F_STORE_REMOVE,
     F_DERIVER_CREATE, F_REQ, F_OUT_SHAPE, F_DERIVE, F_DERIVE_VEC, F_NODE_WRITE, F_NODE_WRITE_VECS,
-    F_SCENARIO, F_COUNT
+    F_SCENARIO,
+    /* exports of 1.1 (run_x) */
+    F_SIZED, F_INDEX_COUNT, F_NODE_WRITES, F_THREADS, F_DST_NAME, F_DST_FROM_NAME, F_DERIVE_DST, F_TO_DIR,
+    F_VOCAB, F_TOKEN_WRITES, F_TOP_K, F_SET_WEIGHT0, F_PUT_DELTA, F_COUNT
 };
 static const char *const FN_NAME[F_COUNT] = {
     "nw_status_string", "nw_*_name", "nw_*_from_name", "nw_version",
     "nw_model_create", "nw_model_dims_get", "nw_model_set_weight", "nw_model_set_autoencoder",
     "nw_store_create", "nw_store_put", "nw_store_remove",
     "nw_node_write_deriver_create", "nw_deriver_requirements", "nw_deriver_output_shape",
-    "nw_deriver_derive", "nw_deriver_derive_vector", "nw_node_write", "nw_node_write_vectors", "scenario"};
+    "nw_deriver_derive", "nw_deriver_derive_vector", "nw_node_write", "nw_node_write_vectors", "scenario",
+    "nw_node_write_sized", "nw_node_type_index_count", "nw_node_writes", "nw_set/get_num_threads", "nw_dst_name",
+    "nw_dst_from_name", "nw_derive", "nw_node_write_to_direction", "nw_model_vocab_size", "nw_token_writes",
+    "nw_token_writes_top_k", "nw_model_set_weight (no layer)", "nw_store_put (resid.delta)"};
 
 /* NULL-pointer bits */
 enum {
@@ -197,6 +203,17 @@ typedef struct row {
     nw_status post;
     int (*scenario)(void *ctx);
     char namebuf[112];
+    /* exports of 1.1 */
+    int32_t xtype, xlayer;   /* node set: node type and layer; F_DERIVE_DST: dst (xtype), layer */
+    size_t xn, xk;           /* n_nodes, n_indices */
+    int64_t ix[24];          /* indices[n_nodes][n_indices] (as many as fit) */
+    int xix;                 /* ix given explicitly (else generated from valid fillers) */
+    int dir;                 /* direction kind (enum dirk) */
+    int32_t dirdtype;        /* its dtype */
+    int dirlayout;           /* its layout */
+    int64_t topk;
+    int32_t largest;
+    unsigned xfx;            /* extra fixture flags (XF_*) */
 } row;
 
 #define NODE(t, l, n, r, a, b, c, d) ((nw_node_index){(t), (l), (n), (r), {(a), (b), (c), (d)}})
@@ -226,6 +243,8 @@ typedef struct ctx {
     int failed;
     char why[400];
     char msg[300];
+    /* exports of 1.1: the layer-less weights, resid.delta activations, the direction */
+    double *unemb, *gain, *delta[2][NL], *dir;
 } ctx;
 
 static void failf(ctx *c, const char *fmt, ...) {
@@ -1047,6 +1066,650 @@ static int sc_zero_stride_probs(void *p) {
     return st;
 }
 
+/* ------------------------------------------------- exports of 1.1 (run_x) */
+
+/* The layer-less weights (unembedding (DM, NV), final layer norm gain (DM,)), the
+ * resid.delta_mlp/attn activations (T, DM) of each layer, and a direction (T, DM)
+ * or (DM,) are built by x_setup on top of the fixture. */
+enum { NV = 7 };
+enum {
+    XF_NO_UNEMB = 1u << 0, /* no unembedding set */
+    XF_NO_GAIN = 1u << 1,  /* no final layer norm gain set */
+    XF_NO_DELTA = 1u << 2, /* no resid.delta_* activation in the store */
+    XF_DELTA_WIDE = 1u << 3 /* resid.delta_* claim (T, d_model + 1) */
+};
+/* direction kinds */
+enum dirk {
+    D_NONE, D_FULL, D_SHARED, D_NDIM0, D_NDIM3, D_T1, D_TM1, D_DM1, D_SDM1, D_DTYPE, D_NULLDATA,
+    D_NULLSHAPE, D_HUGESTRIDE, D_NEGSHAPE, D_HUGESHAPE, D_ZEROROWS
+};
+
+static const char *const DST_NAMES[18] = {
+    "mlp_write_norm", "mlp_write_to_final_residual_grad", "unflattened_attn_write_norm",
+    "unflattened_attn_write_to_final_residual_grad", "attn_write_norm", "attn_write_to_final_residual_grad",
+    "attn_write_norm_per_sequence_token", "attn_write_to_final_residual_grad_per_sequence_token",
+    "online_autoencoder_write_norm", "online_mlp_autoencoder_write_norm", "online_attention_autoencoder_write_norm",
+    "online_autoencoder_write_to_final_residual_grad", "online_mlp_autoencoder_write_to_final_residual_grad",
+    "online_attention_autoencoder_write_to_final_residual_grad", "mlp_layer_write_norm", "attn_layer_write_norm",
+    "mlp_layer_write_to_final_residual_grad", "attn_layer_write_to_final_residual_grad"};
+static int dst_is_projection(int32_t d) {
+    return d == 1 || d == 3 || d == 5 || d == 7 || (d >= 11 && d <= 13) || d == 16 || d == 17;
+}
+
+static double *x_gen(int64_t n, uint64_t seed) {
+    double *a = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    for (int64_t i = 0; i < n; i++) a[i] = nwt_rng_val(&seed);
+    return a;
+}
+
+static int x_setup(ctx *c) {
+    fixture *fx = &c->fx;
+    const row *r = c->r;
+    int64_t su[2] = {DM, NV}, sg[1] = {DM}, sd[2] = {fx->T, DM};
+    c->unemb = x_gen(DM * NV, 777);
+    c->gain = x_gen(DM, 778);
+    nwt_view *v;
+    nw_status st;
+    if (!(r->xfx & XF_NO_UNEMB)) {
+        v = fx_newview(fx);
+        if (nwt_view_build(v, c->unemb, 2, su, NW_DTYPE_F32, NWT_TRANSPOSED, 0)) return -1;
+        if ((st = nw_model_set_weight(fx->model, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, &v->v, NW_COPY)) != NW_OK) {
+            failf(c, "setup: unembedding: %s (%s)", nw_status_string(st), nw_last_error_message());
+            return -1;
+        }
+    }
+    if (!(r->xfx & XF_NO_GAIN)) {
+        v = fx_newview(fx);
+        if (nwt_view_build(v, c->gain, 1, sg, NW_DTYPE_F32, NWT_CONTIG, 0)) return -1;
+        if ((st = nw_model_set_weight(fx->model, NW_WEIGHT_LAYER_NORM_GAIN_FINAL, NW_NO_LAYER, &v->v, NW_BORROW)) != NW_OK) {
+            failf(c, "setup: gain: %s (%s)", nw_status_string(st), nw_last_error_message());
+            return -1;
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        for (int L = 0; L < NL; L++) {
+            c->delta[k][L] = x_gen(fx->T * DM, 900 + (uint64_t)(k * NL + L));
+            if (r->xfx & XF_NO_DELTA) continue;
+            v = fx_newview(fx);
+            if (nwt_view_build(v, c->delta[k][L], 2, sd, k ? NW_DTYPE_F64 : NW_DTYPE_F32,
+                               k ? NWT_NEG0 : NWT_CONTIG_NULL, 256)) return -1;
+            if (r->xfx & XF_DELTA_WIDE) { v->shape[1] = DM + 1; v->v.strides = NULL; }
+            st = nw_store_put(fx->store, k ? NW_ACT_RESID_DELTA_ATTN : NW_ACT_RESID_DELTA_MLP, L, &v->v);
+            if (st != NW_OK) {
+                failf(c, "setup: resid.delta: %s (%s)", nw_status_string(st), nw_last_error_message());
+                return -1;
+            }
+        }
+    /* the direction: (T, DM) canonical, rounded to its dtype */
+    c->dir = x_gen(fx->T * DM + DM, 555);
+    int32_t dt = r->dirdtype;
+    if (dt < 0 || dt > 3) dt = NW_DTYPE_F32;
+    for (int64_t i = 0; i < fx->T * DM + DM; i++) c->dir[i] = (double)(float)nwt_round_to(dt, c->dir[i]);
+    if (r->dirlayout == NWT_BCAST0) { int64_t sh2[2] = {fx->T, DM}; nwt_bcast0(c->dir, 2, sh2); }
+    if (r->dir == D_ZEROROWS) /* rows 0 and T-1 all zero (they cost nothing, and must give 0) */
+        for (int j = 0; j < DM; j++) { c->dir[j] = 0; c->dir[(fx->T - 1) * DM + j] = 0; }
+    return 0;
+}
+
+static void x_teardown(ctx *c) {
+    free(c->unemb);
+    free(c->gain);
+    free(c->dir);
+    for (int k = 0; k < 2; k++)
+        for (int L = 0; L < NL; L++) free(c->delta[k][L]);
+}
+
+/* The direction view of the row (NULL for D_NONE or NU_VIEW); *shared is set for (DM,). */
+static const nw_tensor_view *x_direction(ctx *c, int *shared) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    *shared = 0;
+    if (r->dir == D_NONE || (r->nulls & NU_VIEW)) return NULL;
+    int32_t dt = r->dirdtype >= 0 && r->dirdtype <= 3 ? r->dirdtype : NW_DTYPE_F32;
+    nwt_view *v = fx_newview(fx);
+    int64_t full[2] = {fx->T, DM}, sh[1] = {DM};
+    if (r->dir == D_SHARED || r->dir == D_SDM1) {
+        *shared = 1;
+        if (nwt_view_build(v, c->dir + fx->T * DM, 1, sh, dt, r->dirlayout, 256)) return NULL;
+    } else {
+        if (nwt_view_build(v, c->dir, 2, full, dt, r->dirlayout, 256)) return NULL;
+    }
+    switch (r->dir) {
+    case D_NDIM0: v->v.ndim = 0; break;
+    case D_NDIM3: v->v.ndim = 3; v->shape[2] = 1; v->strides[2] = 1; break;
+    case D_T1: v->shape[0] = fx->T + 1; v->v.strides = NULL; break; /* row-major, the slack holds row T */
+    case D_TM1: v->shape[0] = fx->T - 1; break;
+    case D_DM1: v->shape[1] = DM + 1; v->v.strides = NULL; break;
+    case D_SDM1: v->shape[0] = DM + 1; v->v.strides = NULL; break;
+    case D_DTYPE: v->v.dtype = (int32_t)r->vv; break;
+    case D_NULLDATA: v->v.data = NULL; break;
+    case D_NULLSHAPE: v->v.shape = NULL; break;
+    case D_HUGESTRIDE: v->v.strides = v->strides; v->strides[0] = INT64_MAX; break;
+    case D_NEGSHAPE: v->shape[0] = -1; break;
+    case D_HUGESHAPE: v->v.strides = v->strides; v->shape[0] = (int64_t)1 << 40; v->strides[0] = 0; break;
+    default: break;
+    }
+    return &v->v;
+}
+
+/* g[t][j] of the row's (valid) direction */
+static double x_g(const ctx *c, int shared, int64_t t, int j) {
+    return shared ? c->dir[c->fx.T * DM + j] : c->dir[t * DM + j];
+}
+
+static nw_node_index x_node(int32_t type, int32_t layer, const int64_t *ix) {
+    nw_node_index n = {type, layer, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {ix[0], ix[1], 0, 0}};
+    if (type == NW_NODE_ATTENTION_HEAD) n.indices[2] = ix[2];
+    return n;
+}
+
+/* reference token writes of one node: u - mean(u), u = w @ (U * gain[:, None]) */
+static void x_ref_tokens(const ctx *c, const nw_node_index *nd, double *u) {
+    double w[DM];
+    int64_t tok;
+    ref_node(&c->fx, nd, w, &tok);
+    double mean = 0;
+    for (int v = 0; v < NV; v++) {
+        double s = 0;
+        for (int j = 0; j < DM; j++) s += w[j] * c->unemb[j * NV + v] * c->gain[j];
+        u[v] = s;
+        mean += s;
+    }
+    mean /= NV;
+    for (int v = 0; v < NV; v++) u[v] -= mean;
+}
+
+/* reference of a derived scalar (enum nw_dst) at layer L; returns the element count, shape in shp */
+static int64_t x_ref_derive(const ctx *c, int32_t dst, int L, int shared, double *out, int64_t *shp, int *ndim) {
+    const fixture *fx = &c->fx;
+    int64_t T = fx->T;
+    int proj = dst_is_projection(dst);
+    double w[DM];
+    int64_t tok;
+    if (dst <= 1) { /* MLP neurons: a * |W_out[n]| (signed like a), or w . g[t] */
+        shp[0] = T; shp[1] = DFF; *ndim = 2;
+        for (int64_t t = 0; t < T; t++)
+            for (int n = 0; n < DFF; n++) {
+                nw_node_index nd = N_MLP(L, t, n);
+                ref_node(fx, &nd, w, &tok);
+                double s = 0, a = fx->canon[TG_POST][L][t * DFF + n], wn = 0;
+                for (int j = 0; j < DM; j++) {
+                    s += w[j] * x_g(c, shared, t, j);
+                    wn += fx->canon[TG_WMLP][L][n * DM + j] * fx->canon[TG_WMLP][L][n * DM + j];
+                }
+                out[t * DFF + n] = proj ? s : a * sqrt(wn);
+            }
+        return T * DFF;
+    }
+    if (dst <= 7) { /* attention heads */
+        int layout = (dst - 2) / 2; /* 0 unflattened, 1 flattened, 2 per sequence token */
+        if (layout == 0) { shp[0] = T; shp[1] = T; shp[2] = NH; *ndim = 3; }
+        else if (layout == 1) { shp[0] = T * (T + 1) / 2; shp[1] = NH; *ndim = 2; }
+        else { shp[0] = T; shp[1] = NH; *ndim = 2; }
+        int64_t n = shp[0] * shp[1] * (*ndim == 3 ? shp[2] : 1);
+        for (int64_t i = 0; i < n; i++) out[i] = 0;
+        for (int64_t q = 0; q < T; q++)
+            for (int h = 0; h < NH; h++) {
+                double sum[DM] = {0};
+                for (int64_t k = 0; k <= q; k++) {
+                    nw_node_index nd = N_ATT(L, q, k, h);
+                    ref_node(fx, &nd, w, &tok);
+                    double s = 0, nn = 0;
+                    for (int j = 0; j < DM; j++) { s += w[j] * x_g(c, shared, q, j); nn += w[j] * w[j]; sum[j] += w[j]; }
+                    double val = proj ? s : sqrt(nn);
+                    if (layout == 0) out[(q * T + k) * NH + h] = val;
+                    else if (layout == 1) out[(q * (q + 1) / 2 + k) * NH + h] = val;
+                }
+                if (layout == 2) {
+                    double s = 0, nn = 0;
+                    for (int j = 0; j < DM; j++) { s += sum[j] * x_g(c, shared, q, j); nn += sum[j] * sum[j]; }
+                    out[q * NH + h] = proj ? s : sqrt(nn);
+                }
+            }
+        return n;
+    }
+    if (dst <= 13) { /* latents */
+        int kind = (dst - 8) % 3;
+        int64_t nl = fx->nlat[kind][L];
+        shp[0] = T; shp[1] = nl; *ndim = 2;
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t l = 0; l < nl; l++) {
+                nw_node_index nd = N_LAT(NW_NODE_AUTOENCODER_LATENT + kind, L, t, l);
+                ref_node(fx, &nd, w, &tok);
+                double s = 0, nn = 0;
+                for (int j = 0; j < DM; j++) { s += w[j] * x_g(c, shared, t, j); nn += w[j] * w[j]; }
+                double z = fx->canon[TG_LAT0 + kind][L][t * nl + l];
+                /* z * |decoded write of l| (signed like z), python_tests/family_reference.py */
+                out[t * nl + l] = proj ? s : (z < 0 ? -sqrt(nn) : sqrt(nn));
+            }
+        return T * nl;
+    }
+    /* the whole layer's write */
+    const double *d = c->delta[(dst == 15 || dst == 17) ? 1 : 0][L];
+    shp[0] = T; shp[1] = 1; *ndim = 2;
+    for (int64_t t = 0; t < T; t++) {
+        double s = 0, nn = 0;
+        for (int j = 0; j < DM; j++) { s += d[t * DM + j] * x_g(c, shared, t, j); nn += d[t * DM + j] * d[t * DM + j]; }
+        out[t] = proj ? s : sqrt(nn);
+    }
+    return T;
+}
+
+static void x_compare(ctx *c, const char *what, const float *got, const double *want, int64_t n) {
+    double sc = maxabs(want, n);
+    for (int64_t i = 0; i < n; i++)
+        if (!nwt_close(got[i], want[i], sc)) {
+            failf(c, "%s: element %" PRId64 " is %.9g, reference %.9g", what, i, (double)got[i], want[i]);
+            return;
+        }
+}
+
+/* the indices of a node set row: explicit, or n valid nodes spread over the extents */
+static size_t x_indices(const row *r, const fixture *fx, int64_t *ix, size_t room) {
+    if (r->xix) { memcpy(ix, r->ix, sizeof r->ix); return sizeof r->ix / sizeof *r->ix; }
+    int64_t ext[3] = {fx->T, DFF, 1};
+    if (r->xtype == NW_NODE_ATTENTION_HEAD) { ext[1] = fx->Tk; ext[2] = NH; }
+    else if (r->xtype >= NW_NODE_AUTOENCODER_LATENT && r->xtype <= 4 && r->xlayer >= 0 && r->xlayer < NL)
+        ext[1] = fx->nlat[r->xtype - NW_NODE_AUTOENCODER_LATENT][r->xlayer];
+    size_t k = r->xk >= 1 && r->xk <= 3 ? r->xk : 2;
+    for (size_t i = 0; i < room / k; i++)
+        for (size_t s = 0; s < k; s++) {
+            int64_t e = ext[s < 3 ? s : 2];
+            int64_t v = (int64_t)((i * 5 + s * 3 + 1) % (size_t)e);
+            ix[i * k + s] = (i + s) % 2 ? v - e : v; /* negative ones count from the end */
+        }
+    return room;
+}
+
+/* sentinel-filled allocation with a 16-element guard */
+static void *sent_alloc(size_t n, size_t elem) {
+    void *p = malloc((n + 16) * elem);
+    memset(p, SENT, (n + 16) * elem);
+    return p;
+}
+
+/* a node set's rows against single nw_node_write rows (bit for bit) and the reference */
+static void x_check_set_rows(ctx *c, const char *what, const float *out, const int64_t *toks, const int64_t *ix) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    size_t k = r->xk;
+    float *single = malloc((size_t)(fx->T * DM) * sizeof(float));
+    for (size_t i = 0; i < r->xn && !c->failed; i++) {
+        nw_node_index nd = x_node(r->xtype, r->xlayer, ix + i * k);
+        nw_status st = nw_node_write(fx->model, fx->store, &nd, single, (size_t)(fx->T * DM));
+        if (st != NW_OK) { failf(c, "%s: the single nw_node_write of node %zu: %s", what, i, nw_status_string(st)); break; }
+        double vec[DM];
+        int64_t tok;
+        ref_node(fx, &nd, vec, &tok);
+        if (memcmp(out + i * DM, single + tok * DM, DM * sizeof(float)) != 0)
+            failf(c, "%s: row %zu differs from nw_node_write's row (bit for bit)", what, i);
+        compare_vec(c, what, out + i * DM, vec);
+        if (toks) CHECK(c, toks[i] == tok, "%s: token_rows[%zu] = %" PRId64 ", expected %" PRId64, what, i, toks[i], tok);
+    }
+    free(single);
+}
+
+static size_t x_len(const row *r, size_t needed, size_t *alloc) { return out_len_for(r, needed, alloc); }
+
+static void run_x_set(ctx *c, int fn) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    const nw_model *m = (r->nulls & NU_MODEL) ? NULL : fx->model;
+    const nw_store *s = (r->nulls & NU_STORE) ? NULL : fx->store;
+    int64_t ix[24];
+    x_indices(r, fx, ix, 24);
+    const int64_t *ip = (r->nulls & NU_NODE) ? NULL : ix;
+    /* small sets only are allocated; a huge n_nodes must be refused before anything is read or written */
+    size_t n_small = r->xn <= 8 ? r->xn : 0;
+    if (fn == F_NODE_WRITES) {
+        size_t needed = n_small * DM, alloc;
+        size_t len = x_len(r, needed, &alloc);
+        float *out = sent_alloc(alloc, sizeof(float));
+        int64_t *toks = sent_alloc(8, sizeof(int64_t));
+        nw_status st = nw_node_writes(m, s, r->xtype, r->xlayer, ip, r->xn, r->xk, (r->nulls & NU_OUT) ? NULL : out, len,
+                                      (r->nulls & NU_TOKEN) ? NULL : toks);
+        check_status(c, "nw_node_writes", st);
+        if (st != NW_OK) {
+            CHECK(c, untouched(out, (alloc + 16) * sizeof(float)) && untouched(toks, 24 * sizeof(int64_t)),
+                  "nw_node_writes wrote on failure");
+        } else {
+            x_check_set_rows(c, "nw_node_writes", out, (r->nulls & NU_TOKEN) ? NULL : toks, ix);
+            CHECK(c, untouched(out + needed, (alloc + 16 - needed) * sizeof(float)), "wrote past n_nodes*d_model");
+            CHECK(c, untouched(toks + n_small, (24 - n_small) * sizeof(int64_t)), "wrote past token_rows[n_nodes]");
+            if (r->nulls & NU_TOKEN) CHECK(c, untouched(toks, 24 * sizeof(int64_t)), "token_rows written though NULL");
+        }
+        free(out);
+        free(toks);
+    } else if (fn == F_TOKEN_WRITES) {
+        size_t needed = n_small * NV, alloc;
+        size_t len = x_len(r, needed, &alloc);
+        float *out = sent_alloc(alloc, sizeof(float));
+        nw_status st = nw_token_writes(m, s, r->xtype, r->xlayer, ip, r->xn, r->xk, (r->nulls & NU_OUT) ? NULL : out, len);
+        check_status(c, "nw_token_writes", st);
+        if (st != NW_OK) {
+            CHECK(c, untouched(out, (alloc + 16) * sizeof(float)), "nw_token_writes wrote on failure");
+        } else {
+            for (size_t i = 0; i < n_small; i++) {
+                nw_node_index nd = x_node(r->xtype, r->xlayer, ix + i * r->xk);
+                double u[NV];
+                x_ref_tokens(c, &nd, u);
+                x_compare(c, "nw_token_writes", out + i * NV, u, NV);
+            }
+            CHECK(c, untouched(out + needed, (alloc + 16 - needed) * sizeof(float)), "wrote past n_nodes*n_vocab");
+        }
+        free(out);
+    } else { /* top_k */
+        size_t kk = r->topk >= 1 && r->topk <= NV ? (size_t)r->topk : 1;
+        size_t needed = n_small * kk, alloc;
+        size_t len = x_len(r, needed, &alloc);
+        float *vals = sent_alloc(alloc, sizeof(float));
+        int64_t *ids = sent_alloc(alloc, sizeof(int64_t));
+        nw_status st = nw_token_writes_top_k(m, s, r->xtype, r->xlayer, ip, r->xn, r->xk, r->topk, r->largest,
+                                             (r->nulls & NU_OUT) ? NULL : vals, (r->nulls & NU_TOKEN) ? NULL : ids, len);
+        check_status(c, "nw_token_writes_top_k", st);
+        if (st != NW_OK) {
+            CHECK(c, untouched(vals, (alloc + 16) * sizeof(float)) && untouched(ids, (alloc + 16) * sizeof(int64_t)),
+                  "nw_token_writes_top_k wrote on failure");
+        } else {
+            for (size_t i = 0; i < n_small && !c->failed; i++) {
+                nw_node_index nd = x_node(r->xtype, r->xlayer, ix + i * r->xk);
+                double u[NV], sorted[NV];
+                x_ref_tokens(c, &nd, u);
+                memcpy(sorted, u, sizeof u);
+                for (int a = 0; a < NV; a++) /* sort, the wanted end first */
+                    for (int b = a + 1; b < NV; b++)
+                        if (r->largest ? sorted[b] > sorted[a] : sorted[b] < sorted[a]) {
+                            double t = sorted[a]; sorted[a] = sorted[b]; sorted[b] = t;
+                        }
+                double sc = maxabs(u, NV);
+                for (size_t j = 0; j < kk; j++) {
+                    int64_t id = ids[i * kk + j];
+                    float v = vals[i * kk + j];
+                    if (id < 0 || id >= NV) { failf(c, "top_k: node %zu entry %zu: token id %" PRId64, i, j, id); break; }
+                    for (size_t j2 = 0; j2 < j; j2++)
+                        CHECK(c, ids[i * kk + j2] != id, "top_k: node %zu: token id %" PRId64 " twice", i, id);
+                    CHECK(c, nwt_close(v, sorted[j], sc), "top_k: node %zu entry %zu is %.9g, reference %.9g", i, j,
+                          (double)v, sorted[j]);
+                    CHECK(c, nwt_close(v, u[id], sc), "top_k: node %zu entry %zu: %.9g is not token %" PRId64 "'s %.9g",
+                          i, j, (double)v, id, u[id]);
+                }
+            }
+            CHECK(c, untouched(vals + needed, (alloc + 16 - needed) * sizeof(float)) &&
+                     untouched(ids + needed, (alloc + 16 - needed) * sizeof(int64_t)), "wrote past n_nodes*top_k");
+        }
+        free(vals);
+        free(ids);
+    }
+}
+
+static void run_x(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    if (x_setup(c) != 0) { if (!c->failed) failf(c, "setup: out of memory"); x_teardown(c); return; }
+    const char *m0 = nw_last_error_message();
+    if (m0[0] != '\0') { failf(c, "setup left an error message: %s", m0); x_teardown(c); return; }
+    const nw_model *m = (r->nulls & NU_MODEL) ? NULL : fx->model;
+    const nw_store *s = (r->nulls & NU_STORE) ? NULL : fx->store;
+    nw_node_index node = r->node;
+    const nw_node_index *np = (r->nulls & NU_NODE) ? NULL : &node;
+    switch (r->fn) {
+    case F_INDEX_COUNT: {
+        int32_t got = nw_node_type_index_count(r->e0);
+        CHECK(c, got == r->e1, "nw_node_type_index_count(%d) = %d, expected %d", r->e0, got, r->e1);
+        break;
+    }
+    case F_THREADS: {
+        int32_t before = nw_get_num_threads();
+        nw_status st = nw_set_num_threads(r->e0);
+        check_status(c, "nw_set_num_threads", st);
+        int32_t after = nw_get_num_threads();
+        CHECK(c, after >= 1, "nw_get_num_threads() = %d < 1", after);
+        if (st != NW_OK) CHECK(c, after == before, "a failed nw_set_num_threads changed the count %d -> %d", before, after);
+        else if (r->e0 > 0) CHECK(c, after == r->e0, "nw_get_num_threads() = %d after setting %d", after, r->e0);
+        else if (r->e0 == 0) {
+            const char *env = getenv("NODEWRITE_NUM_THREADS");
+            long e = env ? strtol(env, NULL, 10) : 0;
+            if (e > 0 && e <= 1024) CHECK(c, after == e, "default %d, NODEWRITE_NUM_THREADS=%ld", after, e);
+        }
+        if (st == NW_OK && r->e0 > 0) { /* a node set on this count equals the singles */
+            int64_t ix[6] = {0, 1, -1, -2, 2, 4};
+            float out[3 * DM];
+            nw_status s2 = nw_node_writes(fx->model, fx->store, NW_NODE_MLP_NEURON, 1, ix, 3, 2, out, 3 * DM, NULL);
+            CHECK(c, s2 == NW_OK, "nw_node_writes on %d threads: %s", r->e0, nw_status_string(s2));
+            row rr = *r;
+            rr.xtype = NW_NODE_MLP_NEURON; rr.xlayer = 1; rr.xn = 3; rr.xk = 2;
+            const row *save = c->r;
+            c->r = &rr;
+            if (s2 == NW_OK) x_check_set_rows(c, "nw_node_writes", out, NULL, ix);
+            c->r = save;
+        }
+        nw_set_num_threads(0);
+        break;
+    }
+    case F_DST_NAME: {
+        const char *nm = nw_dst_name(r->e0);
+        if (r->str == NULL) CHECK(c, nm == NULL, "nw_dst_name(%d) = \"%s\", expected NULL", r->e0, nm);
+        else {
+            CHECK(c, nm && strcmp(nm, r->str) == 0, "nw_dst_name(%d) = \"%s\", expected \"%s\"", r->e0, nm ? nm : "(null)",
+                  r->str);
+            int32_t back = -99;
+            nw_status st = nw_dst_from_name(nm, &back);
+            CHECK(c, st == NW_OK && back == r->e0, "nw_dst_from_name(nw_dst_name(%d)) = %d (%s)", r->e0, back,
+                  nw_status_string(st));
+        }
+        break;
+    }
+    case F_DST_FROM_NAME: {
+        int32_t out;
+        memset(&out, SENT, sizeof out);
+        nw_status st = nw_dst_from_name((r->nulls & NU_NAME) ? NULL : r->str, (r->nulls & NU_OUT) ? NULL : &out);
+        check_status(c, "nw_dst_from_name", st);
+        if (st != NW_OK) CHECK(c, untouched(&out, sizeof out), "*out written on failure");
+        else CHECK(c, out == r->e1, "value %d, expected %d", out, r->e1);
+        break;
+    }
+    case F_VOCAB: {
+        int64_t out;
+        memset(&out, SENT, sizeof out);
+        nw_status st = nw_model_vocab_size(m, (r->nulls & NU_OUT) ? NULL : &out);
+        check_status(c, "nw_model_vocab_size", st);
+        if (st != NW_OK) CHECK(c, untouched(&out, sizeof out), "*out written on failure");
+        else CHECK(c, out == (r->xfx & XF_NO_UNEMB ? 0 : NV), "n_vocab %" PRId64, out);
+        break;
+    }
+    case F_SIZED: case F_TO_DIR: {
+        int todir = r->fn == F_TO_DIR;
+        size_t needed = (size_t)(fx->T * (todir ? 1 : DM)), alloc;
+        size_t len = out_len_for(r, needed, &alloc);
+        float *out = sent_alloc(alloc, sizeof(float));
+        int64_t shape[2];
+        memset(shape, SENT, sizeof shape);
+        int shared = 0;
+        const nw_tensor_view *dv = todir ? x_direction(c, &shared) : NULL;
+        nw_status st;
+        const char *name = todir ? "nw_node_write_to_direction" : "nw_node_write_sized";
+        float *op = (r->nulls & NU_OUT) ? NULL : out;
+        int64_t *sp = (r->nulls & NU_COUNT) ? NULL : shape;
+        if (todir) st = nw_node_write_to_direction(m, s, np, dv, op, len, sp);
+        else st = nw_node_write_sized(m, s, np, 0, op, len, sp);
+        check_status(c, name, st);
+        int64_t want1 = todir ? 1 : DM;
+        if (st == NW_OK || st == NW_ERR_BUFFER_TOO_SMALL) {
+            if (!(r->nulls & NU_COUNT))
+                CHECK(c, shape[0] == fx->T && shape[1] == want1, "%s: out_shape (%" PRId64 ", %" PRId64 ") on %s", name,
+                      shape[0], shape[1], nw_status_string(st));
+        } else {
+            CHECK(c, untouched(shape, sizeof shape), "%s wrote out_shape on %s", name, nw_status_string(st));
+        }
+        if (st != NW_OK) {
+            CHECK(c, untouched(out, (alloc + 16) * sizeof(float)), "%s wrote to out on failure", name);
+        } else if (todir) {
+            double w[DM];
+            int64_t tok;
+            ref_node(fx, &node, w, &tok);
+            double want[TT + 1];
+            for (int64_t t = 0; t < fx->T; t++) want[t] = 0;
+            double sum = 0;
+            for (int j = 0; j < DM; j++) sum += w[j] * x_g(c, shared, tok, j);
+            want[tok] = sum;
+            x_compare(c, name, out, want, fx->T);
+            CHECK(c, untouched(out + needed, (alloc + 16 - needed) * sizeof(float)), "%s wrote past T", name);
+        } else {
+            compare_full(c, name, out, &node);
+            CHECK(c, untouched(out + needed, (alloc + 16 - needed) * sizeof(float)), "%s wrote past T*d_model", name);
+        }
+        free(out);
+        break;
+    }
+    case F_DERIVE_DST: {
+        int32_t dst = r->xtype;
+        int shared = 0;
+        const nw_tensor_view *dv = x_direction(c, &shared);
+        double *want = malloc(sizeof(double) * (size_t)(fx->T * fx->T * 16 + 64));
+        int64_t wshape[3] = {0, 0, 0};
+        int wnd = 0;
+        size_t needed = 0;
+        if (dst >= 0 && dst < 18 && r->xlayer >= 0 && r->xlayer < NL)
+            needed = (size_t)x_ref_derive(c, dst, r->xlayer, shared, want, wshape, &wnd);
+        size_t alloc;
+        size_t len = out_len_for(r, needed, &alloc);
+        float *out = sent_alloc(alloc, sizeof(float));
+        int64_t shape[3];
+        int32_t nd;
+        memset(shape, SENT, sizeof shape);
+        memset(&nd, SENT, sizeof nd);
+        nw_status st = nw_derive(m, s, dst, r->xlayer, dv, 0, (r->nulls & NU_OUT) ? NULL : out, len,
+                                 (r->nulls & NU_COUNT) ? NULL : shape, (r->nulls & NU_DIMS) ? NULL : &nd);
+        check_status(c, "nw_derive", st);
+        if (st == NW_OK || st == NW_ERR_BUFFER_TOO_SMALL) {
+            if (!(r->nulls & NU_DIMS)) CHECK(c, nd == wnd, "out_ndim %d, expected %d (on %s)", nd, wnd, nw_status_string(st));
+            if (!(r->nulls & NU_COUNT))
+                for (int i = 0; i < wnd; i++)
+                    CHECK(c, shape[i] == wshape[i], "out_shape[%d] = %" PRId64 ", expected %" PRId64 " (on %s)", i,
+                          shape[i], wshape[i], nw_status_string(st));
+            if (!(r->nulls & NU_COUNT))
+                CHECK(c, untouched(shape + wnd, (size_t)(3 - wnd) * sizeof(int64_t)), "out_shape written past out_ndim");
+        } else {
+            CHECK(c, untouched(shape, sizeof shape) && untouched(&nd, sizeof nd), "nw_derive wrote out_shape/out_ndim on %s",
+                  nw_status_string(st));
+        }
+        if (st != NW_OK) {
+            CHECK(c, untouched(out, (alloc + 16) * sizeof(float)), "nw_derive wrote to out on failure");
+        } else {
+            x_compare(c, "nw_derive", out, want, (int64_t)needed);
+            CHECK(c, untouched(out + needed, (alloc + 16 - needed) * sizeof(float)), "nw_derive wrote past the output");
+        }
+        free(out);
+        free(want);
+        break;
+    }
+    case F_NODE_WRITES: case F_TOKEN_WRITES: case F_TOP_K:
+        run_x_set(c, r->fn);
+        break;
+    case F_SET_WEIGHT0: { /* e0 weight, e1 layer, e2 ownership; vm/vv view mutation; vdtype/vlayout */
+        int64_t vocab_before = -1;
+        nw_model_vocab_size(fx->model, &vocab_before);
+        int gainlike = r->e0 == NW_WEIGHT_LAYER_NORM_GAIN_FINAL;
+        int64_t shp[3] = {DM, gainlike ? 1 : NV + 2, 1};
+        int wnd = gainlike ? 1 : 2;
+        if (r->e0 == NW_WEIGHT_MLP_TO_RESIDUAL) { shp[0] = DFF; shp[1] = DM; }
+        if (r->e0 == NW_WEIGHT_ATTN_TO_RESIDUAL) { shp[0] = NH; shp[1] = DH; shp[2] = DM; wnd = 3; }
+        double *data = x_gen(DM * (NV + 2), 4242);
+        for (int i = 0; i < DM * (NV + 2); i++) data[i] = (double)(float)nwt_round_to(r->vdtype >= 0 && r->vdtype <= 3 ? r->vdtype : 0, data[i]);
+        nwt_view *v = fx_newview(fx);
+        nwt_view_build(v, data, wnd, shp, r->vdtype >= 0 && r->vdtype <= 3 ? r->vdtype : 0, r->vlayout, 256);
+        switch (r->vm) {
+        case VM_DTYPE: v->v.dtype = (int32_t)r->vv; break;
+        case VM_NDIM: v->v.ndim = (int32_t)r->vv; break;
+        case VM_SHAPE: v->shape[r->vi] = r->vv; v->v.strides = v->strides; break;
+        case VM_STRIDE: v->v.strides = v->strides; v->strides[r->vi] = r->vv; break;
+        case VM_HUGE: v->v.strides = v->strides; v->shape[r->vi] = r->vv; v->strides[r->vi] = 0; break;
+        default: break;
+        }
+        if (r->nulls & NU_DATA) v->v.data = NULL;
+        nw_status st = nw_model_set_weight((r->nulls & NU_MODEL) ? NULL : fx->model, r->e0, r->e1,
+                                           (r->nulls & NU_VIEW) ? NULL : &v->v, r->e2);
+        check_status(c, "nw_model_set_weight", st);
+        int64_t vocab_after = -1;
+        nw_model_vocab_size(fx->model, &vocab_after);
+        if (st != NW_OK) {
+            CHECK(c, vocab_after == vocab_before, "a failed set changed n_vocab %" PRId64 " -> %" PRId64, vocab_before,
+                  vocab_after);
+            /* the old layer-less weights still answer */
+            int64_t ix[2] = {1, 2};
+            float u[NV];
+            nw_status s2 = nw_token_writes(fx->model, fx->store, NW_NODE_MLP_NEURON, 0, ix, 1, 2, u, NV);
+            if (s2 != NW_OK) failf(c, "afterwards, token writes: %s", nw_status_string(s2));
+            else {
+                double want[NV];
+                nw_node_index nd = N_MLP(0, 1, 2);
+                x_ref_tokens(c, &nd, want);
+                x_compare(c, "afterwards, token writes", u, want, NV);
+            }
+        } else if (r->e0 == NW_WEIGHT_UNEMBEDDING) {
+            CHECK(c, vocab_after == v->shape[1], "n_vocab %" PRId64 " after setting %" PRId64, vocab_after, v->shape[1]);
+            if (r->vm == VM_NONE) { /* token writes with the new unembedding (NV + 2 entries) */
+                int64_t ix[2] = {1, 2};
+                float u[NV + 2];
+                nw_status s2 = nw_token_writes(fx->model, fx->store, NW_NODE_MLP_NEURON, 0, ix, 1, 2, u, NV + 2);
+                double w[DM], want[NV + 2], mean = 0;
+                int64_t tok;
+                nw_node_index nd = N_MLP(0, 1, 2);
+                ref_node(fx, &nd, w, &tok);
+                for (int t = 0; t < NV + 2; t++) {
+                    want[t] = 0;
+                    for (int j = 0; j < DM; j++) want[t] += w[j] * data[j * (NV + 2) + t] * c->gain[j];
+                    mean += want[t];
+                }
+                for (int t = 0; t < NV + 2; t++) want[t] -= mean / (NV + 2);
+                if (s2 != NW_OK) failf(c, "afterwards, token writes: %s", nw_status_string(s2));
+                else x_compare(c, "afterwards, token writes", u, want, NV + 2);
+            }
+        }
+        free(data);
+        break;
+    }
+    case F_PUT_DELTA: { /* e0 activation, e1 layer; vm/vv mutation; then derive e2 (dst) expecting .post */
+        int64_t shp[3] = {fx->T, DM, 1};
+        double *data = x_gen(fx->T * DM, 31337);
+        nwt_view *v = fx_newview(fx);
+        nwt_view_build(v, data, 2, shp, NW_DTYPE_F32, NWT_CONTIG, 256);
+        switch (r->vm) {
+        case VM_DTYPE: v->v.dtype = (int32_t)r->vv; break;
+        case VM_NDIM: v->v.ndim = (int32_t)r->vv; v->shape[2] = 1; v->strides[2] = 1; break;
+        case VM_SHAPE: v->shape[r->vi] = r->vv; v->v.strides = NULL; break;
+        default: break;
+        }
+        nw_status st = nw_store_put((r->nulls & NU_STORE) ? NULL : fx->store, r->e0, r->e1, (r->nulls & NU_VIEW) ? NULL : &v->v);
+        check_status(c, "nw_store_put", st);
+        if (r->post_set) { /* the layer norm of the dependent DST */
+            int32_t dst = r->e0 == NW_ACT_RESID_DELTA_ATTN ? NW_DST_ATTN_LAYER_WRITE_NORM : NW_DST_MLP_LAYER_WRITE_NORM;
+            int L = r->e1 >= 0 && r->e1 < NL ? r->e1 : 0;
+            float out[TT + 1];
+            int64_t shape[3];
+            int32_t nd;
+            nw_status s2 = nw_derive(fx->model, fx->store, dst, L, NULL, 0, out, TT + 1, shape, &nd);
+            if (s2 != r->post) failf(c, "afterwards, nw_derive(%s) returned %s, expected %s", DST_NAMES[dst],
+                                     nw_status_string(s2), nw_status_string(r->post));
+            else if (s2 == NW_OK) {
+                const double *d = (st == NW_OK && r->e1 == L) ? data : c->delta[r->e0 == NW_ACT_RESID_DELTA_ATTN][L];
+                double want[TT];
+                for (int t = 0; t < fx->T; t++) {
+                    double nn = 0;
+                    for (int j = 0; j < DM; j++) nn += d[t * DM + j] * d[t * DM + j];
+                    want[t] = sqrt(nn);
+                }
+                x_compare(c, "afterwards, nw_derive", out, want, fx->T);
+            }
+        }
+        free(data);
+        break;
+    }
+    default: break;
+    }
+    x_teardown(c);
+}
+
 /* ------------------------------------------------------------- running */
 
 static void *run_row(void *p) {
@@ -1067,6 +1730,9 @@ static void *run_row(void *p) {
         case F_DIMS_GET: run_dims_get(c); break;
         case F_SET_WEIGHT: case F_SET_AE: case F_STORE_PUT: run_set(c); break;
         case F_STORE_REMOVE: run_remove(c); break;
+        case F_SIZED: case F_INDEX_COUNT: case F_NODE_WRITES: case F_THREADS: case F_DST_NAME:
+        case F_DST_FROM_NAME: case F_DERIVE_DST: case F_TO_DIR: case F_VOCAB: case F_TOKEN_WRITES:
+        case F_TOP_K: case F_SET_WEIGHT0: case F_PUT_DELTA: run_x(c); break;
         case F_SCENARIO: {
             nw_status st = (nw_status)r->scenario(c);
             check_status(c, r->what, st);
@@ -1081,7 +1747,7 @@ static void *run_row(void *p) {
 
 /* ------------------------------------------------------------ the table */
 
-#define MAXROWS 2000
+#define MAXROWS 4000
 static row ROWS[MAXROWS];
 static int NROWS;
 
@@ -1731,12 +2397,456 @@ static void gen_rows(void) {
     }
 }
 
+/* ------------------------------------------------- rows of the 1.1 exports */
+
+#define XNODES(t, l, n, k) .xtype = (t), .xlayer = (l), .xn = (n), .xk = (k)
+#define NDIR(d) .dir = (d)
+
+static const row X_ROWS[] = {
+    /* ---- names: the appended weights and activations ---- */
+    {.what = "weight 2", .fn = F_NAME, .e0 = 2, .e1 = 2, .str = "unembedding"},
+    {.what = "weight 3", .fn = F_NAME, .e0 = 2, .e1 = 3, .str = "layer_norm_gain.final"},
+    {.what = "weight 4 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 4, .str = NULL},
+    {.what = "activation 6", .fn = F_NAME, .e0 = 1, .e1 = 6, .str = "resid.delta_mlp"},
+    {.what = "activation 7", .fn = F_NAME, .e0 = 1, .e1 = 7, .str = "resid.delta_attn"},
+    {.what = "activation 8 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 8, .str = NULL},
+    {.what = "weight \"unembedding\"", .fn = F_FROM_NAME, .e0 = 2, .e1 = 2, .str = "unembedding"},
+    {.what = "weight \"layer_norm_gain.final\"", .fn = F_FROM_NAME, .e0 = 2, .e1 = 3, .str = "layer_norm_gain.final"},
+    {.what = "weight \"layer_norm_gain\" (prefix)", .fn = F_FROM_NAME, .e0 = 2, .str = "layer_norm_gain", .expect = EARG},
+    {.what = "activation \"resid.delta_mlp\"", .fn = F_FROM_NAME, .e0 = 1, .e1 = 6, .str = "resid.delta_mlp"},
+    {.what = "activation \"resid.delta_attn\"", .fn = F_FROM_NAME, .e0 = 1, .e1 = 7, .str = "resid.delta_attn"},
+    {.what = "activation \"resid.delta_attn \" (trailing space)", .fn = F_FROM_NAME, .e0 = 1, .str = "resid.delta_attn ", .expect = EARG},
+
+    /* ---- nw_node_type_index_count: e0 type, e1 expected ---- */
+    {.what = "mlp_neuron -> 2", .fn = F_INDEX_COUNT, .e0 = 0, .e1 = 2},
+    {.what = "attention_head -> 3", .fn = F_INDEX_COUNT, .e0 = 1, .e1 = 3},
+    {.what = "autoencoder_latent -> 2", .fn = F_INDEX_COUNT, .e0 = 2, .e1 = 2},
+    {.what = "mlp_autoencoder_latent -> 2", .fn = F_INDEX_COUNT, .e0 = 3, .e1 = 2},
+    {.what = "attention_autoencoder_latent -> 2", .fn = F_INDEX_COUNT, .e0 = 4, .e1 = 2},
+    {.what = "5 (one past) -> 0", .fn = F_INDEX_COUNT, .e0 = 5, .e1 = 0},
+    {.what = "-1 -> 0", .fn = F_INDEX_COUNT, .e0 = -1, .e1 = 0},
+    {.what = "INT32_MIN -> 0", .fn = F_INDEX_COUNT, .e0 = I32MIN, .e1 = 0},
+    {.what = "INT32_MAX -> 0", .fn = F_INDEX_COUNT, .e0 = I32MAX, .e1 = 0},
+
+    /* ---- threads: e0 = n ---- */
+    {.what = "set 1", .fn = F_THREADS, .e0 = 1},
+    {.what = "set 2", .fn = F_THREADS, .e0 = 2},
+    {.what = "set 3", .fn = F_THREADS, .e0 = 3},
+    {.what = "set 1024 (the limit)", .fn = F_THREADS, .e0 = 1024},
+    {.what = "set 0 (the default)", .fn = F_THREADS, .e0 = 0},
+    {.what = "set 1025 (one past)", .fn = F_THREADS, .e0 = 1025, .expect = EARG},
+    {.what = "set -1", .fn = F_THREADS, .e0 = -1, .expect = EARG},
+    {.what = "set INT32_MIN", .fn = F_THREADS, .e0 = I32MIN, .expect = EARG},
+    {.what = "set INT32_MAX", .fn = F_THREADS, .e0 = I32MAX, .expect = EARG},
+
+    /* ---- nw_dst_from_name ---- */
+    {.what = "\"\"", .fn = F_DST_FROM_NAME, .str = "", .expect = EARG},
+    {.what = "\"mlp_write_norm \" (trailing space)", .fn = F_DST_FROM_NAME, .str = "mlp_write_norm ", .expect = EARG},
+    {.what = "\"MLP_WRITE_NORM\" (case)", .fn = F_DST_FROM_NAME, .str = "MLP_WRITE_NORM", .expect = EARG},
+    {.what = "\"mlp.post_act\" (an activation)", .fn = F_DST_FROM_NAME, .str = "mlp.post_act", .expect = EARG},
+    {.what = "NULL name", .fn = F_DST_FROM_NAME, .str = "mlp_write_norm", .nulls = NU_NAME, .expect = EARG},
+    {.what = "NULL out", .fn = F_DST_FROM_NAME, .str = "mlp_write_norm", .nulls = NU_OUT, .expect = EARG},
+    {.what = "\"attn_layer_write_to_final_residual_grad\"", .fn = F_DST_FROM_NAME,
+     .str = "attn_layer_write_to_final_residual_grad", .e1 = 17},
+    {.what = "18 -> NULL", .fn = F_DST_NAME, .e0 = 18},
+    {.what = "-1 -> NULL", .fn = F_DST_NAME, .e0 = -1},
+    {.what = "INT32_MIN -> NULL", .fn = F_DST_NAME, .e0 = I32MIN},
+    {.what = "INT32_MAX -> NULL", .fn = F_DST_NAME, .e0 = I32MAX},
+
+    /* ---- nw_model_vocab_size ---- */
+    {.what = "unembedding set: n_vocab", .fn = F_VOCAB},
+    {.what = "no unembedding: 0", .fn = F_VOCAB, .xfx = XF_NO_UNEMB},
+    {.what = "NULL model", .fn = F_VOCAB, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "NULL out", .fn = F_VOCAB, .nulls = NU_OUT, .expect = EARG},
+
+    /* ---- nw_model_set_weight, layer-less: e0 weight, e1 layer, e2 ownership ---- */
+    {.what = "unembedding, NW_NO_LAYER, copy", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1},
+    {.what = "unembedding, NW_NO_LAYER, borrow f16 transposed", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .e2 = NW_BORROW,
+     .vdtype = NW_DTYPE_F16, .vlayout = NWT_TRANSPOSED},
+    {.what = "unembedding, bf16, every axis negative", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vdtype = NW_DTYPE_BF16,
+     .vlayout = NWT_NEGALL},
+    {.what = "unembedding, f64 padded", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vdtype = NW_DTYPE_F64, .vlayout = NWT_PADDED},
+    {.what = "unembedding with layer 0", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = 0, .expect = EIDX},
+    {.what = "unembedding with layer n_layers-1", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = NL - 1, .expect = EIDX},
+    {.what = "unembedding with layer -2", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -2, .expect = EIDX},
+    {.what = "unembedding with layer INT32_MIN", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = I32MIN, .expect = EIDX},
+    {.what = "unembedding with layer INT32_MAX", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = I32MAX, .expect = EIDX},
+    {.what = "gain, NW_NO_LAYER", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1},
+    {.what = "gain, borrowed f16", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1, .e2 = NW_BORROW, .vdtype = NW_DTYPE_F16},
+    {.what = "gain, negative stride", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1, .vlayout = NWT_NEG0},
+    {.what = "gain, stride 0 (truthful)", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1, .vm = VM_STRIDE, .vi = 0, .vv = 0},
+    {.what = "gain with layer 0", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = 0, .expect = EIDX},
+    {.what = "gain with layer 1", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = 1, .expect = EIDX},
+    {.what = "mlp.to_residual with NW_NO_LAYER", .fn = F_SET_WEIGHT0, .e0 = 0, .e1 = -1, .expect = EIDX},
+    {.what = "attn.to_residual with NW_NO_LAYER", .fn = F_SET_WEIGHT0, .e0 = 1, .e1 = -1, .expect = EIDX},
+    {.what = "weight 4 (one past)", .fn = F_SET_WEIGHT0, .e0 = 4, .e1 = -1, .expect = EARG},
+    {.what = "weight -1", .fn = F_SET_WEIGHT0, .e0 = -1, .e1 = -1, .expect = EARG},
+    {.what = "weight INT32_MIN", .fn = F_SET_WEIGHT0, .e0 = I32MIN, .e1 = -1, .expect = EARG},
+    {.what = "weight INT32_MAX", .fn = F_SET_WEIGHT0, .e0 = I32MAX, .e1 = -1, .expect = EARG},
+    {.what = "unembedding, ownership 2", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .e2 = 2, .expect = EARG},
+    {.what = "unembedding, NULL view", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .nulls = NU_VIEW, .expect = EARG},
+    {.what = "unembedding, NULL model", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "unembedding, NULL data", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .nulls = NU_DATA, .expect = EARG},
+    {.what = "unembedding, dtype 4", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_DTYPE, .vv = 4, .expect = EDT},
+    {.what = "unembedding, dtype -1", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_DTYPE, .vv = -1, .expect = EDT},
+    {.what = "unembedding, ndim 1", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_NDIM, .vv = 1, .expect = ESHP},
+    {.what = "unembedding, ndim 3", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_NDIM, .vv = 3, .expect = ESHP},
+    {.what = "unembedding, (d_model+1, n_vocab)", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_SHAPE, .vi = 0, .vv = DM + 1,
+     .expect = ESHP},
+    {.what = "unembedding, (d_model-1, n_vocab)", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_SHAPE, .vi = 0, .vv = DM - 1,
+     .expect = ESHP},
+    {.what = "unembedding, n_vocab 0", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_SHAPE, .vi = 1, .vv = 0,
+     .expect = ESHP, .alt = EARG},
+    {.what = "unembedding, n_vocab -1", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_SHAPE, .vi = 1, .vv = -1, .expect = EARG},
+    {.what = "unembedding, n_vocab 1", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_SHAPE, .vi = 1, .vv = 1},
+    {.what = "unembedding, stride INT64_MAX", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_STRIDE, .vi = 1, .vv = I64MAX,
+     .expect = EARG},
+    {.what = "unembedding, stride INT64_MIN", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_STRIDE, .vi = 0, .vv = I64MIN,
+     .expect = EARG},
+    {.what = "unembedding, n_vocab 2^62 copied (stride 0)", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .vm = VM_HUGE, .vi = 1,
+     .vv = (int64_t)1 << 62, .expect = EOOM, .alt = EARG},
+    {.what = "unembedding, n_vocab 2^40 borrowed (stride 0)", .fn = F_SET_WEIGHT0, .e0 = 2, .e1 = -1, .e2 = NW_BORROW,
+     .vm = VM_HUGE, .vi = 1, .vv = (int64_t)1 << 40},
+    {.what = "gain, (d_model+1,)", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1, .vm = VM_SHAPE, .vi = 0, .vv = DM + 1, .expect = ESHP},
+    {.what = "gain, (0,)", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1, .vm = VM_SHAPE, .vi = 0, .vv = 0, .expect = ESHP},
+    {.what = "gain, ndim 2", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1, .vm = VM_NDIM, .vv = 2, .expect = ESHP},
+    {.what = "gain, ndim 0", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1, .vm = VM_NDIM, .vv = 0, .expect = ESHP},
+    {.what = "gain, dtype INT32_MAX", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = -1, .vm = VM_DTYPE, .vv = I32MAX, .expect = EDT},
+
+    /* ---- nw_store_put of resid.delta_*: e0 activation, e1 layer; post = layer write norm ---- */
+    {.what = "resid.delta_mlp (T, d_model)", .fn = F_PUT_DELTA, .e0 = 6, .e1 = 1, .post_set = 1, .post = OK},
+    {.what = "resid.delta_attn (T, d_model)", .fn = F_PUT_DELTA, .e0 = 7, .e1 = 0, .post_set = 1, .post = OK},
+    {.what = "resid.delta_mlp, ndim 1", .fn = F_PUT_DELTA, .e0 = 6, .e1 = 1, .vm = VM_NDIM, .vv = 1, .expect = ESHP,
+     .post_set = 1, .post = OK},
+    {.what = "resid.delta_attn, ndim 3", .fn = F_PUT_DELTA, .e0 = 7, .e1 = 1, .vm = VM_NDIM, .vv = 3, .expect = ESHP,
+     .post_set = 1, .post = OK},
+    {.what = "resid.delta_mlp, layer -1", .fn = F_PUT_DELTA, .e0 = 6, .e1 = -1, .expect = EARG, .post_set = 1, .post = OK},
+    {.what = "resid.delta_mlp, layer INT32_MIN", .fn = F_PUT_DELTA, .e0 = 6, .e1 = I32MIN, .expect = EARG},
+    {.what = "resid.delta_mlp, dtype 4", .fn = F_PUT_DELTA, .e0 = 6, .e1 = 0, .vm = VM_DTYPE, .vv = 4, .expect = EDT,
+     .post_set = 1, .post = OK},
+    {.what = "resid.delta_mlp, NULL view", .fn = F_PUT_DELTA, .e0 = 6, .e1 = 0, .nulls = NU_VIEW, .expect = EARG},
+    {.what = "resid.delta_mlp, NULL store", .fn = F_PUT_DELTA, .e0 = 6, .e1 = 0, .nulls = NU_STORE, .expect = EARG},
+    {.what = "resid.delta_mlp, negative shape", .fn = F_PUT_DELTA, .e0 = 6, .e1 = 0, .vm = VM_SHAPE, .vi = 0, .vv = -1,
+     .expect = EARG, .post_set = 1, .post = OK},
+    {.what = "resid.delta_mlp (T, d_model+1): put, derive SHAPE_MISMATCH", .fn = F_PUT_DELTA, .e0 = 6, .e1 = 1, .vm = VM_SHAPE,
+     .vi = 1, .vv = DM + 1, .post_set = 1, .post = ESHP},
+    {.what = "resid.delta_attn (T, d_model-1): put, derive SHAPE_MISMATCH", .fn = F_PUT_DELTA, .e0 = 7, .e1 = 0, .vm = VM_SHAPE,
+     .vi = 1, .vv = DM - 1, .post_set = 1, .post = ESHP},
+    {.what = "resid.delta_mlp at layer n_layers (unused slot)", .fn = F_PUT_DELTA, .e0 = 6, .e1 = NL},
+
+    /* ---- nw_node_write_sized ---- */
+    {.what = "mlp node, exact capacity", .fn = F_SIZED, .node = N_MLP(1, 2, 4)},
+    {.what = "attention node, exact capacity", .fn = F_SIZED, .node = N_ATT(0, -1, 0, 1)},
+    {.what = "latent node, capacity SIZE_MAX", .fn = F_SIZED, .node = N_AAE(1, 1, -1), .cap_mode = CAP_MAX},
+    {.what = "capacity T*d_model - 1: shape reported", .fn = F_SIZED, .node = N_MLP(1, 2, 4), .cap = -1, .expect = EBUF},
+    {.what = "capacity 0: shape reported", .fn = F_SIZED, .node = N_MLP(1, 2, 4), .cap_mode = CAP_ABS, .cap = 0, .expect = EBUF},
+    {.what = "out NULL, capacity 0: shape reported", .fn = F_SIZED, .node = N_ATT(1, 2, 2, 1), .nulls = NU_OUT,
+     .cap_mode = CAP_ABS, .cap = 0, .expect = EBUF},
+    {.what = "out NULL, capacity T*d_model", .fn = F_SIZED, .node = N_MLP(1, 2, 4), .nulls = NU_OUT, .expect = EARG},
+    {.what = "out_shape NULL (allowed)", .fn = F_SIZED, .node = N_MLP(1, 2, 4), .nulls = NU_COUNT},
+    {.what = "NULL model", .fn = F_SIZED, .node = N_MLP(1, 2, 4), .nulls = NU_MODEL, .expect = EARG},
+    {.what = "NULL store", .fn = F_SIZED, .node = N_MLP(1, 2, 4), .nulls = NU_STORE, .expect = EARG},
+    {.what = "NULL node", .fn = F_SIZED, .node = N_MLP(1, 2, 4), .nulls = NU_NODE, .expect = EARG},
+    {.what = "token index T: nothing written", .fn = F_SIZED, .node = N_MLP(1, TT, 4), .expect = EIDX},
+    {.what = "token index -T-1: nothing written", .fn = F_SIZED, .node = N_MLP(1, -TT - 1, 4), .expect = EIDX},
+    {.what = "key token INT64_MIN: nothing written", .fn = F_SIZED, .node = N_ATT(1, 0, I64MIN, 0), .expect = EIDX},
+    {.what = "neuron d_ff", .fn = F_SIZED, .node = N_MLP(1, 0, DFF), .expect = EIDX},
+    {.what = "node type 5", .fn = F_SIZED, .node = NODE(5, 0, 2, 0, 0, 0, 0, 0), .expect = EARG},
+    {.what = "layer n_layers", .fn = F_SIZED, .node = N_MLP(NL, 0, 0), .expect = EIDX},
+    {.what = "missing post_act", .fn = F_SIZED, .fx = FX_ABSENT, .tg = TG_POST, .tl = 1, .node = N_MLP(1, 0, 0), .expect = EMIS},
+    {.what = "qk_probs shape mismatch", .fn = F_SIZED, .tg = TG_QK, .tl = 0, .vm = VM_SHAPE, .vi = 2, .vv = NH + 1,
+     .node = N_ATT(0, 0, 0, 0), .expect = ESHP},
+
+    /* ---- nw_node_write_to_direction ---- */
+    {.what = "mlp node, (T, d_model) direction", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_FULL)},
+    {.what = "attention node, (d_model,) direction", .fn = F_TO_DIR, .node = N_ATT(1, 2, 0, -1), NDIR(D_SHARED)},
+    {.what = "latent node, f16 transposed direction", .fn = F_TO_DIR, .node = N_AE(0, -1, 2), NDIR(D_FULL),
+     .dirdtype = NW_DTYPE_F16, .dirlayout = NWT_TRANSPOSED},
+    {.what = "mlp-ae node, bf16 negative-stride direction", .fn = F_TO_DIR, .node = N_MAE(1, 0, 5), NDIR(D_FULL),
+     .dirdtype = NW_DTYPE_BF16, .dirlayout = NWT_NEGALL},
+    {.what = "f64 shared direction, stride 0 rows", .fn = F_TO_DIR, .node = N_AAE(1, 2, 0), NDIR(D_SHARED),
+     .dirdtype = NW_DTYPE_F64},
+    {.what = "capacity T - 1: shape reported", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_FULL), .cap = -1, .expect = EBUF},
+    {.what = "out NULL, capacity 0: shape reported", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_FULL), .nulls = NU_OUT,
+     .cap_mode = CAP_ABS, .cap = 0, .expect = EBUF},
+    {.what = "out NULL, capacity T", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_FULL), .nulls = NU_OUT, .expect = EARG},
+    {.what = "NULL direction", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_NONE), .expect = EARG},
+    {.what = "NULL model", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_FULL), .nulls = NU_MODEL, .expect = EARG},
+    {.what = "NULL store", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_FULL), .nulls = NU_STORE, .expect = EARG},
+    {.what = "NULL node", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_FULL), .nulls = NU_NODE, .expect = EARG},
+    {.what = "out_shape NULL (allowed)", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_FULL), .nulls = NU_COUNT},
+    {.what = "token index T: nothing written", .fn = F_TO_DIR, .node = N_MLP(0, TT, 3), NDIR(D_FULL), .expect = EIDX},
+    {.what = "token index INT64_MAX: nothing written", .fn = F_TO_DIR, .node = N_AE(0, I64MAX, 0), NDIR(D_SHARED),
+     .expect = EIDX},
+    {.what = "neuron -d_ff-1", .fn = F_TO_DIR, .node = N_MLP(0, 0, -DFF - 1), NDIR(D_FULL), .expect = EIDX},
+    {.what = "direction (T+1, d_model): nothing written", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_T1), .expect = ESHP},
+    {.what = "direction (T-1, d_model): nothing written", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_TM1), .expect = ESHP},
+    {.what = "direction (T, d_model+1): nothing written", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_DM1), .expect = ESHP},
+    {.what = "direction (d_model+1,): nothing written", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_SDM1), .expect = ESHP},
+    {.what = "direction ndim 0", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_NDIM0), .expect = ESHP},
+    {.what = "direction ndim 3", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_NDIM3), .expect = ESHP},
+    {.what = "direction dtype 4", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_DTYPE), .vv = 4, .expect = EDT},
+    {.what = "direction NULL data", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_NULLDATA), .expect = EARG},
+    {.what = "direction NULL shape", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_NULLSHAPE), .expect = EARG},
+    {.what = "direction stride INT64_MAX", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_HUGESTRIDE), .expect = EARG},
+    {.what = "direction shape -1", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_NEGSHAPE), .expect = EARG},
+    {.what = "direction (2^40, d_model) stride 0", .fn = F_TO_DIR, .node = N_MLP(0, 1, 3), NDIR(D_HUGESHAPE), .expect = ESHP},
+    {.what = "missing mlp weight", .fn = F_TO_DIR, .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 0, .node = N_MLP(0, 1, 3),
+     NDIR(D_FULL), .expect = EMIS},
+
+    /* ---- nw_derive: xtype = dst, xlayer = layer ---- */
+    {.what = "dst 18 (one past)", .fn = F_DERIVE_DST, .xtype = 18, .expect = EARG},
+    {.what = "dst -1", .fn = F_DERIVE_DST, .xtype = -1, .expect = EARG},
+    {.what = "dst INT32_MIN", .fn = F_DERIVE_DST, .xtype = I32MIN, .expect = EARG},
+    {.what = "dst INT32_MAX", .fn = F_DERIVE_DST, .xtype = I32MAX, NDIR(D_FULL), .expect = EARG},
+    {.what = "a norm given a direction", .fn = F_DERIVE_DST, .xtype = 0, NDIR(D_FULL), .expect = EARG},
+    {.what = "layer norm given a direction", .fn = F_DERIVE_DST, .xtype = 14, NDIR(D_SHARED), .expect = EARG},
+    {.what = "a projection without a direction", .fn = F_DERIVE_DST, .xtype = 1, .expect = EARG},
+    {.what = "attn projection without a direction", .fn = F_DERIVE_DST, .xtype = 5, .expect = EARG},
+    {.what = "layer -1", .fn = F_DERIVE_DST, .xtype = 0, .xlayer = -1, .expect = EIDX},
+    {.what = "layer n_layers", .fn = F_DERIVE_DST, .xtype = 4, .xlayer = NL, .expect = EIDX},
+    {.what = "layer INT32_MIN", .fn = F_DERIVE_DST, .xtype = 8, .xlayer = I32MIN, .expect = EIDX},
+    {.what = "layer INT32_MAX", .fn = F_DERIVE_DST, .xtype = 17, .xlayer = I32MAX, NDIR(D_FULL), .expect = EIDX},
+    {.what = "layer write norm, layer n_layers", .fn = F_DERIVE_DST, .xtype = 14, .xlayer = NL, .expect = EIDX},
+    {.what = "capacity one short: shape reported", .fn = F_DERIVE_DST, .xtype = 2, .xlayer = 1, .cap = -1, .expect = EBUF},
+    {.what = "capacity 0: shape reported", .fn = F_DERIVE_DST, .xtype = 9, .xlayer = 0, .cap_mode = CAP_ABS, .cap = 0, .expect = EBUF},
+    {.what = "out NULL, capacity 0: shape reported", .fn = F_DERIVE_DST, .xtype = 4, .xlayer = 0, .nulls = NU_OUT,
+     .cap_mode = CAP_ABS, .cap = 0, .expect = EBUF},
+    {.what = "out NULL, capacity exact", .fn = F_DERIVE_DST, .xtype = 16, .xlayer = 0, NDIR(D_FULL), .nulls = NU_OUT,
+     .expect = EARG},
+    {.what = "capacity SIZE_MAX", .fn = F_DERIVE_DST, .xtype = 6, .xlayer = 1, .cap_mode = CAP_MAX},
+    {.what = "out_shape and out_ndim NULL (allowed)", .fn = F_DERIVE_DST, .xtype = 0, .xlayer = 1, .nulls = NU_COUNT | NU_DIMS},
+    {.what = "NULL model", .fn = F_DERIVE_DST, .xtype = 0, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "NULL store", .fn = F_DERIVE_DST, .xtype = 0, .nulls = NU_STORE, .expect = EARG},
+    {.what = "direction (T+1, d_model)", .fn = F_DERIVE_DST, .xtype = 1, NDIR(D_T1), .expect = ESHP},
+    {.what = "direction (T-1, d_model)", .fn = F_DERIVE_DST, .xtype = 3, NDIR(D_TM1), .expect = ESHP},
+    {.what = "direction (T, d_model+1)", .fn = F_DERIVE_DST, .xtype = 11, NDIR(D_DM1), .expect = ESHP},
+    {.what = "direction (d_model+1,)", .fn = F_DERIVE_DST, .xtype = 16, NDIR(D_SDM1), .expect = ESHP},
+    {.what = "direction ndim 0", .fn = F_DERIVE_DST, .xtype = 1, NDIR(D_NDIM0), .expect = ESHP},
+    {.what = "direction ndim 3", .fn = F_DERIVE_DST, .xtype = 1, NDIR(D_NDIM3), .expect = ESHP},
+    {.what = "direction dtype 4", .fn = F_DERIVE_DST, .xtype = 1, NDIR(D_DTYPE), .vv = 4, .expect = EDT},
+    {.what = "direction dtype INT32_MIN", .fn = F_DERIVE_DST, .xtype = 5, NDIR(D_DTYPE), .vv = I32MIN, .expect = EDT},
+    {.what = "direction NULL data", .fn = F_DERIVE_DST, .xtype = 7, NDIR(D_NULLDATA), .expect = EARG},
+    {.what = "direction NULL shape", .fn = F_DERIVE_DST, .xtype = 12, NDIR(D_NULLSHAPE), .expect = EARG},
+    {.what = "direction stride INT64_MAX", .fn = F_DERIVE_DST, .xtype = 13, NDIR(D_HUGESTRIDE), .expect = EARG},
+    {.what = "direction shape -1", .fn = F_DERIVE_DST, .xtype = 17, NDIR(D_NEGSHAPE), .expect = EARG},
+    {.what = "direction (2^40, d_model) stride 0", .fn = F_DERIVE_DST, .xtype = 1, NDIR(D_HUGESHAPE), .expect = ESHP},
+    {.what = "no resid.delta_mlp", .fn = F_DERIVE_DST, .xtype = 14, .xfx = XF_NO_DELTA, .expect = EMIS},
+    {.what = "no resid.delta_attn (projection)", .fn = F_DERIVE_DST, .xtype = 17, NDIR(D_FULL), .xfx = XF_NO_DELTA, .expect = EMIS},
+    {.what = "resid.delta_mlp (T, d_model+1)", .fn = F_DERIVE_DST, .xtype = 14, .xfx = XF_DELTA_WIDE, .expect = ESHP},
+    {.what = "resid.delta_attn (T, d_model+1), projection", .fn = F_DERIVE_DST, .xtype = 17, NDIR(D_SHARED),
+     .xfx = XF_DELTA_WIDE, .expect = ESHP},
+    {.what = "no post_act", .fn = F_DERIVE_DST, .xtype = 0, .xlayer = 1, .fx = FX_ABSENT, .tg = TG_POST, .tl = 1, .expect = EMIS},
+    {.what = "no mlp weight", .fn = F_DERIVE_DST, .xtype = 1, NDIR(D_FULL), .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 0,
+     .expect = EMIS},
+    {.what = "no attn.v", .fn = F_DERIVE_DST, .xtype = 2, .xlayer = 1, .fx = FX_ABSENT, .tg = TG_V, .tl = 1, .expect = EMIS},
+    {.what = "no attention autoencoder latents", .fn = F_DERIVE_DST, .xtype = 10, .xlayer = 1, .fx = FX_ABSENT,
+     .tg = TG_LAT2, .tl = 1, .expect = EMIS},
+    {.what = "no mlp autoencoder decoder", .fn = F_DERIVE_DST, .xtype = 12, .xlayer = 0, NDIR(D_FULL), .fx = FX_ABSENT,
+     .tg = TG_DEC1, .tl = 0, .expect = EMIS},
+    {.what = "attention with T_k != T", .fn = F_DERIVE_DST, .xtype = 2, .fx = FX_TK4, .expect = ESHP},
+    {.what = "attention per token with T_k != T", .fn = F_DERIVE_DST, .xtype = 7, NDIR(D_FULL), .fx = FX_TK4, .expect = ESHP},
+    {.what = "qk_probs with n_heads + 1", .fn = F_DERIVE_DST, .xtype = 4, .xlayer = 1, .tg = TG_QK, .tl = 1, .vm = VM_SHAPE,
+     .vi = 2, .vv = NH + 1, .expect = ESHP},
+    {.what = "post_act dtype f16 transposed", .fn = F_DERIVE_DST, .xtype = 1, .xlayer = 1, NDIR(D_FULL), .tg = TG_POST, .tl = 1,
+     .vdtype = NW_DTYPE_F16, .vlayout = NWT_TRANSPOSED},
+    {.what = "mlp projection, direction stride 0 over tokens", .fn = F_DERIVE_DST, .xtype = 1, .xlayer = 0, NDIR(D_FULL),
+     .dirlayout = NWT_BCAST0},
+    {.what = "attention projection, direction stride 0 over tokens", .fn = F_DERIVE_DST, .xtype = 3, .xlayer = 1, NDIR(D_FULL),
+     .dirlayout = NWT_BCAST0},
+    {.what = "mlp projection, direction rows 0 and T-1 zero", .fn = F_DERIVE_DST, .xtype = 1, .xlayer = 1, NDIR(D_ZEROROWS)},
+    {.what = "attention projection, direction rows 0 and T-1 zero", .fn = F_DERIVE_DST, .xtype = 5, .xlayer = 0, NDIR(D_ZEROROWS)},
+    {.what = "per-token attention projection, zero rows", .fn = F_DERIVE_DST, .xtype = 7, .xlayer = 1, NDIR(D_ZEROROWS)},
+    {.what = "latent projection, zero rows", .fn = F_DERIVE_DST, .xtype = 13, .xlayer = 0, NDIR(D_ZEROROWS)},
+    {.what = "layer projection, zero rows", .fn = F_DERIVE_DST, .xtype = 16, .xlayer = 1, NDIR(D_ZEROROWS)},
+    {.what = "node projection, zero rows (token row zero)", .fn = F_TO_DIR, .node = N_MLP(1, 0, 2), NDIR(D_ZEROROWS)},
+};
+
+/* the boundary positions of an index in a node set (cf. gen_rows) */
+static void gen_x_rows(void) {
+    for (size_t i = 0; i < sizeof X_ROWS / sizeof *X_ROWS; i++) add(X_ROWS[i]);
+    /* dst names, and nw_derive OK rows for every dst on both layers (directions (T, d_model) and (d_model,)) */
+    for (int d = 0; d < 18; d++) {
+        row r = {0};
+        r.fn = F_DST_NAME; r.e0 = d; r.str = DST_NAMES[d];
+        row *a = add(r);
+        snprintf(a->namebuf, sizeof a->namebuf, "%d -> \"%s\" and back", d, DST_NAMES[d]);
+        a->what = a->namebuf;
+        r = (row){0};
+        r.fn = F_DST_FROM_NAME; r.str = DST_NAMES[d]; r.e1 = d;
+        a = add(r);
+        snprintf(a->namebuf, sizeof a->namebuf, "\"%s\"", DST_NAMES[d]);
+        a->what = a->namebuf;
+        for (int L = 0; L < NL; L++)
+            for (int sh = 0; sh < (dst_is_projection(d) ? 2 : 1); sh++) {
+                r = (row){0};
+                r.fn = F_DERIVE_DST; r.xtype = d; r.xlayer = L;
+                r.dir = dst_is_projection(d) ? (sh ? D_SHARED : D_FULL) : D_NONE;
+                if (sh) { r.dirdtype = NW_DTYPE_BF16; r.dirlayout = NWT_NEG0; }
+                else if (L) { r.dirdtype = NW_DTYPE_F64; r.dirlayout = NWT_TRANSPOSED; }
+                a = add(r);
+                snprintf(a->namebuf, sizeof a->namebuf, "%s, layer %d%s", DST_NAMES[d], L,
+                         r.dir == D_SHARED ? ", (d_model,) bf16 direction" : r.dir == D_FULL ? ", (T, d_model) direction" : "");
+                a->what = a->namebuf;
+            }
+    }
+
+    /* node sets: each set function, the common faults */
+    const int sfns[] = {F_NODE_WRITES, F_TOKEN_WRITES, F_TOP_K};
+    struct sf { const char *what; int32_t t, l; size_t n, k; unsigned nulls; int cap_mode; int64_t cap; unsigned fx, xfx;
+                int tg, tl; nw_status e, alt; } S[] = {
+        {"mlp, 5 nodes", 0, 1, 5, 2, 0, CAP_REL, 0, 0, 0, 0, 0, OK, 0},
+        {"attention, 8 nodes", 1, 0, 8, 3, 0, CAP_REL, 0, 0, 0, 0, 0, OK, 0},
+        {"attention, T_k 4, 6 nodes", 1, 1, 6, 3, 0, CAP_REL, 0, FX_TK4, 0, 0, 0, OK, 0},
+        {"ae latents (mlp input), 4 nodes", 2, 0, 4, 2, 0, CAP_REL, 0, 0, 0, 0, 0, OK, 0},
+        {"ae latents (residual input), 4 nodes", 2, 1, 4, 2, 0, CAP_REL, 0, 0, 0, 0, 0, OK, 0},
+        {"mlp-ae latents, 3 nodes", 3, 1, 3, 2, 0, CAP_REL, 0, 0, 0, 0, 0, OK, 0},
+        {"attn-ae latents, 7 nodes", 4, 0, 7, 2, 0, CAP_REL, 0, 0, 0, 0, 0, OK, 0},
+        {"1 node, capacity SIZE_MAX", 0, 0, 1, 2, 0, CAP_MAX, 0, 0, 0, 0, 0, OK, 0},
+        {"empty set, indices/out/token_rows NULL", 0, 0, 0, 2, NU_NODE | NU_OUT | NU_TOKEN, CAP_ABS, 0, 0, 0, 0, 0, OK, 0},
+        {"empty set, capacity 0", 1, 1, 0, 3, 0, CAP_ABS, 0, 0, 0, 0, 0, OK, 0},
+        {"empty set, n_indices wrong", 0, 0, 0, 3, 0, CAP_ABS, 0, 0, 0, 0, 0, EARG, 0},
+        {"empty set, layer n_layers", 0, NL, 0, 2, 0, CAP_ABS, 0, 0, 0, 0, 0, EIDX, 0},
+        {"empty set, node type 5", 5, 0, 0, 2, 0, CAP_ABS, 0, 0, 0, 0, 0, EARG, 0},
+        {"token_rows NULL (allowed)", 0, 1, 3, 2, NU_TOKEN, CAP_REL, 0, 0, 0, 0, 0, OK, 0},
+        {"capacity one short", 0, 1, 3, 2, 0, CAP_REL, -1, 0, 0, 0, 0, EBUF, 0},
+        {"capacity 0", 1, 0, 2, 3, 0, CAP_ABS, 0, 0, 0, 0, 0, EBUF, 0},
+        {"NULL model", 0, 1, 3, 2, NU_MODEL, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"NULL store", 0, 1, 3, 2, NU_STORE, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"NULL indices, n_nodes 3", 0, 1, 3, 2, NU_NODE, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"NULL out, n_nodes 3", 0, 1, 3, 2, NU_OUT, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"mlp, n_indices 3", 0, 1, 3, 3, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"mlp, n_indices 1", 0, 1, 3, 1, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"mlp, n_indices 0", 0, 1, 3, 0, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"attention, n_indices 2", 1, 1, 3, 2, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"attention, n_indices 4", 1, 1, 3, 4, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"latent, n_indices SIZE_MAX", 2, 1, 3, SIZE_MAX, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"n_nodes SIZE_MAX", 0, 1, SIZE_MAX, 2, 0, CAP_MAX, 0, 0, 0, 0, 0, EARG, 0},
+        {"n_nodes 2^63", 0, 1, (size_t)1 << 63, 2, 0, CAP_MAX, 0, 0, 0, 0, 0, EARG, 0},
+        {"n_nodes 2^62 (x k, x d_model overflow)", 0, 1, (size_t)1 << 62, 2, 0, CAP_MAX, 0, 0, 0, 0, 0, EARG, 0},
+        {"n_nodes 2^61 (x k x 8 overflows)", 1, 1, (size_t)1 << 61, 3, 0, CAP_MAX, 0, 0, 0, 0, 0, EARG, 0},
+        {"n_nodes 2^60 + 1, k 3", 1, 1, ((size_t)1 << 60) + 1, 3, 0, CAP_MAX, 0, 0, 0, 0, 0, EARG, 0},
+        {"n_nodes SIZE_MAX / d_model + 1", 0, 1, SIZE_MAX / DM + 1, 2, 0, CAP_MAX, 0, 0, 0, 0, 0, EARG, 0},
+        {"n_nodes SIZE_MAX, capacity 0", 0, 1, SIZE_MAX, 2, 0, CAP_ABS, 0, 0, 0, 0, 0, EARG, EBUF},
+        {"node type 5", 5, 0, 3, 2, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"node type -1", -1, 0, 3, 2, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"node type INT32_MIN", I32MIN, 0, 3, 2, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"node type INT32_MAX", I32MAX, 0, 3, 3, 0, CAP_REL, 0, 0, 0, 0, 0, EARG, 0},
+        {"layer -1", 0, -1, 3, 2, 0, CAP_REL, 0, 0, 0, 0, 0, EIDX, 0},
+        {"layer n_layers", 1, NL, 3, 3, 0, CAP_REL, 0, 0, 0, 0, 0, EIDX, 0},
+        {"layer INT32_MIN", 2, I32MIN, 3, 2, 0, CAP_REL, 0, 0, 0, 0, 0, EIDX, 0},
+        {"layer INT32_MAX", 4, I32MAX, 3, 2, 0, CAP_REL, 0, 0, 0, 0, 0, EIDX, 0},
+        {"missing mlp weight", 0, 1, 3, 2, 0, CAP_REL, 0, FX_ABSENT, 0, TG_WMLP, 1, EMIS, 0},
+        {"missing attn.v", 1, 0, 3, 3, 0, CAP_REL, 0, FX_ABSENT, 0, TG_V, 0, EMIS, 0},
+        {"missing decoder", 3, 0, 3, 2, 0, CAP_REL, 0, FX_ABSENT, 0, TG_DEC1, 0, EMIS, 0},
+        {"missing latents", 4, 1, 3, 2, 0, CAP_REL, 0, FX_ABSENT, 0, TG_LAT2, 1, EMIS, 0},
+        {"qk_probs n_heads + 1", 1, 1, 3, 3, 0, CAP_REL, 0, 0, 0, TG_QK, 1, ESHP, 0},
+    };
+    for (size_t f = 0; f < 3; f++)
+        for (size_t i = 0; i < sizeof S / sizeof *S; i++) {
+            row r = {0};
+            r.fn = sfns[f];
+            r.xtype = S[i].t; r.xlayer = S[i].l; r.xn = S[i].n; r.xk = S[i].k;
+            r.nulls = S[i].nulls; r.cap_mode = S[i].cap_mode; r.cap = S[i].cap;
+            r.fx = S[i].fx; r.xfx = S[i].xfx; r.tg = S[i].tg; r.tl = S[i].tl;
+            r.expect = S[i].e; r.alt = S[i].alt;
+            r.topk = 3; r.largest = 1;
+            if (strncmp(S[i].what, "qk_probs", 8) == 0) { r.vm = VM_SHAPE; r.vi = 2; r.vv = NH + 1; }
+            if (sfns[f] == F_TOP_K && (r.nulls & NU_OUT)) r.nulls |= 0; /* values NULL */
+            if (sfns[f] == F_TOP_K && (r.nulls & NU_TOKEN) && r.xn > 0) continue; /* token_ids are not optional */
+            if (sfns[f] == F_TOKEN_WRITES && (r.nulls & NU_TOKEN) && r.xn > 0) continue; /* no token_rows */
+            row *a = add(r);
+            snprintf(a->namebuf, sizeof a->namebuf, "%s", S[i].what);
+            a->what = a->namebuf;
+        }
+    /* token-space specifics */
+    struct tk { const char *what; int fn; int64_t topk; int32_t largest; unsigned nulls, xfx; int cap_mode; int64_t cap;
+                nw_status e; } K[] = {
+        {"no unembedding", F_TOKEN_WRITES, 0, 0, 0, XF_NO_UNEMB, CAP_REL, 0, EMIS},
+        {"no final gain", F_TOKEN_WRITES, 0, 0, 0, XF_NO_GAIN, CAP_REL, 0, EMIS},
+        {"no unembedding", F_TOP_K, 3, 1, 0, XF_NO_UNEMB, CAP_REL, 0, EMIS},
+        {"no final gain", F_TOP_K, 3, 1, 0, XF_NO_GAIN, CAP_REL, 0, EMIS},
+        {"top_k 0", F_TOP_K, 0, 1, 0, 0, CAP_REL, 0, EARG},
+        {"top_k -1", F_TOP_K, -1, 1, 0, 0, CAP_REL, 0, EARG},
+        {"top_k 1", F_TOP_K, 1, 1, 0, 0, CAP_REL, 0, OK},
+        {"top_k 1, smallest", F_TOP_K, 1, 0, 0, 0, CAP_REL, 0, OK},
+        {"top_k n_vocab", F_TOP_K, NV, 1, 0, 0, CAP_REL, 0, OK},
+        {"top_k n_vocab, smallest", F_TOP_K, NV, 0, 0, 0, CAP_REL, 0, OK},
+        {"top_k n_vocab + 1", F_TOP_K, NV + 1, 1, 0, 0, CAP_REL, 0, EARG},
+        {"top_k INT64_MAX", F_TOP_K, I64MAX, 1, 0, 0, CAP_MAX, 0, EARG},
+        {"top_k INT64_MIN", F_TOP_K, I64MIN, 0, 0, 0, CAP_REL, 0, EARG},
+        {"largest = -1 (nonzero: largest)", F_TOP_K, 4, -1, 0, 0, CAP_REL, 0, OK},
+        {"largest = INT32_MIN (nonzero: largest)", F_TOP_K, 2, I32MIN, 0, 0, CAP_REL, 0, OK},
+        {"top_k 5, capacity n*top_k - 1", F_TOP_K, 5, 1, 0, 0, CAP_REL, -1, EBUF},
+        {"top_k 5, capacity exact", F_TOP_K, 5, 0, 0, 0, CAP_REL, 0, OK},
+        {"values NULL", F_TOP_K, 3, 1, NU_OUT, 0, CAP_REL, 0, EARG},
+        {"token_ids NULL", F_TOP_K, 3, 1, NU_TOKEN, 0, CAP_REL, 0, EARG},
+        {"top_k 0 on an empty set", F_TOP_K, 0, 1, 0, 0, CAP_ABS, 0, EARG},
+    };
+    for (size_t i = 0; i < sizeof K / sizeof *K; i++) {
+        row r = {0};
+        r.fn = K[i].fn;
+        r.xtype = NW_NODE_ATTENTION_HEAD; r.xlayer = 1; r.xn = 4; r.xk = 3;
+        if (strstr(K[i].what, "empty")) r.xn = 0;
+        r.topk = K[i].topk; r.largest = K[i].largest; r.nulls = K[i].nulls; r.xfx = K[i].xfx;
+        r.cap_mode = K[i].cap_mode; r.cap = K[i].cap; r.expect = K[i].e;
+        row *a = add(r);
+        snprintf(a->namebuf, sizeof a->namebuf, "%s", K[i].what);
+        a->what = a->namebuf;
+    }
+    /* indices out of range anywhere in the set: each index of each node type, its boundary
+     * values, at the first, a middle and the last of 5 nodes (node_writes); the middle one
+     * for token writes and top-k */
+    struct pos { int32_t type; int layer; int slot; int64_t n; unsigned fx; const char *what; } P[] = {
+        {0, 1, 0, TT, 0, "mlp token"},
+        {0, 1, 1, DFF, 0, "mlp neuron"},
+        {1, 1, 0, TT, 0, "attention query"},
+        {1, 1, 1, TT, 0, "attention key"},
+        {1, 0, 1, 4, FX_TK4, "attention key (T_k 4)"},
+        {1, 1, 2, NH, 0, "attention head"},
+        {2, 0, 0, TT, 0, "ae token"},
+        {2, 1, 1, 5, 0, "ae latent (5)"},
+        {3, 1, 1, 6, 0, "mlp-ae latent (6)"},
+        {4, 0, 0, TT, 0, "attn-ae token"},
+        {4, 1, 1, 7, 0, "attn-ae latent (7)"},
+    };
+    static const char *const WHERE[3] = {"first", "middle", "last"};
+    for (size_t p = 0; p < sizeof P / sizeof *P; p++)
+        for (int b = 0; b < 8; b++)
+            for (size_t f = 0; f < 3; f++)
+                for (int w = 0; w < 3; w++) {
+                    if (sfns[f] != F_NODE_WRITES && w != 1) continue;
+                    int64_t v = bval(b, P[p].n);
+                    int in_range = v >= -P[p].n && v < P[p].n;
+                    if (in_range && w != 1) continue;
+                    row r = {0};
+                    r.fn = sfns[f];
+                    r.xtype = P[p].type; r.xlayer = P[p].layer; r.xn = 5; r.xk = P[p].type == 1 ? 3 : 2;
+                    r.fx = P[p].fx; r.topk = 2; r.largest = 1;
+                    fixture fx0;
+                    memset(&fx0, 0, sizeof fx0);
+                    fx0.T = TT; fx0.Tk = (P[p].fx & FX_TK4) ? 4 : TT;
+                    memcpy(fx0.nlat, NLAT0, sizeof fx0.nlat);
+                    x_indices(&r, &fx0, r.ix, 24);
+                    size_t at = w == 0 ? 0 : (w == 1 ? 2 : 4);
+                    r.ix[at * r.xk + (size_t)P[p].slot] = v;
+                    r.xix = 1;
+                    r.expect = in_range ? OK : EIDX;
+                    row *a = add(r);
+                    snprintf(a->namebuf, sizeof a->namebuf, "%s = %s (%" PRId64 ") at the %s of 5 nodes", P[p].what,
+                             BNAME[b], v, WHERE[w]);
+                    a->what = a->namebuf;
+                }
+    /* -T-1 and T of the tokens at every node of a set */
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
     int verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
     for (size_t i = 0; i < sizeof STATIC_ROWS / sizeof *STATIC_ROWS; i++) add(STATIC_ROWS[i]);
     gen_rows();
+    gen_x_rows();
     printf("boundary: %d rows\n", NROWS);
     int passed = 0, failed = 0;
     for (int i = 0; i < NROWS; i++) {

@@ -8,27 +8,41 @@
  * node_write_vectors, output_shape + requirements, deriver create/destroy on the
  * shared model, and a failing call (whose thread-local message must be its own),
  * and compares every output byte for byte with a serial run made first.
+ * The 1.1 exports join the mix: node sets (nw_node_writes), nw_derive of every dst
+ * (with a shared (T, d_model) or (d_model,) direction), token writes and top-k,
+ * nw_node_write_sized and nw_node_write_to_direction.
+ *
+ * Thread counts: the serial run is made on 1 library thread and repeated on 2 and 3
+ * (nw_set_num_threads), each compared bit for bit; during the concurrent run the main
+ * thread keeps switching the count between 1, 2 and 3 (process-wide, atomic), and
+ * every result must still be the serial run's, bit for bit.
  *
  * Usage: stress [threads [calls]]     (default 8 x 10000)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nodewrite.h"
 #include "support.h"
 
 enum { NL = 2, DM = 64, NH = 4, DH = 16, DFF = 256, T = 16, NLAT_MLP = 32, NLAT_ATT = 24 };
-enum { NNODES = 40, NOPS = 7, VEC_BATCH = 5 };
+enum { NNODES = 40, NOPS = 13, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192 };
 
 static nw_model *MODEL;
 static nw_deriver *DERIVERS[NNODES];
 static nw_node_index NODES[NNODES];
 static nwt_view ACTS[NL][6];            /* activation views, shared read-only memory */
 static nwt_view WEIGHTS[NL][4];
+static nwt_view LAYERLESS[2];           /* unembedding (DM, NV), final gain (DM,) */
+static nwt_view DELTAS[NL][2];          /* resid.delta_mlp/attn (T, DM) */
+static nwt_view DIRS[2];                /* directions (T, DM) and (DM,) */
+static int64_t SETS[NNODES][SET_N * 3]; /* node set k: SET_N nodes of NODES[k]'s type and layer */
 static float *EXPECTED[NOPS][NNODES];   /* the serial run */
 static size_t EXPECTED_LEN[NOPS][NNODES];
 static int NCALLS;
@@ -69,6 +83,25 @@ static void build(void) {
                            k == 2 ? NWT_TRANSPOSED : NWT_CONTIG_NULL, 0);
         free(a);
     }
+    {
+        int64_t su[2] = {DM, NV}, sg[1] = {DM}, sd[2] = {T, DM}, sdir1[1] = {DM};
+        double *w = malloc(sizeof(double) * DM * NV * 2);
+        for (int i = 0; i < DM * NV * 2; i++) w[i] = nwt_rng_val(&seed) / 4;
+        nwt_view_build(&LAYERLESS[0], w, 2, su, NW_DTYPE_BF16, NWT_TRANSPOSED, 0);
+        nwt_view_build(&LAYERLESS[1], w + DM * NV, 1, sg, NW_DTYPE_F32, NWT_CONTIG, 0);
+        if ((st = nw_model_set_weight(MODEL, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, &LAYERLESS[0].v, NW_BORROW))) die("unemb", st);
+        if ((st = nw_model_set_weight(MODEL, NW_WEIGHT_LAYER_NORM_GAIN_FINAL, NW_NO_LAYER, &LAYERLESS[1].v, NW_COPY))) die("gain", st);
+        for (int i = 0; i < T * DM; i++) w[i] = (i % 5 == 0) ? 0 : nwt_rng_val(&seed); /* some zero entries */
+        for (int t = 0; t < DM; t++) w[3 * DM + t] = 0; /* row 3 all zero: skipped by the projections */
+        nwt_view_build(&DIRS[0], w, 2, sd, NW_DTYPE_F32, NWT_NEG0, 0);
+        nwt_view_build(&DIRS[1], w + T * DM, 1, sdir1, NW_DTYPE_F16, NWT_CONTIG, 0);
+        for (int L = 0; L < NL; L++)
+            for (int k = 0; k < 2; k++) {
+                for (int i = 0; i < T * DM; i++) w[i] = nwt_rng_val(&seed);
+                nwt_view_build(&DELTAS[L][k], w, 2, sd, k ? NW_DTYPE_F64 : NW_DTYPE_F32, k ? NWT_PADDED : NWT_CONTIG_NULL, 0);
+            }
+        free(w);
+    }
     for (int i = 0; i < NNODES; i++) {
         uint64_t r = nwt_rng_next(&seed);
         int type = (int)(r % 5), L = (int)((r >> 8) % NL);
@@ -84,6 +117,16 @@ static void build(void) {
         default: n.indices[1] = (int64_t)((r >> 24) % NLAT_MLP) - NLAT_MLP; break;
         }
         NODES[i] = n;
+        int64_t ext[3] = {T, DFF, 1};
+        if (type == NW_NODE_ATTENTION_HEAD) { ext[1] = T; ext[2] = NH; }
+        else if (type == NW_NODE_ATTENTION_AUTOENCODER_LATENT) ext[1] = NLAT_ATT;
+        else if (type != NW_NODE_MLP_NEURON) ext[1] = NLAT_MLP;
+        int k = n.n_indices;
+        for (int j = 0; j < SET_N; j++)
+            for (int s2 = 0; s2 < k; s2++) {
+                int64_t v = (int64_t)(nwt_rng_next(&seed) % (uint64_t)ext[s2]);
+                SETS[i][j * k + s2] = (j + s2) % 3 == 0 ? v - ext[s2] : v;
+            }
         if ((st = nw_node_write_deriver_create(MODEL, &n, &DERIVERS[i]))) die("nw_node_write_deriver_create", st);
     }
 }
@@ -95,6 +138,9 @@ static nw_store *make_store(void) {
     for (int L = 0; L < NL; L++)
         for (int k = 0; k < 6; k++)
             if ((st = nw_store_put(s, k, L, &ACTS[L][k].v))) die("nw_store_put", st);
+    for (int L = 0; L < NL; L++)
+        for (int k = 0; k < 2; k++)
+            if ((st = nw_store_put(s, NW_ACT_RESID_DELTA_MLP + k, L, &DELTAS[L][k].v))) die("nw_store_put", st);
     return s;
 }
 
@@ -150,6 +196,56 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
         *n = (size_t)T * DM;
         break;
     }
+    case 7: { /* a node set */
+        int64_t toks[SET_N];
+        const nw_node_index *nd = &NODES[k];
+        st = nw_node_writes(MODEL, s, nd->node_type, nd->layer, SETS[k], SET_N, (size_t)nd->n_indices, buf, cap, toks);
+        for (int j = 0; j < SET_N; j++) buf[SET_N * DM + j] = (float)toks[j];
+        *n = SET_N * DM + SET_N;
+        break;
+    }
+    case 8: { /* nw_derive of dst k % 18, layer k / 18 % NL */
+        int32_t dst = k % 18, nd = 0;
+        int64_t shape[3] = {0, 0, 0};
+        int proj = dst == 1 || dst == 3 || dst == 5 || dst == 7 || (dst >= 11 && dst <= 13) || dst == 16 || dst == 17;
+        st = nw_derive(MODEL, s, dst, (k / 18) % NL, proj ? &DIRS[k % 2].v : NULL, 0, buf, cap, shape, &nd);
+        *n = 1;
+        for (int i = 0; i < nd; i++) *n *= (size_t)shape[i];
+        break;
+    }
+    case 9: { /* token writes of a node set */
+        const nw_node_index *nd = &NODES[k];
+        st = nw_token_writes(MODEL, s, nd->node_type, nd->layer, SETS[k], SET_N, (size_t)nd->n_indices, buf, cap);
+        *n = SET_N * NV;
+        break;
+    }
+    case 10: { /* top-k of a node set */
+        const nw_node_index *nd = &NODES[k];
+        int64_t ids[SET_N * 7];
+        int64_t kk = 1 + k % 7;
+        st = nw_token_writes_top_k(MODEL, s, nd->node_type, nd->layer, SETS[k], SET_N, (size_t)nd->n_indices, kk, k % 3,
+                                   buf, ids, SET_N * 7);
+        for (int j = 0; j < SET_N * kk; j++) buf[SET_N * kk + j] = (float)ids[j];
+        *n = (size_t)(2 * SET_N * kk);
+        break;
+    }
+    case 11: { /* node_write_sized, then node_write_to_direction after it */
+        int64_t shape[2] = {0, 0}, shape2[2] = {0, 0};
+        st = nw_node_write_sized(MODEL, s, &NODES[k], 0, buf, cap, shape);
+        if (st == NW_OK)
+            st = nw_node_write_to_direction(MODEL, s, &NODES[k], &DIRS[k % 2].v, buf + T * DM, cap - T * DM, shape2);
+        if (shape[0] != T || shape[1] != DM || shape2[0] != T || shape2[1] != 1) return "out_shape wrong";
+        *n = (size_t)T * DM + T;
+        break;
+    }
+    case 12: { /* a big node set: 192 mlp-autoencoder latents (192 x d_ff x d_model = 3.1 M multiply-adds,
+                  above the kernels' 2^21 threshold for using more than one thread) */
+        int64_t ix[BIG_N * 2];
+        for (int j = 0; j < BIG_N; j++) { ix[2 * j] = j % T; ix[2 * j + 1] = (j * 7 + k) % NLAT_MLP; }
+        st = nw_node_writes(MODEL, s, NW_NODE_MLP_AUTOENCODER_LATENT, k % NL, ix, BIG_N, 2, buf, cap, NULL);
+        *n = (size_t)BIG_N * DM;
+        break;
+    }
     default: { /* a failing call: the message must be this one */
         nw_node_index bad = NODES[k];
         bad.indices[0] = T + k; /* token out of range */
@@ -166,11 +262,25 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
 }
 
 typedef struct worker { int id; int failures; char first[200]; } worker;
+static atomic_int RUNNING;
+#define CAP ((size_t)BIG_N * DM + 64)
+
+static atomic_long FLIPS;
+static void *flip(void *p) {
+    (void)p;
+    struct timespec ts = {0, 200000};
+    while (RUNNING) {
+        nw_set_num_threads((int32_t)(1 + atomic_load(&FLIPS) % 3));
+        atomic_fetch_add(&FLIPS, 1);
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
 
 static void *run(void *p) {
     worker *w = p;
     nw_store *s = make_store();
-    size_t cap = (size_t)T * DM + 64;
+    size_t cap = CAP;
     float *buf = malloc(cap * sizeof(float));
     for (int i = 0; i < NCALLS; i++) {
         int op = (i + w->id) % NOPS, k = (int)(((unsigned)i * 2654435761u + (unsigned)w->id * 97u) % NNODES);
@@ -191,16 +301,30 @@ int main(int argc, char **argv) {
     NCALLS = argc > 2 ? atoi(argv[2]) : 10000;
     if (nthreads < 1 || nthreads > 256 || NCALLS < 0) { fprintf(stderr, "usage: stress [threads [calls]]\n"); return 2; }
     build();
-    /* the serial run */
+    /* the serial run on 1 library thread, repeated on 2 and 3: bit for bit the same */
     nw_store *s = make_store();
-    size_t cap = (size_t)T * DM + 64;
-    for (int op = 0; op < NOPS; op++)
-        for (int k = 0; k < NNODES; k++) {
-            EXPECTED[op][k] = calloc(cap, sizeof(float));
-            const char *err = one_call(op, k, s, EXPECTED[op][k], cap, &EXPECTED_LEN[op][k]);
-            if (err) { fprintf(stderr, "stress: serial op %d node %d: %s\n", op, k, err); return 1; }
-        }
+    size_t cap = CAP;
+    float *again = malloc(cap * sizeof(float));
+    int serial_diffs = 0;
+    for (int th = 1; th <= 3; th++) {
+        nw_status st = nw_set_num_threads(th);
+        if (st != NW_OK || nw_get_num_threads() != th) { fprintf(stderr, "stress: nw_set_num_threads(%d) did not take\n", th); return 1; }
+        for (int op = 0; op < NOPS; op++)
+            for (int k = 0; k < NNODES; k++) {
+                size_t n = 0;
+                float *dst = th == 1 ? (EXPECTED[op][k] = calloc(cap, sizeof(float))) : again;
+                if (th > 1) memset(again, 0, cap * sizeof(float));
+                const char *err = one_call(op, k, s, dst, cap, th == 1 ? &EXPECTED_LEN[op][k] : &n);
+                if (err) { fprintf(stderr, "stress: serial op %d node %d on %d threads: %s\n", op, k, th, err); return 1; }
+                if (th > 1 && (n != EXPECTED_LEN[op][k] || memcmp(again, EXPECTED[op][k], n * sizeof(float)) != 0)) {
+                    if (serial_diffs++ < 5) printf("FAIL serial op %d node %d: %d library threads differ from 1\n", op, k, th);
+                }
+            }
+    }
+    free(again);
     nw_store_destroy(s);
+    printf("stress: serial run of %d ops x %d nodes on 1, 2, 3 library threads: %s\n", NOPS, NNODES,
+           serial_diffs ? "DIFFERENT" : "bit-identical");
     /* every thread at once */
     pthread_t th[256];
     worker *ws = calloc((size_t)nthreads, sizeof *ws);
@@ -208,20 +332,30 @@ int main(int argc, char **argv) {
         ws[t].id = t;
         if (pthread_create(&th[t], NULL, run, &ws[t])) { fprintf(stderr, "pthread_create failed\n"); return 2; }
     }
-    int failures = 0;
+    /* switch the library's thread count while the workers run */
+    RUNNING = 1;
+    pthread_t flipper;
+    pthread_create(&flipper, NULL, flip, NULL);
+    int failures = serial_diffs;
     for (int t = 0; t < nthreads; t++) {
         pthread_join(th[t], NULL);
         if (ws[t].failures) { failures += ws[t].failures; printf("FAIL %s (%d failures)\n", ws[t].first, ws[t].failures); }
     }
+    RUNNING = 0;
+    pthread_join(flipper, NULL);
+    nw_set_num_threads(0);
     long total = (long)nthreads * NCALLS;
-    printf("stress: %d threads x %d calls = %ld calls on one shared model and %d shared derivers: %ld passed, %d failed\n",
-           nthreads, NCALLS, total, NNODES, total - failures, failures);
+    printf("stress: %d threads x %d calls = %ld calls on one shared model and %d shared derivers, library threads "
+           "switched %ld times between 1, 2, 3: %ld passed, %d failed\n",
+           nthreads, NCALLS, total, NNODES, (long)atomic_load(&FLIPS), total - (failures - serial_diffs), failures);
     for (int i = 0; i < NNODES; i++) nw_deriver_destroy(DERIVERS[i]);
     nw_model_destroy(MODEL);
     for (int L = 0; L < NL; L++) {
         for (int k = 0; k < 6; k++) nwt_view_free(&ACTS[L][k]);
         for (int k = 0; k < 4; k++) nwt_view_free(&WEIGHTS[L][k]);
+        for (int k = 0; k < 2; k++) nwt_view_free(&DELTAS[L][k]);
     }
+    for (int k = 0; k < 2; k++) { nwt_view_free(&LAYERLESS[k]); nwt_view_free(&DIRS[k]); }
     for (int op = 0; op < NOPS; op++)
         for (int k = 0; k < NNODES; k++) free(EXPECTED[op][k]);
     free(ws);

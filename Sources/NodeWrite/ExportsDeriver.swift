@@ -87,6 +87,10 @@ public func nw_node_write_sized(_ model: OpaquePointer?, _ store: OpaquePointer?
         let deriver = try NodeWriteDeriver(model: model, node: try NodeIndex(node))
         let zeroed = try outputZeroed(flags)
         let (rows, columns) = try deriver.outputShape(s.store)
+        // Everything but the capacity is checked before out_shape is written (it is written
+        // on NW_OK and NW_ERR_BUFFER_TOO_SMALL only).
+        try deriver.validate(s.store)
+        guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }
         outShape?[0] = Int64(rows)
         outShape?[1] = Int64(columns)
         guard outLen != 0 || out != nil else {

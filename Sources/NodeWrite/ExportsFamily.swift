@@ -34,6 +34,7 @@ public func nw_derive(_ model: OpaquePointer?, _ store: OpaquePointer?, _ dst: I
         let run = try DerivedScalarRun(dst, model: model, store: s.store, layer: Int(layer),
                                        direction: try directionView(direction), threads: Kernels.threads,
                                        outputZeroed: zeroed)
+        guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }
         for (i, size) in run.shape.enumerated() { outShape?[i] = Int64(size) }
         outNdim?.pointee = Int32(run.shape.count)
         guard let out, capacity(outLen) >= run.count else {
@@ -53,6 +54,11 @@ public func nw_node_write_to_direction(_ model: OpaquePointer?, _ store: OpaqueP
         let deriver = try NodeWriteDeriver(model: model, node: try NodeIndex(node))
         guard let view = try directionView(direction) else { throw .invalidArgument("direction is NULL") }
         let tokens = try deriver.outputShape(s.store).rows
+        // Everything but the capacity is checked before out_shape is written (it is written
+        // on NW_OK and NW_ERR_BUFFER_TOO_SMALL only): the node's token index, the direction.
+        try deriver.validate(s.store)
+        _ = try Direction(view, dModel: model.dims.dModel, tokens: tokens)
+        guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }
         outShape?[0] = Int64(tokens)
         outShape?[1] = 1
         guard let out else { throw .bufferTooSmall("out: capacity 0 is less than T = \(tokens)") }

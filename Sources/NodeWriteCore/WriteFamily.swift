@@ -51,6 +51,9 @@ package struct DerivedScalarRun {
             }
             input = .nodes(form, layout)
         case .layer(let location):
+            guard layer >= 0, layer < model.dims.nLayers else {
+                throw .indexOutOfRange("layer = \(layer) is out of range for n_layers = \(model.dims.nLayers)")
+            }
             let delta = try store.require(location, layer: layer)
             guard delta.shape[1] == model.dims.dModel else {
                 throw .shapeMismatch("activation \(location.name) at layer \(layer): shape \(delta.shapeArray) must be (T, d_model = \(model.dims.dModel))")
