@@ -14,7 +14,7 @@ let package = Package(
         // Thread-local error message storage (C11 _Thread_local); not public API.
         .target(name: "_NodeWriteShims"),
         // The math and the deriver: ordinary Swift types and throwing functions.
-        .target(name: "NodeWriteCore"),
+        .target(name: "NodeWriteCore", dependencies: ["CNodeWrite"]),
         // The C ABI shell: validates raw input, calls the core, maps errors to statuses.
         .target(
             name: "NodeWrite",

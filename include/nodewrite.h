@@ -43,9 +43,9 @@
  *  this header (new functions, new enum values appended) keep it. */
 #define NW_ABI_VERSION 1
 #define NW_VERSION_MAJOR 1
-#define NW_VERSION_MINOR 0
+#define NW_VERSION_MINOR 1
 #define NW_VERSION_PATCH 0
-#define NW_VERSION_STRING "1.0.0"
+#define NW_VERSION_STRING "1.1.0"
 
 /* --------------------------------------------------------- export macro */
 

@@ -5,22 +5,6 @@ import _NodeWriteShims
 // The one place where errors cross the C boundary: a thrown NodeWriteError becomes
 // a status and this thread's last-error message.
 
-extension NodeWriteError {
-    var status: nw_status {
-        let code: nw_status_code = switch self {
-        case .invalidArgument: NW_ERR_INVALID_ARGUMENT
-        case .indexOutOfRange: NW_ERR_INDEX_OUT_OF_RANGE
-        case .shapeMismatch: NW_ERR_SHAPE_MISMATCH
-        case .unsupportedDType: NW_ERR_UNSUPPORTED_DTYPE
-        case .missingInput: NW_ERR_MISSING_INPUT
-        case .unsupported: NW_ERR_UNSUPPORTED
-        case .outOfMemory: NW_ERR_OUT_OF_MEMORY
-        case .bufferTooSmall: NW_ERR_BUFFER_TOO_SMALL
-        }
-        return code.rawValue
-    }
-}
-
 /// Runs `body`; a thrown error becomes its status and the last-error message.
 @inline(__always)
 func boundary(_ body: () throws(NodeWriteError) -> Void) -> nw_status {
@@ -29,7 +13,7 @@ func boundary(_ body: () throws(NodeWriteError) -> Void) -> nw_status {
         return NW_OK.rawValue
     } catch {
         error.message.withCString { _nw_set_last_error($0) }
-        return error.status
+        return error.code.rawValue
     }
 }
 

@@ -30,14 +30,12 @@ extension NodeIndex {
         let n = try required(pointer, "node").pointee
         let type = try decode(n.node_type, as: NodeType.self, "node.node_type")
         guard n.reserved == 0 else { throw .invalidArgument("node.reserved = \(n.reserved) must be 0") }
-        guard Int(n.n_indices) == type.indexCount else {
-            throw .invalidArgument("node.n_indices = \(n.n_indices) but \(type.name) takes \(type.indexCount)")
-        }
-        var indices = InlineArray<3, Int>(repeating: 0)
+        try checkIndexCount(Int(n.n_indices), type, "node.n_indices")
+        var indices = NodeIndices(repeating: 0)
         indices[0] = Int(n.indices.0)
         indices[1] = Int(n.indices.1)
         if type.indexCount == 3 { indices[2] = Int(n.indices.2) }
-        self.init(type, layer: Int(n.layer), checkedIndices: indices)
+        self.init(type, layer: Int(n.layer), indices: indices)
     }
 }
 

@@ -24,13 +24,13 @@ public func nw_deriver_requirements(_ deriver: OpaquePointer?, _ out: UnsafeMuta
         let d = try Handle.borrow(deriver, as: DeriverBox.self, "deriver").deriver
         let count = try required(count, "count")
         guard capacity == 0 || out != nil else { throw .invalidArgument("out is NULL but capacity is \(capacity)") }
-        let needed = d.requirementCount
+        let requirements = d.requirements, needed = requirements.count
         guard NodeWrite.capacity(capacity) >= needed else {
             count.pointee = needed
             throw .bufferTooSmall("out: capacity \(capacity) is less than the \(needed) requirements")
         }
-        for (i, r) in d.requirements.enumerated() {
-            out.unsafelyUnwrapped[i] = nw_requirement(activation: r.location.rawValue, layer: Int32(r.layer))
+        for (i, location) in requirements.enumerated() {
+            out.unsafelyUnwrapped[i] = nw_requirement(activation: location.rawValue, layer: Int32(d.node.layer))
         }
         count.pointee = needed
     }
@@ -74,10 +74,23 @@ public func nw_deriver_derive_vector(_ deriver: OpaquePointer?, _ store: OpaqueP
 @_cdecl("nw_node_write") @implementation
 public func nw_node_write(_ model: OpaquePointer?, _ store: OpaquePointer?, _ node: UnsafePointer<nw_node_index>?,
                           _ out: UnsafeMutablePointer<Float>?, _ outLen: Int) -> nw_status {
+    nw_node_write_sized(model, store, node, out, outLen, nil)
+}
+
+@_cdecl("nw_node_write_sized") @implementation
+public func nw_node_write_sized(_ model: OpaquePointer?, _ store: OpaquePointer?, _ node: UnsafePointer<nw_node_index>?,
+                                _ out: UnsafeMutablePointer<Float>?, _ outLen: Int,
+                                _ outShape: UnsafeMutablePointer<Int64>?) -> nw_status {
     boundary { () throws(NodeWriteError) in
         let model = try Handle.borrow(model, as: Model.self, "model")
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
         let deriver = try NodeWriteDeriver(model: model, node: try NodeIndex(node))
+        let (rows, columns) = try deriver.outputShape(s.store)
+        outShape?[0] = Int64(rows)
+        outShape?[1] = Int64(columns)
+        guard outLen != 0 || out != nil else {
+            throw .bufferTooSmall("out: capacity 0 is less than T × d_model = \(rows) × \(columns)")
+        }
         try deriver.derive(s.store, into: try outputBuffer(out, outLen, "out"))
     }
 }
@@ -104,7 +117,8 @@ public func nw_node_write_vectors(_ model: OpaquePointer?, _ store: OpaquePointe
         }
         // Validate every node before writing anything.
         for i in 0..<nNodes {
-            do throws(NodeWriteError) { try deriver(i).validate(s.store) } catch { throw error.prefixed("nodes[\(i)]: ") }
+            do throws(NodeWriteError) { try deriver(i).validate(s.store) }
+            catch { throw error.prefixed("nodes[\(i)]: ") }
         }
         let dModel = model.dims.dModel
         for i in 0..<nNodes {

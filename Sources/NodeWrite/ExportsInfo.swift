@@ -1,4 +1,7 @@
 import CNodeWrite
+#if canImport(Glibc)
+import Glibc
+#endif
 import NodeWriteCore
 import _NodeWriteShims
 
@@ -8,10 +11,10 @@ import _NodeWriteShims
 public func nw_abi_version() -> UInt32 { UInt32(NW_ABI_VERSION) }
 
 @_cdecl("nw_version_string") @implementation
-public func nw_version_string() -> UnsafePointer<CChar>? { cString(versionString) }
+public func nw_version_string() -> UnsafePointer<CChar>? { versionString }
 
-/// NW_VERSION_STRING of the header, as static storage.
-private let versionString: StaticString = "1.0.0"
+/// NW_VERSION_STRING of the header (the one place the version is written), as static storage.
+nonisolated(unsafe) private let versionString: UnsafePointer<CChar>? = NW_VERSION_STRING.withCString { UnsafePointer(strdup($0)) }
 
 @_cdecl("nw_status_string") @implementation
 public func nw_status_string(_ status: nw_status) -> UnsafePointer<CChar>? {
@@ -42,7 +45,7 @@ where E.RawValue == Int32 {
 }
 
 /// The raw value of TDB's name, written to `out` on success.
-private func value<E: TDBNamed & RawRepresentable>(_ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Int32>?,
+func value<E: TDBNamed & RawRepresentable>(_ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Int32>?,
                                                    _: E.Type, _ what: StaticString) -> nw_status
 where E.RawValue == Int32 {
     boundary { () throws(NodeWriteError) in

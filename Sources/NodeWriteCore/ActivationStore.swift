@@ -1,6 +1,6 @@
 /// Borrowed raw activations keyed by (activation location, layer), in TDB's layouts.
 /// Not synchronised: it must not change while a derive reads it.
-public struct ActivationStore: @unchecked Sendable {
+package struct ActivationStore: @unchecked Sendable {
     struct Key: Hashable {
         let location: ActivationLocation
         let layer: Int
@@ -8,10 +8,10 @@ public struct ActivationStore: @unchecked Sendable {
 
     private var entries: [Key: TensorView] = [:]
 
-    public init() {}
+    package init() {}
 
     /// Puts (or replaces) an activation. The view's memory stays the caller's.
-    public mutating func put(_ location: ActivationLocation, layer: Int, _ view: TensorView) throws(NodeWriteError) {
+    package mutating func put(_ location: ActivationLocation, layer: Int, _ view: TensorView) throws(NodeWriteError) {
         guard layer >= 0 else { throw .invalidArgument("layer = \(layer) is negative") }
         guard view.ndim == location.ndim else {
             throw .shapeMismatch("\(location.name): ndim \(view.ndim) but \(location.ndim) expected")
@@ -19,14 +19,14 @@ public struct ActivationStore: @unchecked Sendable {
         entries[Key(location: location, layer: layer)] = view
     }
 
-    public mutating func remove(_ location: ActivationLocation, layer: Int) throws(NodeWriteError) {
+    package mutating func remove(_ location: ActivationLocation, layer: Int) throws(NodeWriteError) {
         guard layer >= 0 else { throw .invalidArgument("layer = \(layer) is negative") }
         entries[Key(location: location, layer: layer)] = nil
     }
 
-    public mutating func removeAll() { entries.removeAll() }
+    package mutating func removeAll() { entries.removeAll() }
 
-    public subscript(location: ActivationLocation, layer: Int) -> TensorView? {
+    package subscript(location: ActivationLocation, layer: Int) -> TensorView? {
         entries[Key(location: location, layer: layer)]
     }
 

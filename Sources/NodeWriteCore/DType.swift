@@ -1,11 +1,11 @@
 /// Element types a tensor view may hold. Raw values are the C ABI's.
-public enum DType: Int32, TDBNamed {
+package enum DType: Int32, TDBNamed {
     case float32 = 0
     case float16 = 1
     case bfloat16 = 2
     case float64 = 3
 
-    public var name: StaticString {
+    package var name: StaticString {
         switch self {
         case .float32: "float32"
         case .float16: "float16"
@@ -14,7 +14,7 @@ public enum DType: Int32, TDBNamed {
         }
     }
 
-    public var itemSize: Int {
+    package var itemSize: Int {
         switch self {
         case .float32: 4
         case .float16, .bfloat16: 2

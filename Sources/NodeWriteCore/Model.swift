@@ -1,10 +1,10 @@
 /// A transformer's dimensions.
-public struct ModelDims: Equatable, Sendable {
-    public var nLayers, dModel, nHeads, dHead, dFF: Int
+package struct ModelDims: Equatable, Sendable {
+    package var nLayers, dModel, nHeads, dHead, dFF: Int
 
     /// - Throws: `.invalidArgument` if a dimension is below 1 or a weight's element
     ///   count overflows Int64.
-    public init(nLayers: Int, dModel: Int, nHeads: Int, dHead: Int, dFF: Int) throws(NodeWriteError) {
+    package init(nLayers: Int, dModel: Int, nHeads: Int, dHead: Int, dFF: Int) throws(NodeWriteError) {
         for (value, name) in [(nLayers, "n_layers"), (dModel, "d_model"), (nHeads, "n_heads"),
                               (dHead, "d_head"), (dFF, "d_ff")] where value < 1 {
             throw .invalidArgument("dims.\(name) = \(value) must be at least 1")
@@ -21,26 +21,29 @@ public struct ModelDims: Equatable, Sendable {
         self.nLayers = nLayers; self.dModel = dModel; self.nHeads = nHeads; self.dHead = dHead; self.dFF = dFF
     }
 
-    /// The expected shape of a weight.
-    public func shape(of weight: WeightLocation) -> [Int] {
+    /// The expected shape of a weight; nil stands for a dimension the weight itself sets
+    /// (the unembedding's n_vocab).
+    package func shape(of weight: WeightLocation) -> [Int?] {
         switch weight {
         case .mlpToResidual: [dFF, dModel]
         case .attnToResidual: [nHeads, dHead, dModel]
+        case .unembedding: [dModel, nil]
+        case .layerNormGainFinal: [dModel]
         }
     }
 }
 
 /// An autoencoder's decoder, (n_latents, n_inputs), and what it was trained on.
-public struct Autoencoder: Sendable {
-    public let decoder: WeightStorage
-    public let input: AutoencoderInput
-    public var latentCount: Int { decoder.view.shape[0] }
+package struct Autoencoder: Sendable {
+    package let decoder: WeightStorage
+    package let input: AutoencoderInput
+    package var latentCount: Int { decoder.view.shape[0] }
 }
 
 /// Dimensions, output weights and autoencoders of a transformer. Configure it from
 /// one thread; afterwards it is only read.
-public final class Model: @unchecked Sendable {
-    public let dims: ModelDims
+package final class Model: @unchecked Sendable {
+    package let dims: ModelDims
     private var weights: [Key<WeightLocation>: WeightStorage] = [:]
     private var autoencoders: [Key<NodeType>: Autoencoder] = [:]
 
@@ -49,22 +52,33 @@ public final class Model: @unchecked Sendable {
         let layer: Int
     }
 
-    public init(dims: ModelDims) { self.dims = dims }
+    package init(dims: ModelDims) { self.dims = dims }
 
-    /// Sets `weight` at `layer` after checking the view's shape against the dimensions.
-    public func setWeight(_ weight: WeightLocation, layer: Int, view: TensorView, copy: Bool) throws(NodeWriteError) {
-        try checkLayer(layer, "layer")
+    /// Sets `weight` at `layer` (`noLayer` for a weight of no layer) after checking the
+    /// view's shape against the dimensions.
+    package func setWeight(_ weight: WeightLocation, layer: Int, view: TensorView, copy: Bool) throws(NodeWriteError) {
+        if weight.hasLayer {
+            try checkLayer(layer, "layer")
+        } else if layer != Model.noLayer {
+            throw .indexOutOfRange("layer = \(layer): weight \(weight.name) belongs to no layer (pass NW_NO_LAYER = -1)")
+        }
         let name = "weight \(weight.name)"
         let expected = dims.shape(of: weight)
-        guard view.shapeArray == expected else {
-            throw .shapeMismatch("\(name): shape \(view.shapeArray) does not match the model's \(expected)")
+        let matches = view.ndim == expected.count
+            && zip(view.shapeArray, expected).allSatisfy { size, want in want.map { $0 == size } ?? (size >= 1) }
+        guard matches else {
+            let described = expected.map { $0.map(String.init) ?? "n_vocab >= 1" }.joined(separator: ", ")
+            throw .shapeMismatch("\(name): shape \(view.shapeArray) does not match the model's (\(described))")
         }
-        weights[Key(kind: weight, layer: layer)] = copy ? try WeightStorage(copying: view, name: name)
-                                                        : WeightStorage(borrowing: view)
+        let storage = copy ? try WeightStorage(copying: view, name: name) : WeightStorage(borrowing: view)
+        weights[Key(kind: weight, layer: layer)] = storage
     }
 
+    /// The layer of weights that belong to no layer.
+    package static let noLayer = -1
+
     /// Sets the decoder of the autoencoder of latent node type `nodeType` at `layer`.
-    public func setAutoencoder(_ nodeType: NodeType, layer: Int, input: AutoencoderInput,
+    package func setAutoencoder(_ nodeType: NodeType, layer: Int, input: AutoencoderInput,
                                decoder view: TensorView, copy: Bool) throws(NodeWriteError) {
         guard nodeType.isLatent else {
             throw .invalidArgument("node_type \(nodeType.name) is not an autoencoder latent type")
@@ -79,11 +93,20 @@ public final class Model: @unchecked Sendable {
         autoencoders[Key(kind: nodeType, layer: layer)] = Autoencoder(decoder: storage, input: input)
     }
 
-    public func weight(_ weight: WeightLocation, layer: Int) -> WeightStorage? {
+    package func weight(_ weight: WeightLocation, layer: Int) -> WeightStorage? {
         weights[Key(kind: weight, layer: layer)]
     }
 
-    public func autoencoder(_ nodeType: NodeType, layer: Int) -> Autoencoder? {
+    /// A weight the caller needs, or `.missingInput` naming it.
+    package func require(_ weight: WeightLocation, layer: Int) throws(NodeWriteError) -> WeightStorage {
+        guard let storage = self.weight(weight, layer: layer) else {
+            let at = weight.hasLayer ? " at layer \(layer)" : ""
+            throw .missingInput("weight \(weight.name)\(at) is not set on the model")
+        }
+        return storage
+    }
+
+    package func autoencoder(_ nodeType: NodeType, layer: Int) -> Autoencoder? {
         autoencoders[Key(kind: nodeType, layer: layer)]
     }
 

@@ -2,49 +2,78 @@
 /// pinned enum values; `name` is TDB's string value.
 
 /// TDB's `NodeType` values for nodes that write to the residual stream.
-public enum NodeType: Int32, TDBNamed {
+package enum NodeType: Int32, TDBNamed {
     case mlpNeuron = 0
     case attentionHead = 1
     case autoencoderLatent = 2
     case mlpAutoencoderLatent = 3
     case attentionAutoencoderLatent = 4
 
-    public var name: StaticString {
-        switch self {
-        case .mlpNeuron: "mlp_neuron"
-        case .attentionHead: "attention_head"
-        case .autoencoderLatent: "autoencoder_latent"
-        case .mlpAutoencoderLatent: "mlp_autoencoder_latent"
-        case .attentionAutoencoderLatent: "attention_autoencoder_latent"
-        }
-    }
+    package var name: StaticString { kind.name }
+    package var indexCount: Int { kind.indexNames.count }
+    package var isLatent: Bool { kind.latents }
+}
 
-    /// Number of tensor indices: (query, key, head) for attention, (token, x) otherwise.
-    public var indexCount: Int { self == .attentionHead ? 3 : 2 }
+/// What a node type is made of. Requirements, validation and messages follow from
+/// this table; adding a node type is one row here and one case in `LayerForm.Source`.
+package struct NodeKind: Sendable {
+    /// TDB's `NodeType` value.
+    package let name: StaticString
+    /// The names of its tensor indices in TDB's order; the first is the token its write lands on.
+    package let indexNames: [StaticString]
+    /// The activations it reads; the first holds the node's scalar and has T as its first
+    /// dimension, and its other dimensions are the node's indices.
+    package let activations: [ActivationLocation]
+    /// The name of that activation's last dimension.
+    package let widthName: StaticString
+    /// The output weight it needs, or nil when its autoencoder decides (latents).
+    package let weight: WeightLocation?
+    /// Whether it is an autoencoder latent (needs the autoencoder set for its node type).
+    package let latents: Bool
+}
 
-    public var isLatent: Bool { self != .mlpNeuron && self != .attentionHead }
+extension NodeType {
+    /// The node type's row of the table.
+    @inline(__always) package var kind: NodeKind { NodeKind.table[Int(rawValue)] }
+}
 
-    /// The raw activation holding this latent type's values.
-    var latentActivation: ActivationLocation? {
-        switch self {
-        case .autoencoderLatent: .onlineAutoencoderLatent
-        case .mlpAutoencoderLatent: .onlineMLPAutoencoderLatent
-        case .attentionAutoencoderLatent: .onlineAttentionAutoencoderLatent
-        case .mlpNeuron, .attentionHead: nil
+extension NodeKind {
+    /// The table, built once: row i is the node type of raw value i.
+    static let table: [NodeKind] = NodeType.allCases.map { type in
+        switch type {
+        case .mlpNeuron:
+            NodeKind(name: "mlp_neuron", indexNames: ["token", "neuron"], activations: [.mlpPostAct],
+                     widthName: "d_ff", weight: .mlpToResidual, latents: false)
+        case .attentionHead:
+            NodeKind(name: "attention_head", indexNames: ["query token", "key token", "head"],
+                     activations: [.attnQKProbs, .attnValue], widthName: "n_heads",
+                     weight: .attnToResidual, latents: false)
+        case .autoencoderLatent:
+            NodeKind(name: "autoencoder_latent", indexNames: ["token", "latent"],
+                     activations: [.onlineAutoencoderLatent], widthName: "n_latents", weight: nil, latents: true)
+        case .mlpAutoencoderLatent:
+            NodeKind(name: "mlp_autoencoder_latent", indexNames: ["token", "latent"],
+                     activations: [.onlineMLPAutoencoderLatent], widthName: "n_latents", weight: nil, latents: true)
+        case .attentionAutoencoderLatent:
+            NodeKind(name: "attention_autoencoder_latent", indexNames: ["token", "latent"],
+                     activations: [.onlineAttentionAutoencoderLatent], widthName: "n_latents", weight: nil,
+                     latents: true)
         }
     }
 }
 
-/// TDB's `ActivationLocationType` values of the raw activations a node write reads.
-public enum ActivationLocation: Int32, TDBNamed {
+/// TDB's `ActivationLocationType` values of the raw activations nodewrite reads.
+package enum ActivationLocation: Int32, TDBNamed {
     case mlpPostAct = 0
     case attnQKProbs = 1
     case attnValue = 2
     case onlineAutoencoderLatent = 3
     case onlineMLPAutoencoderLatent = 4
     case onlineAttentionAutoencoderLatent = 5
+    case residDeltaMLP = 6
+    case residDeltaAttn = 7
 
-    public var name: StaticString {
+    package var name: StaticString {
         switch self {
         case .mlpPostAct: "mlp.post_act"
         case .attnQKProbs: "attn.qk_probs"
@@ -52,38 +81,53 @@ public enum ActivationLocation: Int32, TDBNamed {
         case .onlineAutoencoderLatent: "online_autoencoder_latent"
         case .onlineMLPAutoencoderLatent: "online_mlp_autoencoder_latent"
         case .onlineAttentionAutoencoderLatent: "online_attention_autoencoder_latent"
+        case .residDeltaMLP: "resid.delta_mlp"
+        case .residDeltaAttn: "resid.delta_attn"
         }
     }
 
     /// The number of dimensions of this activation in TDB's layout.
-    public var ndim: Int { self == .attnQKProbs || self == .attnValue ? 3 : 2 }
+    package var ndim: Int { self == .attnQKProbs || self == .attnValue ? 3 : 2 }
 }
 
-/// TDB's `WeightLocationType` values of the output weights.
-public enum WeightLocation: Int32, TDBNamed {
+/// TDB's `WeightLocationType` values of the weights nodewrite reads.
+package enum WeightLocation: Int32, TDBNamed {
     case mlpToResidual = 0
     case attnToResidual = 1
+    case unembedding = 2
+    case layerNormGainFinal = 3
 
-    public var name: StaticString {
+    package var name: StaticString {
         switch self {
         case .mlpToResidual: "mlp.to_residual"
         case .attnToResidual: "attn.to_residual"
+        case .unembedding: "unembedding"
+        case .layerNormGainFinal: "layer_norm_gain.final"
         }
     }
 
-    public var ndim: Int { self == .mlpToResidual ? 2 : 3 }
+    package var ndim: Int {
+        switch self {
+        case .mlpToResidual, .unembedding: 2
+        case .attnToResidual: 3
+        case .layerNormGainFinal: 1
+        }
+    }
+
+    /// Whether the weight belongs to a layer (the unembedding and the final gain do not).
+    package var hasLayer: Bool { self == .mlpToResidual || self == .attnToResidual }
 }
 
 /// What an autoencoder was trained on, which decides how its decoded vector reaches
 /// the residual stream.
-public enum AutoencoderInput: Int32, CaseIterable, Sendable {
+package enum AutoencoderInput: Int32, CaseIterable, Sendable {
     /// MLP post-activations: the decoded vector goes through `mlp.to_residual`.
     case mlpPostAct = 0
     /// A residual-stream quantity: the decoded vector is the write.
     case residual = 1
 
     /// TDB's `DerivedScalarType` values accepted for each kind.
-    public static func from(derivedScalarType name: String) -> AutoencoderInput? {
+    package static func from(derivedScalarType name: String) -> AutoencoderInput? {
         switch name {
         case "mlp_post_act": .mlpPostAct
         case "resid_delta_mlp", "resid_delta_attn", "resid_post_mlp", "resid_post_attn",
@@ -94,14 +138,14 @@ public enum AutoencoderInput: Int32, CaseIterable, Sendable {
 }
 
 /// An enumeration whose cases carry TDB's string values.
-public protocol TDBNamed: CaseIterable, Sendable {
+package protocol TDBNamed: CaseIterable, Sendable {
     /// TDB's string value (static storage, so the C ABI can return it).
     var name: StaticString { get }
 }
 
 extension TDBNamed {
     /// The case whose TDB name is `name`.
-    public static func named(_ name: String) -> Self? {
+    package static func named(_ name: String) -> Self? {
         allCases.first { $0.name.description == name }
     }
 }

@@ -1,35 +1,42 @@
-/// Why a node write could not be made. Each case maps to one status of the C ABI;
-/// the message names the argument at fault.
-public enum NodeWriteError: Error, Equatable, Sendable {
-    case invalidArgument(String)
-    case indexOutOfRange(String)
-    case shapeMismatch(String)
-    case unsupportedDType(String)
-    case missingInput(String)
-    case unsupported(String)
-    case outOfMemory(String)
-    case bufferTooSmall(String)
+import CNodeWrite
 
-    public var message: String {
-        switch self {
-        case .invalidArgument(let m), .indexOutOfRange(let m), .shapeMismatch(let m),
-             .unsupportedDType(let m), .missingInput(let m), .unsupported(let m),
-             .outOfMemory(let m), .bufferTooSmall(let m):
-            return m
-        }
+/// Why a node write could not be made: one status code of the C ABI (its raw value is the
+/// `nw_status`, taken from the header) and a message that names what the caller passed.
+/// A value with static members, like swift-system's `Errno`.
+package struct NodeWriteError: Error, Equatable, Sendable {
+    package let code: Code
+    package let message: String
+
+    package init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
     }
 
-    /// The same error with `prefix` before its message (e.g. which node of a batch).
-    public func prefixed(_ prefix: String) -> NodeWriteError {
-        switch self {
-        case .invalidArgument(let m): .invalidArgument(prefix + m)
-        case .indexOutOfRange(let m): .indexOutOfRange(prefix + m)
-        case .shapeMismatch(let m): .shapeMismatch(prefix + m)
-        case .unsupportedDType(let m): .unsupportedDType(prefix + m)
-        case .missingInput(let m): .missingInput(prefix + m)
-        case .unsupported(let m): .unsupported(prefix + m)
-        case .outOfMemory(let m): .outOfMemory(prefix + m)
-        case .bufferTooSmall(let m): .bufferTooSmall(prefix + m)
-        }
+    /// A status of the C ABI.
+    package struct Code: RawRepresentable, Hashable, Sendable {
+        package let rawValue: Int32
+        package init(rawValue: Int32) { self.rawValue = rawValue }
+        init(_ code: nw_status_code) { rawValue = code.rawValue }
+
+        package static let invalidArgument = Code(NW_ERR_INVALID_ARGUMENT)
+        package static let indexOutOfRange = Code(NW_ERR_INDEX_OUT_OF_RANGE)
+        package static let shapeMismatch = Code(NW_ERR_SHAPE_MISMATCH)
+        package static let unsupportedDType = Code(NW_ERR_UNSUPPORTED_DTYPE)
+        package static let missingInput = Code(NW_ERR_MISSING_INPUT)
+        package static let unsupported = Code(NW_ERR_UNSUPPORTED)
+        package static let outOfMemory = Code(NW_ERR_OUT_OF_MEMORY)
+        package static let bufferTooSmall = Code(NW_ERR_BUFFER_TOO_SMALL)
     }
+
+    package static func invalidArgument(_ m: String) -> Self { Self(.invalidArgument, m) }
+    package static func indexOutOfRange(_ m: String) -> Self { Self(.indexOutOfRange, m) }
+    package static func shapeMismatch(_ m: String) -> Self { Self(.shapeMismatch, m) }
+    package static func unsupportedDType(_ m: String) -> Self { Self(.unsupportedDType, m) }
+    package static func missingInput(_ m: String) -> Self { Self(.missingInput, m) }
+    package static func unsupported(_ m: String) -> Self { Self(.unsupported, m) }
+    package static func outOfMemory(_ m: String) -> Self { Self(.outOfMemory, m) }
+    package static func bufferTooSmall(_ m: String) -> Self { Self(.bufferTooSmall, m) }
+
+    /// The same error with `prefix` before its message (e.g. which node of a set).
+    package func prefixed(_ prefix: String) -> Self { Self(code, prefix + message) }
 }

@@ -3,21 +3,21 @@
 ///
 /// Creating one proves that every element offset, and its byte offset from `base`,
 /// is representable: indexing a view with in-range indices cannot overflow.
-public struct TensorView: @unchecked Sendable {
-    public static let maxDimensions = 3
+package struct TensorView: @unchecked Sendable {
+    package static let maxDimensions = 3
 
-    public let base: UnsafeRawPointer?
-    public let dtype: DType
-    public let ndim: Int
+    package let base: UnsafeRawPointer?
+    package let dtype: DType
+    package let ndim: Int
     /// Unused trailing dimensions have shape 1 and stride 0.
-    public let shape: InlineArray<3, Int>
-    public let strides: InlineArray<3, Int>
-    public let count: Int
+    package let shape: InlineArray<3, Int>
+    package let strides: InlineArray<3, Int>
+    package let count: Int
 
     /// Validates a view. `strides == nil` means contiguous row-major.
     /// - Throws: `.invalidArgument` for a negative shape, a NULL base with elements,
     ///   or an element count, offset or byte span that overflows.
-    public init(base: UnsafeRawPointer?, dtype: DType, shape dims: [Int], strides given: [Int]?,
+    package init(base: UnsafeRawPointer?, dtype: DType, shape dims: [Int], strides given: [Int]?,
                 name: String) throws(NodeWriteError) {
         precondition(dims.count <= Self.maxDimensions && (given == nil || given!.count == dims.count))
         var shape = InlineArray<3, Int>(repeating: 1)
@@ -72,15 +72,15 @@ public struct TensorView: @unchecked Sendable {
     }
 
     /// The shape as an array of `ndim` entries (for messages and tests).
-    public var shapeArray: [Int] { (0..<ndim).map { shape[$0] } }
+    package var shapeArray: [Int] { (0..<ndim).map { shape[$0] } }
 
     /// Element offset of (i, j, k); callers pass in-range indices (0 for unused dimensions).
-    @inline(__always) func offset(_ i: Int, _ j: Int = 0, _ k: Int = 0) -> Int {
+    @inline(__always) package func offset(_ i: Int, _ j: Int = 0, _ k: Int = 0) -> Int {
         i &* strides[0] &+ j &* strides[1] &+ k &* strides[2]
     }
 
     /// The element at an in-range element offset, as Float.
-    @inline(__always) func value(at offset: Int) -> Float {
+    @inline(__always) package func value(at offset: Int) -> Float {
         let base = self.base.unsafelyUnwrapped
         switch dtype {
         case .float32: return F32Loader.load(base, offset)
@@ -89,7 +89,4 @@ public struct TensorView: @unchecked Sendable {
         case .float64: return F64Loader.load(base, offset)
         }
     }
-
-    /// Whether the last dimension is contiguous float32, the fast path of the kernels.
-    var hasContiguousFloat32Rows: Bool { dtype == .float32 && strides[ndim - 1] == 1 }
 }

@@ -6,12 +6,12 @@ import Darwin
 
 /// A weight tensor the model holds: either a borrowed view of caller memory or a
 /// contiguous float32 copy the storage owns and frees.
-public final class WeightStorage: @unchecked Sendable {
-    public let view: TensorView
+package final class WeightStorage: @unchecked Sendable {
+    package let view: TensorView
     private let owned: UnsafeMutableRawPointer?
 
     /// Borrows `view`: the caller keeps its memory alive while this storage lives.
-    public init(borrowing view: TensorView) {
+    package init(borrowing view: TensorView) {
         self.view = view
         self.owned = nil
     }
@@ -19,7 +19,7 @@ public final class WeightStorage: @unchecked Sendable {
     /// Copies `view` into new contiguous float32 memory.
     /// - Throws: `.outOfMemory` when the copy would not fit in physical memory or
     ///   the allocation fails; nothing is allocated in the first case.
-    public init(copying source: TensorView, name: String) throws(NodeWriteError) {
+    package init(copying source: TensorView, name: String) throws(NodeWriteError) {
         let (bytes, overflow) = source.count.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
         guard !overflow, bytes <= WeightStorage.physicalMemory else {
             throw .outOfMemory("\(name): a float32 copy of \(source.count) elements exceeds this machine's memory")

@@ -27,12 +27,19 @@ final class Fixture: @unchecked Sendable {
     let cases: [Case]
     private let tensors: [String: Tensor]
 
-    private init() {
-        let dir = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
-        struct File: Decodable { let cases: [Case] }
-        cases = try! JSONDecoder().decode(File.self, from: Data(contentsOf: dir.appendingPathComponent("tdb_tiny.json"))).cases
-        tensors = Fixture.readSafetensors(try! Data(contentsOf: dir.appendingPathComponent("tdb_tiny.safetensors")))
+    /// The write-family fixtures (tdb_family.*): tensors only; the manifest is read by FamilyTests.
+    static let family = Fixture(name: "tdb_family")
+
+    private init(name: String = "tdb_tiny") {
+        let dir = Fixture.directory
+        struct File: Decodable { let cases: [Case]? }
+        cases = (try? JSONDecoder().decode(File.self, from: Data(contentsOf: dir.appendingPathComponent("\(name).json"))).cases ?? []) ?? []
+        tensors = Fixture.readSafetensors(try! Data(contentsOf: dir.appendingPathComponent("\(name).safetensors")))
     }
+
+    static var directory: URL { Bundle.module.url(forResource: "Fixtures", withExtension: nil)! }
+
+    func has(_ name: String) -> Bool { tensors[name] != nil }
 
     subscript(name: String) -> Tensor {
         guard let t = tensors[name] else { fatalError("fixture tensor \(name) missing") }

@@ -1,0 +1,118 @@
+/// The inputs of the attention members of the write family, as float32 matrices per head:
+/// W_O[h] (d_head × d_model), v[:, h, :] (T × d_head), and p read in place.
+struct AttentionHeads {
+    let form: LayerForm
+    let weight: TensorView
+    let values: TensorView
+
+    /// Calls `body` with float32 views of W_O and v: in place for float32, converted into
+    /// scratch memory otherwise (before any work starts, so nothing fails halfway).
+    func withFloat32<R>(_ body: (Float32) throws(NodeWriteError) -> R) throws(NodeWriteError) -> R {
+        let dims = form.source.dims, tokens = form.tokens
+        let (heads, dHead, dModel) = (dims.nHeads, dims.dHead, dims.dModel)
+        return try weight.withF32Heads(heads, dHead, dModel) { (w) throws(NodeWriteError) -> R in
+            try values.withF32Heads(tokens, heads, dHead) { (v) throws(NodeWriteError) -> R in
+                try body(Float32(tokens: tokens, heads: heads, dHead: dHead, dModel: dModel, probs: form.scalars, w: w, v: v))
+            }
+        }
+    }
+
+    struct Float32 {
+        let tokens, heads, dHead, dModel: Int
+        /// p: (T, T, heads), any dtype, read in place.
+        let probs: TensorView
+        /// W_O as (heads, d_head, d_model) and v as (T, heads, d_head): base and strides.
+        let w: F32Tensor3
+        let v: F32Tensor3
+
+        /// W_O[h]: d_head × d_model.
+        func weight(_ h: Int) -> F32Matrix {
+            F32Matrix(base: w.base + h &* w.strides.0, rowStride: w.strides.1, columnStride: w.strides.2)
+        }
+
+        /// v[:, h, :]: T × d_head.
+        func values(_ h: Int) -> F32Matrix {
+            F32Matrix(base: v.base + h &* v.strides.1, rowStride: v.strides.0, columnStride: v.strides.2)
+        }
+
+        /// G = W_O[h] W_O[h]ᵀ (d_head × d_head, contiguous).
+        func gram(_ h: Int, into g: UnsafeMutablePointer<Float>) {
+            let wh = weight(h)
+            gemm(m: dHead, n: dHead, k: dModel, a: wh, b: wh.transposed, c: g, cRowStride: dHead)
+        }
+
+        /// sums[q - rows.lowerBound] = Σ_{k ≤ q} p[q, k, h] v[k, h] for q in rows, in blocks of
+        /// queries; `masked` holds DerivedScalarRun.queryBlock × T floats.
+        func weightedValues(_ h: Int, rows: Range<Int>, masked: UnsafeMutablePointer<Float>, into sums: UnsafeMutablePointer<Float>) {
+            let block = DerivedScalarRun.queryBlock, vh = values(h)
+            var q0 = rows.lowerBound
+            while q0 < rows.upperBound {
+                let q1 = min(rows.upperBound, q0 &+ block), width = q1
+                for q in q0..<q1 {
+                    let row = masked + (q &- q0) &* width
+                    for k in 0..<width { row[k] = k <= q ? probs.value(at: probs.offset(q, k, h)) : 0 }
+                }
+                gemm(m: q1 &- q0, n: dHead, k: width, a: F32Matrix(base: masked, rowStride: width, columnStride: 1),
+                     b: vh, c: sums + (q0 &- rows.lowerBound) &* dHead, cRowStride: dHead)
+                q0 = q1
+            }
+        }
+
+        /// f[k · heads + h] = ‖v[k, h] @ W_O[h]‖, from the head's Gram matrix.
+        func keyNorms(into f: UnsafeMutablePointer<Float>, threads: Int) throws(NodeWriteError) {
+            let lanes = laneCount(heads, threads: threads), perLane = dHead &* dHead &+ tokens &* dHead
+            try withScratch(Float.self, count: lanes &* perLane, "key norms") { (scratch) throws(NodeWriteError) in
+                parallelFor(heads, threads: threads) { h, lane in
+                    let g = scratch + lane &* perLane, y = g + dHead &* dHead, vh = values(h)
+                    gram(h, into: g)
+                    gemm(m: tokens, n: dHead, k: dHead, a: vh, b: F32Matrix(base: g, rowStride: dHead, columnStride: 1),
+                         c: y, cRowStride: dHead)
+                    for k in 0..<tokens { f[k &* heads &+ h] = quadraticNorm(vh.row(k), y + k &* dHead, dHead) }
+                }
+            }
+        }
+
+        /// f[k · heads + h] = v[k, h] · (W_O[h] g) for one shared direction row g.
+        func keyProjections(_ g: F32Matrix, into f: UnsafeMutablePointer<Float>, threads: Int) throws(NodeWriteError) {
+            try withScratch(Float.self, count: heads &* dHead, "projected direction") { (u) throws(NodeWriteError) in
+                parallelFor(heads, threads: threads) { h, _ in
+                    let uh = u + h &* dHead
+                    gemm(m: dHead, n: 1, k: dModel, a: weight(h), b: F32Matrix(base: g.base, rowStride: g.columnStride, columnStride: 0),
+                         c: uh, cRowStride: 1)
+                    gemm(m: tokens, n: 1, k: dHead, a: values(h), b: F32Matrix(base: uh, rowStride: 1, columnStride: 0),
+                         c: f + h, cRowStride: heads)
+                }
+            }
+        }
+    }
+}
+
+/// A float32 tensor of three dimensions: base and element strides.
+struct F32Tensor3 {
+    let base: UnsafePointer<Float>
+    let strides: (Int, Int, Int)
+}
+
+extension TensorView {
+    /// This (a, b, c) view as float32: in place, or converted into contiguous scratch.
+    func withF32Heads<R>(_ a: Int, _ b: Int, _ c: Int, _ body: (F32Tensor3) throws(NodeWriteError) -> R) throws(NodeWriteError) -> R {
+        if dtype == .float32 {
+            let base = self.base.unsafelyUnwrapped.assumingMemoryBound(to: Float.self)
+            return try body(F32Tensor3(base: base, strides: (strides[0], strides[1], strides[2])))
+        }
+        return try withScratch(Float.self, count: a &* b &* c, "a float32 copy of a \(dtype.name) tensor") {
+            (copy) throws(NodeWriteError) -> R in
+            var n = 0
+            for i in 0..<a { for j in 0..<b { for k in 0..<c { copy[n] = value(at: offset(i, j, k)); n &+= 1 } } }
+            return try body(F32Tensor3(base: UnsafePointer(copy), strides: (b &* c, c, 1)))
+        }
+    }
+}
+
+/// sqrt(max(0, x · y)): the norm ‖x @ B‖ when y = x G and G = B Bᵀ.
+@inline(__always)
+func quadraticNorm(_ x: F32Matrix, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
+    var sum = 0.0
+    for c in 0..<n { sum += Double(x.base[c &* x.columnStride]) * Double(y[c]) }
+    return Float(max(0, sum).squareRoot())
+}

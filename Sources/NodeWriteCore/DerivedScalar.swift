@@ -1,0 +1,105 @@
+/// TDB's residual-write derived scalars (`DerivedScalarType` values) that nodewrite derives
+/// for every node of a layer. Raw values are the C ABI's `nw_dst`.
+package enum DerivedScalar: Int32, TDBNamed {
+    case mlpWriteNorm = 0
+    case mlpWriteToFinalResidualGrad = 1
+    case unflattenedAttnWriteNorm = 2
+    case unflattenedAttnWriteToFinalResidualGrad = 3
+    case attnWriteNorm = 4
+    case attnWriteToFinalResidualGrad = 5
+    case attnWriteNormPerSequenceToken = 6
+    case attnWriteToFinalResidualGradPerSequenceToken = 7
+    case onlineAutoencoderWriteNorm = 8
+    case onlineMLPAutoencoderWriteNorm = 9
+    case onlineAttentionAutoencoderWriteNorm = 10
+    case onlineAutoencoderWriteToFinalResidualGrad = 11
+    case onlineMLPAutoencoderWriteToFinalResidualGrad = 12
+    case onlineAttentionAutoencoderWriteToFinalResidualGrad = 13
+    case mlpLayerWriteNorm = 14
+    case attnLayerWriteNorm = 15
+    case mlpLayerWriteToFinalResidualGrad = 16
+    case attnLayerWriteToFinalResidualGrad = 17
+
+    package var name: StaticString { spec.name }
+    package var spec: DerivedScalarSpec { DerivedScalarSpec.table[Int(rawValue)] }
+}
+
+/// What a derived scalar is: the one table the rules of every DST follow from.
+package struct DerivedScalarSpec: Sendable {
+    /// The quantity of each write.
+    package enum Quantity: Sendable {
+        /// s · ‖b @ B‖ (signed like s, as TDB defines it).
+        case norm
+        /// w · g[t], t the token the write lands on.
+        case projection
+    }
+
+    /// Whose writes, and how the output is laid out.
+    package enum Subject: Sendable {
+        /// Every node of a node type: (T, width) for neurons and latents, or the attention
+        /// layouts below for heads.
+        case nodes(NodeType, AttentionLayout)
+        /// The whole layer's write, read from a resid.delta activation: (T, 1).
+        case layer(ActivationLocation)
+    }
+
+    /// How (query, key, head) values are laid out.
+    package enum AttentionLayout: Sendable {
+        /// Not attention: (T, width).
+        case none
+        /// (T, T, heads); k > q is 0.
+        case unflattened
+        /// (T(T+1)/2, heads), row q(q+1)/2 + k.
+        case flattened
+        /// (T, heads): the head's write summed over keys.
+        case perSequenceToken
+    }
+
+    package let name: StaticString
+    package let quantity: Quantity
+    package let subject: Subject
+
+    static let table: [DerivedScalarSpec] = DerivedScalar.allCases.map { dst in
+        switch dst {
+        case .mlpWriteNorm: .init(name: "mlp_write_norm", quantity: .norm, subject: .nodes(.mlpNeuron, .none))
+        case .mlpWriteToFinalResidualGrad:
+            .init(name: "mlp_write_to_final_residual_grad", quantity: .projection, subject: .nodes(.mlpNeuron, .none))
+        case .unflattenedAttnWriteNorm:
+            .init(name: "unflattened_attn_write_norm", quantity: .norm, subject: .nodes(.attentionHead, .unflattened))
+        case .unflattenedAttnWriteToFinalResidualGrad:
+            .init(name: "unflattened_attn_write_to_final_residual_grad", quantity: .projection,
+                  subject: .nodes(.attentionHead, .unflattened))
+        case .attnWriteNorm: .init(name: "attn_write_norm", quantity: .norm, subject: .nodes(.attentionHead, .flattened))
+        case .attnWriteToFinalResidualGrad:
+            .init(name: "attn_write_to_final_residual_grad", quantity: .projection, subject: .nodes(.attentionHead, .flattened))
+        case .attnWriteNormPerSequenceToken:
+            .init(name: "attn_write_norm_per_sequence_token", quantity: .norm,
+                  subject: .nodes(.attentionHead, .perSequenceToken))
+        case .attnWriteToFinalResidualGradPerSequenceToken:
+            .init(name: "attn_write_to_final_residual_grad_per_sequence_token", quantity: .projection,
+                  subject: .nodes(.attentionHead, .perSequenceToken))
+        case .onlineAutoencoderWriteNorm:
+            .init(name: "online_autoencoder_write_norm", quantity: .norm, subject: .nodes(.autoencoderLatent, .none))
+        case .onlineMLPAutoencoderWriteNorm:
+            .init(name: "online_mlp_autoencoder_write_norm", quantity: .norm, subject: .nodes(.mlpAutoencoderLatent, .none))
+        case .onlineAttentionAutoencoderWriteNorm:
+            .init(name: "online_attention_autoencoder_write_norm", quantity: .norm,
+                  subject: .nodes(.attentionAutoencoderLatent, .none))
+        case .onlineAutoencoderWriteToFinalResidualGrad:
+            .init(name: "online_autoencoder_write_to_final_residual_grad", quantity: .projection,
+                  subject: .nodes(.autoencoderLatent, .none))
+        case .onlineMLPAutoencoderWriteToFinalResidualGrad:
+            .init(name: "online_mlp_autoencoder_write_to_final_residual_grad", quantity: .projection,
+                  subject: .nodes(.mlpAutoencoderLatent, .none))
+        case .onlineAttentionAutoencoderWriteToFinalResidualGrad:
+            .init(name: "online_attention_autoencoder_write_to_final_residual_grad", quantity: .projection,
+                  subject: .nodes(.attentionAutoencoderLatent, .none))
+        case .mlpLayerWriteNorm: .init(name: "mlp_layer_write_norm", quantity: .norm, subject: .layer(.residDeltaMLP))
+        case .attnLayerWriteNorm: .init(name: "attn_layer_write_norm", quantity: .norm, subject: .layer(.residDeltaAttn))
+        case .mlpLayerWriteToFinalResidualGrad:
+            .init(name: "mlp_layer_write_to_final_residual_grad", quantity: .projection, subject: .layer(.residDeltaMLP))
+        case .attnLayerWriteToFinalResidualGrad:
+            .init(name: "attn_layer_write_to_final_residual_grad", quantity: .projection, subject: .layer(.residDeltaAttn))
+        }
+    }
+}

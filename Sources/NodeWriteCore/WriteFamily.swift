@@ -1,0 +1,239 @@
+/// TDB's write-family derived scalars for every node of a layer, contraction-first: each is
+/// `s · f` where s is the node's scalar activation and f a factor of its base row b, block
+/// B and the direction g (see `LinearForm`):
+///
+/// - norm: f = ‖b @ B‖, from row norms, per-head Gram matrices B Bᵀ (d_head × d_head), or
+///   the decoded rows of active latents only;
+/// - projection: f = b · (B g[t]), with B g formed first and only for the rows of g that
+///   are not zero (one shared row when g is one (d_model,) vector).
+///
+/// Nothing of size (T, T, heads, d_head), (T, T, heads, d_model) or (n_latents, d_model) is
+/// formed, and only k ≤ q is computed for attention.
+package struct DerivedScalarRun {
+    package let dst: DerivedScalar
+    /// TDB's output shape.
+    package let shape: [Int]
+    /// The number of output elements.
+    package let count: Int
+    let input: Input
+    let direction: Direction?
+    let threads: Int
+
+    enum Input {
+        case nodes(LayerForm, DerivedScalarSpec.AttentionLayout)
+        case layer(TensorView)
+    }
+
+    /// Resolves `dst` at `layer` against the model, the store and the direction.
+    /// - Throws: what the inputs are missing or get wrong; nothing is computed.
+    package init(_ dst: DerivedScalar, model: Model, store: ActivationStore, layer: Int, direction: TensorView?,
+                 threads: Int) throws(NodeWriteError) {
+        let spec = dst.spec
+        let tokens: Int
+        switch spec.subject {
+        case .nodes(let type, let layout):
+            let form = try NodeSource(model: model, nodeType: type, layer: layer).resolve(store)
+            tokens = form.tokens
+            let width = form.source.width
+            if type == .attentionHead, form.scalars.shape[1] != tokens {
+                throw .shapeMismatch("activation attn.qk_probs at layer \(layer): shape \(form.scalars.shapeArray) must be (T, T, n_heads) for \(spec.name)")
+            }
+            switch layout {
+            case .none: shape = [tokens, width]
+            case .unflattened: shape = [tokens, tokens, width]
+            case .flattened:
+                let (pairs, o) = tokens.multipliedReportingOverflow(by: tokens &+ 1)
+                guard !o else { throw .bufferTooSmall("out: no buffer holds T(T+1)/2 × n_heads for T = \(tokens)") }
+                shape = [pairs / 2, width]
+            case .perSequenceToken: shape = [tokens, width]
+            }
+            input = .nodes(form, layout)
+        case .layer(let location):
+            let delta = try store.require(location, layer: layer)
+            guard delta.shape[1] == model.dims.dModel else {
+                throw .shapeMismatch("activation \(location.name) at layer \(layer): shape \(delta.shapeArray) must be (T, d_model = \(model.dims.dModel))")
+            }
+            tokens = delta.shape[0]
+            shape = [tokens, 1]
+            input = .layer(delta)
+        }
+        var total = 1
+        for size in shape {
+            let (t, o) = total.multipliedReportingOverflow(by: size)
+            guard !o else { throw .bufferTooSmall("out: no buffer holds an output of shape \(shape)") }
+            total = t
+        }
+        count = total
+        switch (spec.quantity, direction) {
+        case (.norm, nil): self.direction = nil
+        case (.norm, .some): throw .invalidArgument("direction: \(spec.name) is a norm and takes no direction")
+        case (.projection, nil): throw .invalidArgument("direction: \(spec.name) needs a direction (the final residual grad)")
+        case (.projection, .some(let view)):
+            self.direction = try Direction(view, dModel: model.dims.dModel, tokens: tokens)
+        }
+        self.dst = dst
+        self.threads = max(1, threads)
+    }
+
+    /// Writes the output (row-major, `count` floats). On error nothing is written.
+    package func derive(into out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        switch input {
+        case .layer(let delta): try layerWrites(delta, out)
+        case .nodes(let form, .none): try nodeFactors(form, out)
+        case .nodes(let form, let layout): try attention(form, layout, out)
+        }
+    }
+
+    // MARK: - The whole layer's write
+
+    private func layerWrites(_ delta: TensorView, _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        let tokens = delta.shape[0], dModel = delta.shape[1]
+        func dot(_ t: Int, _ g: F32Matrix?) -> Float {
+            var sum = 0.0
+            let offset = delta.offset(t, 0), stride = delta.strides[1]
+            for j in 0..<dModel {
+                let x = Double(delta.value(at: offset &+ j &* stride))
+                sum += x * Double(g.map { $0.base[j] } ?? Float(x))
+            }
+            return g == nil ? Float(sum.squareRoot()) : Float(sum)
+        }
+        guard let direction else {
+            for t in 0..<tokens { out[t] = dot(t, nil) }
+            return
+        }
+        try direction.withRows { (rowTokens, rows) throws(NodeWriteError) in
+            if direction.shared {
+                for t in 0..<tokens { out[t] = rowTokens.isEmpty ? 0 : dot(t, rows) }
+                return
+            }
+            out.update(repeating: 0, count: tokens)
+            for (z, t) in rowTokens.enumerated() { out[t] = dot(t, rows.row(z)) }
+        }
+    }
+
+    // MARK: - Neurons and latents: (T, width)
+
+    private func nodeFactors(_ form: LayerForm, _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        let width = form.source.width, tokens = form.tokens
+        guard let direction else {
+            try withScratch(Float.self, count: width, "write norms") { (f) throws(NodeWriteError) in
+                try slotNorms(form, f)
+                scaleByScalars(form, out) { _, j in f[j] }
+            }
+            return
+        }
+        try direction.withRows { (rowTokens, g) throws(NodeWriteError) in
+            if direction.shared {
+                try withScratch(Float.self, count: width, "projections") { (f) throws(NodeWriteError) in
+                    if rowTokens.isEmpty { f.update(repeating: 0, count: width) } else { try slotProjections(form, g, rows: 1, f) }
+                    scaleByScalars(form, out) { _, j in f[j] }
+                }
+                return
+            }
+            try withScratch(Float.self, count: rowTokens.count &* width, "projections") { (p) throws(NodeWriteError) in
+                try withScratch(Int.self, count: tokens, "projection rows") { (rowOf) throws(NodeWriteError) in
+                    if !rowTokens.isEmpty { try slotProjections(form, g, rows: rowTokens.count, p) }
+                    for t in 0..<tokens { rowOf[t] = -1 }
+                    for (z, t) in rowTokens.enumerated() { rowOf[t] = z }
+                    scaleByScalars(form, out) { t, j in rowOf[t] < 0 ? 0 : p[rowOf[t] &* width &+ j] }
+                }
+            }
+        }
+    }
+
+    /// out[t, j] = s[t, j] · factor(t, j), or 0 where the factor is 0 (an inactive row).
+    private func scaleByScalars(_ form: LayerForm, _ out: UnsafeMutablePointer<Float>, _ factor: (Int, Int) -> Float) {
+        let s = form.scalars, width = form.source.width
+        for t in 0..<form.tokens {
+            let row = out + t &* width, offset = s.offset(t, 0), stride = s.strides[1]
+            for j in 0..<width {
+                let f = factor(t, j)
+                row[j] = f == 0 ? 0 : s.value(at: offset &+ j &* stride) * f
+            }
+        }
+    }
+
+    /// f[j] = ‖b_j @ B‖ for every slot j (active latents only for decoded rows; 0 elsewhere).
+    private func slotNorms(_ form: LayerForm, _ f: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        let dModel = form.dModel
+        switch form.source.blocks {
+        case .rows(let w):
+            let w = w.view
+            for j in 0..<form.source.width { f[j] = rowNorm(w, offset: w.offset(j, 0), stride: w.strides[1], count: dModel) }
+        case .decodedRows(let decoder, let through):
+            let d = decoder.view, w = through.view, width = form.source.width, k = d.shape[1]
+            let s = form.scalars
+            var active: [Int] = []
+            for j in 0..<width where (0..<form.tokens).contains(where: { s.value(at: s.offset($0, j)) != 0 }) { active.append(j) }
+            f.update(repeating: 0, count: width)
+            let chunk = 64
+            try w.withF32Block(offset: 0, rows: k, columns: dModel, rowStride: w.strides[0], columnStride: w.strides[1]) {
+                (b) throws(NodeWriteError) in
+                try withScratch(Float.self, count: chunk &* (k &+ dModel), "decoded rows") { (x) throws(NodeWriteError) in
+                    let c = x + chunk &* k
+                    var first = 0
+                    while first < active.count {
+                        let m = min(chunk, active.count &- first)
+                        for r in 0..<m {
+                            let offset = d.offset(active[first &+ r], 0)
+                            for a in 0..<k { x[r &* k &+ a] = d.value(at: offset &+ a &* d.strides[1]) }
+                        }
+                        try Kernels.gemm(m: m, n: dModel, k: k, a: F32Matrix(base: x, rowStride: k, columnStride: 1), b: b,
+                                         c: c, cRowStride: dModel, threads: threads)
+                        for r in 0..<m { f[active[first &+ r]] = rowNorm(c + r &* dModel, count: dModel) }
+                        first &+= m
+                    }
+                }
+            }
+        case .heads:
+            preconditionFailure("attention heads take the attention path")
+        }
+    }
+
+    /// p[z, j] = b_j · (B g_z) for the `rows` rows of g (row-major rows × width).
+    private func slotProjections(_ form: LayerForm, _ g: F32Matrix, rows: Int, _ p: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        let dModel = form.dModel, width = form.source.width
+        switch form.source.blocks {
+        case .rows(let w):
+            let w = w.view
+            try w.withF32Block(offset: 0, rows: width, columns: dModel, rowStride: w.strides[0], columnStride: w.strides[1]) {
+                (b) throws(NodeWriteError) in
+                try Kernels.gemm(m: rows, n: width, k: dModel, a: g, b: b.transposed, c: p, cRowStride: width, threads: threads)
+            }
+        case .decodedRows(let decoder, let through):
+            let d = decoder.view, w = through.view, k = d.shape[1]
+            try withScratch(Float.self, count: rows &* k, "projections") { (u) throws(NodeWriteError) in
+                try w.withF32Block(offset: 0, rows: k, columns: dModel, rowStride: w.strides[0], columnStride: w.strides[1]) {
+                    (b) throws(NodeWriteError) in
+                    try Kernels.gemm(m: rows, n: k, k: dModel, a: g, b: b.transposed, c: u, cRowStride: k, threads: threads)
+                }
+                try d.withF32Block(offset: 0, rows: width, columns: k, rowStride: d.strides[0], columnStride: d.strides[1]) {
+                    (b) throws(NodeWriteError) in
+                    try Kernels.gemm(m: rows, n: width, k: k, a: F32Matrix(base: u, rowStride: k, columnStride: 1),
+                                     b: b.transposed, c: p, cRowStride: width, threads: threads)
+                }
+            }
+        case .heads:
+            preconditionFailure("attention heads take the attention path")
+        }
+    }
+}
+
+/// ‖row‖ of a strided row of any dtype, accumulated in float64.
+func rowNorm(_ view: TensorView, offset: Int, stride: Int, count: Int) -> Float {
+    var sum = 0.0
+    for j in 0..<count { let x = Double(view.value(at: offset &+ j &* stride)); sum += x * x }
+    return Float(sum.squareRoot())
+}
+
+/// ‖row‖ of a contiguous float32 row, accumulated in float64.
+func rowNorm(_ row: UnsafePointer<Float>, count: Int) -> Float {
+    var sum = 0.0
+    for j in 0..<count { let x = Double(row[j]); sum += x * x }
+    return Float(sum.squareRoot())
+}
+
+extension F32Matrix {
+    /// The same memory read as the transposed matrix.
+    package var transposed: F32Matrix { F32Matrix(base: base, rowStride: columnStride, columnStride: rowStride) }
+}
