@@ -6,6 +6,7 @@
 //   model.cpp      Model
 //   store.cpp      ActivationStore
 //   deriver.cpp    NodeWriteDeriver, node_write, node_write_vectors
+//   sets.cpp       node_writes, token_writes, derive, node_write_to_direction, threads
 // and the shared machinery:
 //   errors.*       NwFailure, the one translator to nodewrite.errors, library-message rewriting
 //   args.*         the argument list, integers, layers, names, bools, node indices
@@ -53,4 +54,5 @@ PYBIND11_MODULE(_core, mod) {
     init_model(mod);
     init_store(mod);
     init_deriver(mod);
+    init_sets(mod);
 }

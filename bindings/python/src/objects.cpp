@@ -37,6 +37,9 @@ std::string layout_of(const std::string &name) {
     if (name == "mlp.to_residual") return "(d_ff, d_model)";
     if (name == "attn.to_residual") return "(n_heads, d_head, d_model)";
     if (name == "decoder") return "(n_latents, n_inputs)";
+    if (name == "unembedding") return "(d_model, n_vocab)";
+    if (name == "layer_norm_gain.final") return "(d_model,)";
+    if (name.rfind("resid.delta_", 0) == 0) return "(T, d_model)";
     return "";
 }
 

@@ -132,6 +132,7 @@ std::string layout_of(const std::string &name);
 void init_model(py::module_ &m);
 void init_store(py::module_ &m);
 void init_deriver(py::module_ &m);
+void init_sets(py::module_ &m);
 void init_functions(py::module_ &m);
 void init_constants(py::module_ &m);
 
