@@ -84,6 +84,10 @@ void model_set_weight(py::handle self, const py::args &args, const py::kwargs &k
                         {{"name", true}, {"layer", true}, {"weight", true}, {"copy", false}});
     std::string name = to_name(a[0], "weight name");
     int32_t weight = name_to_enum(name, "weight name", nw_weight_from_name);
+    bool layerless = weight == NW_WEIGHT_UNEMBEDDING || weight == NW_WEIGHT_LAYER_NORM_GAIN_FINAL;
+    if (a[1].is_none() && !layerless)
+        fail(NW_ERR_INVALID_ARGUMENT, "layer: None is for the weights of no layer (unembedding, "
+                                      "layer_norm_gain.final); " + name + " needs an int layer");
     int32_t l = a[1].is_none() ? NW_NO_LAYER : to_layer(a[1]);  // None: a weight of no layer
     bool do_copy = a[3] ? to_bool(a[3], "copy") : true;
     Subject subject{"weight " + name + (l == NW_NO_LAYER ? std::string() : " at layer " + std::to_string(l)),

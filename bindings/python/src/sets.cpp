@@ -596,7 +596,8 @@ py::object derive(const py::args &args, const py::kwargs &kwargs) {
         size_t len = count_of(shape);
         std::string msg;
         nw_status st = locks.run([&] {
-            return nw_derive(m.model, s.store, dst, layer, dirp, len ? p : nullptr, len, osh, &ond);
+            static float no_float = 0;
+            return nw_derive(m.model, s.store, dst, layer, dirp, len ? p : &no_float, len, osh, &ond);
         }, &msg);
         bool same = static_cast<size_t>(ond) == shape.size() &&
                     std::equal(shape.begin(), shape.end(), osh);
@@ -626,7 +627,8 @@ py::array_t<float> node_write_to_direction(const py::args &args, const py::kwarg
         locks.add(s.mu);
         if (T < 0) T = guess_tokens(s, node.node_type, node.layer);
         py::array_t<float> out = new_output({T, 1});
-        float *p = T > 0 ? out.mutable_data() : nullptr;
+        static float no_float = 0;
+        float *p = T > 0 ? out.mutable_data() : &no_float;
         int64_t shape[2] = {0, 0};
         std::string msg;
         nw_status st = locks.run([&] {
@@ -650,7 +652,8 @@ py::array_t<float> node_write_once(Model &m, Store &s, const nw_node_index &node
         if (T < 0) T = guess_tokens(s, node.node_type, node.layer);
         py::array_t<float> out = new_output({T, m.dims.d_model});
         size_t len = static_cast<size_t>(T) * static_cast<size_t>(m.dims.d_model);
-        float *p = len ? out.mutable_data() : nullptr;
+        static float no_float = 0;  // never written (capacity 0); NULL is read as "no buffer"
+        float *p = len ? out.mutable_data() : &no_float;
         int64_t shape[2] = {0, 0};
         std::string msg;
         nw_status st = locks.run([&] {
