@@ -356,6 +356,7 @@ def _make_snw_grad_factory(original: Callable) -> Callable:
                     pass
                 else:
                     stats["native"] += 1
+                    ntdb.stats["native"] += 1  # v1's counter: the node write was native
                     return torch.from_numpy(out)
             stats["torch"] += 1
             write = node_fn(acts, layer_index, pass_type)  # the drop-in's node write (T, d_model)
