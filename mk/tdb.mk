@@ -22,6 +22,7 @@ ifeq ($(strip $(NODEWRITE_TDB_SRC)),)
 	@echo "  (a Python with torch, TDB's imports and nodewrite installed) to compare with TDB's original deriver"
 else
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) tools/bench_tdb.py $(BENCH_TDB_ARGS)
+	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) tools/bench_tdb_family.py --candidate tdb_family_candidate:candidate $(BENCH_TDB_FAMILY_ARGS)
 endif
 
 test-tdb: $(TDB_NEEDS_VENV)
