@@ -3,7 +3,8 @@
 #                       from the on-disk CPU wheel when there is one; never from PyPI)
 #   make test-python    pytest python_tests/
 #   make demo-python    bindings/python/examples/demo.py (this is `make demo`)
-#   make bench-python   bindings/python/examples/bench.py (part of `make bench`)
+#   make bench-python   bindings/python/examples/bench.py (part of `make bench`; and
+#                       bench-python-sets / bench-python-family: bench_sets.py, bench_family.py)
 #   make test-python-asan  the binding under ASan+UBSan, the Python tests against it (opt-in)
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
@@ -11,10 +12,10 @@ TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl))
 PY_BINDING_SRCS := $(shell find bindings/python \( -path '*/build' -o -path '*/examples' \) -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.toml' -o -name py.typed \) -print)
 
 TEST_TARGETS += test-python
-BENCH_TARGETS += bench-python
+BENCH_TARGETS += bench-python bench-python-sets bench-python-family
 DEMO_TARGET := demo-python
 
-.PHONY: .venv python-sysdeps test-python demo-python bench-python
+.PHONY: .venv python-sysdeps test-python demo-python bench-python bench-python-sets bench-python-family
 
 # Debian's pybind11-dev and python3-dev: the build dependencies of the extension.
 python-sysdeps:
@@ -48,6 +49,13 @@ demo-python: .venv
 
 bench-python: .venv
 	$(VENV_PY) bindings/python/examples/bench.py
+
+# Node sets (issue 9) and the write family (issue 11) against torch/numpy baselines.
+bench-python-sets: .venv
+	$(VENV_PY) bindings/python/examples/bench_sets.py
+
+bench-python-family: .venv
+	$(VENV_PY) bindings/python/examples/bench_family.py
 
 # Opt-in (not part of `make test`): the binding rebuilt with AddressSanitizer + UBSan into
 # build/asan-python/ and the Python tests run against it (ASan preloaded into the venv's Python).

@@ -81,6 +81,12 @@ __all__ = [
     "STATUSES",
 ]
 
+# Node sets and the write family (issues 9 and 11): see nodewrite.sets.
+from .sets import *  # noqa: E402,F401,F403
+from . import sets as _sets  # noqa: E402
+
+__all__ += _sets.__all__
+
 
 def __dir__() -> list:
     """The API (and the submodules errors and tdb), not implementation names."""

@@ -18,6 +18,19 @@ from .errors import (
     NodeWriteValueError as NodeWriteValueError,
     check as check,
 )
+from .sets import (
+    DSTS as DSTS,
+    derive as derive,
+    get_num_threads as get_num_threads,
+    heads_at as heads_at,
+    keys_and_heads_at_query as keys_and_heads_at_query,
+    latents_at_token as latents_at_token,
+    neurons_at_token as neurons_at_token,
+    node_write_to_direction as node_write_to_direction,
+    node_writes as node_writes,
+    set_num_threads as set_num_threads,
+    token_writes as token_writes,
+)
 
 __version__: str
 __all__ = [
@@ -42,6 +55,18 @@ __all__ = [
     "WEIGHTS",
     "DTYPES",
     "STATUSES",
+    # nodewrite.sets
+    "node_writes",
+    "token_writes",
+    "derive",
+    "node_write_to_direction",
+    "set_num_threads",
+    "get_num_threads",
+    "keys_and_heads_at_query",
+    "heads_at",
+    "neurons_at_token",
+    "latents_at_token",
+    "DSTS",
 ]
 
 NODE_TYPES: Tuple[str, ...]

@@ -85,3 +85,27 @@ def node_write_vectors(
     model: Model, store: ActivationStore, nodes: Sequence[_NodeLike]
 ) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """(vectors (n, d_model) float32, token_rows (n,) int64) for many nodes in one call."""
+
+# -- node sets and the write family (src/sets.cpp) --
+
+# An (n, k) integer array: numpy (any integer dtype), a CPU torch integer tensor, or a nested list.
+_IndicesLike = Any
+
+def node_writes(
+    model: Model, store: ActivationStore, node_type: str, layer: int, indices: _IndicesLike, *, out: Optional[_TensorLike] = None
+) -> Any:
+    """(n, d_model) float32 write vectors of a node set (out, when given, is written and returned)."""
+def token_writes(
+    model: Model, store: ActivationStore, node_type: str, layer: int, indices: _IndicesLike, *, top_k: Optional[int] = None, largest: bool = True
+) -> Any:
+    """(n, n_vocab) float32, or with top_k (values float32 (n, top_k), token_ids int64 (n, top_k))."""
+def derive(
+    model: Model, store: ActivationStore, dst: str, layer: int, *, direction: Optional[_TensorLike] = None, out: Optional[_TensorLike] = None
+) -> Any:
+    """TDB's derived scalar dst for every node of the layer, float32 in TDB's shape."""
+def node_write_to_direction(model: Model, store: ActivationStore, node: _NodeLike, direction: _TensorLike) -> npt.NDArray[np.float32]:
+    """(T, 1) float32: the node's write projected on direction at its token row, 0 elsewhere."""
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def node_type_index_count(node_type: str) -> int: ...
+def dst_names() -> Tuple[str, ...]: ...

@@ -653,11 +653,17 @@ def install() -> None:
                 if name is not None and value is tdb.original[name]:
                     _patches.append((registry, key, value, True))
                     registry[key] = _DROPINS[name]
+        from . import tdb_family  # the write family (issue 11): registry entries, TokenWriteConverter
+
+        tdb_family.install()
 
 
 def uninstall() -> None:
     """Restores everything :func:`install` replaced (where it still holds the drop-in), and the
     names in ``neuron_explainer`` modules imported while it was installed."""
+    from . import tdb_family
+
+    tdb_family.uninstall()
     with _lock:
         while _patches:
             container, key, original, is_mapping = _patches.pop()

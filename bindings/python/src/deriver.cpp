@@ -4,6 +4,7 @@
 
 #include "args.hpp"
 #include "objects.hpp"
+#include "sizing.hpp"
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
@@ -125,7 +126,7 @@ py::array_t<float> node_write(const py::args &args, const py::kwargs &kwargs) {
     Model &m = as_model(a[0]);
     Store &s = as_store(a[1]);
     nw_node_index n = node_from_py(a[2]);
-    return derive_full(m, s, nullptr, &n);
+    return node_write_once(m, s, n);  // one crossing: nw_node_write_sized
 }
 
 py::tuple node_write_vectors(const py::args &args, const py::kwargs &kwargs) {

@@ -84,9 +84,14 @@ void model_set_weight(py::handle self, const py::args &args, const py::kwargs &k
                         {{"name", true}, {"layer", true}, {"weight", true}, {"copy", false}});
     std::string name = to_name(a[0], "weight name");
     int32_t weight = name_to_enum(name, "weight name", nw_weight_from_name);
-    int32_t l = to_layer(a[1]);
+    bool layerless = weight == NW_WEIGHT_UNEMBEDDING || weight == NW_WEIGHT_LAYER_NORM_GAIN_FINAL;
+    if (a[1].is_none() && !layerless)
+        fail(NW_ERR_INVALID_ARGUMENT, "layer: None is for the weights of no layer (unembedding, "
+                                      "layer_norm_gain.final); " + name + " needs an int layer");
+    int32_t l = a[1].is_none() ? NW_NO_LAYER : to_layer(a[1]);  // None: a weight of no layer
     bool do_copy = a[3] ? to_bool(a[3], "copy") : true;
-    Subject subject{"weight " + name + " at layer " + std::to_string(l), layout_of(name), ""};
+    Subject subject{"weight " + name + (l == NW_NO_LAYER ? std::string() : " at layer " + std::to_string(l)),
+                    layout_of(name), ""};
     HeldPtr h = hold_tensor(a[2], subject.what);
     subject.hint = weight_hint(m, name, *h);
     nw_tensor_view v = h->view();
@@ -131,7 +136,9 @@ py::dict describe(const Model &m, int kind) {
         for (size_t i = 0; i < kv.second.shape.size(); ++i) shape[i] = py::int_(kv.second.shape[i]);
         d["shape"] = shape;
         if (kind == 1) d["input"] = kv.second.input;
-        out[py::make_tuple(n ? n : "?", std::get<2>(kv.first))] = d;
+        int32_t layer = std::get<2>(kv.first);
+        py::object l = layer == NW_NO_LAYER ? py::object(py::none()) : py::object(py::int_(layer));
+        out[py::make_tuple(n ? n : "?", l)] = d;
     }
     return out;
 }
@@ -170,13 +177,15 @@ void init_model(py::module_ &mod) {
     py::class_<Model> cls(mod, "Model", kModelDoc);
     def_init(cls, &model_new, "Model",
              "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int) -> None");
-    cls.def("set_weight", &model_set_weight, R"doc(set_weight(self, name: str, layer: int, weight: numpy.ndarray | torch.Tensor, copy: bool = True) -> None
+    cls.def("set_weight", &model_set_weight, R"doc(set_weight(self, name: str, layer: int | None, weight: numpy.ndarray | torch.Tensor, copy: bool = True) -> None
 
 Set an output weight of one layer, replacing any earlier one.
 
 name: TDB's WeightLocationType value, "mlp.to_residual" (d_ff, d_model) or
 "attn.to_residual" (n_heads, d_head, d_model) (a checkpoint's (n_heads*d_head, d_model)
-matrix, e.g. GPT-2's c_proj weight, viewed with .reshape(n_heads, d_head, d_model)).
+matrix, e.g. GPT-2's c_proj weight, viewed with .reshape(n_heads, d_head, d_model)); or,
+with layer None (weights of no layer), "unembedding" (d_model, n_vocab) and
+"layer_norm_gain.final" (d_model,), used by token_writes.
 weight: numpy array (float32, float16, float64) or CPU torch tensor (float32, float16,
 bfloat16), any strides (transposed and negative-stride views work).
 copy=True (default): the library converts and copies it now.

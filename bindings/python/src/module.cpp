@@ -6,6 +6,7 @@
 //   model.cpp      Model
 //   store.cpp      ActivationStore
 //   deriver.cpp    NodeWriteDeriver, node_write, node_write_vectors
+//   sets.cpp       node_writes, token_writes, derive, node_write_to_direction, threads
 // and the shared machinery:
 //   errors.*       NwFailure, the one translator to nodewrite.errors, library-message rewriting
 //   args.*         the argument list, integers, layers, names, bools, node indices
@@ -45,6 +46,7 @@ PYBIND11_MODULE(_core, mod) {
     (void)py::dtype::of<int64_t>();
     init_arg_types();
     init_view_types();
+    init_outputs();
 
     py::options options;
     options.disable_function_signatures();
@@ -53,4 +55,5 @@ PYBIND11_MODULE(_core, mod) {
     init_model(mod);
     init_store(mod);
     init_deriver(mod);
+    init_sets(mod);
 }

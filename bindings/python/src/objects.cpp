@@ -5,7 +5,13 @@
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
-py::array_t<float> new_output(const std::vector<int64_t> &shape) {
+namespace {
+PyObject *numpy_zeros = nullptr;  // numpy.zeros, looked up at import (init_outputs)
+}  // namespace
+
+void init_outputs() { numpy_zeros = py::module_::import("numpy").attr("zeros").release().ptr(); }
+
+py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed) {
     std::string text = "(";
     int64_t count = 1;
     bool too_large = false;
@@ -19,7 +25,11 @@ py::array_t<float> new_output(const std::vector<int64_t> &shape) {
     if (too_large) fail(NW_ERR_OUT_OF_MEMORY, "an output of shape " + text + " is too large");
     try {
         std::vector<py::ssize_t> s(shape.begin(), shape.end());
-        return py::array_t<float>(s);
+        if (!zeroed) return py::array_t<float>(s);
+        // calloc'ed by numpy: large outputs are mapped lazily, and the library writes only
+        // their non-zero entries (NW_OUT_ZEROED).
+        py::object z = py::reinterpret_borrow<py::object>(numpy_zeros)(py::tuple(py::cast(s)), "float32");
+        return py::reinterpret_steal<py::array_t<float>>(z.release());
     } catch (py::error_already_set &e) {
         if (e.matches(PyExc_MemoryError) || e.matches(PyExc_ValueError))
             fail(NW_ERR_OUT_OF_MEMORY, "cannot allocate an output of shape " + text + " (" +
@@ -37,6 +47,9 @@ std::string layout_of(const std::string &name) {
     if (name == "mlp.to_residual") return "(d_ff, d_model)";
     if (name == "attn.to_residual") return "(n_heads, d_head, d_model)";
     if (name == "decoder") return "(n_latents, n_inputs)";
+    if (name == "unembedding") return "(d_model, n_vocab)";
+    if (name == "layer_norm_gain.final") return "(d_model,)";
+    if (name.rfind("resid.delta_", 0) == 0) return "(T, d_model)";
     return "";
 }
 

@@ -144,7 +144,10 @@ class ReadLocks {
 };
 
 // A new C-contiguous float32 array; sizes numpy cannot allocate -> NodeWriteMemoryError.
-py::array_t<float> new_output(const std::vector<int64_t> &shape);
+// zeroed: filled with zeros by the allocator (calloc), for calls made with NW_OUT_ZEROED.
+py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed = false);
+// Looks up what new_output needs, at import.
+void init_outputs();
 
 // Messages: the layout of an activation, weight or decoder ("(T, d_ff)").
 std::string layout_of(const std::string &name);
@@ -152,6 +155,7 @@ std::string layout_of(const std::string &name);
 void init_model(py::module_ &m);
 void init_store(py::module_ &m);
 void init_deriver(py::module_ &m);
+void init_sets(py::module_ &m);
 void init_functions(py::module_ &m);
 void init_constants(py::module_ &m);
 

@@ -1,0 +1,149 @@
+"""Node sets and TDB's write family (re-exported by :mod:`nodewrite`).
+
+- :func:`node_writes`: the write vectors of n nodes of one type at one layer, in one call;
+  the index arrays of the common sets come from :func:`keys_and_heads_at_query`,
+  :func:`heads_at`, :func:`neurons_at_token` and :func:`latents_at_token` (int64 (n, k)
+  arrays in TDB's index order, ready for ``indices=``).
+- :func:`derive`: TDB's residual-write derived scalars (:data:`DSTS`) for every node of a layer.
+- :func:`node_write_to_direction`: TDB's ``single_node_write_to_final_residual_grad``.
+- :func:`token_writes`: token-space writes of a node set (TDB's ``TokenWriteConverter``), with
+  an optional top-k.
+- :func:`set_num_threads` / :func:`get_num_threads`.
+
+The computations are the library's (``nw_node_writes``, ``nw_derive``, ...): one call into
+the C ABI per Python call, the GIL released around it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _core
+from .errors import NodeWriteIndexError, NodeWriteKeyError, NodeWriteValueError
+
+__all__ = [
+    "node_writes",
+    "token_writes",
+    "derive",
+    "node_write_to_direction",
+    "set_num_threads",
+    "get_num_threads",
+    "keys_and_heads_at_query",
+    "heads_at",
+    "neurons_at_token",
+    "latents_at_token",
+    "DSTS",
+]
+
+node_writes = _core.node_writes
+token_writes = _core.token_writes
+derive = _core.derive
+node_write_to_direction = _core.node_write_to_direction
+set_num_threads = _core.set_num_threads
+get_num_threads = _core.get_num_threads
+
+#: TDB DerivedScalarType values :func:`derive` supports, in nw_dst order (from the library).
+DSTS: tuple = _core.dst_names()
+
+
+def _count(value: Any, attr: str, what: str) -> int:
+    """An int, or the dimension `attr` of a nodewrite.Model."""
+    if isinstance(value, _core.Model):
+        return int(getattr(value, attr))
+    if isinstance(value, (bool, float)) or value is None:
+        raise NodeWriteValueError(f"{what}: expected an int or a nodewrite.Model, got {type(value).__name__}")
+    try:
+        n = value.__index__()
+    except (AttributeError, TypeError):
+        raise NodeWriteValueError(
+            f"{what}: expected an int or a nodewrite.Model, got {type(value).__name__}"
+        ) from None
+    if n < 0:
+        raise NodeWriteValueError(f"{what}: {n} is negative")
+    return n
+
+
+def _token(value: Any, what: str) -> int:
+    if isinstance(value, (bool, float)) or value is None:
+        raise NodeWriteValueError(f"{what}: expected an integer, got {type(value).__name__}")
+    try:
+        return value.__index__()
+    except (AttributeError, TypeError):
+        raise NodeWriteValueError(f"{what}: expected an integer, got {type(value).__name__}") from None
+
+
+def keys_and_heads_at_query(q: int, n_heads: Union[int, "_core.Model"]) -> np.ndarray:
+    """Every attention node (q, k, h) with key k <= q at query q: an int64 array
+    (n_heads * (q + 1), 3), head-major (for h, for k), for
+    ``node_writes(model, store, "attention_head", layer, indices)``.
+    q >= 0 (a negative q cannot say which keys precede it without T); n_heads: an int or a Model."""
+    q = _token(q, "q")
+    h = _count(n_heads, "n_heads", "n_heads")
+    if q < 0:
+        raise NodeWriteIndexError(f"q: {q} is negative; pass the query token counted from 0")
+    out = np.empty((h, q + 1, 3), dtype=np.int64)
+    out[:, :, 0] = q
+    out[:, :, 1] = np.arange(q + 1, dtype=np.int64)[None, :]
+    out[:, :, 2] = np.arange(h, dtype=np.int64)[:, None]
+    return out.reshape(h * (q + 1), 3)
+
+
+def heads_at(q: int, k: int, n_heads: Union[int, "_core.Model"]) -> np.ndarray:
+    """Every head at one (query, key) pair: int64 (n_heads, 3), rows (q, k, h) for h = 0 .. n_heads-1."""
+    q = _token(q, "q")
+    k = _token(k, "k")
+    h = _count(n_heads, "n_heads", "n_heads")
+    out = np.empty((h, 3), dtype=np.int64)
+    out[:, 0] = q
+    out[:, 1] = k
+    out[:, 2] = np.arange(h, dtype=np.int64)
+    return out
+
+
+def neurons_at_token(t: int, d_ff: Union[int, "_core.Model"]) -> np.ndarray:
+    """Every MLP neuron at token t: int64 (d_ff, 2), rows (t, n) for n = 0 .. d_ff-1."""
+    t = _token(t, "t")
+    n = _count(d_ff, "d_ff", "d_ff")
+    out = np.empty((n, 2), dtype=np.int64)
+    out[:, 0] = t
+    out[:, 1] = np.arange(n, dtype=np.int64)
+    return out
+
+
+def latents_at_token(
+    t: int,
+    n_latents: Union[int, "_core.Model"],
+    node_type: Optional[str] = None,
+    layer: Optional[int] = None,
+) -> np.ndarray:
+    """Every autoencoder latent at token t: int64 (n_latents, 2), rows (t, l).
+
+    n_latents: an int, or a Model together with node_type ("autoencoder_latent",
+    "mlp_autoencoder_latent", "attention_autoencoder_latent") and layer (which may be omitted
+    when that node type's autoencoder is set at one layer only): the count is then the number
+    of rows of the decoder set with Model.set_autoencoder."""
+    t = _token(t, "t")
+    if isinstance(n_latents, _core.Model):
+        if node_type is None:
+            raise NodeWriteValueError("latents_at_token: with a Model, pass node_type (and layer)")
+        nt = getattr(node_type, "value", node_type)
+        found = {l: info for (name, l), info in n_latents.autoencoders().items() if name == nt}
+        if layer is None:
+            if len(found) != 1:
+                raise NodeWriteValueError(
+                    f"latents_at_token: {nt} autoencoders are set at layers {sorted(found)}; pass layer"
+                )
+            (info,) = found.values()
+        else:
+            info = found.get(_token(layer, "layer"))
+            if info is None:
+                raise NodeWriteKeyError(f"no {nt} autoencoder is set at layer {layer}")
+        n = int(info["shape"][0])
+    else:
+        n = _count(n_latents, "", "n_latents")
+    out = np.empty((n, 2), dtype=np.int64)
+    out[:, 0] = t
+    out[:, 1] = np.arange(n, dtype=np.int64)
+    return out
