@@ -46,7 +46,6 @@ PYBIND11_MODULE(_core, mod) {
     (void)py::dtype::of<int64_t>();
     init_arg_types();
     init_view_types();
-    init_outputs();
 
     py::options options;
     options.disable_function_signatures();

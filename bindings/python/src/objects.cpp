@@ -1,15 +1,11 @@
 // Helpers shared by the objects' files: see objects.hpp.
 #include "objects.hpp"
 
+#include <cstdlib>
+
 #include <climits>
 
 namespace nwpy __attribute__((visibility("hidden"))) {
-
-namespace {
-PyObject *numpy_zeros = nullptr;  // numpy.zeros, looked up at import (init_outputs)
-}  // namespace
-
-void init_outputs() { numpy_zeros = py::module_::import("numpy").attr("zeros").release().ptr(); }
 
 py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed) {
     std::string text = "(";
@@ -26,10 +22,13 @@ py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed) {
     try {
         std::vector<py::ssize_t> s(shape.begin(), shape.end());
         if (!zeroed) return py::array_t<float>(s);
-        // calloc'ed by numpy: large outputs are mapped lazily, and the library writes only
-        // their non-zero entries (NW_OUT_ZEROED).
-        py::object z = py::reinterpret_borrow<py::object>(numpy_zeros)(py::tuple(py::cast(s)), "float32");
-        return py::reinterpret_steal<py::array_t<float>>(z.release());
+        // calloc'ed here (numpy.zeros would release the GIL, and callers hold the model and
+        // store locks): large outputs are mapped lazily, and the library writes only their
+        // non-zero entries (NW_OUT_ZEROED).
+        void *memory = std::calloc(static_cast<size_t>(count > 0 ? count : 1), sizeof(float));
+        if (memory == nullptr) fail(NW_ERR_OUT_OF_MEMORY, "cannot allocate an output of shape " + text);
+        py::capsule owner(memory, [](void *p) { std::free(p); });
+        return py::array_t<float>(s, static_cast<float *>(memory), owner);
     } catch (py::error_already_set &e) {
         if (e.matches(PyExc_MemoryError) || e.matches(PyExc_ValueError))
             fail(NW_ERR_OUT_OF_MEMORY, "cannot allocate an output of shape " + text + " (" +

@@ -146,8 +146,6 @@ class ReadLocks {
 // A new C-contiguous float32 array; sizes numpy cannot allocate -> NodeWriteMemoryError.
 // zeroed: filled with zeros by the allocator (calloc), for calls made with NW_OUT_ZEROED.
 py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed = false);
-// Looks up what new_output needs, at import.
-void init_outputs();
 
 // Messages: the layout of an activation, weight or decoder ("(T, d_ff)").
 std::string layout_of(const std::string &name);
