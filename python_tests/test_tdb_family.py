@@ -106,6 +106,20 @@ def world(request):
     return World(dense_grad=request.param == "dense")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_worlds():
+    """Lets this module's model contexts go (and nodewrite.tdb's cache entries with them) before
+    the next test module, whose cache tests count entries."""
+    yield
+    import gc
+
+    import nodewrite.tdb as ntdb
+
+    ntdb.uninstall()
+    gc.collect()
+    ntdb.clear_cache()
+
+
 @pytest.fixture()
 def ntdb():
     import nodewrite.tdb as ntdb

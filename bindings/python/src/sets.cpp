@@ -96,9 +96,8 @@ const char *index_names(int32_t node_type) {
     }
 }
 
-// An (n, k) int64 row-major array of node indices: the caller's memory when it already is
-// one (C-contiguous int64), else converted from the caller's integers (any integer dtype,
-// nested sequences). Never a float or bool array.
+// An (n, k) int64 row-major array of node indices, copied (with the GIL held) from the
+// caller's integers (any integer dtype, nested sequences). Never a float or bool array.
 struct Indices {
     const int64_t *data = nullptr;
     size_t n = 0, k = 0;
@@ -185,12 +184,15 @@ bool indices_from_buffer(py::handle obj, size_t k, int32_t node_type, const std:
     int64_t s0 = b.strides ? b.strides[0] : static_cast<int64_t>(k) * b.itemsize;
     int64_t s1 = b.strides ? b.strides[1] : b.itemsize;
     bool contiguous = (ix.n <= 1 || s0 == static_cast<int64_t>(k) * 8) && (k <= 1 || s1 == 8);
-    if (is_signed && b.itemsize == 8 && contiguous) {  // the caller's memory, as is
-        ix.data = static_cast<const int64_t *>(b.buf);
-        ix.keep = py::reinterpret_borrow<py::object>(obj);
+    // Always our own copy (n*k int64, small next to the (n, d_model) output): the library
+    // validates every index and then reads them without the GIL, while another thread could
+    // write into the caller's array; a copy taken with the GIL held cannot change in between.
+    ix.storage.resize(ix.n * k);  // bad_alloc -> NodeWriteMemoryError
+    if (is_signed && b.itemsize == 8 && contiguous) {
+        if (!ix.storage.empty()) std::memcpy(ix.storage.data(), b.buf, ix.storage.size() * sizeof(int64_t));
+        ix.data = ix.storage.data();
         return true;
     }
-    ix.storage.resize(ix.n * k);  // bad_alloc -> NodeWriteMemoryError
     const char *base = static_cast<const char *>(b.buf);
     for (size_t i = 0; i < ix.n; ++i) {
         for (size_t j = 0; j < k; ++j) {
@@ -678,7 +680,8 @@ Write vectors of a node set: n nodes of one node type at one layer, in one call.
 indices: an (n, k) integer array in TDB's index order for node_type (k = 2, or 3 for
 "attention_head": (query token, key token, head)); numpy int64/int32 (any integer dtype),
 a CPU torch integer tensor, or a nested list. Negative indices count from the end. A
-C-contiguous int64 array is read in place. A float or bool array is a NodeWriteValueError.
+float or bool array is a NodeWriteValueError (the indices are copied, with the GIL held, so another
+thread writing into them cannot race the library).
 out: optional C-contiguous, writable float32 (n, d_model) numpy array or CPU torch tensor,
 written in place and returned. Without it, a new float32 numpy array (n, d_model).
 
