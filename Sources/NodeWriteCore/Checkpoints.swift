@@ -42,7 +42,7 @@ extension Model {
         guard wout0.shape.count == 2 else {
             throw .shapeMismatch("\(file.label): blocks.0.mlp.W_out has shape \(wout0.shape), not (d_ff, d_model)")
         }
-        let dims = try ModelDims(nLayers: nLayers, dModel: dModel, nHeads: nHeads, dHead: dHead, dFF: wout0.shape[0])
+        let dims = try file.labelled { () throws(NodeWriteError) in try ModelDims(nLayers: nLayers, dModel: dModel, nHeads: nHeads, dHead: dHead, dFF: wout0.shape[0]) }
         let model = Model(dims: dims)
         for layer in 0..<nLayers {
             try model.put(file, "blocks.\(layer).attn.W_O", .attnToResidual, layer: layer,
@@ -85,7 +85,7 @@ extension Model {
             }
         }
         let dHead = inner / nHeads
-        let dims = try ModelDims(nLayers: nLayers, dModel: dModel, nHeads: nHeads, dHead: dHead, dFF: dFF)
+        let dims = try file.labelled { () throws(NodeWriteError) in try ModelDims(nLayers: nLayers, dModel: dModel, nHeads: nHeads, dHead: dHead, dFF: dFF) }
         let model = Model(dims: dims)
         for layer in 0..<nLayers {
             // Conv1D (in, out) = (n_heads·d_head, d_model), row-major: (h, e, m) is at
@@ -276,4 +276,11 @@ func canonicalInteger(_ s: Substring) -> Int? {
         v = v * 10 + Int(c - 0x30)
     }
     return v
+}
+
+extension SafetensorsFile {
+    /// Runs `body`, prefixing any error with the file's name.
+    func labelled<T>(_ body: () throws(NodeWriteError) -> T) throws(NodeWriteError) -> T {
+        do { return try body() } catch { throw error.prefixed("\(label): ") }
+    }
 }

@@ -16,7 +16,8 @@ package final class FileBytes: @unchecked Sendable {
     /// - Throws: `.invalidArgument` when it cannot be opened, is not a regular file, or
     ///   cannot be mapped (naming the path and the system's reason).
     package init(mapping path: String) throws(NodeWriteError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused as not regular).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw FileBytes.systemError(path, "cannot be opened") }
         defer { close(fd) }
         var info = stat()
