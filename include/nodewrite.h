@@ -536,6 +536,62 @@ NW_API nw_status nw_token_writes_top_k(const nw_model *model, const nw_store *st
                                        int32_t largest, float *values, int64_t *token_ids,
                                        size_t capacity);
 
+/* -- checkpoints on disk (safetensors) -- */
+
+/** Creates a model from a safetensors checkpoint file, inferring its dimensions from
+ *  the weights and checking them against each other. Two layouts are read, told apart
+ *  by their tensor names:
+ *  - Hugging Face GPT-2, with or without the "transformer." prefix:
+ *    h.{L}.attn.c_proj.weight, Conv1D (n_heads*d_head, d_model), viewed as
+ *    (n_heads, d_head, d_model); h.{L}.mlp.c_proj.weight (d_ff, d_model);
+ *    wte.weight (or lm_head.weight) (n_vocab, d_model), the tied unembedding, viewed
+ *    as (d_model, n_vocab); ln_f.weight, the final layer norm's gain. n_heads is not
+ *    in the weights: it is read from the file's __metadata__ ("n_head", a decimal
+ *    string) if there, else from "n_head" of a config.json in the same directory
+ *    (whose n_layer, n_embd and n_inner, when given, must agree with the weights).
+ *  - TransformerLens state dicts: blocks.{L}.attn.W_O (n_heads, d_head, d_model),
+ *    blocks.{L}.mlp.W_out (d_ff, d_model), unembed.W_U (d_model, n_vocab),
+ *    ln_final.w (d_model,).
+ *  Layers must be 0 ... n_layers-1 without gaps. The unembedding and the final gain
+ *  are optional (set when present); other tensors are ignored. Tensors may be F32,
+ *  F16, BF16 or F64. The file itself is checked in full (header length, JSON, names,
+ *  dtypes, shapes, data offsets inside the file and not overlapping) before any
+ *  weight is used; path must be UTF-8.
+ *  Ownership: the file is memory-mapped read-only; weights borrow the mapping in
+ *  place (a tensor whose data is not aligned to its item size is copied), and the
+ *  mapping lives until the model and every deriver created from it are destroyed.
+ *  The file must not be truncated or rewritten in place meanwhile (replacing it by
+ *  rename is safe). Caller frees *out with nw_model_destroy.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, a path that is not UTF-8, a file
+ *  that cannot be read or is not valid safetensors, a layout that is not one of the
+ *  above, no n_heads for GPT-2); NW_ERR_UNSUPPORTED_DTYPE (a dtype safetensors does
+ *  not define, or a weight of another dtype such as I64); NW_ERR_MISSING_INPUT (a
+ *  layer without one of its two tensors); NW_ERR_SHAPE_MISMATCH (a gap in the layers,
+ *  or a tensor whose shape disagrees with the others; the message names it);
+ *  NW_ERR_OUT_OF_MEMORY. On failure *out is not written. */
+NW_API nw_status nw_model_load_safetensors(const char *path, nw_model **out);
+
+/** Sets an SAELens sparse autoencoder as the autoencoder of the latent node type
+ *  node_type (as nw_model_set_autoencoder) at layer. path is an SAELens directory
+ *  holding cfg.json and sae_weights.safetensors (or the path of that .safetensors
+ *  file, with cfg.json beside it). The decoder is W_dec (d_sae, d_in) = (n_latents,
+ *  n_inputs). The input kind comes from cfg.json's hook_name (top level or under
+ *  "metadata"): blocks.L.hook_resid_pre, hook_resid_mid, hook_resid_post,
+ *  hook_mlp_out, hook_attn_out -> NW_AE_INPUT_RESIDUAL (d_in = d_model);
+ *  blocks.L.mlp.hook_post -> NW_AE_INPUT_MLP_POST_ACT (d_in = d_ff);
+ *  blocks.L.attn.hook_z -> NW_AE_INPUT_ATTN_Z (d_in = n_heads*d_head). L must equal
+ *  layer. cfg.json's d_in and d_sae, when given, must agree with W_dec.
+ *  Ownership: as nw_model_load_safetensors (the mapping lives as long as the model
+ *  or a deriver uses the autoencoder); replaces any earlier autoencoder there.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, not a latent node type, a path that
+ *  is not UTF-8, a file that cannot be read or is malformed, no hook_name, a hook
+ *  layer other than layer); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_UNSUPPORTED
+ *  (a hook nodewrite does not read); NW_ERR_UNSUPPORTED_DTYPE; NW_ERR_MISSING_INPUT (no
+ *  W_dec); NW_ERR_SHAPE_MISMATCH (W_dec's shape); NW_ERR_OUT_OF_MEMORY. On failure
+ *  the model is unchanged. */
+NW_API nw_status nw_model_load_autoencoder_safetensors(nw_model *model, const char *path,
+                                                       int32_t node_type, int32_t layer);
+
 #ifdef __cplusplus
 }
 #endif

@@ -56,7 +56,9 @@ package final class Model: @unchecked Sendable {
 
     /// Sets `weight` at `layer` (`noLayer` for a weight of no layer) after checking the
     /// view's shape against the dimensions.
-    package func setWeight(_ weight: WeightLocation, layer: Int, view: TensorView, copy: Bool) throws(NodeWriteError) {
+    /// A borrowed view's memory is kept alive by the caller, or by `owner` when given.
+    package func setWeight(_ weight: WeightLocation, layer: Int, view: TensorView, copy: Bool,
+                           owner: AnyObject? = nil) throws(NodeWriteError) {
         if weight.hasLayer {
             try checkLayer(layer, "layer")
         } else if layer != Model.noLayer {
@@ -70,7 +72,7 @@ package final class Model: @unchecked Sendable {
             let described = expected.map { $0.map(String.init) ?? "n_vocab >= 1" }.joined(separator: ", ")
             throw .shapeMismatch("\(name): shape \(view.shapeArray) does not match the model's (\(described))")
         }
-        let storage = copy ? try WeightStorage(copying: view, name: name) : WeightStorage(borrowing: view)
+        let storage = copy ? try WeightStorage(copying: view, name: name) : WeightStorage(borrowing: view, owner: owner)
         weights[Key(kind: weight, layer: layer)] = storage
     }
 
@@ -79,7 +81,7 @@ package final class Model: @unchecked Sendable {
 
     /// Sets the decoder of the autoencoder of latent node type `nodeType` at `layer`.
     package func setAutoencoder(_ nodeType: NodeType, layer: Int, input: AutoencoderInput,
-                               decoder view: TensorView, copy: Bool) throws(NodeWriteError) {
+                               decoder view: TensorView, copy: Bool, owner: AnyObject? = nil) throws(NodeWriteError) {
         guard nodeType.isLatent else {
             throw .invalidArgument("node_type \(nodeType.name) is not an autoencoder latent type")
         }
@@ -92,7 +94,8 @@ package final class Model: @unchecked Sendable {
         guard view.shape[1] == inputs else {
             throw .shapeMismatch("decoder: shape \(view.shapeArray) must be (n_latents, \(what) = \(inputs))")
         }
-        let storage = copy ? try WeightStorage(copying: view, name: "decoder") : WeightStorage(borrowing: view)
+        let storage = copy ? try WeightStorage(copying: view, name: "decoder")
+                           : WeightStorage(borrowing: view, owner: owner)
         autoencoders[Key(kind: nodeType, layer: layer)] = Autoencoder(decoder: storage, input: input)
     }
 
@@ -124,7 +127,7 @@ package final class Model: @unchecked Sendable {
         let s = source.view
         let view = try TensorView(base: s.base, dtype: s.dtype, shape: [rows, dims.dModel],
                                   strides: [rowStride(s) ?? 0, s.strides[2]], name: "weight attn.to_residual")
-        return WeightStorage(borrowing: view, keeping: source)
+        return WeightStorage(borrowing: view, owner: source)
     }
 
     package func autoencoder(_ nodeType: NodeType, layer: Int) -> Autoencoder? {

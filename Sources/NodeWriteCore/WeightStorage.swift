@@ -9,12 +9,13 @@ import Darwin
 package final class WeightStorage: @unchecked Sendable {
     package let view: TensorView
     private let owned: UnsafeMutableRawPointer?
-    /// What keeps the memory of a view of another storage alive.
+    /// What keeps borrowed memory alive (a mapped checkpoint file, or another storage whose
+    /// memory the view reads), if the library owns it.
     private let owner: AnyObject?
 
     /// Borrows `view`: the caller keeps its memory alive while this storage lives, or
-    /// `owner` does (another storage whose memory `view` reads).
-    package init(borrowing view: TensorView, keeping owner: AnyObject? = nil) {
+    /// `owner` does (it is retained as long as this storage).
+    package init(borrowing view: TensorView, owner: AnyObject? = nil) {
         self.view = view
         self.owned = nil
         self.owner = owner
