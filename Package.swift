@@ -13,8 +13,20 @@ let package = Package(
         .systemLibrary(name: "CNodeWrite", path: "include"),
         // Thread-local error message storage (C11 _Thread_local); not public API.
         .target(name: "_NodeWriteShims"),
+        // Float32 kernels (C): the k-ordered FMA-chain GEMM and K = 1 row scaling, AVX-512 / AVX2
+        // chosen at run time per function (no -march flags: the library stays a portable build).
+        // Used by the core only; its nwk_ symbols are not exported (see include/nodewrite.map).
+        .target(
+            name: "_NodeWriteKernels",
+            cSettings: [
+                .define("_GNU_SOURCE"),
+                // The contract is an explicit fmaf chain; forbid any other contraction, and optimize.
+                .unsafeFlags(["-ffp-contract=off"]),
+                .unsafeFlags(["-O3"], .when(configuration: .release)),
+            ]
+        ),
         // The math and the deriver: ordinary Swift types and throwing functions.
-        .target(name: "NodeWriteCore", dependencies: ["CNodeWrite"]),
+        .target(name: "NodeWriteCore", dependencies: ["CNodeWrite", "_NodeWriteKernels"]),
         // The C ABI shell: validates raw input, calls the core, maps errors to statuses.
         .target(
             name: "NodeWrite",

@@ -136,7 +136,11 @@ enum nw_autoencoder_input {
     NW_AE_INPUT_MLP_POST_ACT = 0,
     /* A residual-stream quantity ("resid_delta_mlp", "resid_delta_attn", ...):
        the decoded vector (length d_model) is the write. */
-    NW_AE_INPUT_RESIDUAL = 1
+    NW_AE_INPUT_RESIDUAL = 1,
+    /* The attention layer's weighted sum of values z, heads and d_head flattened (TDB:
+       "attn_weighted_sum_of_values"; SAELens: an SAE on blocks.L.attn.hook_z): the decoded
+       vector (length n_heads*d_head) goes through attn.to_residual of the same layer. */
+    NW_AE_INPUT_ATTN_Z = 2
 };
 
 /** Who owns weight memory handed to the model. Pinned. */
@@ -257,10 +261,15 @@ NW_API nw_status nw_dtype_from_name(const char *name, int32_t *out);
 /** The autoencoder input kind for TDB's DerivedScalarType value of what the
  *  autoencoder was trained on: "mlp_post_act" -> NW_AE_INPUT_MLP_POST_ACT;
  *  "resid_delta_mlp", "resid_delta_attn", "resid_post_mlp", "resid_post_attn",
- *  "resid_post_embedding" -> NW_AE_INPUT_RESIDUAL.
+ *  "resid_post_embedding" -> NW_AE_INPUT_RESIDUAL; "attn_weighted_sum_of_values" ->
+ *  NW_AE_INPUT_ATTN_Z.
  *  Returns NW_OK, NW_ERR_INVALID_ARGUMENT (NULL), or NW_ERR_UNSUPPORTED (a name
  *  that is not a supported input). */
 NW_API nw_status nw_autoencoder_input_from_name(const char *name, int32_t *out);
+
+/** The i-th name nw_autoencoder_input_from_name accepts (i = 0, 1, ...), or NULL past
+ *  the last. Static storage. */
+NW_API const char *nw_autoencoder_input_source_name(size_t i);
 
 /* -- model -- */
 
@@ -300,7 +309,8 @@ NW_API nw_status nw_model_set_weight(nw_model *model, int32_t weight, int32_t la
  *  (NW_NODE_AUTOENCODER_LATENT, NW_NODE_MLP_AUTOENCODER_LATENT or
  *  NW_NODE_ATTENTION_AUTOENCODER_LATENT) at one layer, replacing any earlier one.
  *  decoder: (n_latents, n_inputs), TDB's decoder.weight.T; n_inputs must be d_ff
- *  for NW_AE_INPUT_MLP_POST_ACT and d_model for NW_AE_INPUT_RESIDUAL.
+ *  for NW_AE_INPUT_MLP_POST_ACT, d_model for NW_AE_INPUT_RESIDUAL and n_heads*d_head for
+ *  NW_AE_INPUT_ATTN_Z.
  *  An MLP and an attention autoencoder may be set together; each node type uses
  *  its own. Ownership as nw_model_set_weight.
  *  Returns as nw_model_set_weight, and NW_ERR_INVALID_ARGUMENT for a node_type

@@ -1,6 +1,6 @@
 # Swift core and the C ABI: swift test, the C parity test, the self-containment check.
 CFLAGS_TEST := -std=c11 -O2 -Wall -Wextra -Werror -Iinclude
-TEST_TARGETS += test-swift test-c
+TEST_TARGETS += test-swift test-c test-kernels
 
 .PHONY: test-swift test-c demo-c bench-c
 test-swift:
@@ -32,3 +32,32 @@ demo-c: build/demo
 
 build/no_alloc: tests_c/no_alloc.c include/nodewrite.h $(LIB) | build
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release'
+
+# The float32 kernels (Sources/_NodeWriteKernels), built from source with test hooks (-DNWK_TESTING):
+# bit-for-bit against the naive fmaf chain on every path this CPU runs.
+KERNEL_DIR := Sources/_NodeWriteKernels
+KERNEL_SRCS := $(wildcard $(KERNEL_DIR)/*.c)
+KERNEL_HDRS := $(wildcard $(KERNEL_DIR)/*.h $(KERNEL_DIR)/include/*.h)
+.PHONY: test-kernels bench-kernels
+build/test_kernels: tests_c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -DNWK_TESTING -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
+
+# The same test with tiny blocks (KC = 40, MC = 24), so that chains continue across many k-blocks.
+build/test_kernels_tiny: tests_c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -DNWK_TESTING -DNWK_KC=40 -DNWK_MC=24 -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
+
+test-kernels: build/test_kernels build/test_kernels_tiny
+	build/test_kernels
+	build/test_kernels_tiny
+
+# Kernels vs OpenBLAS (bench-only dependency, installed on demand; never linked into libnodewrite).
+BENCH_TARGETS += bench-kernels
+OPENBLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
+OPENBLAS_LIBS = $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+build/bench_kernels: bench/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
+	@test -e /usr/include/x86_64-linux-gnu/cblas.h -o -e /usr/include/cblas.h || \
+	  { echo "bench-kernels: installing libopenblas-dev"; apt-get install -y -qq libopenblas-dev >/dev/null; }
+	$(CC) -std=c11 -O3 -Wall -Wextra -Werror -ffp-contract=off -I$(KERNEL_DIR)/include $(OPENBLAS_CFLAGS) -o $@ $< $(KERNEL_SRCS) $(OPENBLAS_LIBS) -lm -lpthread
+
+bench-kernels: build/bench_kernels
+	build/bench_kernels $(BENCH_ARGS)

@@ -63,4 +63,4 @@ test-python-asan: .venv $(LIB)
 	cd $(ASAN_PY_DIR) && LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  NODEWRITE_FIXTURES=$(CURDIR)/$(FIXTURES) PYTHONPATH=$(CURDIR)/$(ASAN_PY_DIR) \
-	  $(CURDIR)/$(VENV_PY) -m pytest -q -p no:cacheprovider $(addprefix $(CURDIR)/python_tests/,test_parity.py test_inputs.py test_bad_inputs.py test_threads.py test_fuzz.py)
+	  $(CURDIR)/$(VENV_PY) -m pytest -q -p no:cacheprovider $(addprefix $(CURDIR)/python_tests/,test_parity.py test_inputs.py test_bad_inputs.py test_threads.py test_fuzz.py test_hostile.py test_first_hour.py)

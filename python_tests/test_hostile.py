@@ -64,10 +64,11 @@ def test_2_one_shot_node_write_never_reads_a_replaced_weight():
     weight (they are equal here), exactly."""
     body = """
     import threading, time, numpy as np, nodewrite as nw
-    d_model, d_ff, T = 256, 1024, 4          # 1 MiB weights: freed memory goes back to the OS
+    d_model, d_ff, T = 64, 64, 4
     m = nw.Model(n_layers=1, d_model=d_model, n_heads=1, d_head=1, d_ff=d_ff)
     w = np.full((d_ff, d_model), 0.5, np.float32)
-    m.set_weight("mlp.to_residual", 0, w.copy(), copy=False)
+    current = [w.copy()]
+    m.set_weight("mlp.to_residual", 0, current[0], copy=False)
     s = nw.ActivationStore()
     s.put("mlp.post_act", 0, np.full((T, d_ff), 2.0, np.float32))
     node = nw.NodeIndex("mlp_neuron", 0, (1, 7))
@@ -81,11 +82,16 @@ def test_2_one_shot_node_write_never_reads_a_replaced_weight():
                 bad.append(out)
     def writer():
         while time.monotonic() < stop:
-            m.set_weight("mlp.to_residual", 0, w.copy(), copy=False)  # the old one is dropped
+            old, new = current[0], w.copy()
+            m.set_weight("mlp.to_residual", 0, new, copy=False)
+            # Once set_weight has returned, nothing may read the old weight: poison it (what
+            # freeing it would do), then drop it.
+            old.fill(np.nan)
+            current[0] = new
     ts = [threading.Thread(target=reader) for _ in range(8)] + [threading.Thread(target=writer)]
     [t.start() for t in ts]
     [t.join() for t in ts]
-    assert not bad, f"{len(bad)} results read something else than the weight"
+    assert not bad, f"{len(bad)} results read the replaced (freed) weight"
     print("ok")
     """
     assert run_in_child(body, timeout=120).strip() == "ok"
@@ -476,3 +482,19 @@ def test_every_non_cpu_device_gets_the_move_it_message():
 
     with pytest.raises(nw.NodeWriteValueError, match=r"cuda:0.*\.cpu\(\)"):
         s.put("mlp.post_act", 0, FakeCuda())
+
+
+def test_api_misuse_reinit_copy_and_foreign_self():
+    m, s = small()
+    m.__init__(1, 8, 2, 3, 3)  # pybind11 ignores a second __init__: the object is unchanged
+    assert m.d_model == 4 and ("mlp.to_residual", 0) in m.weights()
+    import copy
+    import pickle
+
+    for fn in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError):
+            fn(m)
+    with pytest.raises(nw.NodeWriteValueError, match="expected a nodewrite.Model"):
+        nw.Model.set_weight(s, "mlp.to_residual", 0, np.ones((3, 4), np.float32))
+    with pytest.raises(nw.NodeWriteValueError, match="store: expected a nodewrite.ActivationStore"):
+        nw.node_write(m, m, nw.NodeIndex("mlp_neuron", 0, (0, 0)))

@@ -99,3 +99,8 @@ public func nw_autoencoder_input_from_name(_ s: UnsafePointer<CChar>?, _ out: Un
         out.pointee = input.rawValue
     }
 }
+
+@_cdecl("nw_autoencoder_input_source_name") @implementation
+public func nw_autoencoder_input_source_name(_ i: Int) -> UnsafePointer<CChar>? {
+    i >= 0 && i < AutoencoderInput.sources.count ? cString(AutoencoderInput.sources[i].name) : nil
+}

@@ -7,6 +7,7 @@
 /// | attention head (q, k, h) | p[q, k, h] | v[k, h, :] | attn.to_residual[h] |
 /// | residual-stream latent (t, i) | z[t, i] | e_i | decoder |
 /// | MLP-autoencoder latent (t, i) | z[t, i] | decoder[i, :] | mlp.to_residual |
+/// | latent of an autoencoder on attention's z (t, i) | z[t, i] | decoder[i, :] | attn.to_residual as (heads · d_head, d_model) |
 ///
 /// `NodeSource` is the model's half (resolved when a deriver is made, so a deriver keeps
 /// the weights it saw); `LayerForm` adds the store's half.
@@ -24,7 +25,8 @@ package struct NodeSource: Sendable {
         case rows(WeightStorage)
         /// b = v[k, h, :], B = attn.to_residual[h].
         case heads(WeightStorage)
-        /// b = decoder[i, :], B = mlp.to_residual (autoencoders on MLP post-activations).
+        /// b = decoder[i, :], B = mlp.to_residual (autoencoders on MLP post-activations), or
+        /// attn.to_residual as (heads · d_head, d_model) (autoencoders on attention's z).
         case decodedRows(decoder: WeightStorage, through: WeightStorage)
     }
 
@@ -44,9 +46,11 @@ package struct NodeSource: Sendable {
             guard let ae = model.autoencoder(nodeType, layer: layer) else {
                 throw .missingInput("no autoencoder for \(kind.name) at layer \(layer) is set on the model")
             }
-            blocks = ae.input == .mlpPostAct
-                ? .decodedRows(decoder: ae.decoder, through: try model.require(.mlpToResidual, layer: layer))
-                : .rows(ae.decoder)
+            switch ae.input {
+            case .mlpPostAct: blocks = .decodedRows(decoder: ae.decoder, through: try model.require(.mlpToResidual, layer: layer))
+            case .residual: blocks = .rows(ae.decoder)
+            case .attnZ: blocks = .decodedRows(decoder: ae.decoder, through: try model.headRows(layer: layer))
+            }
             width = ae.latentCount
         }
         self.nodeType = nodeType

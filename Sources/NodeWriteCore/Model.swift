@@ -84,8 +84,11 @@ package final class Model: @unchecked Sendable {
             throw .invalidArgument("node_type \(nodeType.name) is not an autoencoder latent type")
         }
         try checkLayer(layer, "layer")
-        let inputs = input == .mlpPostAct ? dims.dFF : dims.dModel
-        let what = input == .mlpPostAct ? "d_ff" : "d_model"
+        let (inputs, what) = switch input {
+        case .mlpPostAct: (dims.dFF, "d_ff")
+        case .residual: (dims.dModel, "d_model")
+        case .attnZ: (dims.nHeads &* dims.dHead, "n_heads × d_head")
+        }
         guard view.shape[1] == inputs else {
             throw .shapeMismatch("decoder: shape \(view.shapeArray) must be (n_latents, \(what) = \(inputs))")
         }
@@ -104,6 +107,24 @@ package final class Model: @unchecked Sendable {
             throw .missingInput("weight \(weight.name)\(at) is not set on the model")
         }
         return storage
+    }
+
+    /// attn.to_residual at `layer` as one (n_heads · d_head, d_model) matrix: a view of the same
+    /// memory when its strides allow, else a contiguous float32 copy.
+    package func headRows(layer: Int) throws(NodeWriteError) -> WeightStorage {
+        let w = try require(.attnToResidual, layer: layer)
+        let v = w.view, rows = dims.nHeads &* dims.dHead
+        // Row h · d_head + c is at h · strides[0] + c · strides[1]: one stride when these agree.
+        func rowStride(_ v: TensorView) -> Int? {
+            if dims.dHead == 1 { return v.strides[0] }
+            if dims.nHeads == 1 || v.strides[0] == v.strides[1] &* dims.dHead { return v.strides[1] }
+            return nil
+        }
+        let source = rowStride(v) == nil ? try WeightStorage(copying: v, name: "weight attn.to_residual") : w
+        let s = source.view
+        let view = try TensorView(base: s.base, dtype: s.dtype, shape: [rows, dims.dModel],
+                                  strides: [rowStride(s) ?? 0, s.strides[2]], name: "weight attn.to_residual")
+        return WeightStorage(borrowing: view, keeping: source)
     }
 
     package func autoencoder(_ nodeType: NodeType, layer: Int) -> Autoencoder? {

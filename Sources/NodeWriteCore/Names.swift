@@ -125,15 +125,22 @@ package enum AutoencoderInput: Int32, CaseIterable, Sendable {
     case mlpPostAct = 0
     /// A residual-stream quantity: the decoded vector is the write.
     case residual = 1
+    /// Attention's weighted sum of values z (heads · d_head): the decoded vector goes
+    /// through `attn.to_residual`.
+    case attnZ = 2
 
-    /// TDB's `DerivedScalarType` values accepted for each kind.
+    /// TDB's `DerivedScalarType` values of what an autoencoder was trained on, and the kind
+    /// each gives.
+    package static let sources: [(name: StaticString, input: AutoencoderInput)] = [
+        ("mlp_post_act", .mlpPostAct),
+        ("resid_delta_mlp", .residual), ("resid_delta_attn", .residual), ("resid_post_mlp", .residual),
+        ("resid_post_attn", .residual), ("resid_post_embedding", .residual),
+        ("attn_weighted_sum_of_values", .attnZ),
+    ]
+
+    /// The kind of TDB's `DerivedScalarType` value `name`.
     package static func from(derivedScalarType name: String) -> AutoencoderInput? {
-        switch name {
-        case "mlp_post_act": .mlpPostAct
-        case "resid_delta_mlp", "resid_delta_attn", "resid_post_mlp", "resid_post_attn",
-             "resid_post_embedding": .residual
-        default: nil
-        }
+        sources.first { $0.name.description == name }?.input
     }
 }
 

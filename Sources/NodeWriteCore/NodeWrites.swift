@@ -31,7 +31,7 @@ extension LayerForm {
                 for (i, node) in nodes.enumerated() { scales[i] = node.scalar; rows[i] = node.slot }
                 try w.withF32Block(offset: 0, rows: w.shape[0], columns: n, rowStride: w.strides[0],
                                    columnStride: w.strides[1]) { (b) throws(NodeWriteError) in
-                    try Kernels.scaledRows(m: nodes.count, n: n, scales: scales, rows: rows, b: b, c: out, cRowStride: n)
+                    Kernels.scaledRows(m: nodes.count, n: n, scales: scales, rows: rows, b: b, c: out, cRowStride: n, threads: Kernels.threads)
                 }
             }
         }
@@ -100,7 +100,7 @@ extension LayerForm {
         try w.withF32Block(offset: w.offset(head, 0, 0), rows: dHead, columns: dModel, rowStride: w.strides[1],
                            columnStride: w.strides[2]) { (b) throws(NodeWriteError) in
             try Kernels.gemm(m: rows, n: dModel, k: dHead, a: F32Matrix(base: x, rowStride: dHead, columnStride: 1),
-                             b: b, c: c, cRowStride: cRowStride)
+                             b: b, c: c, cRowStride: cRowStride, threads: Kernels.threads)
         }
     }
 
@@ -122,7 +122,7 @@ extension LayerForm {
                             for a in 0..<k { row[a] = node.scalar * decoder.value(at: offset &+ a &* stride) }
                         }
                         try Kernels.gemm(m: m, n: n, k: k, a: F32Matrix(base: x, rowStride: k, columnStride: 1), b: b,
-                                         c: out + first &* n, cRowStride: n)
+                                         c: out + first &* n, cRowStride: n, threads: Kernels.threads)
                         first &+= m
                     }
                 }

@@ -9,11 +9,15 @@ import Darwin
 package final class WeightStorage: @unchecked Sendable {
     package let view: TensorView
     private let owned: UnsafeMutableRawPointer?
+    /// What keeps the memory of a view of another storage alive.
+    private let owner: AnyObject?
 
-    /// Borrows `view`: the caller keeps its memory alive while this storage lives.
-    package init(borrowing view: TensorView) {
+    /// Borrows `view`: the caller keeps its memory alive while this storage lives, or
+    /// `owner` does (another storage whose memory `view` reads).
+    package init(borrowing view: TensorView, keeping owner: AnyObject? = nil) {
         self.view = view
         self.owned = nil
+        self.owner = owner
     }
 
     /// Copies `view` into new contiguous float32 memory.
@@ -39,6 +43,7 @@ package final class WeightStorage: @unchecked Sendable {
             }
         }
         self.owned = memory
+        self.owner = nil
         // A contiguous float32 view of new memory of the same shape cannot fail validation.
         self.view = try! TensorView(base: UnsafeRawPointer(memory), dtype: .float32,
                                     shape: source.shapeArray, strides: nil, name: name)

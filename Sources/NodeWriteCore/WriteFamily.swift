@@ -79,8 +79,12 @@ package struct DerivedScalarRun {
     package func derive(into out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
         switch input {
         case .layer(let delta): try layerWrites(delta, out)
-        case .nodes(let form, .none): try nodeFactors(form, out)
-        case .nodes(let form, let layout): try attention(form, layout, out)
+        case .nodes(let form, let layout):
+            switch form.source.blocks {
+            case .heads(let weight): try attention(form, weight.view, layout, out)
+            case .rows(let w): try nodeFactors(form, .rows(w.view), out)
+            case .decodedRows(let decoder, let through): try nodeFactors(form, .decodedRows(decoder.view, through.view), out)
+            }
         }
     }
 
@@ -113,55 +117,67 @@ package struct DerivedScalarRun {
 
     // MARK: - Neurons and latents: (T, width)
 
-    private func nodeFactors(_ form: LayerForm, _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+    /// The blocks of neurons and latents: b = e_j with B = rows, or b = decoder[j] with B = W_out.
+    enum SlotBlocks {
+        case rows(TensorView)
+        case decodedRows(TensorView, TensorView)
+    }
+
+    private func nodeFactors(_ form: LayerForm, _ blocks: SlotBlocks, _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
         let width = form.source.width, tokens = form.tokens
         guard let direction else {
             try withScratch(Float.self, count: width, "write norms") { (f) throws(NodeWriteError) in
-                try slotNorms(form, f)
-                scaleByScalars(form, out) { _, j in f[j] }
+                try slotNorms(form, blocks, f)
+                scaleByScalars(form, out) { _ in UnsafePointer(f) }
             }
             return
         }
         try direction.withRows { (rowTokens, g) throws(NodeWriteError) in
             if direction.shared {
                 try withScratch(Float.self, count: width, "projections") { (f) throws(NodeWriteError) in
-                    if rowTokens.isEmpty { f.update(repeating: 0, count: width) } else { try slotProjections(form, g, rows: 1, f) }
-                    scaleByScalars(form, out) { _, j in f[j] }
+                    if rowTokens.isEmpty { f.update(repeating: 0, count: width) } else { try slotProjections(form, blocks, g, rows: 1, f) }
+                    scaleByScalars(form, out) { _ in UnsafePointer(f) }
                 }
                 return
             }
-            try withScratch(Float.self, count: rowTokens.count &* width, "projections") { (p) throws(NodeWriteError) in
+            // The used rows of g are consecutive tokens t0 ..< t0 + n (all of them for a dense g):
+            // the projections go straight into those rows of out, then are scaled in place;
+            // otherwise (a few scattered rows) through scratch memory.
+            let first = rowTokens.first ?? 0
+            let consecutive = rowTokens.isEmpty || rowTokens.last! &- first == rowTokens.count &- 1
+            try withScratch(Float.self, count: consecutive ? 0 : rowTokens.count &* width, "projections") { (scratch) throws(NodeWriteError) in
                 try withScratch(Int.self, count: tokens, "projection rows") { (rowOf) throws(NodeWriteError) in
-                    if !rowTokens.isEmpty { try slotProjections(form, g, rows: rowTokens.count, p) }
+                    let p = consecutive ? out + first &* width : scratch
+                    if !rowTokens.isEmpty { try slotProjections(form, blocks, g, rows: rowTokens.count, p) }
                     for t in 0..<tokens { rowOf[t] = -1 }
                     for (z, t) in rowTokens.enumerated() { rowOf[t] = z }
-                    scaleByScalars(form, out) { t, j in rowOf[t] < 0 ? 0 : p[rowOf[t] &* width &+ j] }
+                    scaleByScalars(form, out) { t in rowOf[t] < 0 ? nil : UnsafePointer(p + rowOf[t] &* width) }
                 }
             }
         }
     }
 
-    /// out[t, j] = s[t, j] · factor(t, j), or 0 where the factor is 0 (an inactive row).
-    private func scaleByScalars(_ form: LayerForm, _ out: UnsafeMutablePointer<Float>, _ factor: (Int, Int) -> Float) {
+    /// out[t, j] = s[t, j] · factors(t)[j]; a nil row of factors gives a row of zeros.
+    private func scaleByScalars(_ form: LayerForm, _ out: UnsafeMutablePointer<Float>, _ factors: (Int) -> UnsafePointer<Float>?) {
         let s = form.scalars, width = form.source.width
-        for t in 0..<form.tokens {
-            let row = out + t &* width, offset = s.offset(t, 0), stride = s.strides[1]
-            for j in 0..<width {
-                let f = factor(t, j)
-                row[j] = f == 0 ? 0 : s.value(at: offset &+ j &* stride) * f
+        parallelFor(form.tokens, threads: threads) { t, _ in
+            let row = out + t &* width
+            if let f = factors(t) {
+                scaleRow(row, width, s, offset: s.offset(t, 0), stride: s.strides[1], f)
+            } else {
+                row.update(repeating: 0, count: width)
             }
         }
     }
 
     /// f[j] = ‖b_j @ B‖ for every slot j (active latents only for decoded rows; 0 elsewhere).
-    private func slotNorms(_ form: LayerForm, _ f: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+    private func slotNorms(_ form: LayerForm, _ blocks: SlotBlocks, _ f: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
         let dModel = form.dModel
-        switch form.source.blocks {
+        switch blocks {
         case .rows(let w):
-            let w = w.view
             for j in 0..<form.source.width { f[j] = rowNorm(w, offset: w.offset(j, 0), stride: w.strides[1], count: dModel) }
-        case .decodedRows(let decoder, let through):
-            let d = decoder.view, w = through.view, width = form.source.width, k = d.shape[1]
+        case .decodedRows(let d, let w):
+            let width = form.source.width, k = d.shape[1]
             let s = form.scalars
             var active: [Int] = []
             for j in 0..<width where (0..<form.tokens).contains(where: { s.value(at: s.offset($0, j)) != 0 }) { active.append(j) }
@@ -185,23 +201,21 @@ package struct DerivedScalarRun {
                     }
                 }
             }
-        case .heads:
-            preconditionFailure("attention heads take the attention path")
         }
     }
 
     /// p[z, j] = b_j · (B g_z) for the `rows` rows of g (row-major rows × width).
-    private func slotProjections(_ form: LayerForm, _ g: F32Matrix, rows: Int, _ p: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+    private func slotProjections(_ form: LayerForm, _ blocks: SlotBlocks, _ g: F32Matrix, rows: Int,
+                                 _ p: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
         let dModel = form.dModel, width = form.source.width
-        switch form.source.blocks {
+        switch blocks {
         case .rows(let w):
-            let w = w.view
             try w.withF32Block(offset: 0, rows: width, columns: dModel, rowStride: w.strides[0], columnStride: w.strides[1]) {
                 (b) throws(NodeWriteError) in
                 try Kernels.gemm(m: rows, n: width, k: dModel, a: g, b: b.transposed, c: p, cRowStride: width, threads: threads)
             }
-        case .decodedRows(let decoder, let through):
-            let d = decoder.view, w = through.view, k = d.shape[1]
+        case .decodedRows(let d, let w):
+            let k = d.shape[1]
             try withScratch(Float.self, count: rows &* k, "projections") { (u) throws(NodeWriteError) in
                 try w.withF32Block(offset: 0, rows: k, columns: dModel, rowStride: w.strides[0], columnStride: w.strides[1]) {
                     (b) throws(NodeWriteError) in
@@ -213,8 +227,6 @@ package struct DerivedScalarRun {
                                      b: b.transposed, c: p, cRowStride: width, threads: threads)
                 }
             }
-        case .heads:
-            preconditionFailure("attention heads take the attention path")
         }
     }
 }

@@ -4,17 +4,15 @@ extension DerivedScalarRun {
     /// Query rows per parallel task.
     static let queryBlock = 32
 
-    func attention(_ form: LayerForm, _ layout: DerivedScalarSpec.AttentionLayout,
+    func attention(_ form: LayerForm, _ weight: TensorView, _ layout: DerivedScalarSpec.AttentionLayout,
                    _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
-        guard case .heads(let weight) = form.source.blocks, let values = form.values else {
-            preconditionFailure("attention derived scalars read attention heads")
-        }
-        let heads = AttentionHeads(form: form, weight: weight.view, values: values)
+        guard let values = form.values else { throw .missingInput("activation attn.v at layer \(form.source.layer) is not in the store") }
+        let heads = AttentionHeads(form: form, weight: weight, values: values)
         try heads.withFloat32 { (h) throws(NodeWriteError) in
             guard let direction else {
                 if layout == .perSequenceToken { return try perSequenceNorms(h, out) }
                 return try withKeyFactors(h, { (f) throws(NodeWriteError) in try h.keyNorms(into: f, threads: threads) }) { f in
-                    writePairs(h, layout, out) { _, k, head in f[k &* h.heads &+ head] }
+                    writePairs(h, layout, out) { _ in UnsafePointer(f) }
                 }
             }
             try direction.withRows { (rowTokens, g) throws(NodeWriteError) in
@@ -23,9 +21,9 @@ extension DerivedScalarRun {
                         if rowTokens.isEmpty { f.update(repeating: 0, count: h.tokens &* h.heads) } else { try h.keyProjections(g, into: f, threads: threads) }
                     }) { f in
                         if layout == .perSequenceToken {
-                            sumPairs(h, out) { _, k, head in f[k &* h.heads &+ head] }
+                            parallelFor(h.tokens, threads: threads) { q, _ in sumPairRow(out + q &* h.heads, h.probs, q: q, heads: h.heads, f) }
                         } else {
-                            writePairs(h, layout, out) { _, k, head in f[k &* h.heads &+ head] }
+                            writePairs(h, layout, out) { _ in UnsafePointer(f) }
                         }
                     }
                 } else {
@@ -44,35 +42,24 @@ extension DerivedScalarRun {
         }
     }
 
-    /// out[q, k, h] = p[q, k, h] · factor(q, k, h) for k ≤ q, in TDB's unflattened or
-    /// flattened layout (and 0 for k > q when unflattened).
+    /// out[q, k, h] = p[q, k, h] · factors(q)[k · heads + h] for k ≤ q, in TDB's unflattened
+    /// or flattened layout (and 0 for k > q when unflattened).
     private func writePairs(_ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout,
-                            _ out: UnsafeMutablePointer<Float>, _ factor: (Int, Int, Int) -> Float) {
-        let tokens = h.tokens, heads = h.heads, p = h.probs
+                            _ out: UnsafeMutablePointer<Float>, _ factors: (Int) -> UnsafePointer<Float>) {
+        let tokens = h.tokens, heads = h.heads
         parallelFor(tokens, threads: threads) { q, _ in
             let row = out + rowStart(q, tokens, heads, layout)
-            for k in 0...q {
-                for head in 0..<heads {
-                    let f = factor(q, k, head)
-                    row[k &* heads &+ head] = f == 0 ? 0 : p.value(at: p.offset(q, k, head)) * f
-                }
-            }
-            if layout == .unflattened {
-                (row + (q &+ 1) &* heads).update(repeating: 0, count: (tokens &- q &- 1) &* heads)
-            }
+            scalePairRow(row, h.probs, q: q, heads: heads, factors(q))
+            zeroTail(row, q, h, layout)
         }
     }
 
-    /// out[q, h] = Σ_{k ≤ q} p[q, k, h] · factor(q, k, h).
-    private func sumPairs(_ h: AttentionHeads.Float32, _ out: UnsafeMutablePointer<Float>, _ factor: (Int, Int, Int) -> Float) {
-        let heads = h.heads, p = h.probs
-        parallelFor(h.tokens, threads: threads) { q, _ in
-            for head in 0..<heads {
-                var sum: Float = 0
-                for k in 0...q { sum = sum.addingProduct(p.value(at: p.offset(q, k, head)), factor(q, k, head)) }
-                out[q &* heads &+ head] = sum
-            }
-        }
+    /// The k > q part of an unflattened row.
+    @inline(__always)
+    private func zeroTail(_ row: UnsafeMutablePointer<Float>, _ q: Int, _ h: AttentionHeads.Float32,
+                          _ layout: DerivedScalarSpec.AttentionLayout) {
+        guard layout == .unflattened else { return }
+        (row + (q &+ 1) &* h.heads).update(repeating: 0, count: (h.tokens &- q &- 1) &* h.heads)
     }
 
     /// ‖Σ_k p[q, k, h] v[k, h] @ W_O[h]‖ (TDB: the norm of the head's summed write), from
@@ -98,56 +85,61 @@ extension DerivedScalarRun {
     }
 
     /// Projections onto per-token rows of g: U = g_Z @ W_O[h]ᵀ, then v[k] · U[q] for k ≤ q in
-    /// blocks of queries (rows of g that are zero give 0).
+    /// blocks of queries; rows of g that are zero give rows of exact zeros.
     private func perTokenProjections(_ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout,
                                      _ rowTokens: UnsafeBufferPointer<Int>, _ g: F32Matrix,
                                      _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
-        let tokens = h.tokens, heads = h.heads, dHead = h.dHead, p = h.probs
-        let used = rowTokens.count, block = Self.queryBlock
+        let tokens = h.tokens, heads = h.heads, dHead = h.dHead
+        let used = rowTokens.count, block = Self.queryBlock, uRow = heads &* dHead
         let tasks = (tokens &+ block &- 1) / block
         let lanes = laneCount(tasks, threads: threads)
-        try withScratch(Float.self, count: max(1, used) &* heads &* dHead, "projected directions") { (u) throws(NodeWriteError) in
+        // Per lane: each head's block of projections (block × T), and one row of factors (T × heads).
+        let perLane = heads &* block &* tokens &+ tokens &* heads
+        try withScratch(Float.self, count: max(1, used) &* uRow, "projected directions") { (u) throws(NodeWriteError) in
             for head in 0..<heads where used > 0 {
                 try Kernels.gemm(m: used, n: dHead, k: h.dModel, a: g, b: h.weight(head).transposed, c: u + head &* dHead,
-                                 cRowStride: heads &* dHead, threads: threads)
+                                 cRowStride: uRow, threads: threads)
             }
             try withScratch(Int.self, count: tokens, "projection rows") { (rowOf) throws(NodeWriteError) in
                 for t in 0..<tokens { rowOf[t] = -1 }
                 for (z, t) in rowTokens.enumerated() { rowOf[t] = z }
-                try withScratch(Float.self, count: lanes &* block &* tokens, "projections") { (scratch) throws(NodeWriteError) in
+                try withScratch(Float.self, count: lanes &* perLane, "projections") { (scratch) throws(NodeWriteError) in
                     parallelFor(tasks, threads: threads) { task, lane in
-                        let q0 = task &* block, q1 = min(tokens, q0 &+ block), pBlock = scratch + lane &* block &* tokens
-                        // Rows of g that are used, consecutive in g (all of them for a dense g), go as one product.
-                        let dense = (q0..<q1).allSatisfy { rowOf[$0] >= 0 && rowOf[$0] == rowOf[q0] &+ ($0 &- q0) }
+                        let q0 = task &* block, q1 = min(tokens, q0 &+ block)
+                        let blocks = scratch + lane &* perLane, factors = blocks + heads &* block &* tokens
+                        // P[q, k] = U[q] · v[k] for each head: one product per head when the block's
+                        // rows of g are consecutive (always, for a dense g), else one per row.
+                        let dense = (q0..<q1).allSatisfy { rowOf[$0] == rowOf[q0] &+ ($0 &- q0) } && rowOf[q0] >= 0
                         for head in 0..<heads {
-                            let vT = h.values(head).transposed
+                            let pBlock = blocks + head &* block &* tokens, vT = h.values(head).transposed
                             if dense {
                                 gemm(m: q1 &- q0, n: q1, k: dHead,
-                                     a: F32Matrix(base: u + (rowOf[q0] &* heads &* dHead &+ head &* dHead),
-                                                  rowStride: heads &* dHead, columnStride: 1),
+                                     a: F32Matrix(base: u + (rowOf[q0] &* uRow &+ head &* dHead), rowStride: uRow, columnStride: 1),
                                      b: vT, c: pBlock, cRowStride: q1)
-                            }
-                            for q in q0..<q1 {
-                                let pRow = dense ? pBlock + (q &- q0) &* q1 : pBlock
-                                if !dense, rowOf[q] >= 0 {
+                            } else {
+                                for q in q0..<q1 where rowOf[q] >= 0 {
                                     gemm(m: 1, n: q &+ 1, k: dHead,
-                                         a: F32Matrix(base: u + (rowOf[q] &* heads &* dHead &+ head &* dHead), rowStride: 0, columnStride: 1),
-                                         b: vT, c: pRow, cRowStride: q &+ 1)
+                                         a: F32Matrix(base: u + (rowOf[q] &* uRow &+ head &* dHead), rowStride: 0, columnStride: 1),
+                                         b: vT, c: pBlock + (q &- q0) &* q1, cRowStride: q1)
                                 }
-                                let zero = rowOf[q] < 0
-                                if layout == .perSequenceToken {
-                                    var sum: Float = 0
-                                    if !zero { for k in 0...q { sum = sum.addingProduct(p.value(at: p.offset(q, k, head)), pRow[k]) } }
-                                    out[q &* heads &+ head] = sum
-                                } else {
-                                    let row = out + rowStart(q, tokens, heads, layout)
-                                    for k in 0...q {
-                                        row[k &* heads &+ head] = zero || pRow[k] == 0 ? 0 : p.value(at: p.offset(q, k, head)) * pRow[k]
-                                    }
-                                    if layout == .unflattened, head == 0 {
-                                        (row + (q &+ 1) &* heads).update(repeating: 0, count: (tokens &- q &- 1) &* heads)
-                                    }
+                            }
+                        }
+                        for q in q0..<q1 {
+                            let zero = rowOf[q] < 0
+                            if !zero {
+                                // Interleave the heads: factors[k · heads + h] = P_h[q, k].
+                                for k in 0...q {
+                                    for head in 0..<heads { factors[k &* heads &+ head] = blocks[head &* block &* tokens &+ (q &- q0) &* q1 &+ k] }
                                 }
+                            }
+                            if layout == .perSequenceToken {
+                                if zero { (out + q &* heads).update(repeating: 0, count: heads) }
+                                else { sumPairRow(out + q &* heads, h.probs, q: q, heads: heads, factors) }
+                            } else {
+                                let row = out + rowStart(q, tokens, heads, layout)
+                                if zero { row.update(repeating: 0, count: (q &+ 1) &* heads) }
+                                else { scalePairRow(row, h.probs, q: q, heads: heads, factors) }
+                                zeroTail(row, q, h, layout)
                             }
                         }
                     }

@@ -148,3 +148,49 @@ struct FamilyPropertyTests {
         }
     }
 }
+
+@Suite("Token-space writes")
+struct TokenWriteTests {
+    static let setup = FamilyTests.setups["multi"]!
+
+    /// Full token-space writes (n × n_vocab) and the top k of each, largest or smallest.
+    static func run(_ type: NodeType, _ layer: Int, _ indices: [[Int]], k: Int, largest: Bool) throws -> ([Float], [Float], [Int64]) {
+        let flat = indices.flatMap { $0.map(Int64.init) }
+        var full = [Float](repeating: .nan, count: indices.count * 97)
+        var values = [Float](repeating: .nan, count: indices.count * k), ids = [Int64](repeating: -1, count: indices.count * k)
+        try flat.withUnsafeBufferPointer { (idx) throws(NodeWriteError) in
+            let set = try NodeSet(model: setup.model, nodeType: type, layer: layer, indices: idx, count: indices.count,
+                                  indexCount: indices[0].count)
+            try full.withUnsafeMutableBufferPointer { (o) throws(NodeWriteError) in try set.tokenWrites(setup.model, setup.store, into: o) }
+            try values.withUnsafeMutableBufferPointer { (v) throws(NodeWriteError) in
+                try ids.withUnsafeMutableBufferPointer { (i) throws(NodeWriteError) in
+                    try set.tokenWritesTopK(setup.model, setup.store, k: k, largest: largest, values: v, ids: i)
+                }
+            }
+        }
+        return (full, values, ids)
+    }
+
+    @Test("top k is the k best entries of the full token-space write, in order, ties to the lower id",
+          arguments: [(1, true), (20, true), (20, false), (97, true), (96, false)])
+    func topK(_ k: Int, _ largest: Bool) throws {
+        let nodes = [[6, 3], [0, 191], [-1, 17], [2, 5]]
+        let (full, values, ids) = try Self.run(.mlpNeuron, 1, nodes, k: k, largest: largest)
+        for i in nodes.indices {
+            let row = Array(full[(i * 97)..<((i + 1) * 97)])
+            let order = row.indices.sorted { a, b in row[a] != row[b] ? (largest ? row[a] > row[b] : row[a] < row[b]) : a < b }
+            #expect(Array(ids[(i * k)..<((i + 1) * k)]) == order.prefix(k).map(Int64.init), "node \(i)")
+            #expect(Array(values[(i * k)..<((i + 1) * k)]).map(\.bitPattern) == order.prefix(k).map { row[$0].bitPattern })
+        }
+    }
+
+    @Test("each token-space write has mean zero over the vocabulary")
+    func meanZero() throws {
+        let (full, _, _) = try Self.run(.attentionHead, 2, [[6, 2, 1], [3, 3, 0]], k: 1, largest: true)
+        for i in 0..<2 {
+            let row = full[(i * 97)..<((i + 1) * 97)]
+            let scale = row.map(abs).max()!
+            #expect(abs(row.reduce(0.0) { $0 + Double($1) }) / 97 <= 1e-6 * Double(scale))
+        }
+    }
+}

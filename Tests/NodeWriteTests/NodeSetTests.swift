@@ -128,3 +128,40 @@ struct NodeSetTests {
         #expect(out.allSatisfy { $0 == 42 })
     }
 }
+
+/// Autoencoders on attention's z (heads · d_head), as SAELens trains on blocks.L.attn.hook_z:
+/// the decoded vector goes through W_O.
+@Suite("Autoencoders on attention's z")
+struct AttentionZTests {
+    /// A fixed pseudo-random decoder (n × heads · d_head).
+    static func decoder(_ n: Int) -> [Float] {
+        var state: UInt64 = 12345
+        return (0..<(n * 48)).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2000) / 1000 - 1
+        }
+    }
+
+    @Test("a latent's write is z · Σ_h decoder[i, h, :] @ W_O[h], for every layout of W_O", arguments: [false, true])
+    func writes(_ transposed: Bool) throws {
+        let setup = try CoreSetup(autoencoders: "none", transposed: transposed)
+        let n = 5, dec = Self.decoder(n)
+        try setup.model.setAutoencoder(.attentionAutoencoderLatent, layer: 1, input: .attnZ,
+                                       decoder: setup.view(dec, [n, 48]), copy: false)
+        var z = [Float](repeating: 0, count: 7 * n)
+        for i in z.indices { z[i] = Float(i % 3) - 0.5 }
+        try setup.store.put(.onlineAttentionAutoencoderLatent, layer: 1, setup.view(z, [7, n]))
+        let nodes = (0..<7).flatMap { t in (0..<n).map { [t, $0] } }
+        let (got, _) = try setup.writes(.attentionAutoencoderLatent, layer: 1, nodes)
+        let wO = Fixture.shared["weights.1.attn.to_residual"].values  // (3, 16, 48)
+        for (r, node) in nodes.enumerated() {
+            let (t, i) = (node[0], node[1])
+            for j in 0..<48 {
+                var want = 0.0
+                for c in 0..<48 { want += Double(dec[i * 48 + c]) * Double(wO[c * 48 + j]) }
+                want *= Double(z[t * n + i])
+                #expect(abs(Double(got[r * 48 + j]) - want) <= 1e-5 * max(1, abs(want)), "\(node) \(j)")
+            }
+        }
+    }
+}

@@ -49,6 +49,17 @@ ROOT = repo_root()
 INCLUDE = os.path.join(ROOT, "include")
 
 
+def header_version() -> str:
+    """NW_VERSION_STRING of include/nodewrite.h: the one place the version is written."""
+    import re
+
+    with open(os.path.join(INCLUDE, "nodewrite.h")) as f:
+        m = re.search(r'^#define NW_VERSION_STRING "([^"]+)"', f.read(), re.M)
+    if m is None:
+        raise SystemExit("nodewrite: NW_VERSION_STRING not found in include/nodewrite.h")
+    return m.group(1)
+
+
 def newest_source_mtime() -> float:
     newest = 0.0
     paths = [os.path.join(ROOT, "Package.swift"), os.path.join(ROOT, "scripts", "build-lib.sh")]
@@ -140,4 +151,4 @@ ext = Extension(
     extra_link_args=["-Wl,-rpath,$ORIGIN"],
 )
 
-setup(ext_modules=[ext], cmdclass={"build_ext": BuildExt})
+setup(version=header_version(), ext_modules=[ext], cmdclass={"build_ext": BuildExt})

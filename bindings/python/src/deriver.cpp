@@ -175,16 +175,16 @@ py::tuple node_write_vectors(const py::args &args, const py::kwargs &kwargs) {
 }  // namespace
 
 void init_deriver(py::module_ &mod) {
-    py::class_<Deriver>(mod, "NodeWriteDeriver", R"doc(NodeWriteDeriver(model: Model, node: NodeIndex)
+    py::class_<Deriver> cls(mod, "NodeWriteDeriver", R"doc(NodeWriteDeriver(model: Model, node: NodeIndex)
 
 The node-write deriver of one node (TDB's ScalarDeriver for SINGLE_NODE_WRITE),
 wrapping nw_deriver.
 
 Validates the node against the model (layer, non-token indices, weights and autoencoder
 present) and captures the model's current weights. Immutable; share it between threads freely.
-)doc")
-        .def(py::init(&deriver_new), "__init__(self, model: Model, node: NodeIndex) -> None")
-        .def_property_readonly("requirements", [](py::handle self) { return deriver_self(self).requirements; },
+)doc");
+    def_init(cls, &deriver_new, "NodeWriteDeriver", "__init__(self, model: Model, node: NodeIndex) -> None");
+    cls.def_property_readonly("requirements", [](py::handle self) { return deriver_self(self).requirements; },
             "requirements: tuple[tuple[str, int], ...] -- the raw activations it reads, "
             "((ActivationLocationType value, layer), ...); a tuple, so it cannot be changed.")
         .def_property_readonly("model", [](py::handle self) { return deriver_self(self).model_obj; },

@@ -174,10 +174,10 @@ std::string model_repr(py::handle self) {
 }  // namespace
 
 void init_model(py::module_ &mod) {
-    py::class_<Model>(mod, "Model", kModelDoc)
-        .def(py::init(&model_new), "__init__(self, n_layers: int, d_model: int, n_heads: int, "
-                                   "d_head: int, d_ff: int) -> None")
-        .def("set_weight", &model_set_weight, R"doc(set_weight(self, name: str, layer: int | None, weight: numpy.ndarray | torch.Tensor, copy: bool = True) -> None
+    py::class_<Model> cls(mod, "Model", kModelDoc);
+    def_init(cls, &model_new, "Model",
+             "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int) -> None");
+    cls.def("set_weight", &model_set_weight, R"doc(set_weight(self, name: str, layer: int | None, weight: numpy.ndarray | torch.Tensor, copy: bool = True) -> None
 
 Set an output weight of one layer, replacing any earlier one.
 

@@ -97,6 +97,26 @@ T &self_of(py::handle self, const char *cls) {
     return *vh.value_ptr<T>();
 }
 
+// Registers __init__(self, *args, **kwargs) that builds the object with make(args, kwargs)
+// (the binding parses the argument list itself: Python's TypeError wording). A second __init__
+// on an initialised object is ignored by pybind11's dispatcher before this runs (a no-op, the
+// object unchanged); the holder check is a second guard.
+template <class T, class F>
+void def_init(py::class_<T> &cls, F make, const char *cls_name, const char *doc) {
+    cls.def(
+        "__init__",
+        [make, cls_name](py::detail::value_and_holder &v_h, const py::args &args,
+                         const py::kwargs &kwargs) {
+            if (v_h.holder_constructed())
+                fail(NW_ERR_INVALID_ARGUMENT,
+                     std::string("this nodewrite.") + cls_name +
+                         " is already initialised; __init__ runs once (create a new object)");
+            std::unique_ptr<T> p = make(args, kwargs);
+            py::detail::initimpl::construct<py::class_<T>>(v_h, std::move(p), false);
+        },
+        py::detail::is_new_style_constructor(), doc);
+}
+
 // Shared locks taken with the GIL held; run() releases the GIL around the C call only and
 // unlocks before taking the GIL back. The only place the binding releases the GIL.
 class ReadLocks {

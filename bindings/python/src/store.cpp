@@ -101,20 +101,20 @@ bool store_contains(py::handle self, py::handle key) {
 }  // namespace
 
 void init_store(py::module_ &mod) {
-    py::class_<Store>(mod, "ActivationStore", R"doc(ActivationStore()
+    py::class_<Store> cls(mod, "ActivationStore", R"doc(ActivationStore()
 
 Raw activations keyed by (TDB ActivationLocationType value, layer), wrapping nw_store.
 
 Entries are borrowed, never copied: the store keeps a reference to each array or tensor
 put into it, and derives read its current values in place.
-)doc")
-        .def(py::init([]() {
+)doc");
+    def_init(cls, [](const py::args &args, const py::kwargs &kwargs) {
+                 parse_args("ActivationStore", args, kwargs, {});
                  auto s = std::make_unique<Store>();
                  check(nw_store_create(&s->store));
                  return s;
-             }),
-             "__init__(self) -> None")
-        .def("put", &store_put, R"doc(put(self, name: str, layer: int, tensor: numpy.ndarray | torch.Tensor) -> None
+             }, "ActivationStore", "__init__(self) -> None");
+    cls.def("put", &store_put, R"doc(put(self, name: str, layer: int, tensor: numpy.ndarray | torch.Tensor) -> None
 
 Put a raw activation, replacing any earlier one at (name, layer).
 

@@ -1,0 +1,405 @@
+/* nodewrite float32 kernels: the portable scalar implementation, the runtime choice of
+   implementation, the blocked (Goto/BLIS style) and small-m drivers, and the per-call threads.
+   See include/nw_kernels.h for the contract: every element is the k-ordered fmaf chain from +0. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
+#include "nw_kernels.h"
+#include "nwk_internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- scalar implementation */
+
+#define SMR 4
+#define SNR 16
+
+static void scalar_micro(int64_t kc, const float *ap, const float *bp, float *c, int64_t c_rs,
+                         int mr, int nr, int load) {
+    float acc[SMR][SNR];
+    for (int r = 0; r < SMR; r++)
+        for (int j = 0; j < SNR; j++) acc[r][j] = (load && r < mr && j < nr) ? c[r * c_rs + j] : 0.0f;
+    for (int64_t k = 0; k < kc; k++, ap += SMR, bp += SNR)
+        for (int r = 0; r < SMR; r++)
+            for (int j = 0; j < SNR; j++) acc[r][j] = fmaf(ap[r], bp[j], acc[r][j]);
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) c[r * c_rs + j] = acc[r][j];
+}
+
+static void scalar_small(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                         const float *b, int64_t b_rs, float *c, int64_t c_rs, int n, int load) {
+    for (int r = 0; r < m; r++) {
+        float *cr = c + r * c_rs;
+        if (!load)
+            for (int j = 0; j < n; j++) cr[j] = 0.0f;
+        for (int64_t k = 0; k < kc; k++) {
+            const float av = a[r * a_rs + k * a_cs];
+            const float *bk = b + k * b_rs;
+            for (int j = 0; j < n; j++) cr[j] = fmaf(av, bk[j], cr[j]);
+        }
+    }
+}
+
+static void scalar_pack_t(int64_t kc, int nc, int w, const float *b, int64_t b_cs, float *dst) {
+    for (int64_t k = 0; k < kc; k++)
+        for (int j = nc; j < w; j++) dst[k * w + j] = 0.0f;
+    for (int j = 0; j < nc; j++) {
+        const float *bj = b + (int64_t)j * b_cs;
+        for (int64_t k = 0; k < kc; k++) dst[k * w + j] = bj[k];
+    }
+}
+
+static void scalar_scale_row(int64_t n, float s, const float *b, int64_t b_cs, float *c) {
+    for (int64_t j = 0; j < n; j++) c[j] = fmaf(s, b[j * b_cs], 0.0f);
+}
+
+const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
+                                  scalar_scale_row};
+
+/* ---------------------------------------------------------------- choosing the implementation */
+
+static const nwk_impl *g_auto;
+static pthread_once_t g_auto_once = PTHREAD_ONCE_INIT;
+static _Atomic(const nwk_impl *) g_forced;
+
+static int cpu_has_avx512(void) {
+#ifdef NWK_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static int cpu_has_avx2(void) {
+#ifdef NWK_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static void choose_auto(void) {
+#ifdef NWK_X86
+    if (cpu_has_avx512()) { g_auto = &nwk_impl_avx512; return; }
+    if (cpu_has_avx2()) { g_auto = &nwk_impl_avx2; return; }
+#endif
+    g_auto = &nwk_impl_scalar;
+}
+
+static const nwk_impl *current_impl(void) {
+    const nwk_impl *f = atomic_load_explicit(&g_forced, memory_order_acquire);
+    if (f) return f;
+    pthread_once(&g_auto_once, choose_auto);
+    return g_auto;
+}
+
+const char *nwk_path(void) { return current_impl()->name; }
+
+int nwk_force_path(const char *name) {
+    const nwk_impl *im = NULL;
+    if (name == NULL || strcmp(name, "auto") == 0) im = NULL;
+    else if (strcmp(name, "scalar") == 0) im = &nwk_impl_scalar;
+#ifdef NWK_X86
+    else if (strcmp(name, "avx2") == 0 && cpu_has_avx2()) im = &nwk_impl_avx2;
+    else if (strcmp(name, "avx512") == 0 && cpu_has_avx512()) im = &nwk_impl_avx512;
+#endif
+    else return -1;
+    atomic_store_explicit(&g_forced, im, memory_order_release);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- thread count */
+
+static atomic_int g_threads; /* 0 = not set: use the default */
+static int g_default_threads = 1;
+static pthread_once_t g_default_once = PTHREAD_ONCE_INIT;
+
+static void read_default_threads(void) {
+    const char *env = getenv("NODEWRITE_NUM_THREADS");
+    if (env && *env) {
+        char *end = NULL;
+        long v = strtol(env, &end, 10);
+        if (end && *end == '\0' && v > 0 && v <= 4096) { g_default_threads = (int)v; return; }
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        g_default_threads = n > 0 ? n : 1;
+    }
+}
+
+void nwk_set_threads(int n) {
+    if (n >= 0) atomic_store(&g_threads, n);
+}
+
+int nwk_threads(void) {
+    int n = atomic_load(&g_threads);
+    if (n > 0) return n;
+    pthread_once(&g_default_once, read_default_threads);
+    return g_default_threads;
+}
+
+/* ---------------------------------------------------------------- drivers */
+
+/* Blocking of the packed path: B block KC x NC (per thread), A block MC x KC.
+   MC is a multiple of every mr (8, 6, 4), NC of every nr (48, 16). -DNWK_KC / -DNWK_MC override
+   them for tuning and for the test build with tiny blocks (any positive values are correct). */
+#ifndef NWK_KC
+#define NWK_KC 384
+#endif
+#define KC NWK_KC
+#ifndef NWK_MC
+#define NWK_MC 192
+#endif
+#define MC NWK_MC
+#define NC 3072
+/* A packed B block up to this size (256 K floats = 1 MB, half of a 2 MB L2) is walked row-panel first. */
+#define B_BLOCK_L2_FLOATS (INT64_C(256) * 1024)
+/* Below this many multiply-adds a call runs on the calling thread only. */
+#define MIN_PARALLEL_MADDS (INT64_C(1) << 21)
+#define MIN_PARALLEL_STREAM (INT64_C(1) << 17)
+#define MAX_THREADS 64
+
+#ifdef NWK_TESTING
+/* Test hooks (tests_c/kernels.c builds the sources with -DNWK_TESTING): a thread threshold of 0
+   makes tiny shapes use threads; a positive fail_alloc makes the next scratch allocation fail. */
+int64_t nwk_test_min_parallel = MIN_PARALLEL_MADDS;
+int nwk_test_fail_alloc;
+#undef MIN_PARALLEL_MADDS
+#undef MIN_PARALLEL_STREAM
+#define MIN_PARALLEL_MADDS nwk_test_min_parallel
+#define MIN_PARALLEL_STREAM nwk_test_min_parallel
+static int scratch_alloc(void **p, size_t bytes) {
+    if (nwk_test_fail_alloc > 0) { nwk_test_fail_alloc--; return -1; }
+    return posix_memalign(p, 64, bytes);
+}
+#else
+static int scratch_alloc(void **p, size_t bytes) { return posix_memalign(p, 64, bytes); }
+#endif
+
+typedef struct {
+    int64_t m, n, k;
+    const float *a; int64_t a_rs, a_cs;
+    const float *b; int64_t b_rs, b_cs;
+    float *c; int64_t c_rs;
+} gemm_args;
+
+static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
+static int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
+
+/* dst[k*w + j] = B(k, j) for k < kc, j < nc; zero for nc <= j < w (w a multiple of 16). */
+static void pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, int64_t b_rs,
+                   int64_t b_cs, float *dst) {
+    if (b_cs == 1) {
+        for (int64_t k = 0; k < kc; k++) {
+            memcpy(dst + k * w, b + k * b_rs, (size_t)nc * sizeof(float));
+            memset(dst + k * w + nc, 0, (size_t)(w - nc) * sizeof(float));
+        }
+    } else if (b_rs == 1) {
+        im->pack_t(kc, nc, w, b, b_cs, dst);
+    } else {
+        for (int64_t k = 0; k < kc; k++) {
+            for (int j = 0; j < nc; j++) dst[k * w + j] = b[k * b_rs + j * b_cs];
+            for (int j = nc; j < w; j++) dst[k * w + j] = 0.0f;
+        }
+    }
+}
+
+/* dst[k*mr + r] = A(r, k) for k < kc, r < rows; zero for rows <= r < mr. */
+static void pack_a(int64_t kc, int rows, int mr, const float *a, int64_t a_rs, int64_t a_cs, float *dst) {
+    for (int r = rows; r < mr; r++)
+        for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
+    for (int r = 0; r < rows; r++) {
+        const float *ar = a + r * a_rs;
+        if (a_cs == 1)
+            for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = ar[k];
+        else
+            for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = ar[k * a_cs];
+    }
+}
+
+/* m <= NWK_SMALL_M rows: no panel packing. Rows of B are read in place when b_cs == 1, otherwise
+   an NWK_SMALL_KC x ns tile at a time is packed on the stack (a k-block continues the chains). */
+static void gemm_small(const nwk_impl *im, const gemm_args *g) {
+    _Alignas(64) float tile[NWK_SMALL_KC * NWK_MAX_NS];
+    const int ns = im->ns;
+    for (int64_t j0 = 0; j0 < g->n; j0 += ns) {
+        const int nj = (int)min64(ns, g->n - j0);
+        float *cj = g->c + j0;
+        if (g->b_cs == 1) {
+            im->small((int)g->m, g->k, g->a, g->a_rs, g->a_cs, g->b + j0, g->b_rs, cj, g->c_rs, nj, 0);
+            continue;
+        }
+        if (g->b_rs == 1 && im->small_t) {
+            im->small_t((int)g->m, g->k, g->a, g->a_rs, g->a_cs, g->b + j0 * g->b_cs, g->b_cs, cj, g->c_rs, nj);
+            continue;
+        }
+        for (int64_t k0 = 0; k0 < g->k; k0 += NWK_SMALL_KC) {
+            const int64_t kc = min64(NWK_SMALL_KC, g->k - k0);
+            pack_b(im, kc, nj, ns, g->b + k0 * g->b_rs + j0 * g->b_cs, g->b_rs, g->b_cs, tile);
+            im->small((int)g->m, kc, g->a + k0 * g->a_cs, g->a_rs, g->a_cs, tile, ns, cj, g->c_rs, nj, k0 > 0);
+        }
+    }
+}
+
+/* Scratch floats one thread of the packed path needs for a part with n columns. */
+static size_t packed_scratch(const nwk_impl *im, int64_t n, int64_t k) {
+    const int64_t kc = min64(KC, k), nc = min64(NC, n);
+    return (size_t)(MC * kc + kc * ceil_div(nc, im->nr) * im->nr) + 16;
+}
+
+static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) {
+    const int mr = im->mr, nr = im->nr;
+    float *ap = scratch;
+    float *bp = scratch + MC * min64(KC, g->k);
+    for (int64_t jc = 0; jc < g->n; jc += NC) {
+        const int64_t nc = min64(NC, g->n - jc), npan = ceil_div(nc, nr);
+        for (int64_t pc = 0; pc < g->k; pc += KC) {
+            const int64_t kc = min64(KC, g->k - pc);
+            for (int64_t p = 0; p < npan; p++)
+                pack_b(im, kc, (int)min64(nr, nc - p * nr), nr, g->b + pc * g->b_rs + (jc + p * nr) * g->b_cs,
+                       g->b_rs, g->b_cs, bp + p * kc * nr);
+            for (int64_t ic = 0; ic < g->m; ic += MC) {
+                const int64_t mc = min64(MC, g->m - ic), nap = ceil_div(mc, mr);
+                for (int64_t q = 0; q < nap; q++)
+                    pack_a(kc, (int)min64(mr, mc - q * mr), mr, g->a + (ic + q * mr) * g->a_rs + pc * g->a_cs,
+                           g->a_rs, g->a_cs, ap + q * kc * mr);
+                if (kc * npan * nr <= B_BLOCK_L2_FLOATS) {
+                    /* Small packed B block (short k: the per-head case): it stays in L2 whichever
+                       way we go, so walk C row-panel by row-panel; C is then written as whole
+                       contiguous rows, which streams to memory far better than column strips. */
+                    for (int64_t q = 0; q < nap; q++)
+                        for (int64_t p = 0; p < npan; p++)
+                            im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
+                                      g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
+                                      (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr), pc > 0);
+                } else {
+                    /* BLIS order: one B micro-panel (L1) against the whole A block (L2). */
+                    for (int64_t p = 0; p < npan; p++)
+                        for (int64_t q = 0; q < nap; q++)
+                            im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
+                                      g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
+                                      (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr), pc > 0);
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    const nwk_impl *im;
+    gemm_args g;      /* this part's sub-problem */
+    float *scratch;   /* NULL: small-m path */
+} gemm_part;
+
+static void *run_gemm_part(void *arg) {
+    gemm_part *p = arg;
+    if (p->g.m > 0 && p->g.n > 0) {
+        if (p->scratch) gemm_packed(p->im, &p->g, p->scratch);
+        else gemm_small(p->im, &p->g);
+    }
+    return NULL;
+}
+
+int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
+             const float *a, int64_t a_rs, int64_t a_cs,
+             const float *b, int64_t b_rs, int64_t b_cs,
+             float *c, int64_t c_rs, int n_threads) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k_dim <= 0) {
+        for (int64_t i = 0; i < m; i++) memset(c + i * c_rs, 0, (size_t)n * sizeof(float));
+        return 0;
+    }
+    const nwk_impl *im = current_impl();
+    const int small = m <= NWK_SMALL_M;
+    int nt = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
+    if ((double)m * (double)n * (double)k_dim < (double)MIN_PARALLEL_MADDS) nt = 1;
+
+    /* Split columns (in tiles) when m is small or n >= m (each thread then packs only its part of B,
+       and repacks A, the cheaper duplicate), else rows (in micro-tile rows). */
+    const int by_cols = small || n >= m;
+    const int64_t unit = by_cols ? (small ? im->ns : im->nr) : im->mr;
+    const int64_t units = ceil_div(by_cols ? n : m, unit);
+    if (nt > units) nt = (int)units;
+
+    gemm_part parts[MAX_THREADS];
+    float *scratch = NULL;
+    size_t per = 0;
+    if (!small) {
+        const int64_t part_n = by_cols ? ceil_div(units, nt) * unit : n;
+        per = (packed_scratch(im, part_n, k_dim) + 15) & ~(size_t)15; /* 64-byte multiples */
+        if (scratch_alloc((void **)&scratch, per * sizeof(float) * (size_t)nt) != 0) return -1;
+    }
+    for (int t = 0; t < nt; t++) {
+        const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
+        gemm_args g = {m, n, k_dim, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs};
+        if (by_cols) {
+            const int64_t j0 = u0 * unit, j1 = min64(n, u1 * unit);
+            g.n = j1 - j0; g.b += j0 * b_cs; g.c += j0;
+        } else {
+            const int64_t i0 = u0 * unit, i1 = min64(m, u1 * unit);
+            g.m = i1 - i0; g.a += i0 * a_rs; g.c += i0 * c_rs;
+        }
+        parts[t] = (gemm_part){im, g, small ? NULL : scratch + per * (size_t)t};
+    }
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 1; t < nt; t++) {
+        started[t] = pthread_create(&tid[t], NULL, run_gemm_part, &parts[t]) == 0;
+        if (!started[t]) run_gemm_part(&parts[t]); /* no thread: do the part here */
+    }
+    run_gemm_part(&parts[0]);
+    for (int t = 1; t < nt; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
+    free(scratch);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- K = 1: scaled rows */
+
+typedef struct {
+    const nwk_impl *im;
+    int64_t m, n;
+    const float *s; const int64_t *row;
+    const float *b; int64_t b_rs, b_cs;
+    float *c; int64_t c_rs;
+} rows_part;
+
+static void *run_rows_part(void *arg) {
+    const rows_part *p = arg;
+    for (int64_t i = 0; i < p->m; i++)
+        p->im->scale_row(p->n, p->s[i], p->b + p->row[i] * p->b_rs, p->b_cs, p->c + i * p->c_rs);
+    return NULL;
+}
+
+int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
+                    const float *b, int64_t b_rs, int64_t b_cs, float *c, int64_t c_rs, int n_threads) {
+    if (m <= 0 || n <= 0) return 0;
+    const nwk_impl *im = current_impl();
+    int nt = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
+    if ((double)m * (double)n < (double)MIN_PARALLEL_STREAM) nt = 1;
+    if (nt > m) nt = (int)m;
+    rows_part parts[MAX_THREADS];
+    for (int t = 0; t < nt; t++) {
+        const int64_t i0 = m * t / nt, i1 = m * (t + 1) / nt;
+        parts[t] = (rows_part){im, i1 - i0, n, s + i0, row + i0, b, b_rs, b_cs, c + i0 * c_rs, c_rs};
+    }
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 1; t < nt; t++) {
+        started[t] = pthread_create(&tid[t], NULL, run_rows_part, &parts[t]) == 0;
+        if (!started[t]) run_rows_part(&parts[t]);
+    }
+    run_rows_part(&parts[0]);
+    for (int t = 1; t < nt; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
+    return 0;
+}

@@ -1,0 +1,147 @@
+/* AVX2 implementation (avx2 + fma), compiled per function with target attributes and chosen at
+   run time. Same structure as the AVX-512 one: each accumulator lane is one element's fmaf chain. */
+#include "nwk_internal.h"
+
+#ifdef NWK_X86
+#include <immintrin.h>
+#include <math.h>
+
+#define T256 __attribute__((target("avx2,fma")))
+#define MR 6
+#define NR 16
+
+/* Lane mask for the first n (clamped to 0..8) of 8 floats. */
+T256 static inline __m256i mask8(int64_t n) {
+    const int nn = n <= 0 ? 0 : n >= 8 ? 8 : (int)n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(nn), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* 6 x 16 micro-tile: 12 ymm accumulators. */
+T256 static void micro(int64_t kc, const float *ap, const float *bp, float *c, int64_t c_rs,
+                       int mr, int nr, int load) {
+    const __m256i m0 = mask8(nr), m1 = mask8(nr - 8);
+    __m256 acc[MR][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) {
+        if (load && r < mr) {
+            acc[r][0] = _mm256_maskload_ps(c + r * c_rs, m0);
+            acc[r][1] = _mm256_maskload_ps(c + r * c_rs + 8, m1);
+        } else {
+            acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        }
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) {
+            const __m256 av = _mm256_broadcast_ss(ap + r);
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+        ap += MR;
+        bp += NR;
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) {
+        if (r < mr) {
+            _mm256_maskstore_ps(c + r * c_rs, m0, acc[r][0]);
+            _mm256_maskstore_ps(c + r * c_rs + 8, m1, acc[r][1]);
+        }
+    }
+}
+
+/* M rows x up to 32 columns (4 ymm per row), B rows read in place. */
+T256 static inline __attribute__((always_inline)) void small_body(
+    const int M, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t b_rs,
+    float *c, int64_t c_rs, int n, int load) {
+    __m256i mk[4];
+    for (int t = 0; t < 4; t++) mk[t] = mask8(n - 8 * t);
+    __m256 acc[NWK_SMALL_M][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < M; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            acc[r][t] = load ? _mm256_maskload_ps(c + r * c_rs + 8 * t, mk[t]) : _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        const float *bk = b + k * b_rs;
+        __m256 bv[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) bv[t] = _mm256_maskload_ps(bk + 8 * t, mk[t]);
+#pragma GCC unroll 4
+        for (int r = 0; r < M; r++) {
+            const __m256 av = _mm256_set1_ps(a[r * a_rs + k * a_cs]);
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) acc[r][t] = _mm256_fmadd_ps(av, bv[t], acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < M; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) _mm256_maskstore_ps(c + r * c_rs + 8 * t, mk[t], acc[r][t]);
+}
+
+T256 static void small(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                       const float *b, int64_t b_rs, float *c, int64_t c_rs, int n, int load) {
+    switch (m) {
+    case 1: small_body(1, kc, a, a_rs, a_cs, b, b_rs, c, c_rs, n, load); break;
+    case 2: small_body(2, kc, a, a_rs, a_cs, b, b_rs, c, c_rs, n, load); break;
+    case 3: small_body(3, kc, a, a_rs, a_cs, b, b_rs, c, c_rs, n, load); break;
+    default: small_body(4, kc, a, a_rs, a_cs, b, b_rs, c, c_rs, n, load); break;
+    }
+}
+
+/* In-register 8 x 8 transpose: r[i] holds row i; afterwards r[j] holds column j. */
+T256 static inline void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; g++) {
+        u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int e = 0; e < 4; e++) {
+        r[e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x20);
+        r[4 + e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x31);
+    }
+}
+
+T256 static void pack_t(int64_t kc, int nc, int w, const float *b, int64_t b_cs, float *dst) {
+    for (int j0 = 0; j0 < w; j0 += 8) {
+        const int nj = nc - j0 < 0 ? 0 : nc - j0 > 8 ? 8 : nc - j0;
+        for (int64_t k0 = 0; k0 < kc; k0 += 8) {
+            const int64_t nk = kc - k0 > 8 ? 8 : kc - k0;
+            const __m256i km = mask8(nk);
+            __m256 r[8];
+            for (int j = 0; j < 8; j++)
+                r[j] = j < nj ? _mm256_maskload_ps(b + (int64_t)(j0 + j) * b_cs + k0, km) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int64_t k = 0; k < nk; k++) _mm256_storeu_ps(dst + (k0 + k) * w + j0, r[k]);
+        }
+    }
+}
+
+T256 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, float *c) {
+    if (b_cs == 1) {
+        const __m256 sv = _mm256_set1_ps(s), z = _mm256_setzero_ps();
+        int64_t j = 0;
+        for (; j + 32 <= n; j += 32) {
+            _mm256_storeu_ps(c + j, _mm256_fmadd_ps(sv, _mm256_loadu_ps(b + j), z));
+            _mm256_storeu_ps(c + j + 8, _mm256_fmadd_ps(sv, _mm256_loadu_ps(b + j + 8), z));
+            _mm256_storeu_ps(c + j + 16, _mm256_fmadd_ps(sv, _mm256_loadu_ps(b + j + 16), z));
+            _mm256_storeu_ps(c + j + 24, _mm256_fmadd_ps(sv, _mm256_loadu_ps(b + j + 24), z));
+        }
+        for (; j < n; j += 8) {
+            const __m256i mk = mask8(n - j);
+            _mm256_maskstore_ps(c + j, mk, _mm256_fmadd_ps(sv, _mm256_maskload_ps(b + j, mk), z));
+        }
+    } else {
+        for (int64_t j = 0; j < n; j++) c[j] = fmaf(s, b[j * b_cs], 0.0f);
+    }
+}
+
+const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row};
+#endif

@@ -1,0 +1,236 @@
+/* AVX-512 implementation (avx512f + avx512vl + fma), compiled per function with target attributes:
+   the package itself is built for baseline x86-64 and this code runs only after a runtime check.
+   Each accumulator lane is one output element's fmaf chain, advanced one k at a time. */
+#include "nwk_internal.h"
+
+#ifdef NWK_X86
+#include <immintrin.h>
+#include <math.h>
+
+#define T512 __attribute__((target("avx512f,avx512vl,fma")))
+#define MR 8
+#define NR 48
+
+T512 static inline __mmask16 mask16(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* 8 x 48 micro-tile: 24 zmm accumulators, 3 B loads and 8 broadcasts per k. */
+T512 static void micro(int64_t kc, const float *ap, const float *bp, float *c, int64_t c_rs,
+                       int mr, int nr, int load) {
+    const __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16), m2 = mask16(nr - 32);
+    __m512 acc[MR][3];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+        if (load && r < mr) {
+            const float *cr = c + r * c_rs;
+            acc[r][0] = _mm512_maskz_loadu_ps(m0, cr);
+            acc[r][1] = _mm512_maskz_loadu_ps(m1, cr + 16);
+            acc[r][2] = _mm512_maskz_loadu_ps(m2, cr + 32);
+        } else {
+            acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
+        }
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            const __m512 av = _mm512_set1_ps(ap[r]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(av, b2, acc[r][2]);
+        }
+        ap += MR;
+        bp += NR;
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+        if (r < mr) {
+            float *cr = c + r * c_rs;
+            _mm512_mask_storeu_ps(cr, m0, acc[r][0]);
+            _mm512_mask_storeu_ps(cr + 16, m1, acc[r][1]);
+            _mm512_mask_storeu_ps(cr + 32, m2, acc[r][2]);
+        }
+    }
+}
+
+/* M rows (compile-time after inlining) x up to 64 columns, B rows read in place. */
+T512 static inline __attribute__((always_inline)) void small_body(
+    const int M, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t b_rs,
+    float *c, int64_t c_rs, int n, int load) {
+    __mmask16 mk[4];
+    for (int t = 0; t < 4; t++) mk[t] = mask16(n - 16 * t);
+    __m512 acc[NWK_SMALL_M][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < M; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            acc[r][t] = load ? _mm512_maskz_loadu_ps(mk[t], c + r * c_rs + 16 * t) : _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        const float *bk = b + k * b_rs;
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) bv[t] = _mm512_maskz_loadu_ps(mk[t], bk + 16 * t);
+#pragma GCC unroll 4
+        for (int r = 0; r < M; r++) {
+            const __m512 av = _mm512_set1_ps(a[r * a_rs + k * a_cs]);
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) acc[r][t] = _mm512_fmadd_ps(av, bv[t], acc[r][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < M; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) _mm512_mask_storeu_ps(c + r * c_rs + 16 * t, mk[t], acc[r][t]);
+}
+
+T512 static void small(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                       const float *b, int64_t b_rs, float *c, int64_t c_rs, int n, int load) {
+    switch (m) {
+    case 1: small_body(1, kc, a, a_rs, a_cs, b, b_rs, c, c_rs, n, load); break;
+    case 2: small_body(2, kc, a, a_rs, a_cs, b, b_rs, c, c_rs, n, load); break;
+    case 3: small_body(3, kc, a, a_rs, a_cs, b, b_rs, c, c_rs, n, load); break;
+    default: small_body(4, kc, a, a_rs, a_cs, b, b_rs, c, c_rs, n, load); break;
+    }
+}
+
+/* In-register 16 x 16 transpose: r[i] holds row i; afterwards r[j] holds column j. */
+T512 static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    /* r[4g + e], 128-bit lane L = rows 4g..4g+3 of column 4L + e. */
+    for (int e = 0; e < 4; e++) {
+        const __m512 x = r[e], y = r[4 + e], z = r[8 + e], w = r[12 + e];
+        const __m512 p = _mm512_shuffle_f32x4(x, y, 0x88), q = _mm512_shuffle_f32x4(x, y, 0xDD);
+        const __m512 u = _mm512_shuffle_f32x4(z, w, 0x88), v = _mm512_shuffle_f32x4(z, w, 0xDD);
+        t[e] = _mm512_shuffle_f32x4(p, u, 0x88);      /* column e      */
+        t[8 + e] = _mm512_shuffle_f32x4(p, u, 0xDD);  /* column 8 + e  */
+        t[4 + e] = _mm512_shuffle_f32x4(q, v, 0x88);  /* column 4 + e  */
+        t[12 + e] = _mm512_shuffle_f32x4(q, v, 0xDD); /* column 12 + e */
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Full 16 x 16 block, fewer shuffles: 128-bit loads put columns j0+4L+r (k quad q) in lane L of
+   x[r]; an in-lane 4 x 4 transpose then gives k = k0+4q+e, columns j0..j0+15, in y[e]. */
+T512 static inline void pack_t_block16(const float *b, int64_t b_cs, float *dst, int64_t w) {
+    for (int q = 0; q < 4; q++) {
+        __m512 x[4];
+        for (int r = 0; r < 4; r++) {
+            const float *p = b + r * b_cs + 4 * q;
+            __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(p));
+            v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 4 * b_cs), 1);
+            v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 8 * b_cs), 2);
+            x[r] = _mm512_insertf32x4(v, _mm_loadu_ps(p + 12 * b_cs), 3);
+        }
+        const __m512 t0 = _mm512_unpacklo_ps(x[0], x[1]), t1 = _mm512_unpackhi_ps(x[0], x[1]);
+        const __m512 t2 = _mm512_unpacklo_ps(x[2], x[3]), t3 = _mm512_unpackhi_ps(x[2], x[3]);
+        _mm512_storeu_ps(dst + (4 * q + 0) * w, _mm512_shuffle_ps(t0, t2, 0x44));
+        _mm512_storeu_ps(dst + (4 * q + 1) * w, _mm512_shuffle_ps(t0, t2, 0xEE));
+        _mm512_storeu_ps(dst + (4 * q + 2) * w, _mm512_shuffle_ps(t1, t3, 0x44));
+        _mm512_storeu_ps(dst + (4 * q + 3) * w, _mm512_shuffle_ps(t1, t3, 0xEE));
+    }
+}
+
+T512 static void pack_t(int64_t kc, int nc, int w, const float *b, int64_t b_cs, float *dst) {
+    for (int j0 = 0; j0 < w; j0 += 16) {
+        const int nj = nc - j0 < 0 ? 0 : nc - j0 > 16 ? 16 : nc - j0;
+        for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+            const int64_t nk = kc - k0 > 16 ? 16 : kc - k0;
+            if (nj == 16 && nk == 16) {
+                pack_t_block16(b + (int64_t)j0 * b_cs + k0, b_cs, dst + k0 * w + j0, w);
+                continue;
+            }
+            const __mmask16 km = mask16(nk);
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = j < nj ? _mm512_maskz_loadu_ps(km, b + (int64_t)(j0 + j) * b_cs + k0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int64_t k = 0; k < nk; k++) _mm512_storeu_ps(dst + (k0 + k) * w + j0, r[k]);
+        }
+    }
+}
+
+/* Small m with B transposed in memory (b_rs == 1: column j is b[j*b_cs + k], contiguous in k):
+   no packing at all. For each group of 16 columns and quad of k, 128-bit loads put columns
+   j0+4L+r in lane L of x[r]; an in-lane 4 x 4 transpose yields, for k = k0..k0+3 in order, one
+   vector of the 16 columns, which the M row chains take in k order. */
+T512 static inline __m128 quad(const float *p, int valid, __mmask8 km, int full) {
+    if (full) return _mm_loadu_ps(p);
+    return valid ? _mm_maskz_loadu_ps(km, p) : _mm_setzero_ps();
+}
+
+T512 static inline __attribute__((always_inline)) void small_t_body(
+    const int M, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t b_cs,
+    float *c, int64_t c_rs, int n) {
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const int nj = n - j0 > 16 ? 16 : n - j0;
+        __m512 acc[NWK_SMALL_M];
+        for (int r = 0; r < M; r++) acc[r] = _mm512_setzero_ps();
+        const float *bj = b + (int64_t)j0 * b_cs;
+        for (int64_t k0 = 0; k0 < kc; k0 += 4) {
+            const int nk = kc - k0 > 4 ? 4 : (int)(kc - k0);
+            const int full = nj == 16 && nk == 4;
+            const __mmask8 km = (__mmask8)((1u << nk) - 1u);
+            __m512 x[4];
+            for (int r = 0; r < 4; r++) {
+                const float *p = bj + r * b_cs + k0;
+                __m512 v = _mm512_castps128_ps512(quad(p, r < nj, km, full));
+                v = _mm512_insertf32x4(v, quad(p + 4 * b_cs, 4 + r < nj, km, full), 1);
+                v = _mm512_insertf32x4(v, quad(p + 8 * b_cs, 8 + r < nj, km, full), 2);
+                x[r] = _mm512_insertf32x4(v, quad(p + 12 * b_cs, 12 + r < nj, km, full), 3);
+            }
+            const __m512 t0 = _mm512_unpacklo_ps(x[0], x[1]), t1 = _mm512_unpackhi_ps(x[0], x[1]);
+            const __m512 t2 = _mm512_unpacklo_ps(x[2], x[3]), t3 = _mm512_unpackhi_ps(x[2], x[3]);
+            const __m512 y[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
+                                 _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE)};
+            for (int e = 0; e < nk; e++)
+#pragma GCC unroll 4
+                for (int r = 0; r < M; r++)
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * a_rs + (k0 + e) * a_cs]), y[e], acc[r]);
+        }
+        const __mmask16 cm = mask16(nj);
+        for (int r = 0; r < M; r++) _mm512_mask_storeu_ps(c + r * c_rs + j0, cm, acc[r]);
+    }
+}
+
+T512 static void small_t(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                         const float *b, int64_t b_cs, float *c, int64_t c_rs, int n) {
+    switch (m) {
+    case 1: small_t_body(1, kc, a, a_rs, a_cs, b, b_cs, c, c_rs, n); break;
+    case 2: small_t_body(2, kc, a, a_rs, a_cs, b, b_cs, c, c_rs, n); break;
+    case 3: small_t_body(3, kc, a, a_rs, a_cs, b, b_cs, c, c_rs, n); break;
+    default: small_t_body(4, kc, a, a_rs, a_cs, b, b_cs, c, c_rs, n); break;
+    }
+}
+
+T512 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, float *c) {
+    if (b_cs == 1) {
+        const __m512 sv = _mm512_set1_ps(s), z = _mm512_setzero_ps();
+        int64_t j = 0;
+        for (; j + 64 <= n; j += 64) {
+            _mm512_storeu_ps(c + j, _mm512_fmadd_ps(sv, _mm512_loadu_ps(b + j), z));
+            _mm512_storeu_ps(c + j + 16, _mm512_fmadd_ps(sv, _mm512_loadu_ps(b + j + 16), z));
+            _mm512_storeu_ps(c + j + 32, _mm512_fmadd_ps(sv, _mm512_loadu_ps(b + j + 32), z));
+            _mm512_storeu_ps(c + j + 48, _mm512_fmadd_ps(sv, _mm512_loadu_ps(b + j + 48), z));
+        }
+        for (; j < n; j += 16) {
+            const __mmask16 mk = mask16(n - j);
+            _mm512_mask_storeu_ps(c + j, mk, _mm512_fmadd_ps(sv, _mm512_maskz_loadu_ps(mk, b + j), z));
+        }
+    } else {
+        for (int64_t j = 0; j < n; j++) c[j] = fmaf(s, b[j * b_cs], 0.0f);
+    }
+}
+
+const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row};
+#endif

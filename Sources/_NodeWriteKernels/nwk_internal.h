@@ -1,0 +1,48 @@
+/* Internal to _NodeWriteKernels: one table of function pointers per instruction set. */
+#ifndef NWK_INTERNAL_H
+#define NWK_INTERNAL_H
+
+#include <stdint.h>
+
+/* Small-m path: at most this many rows, B streamed (or packed a tile at a time on the stack). */
+#define NWK_SMALL_M 4
+/* k-block of the stack-packed tile in the small-m path (NWK_SMALL_KC * ns floats on the stack). */
+#define NWK_SMALL_KC 128
+
+typedef struct nwk_impl {
+    const char *name;
+    int mr, nr;     /* micro-tile of the packed path: mr rows x nr columns of accumulators */
+    int ns;         /* column tile of the small-m path (multiple of 16, <= 64) */
+    /* C[0:mr, 0:nr] (= or, if load, continue from C) chains over kc packed steps:
+       ap[k*MR + r] (MR = this impl's mr, rows zero-padded), bp[k*NR + j] (columns zero-padded).
+       mr_valid <= mr rows and nr_valid <= nr columns of C are read/written. */
+    void (*micro)(int64_t kc, const float *ap, const float *bp, float *c, int64_t c_rs,
+                  int mr_valid, int nr_valid, int load);
+    /* m <= NWK_SMALL_M rows, n <= ns columns: C[i, j] (= or continue) chains over kc steps of
+       A(i,k) = a[i*a_rs + k*a_cs] and B(k,j) = b[k*b_rs + j] (contiguous rows, any row stride). */
+    void (*small)(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                  const float *b, int64_t b_rs, float *c, int64_t c_rs, int n, int load);
+    /* Optional (NULL: pack tiles instead). Same as small, but B(k,j) = b[j*b_cs + k] (transposed,
+       contiguous in k), read in place for the whole kc (C is written, never continued). */
+    void (*small_t)(int m, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                    const float *b, int64_t b_cs, float *c, int64_t c_rs, int n);
+    /* Transposed pack: dst[k*w + j] = b[j*b_cs + k] for k < kc, j < nc; dst[k*w + j] = 0 for
+       nc <= j < w. w is a multiple of 16 (w >= nc). */
+    void (*pack_t)(int64_t kc, int nc, int w, const float *b, int64_t b_cs, float *dst);
+    /* c[j] = fmaf(s, b[j*b_cs], +0) for j < n. */
+    void (*scale_row)(int64_t n, float s, const float *b, int64_t b_cs, float *c);
+} nwk_impl;
+
+extern const nwk_impl nwk_impl_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+#define NWK_X86 1
+extern const nwk_impl nwk_impl_avx2;
+extern const nwk_impl nwk_impl_avx512;
+#endif
+
+/* Largest mr and nr of any implementation (sizes of scratch and stack buffers). */
+#define NWK_MAX_MR 8
+#define NWK_MAX_NR 48
+#define NWK_MAX_NS 64
+
+#endif

@@ -1,0 +1,274 @@
+/* Bit-for-bit tests of the float32 kernels (Sources/_NodeWriteKernels) against the naive chain
+     acc = +0; for k: acc = fmaf(A(i,k), B(k,j), acc)
+   for every implementation this CPU can run, thread counts 1, 2, 3, 8, and all stride patterns.
+   Built with the kernel sources and -DNWK_TESTING (test hooks); see mk/core.mk (make test-kernels).
+   A NaN result must be NaN on both sides (payload bits are not compared); every other bit must match. */
+#define _GNU_SOURCE
+#include "nw_kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern int64_t nwk_test_min_parallel;
+extern int nwk_test_fail_alloc;
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint64_t next_u64(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return rng;
+}
+static int rnd(int n) { return (int)(next_u64() % (uint64_t)n); }
+
+static int special; /* inject Inf/NaN */
+
+/* Values that exercise rounding: random mantissas, exponents spread over +-2^12, some zeros, -0s. */
+static float rand_value(void) {
+    int r = rnd(100);
+    if (r == 0) return 0.0f;
+    if (r == 1) return -0.0f;
+    if (special && r == 2) return rnd(2) ? INFINITY : -INFINITY;
+    if (special && r == 3) return NAN;
+    float m = (float)((double)(next_u64() >> 11) / 9007199254740992.0) * 2.0f - 1.0f;
+    return ldexpf(m, rnd(25) - 12);
+}
+
+static uint32_t bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+
+/* A buffer holding a strided rows x cols view: base pointer such that base[i*rs + j*cs] is valid. */
+typedef struct { float *buf; const float *base; } view;
+static view make_view(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+    int64_t lo = 0, hi = 0;
+    if (rows > 0 && cols > 0) {
+        int64_t c[4] = {0, (rows - 1) * rs, (cols - 1) * cs, (rows - 1) * rs + (cols - 1) * cs};
+        for (int i = 0; i < 4; i++) { if (c[i] < lo) lo = c[i]; if (c[i] > hi) hi = c[i]; }
+    }
+    int64_t len = hi - lo + 1;
+    view v;
+    v.buf = malloc((size_t)len * sizeof(float));
+    for (int64_t i = 0; i < len; i++) v.buf[i] = rand_value();
+    v.base = v.buf - lo;
+    return v;
+}
+
+static long failures, checks;
+#define FAIL(...) do { if (failures++ < 20) { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); } } while (0)
+
+static const float SENTINEL_BITS_F = 0; /* unused, for clarity */
+static const uint32_t SENTINEL = 0x7FA5A5A5u; /* a signalling-NaN pattern nobody computes */
+
+/* Compares C (m x n block, row stride c_rs, total rows m, buffer len) with the reference. */
+static void compare(const char *what, int64_t m, int64_t n, const float *c, int64_t c_rs, const float *ref,
+                    int64_t len) {
+    for (int64_t x = 0; x < len; x++) {
+        const int64_t i = x / c_rs, j = x % c_rs;
+        uint32_t got = bits(c[x]);
+        checks++;
+        if (i < m && j < n) {
+            float want = ref[i * n + j];
+            if (isnan(want) && isnan(c[x])) continue;
+            if (got != bits(want)) {
+                FAIL("%s: C[%lld,%lld] = %a (0x%08x), chain gives %a (0x%08x)", what, (long long)i, (long long)j,
+                     c[x], got, want, bits(want));
+                return;
+            }
+        } else if (got != SENTINEL) {
+            FAIL("%s: C outside the block changed at row %lld col %lld", what, (long long)i, (long long)j);
+            return;
+        }
+    }
+}
+
+static const char *paths[3];
+static int npaths;
+static const int thread_counts[] = {1, 2, 3, 8};
+
+static void fill_sentinel(float *c, int64_t len) {
+    for (int64_t x = 0; x < len; x++) memcpy(&c[x], &SENTINEL, 4);
+}
+
+/* Stride patterns: 0 row-major, 1 column-major (transposed), 2 negative, 3 zero stride, 4 general. */
+static void strides(int pat, int64_t rows, int64_t cols, int64_t *rs, int64_t *cs) {
+    int64_t pad = rnd(3);
+    switch (pat) {
+    case 0: *rs = cols + pad; *cs = 1; break;
+    case 1: *rs = 1; *cs = rows + pad; break;
+    case 2: *rs = -(cols + pad); *cs = rnd(2) ? 1 : -1; break;
+    case 3: if (rnd(2)) { *rs = 0; *cs = 1; } else { *rs = cols; *cs = 0; } break;
+    default: *rs = 2 * cols + 1; *cs = 2; break;
+    }
+}
+
+static void test_gemm(int64_t m, int64_t n, int64_t k, int apat, int bpat, int all_threads) {
+    int64_t a_rs, a_cs, b_rs, b_cs;
+    strides(apat, m, k, &a_rs, &a_cs);
+    strides(bpat, k, n, &b_rs, &b_cs);
+    view A = make_view(m, k, a_rs, a_cs), B = make_view(k, n, b_rs, b_cs);
+    float *ref = malloc((size_t)(m * n + 1) * sizeof(float));
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (int64_t kk = 0; kk < k; kk++) acc = fmaf(A.base[i * a_rs + kk * a_cs], B.base[kk * b_rs + j * b_cs], acc);
+            ref[i * n + j] = acc;
+        }
+    const int64_t c_rs = n + rnd(3) + (n == 0), len = m * c_rs + 1;
+    float *c = malloc((size_t)len * sizeof(float));
+    for (int p = 0; p < npaths; p++) {
+        nwk_force_path(paths[p]);
+        for (int t = 0; t < 4; t++) {
+            if (!all_threads && t > 0 && rnd(3)) continue;
+            fill_sentinel(c, len);
+            int rc = nwk_gemm(m, n, k, A.base, a_rs, a_cs, B.base, b_rs, b_cs, c, c_rs, thread_counts[t]);
+            char what[200];
+            snprintf(what, sizeof what, "gemm m=%lld n=%lld k=%lld A(%lld,%lld) B(%lld,%lld) c_rs=%lld %s threads=%d",
+                     (long long)m, (long long)n, (long long)k, (long long)a_rs, (long long)a_cs, (long long)b_rs,
+                     (long long)b_cs, (long long)c_rs, paths[p], thread_counts[t]);
+            if (rc != 0) { FAIL("%s: returned %d", what, rc); continue; }
+            compare(what, m, n, c, c_rs, ref, len);
+        }
+    }
+    nwk_force_path(NULL);
+    free(c); free(ref); free(A.buf); free(B.buf);
+}
+
+static void test_scaled_rows(int64_t m, int64_t n, int64_t rows, int bpat) {
+    int64_t b_rs, b_cs;
+    strides(bpat, rows, n, &b_rs, &b_cs);
+    view B = make_view(rows, n, b_rs, b_cs);
+    float *s = malloc((size_t)(m + 1) * sizeof(float));
+    int64_t *row = malloc((size_t)(m + 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < m; i++) { s[i] = rand_value(); row[i] = rnd((int)rows); }
+    float *ref = malloc((size_t)(m * n + 1) * sizeof(float));
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) ref[i * n + j] = fmaf(s[i], B.base[row[i] * b_rs + j * b_cs], 0.0f);
+    const int64_t c_rs = n + rnd(3) + (n == 0), len = m * c_rs + 1;
+    float *c = malloc((size_t)len * sizeof(float));
+    for (int p = 0; p < npaths; p++) {
+        nwk_force_path(paths[p]);
+        for (int t = 0; t < 4; t++) {
+            fill_sentinel(c, len);
+            int rc = nwk_scaled_rows(m, n, s, row, B.base, b_rs, b_cs, c, c_rs, thread_counts[t]);
+            char what[160];
+            snprintf(what, sizeof what, "scaled_rows m=%lld n=%lld B(%lld,%lld) %s threads=%d", (long long)m,
+                     (long long)n, (long long)b_rs, (long long)b_cs, paths[p], thread_counts[t]);
+            if (rc != 0) { FAIL("%s: returned %d", what, rc); continue; }
+            compare(what, m, n, c, c_rs, ref, len);
+        }
+    }
+    nwk_force_path(NULL);
+    free(c); free(ref); free(s); free(row); free(B.buf);
+}
+
+typedef struct { int seed; int ok; } conc_arg;
+static void *concurrent_caller(void *arg) {
+    conc_arg *ca = arg;
+    const int64_t m = 37 + ca->seed, n = 101, k = 70;
+    float *a = malloc(m * k * sizeof(float)), *b = malloc(k * n * sizeof(float)), *c = malloc(m * n * sizeof(float));
+    for (int64_t x = 0; x < m * k; x++) a[x] = (float)((x * 7 + ca->seed) % 13) - 6.0f + 0.1f * (float)(x % 5);
+    for (int64_t x = 0; x < k * n; x++) b[x] = (float)((x * 5 + ca->seed) % 11) * 0.37f - 1.5f;
+    ca->ok = 1;
+    for (int rep = 0; rep < 20 && ca->ok; rep++) {
+        if (nwk_gemm(m, n, k, a, k, 1, b, 1, k, c, n, 2) != 0) ca->ok = 0; /* B read transposed */
+        for (int64_t i = 0; i < m && ca->ok; i++)
+            for (int64_t j = 0; j < n; j++) {
+                float acc = 0.0f;
+                for (int64_t kk = 0; kk < k; kk++) acc = fmaf(a[i * k + kk], b[j * k + kk], acc);
+                if (bits(acc) != bits(c[i * n + j])) { ca->ok = 0; break; }
+            }
+    }
+    free(a); free(b); free(c);
+    return NULL;
+}
+
+int main(void) {
+    /* Thread count default from the environment (read once, before any other call). */
+    setenv("NODEWRITE_NUM_THREADS", "3", 1);
+    if (nwk_threads() != 3) FAIL("NODEWRITE_NUM_THREADS=3 gives nwk_threads() = %d", nwk_threads());
+    nwk_set_threads(5);
+    if (nwk_threads() != 5) FAIL("nwk_set_threads(5) gives %d", nwk_threads());
+    nwk_set_threads(0);
+    if (nwk_threads() != 3) FAIL("nwk_set_threads(0) gives %d", nwk_threads());
+
+    const char *auto_path = nwk_path();
+    const char *cands[3] = {"avx512", "avx2", "scalar"};
+    for (int i = 0; i < 3; i++)
+        if (nwk_force_path(cands[i]) == 0) paths[npaths++] = cands[i];
+    nwk_force_path(NULL);
+    if (nwk_force_path("bogus") != -1) FAIL("nwk_force_path(bogus) accepted");
+    if (strcmp(nwk_path(), auto_path) != 0) FAIL("forced path did not reset");
+    printf("kernels: automatic path %s; testing", auto_path);
+    for (int i = 0; i < npaths; i++) printf(" %s", paths[i]);
+    printf("\n");
+
+    static const int64_t sizes[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 47, 48, 49, 63, 64, 65, 97, 129};
+    const int ns = (int)(sizeof sizes / sizeof sizes[0]);
+
+    /* 1. Threads forced on at any size, every stride pattern, sizes around every tile edge. */
+    nwk_test_min_parallel = 0;
+    for (int apat = 0; apat < 5; apat++)
+        for (int bpat = 0; bpat < 5; bpat++)
+            for (int rep = 0; rep < 24; rep++)
+                test_gemm(sizes[rnd(ns)], sizes[rnd(ns)], sizes[rnd(ns)], apat, bpat, 0);
+    /* every m in the small-m range and around mr, with the shapes the library uses */
+    for (int64_t m = 0; m <= 10; m++)
+        for (int bpat = 0; bpat < 2; bpat++) { test_gemm(m, 65, 64, 0, bpat, 1); test_gemm(m, 130, 300, 0, bpat, 1); }
+
+    /* 2. Blocking edges: k across KC = 384 (and the small path's 128), m across MC = 192, n across NC = 3072. */
+    test_gemm(200, 100, 800, 0, 0, 1);
+    test_gemm(200, 100, 800, 1, 1, 1);
+    test_gemm(3, 200, 769, 0, 1, 1);
+    test_gemm(20, 3100, 400, 0, 1, 0);
+    test_gemm(20, 3100, 400, 0, 0, 0);
+
+    /* 3. Default thread threshold, a shape above it. */
+    nwk_test_min_parallel = INT64_C(1) << 21;
+    test_gemm(300, 200, 64, 0, 0, 1);
+    test_gemm(300, 200, 64, 0, 1, 1);
+
+    /* 4. Inf and NaN propagate as the chain does. */
+    special = 1;
+    nwk_test_min_parallel = 0;
+    for (int rep = 0; rep < 40; rep++) test_gemm(sizes[rnd(ns)], sizes[rnd(ns)], sizes[rnd(ns)], rnd(5), rnd(5), 0);
+    for (int rep = 0; rep < 20; rep++) test_scaled_rows(sizes[rnd(ns)], sizes[rnd(ns)], 1 + rnd(50), rnd(5));
+    special = 0;
+
+    /* 5. Scaled rows (K = 1), all stride patterns. */
+    for (int rep = 0; rep < 60; rep++) test_scaled_rows(sizes[rnd(ns)], sizes[rnd(ns)], 1 + rnd(100), rep % 5);
+    test_scaled_rows(300, 777, 500, 0);
+    nwk_test_min_parallel = INT64_C(1) << 21;
+
+    /* 6. Allocation failure: -1 and C untouched (the small-m path needs no scratch). */
+    {
+        const int64_t m = 40, n = 50, k = 30;
+        float *a = calloc(m * k, 4), *b = calloc(k * n, 4), *c = malloc(m * n * 4);
+        fill_sentinel(c, m * n);
+        nwk_test_fail_alloc = 1;
+        int rc = nwk_gemm(m, n, k, a, k, 1, b, n, 1, c, n, 2);
+        nwk_test_fail_alloc = 0;
+        if (rc != -1) FAIL("failed allocation returned %d, not -1", rc);
+        for (int64_t x = 0; x < m * n; x++)
+            if (bits(c[x]) != SENTINEL) { FAIL("failed allocation wrote C"); break; }
+        free(a); free(b); free(c);
+    }
+
+    /* 7. Concurrent callers, each with 2 threads per call. */
+    {
+        nwk_test_min_parallel = 0;
+        pthread_t th[4];
+        conc_arg ca[4];
+        for (int t = 0; t < 4; t++) { ca[t].seed = t; pthread_create(&th[t], NULL, concurrent_caller, &ca[t]); }
+        for (int t = 0; t < 4; t++) {
+            pthread_join(th[t], NULL);
+            if (!ca[t].ok) FAIL("concurrent caller %d got wrong bits", t);
+        }
+        nwk_test_min_parallel = INT64_C(1) << 21;
+    }
+
+    (void)SENTINEL_BITS_F;
+    if (failures) { fprintf(stderr, "kernels: %ld failures in %ld element checks\n", failures, checks); return 1; }
+    printf("kernels: OK, %ld element checks bit for bit\n", checks);
+    return 0;
+}
