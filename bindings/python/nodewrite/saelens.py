@@ -132,13 +132,20 @@ def attach(
 
     Its input kind follows from the hook: ``mlp_post_act`` (the decoder goes through ``W_out``),
     ``attn_weighted_sum_of_values`` (heads·d_head, through ``W_O``) or a residual kind (the
-    decoded vector is the write). For a transcoder the hook written to decides."""
+    decoded vector is the write). For a transcoder the hook written to decides. A TopK SAE with
+    ``rescale_acts_by_decoder_norm`` gets ``W_dec / |W_dec[i]|`` (a copy: that is what its
+    ``decode`` multiplies the latents by)."""
     _check_normalization(sae)
     nt, kind, l = node_type_for_hook(hook_name(sae))
     nt = node_type if node_type is not None else nt
     l = layer if layer is not None else l
     W_dec = sae.W_dec
     W_dec = W_dec.detach() if getattr(W_dec, "requires_grad", False) else W_dec
+    if _cfg_get(sae, "rescale_acts_by_decoder_norm"):
+        # decode divides each latent by its decoder row's norm: the effective decoder is
+        # W_dec / |W_dec[i]|, a new tensor (copied into the library).
+        W_dec = W_dec / W_dec.norm(dim=-1, keepdim=True)
+        copy = True
     nw_model.set_autoencoder(nt, l, W_dec, input=kind, copy=copy)
     return nt, l
 
