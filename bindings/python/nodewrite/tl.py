@@ -198,19 +198,30 @@ def logit_directions(
     import torch
 
     cfg = _cfg(model)
-    W_U = _t(model.unembed.W_U)
+    W_U = _t(model.unembed.W_U)  # (d_model, d_vocab)
     a = _token_ids(model, tokens)
-    d = W_U[:, a]
-    if incorrect_tokens is not None:
-        bt = _token_ids(model, incorrect_tokens)
-        if bt.shape != a.shape:
-            raise _core_error(f"tokens and incorrect_tokens must have the same shape, got {tuple(a.shape)} and {tuple(bt.shape)}")
-        d = d - W_U[:, bt]
-    # W_U[:, ids] is (d_model, *ids.shape): move d_model last.
-    d = d.movedim(0, -1)
-    if d.ndim == 3:  # (B, T, d_model)
-        d = d[batch]
+    bt = None if incorrect_tokens is None else _token_ids(model, incorrect_tokens)
+    if bt is not None and bt.shape != a.shape:
+        raise _core_error(f"tokens and incorrect_tokens must have the same shape, got {tuple(a.shape)} and {tuple(bt.shape)}")
+
+    def columns(ids):  # W_U[:, ids] as (d_model,) or (d_model, T): index_select gathers columns fastest
+        if ids.ndim == 2:  # (B, T): this batch element's row only
+            ids = ids[batch]
+        if ids.ndim == 0:
+            return W_U[:, ids]
+        return W_U.index_select(1, ids.reshape(-1))
+
+    d = columns(a)
+    if bt is not None:
+        d = d - columns(bt)
+    if ln_weight:
+        w = getattr(getattr(model, "ln_final", None), "w", None)
+        if w is not None:
+            w = _t(w)
+            d = d * (w if d.ndim == 1 else w[:, None])
     norm = getattr(cfg, "normalization_type", None)
+    if norm in ("LN", "LNPre"):
+        d = d - d.mean(dim=0, keepdim=True)
     scale = None
     if norm in ("LN", "LNPre", "RMS", "RMSPre"):
         scale = _t(cache["ln_final.hook_scale"])
@@ -219,14 +230,7 @@ def logit_directions(
         T = scale.shape[0]
     else:
         T = _t(cache["hook_embed"]).shape[-2]
-    if d.ndim == 1:
-        d = d.expand(T, d.shape[0])
-    if ln_weight:
-        w = getattr(getattr(model, "ln_final", None), "w", None)
-        if w is not None:
-            d = d * _t(w)
-    if norm in ("LN", "LNPre"):
-        d = d - d.mean(dim=-1, keepdim=True)
+    d = d.expand(T, d.shape[0]) if d.ndim == 1 else d.T  # (T, d_model)
     if scale is not None:
         d = d / scale
     return d.to(dtype=torch.float32, device="cpu").contiguous()
