@@ -7,7 +7,8 @@ batch element, a HookedTransformer with seeded random weights built offline from
 model has --n-layers layers (default 1): TL's ``cache.stack_head_results`` computes the head results
 of EVERY layer below its ``layer`` argument through ``compute_head_results``, which builds each
 layer's (batch, T, heads, d_head, d_model) product, so a 1-layer model is what makes TL's call
-measure one layer (with 12 layers it does 12 times the work; nodewrite's cost is per layer).
+measure one layer (with 12 layers it does 12 times the work; nodewrite's cost is per layer):
+``--n-layers 12`` measures TL's API as a GPT-2-small user meets it.
 
 - TL: ``cache.stack_head_results(apply_ln=True)`` (centred, divided by ``ln_final.hook_scale``),
   then the projection onto ``tokens_to_residual_directions(a) - ...(b)``; the cached
