@@ -37,13 +37,13 @@ $(ECO_VENV)/.nodewrite-installed: $(ECO_VENV)/.deps-installed $(LIB) $(PY_BINDIN
 .venv-eco: $(ECO_VENV)/.nodewrite-installed
 
 test-ecosystem: .venv-eco
-	$(ECO_PY) -m pytest -q -rs $(ECO_TESTS)
+	$(ECO_PY) -m pytest -q -rs -W ignore::DeprecationWarning $(ECO_TESTS)
 
 # Part of `make test`: runs the ecosystem tests with .venv's Python when torch, transformer_lens
 # and sae_lens import there; otherwise ONE line says they were skipped and how to run them.
 test-ecosystem-if-available: .venv
 	@if $(VENV_PY) -c "import torch, transformer_lens, sae_lens" >/dev/null 2>&1; then \
-	  $(VENV_PY) -m pytest -q -rs $(ECO_TESTS); \
+	  $(VENV_PY) -m pytest -q -rs -W ignore::DeprecationWarning $(ECO_TESTS); \
 	else \
 	  echo "test-ecosystem: skipped: transformer_lens/sae_lens not importable in $(VENV) (run 'make test-ecosystem' for its own .venv-eco)"; \
 	fi
