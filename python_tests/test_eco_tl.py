@@ -261,3 +261,19 @@ def test_tl_pattern_when_t_equals_n_heads():
     bare.put("attn.v", 1, cache["blocks.1.attn.hook_v"][0])
     bad = nw.node_writes(m, bare, "attention_head", 1, idx).reshape(H, H, H, D).sum(1)
     assert E.rel_err(bad, want) > 1e-2
+
+
+def test_grouped_query_attention():
+    """n_key_value_heads = 2 < n_heads = 4: hook_v holds 2 heads; store_from expands them as TL's
+    attention does, and the per-head writes still equal stack_head_results()."""
+    model = E.tl_model(n_key_value_heads=2)
+    toks = E.tokens(B, T)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(toks)
+    assert cache["blocks.1.attn.hook_v"].shape[-2] == 2
+    m, s = ntl.model_from(model), ntl.store_from(cache, batch=BATCH)
+    w = nw.node_writes(m, s, "attention_head", 1, all_qkh()).reshape(T, T, H, D)
+    assert E.rel_err(w.sum(1).transpose(1, 0, 2), cache.stack_head_results()[H : 2 * H, BATCH]) <= E.TOL
+    a, b = answer_tokens(6)
+    want = cache.logit_attrs(cache.stack_head_results(), a, b)[H : 2 * H, BATCH].T
+    assert E.rel_err(ntl.logit_attrs(model, cache, 1, a, b, batch=BATCH), want) <= E.TOL

@@ -127,7 +127,8 @@ def store_from(
     batch: which batch element (negative counts from the end); ignored for a cache made with
     ``remove_batch_dim()``. layers: restrict to these layers. store: add to this store instead
     of a new one. latents=False skips the SAE latents. No copies: the store keeps references to
-    the cache's tensors.
+    the cache's tensors (one exception: with grouped-query attention, ``hook_v`` holds fewer heads
+    than the model and is expanded to one value vector per head, a copy, as TL does internally).
     """
     from . import saelens as _sae  # no SAELens import: only its hook-name rules
 
@@ -160,6 +161,11 @@ def store_from(
             s.put("attn.qk_probs", layer, _t(cache[key]), layout=pre + "hqk", **kw)
         elif where == "attn.hook_v":
             v = _t(cache[key])
+            n_heads = getattr(getattr(getattr(cache, "model", None), "cfg", None), "n_heads", None)
+            if n_heads is not None and v.shape[-2] != n_heads and n_heads % v.shape[-2] == 0:
+                # grouped-query attention: head h reads key/value head h // (n_heads / n_kv), as
+                # TL's repeat_interleave does. Not expressible by strides: this one is a copy.
+                v = v.repeat_interleave(n_heads // v.shape[-2], dim=-2)
             s.put("attn.v", layer, v, layout=pre + "thd", **kw)
         elif where == "mlp.hook_post":
             s.put("mlp.post_act", layer, _t(cache[key]), layout=pre + "tn", **kw)
