@@ -42,7 +42,7 @@ $(VENV)/.nodewrite-installed: $(VENV)/.deps-installed $(LIB) $(PY_BINDING_SRCS) 
 .venv: $(VENV)/.nodewrite-installed
 
 test-python: .venv
-	$(VENV_PY) -m pytest -q python_tests/
+	$(VENV_PY) -m pytest -q python_tests/ --ignore-glob="python_tests/test_eco_*"  # those: mk/ecosystem.mk
 
 demo-python: .venv
 	$(VENV_PY) bindings/python/examples/demo.py $(FIXTURES)

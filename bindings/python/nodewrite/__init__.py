@@ -89,8 +89,8 @@ __all__ += _sets.__all__
 
 
 def __dir__() -> list:
-    """The API (and the submodules errors and tdb), not implementation names."""
-    return sorted(__all__ + ["errors", "tdb"])
+    """The API (and the submodules errors, tdb, tl and saelens), not implementation names."""
+    return sorted(__all__ + ["errors", "tdb", "tl", "saelens"])
 
 
 def abi_version() -> int:

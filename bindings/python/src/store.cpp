@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "args.hpp"
+#include "layouts.hpp"
 #include "objects.hpp"
 
 namespace nwpy __attribute__((visibility("hidden"))) {
@@ -23,12 +24,16 @@ Store &store_self(py::handle self) { return self_of<Store>(self, "ActivationStor
 
 void store_put(py::handle self, const py::args &args, const py::kwargs &kwargs) {
     Store &s = store_self(self);
-    auto a = parse_args("put", args, kwargs, {{"name", true}, {"layer", true}, {"tensor", true}});
+    auto a = parse_args("put", args, kwargs,
+                        {{"name", true}, {"layer", true}, {"tensor", true}, {"layout", false}, {"batch", false}});
     Key k = activation_key(a[0], a[1]);
     Subject subject{"activation " + k.name + " at layer " + std::to_string(k.layer),
                     layout_of(k.name), ""};
     HeldPtr h = hold_tensor(a[2], subject.what);
-    nw_tensor_view v = h->view();
+    // layout= / batch=: the tensor viewed in the canonical layout by strides (layouts.hpp).
+    std::vector<int64_t> shape, strides;
+    nw_tensor_view v = (a[3] || a[4]) ? view_in_layout(*h, k.name, a[3], a[4], subject.what, shape, strides)
+                                      : h->view();
     HeldPtr old;  // dropped after unlocking (its destructor may run Python code)
     {
         std::unique_lock<std::shared_mutex> lock(s.mu);
@@ -114,7 +119,7 @@ put into it, and derives read its current values in place.
                  check(nw_store_create(&s->store));
                  return s;
              }, "ActivationStore", "__init__(self) -> None");
-    cls.def("put", &store_put, R"doc(put(self, name: str, layer: int, tensor: numpy.ndarray | torch.Tensor) -> None
+    cls.def("put", &store_put, R"doc(put(self, name: str, layer: int, tensor: numpy.ndarray | torch.Tensor, layout: str | None = None, batch: int | None = None) -> None
 
 Put a raw activation, replacing any earlier one at (name, layer).
 
@@ -125,6 +130,14 @@ tensor as in Model.set_weight; read in place (zero-copy) by every later derive. 
 keeps a reference to it; do not reallocate it in place (numpy's resize(refcheck=False),
 torch's resize_ / set_): the library would read freed memory. Shapes are checked against the
 model when a derive reads them.
+
+layout: the order of the tensor's dimensions, one letter each, when it is not the canonical
+one: for attn.qk_probs a permutation of "qkh" (query, key, head; TransformerLens's
+hook_pattern is "bhqk"), for attn.v of "thd" (token, head, d_head; TL's hook_v is "bthd"),
+for mlp.post_act and latents of "tn", for resid.delta_* of "td"; plus at most one "b" for a
+batch dimension, which needs batch= (an index, negative counts from the end). The tensor is
+viewed in the canonical layout by strides (no copy). Shape checks alone cannot tell (h, q, k)
+from (q, k, h) when T equals n_heads: say the layout. get() returns the object as passed.
 )doc")
         .def("remove", &store_remove, "remove(self, name: str, layer: int) -> None\n\nRemove (name, layer) if present.")
         .def("clear", &store_clear, "clear(self) -> None\n\nRemove every entry.")
