@@ -102,6 +102,8 @@ static void strides(int pat, int64_t rows, int64_t cols, int64_t *rs, int64_t *c
     }
 }
 
+static int aligned_c; /* C 64-byte aligned with c_rs = n: large outputs take the streaming-store path */
+
 static void test_gemm(int64_t m, int64_t n, int64_t k, int apat, int bpat, int all_threads) {
     int64_t a_rs, a_cs, b_rs, b_cs;
     strides(apat, m, k, &a_rs, &a_cs);
@@ -114,8 +116,10 @@ static void test_gemm(int64_t m, int64_t n, int64_t k, int apat, int bpat, int a
             for (int64_t kk = 0; kk < k; kk++) acc = fmaf(A.base[i * a_rs + kk * a_cs], B.base[kk * b_rs + j * b_cs], acc);
             ref[i * n + j] = acc;
         }
-    const int64_t c_rs = n + rnd(3) + (n == 0), len = m * c_rs + 1;
-    float *c = malloc((size_t)len * sizeof(float));
+    const int64_t c_rs = aligned_c ? n : n + rnd(3) + (n == 0), len = m * c_rs + 1;
+    float *c = NULL;
+    if (aligned_c) { if (posix_memalign((void **)&c, 64, (size_t)len * sizeof(float))) c = NULL; }
+    else c = malloc((size_t)len * sizeof(float));
     for (int p = 0; p < npaths; p++) {
         nwk_force_path(paths[p]);
         for (int t = 0; t < 4; t++) {
@@ -144,8 +148,10 @@ static void test_scaled_rows(int64_t m, int64_t n, int64_t rows, int bpat) {
     float *ref = malloc((size_t)(m * n + 1) * sizeof(float));
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) ref[i * n + j] = fmaf(s[i], B.base[row[i] * b_rs + j * b_cs], 0.0f);
-    const int64_t c_rs = n + rnd(3) + (n == 0), len = m * c_rs + 1;
-    float *c = malloc((size_t)len * sizeof(float));
+    const int64_t c_rs = aligned_c ? n : n + rnd(3) + (n == 0), len = m * c_rs + 1;
+    float *c = NULL;
+    if (aligned_c) { if (posix_memalign((void **)&c, 64, (size_t)len * sizeof(float))) c = NULL; }
+    else c = malloc((size_t)len * sizeof(float));
     for (int p = 0; p < npaths; p++) {
         nwk_force_path(paths[p]);
         for (int t = 0; t < 4; t++) {
@@ -227,6 +233,12 @@ int main(void) {
     nwk_test_min_parallel = INT64_C(1) << 21;
     test_gemm(300, 200, 64, 0, 0, 1);
     test_gemm(300, 200, 64, 0, 1, 1);
+    /* Outputs of 2 MB and more, aligned, final after one k block: non-temporal stores (full
+       tiles) beside masked ones (the last 16 columns of n = 784). */
+    aligned_c = 1;
+    test_gemm(1024, 768, 64, 0, 0, 0);
+    test_gemm(700, 784, 64, 0, 1, 0);
+    aligned_c = 0;
 
     /* 4. Inf and NaN propagate as the chain does. */
     special = 1;

@@ -17,8 +17,8 @@ package enum Kernels {
     /// `gemm` that never fails (for work inside parallel tasks, which cannot throw): when the
     /// kernel cannot get scratch memory, the same FMA chains run here, unblocked (same bits).
     package static func gemmInPlace(m: Int, n: Int, k: Int, a: F32Matrix, b: F32Matrix,
-                                    c: UnsafeMutablePointer<Float>, cRowStride: Int) {
-        if (try? gemm(m: m, n: n, k: k, a: a, b: b, c: c, cRowStride: cRowStride)) != nil { return }
+                                    c: UnsafeMutablePointer<Float>, cRowStride: Int, threads: Int = 1) {
+        if (try? gemm(m: m, n: n, k: k, a: a, b: b, c: c, cRowStride: cRowStride, threads: threads)) != nil { return }
         for i in 0..<m {
             let out = c + i &* cRowStride, row = a.row(i)
             for j in 0..<n {

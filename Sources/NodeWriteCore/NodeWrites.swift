@@ -59,27 +59,36 @@ extension LayerForm {
                 for h in 0..<heads { next[h] = start[h] }
                 for (i, node) in nodes.enumerated() { order[next[node.slot]] = i; next[node.slot] &+= 1 }
             }
-            let chunk = Self.chunkRows
-            try withScratch(Float.self, count: min(nodes.count, chunk) &* dHead, "attention coefficients") { (x) throws(NodeWriteError) in
-                for h in 0..<heads where start[h] < start[h &+ 1] {
-                    var first = start[h]
-                    let end = start[h &+ 1]
-                    // Nodes of this head that sit consecutively in the set are written in place.
-                    let inPlace = order[end &- 1] &- order[first] == end &- 1 &- first
-                    while first < end {
-                        let m = min(chunk, end &- first)
-                        for r in 0..<m { fillValueRow(x + r &* dHead, nodes[order[first &+ r]]) }
-                        if inPlace {
-                            try headProduct(w, head: h, rows: m, x, out + order[first] &* dModel, dModel)
-                        } else {
-                            try withScratch(Float.self, count: m &* dModel, "attention writes") { (c) throws(NodeWriteError) in
-                                try headProduct(w, head: h, rows: m, x, c, dModel)
-                                for r in 0..<m {
-                                    (out + order[first &+ r] &* dModel).update(from: c + r &* dModel, count: dModel)
-                                }
+            // Heads run in parallel (each product on one thread) when there are enough of them;
+            // otherwise each head's product is split over the threads.
+            var active: [Int] = []
+            for h in 0..<heads where start[h] < start[h &+ 1] { active.append(h) }
+            let threads = Kernels.threads, lanes = laneCount(active.count, threads: threads)
+            let productThreads = max(1, threads / lanes), chunk = min(nodes.count, Self.chunkRows)
+            let perLane = chunk &* (dHead &+ dModel)
+            try w.withF32Heads(heads, dHead, dModel) { (wf) throws(NodeWriteError) in
+                try withScratch(Float.self, count: lanes &* perLane, "attention coefficients") { (scratch) throws(NodeWriteError) in
+                    parallelFor(active.count, threads: threads) { task, lane in
+                        let h = active[task], x = scratch + lane &* perLane, c = x + chunk &* dHead
+                        let b = F32Matrix(base: wf.base + h &* wf.strides.0, rowStride: wf.strides.1, columnStride: wf.strides.2)
+                        var first = start[h]
+                        let end = start[h &+ 1]
+                        // Nodes of this head that sit consecutively in the set are written in place.
+                        let inPlace = order[end &- 1] &- order[first] == end &- 1 &- first
+                        while first < end {
+                            let m = min(chunk, end &- first)
+                            for r in 0..<m { fillValueRow(x + r &* dHead, nodes[order[first &+ r]]) }
+                            let a = F32Matrix(base: x, rowStride: dHead, columnStride: 1)
+                            if inPlace {
+                                Kernels.gemmInPlace(m: m, n: dModel, k: dHead, a: a, b: b, c: out + order[first] &* dModel,
+                                                    cRowStride: dModel, threads: productThreads)
+                            } else {
+                                Kernels.gemmInPlace(m: m, n: dModel, k: dHead, a: a, b: b, c: c, cRowStride: dModel,
+                                                    threads: productThreads)
+                                for r in 0..<m { (out + order[first &+ r] &* dModel).update(from: c + r &* dModel, count: dModel) }
                             }
+                            first &+= m
                         }
-                        first &+= m
                     }
                 }
             }

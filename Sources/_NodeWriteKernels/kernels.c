@@ -23,7 +23,7 @@ static void scalar_micro(int64_t kc, const float *ap, const float *bp, float *c,
                          int mr, int nr, int load) {
     float acc[SMR][SNR];
     for (int r = 0; r < SMR; r++)
-        for (int j = 0; j < SNR; j++) acc[r][j] = (load && r < mr && j < nr) ? c[r * c_rs + j] : 0.0f;
+        for (int j = 0; j < SNR; j++) acc[r][j] = (load == NWK_LOAD && r < mr && j < nr) ? c[r * c_rs + j] : 0.0f;
     for (int64_t k = 0; k < kc; k++, ap += SMR, bp += SNR)
         for (int r = 0; r < SMR; r++)
             for (int j = 0; j < SNR; j++) acc[r][j] = fmaf(ap[r], bp[j], acc[r][j]);
@@ -59,7 +59,7 @@ static void scalar_scale_row(int64_t n, float s, const float *b, int64_t b_cs, f
 }
 
 const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
-                                  scalar_scale_row};
+                                  scalar_scale_row, 0};
 
 /* ---------------------------------------------------------------- choosing the implementation */
 
@@ -190,7 +190,15 @@ typedef struct {
     const float *a; int64_t a_rs, a_cs;
     const float *b; int64_t b_rs, b_cs;
     float *c; int64_t c_rs;
+    int stream;  /* C may be written with non-temporal stores (see STREAM_MIN_BYTES) */
 } gemm_args;
+
+/* Orders this thread's non-temporal stores before what follows (the join). */
+static void nwk_store_fence(void) {
+#ifdef NWK_X86
+    __builtin_ia32_sfence();
+#endif
+}
 
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
 static int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
@@ -256,8 +264,14 @@ static size_t packed_scratch(const nwk_impl *im, int64_t n, int64_t k) {
     return (size_t)(MC * kc + kc * ceil_div(nc, im->nr) * im->nr) + 16;
 }
 
+/* Outputs larger than this (bytes) are written with non-temporal stores when they are final
+   after one pass (a single k block) and their rows are 64-byte aligned: the cache lines are
+   then not read before being overwritten, halving the memory traffic of short-k products. */
+#define STREAM_MIN_BYTES (2u << 20)
+
 static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) {
     const int mr = im->mr, nr = im->nr;
+    const int stream = g->k <= KC && g->stream;
     float *ap = scratch;
     float *bp = scratch + MC * min64(KC, g->k);
     for (int64_t jc = 0; jc < g->n; jc += NC) {
@@ -280,14 +294,16 @@ static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) 
                         for (int64_t p = 0; p < npan; p++)
                             im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
                                       g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
-                                      (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr), pc > 0);
+                                      (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr),
+                                      pc > 0 ? NWK_LOAD : stream ? NWK_STREAM : NWK_ZERO);
                 } else {
                     /* BLIS order: one B micro-panel (L1) against the whole A block (L2). */
                     for (int64_t p = 0; p < npan; p++)
                         for (int64_t q = 0; q < nap; q++)
                             im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
                                       g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
-                                      (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr), pc > 0);
+                                      (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr),
+                                      pc > 0 ? NWK_LOAD : stream ? NWK_STREAM : NWK_ZERO);
                 }
             }
         }
@@ -305,6 +321,7 @@ static void *run_gemm_part(void *arg) {
     if (p->g.m > 0 && p->g.n > 0) {
         if (p->scratch) gemm_packed(p->im, &p->g, p->scratch);
         else gemm_small(p->im, &p->g);
+        if (p->g.stream) nwk_store_fence();  /* non-temporal stores visible before the join */
     }
     return NULL;
 }
@@ -340,7 +357,9 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
     }
     for (int t = 0; t < nt; t++) {
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
-        gemm_args g = {m, n, k_dim, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs};
+        const int stream = im->streams && (double)m * (double)n * sizeof(float) >= (double)STREAM_MIN_BYTES &&
+                           ((uintptr_t)c & 63) == 0 && ((c_rs * (int64_t)sizeof(float)) & 63) == 0;
+        gemm_args g = {m, n, k_dim, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, stream};
         if (by_cols) {
             const int64_t j0 = u0 * unit, j1 = min64(n, u1 * unit);
             g.n = j1 - j0; g.b += j0 * b_cs; g.c += j0;

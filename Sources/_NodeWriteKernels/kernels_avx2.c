@@ -23,7 +23,7 @@ T256 static void micro(int64_t kc, const float *ap, const float *bp, float *c, i
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
-        if (load && r < mr) {
+        if (load == NWK_LOAD && r < mr) {
             acc[r][0] = _mm256_maskload_ps(c + r * c_rs, m0);
             acc[r][1] = _mm256_maskload_ps(c + r * c_rs + 8, m1);
         } else {
@@ -143,5 +143,5 @@ T256 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, flo
     }
 }
 
-const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row};
+const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0};
 #endif

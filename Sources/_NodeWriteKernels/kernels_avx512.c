@@ -22,7 +22,7 @@ T512 static void micro(int64_t kc, const float *ap, const float *bp, float *c, i
     __m512 acc[MR][3];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
-        if (load && r < mr) {
+        if (load == NWK_LOAD && r < mr) {
             const float *cr = c + r * c_rs;
             acc[r][0] = _mm512_maskz_loadu_ps(m0, cr);
             acc[r][1] = _mm512_maskz_loadu_ps(m1, cr + 16);
@@ -42,6 +42,19 @@ T512 static void micro(int64_t kc, const float *ap, const float *bp, float *c, i
         }
         ap += MR;
         bp += NR;
+    }
+    if (load == NWK_STREAM && nr == NR) {
+        /* Whole aligned rows of an output final after this call: non-temporal stores. */
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            if (r < mr) {
+                float *cr = c + r * c_rs;
+                _mm512_stream_ps(cr, acc[r][0]);
+                _mm512_stream_ps(cr + 16, acc[r][1]);
+                _mm512_stream_ps(cr + 32, acc[r][2]);
+            }
+        }
+        return;
     }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
@@ -232,5 +245,5 @@ T512 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, flo
     }
 }
 
-const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row};
+const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1};
 #endif

@@ -9,11 +9,18 @@
 /* k-block of the stack-packed tile in the small-m path (NWK_SMALL_KC * ns floats on the stack). */
 #define NWK_SMALL_KC 128
 
+/* The micro-kernel's `load` argument. */
+#define NWK_ZERO 0
+#define NWK_LOAD 1
+#define NWK_STREAM 2
+
 typedef struct nwk_impl {
     const char *name;
     int mr, nr;     /* micro-tile of the packed path: mr rows x nr columns of accumulators */
     int ns;         /* column tile of the small-m path (multiple of 16, <= 64) */
-    /* C[0:mr, 0:nr] (= or, if load, continue from C) chains over kc packed steps:
+    /* C[0:mr, 0:nr] (= or, if load == NWK_LOAD, continue from C) chains over kc packed steps
+       (load == NWK_STREAM: start from zero and write C with non-temporal stores where aligned,
+       for outputs that are final after this call and larger than the caches; same values):
        ap[k*MR + r] (MR = this impl's mr, rows zero-padded), bp[k*NR + j] (columns zero-padded).
        mr_valid <= mr rows and nr_valid <= nr columns of C are read/written. */
     void (*micro)(int64_t kc, const float *ap, const float *bp, float *c, int64_t c_rs,
@@ -31,6 +38,8 @@ typedef struct nwk_impl {
     void (*pack_t)(int64_t kc, int nc, int w, const float *b, int64_t b_cs, float *dst);
     /* c[j] = fmaf(s, b[j*b_cs], +0) for j < n. */
     void (*scale_row)(int64_t n, float s, const float *b, int64_t b_cs, float *c);
+    /* Whether micro honours NWK_STREAM (otherwise it is NWK_ZERO). */
+    int streams;
 } nwk_impl;
 
 extern const nwk_impl nwk_impl_scalar;

@@ -1,5 +1,8 @@
-"""Timing helper shared by demo.py and bench.py: medians of per-call times over many batches,
-competitors interleaved batch by batch so that they see the same machine conditions."""
+"""Timing helper shared by the demo and the benches: medians of per-call times over many batches.
+
+Each competitor runs its warm-up and all its batches in a row, not interleaved with the others:
+OpenBLAS's and OpenMP's worker threads keep spinning on the cores for a while after a call, and
+would otherwise run against the next competitor's threads (the warm-up absorbs that)."""
 
 import statistics
 import time
@@ -9,18 +12,19 @@ from typing import Callable, Dict
 def per_call_medians(fns: Dict[str, Callable[[], object]], batches: int, calls: int,
                      warmup: int = 3) -> Dict[str, float]:
     """Median seconds per call of each function (batches x calls calls each)."""
-    for fn in fns.values():
+    clock = time.perf_counter
+    medians = {}
+    for name, fn in fns.items():
         for _ in range(warmup):
             fn()
-    samples = {name: [] for name in fns}
-    clock = time.perf_counter
-    for _ in range(batches):
-        for name, fn in fns.items():
+        samples = []
+        for _ in range(batches):
             t0 = clock()
             for _ in range(calls):
                 fn()
-            samples[name].append((clock() - t0) / calls)
-    return {name: statistics.median(v) for name, v in samples.items()}
+            samples.append((clock() - t0) / calls)
+        medians[name] = statistics.median(samples)
+    return medians
 
 
 def fmt_time(seconds: float) -> str:

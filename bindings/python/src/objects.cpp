@@ -1,11 +1,22 @@
 // Helpers shared by the objects' files: see objects.hpp.
 #include "objects.hpp"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 
 #include <climits>
 
 namespace nwpy __attribute__((visibility("hidden"))) {
+
+namespace {
+// Zeroed outputs of at least this size are anonymous mappings (see new_output).
+constexpr size_t kMappedOutputBytes = 256 * 1024;
+struct Mapping {
+    void *memory;
+    size_t bytes;
+};
+}  // namespace
 
 py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed) {
     std::string text = "(";
@@ -22,10 +33,24 @@ py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed) {
     try {
         std::vector<py::ssize_t> s(shape.begin(), shape.end());
         if (!zeroed) return py::array_t<float>(s);
-        // calloc'ed here (numpy.zeros would release the GIL, and callers hold the model and
-        // store locks): large outputs are mapped lazily, and the library writes only their
-        // non-zero entries (NW_OUT_ZEROED).
-        void *memory = std::calloc(static_cast<size_t>(count > 0 ? count : 1), sizeof(float));
+        // Zero memory that the library need not write (NW_OUT_ZEROED), allocated here without
+        // the GIL ever being released (numpy.zeros releases it, and callers hold the model and
+        // store locks). Large outputs come from anonymous mappings, whose zero pages the system
+        // provides on first touch: pages the library does not write cost nothing (calloc would
+        // memset them once glibc serves that size from its heap).
+        const size_t bytes = static_cast<size_t>(count > 0 ? count : 1) * sizeof(float);
+        if (bytes >= kMappedOutputBytes) {
+            void *memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (memory == MAP_FAILED) fail(NW_ERR_OUT_OF_MEMORY, "cannot allocate an output of shape " + text);
+            auto *mapping = new Mapping{memory, bytes};
+            py::capsule owner(mapping, [](void *p) {
+                auto *m = static_cast<Mapping *>(p);
+                munmap(m->memory, m->bytes);
+                delete m;
+            });
+            return py::array_t<float>(s, static_cast<float *>(memory), owner);
+        }
+        void *memory = std::calloc(bytes, 1);
         if (memory == nullptr) fail(NW_ERR_OUT_OF_MEMORY, "cannot allocate an output of shape " + text);
         py::capsule owner(memory, [](void *p) { std::free(p); });
         return py::array_t<float>(s, static_cast<float *>(memory), owner);
