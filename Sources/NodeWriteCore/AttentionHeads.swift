@@ -30,6 +30,12 @@ struct AttentionHeads {
             F32Matrix(base: w.base + h &* w.strides.0, rowStride: w.strides.1, columnStride: w.strides.2)
         }
 
+        /// W_O as one (heads · d_head) × d_model matrix, when its strides allow.
+        var headRows: F32Matrix? {
+            guard dHead == 1 || heads == 1 || w.strides.0 == w.strides.1 &* dHead else { return nil }
+            return F32Matrix(base: w.base, rowStride: dHead == 1 ? w.strides.0 : w.strides.1, columnStride: w.strides.2)
+        }
+
         /// v[:, h, :]: T × d_head.
         func values(_ h: Int) -> F32Matrix {
             F32Matrix(base: v.base + h &* v.strides.1, rowStride: v.strides.0, columnStride: v.strides.2)

@@ -25,13 +25,22 @@ package struct Direction {
         return try withScratch(Int.self, count: count, "direction rows") { (tokens) throws(NodeWriteError) -> R in
             try withScratch(Float.self, count: count &* dModel, "direction rows") { (rows) throws(NodeWriteError) -> R in
                 var used = 0
+                let f32 = view.dtype == .float32 && columnStride == 1
+                let base = view.base.map { $0.assumingMemoryBound(to: Float.self) }
                 for t in 0..<count {
                     let row = rows + used &* dModel, offset = t &* rowStride
                     var nonzero = shared
-                    for j in 0..<dModel {
-                        let x = view.value(at: offset &+ j &* columnStride)
-                        row[j] = x
-                        if x != 0 || x.isNaN { nonzero = true }
+                    if f32, let base {
+                        // Float32 rows: find a non-zero entry first (zero rows cost one scan), copy then.
+                        let source = base + offset
+                        if !nonzero { for j in 0..<dModel where source[j] != 0 || source[j].isNaN { nonzero = true; break } }
+                        if nonzero { row.update(from: source, count: dModel) }
+                    } else {
+                        for j in 0..<dModel {
+                            let x = view.value(at: offset &+ j &* columnStride)
+                            row[j] = x
+                            if x != 0 || x.isNaN { nonzero = true }
+                        }
                     }
                     if nonzero { tokens[used] = shared ? -1 : t; used &+= 1 }
                 }

@@ -2,7 +2,7 @@
 /// p[q, k, h] · v[k, h] @ W_O[h]; only k ≤ q is computed, and k > q is exactly 0.
 extension DerivedScalarRun {
     /// Query rows per parallel task.
-    static let queryBlock = 32
+    static let queryBlock = 64
 
     func attention(_ form: LayerForm, _ weight: TensorView, _ layout: DerivedScalarSpec.AttentionLayout,
                    _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
@@ -96,9 +96,14 @@ extension DerivedScalarRun {
         // Per lane: each head's block of projections (block × T), and one row of factors (T × heads).
         let perLane = heads &* block &* tokens &+ tokens &* heads
         try withScratch(Float.self, count: max(1, used) &* uRow, "projected directions") { (u) throws(NodeWriteError) in
-            for head in 0..<heads where used > 0 {
-                try Kernels.gemm(m: used, n: dHead, k: h.dModel, a: g, b: h.weight(head).transposed, c: u + head &* dHead,
-                                 cRowStride: uRow, threads: threads)
+            if used > 0, let all = h.headRows {
+                // One product for all heads: U = g_Z @ W_O[(h, c), :]ᵀ.
+                try Kernels.gemm(m: used, n: uRow, k: h.dModel, a: g, b: all.transposed, c: u, cRowStride: uRow, threads: threads)
+            } else {
+                for head in 0..<heads where used > 0 {
+                    try Kernels.gemm(m: used, n: dHead, k: h.dModel, a: g, b: h.weight(head).transposed, c: u + head &* dHead,
+                                     cRowStride: uRow, threads: threads)
+                }
             }
             try withScratch(Int.self, count: tokens, "projection rows") { (rowOf) throws(NodeWriteError) in
                 for t in 0..<tokens { rowOf[t] = -1 }
