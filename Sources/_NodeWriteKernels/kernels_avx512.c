@@ -230,6 +230,13 @@ T512 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, flo
     if (b_cs == 1) {
         const __m512 sv = _mm512_set1_ps(s), z = _mm512_setzero_ps();
         int64_t j = 0;
+        /* Peel to a 64-byte aligned c: the stores of the main loop then never split a line. */
+        const int64_t head = (int64_t)(((64 - ((uintptr_t)c & 63)) & 63) / 4);
+        if (((uintptr_t)c & 3) == 0 && head > 0 && head < n) {
+            const __mmask16 mk = mask16(head);
+            _mm512_mask_storeu_ps(c, mk, _mm512_fmadd_ps(sv, _mm512_maskz_loadu_ps(mk, b), z));
+            j = head;
+        }
         for (; j + 64 <= n; j += 64) {
             _mm512_storeu_ps(c + j, _mm512_fmadd_ps(sv, _mm512_loadu_ps(b + j), z));
             _mm512_storeu_ps(c + j + 16, _mm512_fmadd_ps(sv, _mm512_loadu_ps(b + j + 16), z));

@@ -92,7 +92,9 @@ def main() -> None:
 
     q = T - 1
     kh = nw.keys_and_heads_at_query(q, model)  # (12288, 3), head-major
-    out_kh = np.empty((len(kh), D_MODEL), np.float32)
+    # nodewrite's outputs come from torch's allocator like torch's own (64-byte aligned; numpy's
+    # large arrays start 16 bytes into a cache line, which costs every vector store a split).
+    out_kh = torch.empty(len(kh), D_MODEL).numpy()
     t_out_hkm = torch.empty(N_HEADS, T, D_MODEL)
     n_out_hkm = np.empty((N_HEADS, T, D_MODEL), np.float32)
     pq_t = tp[q].t().contiguous()  # (h, k)
@@ -109,12 +111,12 @@ def main() -> None:
 
     t_ = 700
     neurons = nw.neurons_at_token(t_, model)
-    out_n = np.empty((D_FF, D_MODEL), np.float32)
+    out_n = torch.empty(D_FF, D_MODEL).numpy()
     t_out_n = torch.empty(D_FF, D_MODEL)
 
     rand = np.stack([rng.integers(0, T, 4096), np.zeros(4096, np.int64), rng.integers(0, N_HEADS, 4096)], axis=1)
     rand[:, 1] = (rng.random(4096) * (rand[:, 0] + 1)).astype(np.int64)  # key <= query
-    out_r = np.empty((4096, D_MODEL), np.float32)
+    out_r = torch.empty(4096, D_MODEL).numpy()
     t_out_r = torch.empty(4096, D_MODEL)
     trand = torch.from_numpy(rand)
     by_head = [torch.nonzero(trand[:, 2] == h).flatten() for h in range(N_HEADS)]
