@@ -21,6 +21,14 @@ func scaleRow(_ out: UnsafeMutablePointer<Float>, _ n: Int, _ scalars: TensorVie
 func accumulateRow(_ sums: UnsafeMutablePointer<Float>, width: Int, _ n: Int, _ scalars: TensorView, offset: Int,
                    stride: Int, _ f: UnsafePointer<Float>) {
     var i = 0
+    if scalars.dtype == .float32 && stride == 1 {
+        let s = scalars.base.unsafelyUnwrapped.assumingMemoryBound(to: Float.self) + offset
+        while i < n {
+            for j in 0..<width { sums[j] = sums[j].addingProduct(s[i &+ j], f[i &+ j]) }
+            i &+= width
+        }
+        return
+    }
     while i < n {
         for j in 0..<width { sums[j] = sums[j].addingProduct(scalars.value(at: offset &+ (i &+ j) &* stride), f[i &+ j]) }
         i &+= width
@@ -44,6 +52,10 @@ extension DerivedScalarRun {
     func sumPairRow(_ sums: UnsafeMutablePointer<Float>, _ p: TensorView, q: Int, heads: Int, _ f: UnsafePointer<Float>) {
         let (s0, s1, s2) = (p.strides[0], p.strides[1], p.strides[2])
         sums.update(repeating: 0, count: heads)
+        if s1 == heads &* s2 {
+            accumulateRow(sums, width: heads, (q &+ 1) &* heads, p, offset: q &* s0, stride: s2, f)
+            return
+        }
         for k in 0...q {
             accumulateRow(sums, width: heads, heads, p, offset: q &* s0 &+ k &* s1, stride: s2, f + k &* heads)
         }
