@@ -99,13 +99,13 @@ enum nw_activation {
 enum nw_dst {
     NW_DST_MLP_WRITE_NORM = 0,                       /* (T, d_ff):  a[t,n] * |W_out[n]|, signed like a */
     NW_DST_MLP_WRITE_TO_FINAL_RESIDUAL_GRAD = 1,     /* (T, d_ff):  a[t,n] * (W_out[n] . g[t]) */
-    NW_DST_UNFLATTENED_ATTN_WRITE_NORM = 2,          /* (T, T, H):  |w(q,k,h)| for k <= q, 0 above */
+    NW_DST_UNFLATTENED_ATTN_WRITE_NORM = 2,          /* (T, T, H):  p[q,k,h] * |v[k,h] @ W_O[h]| for k <= q, 0 above */
     NW_DST_UNFLATTENED_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD = 3, /* (T, T, H): w(q,k,h) . g[q] for k <= q, 0 above */
     NW_DST_ATTN_WRITE_NORM = 4,                      /* (T(T+1)/2, H): the k <= q values, row q(q+1)/2 + k */
     NW_DST_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD = 5,    /* (T(T+1)/2, H): likewise */
     NW_DST_ATTN_WRITE_NORM_PER_SEQUENCE_TOKEN = 6,   /* (T, H): |sum_k w(q,k,h)| (norm of the sum) */
     NW_DST_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD_PER_SEQUENCE_TOKEN = 7, /* (T, H): sum_k w(q,k,h) . g[q] */
-    NW_DST_ONLINE_AUTOENCODER_WRITE_NORM = 8,        /* (T, n_latents): |w(t,l)|, the autoencoder_latent autoencoder */
+    NW_DST_ONLINE_AUTOENCODER_WRITE_NORM = 8,        /* (T, n_latents): z[t,l] * |write of l|, signed like z; the autoencoder_latent autoencoder */
     NW_DST_ONLINE_MLP_AUTOENCODER_WRITE_NORM = 9,    /* (T, n_latents): likewise, mlp_autoencoder_latent */
     NW_DST_ONLINE_ATTENTION_AUTOENCODER_WRITE_NORM = 10, /* (T, n_latents): likewise, attention_autoencoder_latent */
     NW_DST_ONLINE_AUTOENCODER_WRITE_TO_FINAL_RESIDUAL_GRAD = 11,           /* (T, n_latents): w(t,l) . g[t] */
@@ -245,7 +245,9 @@ NW_API const char *nw_last_error_message(void);
  *  ("mlp.post_act", "attn.qk_probs", "attn.v", "online_autoencoder_latent",
  *  "online_mlp_autoencoder_latent", "online_attention_autoencoder_latent"), of a
  *  weight ("mlp.to_residual", "attn.to_residual"), or of a dtype ("float32",
- *  "float16", "bfloat16", "float64"). Static storage; NULL for an unknown value. */
+ *  "float16", "bfloat16", "float64"). The activations and weights added in 1.1:
+ *  "resid.delta_mlp", "resid.delta_attn"; "unembedding", "layer_norm_gain.final".
+ *  Static storage; NULL for an unknown value. */
 NW_API const char *nw_node_type_name(int32_t node_type);
 NW_API const char *nw_activation_name(int32_t activation);
 NW_API const char *nw_weight_name(int32_t weight);

@@ -205,6 +205,7 @@ typedef struct row {
     char namebuf[112];
     /* exports of 1.1 */
     int32_t xtype, xlayer;   /* node set: node type and layer; F_DERIVE_DST: dst (xtype), layer */
+    uint32_t xflags;         /* F_DERIVE_DST: flags (NW_OUT_ZEROED: out is zero-filled before the call) */
     size_t xn, xk;           /* n_nodes, n_indices */
     int64_t ix[24];          /* indices[n_nodes][n_indices] (as many as fit) */
     int xix;                 /* ix given explicitly (else generated from valid fillers) */
@@ -1574,11 +1575,12 @@ static void run_x(ctx *c) {
         size_t alloc;
         size_t len = out_len_for(r, needed, &alloc);
         float *out = sent_alloc(alloc, sizeof(float));
+        if (r->xflags == NW_OUT_ZEROED) memset(out, 0, needed * sizeof(float));  /* the caller's promise */
         int64_t shape[3];
         int32_t nd;
         memset(shape, SENT, sizeof shape);
         memset(&nd, SENT, sizeof nd);
-        nw_status st = nw_derive(m, s, dst, r->xlayer, dv, 0, (r->nulls & NU_OUT) ? NULL : out, len,
+        nw_status st = nw_derive(m, s, dst, r->xlayer, dv, r->xflags, (r->nulls & NU_OUT) ? NULL : out, len,
                                  (r->nulls & NU_COUNT) ? NULL : shape, (r->nulls & NU_DIMS) ? NULL : &nd);
         check_status(c, "nw_derive", st);
         if (st == NW_OK || st == NW_ERR_BUFFER_TOO_SMALL) {
@@ -1593,7 +1595,9 @@ static void run_x(ctx *c) {
             CHECK(c, untouched(shape, sizeof shape) && untouched(&nd, sizeof nd), "nw_derive wrote out_shape/out_ndim on %s",
                   nw_status_string(st));
         }
-        if (st != NW_OK) {
+        if (st != NW_OK && r->xflags == NW_OUT_ZEROED) {
+            CHECK(c, untouched(out + needed, (alloc + 16 - needed) * sizeof(float)), "nw_derive wrote past the output on failure");
+        } else if (st != NW_OK) {
             CHECK(c, untouched(out, (alloc + 16) * sizeof(float)), "nw_derive wrote to out on failure");
         } else {
             x_compare(c, "nw_derive", out, want, (int64_t)needed);
@@ -2596,6 +2600,11 @@ static const row X_ROWS[] = {
 
     /* ---- nw_derive: xtype = dst, xlayer = layer ---- */
     {.what = "dst 18 (one past)", .fn = F_DERIVE_DST, .xtype = 18, .expect = EARG},
+    {.what = "flags NW_OUT_ZEROED, a norm", .fn = F_DERIVE_DST, .xtype = 2, .xlayer = 1, .xflags = NW_OUT_ZEROED},
+    {.what = "flags NW_OUT_ZEROED, a projection", .fn = F_DERIVE_DST, .xtype = 3, .xlayer = 0, NDIR(D_FULL), .xflags = NW_OUT_ZEROED},
+    {.what = "flags NW_OUT_ZEROED, latents", .fn = F_DERIVE_DST, .xtype = 12, .xlayer = 1, NDIR(D_FULL), .xflags = NW_OUT_ZEROED},
+    {.what = "flags 2 (unknown)", .fn = F_DERIVE_DST, .xtype = 2, .xlayer = 1, .xflags = 2, .expect = EARG},
+    {.what = "flags 0x80000000 (unknown)", .fn = F_DERIVE_DST, .xtype = 0, .xlayer = 0, .xflags = 0x80000000u, .expect = EARG},
     {.what = "dst -1", .fn = F_DERIVE_DST, .xtype = -1, .expect = EARG},
     {.what = "dst INT32_MIN", .fn = F_DERIVE_DST, .xtype = I32MIN, .expect = EARG},
     {.what = "dst INT32_MAX", .fn = F_DERIVE_DST, .xtype = I32MAX, NDIR(D_FULL), .expect = EARG},
