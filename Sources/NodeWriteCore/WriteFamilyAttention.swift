@@ -93,8 +93,8 @@ extension DerivedScalarRun {
         let used = rowTokens.count, block = Self.queryBlock, uRow = heads &* dHead
         let tasks = (tokens &+ block &- 1) / block
         let lanes = laneCount(tasks, threads: threads)
-        // Per lane: each head's block of projections (block × T), and one row of factors (T × heads).
-        let perLane = heads &* block &* tokens &+ tokens &* heads
+        // Per lane: each head's block of projections (block × T).
+        let perLane = heads &* block &* tokens
         try withScratch(Float.self, count: max(1, used) &* uRow, "projected directions") { (u) throws(NodeWriteError) in
             if used > 0, let all = h.headRows {
                 // One product for all heads: U = g_Z @ W_O[(h, c), :]ᵀ.
@@ -111,7 +111,7 @@ extension DerivedScalarRun {
                 try withScratch(Float.self, count: lanes &* perLane, "projections") { (scratch) throws(NodeWriteError) in
                     parallelFor(tasks, threads: threads) { task, lane in
                         let q0 = task &* block, q1 = min(tokens, q0 &+ block)
-                        let blocks = scratch + lane &* perLane, factors = blocks + heads &* block &* tokens
+                        let blocks = scratch + lane &* perLane
                         // P[q, k] = U[q] · v[k] for each head: one product per head when the block's
                         // rows of g are consecutive (always, for a dense g), else one per row.
                         let dense = (q0..<q1).allSatisfy { rowOf[$0] == rowOf[q0] &+ ($0 &- q0) } && rowOf[q0] >= 0
@@ -131,21 +131,23 @@ extension DerivedScalarRun {
                         }
                         for q in q0..<q1 {
                             let zero = rowOf[q] < 0
-                            if !zero {
-                                // Interleave the heads: factors[k · heads + h] = P_h[q, k].
-                                for k in 0...q {
-                                    for head in 0..<heads { factors[k &* heads &+ head] = blocks[head &* block &* tokens &+ (q &- q0) &* q1 &+ k] }
+                            let row = layout == .perSequenceToken ? out + q &* heads : out + rowStart(q, tokens, heads, layout)
+                            if zero {
+                                if !outputZeroed { row.update(repeating: 0, count: layout == .perSequenceToken ? heads : (q &+ 1) &* heads) }
+                            } else {
+                                // Head by head from its block of P (no interleaving pass): out[q, k, h] =
+                                // p[q, k, h] · P_h[q, k], or their sum over k per head.
+                                let probs = h.probs, rowInBlock = (q &- q0) &* q1
+                                for head in 0..<heads {
+                                    let pRow = UnsafePointer(blocks + (head &* block &* tokens &+ rowInBlock))
+                                    if layout == .perSequenceToken {
+                                        row[head] = dotPairs(probs, q: q, head: head, pRow)
+                                    } else {
+                                        scalePairs(row + head, stride: heads, probs, q: q, head: head, pRow)
+                                    }
                                 }
                             }
-                            if layout == .perSequenceToken {
-                                if zero { if !outputZeroed { (out + q &* heads).update(repeating: 0, count: heads) } }
-                                else { sumPairRow(out + q &* heads, h.probs, q: q, heads: heads, factors) }
-                            } else {
-                                let row = out + rowStart(q, tokens, heads, layout)
-                                if zero { if !outputZeroed { row.update(repeating: 0, count: (q &+ 1) &* heads) } }
-                                else { scalePairRow(row, h.probs, q: q, heads: heads, factors) }
-                                zeroTail(row, q, h, layout)
-                            }
+                            if layout != .perSequenceToken { zeroTail(row, q, h, layout) }
                         }
                     }
                 }
