@@ -1,5 +1,6 @@
 """Stubs of the extension module nodewrite._core (use the nodewrite package instead)."""
 
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -32,6 +33,9 @@ class Model:
     """A transformer's dimensions and output weights (and autoencoder decoders)."""
 
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int) -> None: ...
+    @staticmethod
+    def from_safetensors(path: str | os.PathLike[str]) -> Model: ...
+    def load_autoencoder(self, path: str | os.PathLike[str], node_type: str, layer: int) -> None: ...
     def set_weight(self, name: str, layer: int, weight: _TensorLike, copy: bool = True) -> None:
         """name: "mlp.to_residual" (d_ff, d_model) or "attn.to_residual" (n_heads, d_head, d_model)."""
     def set_autoencoder(

@@ -122,6 +122,57 @@ void model_set_autoencoder(py::handle self, const py::args &args, const py::kwar
     }, subject);
 }
 
+// A filesystem path argument (str or os.PathLike) as UTF-8.
+std::string path_arg(py::handle obj, const char *what) {
+    py::object fspath = py::module_::import("os").attr("fspath");
+    py::object p;
+    try {
+        p = fspath(obj);
+    } catch (py::error_already_set &e) {
+        if (!e.matches(PyExc_TypeError)) throw;
+        fail(NW_ERR_INVALID_ARGUMENT, std::string(what) + ": expected a path (str or os.PathLike), got " + type_name(obj));
+    }
+    if (!py::isinstance<py::str>(p))
+        fail(NW_ERR_INVALID_ARGUMENT, std::string(what) + ": expected a str path, got " + type_name(p));
+    return p.cast<std::string>();
+}
+
+// Model.from_safetensors(path): nw_model_load_safetensors (the file is mapped and borrowed).
+std::unique_ptr<Model> model_from_safetensors(py::object path_obj) {
+    std::string path = path_arg(path_obj, "path");
+    auto m = std::make_unique<Model>();
+    check(nw_model_load_safetensors(path.c_str(), &m->model));
+    check(nw_model_dims_get(m->model, &m->dims));
+    m->source = path;
+    int64_t vocab = 0;
+    check(nw_model_vocab_size(m->model, &vocab));
+    for (int32_t l = 0; l < m->dims.n_layers; ++l) {
+        m->set.emplace(std::make_tuple(0, int32_t(NW_WEIGHT_MLP_TO_RESIDUAL), l),
+                       SetInfo{false, -1, {m->dims.d_ff, m->dims.d_model}, "", nullptr});
+        m->set.emplace(std::make_tuple(0, int32_t(NW_WEIGHT_ATTN_TO_RESIDUAL), l),
+                       SetInfo{false, -1, {m->dims.n_heads, m->dims.d_head, m->dims.d_model}, "", nullptr});
+    }
+    if (vocab > 0)
+        m->set.emplace(std::make_tuple(0, int32_t(NW_WEIGHT_UNEMBEDDING), int32_t(NW_NO_LAYER)),
+                       SetInfo{false, -1, {m->dims.d_model, vocab}, "", nullptr});
+    return m;
+}
+
+// Model.load_autoencoder(path, node_type, layer): nw_model_load_autoencoder_safetensors.
+void model_load_autoencoder(py::handle self, const py::args &args, const py::kwargs &kwargs) {
+    Model &m = self_of<Model>(self, "Model");
+    auto a = parse_args("load_autoencoder", args, kwargs, {{"path", true}, {"node_type", true}, {"layer", true}});
+    std::string path = path_arg(a[0], "path");
+    std::string nt_name = to_name(a[1], "node_type");
+    int32_t nt = name_to_enum(nt_name, "node_type", nw_node_type_from_name);
+    int32_t l = to_layer(a[2]);
+    Subject subject{"autoencoder " + path + " for " + nt_name + " at layer " + std::to_string(l), "", ""};
+    SetInfo info{false, -1, {}, "from " + path, nullptr};
+    set_under_lock(m, std::make_tuple(1, nt, l), std::move(info), [&] {
+        return nw_model_load_autoencoder_safetensors(m.model, path.c_str(), nt, l);
+    }, subject);
+}
+
 py::dict describe(const Model &m, int kind) {
     py::dict out;
     for (const auto &kv : m.set) {
@@ -149,7 +200,8 @@ std::string model_repr(py::handle self) {
                     ", d_model=" + std::to_string(m.dims.d_model) +
                     ", n_heads=" + std::to_string(m.dims.n_heads) +
                     ", d_head=" + std::to_string(m.dims.d_head) +
-                    ", d_ff=" + std::to_string(m.dims.d_ff) + ")";
+                    ", d_ff=" + std::to_string(m.dims.d_ff) + ")" +
+                    (m.source.empty() ? std::string() : " loaded from " + m.source);
     std::string weights, aes;
     int nw = 0, na = 0;
     for (const auto &kv : m.set) {
@@ -219,6 +271,23 @@ vector goes through attn.to_residual); nodewrite.autoencoder_input_kind(name) as
         .def_property_readonly("n_heads", [](py::handle s) { return self_of<Model>(s, "Model").dims.n_heads; }, "n_heads: int -- attention heads per layer.")
         .def_property_readonly("d_head", [](py::handle s) { return self_of<Model>(s, "Model").dims.d_head; }, "d_head: int -- width of one attention head.")
         .def_property_readonly("d_ff", [](py::handle s) { return self_of<Model>(s, "Model").dims.d_ff; }, "d_ff: int -- width of the MLP (neurons per layer).")
+        .def_static("from_safetensors", &model_from_safetensors, R"doc(from_safetensors(path: str | os.PathLike) -> Model
+
+A model from a checkpoint file, read natively (nw_model_load_safetensors): a Hugging Face GPT-2
+model.safetensors (with config.json beside it, or n_head in its metadata) or a TransformerLens
+state dict saved with safetensors. Dimensions are inferred and checked against each other; the
+file is memory-mapped and its tensors borrowed in place (do not truncate or rewrite it while the
+model is in use; replacing it by rename is safe). weights() lists the loaded output weights and
+the unembedding (dtype '?': as stored in the file).
+Raises ValueError (not a readable checkpoint, inconsistent shapes, ...), all NodeWriteError.
+)doc")
+        .def("load_autoencoder", &model_load_autoencoder, R"doc(load_autoencoder(self, path: str | os.PathLike, node_type: str, layer: int) -> None
+
+Set the autoencoder of node_type at layer from an SAELens directory (cfg.json and
+sae_weights.safetensors; nw_model_load_autoencoder_safetensors): the decoder W_dec, with what it
+decodes into taken from cfg.json's hook_name (residual hooks, mlp.hook_post through
+mlp.to_residual, attn.hook_z through attn.to_residual). The file is mapped and borrowed.
+)doc")
         .def("__repr__", &model_repr, "__repr__(self) -> str");
 }
 

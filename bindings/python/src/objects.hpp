@@ -50,6 +50,8 @@ struct Model {
     mutable std::shared_mutex mu;
     // (kind 0 = weight / 1 = autoencoder, enum, layer) -> what is set there.
     std::map<std::tuple<int, int32_t, int32_t>, SetInfo> set;
+    // The checkpoint file the weights were loaded from (Model.from_safetensors), if any.
+    std::string source;
 
     ~Model() { nw_model_destroy(model); }
 
