@@ -10,27 +10,6 @@ namespace nwpy __attribute__((visibility("hidden"))) {
 
 namespace {
 
-Model &as_model(py::handle obj) {
-    if (obj.is_none()) fail(NW_ERR_INVALID_ARGUMENT, "model: expected a nodewrite.Model, got None");
-    try {
-        return self_of<Model>(obj, "Model");
-    } catch (NwFailure &f) {
-        f.message = "model: " + f.message;
-        throw;
-    }
-}
-
-Store &as_store(py::handle obj) {
-    if (obj.is_none())
-        fail(NW_ERR_INVALID_ARGUMENT, "store: expected a nodewrite.ActivationStore, got None");
-    try {
-        return self_of<Store>(obj, "ActivationStore");
-    } catch (NwFailure &f) {
-        f.message = "store: " + f.message;
-        throw;
-    }
-}
-
 Deriver &deriver_self(py::handle self) { return self_of<Deriver>(self, "NodeWriteDeriver"); }
 
 struct DeriverGuard {
@@ -64,7 +43,7 @@ py::array_t<float> derive_full(Model &m, Store &s, const nw_deriver *deriver,
 
 std::unique_ptr<Deriver> deriver_new(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("NodeWriteDeriver", args, kwargs, {{"model", true}, {"node", true}});
-    Model &m = as_model(a[0]);
+    Model &m = model_arg(a[0]);
     nw_node_index n = node_from_py(a[1]);
     auto d = std::make_unique<Deriver>();
     std::vector<nw_requirement> req(8);
@@ -96,15 +75,15 @@ std::unique_ptr<Deriver> deriver_new(const py::args &args, const py::kwargs &kwa
 py::array_t<float> deriver_derive(py::handle self, const py::args &args, const py::kwargs &kwargs) {
     Deriver &d = deriver_self(self);
     auto a = parse_args("derive", args, kwargs, {{"store", true}});
-    Store &s = as_store(a[0]);
-    return derive_full(as_model(d.model_obj), s, d.deriver, nullptr);
+    Store &s = store_arg(a[0]);
+    return derive_full(model_arg(d.model_obj), s, d.deriver, nullptr);
 }
 
 py::tuple deriver_derive_vector(py::handle self, const py::args &args, const py::kwargs &kwargs) {
     Deriver &d = deriver_self(self);
     auto a = parse_args("derive_vector", args, kwargs, {{"store", true}});
-    Store &s = as_store(a[0]);
-    Model &m = as_model(d.model_obj);
+    Store &s = store_arg(a[0]);
+    Model &m = model_arg(d.model_obj);
     py::array_t<float> out = new_output({d.d_model});
     float *p = out.mutable_data();
     int64_t token = -1;
@@ -123,8 +102,8 @@ py::tuple deriver_derive_vector(py::handle self, const py::args &args, const py:
 py::array_t<float> node_write(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("node_write", args, kwargs,
                         {{"model", true}, {"store", true}, {"node", true}});
-    Model &m = as_model(a[0]);
-    Store &s = as_store(a[1]);
+    Model &m = model_arg(a[0]);
+    Store &s = store_arg(a[1]);
     nw_node_index n = node_from_py(a[2]);
     return node_write_once(m, s, n);  // one crossing: nw_node_write_sized
 }
@@ -132,8 +111,8 @@ py::array_t<float> node_write(const py::args &args, const py::kwargs &kwargs) {
 py::tuple node_write_vectors(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("node_write_vectors", args, kwargs,
                         {{"model", true}, {"store", true}, {"nodes", true}});
-    Model &m = as_model(a[0]);
-    Store &s = as_store(a[1]);
+    Model &m = model_arg(a[0]);
+    Store &s = store_arg(a[1]);
     py::handle nodes = a[2];
     if (nodes.is_none() || !PySequence_Check(nodes.ptr()) || PyUnicode_Check(nodes.ptr()) ||
         PyBytes_Check(nodes.ptr()))

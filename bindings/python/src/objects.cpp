@@ -18,6 +18,27 @@ struct Mapping {
 };
 }  // namespace
 
+Model &model_arg(py::handle obj) {
+    if (obj.is_none()) fail(NW_ERR_INVALID_ARGUMENT, "model: expected a nodewrite.Model, got None");
+    try {
+        return self_of<Model>(obj, "Model");
+    } catch (NwFailure &f) {
+        f.message = "model: " + f.message;
+        throw;
+    }
+}
+
+Store &store_arg(py::handle obj) {
+    if (obj.is_none())
+        fail(NW_ERR_INVALID_ARGUMENT, "store: expected a nodewrite.ActivationStore, got None");
+    try {
+        return self_of<Store>(obj, "ActivationStore");
+    } catch (NwFailure &f) {
+        f.message = "store: " + f.message;
+        throw;
+    }
+}
+
 py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed) {
     std::string text = "(";
     int64_t count = 1;

@@ -119,6 +119,11 @@ void def_init(py::class_<T> &cls, F make, const char *cls_name, const char *doc)
         py::detail::is_new_style_constructor(), doc);
 }
 
+// A `model` / `store` argument of a function: an initialised nodewrite.Model /
+// ActivationStore, or a NodeWriteValueError naming the argument.
+Model &model_arg(py::handle obj);
+Store &store_arg(py::handle obj);
+
 // Shared locks taken with the GIL held; run() releases the GIL around the C call only and
 // unlocks before taking the GIL back. The only place the binding releases the GIL.
 class ReadLocks {

@@ -46,27 +46,6 @@ namespace {
 
 PyObject *np_from_dlpack = nullptr;  // numpy.from_dlpack, set at import (no lazy init)
 
-Model &model_arg(py::handle obj) {
-    if (obj.is_none()) fail(NW_ERR_INVALID_ARGUMENT, "model: expected a nodewrite.Model, got None");
-    try {
-        return self_of<Model>(obj, "Model");
-    } catch (NwFailure &f) {
-        f.message = "model: " + f.message;
-        throw;
-    }
-}
-
-Store &store_arg(py::handle obj) {
-    if (obj.is_none())
-        fail(NW_ERR_INVALID_ARGUMENT, "store: expected a nodewrite.ActivationStore, got None");
-    try {
-        return self_of<Store>(obj, "ActivationStore");
-    } catch (NwFailure &f) {
-        f.message = "store: " + f.message;
-        throw;
-    }
-}
-
 void max_positional(const char *fn, const py::args &args, size_t n) {
     if (args.size() > n)
         throw py::type_error(std::string(fn) + "() takes " + std::to_string(n) +
