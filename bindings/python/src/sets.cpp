@@ -206,16 +206,7 @@ void read_indices(py::handle obj, int32_t node_type, const std::string &tn, Indi
         py::object dev = getattr_or_null(src, "__dlpack_device__", "indices");
         if (dev) {
             py::object d = call_checked(dev, "indices: __dlpack_device__()");
-            int64_t device_type = -1;
-            if (PyTuple_Check(d.ptr()) && PyTuple_Size(d.ptr()) >= 1) {
-                try {
-                    device_type = to_int(PyTuple_GET_ITEM(d.ptr(), 0), "device type", INT32_MIN,
-                                         INT32_MAX, NW_ERR_INVALID_ARGUMENT);
-                } catch (NwFailure &) {
-                    device_type = -1;
-                }
-            }
-            if (device_type != dl::kCPU)
+            if (dlpack_device_type(d) != dl::kCPU)
                 fail(NW_ERR_INVALID_ARGUMENT,
                      "indices: the tensor is not in CPU memory; move it with .cpu() first");
         }

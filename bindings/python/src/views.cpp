@@ -9,6 +9,16 @@
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
+int64_t dlpack_device_type(py::handle device) {
+    if (!PyTuple_Check(device.ptr()) || PyTuple_Size(device.ptr()) < 1) return -1;
+    try {
+        return to_int(PyTuple_GET_ITEM(device.ptr(), 0), "device type", INT32_MIN, INT32_MAX,
+                      NW_ERR_INVALID_ARGUMENT);
+    } catch (NwFailure &) {
+        return -1;
+    }
+}
+
 namespace {
 
 PyObject *masked_array_type = nullptr;  // numpy.ma.MaskedArray, set at import
@@ -134,14 +144,7 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
             fail_device(src, what, "a device DLPack cannot export");
         }
         py::object dev = py::reinterpret_steal<py::object>(r);
-        if (PyTuple_Check(dev.ptr()) && PyTuple_Size(dev.ptr()) >= 1) {
-            try {
-                device_type = to_int(PyTuple_GET_ITEM(dev.ptr(), 0), "device type", INT32_MIN,
-                                     INT32_MAX, NW_ERR_INVALID_ARGUMENT);
-            } catch (NwFailure &) {
-                device_type = -1;
-            }
-        }
+        device_type = dlpack_device_type(dev);
         if (device_type != dl::kCPU)
             fail_device(src, what, "DLPack device type " + std::to_string(device_type));
     }

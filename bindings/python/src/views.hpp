@@ -56,4 +56,7 @@ HeldPtr hold_tensor(py::handle obj, const std::string &what);
 // Module-import-time caches (numpy.ma.MaskedArray): see module.cpp.
 void init_view_types();
 
+// The device type of a __dlpack_device__() result (a tuple), or -1 if it is not one.
+int64_t dlpack_device_type(py::handle device);
+
 }  // namespace nwpy
