@@ -81,3 +81,40 @@ def test_a_hostile_file_is_refused(tmp_path):
     f.write_bytes((2**63).to_bytes(8, "little", signed=False) + b"{}")
     with pytest.raises(nw.NodeWriteError):
         nw.Model.from_safetensors(f)
+
+
+def test_load_autoencoder_on_an_object_made_by_new_raises():
+    m = nw.Model.__new__(nw.Model)
+    with pytest.raises(nw.NodeWriteValueError):
+        m.load_autoencoder(CKPT / "sae_resid", "autoencoder_latent", 1)
+    with pytest.raises(nw.NodeWriteValueError):
+        repr(m)
+
+
+def test_keyboard_interrupt_in_a_path_passes_through():
+    class Path:
+        def __fspath__(self):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        nw.Model.from_safetensors(Path())
+    m = nw.Model.from_safetensors(FILES["tl"])
+    with pytest.raises(KeyboardInterrupt):
+        m.load_autoencoder(Path(), "autoencoder_latent", 1)
+
+
+def test_loads_from_fresh_threads_at_once():
+    import threading
+    results, barrier = [], threading.Barrier(6)
+
+    def load():
+        barrier.wait()
+        m = nw.Model.from_safetensors(FILES["tl"])
+        m.load_autoencoder(CKPT / "sae_resid", "autoencoder_latent", 1)
+        results.append((m.n_layers, m.d_model))
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [(2, 32)] * 6
