@@ -2875,6 +2875,17 @@ int main(int argc, char **argv) {
         }
         free(c);
     }
+    /* nw_autoencoder_input_source_name: every listed name is accepted by
+       nw_autoencoder_input_from_name; past the last (and SIZE_MAX) is NULL. */
+    size_t listed = 0;
+    for (; listed < 64 && nw_autoencoder_input_source_name(listed); listed++) {
+        int32_t kind = -1;
+        if (nw_autoencoder_input_from_name(nw_autoencoder_input_source_name(listed), &kind) == NW_OK && kind >= 0) passed++;
+        else { failed++; printf("FAIL      nw_autoencoder_input_source_name(%zu) is not accepted\n", listed); }
+    }
+    if (listed == 7 && nw_autoencoder_input_source_name(listed) == NULL && nw_autoencoder_input_source_name(SIZE_MAX) == NULL) passed++;
+    else { failed++; printf("FAIL      nw_autoencoder_input_source_name: %zu names, or no NULL past them\n", listed); }
+    NROWS += (int)listed + 1;
     printf("boundary: %d rows, %d passed, %d failed\n", NROWS, passed, failed);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
