@@ -189,6 +189,104 @@ static void *concurrent_caller(void *arg) {
     return NULL;
 }
 
+
+/* ---------------------------------------------------------------- masked scaling and pair products */
+
+static void test_scale_by(int64_t n) {
+    float *s = malloc(sizeof(float) * (size_t)(n + 1)), *f = malloc(sizeof(float) * (size_t)(n + 1));
+    float *c = malloc(sizeof(float) * (size_t)(n + 1)), *ref = malloc(sizeof(float) * (size_t)(n + 1));
+    for (int64_t i = 0; i < n; i++) { s[i] = rand_value(); f[i] = rand_value(); }
+    for (int64_t i = 0; i < n; i++) ref[i] = f[i] == 0.0f ? 0.0f : s[i] * f[i];
+    for (int p = 0; p < npaths; p++) {
+        nwk_force_path(paths[p]);
+        fill_sentinel(c, n + 1);
+        nwk_scale_by(n, s, f, c);
+        char what[64];
+        snprintf(what, sizeof what, "scale_by n=%lld %s", (long long)n, paths[p]);
+        compare(what, 1, n, c, n + 1, ref, n + 1);
+        memcpy(c, f, sizeof(float) * (size_t)n); /* in place: c == f */
+        nwk_scale_by(n, s, c, c);
+        compare(what, 1, n, c, n + 1 > n ? n : n, ref, n);
+    }
+    nwk_force_path(NULL);
+    free(s); free(f); free(c); free(ref);
+}
+
+typedef struct { const float *p; int64_t rs; int heads; } pair_reader;
+static void read_pairs(const void *ctx, int64_t q, int64_t k0, int64_t nk, float *dst) {
+    const pair_reader *r = ctx;
+    memcpy(dst, r->p + q * r->rs + k0 * r->heads, sizeof(float) * (size_t)(nk * r->heads));
+}
+
+/* layout 0: TDB's unflattened rows, 1: flattened, 2: sums over keys. */
+static void test_pairs(int64_t tokens, int heads, int64_t dh, int layout, int vpat, int zeroed) {
+    const int64_t used = tokens > 0 ? 1 + rnd((int)tokens) : 0, hd = heads * dh;
+    int64_t *row = malloc(sizeof(int64_t) * (size_t)(tokens + 1)), *off = malloc(sizeof(int64_t) * (size_t)(tokens + 1));
+    float *u = malloc(sizeof(float) * (size_t)(used * hd + 1));
+    for (int64_t i = 0; i < used * hd; i++) u[i] = rand_value();
+    for (int64_t q = 0; q < tokens; q++) row[q] = rnd(4) == 0 ? -1 : rnd((int)used);
+    if (tokens > 0 && rnd(2)) for (int64_t q = 0; q < tokens; q++) row[q] = q < used ? q : -1; /* dense-like */
+    /* v as (tokens, heads, dh) through strides: contiguous, heads-major, or d strided. */
+    int64_t s0, s1, s2;
+    if (vpat == 0) { s0 = hd; s1 = dh; s2 = 1; }
+    else if (vpat == 1) { s0 = dh; s1 = tokens * dh; s2 = 1; }
+    else { s0 = 1; s1 = tokens; s2 = tokens * heads; }
+    float *v = malloc(sizeof(float) * (size_t)(tokens * hd + 1));
+    for (int64_t i = 0; i < tokens * hd; i++) v[i] = rand_value();
+    const int64_t p_rs = tokens * heads + rnd(3);
+    float *p = malloc(sizeof(float) * (size_t)(tokens * p_rs + 1));
+    for (int64_t i = 0; i < tokens * p_rs; i++) p[i] = rand_value();
+    int64_t len = 0, tail = 0;
+    for (int64_t q = 0; q < tokens; q++) {
+        off[q] = layout == 0 ? q * tokens * heads : layout == 1 ? q * (q + 1) / 2 * heads : q * heads;
+        const int64_t end = off[q] + (layout == 2 ? heads : (layout == 0 ? tokens : q + 1) * heads);
+        if (end > len) len = end;
+    }
+    if (layout == 0) tail = tokens;
+    float *ref = malloc(sizeof(float) * (size_t)(len + 1)), *c = malloc(sizeof(float) * (size_t)(len + 1));
+    fill_sentinel(ref, len + 1);
+    for (int64_t q = 0; q < tokens; q++) {
+        const int64_t keys = layout == 2 ? 1 : (tail > q + 1 ? tail : q + 1);
+        if (!zeroed) for (int64_t x = 0; x < keys * heads; x++) ref[off[q] + x] = 0.0f;
+        if (row[q] < 0) continue;
+        for (int h = 0; h < heads; h++) {
+            float sum = 0.0f;
+            for (int64_t k = 0; k <= q; k++) {
+                float f = 0.0f;
+                for (int64_t d = 0; d < dh; d++) f = fmaf(u[row[q] * hd + h * dh + d], v[k * s0 + h * s1 + d * s2], f);
+                const float pv = p[q * p_rs + k * heads + h];
+                if (layout == 2) sum = fmaf(pv, f, sum);
+                else ref[off[q] + k * heads + h] = f == 0.0f ? 0.0f : pv * f;
+            }
+            if (layout == 2) ref[off[q] + h] = sum;
+        }
+    }
+    pair_reader reader = {p, p_rs, heads};
+    for (int pi = 0; pi < npaths; pi++)
+        for (int t = 0; t < 4; t++)
+            for (int via_reader = 0; via_reader < 2; via_reader++) {
+                nwk_force_path(paths[pi]);
+                fill_sentinel(c, len + 1);
+                nwk_attention_pairs_args a = {tokens, heads, dh, u, hd, row, v, s0, s1, s2,
+                                              via_reader ? NULL : p, p_rs, via_reader ? read_pairs : NULL, &reader,
+                                              layout == 2 ? NWK_PAIR_SUMS : NWK_PAIRS, c, off, tail, zeroed};
+                if (nwk_attention_pairs(&a, thread_counts[t]) != 0) FAIL("attention_pairs failed");
+                char what[160];
+                snprintf(what, sizeof what, "attention_pairs T=%lld heads=%d dh=%lld layout %d v %d zeroed %d %s threads %d%s",
+                         (long long)tokens, heads, (long long)dh, layout, vpat, zeroed, paths[pi], thread_counts[t],
+                         via_reader ? " (reader)" : "");
+                for (int64_t x = 0; x <= len; x++) {
+                    checks++;
+                    if (bits(c[x]) != bits(ref[x]) && !(isnan(c[x]) && isnan(ref[x]) && bits(ref[x]) != SENTINEL)) {
+                        FAIL("%s: out[%lld] = %a, want %a", what, (long long)x, c[x], ref[x]);
+                        break;
+                    }
+                }
+            }
+    nwk_force_path(NULL);
+    free(row); free(off); free(u); free(v); free(p); free(ref); free(c);
+}
+
 int main(void) {
     /* Thread count default from the environment (read once, before any other call). */
     setenv("NODEWRITE_NUM_THREADS", "3", 1);
@@ -252,6 +350,21 @@ int main(void) {
     test_scaled_rows(300, 777, 500, 0);
     nwk_test_min_parallel = INT64_C(1) << 21;
 
+    /* 5b. Masked scaling and attention pair products: every path and thread count, against the chains. */
+    for (int64_t n = 0; n < 70; n++) test_scale_by(n);
+    test_scale_by(1000);
+    {
+        static const int heads_list[] = {1, 2, 3, 12, 16, 17, 33};
+        for (int rep = 0; rep < 28; rep++)
+            test_pairs(1 + rnd(60), heads_list[rep % 7], rnd(5) == 0 ? 0 : 1 + rnd(70), rep % 3, rnd(3), rnd(4) == 0);
+        test_pairs(0, 3, 4, 0, 0, 0);
+        test_pairs(230, 12, 64, 0, 0, 0); /* several key chunks (192) and query blocks (24) */
+        test_pairs(230, 5, 9, 2, 1, 0);
+        special = 1;
+        for (int rep = 0; rep < 6; rep++) test_pairs(1 + rnd(50), heads_list[rep], 1 + rnd(20), rep % 3, 0, 0);
+        special = 0;
+    }
+
     /* 6. Allocation failure: -1 and C untouched (the small-m path needs no scratch). */
     {
         const int64_t m = 40, n = 50, k = 30;
@@ -264,6 +377,20 @@ int main(void) {
         for (int64_t x = 0; x < m * n; x++)
             if (bits(c[x]) != SENTINEL) { FAIL("failed allocation wrote C"); break; }
         free(a); free(b); free(c);
+    }
+    {
+        const int64_t tokens = 30, row[30] = {0};
+        int64_t off[30];
+        float u[8] = {1}, v[30 * 8] = {1}, p[30 * 30 * 2] = {1}, c[30 * 30 * 2];
+        for (int q = 0; q < 30; q++) off[q] = q * 60;
+        fill_sentinel(c, 30 * 30 * 2);
+        nwk_attention_pairs_args a = {tokens, 2, 4, u, 8, row, v, 8, 4, 1, p, 60, NULL, NULL, NWK_PAIRS, c, off, 30, 0};
+        nwk_test_fail_alloc = 1;
+        int rc = nwk_attention_pairs(&a, 2);
+        nwk_test_fail_alloc = 0;
+        if (rc != -1) FAIL("attention_pairs: failed allocation returned %d, not -1", rc);
+        for (int x = 0; x < 30 * 30 * 2; x++)
+            if (bits(c[x]) != SENTINEL) { FAIL("attention_pairs: failed allocation wrote out"); break; }
     }
 
     /* 7. Concurrent callers, each with 2 threads per call. */

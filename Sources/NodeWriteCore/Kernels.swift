@@ -39,6 +39,47 @@ package enum Kernels {
         }
     }
 
+    /// c[i] = f[i] == 0 ? 0 : s[i] · f[i] for i < n (c may be f).
+    @inline(__always)
+    package static func scaleBy(_ n: Int, _ s: UnsafePointer<Float>, _ f: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
+        nwk_scale_by(Int64(n), s, f, c)
+    }
+
+    /// How `attentionPairs` writes: TDB's (key, head) rows, or their sums over keys per head.
+    package enum PairOutput { case pairs(tailKeys: Int), sums }
+
+    /// Where the pair kernel reads p: float32 rows in place (row stride, (key, head) contiguous),
+    /// or a reader that fills chunks of row q: `read(context, q, k0, nk, dst)`.
+    package enum PairProbs {
+        case inPlace(UnsafePointer<Float>, rowStride: Int)
+        case reader(@convention(c) (UnsafeRawPointer?, Int64, Int64, Int64, UnsafeMutablePointer<Float>?) -> Void, UnsafeRawPointer)
+    }
+
+    /// Attention pair products (see nwk_attention_pairs in nw_kernels.h): for query q with
+    /// rowOf[q] >= 0, f(q, k, h) = U[rowOf[q], h] · v[k, h] for k ≤ q, times p, at out + offsets[q].
+    /// - Throws: `.outOfMemory` when the kernel's scratch memory cannot be had (out untouched).
+    static func attentionPairs(tokens: Int, heads: Int, dHead: Int, u: UnsafePointer<Float>, uRowStride: Int,
+                                       rowOf: UnsafePointer<Int64>, v: F32Tensor3, probs: PairProbs,
+                                       output: PairOutput, out: UnsafeMutablePointer<Float>, offsets: UnsafePointer<Int64>,
+                                       zeroed: Bool, threads: Int) throws(NodeWriteError) {
+        var args = nwk_attention_pairs_args()
+        (args.tokens, args.heads, args.d_head) = (Int64(tokens), Int32(heads), Int64(dHead))
+        (args.u, args.u_rs, args.row) = (u, Int64(uRowStride), rowOf)
+        (args.v, args.v_s0, args.v_s1, args.v_s2) = (v.base, Int64(v.strides.0), Int64(v.strides.1), Int64(v.strides.2))
+        switch probs {
+        case .inPlace(let p, let rowStride): (args.p, args.p_rs) = (p, Int64(rowStride))
+        case .reader(let read, let context): (args.p_rows, args.p_ctx) = (read, context)
+        }
+        switch output {
+        case .pairs(let tailKeys): (args.mode, args.tail_keys) = (Int32(NWK_PAIRS), Int64(tailKeys))
+        case .sums: args.mode = Int32(NWK_PAIR_SUMS)
+        }
+        (args.out, args.off, args.zeroed) = (out, offsets, zeroed ? 1 : 0)
+        guard nwk_attention_pairs(&args, Int32(clamping: threads)) == 0 else {
+            throw .outOfMemory("cannot allocate the scratch memory of the attention pair products")
+        }
+    }
+
     /// The number of threads node sets and layer-wide quantities use (always >= 1).
     package static var threads: Int { Int(nwk_threads()) }
 

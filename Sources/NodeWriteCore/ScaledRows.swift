@@ -8,8 +8,7 @@
 func scaleRow(_ out: UnsafeMutablePointer<Float>, _ n: Int, _ scalars: TensorView, offset: Int, stride: Int,
               _ f: UnsafePointer<Float>) {
     if scalars.dtype == .float32 && stride == 1 {
-        let s = scalars.base.unsafelyUnwrapped.assumingMemoryBound(to: Float.self) + offset
-        for i in 0..<n { let x = f[i]; out[i] = x == 0 ? 0 : s[i] * x }
+        Kernels.scaleBy(n, scalars.base.unsafelyUnwrapped.assumingMemoryBound(to: Float.self) + offset, f, out)
     } else {
         for i in 0..<n { let x = f[i]; out[i] = x == 0 ? 0 : scalars.value(at: offset &+ i &* stride) * x }
     }

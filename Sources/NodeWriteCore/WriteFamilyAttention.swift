@@ -84,20 +84,16 @@ extension DerivedScalarRun {
         }
     }
 
-    /// Projections onto per-token rows of g: U = g_Z @ W_O[h]ᵀ, then v[k] · U[q] for k ≤ q in
-    /// blocks of queries; rows of g that are zero give rows of exact zeros.
+    /// Projections onto per-token rows of g: U = g_Z @ W_O[h]ᵀ for all heads in one product,
+    /// then the pair products v[k] · U[q] times p for k ≤ q (or their sums over keys), blocked in
+    /// the kernel; rows of g that are zero give rows of exact zeros.
     private func perTokenProjections(_ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout,
                                      _ rowTokens: UnsafeBufferPointer<Int>, _ g: F32Matrix,
                                      _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
         let tokens = h.tokens, heads = h.heads, dHead = h.dHead
-        let used = rowTokens.count, block = Self.queryBlock, uRow = heads &* dHead
-        let tasks = (tokens &+ block &- 1) / block
-        let lanes = laneCount(tasks, threads: threads)
-        // Per lane: each head's block of projections (block × T).
-        let perLane = heads &* block &* tokens
+        let used = rowTokens.count, uRow = heads &* dHead
         try withScratch(Float.self, count: max(1, used) &* uRow, "projected directions") { (u) throws(NodeWriteError) in
             if used > 0, let all = h.headRows {
-                // One product for all heads: U = g_Z @ W_O[(h, c), :]ᵀ.
                 try Kernels.gemm(m: used, n: uRow, k: h.dModel, a: g, b: all.transposed, c: u, cRowStride: uRow, threads: threads)
             } else {
                 for head in 0..<heads where used > 0 {
@@ -105,53 +101,40 @@ extension DerivedScalarRun {
                                      cRowStride: uRow, threads: threads)
                 }
             }
-            try withScratch(Int.self, count: tokens, "projection rows") { (rowOf) throws(NodeWriteError) in
-                for t in 0..<tokens { rowOf[t] = -1 }
-                for (z, t) in rowTokens.enumerated() { rowOf[t] = z }
-                try withScratch(Float.self, count: lanes &* perLane, "projections") { (scratch) throws(NodeWriteError) in
-                    parallelFor(tasks, threads: threads) { task, lane in
-                        let q0 = task &* block, q1 = min(tokens, q0 &+ block)
-                        let blocks = scratch + lane &* perLane
-                        // P[q, k] = U[q] · v[k] for each head: one product per head when the block's
-                        // rows of g are consecutive (always, for a dense g), else one per row.
-                        let dense = (q0..<q1).allSatisfy { rowOf[$0] == rowOf[q0] &+ ($0 &- q0) } && rowOf[q0] >= 0
-                        for head in 0..<heads {
-                            let pBlock = blocks + head &* block &* tokens, vT = h.values(head).transposed
-                            if dense {
-                                gemm(m: q1 &- q0, n: q1, k: dHead,
-                                     a: F32Matrix(base: u + (rowOf[q0] &* uRow &+ head &* dHead), rowStride: uRow, columnStride: 1),
-                                     b: vT, c: pBlock, cRowStride: q1)
-                            } else {
-                                for q in q0..<q1 where rowOf[q] >= 0 {
-                                    gemm(m: 1, n: q &+ 1, k: dHead,
-                                         a: F32Matrix(base: u + (rowOf[q] &* uRow &+ head &* dHead), rowStride: 0, columnStride: 1),
-                                         b: vT, c: pBlock + (q &- q0) &* q1, cRowStride: q1)
-                                }
-                            }
-                        }
-                        for q in q0..<q1 {
-                            let zero = rowOf[q] < 0
-                            let row = layout == .perSequenceToken ? out + q &* heads : out + rowStart(q, tokens, heads, layout)
-                            if zero {
-                                if !outputZeroed { row.update(repeating: 0, count: layout == .perSequenceToken ? heads : (q &+ 1) &* heads) }
-                            } else {
-                                // Head by head from its block of P (no interleaving pass): out[q, k, h] =
-                                // p[q, k, h] · P_h[q, k], or their sum over k per head.
-                                let probs = h.probs, rowInBlock = (q &- q0) &* q1
-                                for head in 0..<heads {
-                                    let pRow = UnsafePointer(blocks + (head &* block &* tokens &+ rowInBlock))
-                                    if layout == .perSequenceToken {
-                                        row[head] = dotPairs(probs, q: q, head: head, pRow)
-                                    } else {
-                                        scalePairs(row + head, stride: heads, probs, q: q, head: head, pRow)
-                                    }
-                                }
-                            }
-                            if layout != .perSequenceToken { zeroTail(row, q, h, layout) }
-                        }
-                    }
+            try withScratch(Int64.self, count: 2 &* tokens, "projection rows") { (rows) throws(NodeWriteError) in
+                let rowOf = rows, offsets = rows + tokens
+                for t in 0..<tokens {
+                    rowOf[t] = -1
+                    offsets[t] = Int64(layout == .perSequenceToken ? t &* heads : rowStart(t, tokens, heads, layout))
+                }
+                for (z, t) in rowTokens.enumerated() { rowOf[t] = Int64(z) }
+                let p = h.probs
+                var reader = PairRowReader(probs: p, heads: heads)
+                try withUnsafePointer(to: &reader) { (reader) throws(NodeWriteError) in
+                    let probs: Kernels.PairProbs = p.dtype == .float32 && p.strides[2] == 1 && p.strides[1] == heads
+                        ? .inPlace(p.base.unsafelyUnwrapped.assumingMemoryBound(to: Float.self), rowStride: p.strides[0])
+                        : .reader(PairRowReader.read, UnsafeRawPointer(reader))
+                    try Kernels.attentionPairs(tokens: tokens, heads: heads, dHead: dHead, u: u, uRowStride: uRow,
+                                               rowOf: rowOf, v: h.v, probs: probs,
+                                               output: layout == .perSequenceToken ? .sums : .pairs(tailKeys: layout == .unflattened ? tokens : 0),
+                                               out: out, offsets: offsets, zeroed: outputZeroed, threads: threads)
                 }
             }
+        }
+    }
+}
+
+/// Reads chunks of p's query rows as float32 for the pair kernel, for any dtype and strides.
+private struct PairRowReader {
+    let probs: TensorView
+    let heads: Int
+
+    static let read: @convention(c) (UnsafeRawPointer?, Int64, Int64, Int64, UnsafeMutablePointer<Float>?) -> Void = {
+        context, q, k0, nk, dst in
+        let reader = context.unsafelyUnwrapped.assumingMemoryBound(to: PairRowReader.self).pointee
+        let p = reader.probs, heads = reader.heads, dst = dst.unsafelyUnwrapped
+        for k in 0..<Int(nk) {
+            for h in 0..<heads { dst[k &* heads &+ h] = p.value(at: p.offset(Int(q), Int(k0) &+ k, h)) }
         }
     }
 }

@@ -58,8 +58,25 @@ static void scalar_scale_row(int64_t n, float s, const float *b, int64_t b_cs, f
     for (int64_t j = 0; j < n; j++) c[j] = fmaf(s, b[j * b_cs], 0.0f);
 }
 
+static void scalar_scale_by(int64_t n, const float *s, const float *f, float *c) {
+    for (int64_t i = 0; i < n; i++) c[i] = f[i] == 0.0f ? 0.0f : s[i] * f[i];
+}
+
+static void scalar_pairs(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *c) {
+    for (int64_t k = 0; k < nk; k++)
+        for (int h = 0; h < heads; h++) {
+            const float f = t[h * t_hs + k];
+            c[k * heads + h] = f == 0.0f ? 0.0f : p[k * heads + h] * f;
+        }
+}
+
+static void scalar_pair_sums(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *sums) {
+    for (int64_t k = 0; k < nk; k++)
+        for (int h = 0; h < heads; h++) sums[h] = fmaf(p[k * heads + h], t[h * t_hs + k], sums[h]);
+}
+
 const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
-                                  scalar_scale_row, 0};
+                                  scalar_scale_row, 0, scalar_scale_by, scalar_pairs, scalar_pair_sums};
 
 /* ---------------------------------------------------------------- choosing the implementation */
 
@@ -94,14 +111,14 @@ static void choose_auto(void) {
     g_auto = &nwk_impl_scalar;
 }
 
-static const nwk_impl *current_impl(void) {
+const nwk_impl *nwk_current(void) {
     const nwk_impl *f = atomic_load_explicit(&g_forced, memory_order_acquire);
     if (f) return f;
     pthread_once(&g_auto_once, choose_auto);
     return g_auto;
 }
 
-const char *nwk_path(void) { return current_impl()->name; }
+const char *nwk_path(void) { return nwk_current()->name; }
 
 int nwk_force_path(const char *name) {
     const nwk_impl *im = NULL;
@@ -147,6 +164,21 @@ int nwk_threads(void) {
     return g_default_threads;
 }
 
+/* ---------------------------------------------------------------- per-call threads */
+
+void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt) {
+    pthread_t tid[NWK_MAX_THREADS];
+    int started[NWK_MAX_THREADS] = {0};
+    char *base = arg;
+    for (int t = 1; t < nt; t++) {
+        started[t] = pthread_create(&tid[t], NULL, fn, base + size * (size_t)t) == 0;
+        if (!started[t]) fn(base + size * (size_t)t); /* no thread: do the part here */
+    }
+    fn(base);
+    for (int t = 1; t < nt; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
+}
+
 /* ---------------------------------------------------------------- drivers */
 
 /* Blocking of the packed path: B block KC x NC (per thread), A block MC x KC.
@@ -166,7 +198,6 @@ int nwk_threads(void) {
 /* Below this many multiply-adds a call runs on the calling thread only. */
 #define MIN_PARALLEL_MADDS (INT64_C(1) << 21)
 #define MIN_PARALLEL_STREAM (INT64_C(1) << 17)
-#define MAX_THREADS 64
 
 #ifdef NWK_TESTING
 /* Test hooks (tests_c/kernels.c builds the sources with -DNWK_TESTING): a thread threshold of 0
@@ -177,12 +208,12 @@ int nwk_test_fail_alloc;
 #undef MIN_PARALLEL_STREAM
 #define MIN_PARALLEL_MADDS nwk_test_min_parallel
 #define MIN_PARALLEL_STREAM nwk_test_min_parallel
-static int scratch_alloc(void **p, size_t bytes) {
+int nwk_scratch_alloc(void **p, size_t bytes) {
     if (nwk_test_fail_alloc > 0) { nwk_test_fail_alloc--; return -1; }
     return posix_memalign(p, 64, bytes);
 }
 #else
-static int scratch_alloc(void **p, size_t bytes) { return posix_memalign(p, 64, bytes); }
+int nwk_scratch_alloc(void **p, size_t bytes) { return posix_memalign(p, 64, bytes); }
 #endif
 
 typedef struct {
@@ -203,8 +234,7 @@ static void nwk_store_fence(void) {
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
 static int64_t ceil_div(int64_t x, int64_t y) { return (x + y - 1) / y; }
 
-/* dst[k*w + j] = B(k, j) for k < kc, j < nc; zero for nc <= j < w (w a multiple of 16). */
-static void pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, int64_t b_rs,
+void nwk_pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, int64_t b_rs,
                    int64_t b_cs, float *dst) {
     if (b_cs == 1) {
         for (int64_t k = 0; k < kc; k++) {
@@ -252,7 +282,7 @@ static void gemm_small(const nwk_impl *im, const gemm_args *g) {
         }
         for (int64_t k0 = 0; k0 < g->k; k0 += NWK_SMALL_KC) {
             const int64_t kc = min64(NWK_SMALL_KC, g->k - k0);
-            pack_b(im, kc, nj, ns, g->b + k0 * g->b_rs + j0 * g->b_cs, g->b_rs, g->b_cs, tile);
+            nwk_pack_b(im, kc, nj, ns, g->b + k0 * g->b_rs + j0 * g->b_cs, g->b_rs, g->b_cs, tile);
             im->small((int)g->m, kc, g->a + k0 * g->a_cs, g->a_rs, g->a_cs, tile, ns, cj, g->c_rs, nj, k0 > 0);
         }
     }
@@ -279,7 +309,7 @@ static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) 
         for (int64_t pc = 0; pc < g->k; pc += KC) {
             const int64_t kc = min64(KC, g->k - pc);
             for (int64_t p = 0; p < npan; p++)
-                pack_b(im, kc, (int)min64(nr, nc - p * nr), nr, g->b + pc * g->b_rs + (jc + p * nr) * g->b_cs,
+                nwk_pack_b(im, kc, (int)min64(nr, nc - p * nr), nr, g->b + pc * g->b_rs + (jc + p * nr) * g->b_cs,
                        g->b_rs, g->b_cs, bp + p * kc * nr);
             for (int64_t ic = 0; ic < g->m; ic += MC) {
                 const int64_t mc = min64(MC, g->m - ic), nap = ceil_div(mc, mr);
@@ -335,9 +365,9 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
         for (int64_t i = 0; i < m; i++) memset(c + i * c_rs, 0, (size_t)n * sizeof(float));
         return 0;
     }
-    const nwk_impl *im = current_impl();
+    const nwk_impl *im = nwk_current();
     const int small = m <= NWK_SMALL_M;
-    int nt = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
+    int nt = n_threads < 1 ? 1 : n_threads > NWK_MAX_THREADS ? NWK_MAX_THREADS : n_threads;
     if ((double)m * (double)n * (double)k_dim < (double)MIN_PARALLEL_MADDS) nt = 1;
 
     /* Split columns (in tiles) when m is small or n >= m (each thread then packs only its part of B,
@@ -347,13 +377,13 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
     const int64_t units = ceil_div(by_cols ? n : m, unit);
     if (nt > units) nt = (int)units;
 
-    gemm_part parts[MAX_THREADS];
+    gemm_part parts[NWK_MAX_THREADS];
     float *scratch = NULL;
     size_t per = 0;
     if (!small) {
         const int64_t part_n = by_cols ? ceil_div(units, nt) * unit : n;
         per = (packed_scratch(im, part_n, k_dim) + 15) & ~(size_t)15; /* 64-byte multiples */
-        if (scratch_alloc((void **)&scratch, per * sizeof(float) * (size_t)nt) != 0) return -1;
+        if (nwk_scratch_alloc((void **)&scratch, per * sizeof(float) * (size_t)nt) != 0) return -1;
     }
     for (int t = 0; t < nt; t++) {
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
@@ -369,15 +399,7 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
         }
         parts[t] = (gemm_part){im, g, small ? NULL : scratch + per * (size_t)t};
     }
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 1; t < nt; t++) {
-        started[t] = pthread_create(&tid[t], NULL, run_gemm_part, &parts[t]) == 0;
-        if (!started[t]) run_gemm_part(&parts[t]); /* no thread: do the part here */
-    }
-    run_gemm_part(&parts[0]);
-    for (int t = 1; t < nt; t++)
-        if (started[t]) pthread_join(tid[t], NULL);
+    nwk_run_parts(run_gemm_part, parts, sizeof parts[0], nt);
     free(scratch);
     return 0;
 }
@@ -402,23 +424,21 @@ static void *run_rows_part(void *arg) {
 int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
                     const float *b, int64_t b_rs, int64_t b_cs, float *c, int64_t c_rs, int n_threads) {
     if (m <= 0 || n <= 0) return 0;
-    const nwk_impl *im = current_impl();
-    int nt = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
+    const nwk_impl *im = nwk_current();
+    int nt = n_threads < 1 ? 1 : n_threads > NWK_MAX_THREADS ? NWK_MAX_THREADS : n_threads;
     if ((double)m * (double)n < (double)MIN_PARALLEL_STREAM) nt = 1;
     if (nt > m) nt = (int)m;
-    rows_part parts[MAX_THREADS];
+    rows_part parts[NWK_MAX_THREADS];
     for (int t = 0; t < nt; t++) {
         const int64_t i0 = m * t / nt, i1 = m * (t + 1) / nt;
         parts[t] = (rows_part){im, i1 - i0, n, s + i0, row + i0, b, b_rs, b_cs, c + i0 * c_rs, c_rs};
     }
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int t = 1; t < nt; t++) {
-        started[t] = pthread_create(&tid[t], NULL, run_rows_part, &parts[t]) == 0;
-        if (!started[t]) run_rows_part(&parts[t]);
-    }
-    run_rows_part(&parts[0]);
-    for (int t = 1; t < nt; t++)
-        if (started[t]) pthread_join(tid[t], NULL);
+    nwk_run_parts(run_rows_part, parts, sizeof parts[0], nt);
     return 0;
+}
+
+/* ---------------------------------------------------------------- masked scaling */
+
+void nwk_scale_by(int64_t n, const float *s, const float *f, float *c) {
+    if (n > 0) nwk_current()->scale_by(n, s, f, c);
 }

@@ -143,5 +143,57 @@ T256 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, flo
     }
 }
 
-const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0};
+/* x where it is not zero (or NaN), else +0: product lanes of zero factors are cleared. */
+T256 static inline __m256 keep_nonzero(__m256 product, __m256 f) {
+    return _mm256_and_ps(product, _mm256_cmp_ps(f, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+}
+
+T256 static void scale_by(int64_t n, const float *s, const float *f, float *c) {
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i mk = mask8(n - i);
+        const __m256 fv = _mm256_maskload_ps(f + i, mk);
+        _mm256_maskstore_ps(c + i, mk, keep_nonzero(_mm256_mul_ps(_mm256_maskload_ps(s + i, mk), fv), fv));
+    }
+}
+
+/* As in the AVX-512 version, 8 lanes at a time. */
+T256 static void pairs(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *c) {
+    int32_t h0[8], i0[8];
+    for (int j = 0; j < 8; j++) { h0[j] = j % heads; i0[j] = (int32_t)(h0[j] * t_hs + j / heads); }
+    __m256i hv = _mm256_loadu_si256((const __m256i *)h0), idx = _mm256_loadu_si256((const __m256i *)i0);
+    const __m256i step_h = _mm256_set1_epi32(8 % heads), last_h = _mm256_set1_epi32(heads - 1);
+    const __m256i nheads = _mm256_set1_epi32(heads);
+    const __m256i step = _mm256_set1_epi32((int32_t)((8 % heads) * t_hs + 8 / heads));
+    const __m256i wrap = _mm256_set1_epi32((int32_t)(1 - heads * t_hs));
+    const int64_t n = nk * heads;
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i mk = mask8(n - i);
+        const __m256 fv = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), t, idx, _mm256_castsi256_ps(mk), 4);
+        _mm256_maskstore_ps(c + i, mk, keep_nonzero(_mm256_mul_ps(_mm256_maskload_ps(p + i, mk), fv), fv));
+        hv = _mm256_add_epi32(hv, step_h);
+        idx = _mm256_add_epi32(idx, step);
+        const __m256i over = _mm256_cmpgt_epi32(hv, last_h);
+        hv = _mm256_sub_epi32(hv, _mm256_and_si256(over, nheads));
+        idx = _mm256_add_epi32(idx, _mm256_and_si256(over, wrap));
+    }
+}
+
+T256 static void pair_sums(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *sums) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int h0 = 0; h0 < heads; h0 += 8) {
+        const __m256i mk = mask8(heads - h0);
+        __m256i idx = _mm256_mullo_epi32(_mm256_add_epi32(lane, _mm256_set1_epi32(h0)), _mm256_set1_epi32((int32_t)t_hs));
+        const __m256i one = _mm256_set1_epi32(1);
+        __m256 acc = _mm256_maskload_ps(sums + h0, mk);
+        for (int64_t k = 0; k < nk; k++) {
+            const __m256 fv = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), t, idx, _mm256_castsi256_ps(mk), 4);
+            acc = _mm256_fmadd_ps(_mm256_maskload_ps(p + k * heads + h0, mk), fv, acc);
+            idx = _mm256_add_epi32(idx, one);
+        }
+        _mm256_maskstore_ps(sums + h0, mk, acc);
+    }
+}
+
+const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0,
+                                scale_by, pairs, pair_sums};
 #endif

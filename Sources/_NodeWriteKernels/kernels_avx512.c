@@ -7,7 +7,7 @@
 #include <immintrin.h>
 #include <math.h>
 
-#define T512 __attribute__((target("avx512f,avx512vl,fma")))
+#define T512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 #define MR 8
 #define NR 48
 
@@ -252,5 +252,57 @@ T512 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, flo
     }
 }
 
-const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1};
+T512 static void scale_by(int64_t n, const float *s, const float *f, float *c) {
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mk = mask16(n - i);
+        const __m512 fv = _mm512_maskz_loadu_ps(mk, f + i);
+        const __mmask16 nz = _mm512_mask_cmp_ps_mask(mk, fv, z, _CMP_NEQ_UQ);
+        _mm512_mask_storeu_ps(c + i, mk, _mm512_maskz_mul_ps(nz, _mm512_maskz_loadu_ps(nz, s + i), fv));
+    }
+}
+
+/* Lane j of the first vector is element j = k*heads + h of the row: tile index h*t_hs + k. Each
+   vector moves 16 elements on: h by 16 % heads (wrapping into k) and k by 16 / heads. */
+T512 static void pairs(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *c) {
+    int32_t h0[16], i0[16];
+    for (int j = 0; j < 16; j++) { h0[j] = j % heads; i0[j] = (int32_t)(h0[j] * t_hs + j / heads); }
+    __m512i hv = _mm512_loadu_si512(h0), idx = _mm512_loadu_si512(i0);
+    const __m512i step_h = _mm512_set1_epi32(16 % heads), nheads = _mm512_set1_epi32(heads);
+    const __m512i step = _mm512_set1_epi32((int32_t)((16 % heads) * t_hs + 16 / heads));
+    const __m512i wrap = _mm512_set1_epi32((int32_t)(1 - heads * t_hs));
+    const __m512 z = _mm512_setzero_ps();
+    const int64_t n = nk * heads;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mk = mask16(n - i);
+        const __m512 fv = _mm512_mask_i32gather_ps(z, mk, idx, t, 4);
+        const __mmask16 nz = _mm512_mask_cmp_ps_mask(mk, fv, z, _CMP_NEQ_UQ);
+        _mm512_mask_storeu_ps(c + i, mk, _mm512_maskz_mul_ps(nz, _mm512_maskz_loadu_ps(nz, p + i), fv));
+        hv = _mm512_add_epi32(hv, step_h);
+        idx = _mm512_add_epi32(idx, step);
+        const __mmask16 over = _mm512_cmpge_epi32_mask(hv, nheads);
+        hv = _mm512_mask_sub_epi32(hv, over, hv, nheads);
+        idx = _mm512_mask_add_epi32(idx, over, idx, wrap);
+    }
+}
+
+/* Heads in groups of 16 lanes; each lane's chain runs over k in order. */
+T512 static void pair_sums(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *sums) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int h0 = 0; h0 < heads; h0 += 16) {
+        const __mmask16 mk = mask16(heads - h0);
+        __m512i idx = _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(h0)), _mm512_set1_epi32((int32_t)t_hs));
+        const __m512i one = _mm512_set1_epi32(1);
+        __m512 acc = _mm512_maskz_loadu_ps(mk, sums + h0);
+        for (int64_t k = 0; k < nk; k++) {
+            const __m512 fv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, t, 4);
+            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, p + k * heads + h0), fv, acc);
+            idx = _mm512_add_epi32(idx, one);
+        }
+        _mm512_mask_storeu_ps(sums + h0, mk, acc);
+    }
+}
+
+const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
+                                  scale_by, pairs, pair_sums};
 #endif

@@ -2,6 +2,7 @@
 #ifndef NWK_INTERNAL_H
 #define NWK_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Small-m path: at most this many rows, B streamed (or packed a tile at a time on the stack). */
@@ -40,6 +41,15 @@ typedef struct nwk_impl {
     void (*scale_row)(int64_t n, float s, const float *b, int64_t b_cs, float *c);
     /* Whether micro honours NWK_STREAM (otherwise it is NWK_ZERO). */
     int streams;
+    /* c[i] = f[i] == 0 ? +0.0f : s[i] * f[i] for i < n (c may be f). */
+    void (*scale_by)(int64_t n, const float *s, const float *f, float *c);
+    /* One query row of attention pairs from per-head tiles, f = t[h*t_hs + k]:
+       c[k*heads + h] = f == 0 ? +0.0f : p[k*heads + h] * f for k < nk, h < heads.
+       heads * t_hs + nk < 2^31. */
+    void (*pairs)(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *c);
+    /* The same row summed over keys: sums[h] continues its chain fmaf(p[k*heads + h], f, sums[h])
+       for k = 0, 1, ..., nk - 1 in order. */
+    void (*pair_sums)(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *sums);
 } nwk_impl;
 
 extern const nwk_impl nwk_impl_scalar;
@@ -48,6 +58,18 @@ extern const nwk_impl nwk_impl_scalar;
 extern const nwk_impl nwk_impl_avx2;
 extern const nwk_impl nwk_impl_avx512;
 #endif
+
+/* Shared by the drivers (kernels.c, pairs.c). */
+const nwk_impl *nwk_current(void);
+int nwk_scratch_alloc(void **p, size_t bytes);
+/* dst[k*w + j] = B(k, j) for k < kc, j < nc; zero for nc <= j < w (w a multiple of 16). */
+void nwk_pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, int64_t b_rs, int64_t b_cs, float *dst);
+/* Runs fn(arg + t * size) for t < nt on the calling thread and nt - 1 threads started for the
+   call (a part whose thread cannot start runs on the calling thread), then joins them. */
+void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt);
+
+/* Most threads one call starts. */
+#define NWK_MAX_THREADS 64
 
 /* Largest mr and nr of any implementation (sizes of scratch and stack buffers). */
 #define NWK_MAX_MR 8

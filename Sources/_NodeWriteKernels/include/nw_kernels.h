@@ -36,6 +36,40 @@ int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
                     const float *b, int64_t b_rs, int64_t b_cs,
                     float *c, int64_t c_rs, int n_threads);
 
+/* c[i] = f[i] == 0 ? +0.0f : s[i] * f[i] for i < n (an exactly zero factor gives an exact zero
+   whatever s[i] is; c may be f). Runs on the calling thread. */
+void nwk_scale_by(int64_t n, const float *s, const float *f, float *c);
+
+/* Attention pair products of one layer (the write family's projections onto per-token directions).
+   For each query q < tokens with row[q] >= 0, key k <= q and head h:
+     f(q, k, h) = chain over d < d_head of U(row[q], h, d) * V(k, h, d)   (the FMA chain above)
+     U(r, h, d) = u[r*u_rs + h*d_head + d],  V(k, h, d) = v[k*v_s0 + h*v_s1 + d*v_s2],
+     P(q, k, h) = p[q*p_rs + k*heads + h], or, when p is NULL, what p_rows(p_ctx, q, k0, nk, dst)
+     writes as dst[(k - k0)*heads + h] for k0 <= k < k0 + nk (any other layout or dtype).
+   NWK_PAIRS:     out[off[q] + k*heads + h] = f == 0 ? +0 : P * f for k <= q, and 0 for
+                  q < k < tail_keys (TDB's unflattened rows: tail_keys = tokens; flattened: 0).
+   NWK_PAIR_SUMS: out[off[q] + h] = chain over k = 0..q of P * f.
+   A row with row[q] < 0 gets zeros in all those places. With zeroed != 0 (out already zero)
+   zeros are not written. Returns 0, or -1 if scratch memory could not be had (out untouched). */
+enum { NWK_PAIRS = 0, NWK_PAIR_SUMS = 1 };
+typedef struct {
+    int64_t tokens;
+    int heads;
+    int64_t d_head;
+    const float *u; int64_t u_rs;
+    const int64_t *row;
+    const float *v; int64_t v_s0, v_s1, v_s2;
+    const float *p; int64_t p_rs;
+    void (*p_rows)(const void *p_ctx, int64_t q, int64_t k0, int64_t nk, float *dst);
+    const void *p_ctx;
+    int mode;
+    float *out;
+    const int64_t *off;
+    int64_t tail_keys;
+    int zeroed;
+} nwk_attention_pairs_args;
+int nwk_attention_pairs(const nwk_attention_pairs_args *args, int n_threads);
+
 /* Process-wide thread count for callers that have no better idea. nwk_set_threads(n > 0) sets it;
    nwk_set_threads(0) (or never calling it) = default: the environment variable
    NODEWRITE_NUM_THREADS if it is a positive integer (read once), else the CPUs in this
