@@ -103,6 +103,7 @@ static void strides(int pat, int64_t rows, int64_t cols, int64_t *rs, int64_t *c
 }
 
 static int aligned_c; /* C 64-byte aligned with c_rs = n: large outputs take the streaming-store path */
+static int scaled;    /* test nwk_gemm_scaled: every element then scaled as nwk_scale_by does */
 
 static void test_gemm(int64_t m, int64_t n, int64_t k, int apat, int bpat, int all_threads) {
     int64_t a_rs, a_cs, b_rs, b_cs;
@@ -116,6 +117,15 @@ static void test_gemm(int64_t m, int64_t n, int64_t k, int apat, int bpat, int a
             for (int64_t kk = 0; kk < k; kk++) acc = fmaf(A.base[i * a_rs + kk * a_cs], B.base[kk * b_rs + j * b_cs], acc);
             ref[i * n + j] = acc;
         }
+    const int64_t s_rs = n + rnd(3);
+    float *S = malloc((size_t)(m * s_rs + 1) * sizeof(float));
+    for (int64_t x = 0; x < m * s_rs; x++) S[x] = rand_value();
+    if (scaled)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                const float f = ref[i * n + j];
+                ref[i * n + j] = f == 0.0f ? 0.0f : S[i * s_rs + j] * f;
+            }
     const int64_t c_rs = aligned_c ? n : n + rnd(3) + (n == 0), len = m * c_rs + 1;
     float *c = NULL;
     if (aligned_c) { if (posix_memalign((void **)&c, 64, (size_t)len * sizeof(float))) c = NULL; }
@@ -125,17 +135,18 @@ static void test_gemm(int64_t m, int64_t n, int64_t k, int apat, int bpat, int a
         for (int t = 0; t < 4; t++) {
             if (!all_threads && t > 0 && rnd(3)) continue;
             fill_sentinel(c, len);
-            int rc = nwk_gemm(m, n, k, A.base, a_rs, a_cs, B.base, b_rs, b_cs, c, c_rs, thread_counts[t]);
+            int rc = scaled ? nwk_gemm_scaled(m, n, k, A.base, a_rs, a_cs, B.base, b_rs, b_cs, S, s_rs, c, c_rs, thread_counts[t])
+                            : nwk_gemm(m, n, k, A.base, a_rs, a_cs, B.base, b_rs, b_cs, c, c_rs, thread_counts[t]);
             char what[200];
-            snprintf(what, sizeof what, "gemm m=%lld n=%lld k=%lld A(%lld,%lld) B(%lld,%lld) c_rs=%lld %s threads=%d",
-                     (long long)m, (long long)n, (long long)k, (long long)a_rs, (long long)a_cs, (long long)b_rs,
+            snprintf(what, sizeof what, "%sgemm m=%lld n=%lld k=%lld A(%lld,%lld) B(%lld,%lld) c_rs=%lld %s threads=%d",
+                     scaled ? "scaled " : "", (long long)m, (long long)n, (long long)k, (long long)a_rs, (long long)a_cs, (long long)b_rs,
                      (long long)b_cs, (long long)c_rs, paths[p], thread_counts[t]);
             if (rc != 0) { FAIL("%s: returned %d", what, rc); continue; }
             compare(what, m, n, c, c_rs, ref, len);
         }
     }
     nwk_force_path(NULL);
-    free(c); free(ref); free(A.buf); free(B.buf);
+    free(c); free(ref); free(S); free(A.buf); free(B.buf);
 }
 
 static void test_scaled_rows(int64_t m, int64_t n, int64_t rows, int bpat) {
@@ -349,6 +360,21 @@ int main(void) {
     for (int rep = 0; rep < 60; rep++) test_scaled_rows(sizes[rnd(ns)], sizes[rnd(ns)], 1 + rnd(100), rep % 5);
     test_scaled_rows(300, 777, 500, 0);
     nwk_test_min_parallel = INT64_C(1) << 21;
+
+    /* 5a. Scaled products: the scale applied per tile after the last k block, small and packed paths. */
+    scaled = 1;
+    nwk_test_min_parallel = 0;
+    for (int rep = 0; rep < 60; rep++) test_gemm(sizes[rnd(ns)], sizes[rnd(ns)], sizes[rnd(ns)], rnd(5), rnd(5), 0);
+    test_gemm(200, 100, 800, 0, 1, 1);
+    test_gemm(3, 200, 769, 0, 1, 1);
+    aligned_c = 1;
+    test_gemm(1024, 768, 64, 0, 0, 0);
+    aligned_c = 0;
+    special = 1;
+    for (int rep = 0; rep < 20; rep++) test_gemm(sizes[rnd(ns)], sizes[rnd(ns)], sizes[rnd(ns)], rnd(5), rnd(5), 0);
+    special = 0;
+    nwk_test_min_parallel = INT64_C(1) << 21;
+    scaled = 0;
 
     /* 5b. Masked scaling and attention pair products: every path and thread count, against the chains. */
     for (int64_t n = 0; n < 70; n++) test_scale_by(n);

@@ -7,10 +7,14 @@ import _NodeWriteKernels
 package enum Kernels {
     /// C (m × n, row stride cRowStride) = A (m × k) · B (k × n).
     /// - Throws: `.outOfMemory` when the kernel's scratch memory cannot be had (C untouched).
+    /// With `scales` (S[i, j] = scales[i · scalesRowStride + j]), each element becomes
+    /// chain == 0 ? 0 : S[i, j] · chain, applied per tile in cache (no second pass over C).
     package static func gemm(m: Int, n: Int, k: Int, a: F32Matrix, b: F32Matrix,
+                             scales: UnsafePointer<Float>? = nil, scalesRowStride: Int = 0,
                              c: UnsafeMutablePointer<Float>, cRowStride: Int, threads: Int = 1) throws(NodeWriteError) {
-        let status = nwk_gemm(Int64(m), Int64(n), Int64(k), a.base, Int64(a.rowStride), Int64(a.columnStride),
-                              b.base, Int64(b.rowStride), Int64(b.columnStride), c, Int64(cRowStride), Int32(clamping: threads))
+        let status = nwk_gemm_scaled(Int64(m), Int64(n), Int64(k), a.base, Int64(a.rowStride), Int64(a.columnStride),
+                                     b.base, Int64(b.rowStride), Int64(b.columnStride), scales, Int64(scalesRowStride),
+                                     c, Int64(cRowStride), Int32(clamping: threads))
         guard status == 0 else { throw .outOfMemory("cannot allocate the scratch memory of a \(m) × \(k) × \(n) product") }
     }
 

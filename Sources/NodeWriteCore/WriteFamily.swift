@@ -151,6 +151,19 @@ package struct DerivedScalarRun {
             // otherwise (a few scattered rows) through scratch memory.
             let first = rowTokens.first ?? 0
             let consecutive = rowTokens.isEmpty || rowTokens.last! &- first == rowTokens.count &- 1
+            // Float32 activations with contiguous rows scale each tile of the product in cache.
+            let s = form.scalars
+            if consecutive, !rowTokens.isEmpty, s.dtype == .float32, s.strides[1] == 1 {
+                let scales = s.base.unsafelyUnwrapped.assumingMemoryBound(to: Float.self) + s.offset(first, 0)
+                try slotProjections(form, blocks, g, rows: rowTokens.count, scales: (scales, s.strides[0]), out + first &* width)
+                if !outputZeroed {
+                    let used = first..<(first &+ rowTokens.count)
+                    parallelFor(tokens, threads: threads) { t, _ in
+                        if !used.contains(t) { (out + t &* width).update(repeating: 0, count: width) }
+                    }
+                }
+                return
+            }
             try withScratch(Float.self, count: consecutive ? 0 : rowTokens.count &* width, "projections") { (scratch) throws(NodeWriteError) in
                 try withScratch(Int.self, count: tokens, "projection rows") { (rowOf) throws(NodeWriteError) in
                     let p = consecutive ? out + first &* width : scratch
@@ -210,15 +223,18 @@ package struct DerivedScalarRun {
         }
     }
 
-    /// p[z, j] = b_j · (B g_z) for the `rows` rows of g (row-major rows × width).
+    /// p[z, j] = b_j · (B g_z) for the `rows` rows of g (row-major rows × width), each scaled by
+    /// `scales`[z · rowStride + j] when given (as `scaleRow` does).
     private func slotProjections(_ form: LayerForm, _ blocks: SlotBlocks, _ g: F32Matrix, rows: Int,
+                                 scales: (UnsafePointer<Float>, rowStride: Int)? = nil,
                                  _ p: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
         let dModel = form.dModel, width = form.source.width
         switch blocks {
         case .rows(let w):
             try w.withF32Block(offset: 0, rows: width, columns: dModel, rowStride: w.strides[0], columnStride: w.strides[1]) {
                 (b) throws(NodeWriteError) in
-                try Kernels.gemm(m: rows, n: width, k: dModel, a: g, b: b.transposed, c: p, cRowStride: width, threads: threads)
+                try Kernels.gemm(m: rows, n: width, k: dModel, a: g, b: b.transposed, scales: scales?.0, scalesRowStride: scales?.rowStride ?? 0, c: p, cRowStride: width,
+                                 threads: threads)
             }
         case .decodedRows(let d, let w):
             let k = d.shape[1]
@@ -230,7 +246,7 @@ package struct DerivedScalarRun {
                 try d.withF32Block(offset: 0, rows: width, columns: k, rowStride: d.strides[0], columnStride: d.strides[1]) {
                     (b) throws(NodeWriteError) in
                     try Kernels.gemm(m: rows, n: width, k: k, a: F32Matrix(base: u, rowStride: k, columnStride: 1),
-                                     b: b.transposed, c: p, cRowStride: width, threads: threads)
+                                     b: b.transposed, scales: scales?.0, scalesRowStride: scales?.rowStride ?? 0, c: p, cRowStride: width, threads: threads)
                 }
             }
         }

@@ -221,8 +221,18 @@ typedef struct {
     const float *a; int64_t a_rs, a_cs;
     const float *b; int64_t b_rs, b_cs;
     float *c; int64_t c_rs;
+    const float *s; int64_t s_rs; /* NULL, or the scales of nwk_gemm_scaled (column stride 1) */
     int stream;  /* C may be written with non-temporal stores (see STREAM_MIN_BYTES) */
 } gemm_args;
+
+/* C[i0 + r, j0 + j] = scale_by(S[i0 + r, j0 + j], C[...]) for r < rows, j < cols: a tile whose
+   chains are complete, while it is still in L1. */
+static void scale_tile(const nwk_impl *im, const gemm_args *g, int64_t i0, int64_t j0, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        float *c = g->c + (i0 + r) * g->c_rs + j0;
+        im->scale_by(cols, g->s + (i0 + r) * g->s_rs + j0, c, c);
+    }
+}
 
 /* Orders this thread's non-temporal stores before what follows (the join). */
 static void nwk_store_fence(void) {
@@ -301,13 +311,14 @@ static size_t packed_scratch(const nwk_impl *im, int64_t n, int64_t k) {
 
 static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) {
     const int mr = im->mr, nr = im->nr;
-    const int stream = g->k <= KC && g->stream;
+    const int stream = g->k <= KC && g->stream && g->s == NULL;
     float *ap = scratch;
     float *bp = scratch + MC * min64(KC, g->k);
     for (int64_t jc = 0; jc < g->n; jc += NC) {
         const int64_t nc = min64(NC, g->n - jc), npan = ceil_div(nc, nr);
         for (int64_t pc = 0; pc < g->k; pc += KC) {
             const int64_t kc = min64(KC, g->k - pc);
+            const int last = g->s != NULL && pc + kc >= g->k; /* chains complete after this block */
             for (int64_t p = 0; p < npan; p++)
                 nwk_pack_b(im, kc, (int)min64(nr, nc - p * nr), nr, g->b + pc * g->b_rs + (jc + p * nr) * g->b_cs,
                        g->b_rs, g->b_cs, bp + p * kc * nr);
@@ -321,19 +332,25 @@ static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) 
                        way we go, so walk C row-panel by row-panel; C is then written as whole
                        contiguous rows, which streams to memory far better than column strips. */
                     for (int64_t q = 0; q < nap; q++)
-                        for (int64_t p = 0; p < npan; p++)
+                        for (int64_t p = 0; p < npan; p++) {
                             im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
                                       g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
                                       (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr),
                                       pc > 0 ? NWK_LOAD : stream ? NWK_STREAM : NWK_ZERO);
+                            if (last)
+                                scale_tile(im, g, ic + q * mr, jc + p * nr, (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr));
+                        }
                 } else {
                     /* BLIS order: one B micro-panel (L1) against the whole A block (L2). */
                     for (int64_t p = 0; p < npan; p++)
-                        for (int64_t q = 0; q < nap; q++)
+                        for (int64_t q = 0; q < nap; q++) {
                             im->micro(kc, ap + q * kc * mr, bp + p * kc * nr,
                                       g->c + (ic + q * mr) * g->c_rs + jc + p * nr, g->c_rs,
                                       (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr),
                                       pc > 0 ? NWK_LOAD : stream ? NWK_STREAM : NWK_ZERO);
+                            if (last)
+                                scale_tile(im, g, ic + q * mr, jc + p * nr, (int)min64(mr, mc - q * mr), (int)min64(nr, nc - p * nr));
+                        }
                 }
             }
         }
@@ -349,8 +366,12 @@ typedef struct {
 static void *run_gemm_part(void *arg) {
     gemm_part *p = arg;
     if (p->g.m > 0 && p->g.n > 0) {
-        if (p->scratch) gemm_packed(p->im, &p->g, p->scratch);
-        else gemm_small(p->im, &p->g);
+        if (p->scratch) {
+            gemm_packed(p->im, &p->g, p->scratch);
+        } else {
+            gemm_small(p->im, &p->g);
+            if (p->g.s) scale_tile(p->im, &p->g, 0, 0, (int)p->g.m, (int)p->g.n);
+        }
         if (p->g.stream) nwk_store_fence();  /* non-temporal stores visible before the join */
     }
     return NULL;
@@ -360,8 +381,16 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
              const float *a, int64_t a_rs, int64_t a_cs,
              const float *b, int64_t b_rs, int64_t b_cs,
              float *c, int64_t c_rs, int n_threads) {
+    return nwk_gemm_scaled(m, n, k_dim, a, a_rs, a_cs, b, b_rs, b_cs, NULL, 0, c, c_rs, n_threads);
+}
+
+int nwk_gemm_scaled(int64_t m, int64_t n, int64_t k_dim,
+                    const float *a, int64_t a_rs, int64_t a_cs,
+                    const float *b, int64_t b_rs, int64_t b_cs,
+                    const float *s, int64_t s_rs,
+                    float *c, int64_t c_rs, int n_threads) {
     if (m <= 0 || n <= 0) return 0;
-    if (k_dim <= 0) {
+    if (k_dim <= 0) { /* every chain is +0, and scaling keeps it */
         for (int64_t i = 0; i < m; i++) memset(c + i * c_rs, 0, (size_t)n * sizeof(float));
         return 0;
     }
@@ -389,13 +418,15 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
         const int stream = im->streams && (double)m * (double)n * sizeof(float) >= (double)STREAM_MIN_BYTES &&
                            ((uintptr_t)c & 63) == 0 && ((c_rs * (int64_t)sizeof(float)) & 63) == 0;
-        gemm_args g = {m, n, k_dim, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, stream};
+        gemm_args g = {m, n, k_dim, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, s, s_rs, stream};
         if (by_cols) {
             const int64_t j0 = u0 * unit, j1 = min64(n, u1 * unit);
             g.n = j1 - j0; g.b += j0 * b_cs; g.c += j0;
+            if (s) g.s += j0;
         } else {
             const int64_t i0 = u0 * unit, i1 = min64(m, u1 * unit);
             g.m = i1 - i0; g.a += i0 * a_rs; g.c += i0 * c_rs;
+            if (s) g.s += i0 * s_rs;
         }
         parts[t] = (gemm_part){im, g, small ? NULL : scratch + per * (size_t)t};
     }

@@ -30,6 +30,15 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
              const float *b, int64_t b_rs, int64_t b_cs,
              float *c, int64_t c_rs, int n_threads);
 
+/* nwk_gemm, then each element scaled as nwk_scale_by does: C[i, j] = chain == 0 ? +0 :
+   S[i, j] * chain, with S[i, j] = s[i*s_rs + j] (or plain nwk_gemm when s is NULL). The scaling
+   happens per tile while it is in cache: no second pass over C. */
+int nwk_gemm_scaled(int64_t m, int64_t n, int64_t k_dim,
+                    const float *a, int64_t a_rs, int64_t a_cs,
+                    const float *b, int64_t b_rs, int64_t b_cs,
+                    const float *s, int64_t s_rs,
+                    float *c, int64_t c_rs, int n_threads);
+
 /* C[i, j] = fmaf(s[i], B(row[i], j), +0.0f) for i < m, j < n: the K = 1 case, a memory stream.
    B(r, j) = b[r*b_rs + j*b_cs]. Always returns 0 (no scratch). */
 int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
