@@ -73,7 +73,7 @@ struct AttentionHeads {
                     gram(h, into: g)
                     gemm(m: tokens, n: dHead, k: dHead, a: vh, b: F32Matrix(base: g, rowStride: dHead, columnStride: 1),
                          c: y, cRowStride: dHead)
-                    for k in 0..<tokens { f[k &* heads &+ h] = quadraticNorm(vh.row(k), y + k &* dHead, dHead) }
+                    Kernels.quadNorms(rows: tokens, n: dHead, x: vh, y: y, yRowStride: dHead, out: f + h, outStride: heads)
                 }
             }
         }
@@ -113,12 +113,4 @@ extension TensorView {
             return try body(F32Tensor3(base: UnsafePointer(copy), strides: (b &* c, c, 1)))
         }
     }
-}
-
-/// sqrt(max(0, x · y)): the norm ‖x @ B‖ when y = x G and G = B Bᵀ.
-@inline(__always)
-func quadraticNorm(_ x: F32Matrix, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
-    var sum = 0.0
-    for c in 0..<n { sum += Double(x.base[c &* x.columnStride]) * Double(y[c]) }
-    return Float(max(0, sum).squareRoot())
 }

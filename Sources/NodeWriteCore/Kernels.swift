@@ -59,6 +59,14 @@ package enum Kernels {
         case reader(@convention(c) (UnsafeRawPointer?, Int64, Int64, Int64, UnsafeMutablePointer<Float>?) -> Void, UnsafeRawPointer)
     }
 
+    /// out[i · outStride] = ‖x_i @ B‖ = sqrt(max(0, x_i · y_i)) for i < rows, when y_i = x_i (B Bᵀ)
+    /// (rows of x: n elements, any strides; rows of y: contiguous), summed in float64.
+    package static func quadNorms(rows: Int, n: Int, x: F32Matrix, y: UnsafePointer<Float>, yRowStride: Int,
+                                  out: UnsafeMutablePointer<Float>, outStride: Int) {
+        nwk_quad_norms(Int64(rows), Int64(n), x.base, Int64(x.rowStride), Int64(x.columnStride), y, Int64(yRowStride),
+                       out, Int64(outStride))
+    }
+
     /// Attention pair products (see nwk_attention_pairs in nw_kernels.h): for query q with
     /// rowOf[q] >= 0, f(q, k, h) = U[rowOf[q], h] · v[k, h] for k ≤ q, times p, at out + offsets[q].
     /// - Throws: `.outOfMemory` when the kernel's scratch memory cannot be had (out untouched).

@@ -76,10 +76,8 @@ extension DerivedScalarRun {
                 h.weightedValues(head, rows: 0..<tokens, masked: masked, into: sums)
                 gemm(m: tokens, n: dHead, k: dHead, a: F32Matrix(base: sums, rowStride: dHead, columnStride: 1),
                      b: F32Matrix(base: gram, rowStride: dHead, columnStride: 1), c: y, cRowStride: dHead)
-                for q in 0..<tokens {
-                    let x = F32Matrix(base: sums + q &* dHead, rowStride: dHead, columnStride: 1)
-                    out[q &* heads &+ head] = quadraticNorm(x, y + q &* dHead, dHead)
-                }
+                Kernels.quadNorms(rows: tokens, n: dHead, x: F32Matrix(base: sums, rowStride: dHead, columnStride: 1),
+                                  y: y, yRowStride: dHead, out: out + head, outStride: heads)
             }
         }
     }

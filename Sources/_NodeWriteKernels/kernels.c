@@ -75,8 +75,27 @@ static void scalar_pair_sums(int64_t nk, int heads, const float *p, const float 
         for (int h = 0; h < heads; h++) sums[h] = fmaf(p[k * heads + h], t[h * t_hs + k], sums[h]);
 }
 
+/* The reference order of nwk_quad_norms: lane j of eight sums takes c = 8i + j, as an FMA in
+   float64 (x = 0 past n); the vector paths do exactly this. */
+static float quad_norm_row(int64_t n, const float *x, int64_t x_cs, const float *y) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t c0 = 0; c0 < n; c0 += 8)
+        for (int j = 0; j < 8; j++) {
+            const int64_t c = c0 + j;
+            const double xv = c < n ? (double)x[c * x_cs] : 0.0, yv = c < n ? (double)y[c] : 0.0;
+            s[j] = fma(xv, yv, s[j]);
+        }
+    return nwk_quad_finish(s);
+}
+
+static void scalar_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
+                              float *out, int64_t out_stride) {
+    for (int64_t i = 0; i < rows; i++) out[i * out_stride] = quad_norm_row(n, x + i * x_rs, 1, y + i * y_rs);
+}
+
 const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
-                                  scalar_scale_row, 0, scalar_scale_by, scalar_pairs, scalar_pair_sums};
+                                  scalar_scale_row, 0, scalar_scale_by, scalar_pairs, scalar_pair_sums,
+                                  scalar_quad_norms};
 
 /* ---------------------------------------------------------------- choosing the implementation */
 
@@ -472,4 +491,13 @@ int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
 
 void nwk_scale_by(int64_t n, const float *s, const float *f, float *c) {
     if (n > 0) nwk_current()->scale_by(n, s, f, c);
+}
+
+/* ---------------------------------------------------------------- quadratic norms */
+
+void nwk_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64_t x_cs,
+                    const float *y, int64_t y_rs, float *out, int64_t out_stride) {
+    if (rows <= 0) return;
+    if (x_cs == 1) { nwk_current()->quad_norms(rows, n, x, x_rs, y, y_rs, out, out_stride); return; }
+    for (int64_t i = 0; i < rows; i++) out[i * out_stride] = quad_norm_row(n, x + i * x_rs, x_cs, y + i * y_rs);
 }

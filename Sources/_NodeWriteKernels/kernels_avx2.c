@@ -194,6 +194,25 @@ T256 static void pair_sums(int64_t nk, int heads, const float *p, const float *t
     }
 }
 
+/* Lanes 0-3 and 4-7 of the reference order in two float64 vectors. */
+T256 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
+                            float *out, int64_t out_stride) {
+    for (int64_t i = 0; i < rows; i++) {
+        const float *xr = x + i * x_rs, *yr = y + i * y_rs;
+        __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+        for (int64_t c = 0; c < n; c += 8) {
+            const __m256i mk = mask8(n - c);
+            const __m256 xv = _mm256_maskload_ps(xr + c, mk), yv = _mm256_maskload_ps(yr + c, mk);
+            lo = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(xv)), _mm256_cvtps_pd(_mm256_castps256_ps128(yv)), lo);
+            hi = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(yv, 1)), hi);
+        }
+        double s[8];
+        _mm256_storeu_pd(s, lo);
+        _mm256_storeu_pd(s + 4, hi);
+        out[i * out_stride] = nwk_quad_finish(s);
+    }
+}
+
 const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0,
-                                scale_by, pairs, pair_sums};
+                                scale_by, pairs, pair_sums, quad_norms};
 #endif

@@ -303,6 +303,24 @@ T512 static void pair_sums(int64_t nk, int heads, const float *p, const float *t
     }
 }
 
+/* Eight float64 lanes: lane j takes c = 8i + j (the reference order in kernels.c). */
+T512 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
+                            float *out, int64_t out_stride) {
+    for (int64_t i = 0; i < rows; i++) {
+        const float *xr = x + i * x_rs, *yr = y + i * y_rs;
+        __m512d acc = _mm512_setzero_pd();
+        for (int64_t c = 0; c < n; c += 8) {
+            const __mmask8 mk = (__mmask8)mask16(n - c);
+            const __m512d xv = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mk, xr + c));
+            const __m512d yv = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mk, yr + c));
+            acc = _mm512_fmadd_pd(xv, yv, acc);
+        }
+        double s[8];
+        _mm512_storeu_pd(s, acc);
+        out[i * out_stride] = nwk_quad_finish(s);
+    }
+}
+
 const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
-                                  scale_by, pairs, pair_sums};
+                                  scale_by, pairs, pair_sums, quad_norms};
 #endif

@@ -50,7 +50,16 @@ typedef struct nwk_impl {
     /* The same row summed over keys: sums[h] continues its chain fmaf(p[k*heads + h], f, sums[h])
        for k = 0, 1, ..., nk - 1 in order. */
     void (*pair_sums)(int64_t nk, int heads, const float *p, const float *t, int64_t t_hs, float *sums);
+    /* out[i*out_stride] = nwk_quad_norms's value for row i (x rows contiguous: x_cs == 1). */
+    void (*quad_norms)(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
+                       float *out, int64_t out_stride);
 } nwk_impl;
+
+/* The fixed last step of nwk_quad_norms: the eight float64 partial sums combined pairwise. */
+static inline float nwk_quad_finish(const double s[8]) {
+    const double sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    return (float)__builtin_sqrt(sum > 0 ? sum : 0.0);
+}
 
 extern const nwk_impl nwk_impl_scalar;
 #if defined(__x86_64__) || defined(__i386__)

@@ -49,6 +49,12 @@ int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
    whatever s[i] is; c may be f). Runs on the calling thread. */
 void nwk_scale_by(int64_t n, const float *s, const float *f, float *c);
 
+/* out[i*out_stride] = sqrt(max(0, sum_c x[i*x_rs + c*x_cs] * y[i*y_rs + c])) for i < rows, c < n:
+   the norm ||x_i @ B|| when y_i = x_i (B B^T). Summed in float64 in one fixed order (eight
+   partial sums, lane j taking c = 8m + j, combined pairwise), the same on every path. */
+void nwk_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64_t x_cs,
+                    const float *y, int64_t y_rs, float *out, int64_t out_stride);
+
 /* Attention pair products of one layer (the write family's projections onto per-token directions).
    For each query q < tokens with row[q] >= 0, key k <= q and head h:
      f(q, k, h) = chain over d < d_head of U(row[q], h, d) * V(k, h, d)   (the FMA chain above)
