@@ -95,7 +95,7 @@ static void scalar_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x
 
 const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
                                   scalar_scale_row, 0, scalar_scale_by, scalar_pairs, scalar_pair_sums,
-                                  scalar_quad_norms};
+                                  scalar_quad_norms, NULL};
 
 /* ---------------------------------------------------------------- choosing the implementation */
 
@@ -281,7 +281,9 @@ void nwk_pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, i
 }
 
 /* dst[k*mr + r] = A(r, k) for k < kc, r < rows; zero for rows <= r < mr. */
-static void pack_a(int64_t kc, int rows, int mr, const float *a, int64_t a_rs, int64_t a_cs, float *dst) {
+static void pack_a(const nwk_impl *im, int64_t kc, int rows, int mr, const float *a, int64_t a_rs, int64_t a_cs,
+                   float *dst) {
+    if (a_cs == 1 && im->pack_a) { im->pack_a(kc, rows, a, a_rs, dst); return; }
     for (int r = rows; r < mr; r++)
         for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
     for (int r = 0; r < rows; r++) {
@@ -344,7 +346,7 @@ static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) 
             for (int64_t ic = 0; ic < g->m; ic += MC) {
                 const int64_t mc = min64(MC, g->m - ic), nap = ceil_div(mc, mr);
                 for (int64_t q = 0; q < nap; q++)
-                    pack_a(kc, (int)min64(mr, mc - q * mr), mr, g->a + (ic + q * mr) * g->a_rs + pc * g->a_cs,
+                    pack_a(im, kc, (int)min64(mr, mc - q * mr), mr, g->a + (ic + q * mr) * g->a_rs + pc * g->a_cs,
                            g->a_rs, g->a_cs, ap + q * kc * mr);
                 if (kc * npan * nr <= B_BLOCK_L2_FLOATS) {
                     /* Small packed B block (short k: the per-head case): it stays in L2 whichever

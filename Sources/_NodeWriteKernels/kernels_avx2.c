@@ -214,5 +214,5 @@ T256 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_r
 }
 
 const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0,
-                                scale_by, pairs, pair_sums, quad_norms};
+                                scale_by, pairs, pair_sums, quad_norms, NULL};
 #endif

@@ -303,6 +303,19 @@ T512 static void pair_sums(int64_t nk, int heads, const float *p, const float *t
     }
 }
 
+/* A pack for rows contiguous in k: 8 rows x 16 k at a time through the 16 x 16 transpose (rows
+   8..15 zero), column k's 8 rows then being the low half of r[k]. */
+T512 static void pack_a(int64_t kc, int rows, const float *a, int64_t a_rs, float *dst) {
+    for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+        const int64_t nk = kc - k0 > 16 ? 16 : kc - k0;
+        const __mmask16 km = mask16(nk);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(km, a + i * a_rs + k0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int64_t k = 0; k < nk; k++) _mm256_storeu_ps(dst + (k0 + k) * MR, _mm512_castps512_ps256(r[k]));
+    }
+}
+
 /* Eight float64 lanes: lane j takes c = 8i + j (the reference order in kernels.c). */
 T512 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
                             float *out, int64_t out_stride) {
@@ -322,5 +335,5 @@ T512 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_r
 }
 
 const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
-                                  scale_by, pairs, pair_sums, quad_norms};
+                                  scale_by, pairs, pair_sums, quad_norms, pack_a};
 #endif

@@ -53,6 +53,9 @@ typedef struct nwk_impl {
     /* out[i*out_stride] = nwk_quad_norms's value for row i (x rows contiguous: x_cs == 1). */
     void (*quad_norms)(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
                        float *out, int64_t out_stride);
+    /* Optional (NULL: scalar loops): the A pack for rows of A contiguous in k (a_cs == 1):
+       dst[k*mr + r] = a[r*a_rs + k] for k < kc, r < rows; zero for rows <= r < mr. */
+    void (*pack_a)(int64_t kc, int rows, const float *a, int64_t a_rs, float *dst);
 } nwk_impl;
 
 /* The fixed last step of nwk_quad_norms: the eight float64 partial sums combined pairwise. */

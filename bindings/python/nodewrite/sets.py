@@ -9,6 +9,8 @@
 - :func:`token_writes`: token-space writes of a node set (TDB's ``TokenWriteConverter``), with
   an optional top-k.
 - :func:`set_num_threads` / :func:`get_num_threads`.
+- :func:`set_output_cache_bytes` / :func:`get_output_cache_bytes`: how much released output
+  memory is kept for the next output of the same size.
 
 The computations are the library's (``nw_node_writes``, ``nw_derive``, ...): one call into
 the C ABI per Python call, the GIL released around it.
@@ -30,6 +32,8 @@ __all__ = [
     "node_write_to_direction",
     "set_num_threads",
     "get_num_threads",
+    "set_output_cache_bytes",
+    "get_output_cache_bytes",
     "keys_and_heads_at_query",
     "heads_at",
     "neurons_at_token",
@@ -43,6 +47,8 @@ derive = _core.derive
 node_write_to_direction = _core.node_write_to_direction
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
+set_output_cache_bytes = _core.set_output_cache_bytes
+get_output_cache_bytes = _core.get_output_cache_bytes
 
 #: TDB DerivedScalarType values :func:`derive` supports, in nw_dst order (from the library).
 DSTS: tuple = _core.dst_names()

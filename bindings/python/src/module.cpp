@@ -55,4 +55,5 @@ PYBIND11_MODULE(_core, mod) {
     init_store(mod);
     init_deriver(mod);
     init_sets(mod);
+    init_outputs(mod);
 }

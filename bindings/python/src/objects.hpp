@@ -150,9 +150,10 @@ class ReadLocks {
     std::vector<std::shared_lock<std::shared_mutex>> locks_;
 };
 
-// A new C-contiguous float32 array; sizes numpy cannot allocate -> NodeWriteMemoryError.
-// zeroed: filled with zeros by the allocator (calloc), for calls made with NW_OUT_ZEROED.
-py::array_t<float> new_output(const std::vector<int64_t> &shape, bool zeroed = false);
+// A new C-contiguous, 64-byte aligned float32 array (outputs.cpp); sizes that cannot be had ->
+// NodeWriteMemoryError. With want_zeroed, memory known to be zero when that costs nothing
+// (fresh pages); *zeroed (if given) says whether it is, i.e. whether a call may pass NW_OUT_ZEROED.
+py::array_t<float> new_output(const std::vector<int64_t> &shape, bool want_zeroed = false, bool *zeroed = nullptr);
 
 // Messages: the layout of an activation, weight or decoder ("(T, d_ff)").
 std::string layout_of(const std::string &name);
@@ -163,5 +164,6 @@ void init_deriver(py::module_ &m);
 void init_sets(py::module_ &m);
 void init_functions(py::module_ &m);
 void init_constants(py::module_ &m);
+void init_outputs(py::module_ &m);
 
 }  // namespace nwpy

@@ -556,17 +556,18 @@ py::object derive(const py::args &args, const py::kwargs &kwargs) {
         }
         py::object result;
         float *p = nullptr;
+        bool zeroed = false;
         if (out_held) {
             check_out_shape(*out_held, shape);
             p = out_ptr(*out_held);
             result = a[5];
         } else {
-            py::array_t<float> out = new_output(shape, /*zeroed=*/true);
+            py::array_t<float> out = new_output(shape, /*want_zeroed=*/true, &zeroed);
             p = out.mutable_data();
             result = std::move(out);
         }
         size_t len = count_of(shape);
-        uint32_t flags = out_held ? 0 : NW_OUT_ZEROED;
+        uint32_t flags = zeroed ? NW_OUT_ZEROED : 0;
         std::string msg;
         nw_status st = locks.run([&] {
             static float no_float = 0;
@@ -623,14 +624,15 @@ py::array_t<float> node_write_once(Model &m, Store &s, const nw_node_index &node
         locks.add(m.mu);
         locks.add(s.mu);
         if (T < 0) T = guess_tokens(s, node.node_type, node.layer);
-        py::array_t<float> out = new_output({T, m.dims.d_model}, /*zeroed=*/true);
+        bool zeroed = false;
+        py::array_t<float> out = new_output({T, m.dims.d_model}, /*want_zeroed=*/true, &zeroed);
         size_t len = static_cast<size_t>(T) * static_cast<size_t>(m.dims.d_model);
         static float no_float = 0;  // never written (capacity 0); NULL is read as "no buffer"
         float *p = len ? out.mutable_data() : &no_float;
         int64_t shape[2] = {0, 0};
         std::string msg;
         nw_status st = locks.run([&] {
-            return nw_node_write_sized(m.model, s.store, &node, NW_OUT_ZEROED, p, len, shape);
+            return nw_node_write_sized(m.model, s.store, &node, zeroed ? NW_OUT_ZEROED : 0, p, len, shape);
         }, &msg);
         if (st == NW_OK && shape[0] == T) return out;
         if ((st != NW_OK && st != NW_ERR_BUFFER_TOO_SMALL) || attempt >= 2)
