@@ -412,6 +412,28 @@ int main(void) {
 
     /* 5b. Masked scaling and attention pair products: every path and thread count, against the chains. */
     for (int64_t n = 0; n < 70; n++) test_scale_by(n);
+    {   /* any_nonzero: one non-zero (or NaN) at every position, and -0 everywhere */
+        float x[200];
+        for (int p = 0; p < npaths; p++) {
+            nwk_force_path(paths[p]);
+            for (int n = 0; n < 200; n++) {
+                for (int i = 0; i < 200; i++) x[i] = i % 3 ? -0.0f : 0.0f;
+                checks++;
+                if (nwk_any_nonzero(n, x)) FAIL("any_nonzero %s: zeros of length %d reported non-zero", paths[p], n);
+                for (int at = 0; at < n; at += 1 + at / 7) {
+                    x[at] = at % 2 ? NAN : 1e-45f;
+                    checks++;
+                    if (!nwk_any_nonzero(n, x)) FAIL("any_nonzero %s: n=%d, non-zero at %d missed", paths[p], n, at);
+                    x[at] = 0.0f;
+                }
+                x[n] = 1.0f; /* past the end: not read as part of it */
+                checks++;
+                if (nwk_any_nonzero(n, x)) FAIL("any_nonzero %s: read past n=%d", paths[p], n);
+                x[n] = 0.0f;
+            }
+        }
+        nwk_force_path(NULL);
+    }
     for (int64_t n = 0; n < 40; n++) { test_quad_norms(1 + rnd(9), n, 1); test_quad_norms(1 + rnd(5), n, 3); }
     test_quad_norms(100, 64, 1);
     special = 1;

@@ -15,38 +15,41 @@ package struct Direction {
         self.view = view
     }
 
-    /// The rows to use, as contiguous float32 (rows × d_model) scratch, with the token of each
-    /// row: every token whose row is not all zero, or the one shared row (token -1).
+    /// The rows to use, as float32 (rows × d_model, column stride 1), with the token of each row:
+    /// every token whose row is not all zero, or the one shared row (token -1). Float32 rows
+    /// that are consecutive (a dense direction, or one row) are read in place; others are
+    /// gathered into scratch memory.
     package func withRows<R>(_ body: (_ tokens: UnsafeBufferPointer<Int>, _ rows: F32Matrix) throws(NodeWriteError) -> R)
         throws(NodeWriteError) -> R {
         let dModel = view.shape[view.ndim - 1]
         let count = shared ? 1 : view.shape[0]
         let columnStride = view.strides[view.ndim - 1], rowStride = shared ? 0 : view.strides[0]
+        let f32 = view.dtype == .float32 && columnStride == 1 ? view.base?.assumingMemoryBound(to: Float.self) : nil
         return try withScratch(Int.self, count: count, "direction rows") { (tokens) throws(NodeWriteError) -> R in
-            try withScratch(Float.self, count: count &* dModel, "direction rows") { (rows) throws(NodeWriteError) -> R in
-                var used = 0
-                let f32 = view.dtype == .float32 && columnStride == 1
-                let base = view.base.map { $0.assumingMemoryBound(to: Float.self) }
-                for t in 0..<count {
-                    let row = rows + used &* dModel, offset = t &* rowStride
-                    var nonzero = shared
-                    if f32, let base {
-                        // Float32 rows: find a non-zero entry first (zero rows cost one scan), copy then.
-                        let source = base + offset
-                        if !nonzero { for j in 0..<dModel where source[j] != 0 || source[j].isNaN { nonzero = true; break } }
-                        if nonzero { row.update(from: source, count: dModel) }
-                    } else {
-                        for j in 0..<dModel {
-                            let x = view.value(at: offset &+ j &* columnStride)
-                            row[j] = x
-                            if x != 0 || x.isNaN { nonzero = true }
-                        }
-                    }
-                    if nonzero { tokens[used] = shared ? -1 : t; used &+= 1 }
+            var used = 0
+            for t in 0..<count where shared || isNonzero(row: t, f32, rowStride, columnStride, dModel) {
+                tokens[used] = shared ? -1 : t
+                used &+= 1
+            }
+            let list = UnsafeBufferPointer(start: tokens, count: used)
+            if let f32, used == 0 || tokens[used &- 1] &- tokens[0] == used &- 1 || shared {
+                let first = shared || used == 0 ? 0 : tokens[0]
+                return try body(list, F32Matrix(base: f32 + first &* rowStride, rowStride: rowStride, columnStride: 1))
+            }
+            return try withScratch(Float.self, count: max(1, used) &* dModel, "direction rows") { (rows) throws(NodeWriteError) -> R in
+                for (z, t) in list.enumerated() {
+                    let offset = t &* rowStride
+                    for j in 0..<dModel { rows[z &* dModel &+ j] = view.value(at: offset &+ j &* columnStride) }
                 }
-                return try body(UnsafeBufferPointer(start: tokens, count: used),
-                                F32Matrix(base: rows, rowStride: dModel, columnStride: 1))
+                return try body(list, F32Matrix(base: rows, rowStride: dModel, columnStride: 1))
             }
         }
+    }
+
+    /// Whether row t has an entry that is not ±0 (NaN counts).
+    private func isNonzero(row t: Int, _ f32: UnsafePointer<Float>?, _ rowStride: Int, _ columnStride: Int, _ n: Int) -> Bool {
+        if let f32 { return Kernels.anyNonzero(n, f32 + t &* rowStride) }
+        let offset = t &* rowStride
+        return (0..<n).contains { j in let x = view.value(at: offset &+ j &* columnStride); return x != 0 || x.isNaN }
     }
 }

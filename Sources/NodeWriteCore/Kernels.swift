@@ -59,6 +59,10 @@ package enum Kernels {
         case reader(@convention(c) (UnsafeRawPointer?, Int64, Int64, Int64, UnsafeMutablePointer<Float>?) -> Void, UnsafeRawPointer)
     }
 
+    /// Whether any of x[0..<n] is not ±0 (NaN counts).
+    @inline(__always)
+    package static func anyNonzero(_ n: Int, _ x: UnsafePointer<Float>) -> Bool { nwk_any_nonzero(Int64(n), x) != 0 }
+
     /// out[i · outStride] = ‖x_i @ B‖ = sqrt(max(0, x_i · y_i)) for i < rows, when y_i = x_i (B Bᵀ)
     /// (rows of x: n elements, any strides; rows of y: contiguous), summed in float64.
     package static func quadNorms(rows: Int, n: Int, x: F32Matrix, y: UnsafePointer<Float>, yRowStride: Int,

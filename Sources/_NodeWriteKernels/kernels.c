@@ -93,9 +93,18 @@ static void scalar_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x
     for (int64_t i = 0; i < rows; i++) out[i * out_stride] = quad_norm_row(n, x + i * x_rs, 1, y + i * y_rs);
 }
 
+static int scalar_any_nonzero(int64_t n, const float *x) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        if (u & 0x7FFFFFFFu) return 1;
+    }
+    return 0;
+}
+
 const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
                                   scalar_scale_row, 0, scalar_scale_by, scalar_pairs, scalar_pair_sums,
-                                  scalar_quad_norms, NULL};
+                                  scalar_quad_norms, NULL, scalar_any_nonzero};
 
 /* ---------------------------------------------------------------- choosing the implementation */
 
@@ -503,3 +512,5 @@ void nwk_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64
     if (x_cs == 1) { nwk_current()->quad_norms(rows, n, x, x_rs, y, y_rs, out, out_stride); return; }
     for (int64_t i = 0; i < rows; i++) out[i * out_stride] = quad_norm_row(n, x + i * x_rs, x_cs, y + i * y_rs);
 }
+
+int nwk_any_nonzero(int64_t n, const float *x) { return n > 0 && nwk_current()->any_nonzero(n, x); }

@@ -213,6 +213,15 @@ T256 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_r
     }
 }
 
+T256 static int any_nonzero(int64_t n, const float *x) {
+    const __m256i magnitude = _mm256_set1_epi32(0x7FFFFFFF);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i a = _mm256_castps_si256(_mm256_maskload_ps(x + i, mask8(n - i)));
+        if (!_mm256_testz_si256(a, magnitude)) return 1;
+    }
+    return 0;
+}
+
 const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0,
-                                scale_by, pairs, pair_sums, quad_norms, NULL};
+                                scale_by, pairs, pair_sums, quad_norms, NULL, any_nonzero};
 #endif

@@ -316,6 +316,22 @@ T512 static void pack_a(int64_t kc, int rows, const float *a, int64_t a_rs, floa
     }
 }
 
+/* 64 floats per step, their magnitude bits OR-ed. */
+T512 static int any_nonzero(int64_t n, const float *x) {
+    const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i a = _mm512_or_si512(_mm512_loadu_si512(x + i), _mm512_loadu_si512(x + i + 16));
+        const __m512i b = _mm512_or_si512(_mm512_loadu_si512(x + i + 32), _mm512_loadu_si512(x + i + 48));
+        if (_mm512_test_epi32_mask(_mm512_or_si512(a, b), magnitude)) return 1;
+    }
+    for (; i < n; i += 16) {
+        const __m512i a = _mm512_maskz_loadu_epi32(mask16(n - i), x + i);
+        if (_mm512_test_epi32_mask(a, magnitude)) return 1;
+    }
+    return 0;
+}
+
 /* Eight float64 lanes: lane j takes c = 8i + j (the reference order in kernels.c). */
 T512 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
                             float *out, int64_t out_stride) {
@@ -335,5 +351,5 @@ T512 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_r
 }
 
 const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
-                                  scale_by, pairs, pair_sums, quad_norms, pack_a};
+                                  scale_by, pairs, pair_sums, quad_norms, pack_a, any_nonzero};
 #endif

@@ -56,6 +56,8 @@ typedef struct nwk_impl {
     /* Optional (NULL: scalar loops): the A pack for rows of A contiguous in k (a_cs == 1):
        dst[k*mr + r] = a[r*a_rs + k] for k < kc, r < rows; zero for rows <= r < mr. */
     void (*pack_a)(int64_t kc, int rows, const float *a, int64_t a_rs, float *dst);
+    /* Whether any of x[0..n) has magnitude bits set (is not +-0; NaN counts). */
+    int (*any_nonzero)(int64_t n, const float *x);
 } nwk_impl;
 
 /* The fixed last step of nwk_quad_norms: the eight float64 partial sums combined pairwise. */

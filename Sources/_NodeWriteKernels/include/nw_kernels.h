@@ -55,6 +55,9 @@ void nwk_scale_by(int64_t n, const float *s, const float *f, float *c);
 void nwk_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64_t x_cs,
                     const float *y, int64_t y_rs, float *out, int64_t out_stride);
 
+/* 1 if any of x[0..n) is not +-0 (NaN counts), else 0. */
+int nwk_any_nonzero(int64_t n, const float *x);
+
 /* Attention pair products of one layer (the write family's projections onto per-token directions).
    For each query q < tokens with row[q] >= 0, key k <= q and head h:
      f(q, k, h) = chain over d < d_head of U(row[q], h, d) * V(k, h, d)   (the FMA chain above)
