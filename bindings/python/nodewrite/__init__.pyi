@@ -22,6 +22,7 @@ from .sets import (
     DSTS as DSTS,
     derive as derive,
     get_num_threads as get_num_threads,
+    get_output_cache_bytes as get_output_cache_bytes,
     heads_at as heads_at,
     keys_and_heads_at_query as keys_and_heads_at_query,
     latents_at_token as latents_at_token,
@@ -29,6 +30,7 @@ from .sets import (
     node_write_to_direction as node_write_to_direction,
     node_writes as node_writes,
     set_num_threads as set_num_threads,
+    set_output_cache_bytes as set_output_cache_bytes,
     token_writes as token_writes,
 )
 
@@ -62,6 +64,8 @@ __all__ = [
     "node_write_to_direction",
     "set_num_threads",
     "get_num_threads",
+    "set_output_cache_bytes",
+    "get_output_cache_bytes",
     "keys_and_heads_at_query",
     "heads_at",
     "neurons_at_token",
