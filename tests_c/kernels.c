@@ -480,6 +480,30 @@ int main(void) {
             if (bits(c[x]) != SENTINEL) { FAIL("attention_pairs: failed allocation wrote out"); break; }
     }
 
+    /* 6b. Scratch memory: aligned, of the size asked for (written in full), reused or not. */
+    {
+        static const size_t sizes_b[] = {0, 1, 63, 64, 4095, 4096, 4097, 100000, 1u << 20, 9u << 20, 70u << 20};
+        void *held[11];
+        for (int round = 0; round < 3; round++) {
+            for (int i = 0; i < 11; i++) {
+                held[i] = NULL;
+                checks++;
+                if (nwk_scratch_alloc(&held[i], sizes_b[i]) != 0 || !held[i] || ((uintptr_t)held[i] & 63)) {
+                    FAIL("scratch %zu bytes: %p", sizes_b[i], held[i]);
+                    held[i] = NULL;
+                    continue;
+                }
+                memset(held[i], 0xA5, sizes_b[i]);
+            }
+            for (int i = round % 2 ? 10 : 0; round % 2 ? i >= 0 : i < 11; i += round % 2 ? -1 : 1) nwk_scratch_free(held[i]);
+        }
+        nwk_scratch_free(NULL);
+        void *p = (void *)&checks;
+        nwk_test_fail_alloc = 1;
+        if (nwk_scratch_alloc(&p, 16) != -1 || p != (void *)&checks) FAIL("failed scratch allocation changed *p");
+        nwk_test_fail_alloc = 0;
+    }
+
     /* 7. Concurrent callers, each with 2 threads per call. */
     {
         nwk_test_min_parallel = 0;

@@ -249,17 +249,10 @@ void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt) {
 /* Test hooks (tests_c/kernels.c builds the sources with -DNWK_TESTING): a thread threshold of 0
    makes tiny shapes use threads; a positive fail_alloc makes the next scratch allocation fail. */
 int64_t nwk_test_min_parallel = MIN_PARALLEL_MADDS;
-int nwk_test_fail_alloc;
 #undef MIN_PARALLEL_MADDS
 #undef MIN_PARALLEL_STREAM
 #define MIN_PARALLEL_MADDS nwk_test_min_parallel
 #define MIN_PARALLEL_STREAM nwk_test_min_parallel
-int nwk_scratch_alloc(void **p, size_t bytes) {
-    if (nwk_test_fail_alloc > 0) { nwk_test_fail_alloc--; return -1; }
-    return posix_memalign(p, 64, bytes);
-}
-#else
-int nwk_scratch_alloc(void **p, size_t bytes) { return posix_memalign(p, 64, bytes); }
 #endif
 
 typedef struct {
@@ -482,7 +475,7 @@ int nwk_gemm_scaled(int64_t m, int64_t n, int64_t k_dim,
         parts[t] = (gemm_part){im, g, small ? NULL : scratch + per * (size_t)t};
     }
     nwk_run_parts(run_gemm_part, parts, sizeof parts[0], nt);
-    free(scratch);
+    nwk_scratch_free(scratch);
     return 0;
 }
 

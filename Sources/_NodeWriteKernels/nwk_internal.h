@@ -75,7 +75,6 @@ extern const nwk_impl nwk_impl_avx512;
 
 /* Shared by the drivers (kernels.c, pairs.c). */
 const nwk_impl *nwk_current(void);
-int nwk_scratch_alloc(void **p, size_t bytes);
 /* dst[k*w + j] = B(k, j) for k < kc, j < nc; zero for nc <= j < w (w a multiple of 16). */
 void nwk_pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, int64_t b_rs, int64_t b_cs, float *dst);
 /* Runs fn(arg + t * size) for t < nt on the calling thread and nt - 1 threads started for the

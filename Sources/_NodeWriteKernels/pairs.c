@@ -123,6 +123,6 @@ int nwk_attention_pairs(const nwk_attention_pairs_args *a, int n_threads) {
     if (a->d_head > 0) nwk_run_parts(pack_values, parts, sizeof parts[0], nt < a->heads ? nt : a->heads);
     else memset(scratch, 0, sizeof(float) * packed);
     nwk_run_parts(run_blocks, parts, sizeof parts[0], nt);
-    free(scratch);
+    nwk_scratch_free(scratch);
     return 0;
 }

@@ -16,6 +16,7 @@
 #ifndef NW_KERNELS_H
 #define NW_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -87,6 +88,13 @@ typedef struct {
     int zeroed;
 } nwk_attention_pairs_args;
 int nwk_attention_pairs(const nwk_attention_pairs_args *args, int n_threads);
+
+/* Scratch memory of one call: *p = 64-byte aligned memory of at least `bytes`, returning 0, or
+   -1 when it cannot be had (*p unchanged). Released with nwk_scratch_free (NULL is ignored). Freed
+   buffers are kept for reuse (at most 8, 64 MB in all), so that calls repeated in a loop do not
+   fault in fresh pages; thread-safe and fork-safe. */
+int nwk_scratch_alloc(void **p, size_t bytes);
+void nwk_scratch_free(void *p);
 
 /* Process-wide thread count for callers that have no better idea. nwk_set_threads(n > 0) sets it;
    nwk_set_threads(0) (or never calling it) = default: the environment variable
