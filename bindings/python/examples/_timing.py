@@ -10,21 +10,22 @@ from typing import Callable, Dict
 
 
 def per_call_medians(fns: Dict[str, Callable[[], object]], batches: int, calls: int,
-                     warmup: int = 3) -> Dict[str, float]:
-    """Median seconds per call of each function (batches x calls calls each)."""
+                     warmup: int = 3, rounds: int = 1) -> Dict[str, float]:
+    """Median seconds per call of each function (rounds x batches x calls calls each). With
+    rounds > 1 the competitors take turns, round after round (each turn: warm-up, then its
+    batches in a row), so that slow drifts of a shared machine reach all of them alike."""
     clock = time.perf_counter
-    medians = {}
-    for name, fn in fns.items():
-        for _ in range(warmup):
-            fn()
-        samples = []
-        for _ in range(batches):
-            t0 = clock()
-            for _ in range(calls):
+    samples: Dict[str, list] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(warmup):
                 fn()
-            samples.append((clock() - t0) / calls)
-        medians[name] = statistics.median(samples)
-    return medians
+            for _ in range(batches):
+                t0 = clock()
+                for _ in range(calls):
+                    fn()
+                samples[name].append((clock() - t0) / calls)
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def fmt_time(seconds: float) -> str:

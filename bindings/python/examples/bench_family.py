@@ -17,7 +17,8 @@ preallocated output where they accept one (nodewrite: out=; torch: out= of its l
       torch: W @ (W_U * g[:, None]) - mean, then topk(20) (W, the nodes' write vectors, is given
       to torch precomputed; nodewrite computes it inside token_writes)
 
-Medians of per-call times (interleaved batches); ratio = torch / nodewrite (>= 1: nodewrite at
+Medians of per-call times: each competitor's warm-up and batches in a row, the competitors
+taking turns three times; ratio = torch / nodewrite (>= 1: nodewrite at
 least as fast); "peak +MB": extra resident memory of one call (VmHWM after
 /proc/self/clear_refs, minus the RSS before it).
 
@@ -114,23 +115,23 @@ def main() -> None:
 
     s = 3 if quick else 1
     groups = [
-        ("unflattened_attn_write_to_final_residual_grad, dense G", 6 // s + 1, 1, {
+        ("unflattened_attn_write_to_final_residual_grad, dense G", 8 // s + 1, 2, {
             "nodewrite derive(out=)": derive("unflattened_attn_write_to_final_residual_grad", g_dense, out_qkh),
             "torch contraction-first (out=)": attn_grad_torch(g_dense),
         }),
-        ("unflattened_attn_write_to_final_residual_grad, last-row G", 6 // s + 1, 1, {
+        ("unflattened_attn_write_to_final_residual_grad, last-row G", 8 // s + 1, 2, {
             "nodewrite derive(out=)": derive("unflattened_attn_write_to_final_residual_grad", g_last, out_qkh),
             "torch contraction-first (out=)": attn_grad_torch(g_last),
         }),
-        ("unflattened_attn_write_norm", 6 // s + 1, 1, {
+        ("unflattened_attn_write_norm", 8 // s + 1, 2, {
             "nodewrite derive(out=)": derive("unflattened_attn_write_norm", None, out_qkh),
             "torch contraction-first (out=)": attn_norm_torch,
         }),
-        ("mlp_write_to_final_residual_grad, dense G", 6 // s + 1, 1, {
+        ("mlp_write_to_final_residual_grad, dense G", 8 // s + 1, 2, {
             "nodewrite derive(out=)": derive("mlp_write_to_final_residual_grad", g_dense, out_mlp),
             "torch mul(post, G @ W_out.T, out=)": mlp_grad_torch(g_dense),
         }),
-        ("mlp_write_to_final_residual_grad, last-row G", 6 // s + 1, 1, {
+        ("mlp_write_to_final_residual_grad, last-row G", 8 // s + 1, 2, {
             "nodewrite derive(out=)": derive("mlp_write_to_final_residual_grad", g_last, out_mlp),
             "torch mul(post, G @ W_out.T, out=)": mlp_grad_torch(g_last),
         }),
@@ -145,7 +146,7 @@ def main() -> None:
     ]
     print(f"{'quantity':<58} {'implementation':<38} {'median':>10} {'ratio':>8} {'peak +MB':>9}")
     for title, batches, calls, fns in groups:
-        med = per_call_medians(fns, batches, calls, warmup=1)
+        med = per_call_medians(fns, batches, calls, warmup=1, rounds=3)
         nw_name = next(iter(fns))
         base = min(v for k, v in med.items() if k != nw_name)
         for name, fn in fns.items():
