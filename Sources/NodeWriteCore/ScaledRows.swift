@@ -60,29 +60,3 @@ extension DerivedScalarRun {
         }
     }
 }
-
-/// One head of attention row q: out[k · stride] = p[q, k, head] · f[k] for k ≤ q (0 where f is 0).
-@inline(__always)
-func scalePairs(_ out: UnsafeMutablePointer<Float>, stride: Int, _ p: TensorView, q: Int, head: Int, _ f: UnsafePointer<Float>) {
-    let offset = p.offset(q, 0, head), s1 = p.strides[1]
-    if p.dtype == .float32 {
-        let s = p.base.unsafelyUnwrapped.assumingMemoryBound(to: Float.self) + offset
-        for k in 0...q { let x = f[k]; out[k &* stride] = x == 0 ? 0 : s[k &* s1] * x }
-    } else {
-        for k in 0...q { let x = f[k]; out[k &* stride] = x == 0 ? 0 : p.value(at: offset &+ k &* s1) * x }
-    }
-}
-
-/// One head of attention row q: Σ_{k ≤ q} p[q, k, head] · f[k], an FMA chain in k order.
-@inline(__always)
-func dotPairs(_ p: TensorView, q: Int, head: Int, _ f: UnsafePointer<Float>) -> Float {
-    let offset = p.offset(q, 0, head), s1 = p.strides[1]
-    var sum: Float = 0
-    if p.dtype == .float32 {
-        let s = p.base.unsafelyUnwrapped.assumingMemoryBound(to: Float.self) + offset
-        for k in 0...q { sum = sum.addingProduct(s[k &* s1], f[k]) }
-    } else {
-        for k in 0...q { sum = sum.addingProduct(p.value(at: offset &+ k &* s1), f[k]) }
-    }
-    return sum
-}
