@@ -224,31 +224,35 @@ static void test_scale_by(int64_t n) {
 }
 
 /* The reference order of nwk_quad_norms, written out again. */
-static float quad_ref(int64_t n, const float *x, int64_t x_cs, const float *y) {
+static float quad_ref(int64_t n, const float *x, int64_t x_cs, const float *y, int64_t y_cs) {
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t c = 0; c < ((n + 7) / 8) * 8; c++)
-        s[c % 8] = fma(c < n ? (double)x[c * x_cs] : 0.0, c < n ? (double)y[c] : 0.0, s[c % 8]);
+        s[c % 8] = fma(c < n ? (double)x[c * x_cs] : 0.0, c < n ? (double)y[c * y_cs] : 0.0, s[c % 8]);
     const double sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    return (float)sqrt(sum > 0 ? sum : 0.0);
+    return (float)(sum > 0 ? sqrt(sum) : isnan(sum) ? sum : 0.0);
 }
 
-static void test_quad_norms(int64_t rows, int64_t n, int64_t x_cs) {
-    const int64_t x_rs = n * (x_cs > 0 ? x_cs : 1) + 1, y_rs = n + 2;
-    float *x = malloc(sizeof(float) * (size_t)(rows * x_rs + 1)), *y = malloc(sizeof(float) * (size_t)(rows * y_rs + 1));
+/* by_columns: y stored as y^T (y_rs == 1, y_cs = rows + pad), as the attention key norms use it. */
+static void test_quad_norms(int64_t rows, int64_t n, int64_t x_cs, int by_columns) {
+    const int64_t x_rs = n * (x_cs > 0 ? x_cs : 1) + 1;
+    const int64_t y_rs = by_columns ? 1 : n + 2, y_cs = by_columns ? rows + 3 : 1;
+    const int64_t y_len = by_columns ? n * y_cs + rows : rows * y_rs;
+    float *x = malloc(sizeof(float) * (size_t)(rows * x_rs + 1)), *y = malloc(sizeof(float) * (size_t)(y_len + 1));
     float *out = malloc(sizeof(float) * (size_t)(2 * rows + 1));
     for (int64_t i = 0; i < rows * x_rs; i++) x[i] = rand_value();
-    for (int64_t i = 0; i < rows * y_rs; i++) y[i] = rand_value();
+    for (int64_t i = 0; i < y_len; i++) y[i] = rand_value();
     for (int p = 0; p < npaths; p++) {
         nwk_force_path(paths[p]);
         fill_sentinel(out, 2 * rows + 1);
-        nwk_quad_norms(rows, n, x, x_rs, x_cs, y, y_rs, out, 2);
+        nwk_quad_norms(rows, n, x, x_rs, x_cs, y, y_rs, y_cs, out, 2);
         for (int64_t i = 0; i < 2 * rows + 1; i++) {
             checks++;
-            const float want = i % 2 == 0 && i < 2 * rows ? quad_ref(n, x + (i / 2) * x_rs, x_cs, y + (i / 2) * y_rs) : 0;
+            const int64_t r = i / 2;
+            const float want = i % 2 == 0 && i < 2 * rows ? quad_ref(n, x + r * x_rs, x_cs, y + r * y_rs, y_cs) : 0;
             const uint32_t got = bits(out[i]);
             if (i % 2 == 0 && i < 2 * rows ? (got != bits(want) && !(isnan(want) && isnan(out[i]))) : got != SENTINEL) {
-                FAIL("quad_norms rows=%lld n=%lld x_cs=%lld %s: out[%lld] = %a, want %a", (long long)rows, (long long)n,
-                     (long long)x_cs, paths[p], (long long)i, out[i], want);
+                FAIL("quad_norms rows=%lld n=%lld x_cs=%lld columns=%d %s: out[%lld] = %a, want %a", (long long)rows,
+                     (long long)n, (long long)x_cs, by_columns, paths[p], (long long)i, out[i], want);
                 break;
             }
         }
@@ -434,10 +438,12 @@ int main(void) {
         }
         nwk_force_path(NULL);
     }
-    for (int64_t n = 0; n < 40; n++) { test_quad_norms(1 + rnd(9), n, 1); test_quad_norms(1 + rnd(5), n, 3); }
-    test_quad_norms(100, 64, 1);
+    for (int64_t n = 0; n < 40; n++)
+        for (int cols = 0; cols < 2; cols++) { test_quad_norms(1 + rnd(19), n, 1, cols); test_quad_norms(1 + rnd(11), n, 3, cols); }
+    test_quad_norms(100, 64, 1, 0);
+    test_quad_norms(1030, 64, 768, 1); /* the key norms' shape: V_h rows, (G V_h^T) by columns */
     special = 1;
-    for (int rep = 0; rep < 10; rep++) test_quad_norms(5, 1 + rnd(70), 1);
+    for (int rep = 0; rep < 20; rep++) test_quad_norms(1 + rnd(20), 1 + rnd(70), 1, rep % 2);
     special = 0;
     test_scale_by(1000);
     {

@@ -64,16 +64,18 @@ struct AttentionHeads {
             }
         }
 
-        /// f[k · heads + h] = ‖v[k, h] @ W_O[h]‖, from the head's Gram matrix.
+        /// f[k · heads + h] = ‖v[k, h] @ W_O[h]‖, from the head's Gram matrix G: yᵀ = G v[:, h]ᵀ
+        /// (G is symmetric, so yᵀ[c, k] = (v[k] G)[c], bit for bit), then sqrt(v[k] · y[k]).
         func keyNorms(into f: UnsafeMutablePointer<Float>, threads: Int) throws(NodeWriteError) {
             let lanes = laneCount(heads, threads: threads), perLane = dHead &* dHead &+ tokens &* dHead
             try withScratch(Float.self, count: lanes &* perLane, "key norms") { (scratch) throws(NodeWriteError) in
                 parallelFor(heads, threads: threads) { h, lane in
-                    let g = scratch + lane &* perLane, y = g + dHead &* dHead, vh = values(h)
+                    let g = scratch + lane &* perLane, yT = g + dHead &* dHead, vh = values(h)
                     gram(h, into: g)
-                    gemm(m: tokens, n: dHead, k: dHead, a: vh, b: F32Matrix(base: g, rowStride: dHead, columnStride: 1),
-                         c: y, cRowStride: dHead)
-                    Kernels.quadNorms(rows: tokens, n: dHead, x: vh, y: y, yRowStride: dHead, out: f + h, outStride: heads)
+                    gemm(m: dHead, n: tokens, k: dHead, a: F32Matrix(base: g, rowStride: dHead, columnStride: 1),
+                         b: vh.transposed, c: yT, cRowStride: tokens)
+                    Kernels.quadNorms(rows: tokens, n: dHead, x: vh, y: F32Matrix(base: yT, rowStride: 1, columnStride: tokens),
+                                      out: f + h, outStride: heads)
                 }
             }
         }

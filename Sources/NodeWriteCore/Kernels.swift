@@ -63,12 +63,13 @@ package enum Kernels {
     @inline(__always)
     package static func anyNonzero(_ n: Int, _ x: UnsafePointer<Float>) -> Bool { nwk_any_nonzero(Int64(n), x) != 0 }
 
-    /// out[i · outStride] = ‖x_i @ B‖ = sqrt(max(0, x_i · y_i)) for i < rows, when y_i = x_i (B Bᵀ)
-    /// (rows of x: n elements, any strides; rows of y: contiguous), summed in float64.
-    package static func quadNorms(rows: Int, n: Int, x: F32Matrix, y: UnsafePointer<Float>, yRowStride: Int,
-                                  out: UnsafeMutablePointer<Float>, outStride: Int) {
-        nwk_quad_norms(Int64(rows), Int64(n), x.base, Int64(x.rowStride), Int64(x.columnStride), y, Int64(yRowStride),
-                       out, Int64(outStride))
+    /// out[i · outStride] = ‖x_i @ B‖ = sqrt(x_i · y_i) for i < rows, when y_i = x_i (B Bᵀ): rows
+    /// of x and y with any strides (fast when both are row-contiguous, or when y is stored by
+    /// columns, `y.rowStride == 1`), summed in float64; a sum ≤ 0 gives +0, NaN gives NaN.
+    package static func quadNorms(rows: Int, n: Int, x: F32Matrix, y: F32Matrix, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let xs: (Int64, Int64) = (Int64(x.rowStride), Int64(x.columnStride))
+        let ys: (Int64, Int64) = (Int64(y.rowStride), Int64(y.columnStride))
+        nwk_quad_norms(Int64(rows), Int64(n), x.base, xs.0, xs.1, y.base, ys.0, ys.1, out, Int64(outStride))
     }
 
     /// Attention pair products (see nwk_attention_pairs in nw_kernels.h): for query q with

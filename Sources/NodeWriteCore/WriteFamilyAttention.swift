@@ -77,7 +77,7 @@ extension DerivedScalarRun {
                 gemm(m: tokens, n: dHead, k: dHead, a: F32Matrix(base: sums, rowStride: dHead, columnStride: 1),
                      b: F32Matrix(base: gram, rowStride: dHead, columnStride: 1), c: y, cRowStride: dHead)
                 Kernels.quadNorms(rows: tokens, n: dHead, x: F32Matrix(base: sums, rowStride: dHead, columnStride: 1),
-                                  y: y, yRowStride: dHead, out: out + head, outStride: heads)
+                                  y: F32Matrix(base: y, rowStride: dHead, columnStride: 1), out: out + head, outStride: heads)
             }
         }
     }

@@ -77,12 +77,12 @@ static void scalar_pair_sums(int64_t nk, int heads, const float *p, const float 
 
 /* The reference order of nwk_quad_norms: lane j of eight sums takes c = 8i + j, as an FMA in
    float64 (x = 0 past n); the vector paths do exactly this. */
-static float quad_norm_row(int64_t n, const float *x, int64_t x_cs, const float *y) {
+static float quad_norm_row(int64_t n, const float *x, int64_t x_cs, const float *y, int64_t y_cs) {
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t c0 = 0; c0 < n; c0 += 8)
         for (int j = 0; j < 8; j++) {
             const int64_t c = c0 + j;
-            const double xv = c < n ? (double)x[c * x_cs] : 0.0, yv = c < n ? (double)y[c] : 0.0;
+            const double xv = c < n ? (double)x[c * x_cs] : 0.0, yv = c < n ? (double)y[c * y_cs] : 0.0;
             s[j] = fma(xv, yv, s[j]);
         }
     return nwk_quad_finish(s);
@@ -90,7 +90,7 @@ static float quad_norm_row(int64_t n, const float *x, int64_t x_cs, const float 
 
 static void scalar_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
                               float *out, int64_t out_stride) {
-    for (int64_t i = 0; i < rows; i++) out[i * out_stride] = quad_norm_row(n, x + i * x_rs, 1, y + i * y_rs);
+    for (int64_t i = 0; i < rows; i++) out[i * out_stride] = quad_norm_row(n, x + i * x_rs, 1, y + i * y_rs, 1);
 }
 
 static int scalar_any_nonzero(int64_t n, const float *x) {
@@ -104,7 +104,7 @@ static int scalar_any_nonzero(int64_t n, const float *x) {
 
 const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
                                   scalar_scale_row, 0, scalar_scale_by, scalar_pairs, scalar_pair_sums,
-                                  scalar_quad_norms, NULL, scalar_any_nonzero};
+                                  scalar_quad_norms, NULL, NULL, scalar_any_nonzero};
 
 /* ---------------------------------------------------------------- choosing the implementation */
 
@@ -521,10 +521,16 @@ void nwk_scale_by(int64_t n, const float *s, const float *f, float *c) {
 /* ---------------------------------------------------------------- quadratic norms */
 
 void nwk_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64_t x_cs,
-                    const float *y, int64_t y_rs, float *out, int64_t out_stride) {
+                    const float *y, int64_t y_rs, int64_t y_cs, float *out, int64_t out_stride) {
     if (rows <= 0) return;
-    if (x_cs == 1) { nwk_current()->quad_norms(rows, n, x, x_rs, y, y_rs, out, out_stride); return; }
-    for (int64_t i = 0; i < rows; i++) out[i * out_stride] = quad_norm_row(n, x + i * x_rs, x_cs, y + i * y_rs);
+    const nwk_impl *im = nwk_current();
+    if (x_cs == 1 && y_cs == 1) { im->quad_norms(rows, n, x, x_rs, y, y_rs, out, out_stride); return; }
+    const double span = 8.0 * fabs((double)x_rs) + (double)n * fabs((double)x_cs);
+    if (y_rs == 1 && im->quad_norms_cols && span < 2147483647.0) {
+        im->quad_norms_cols(rows, n, x, x_rs, x_cs, y, y_cs, out, out_stride);
+        return;
+    }
+    for (int64_t i = 0; i < rows; i++) out[i * out_stride] = quad_norm_row(n, x + i * x_rs, x_cs, y + i * y_rs, y_cs);
 }
 
 int nwk_any_nonzero(int64_t n, const float *x) { return n > 0 && nwk_current()->any_nonzero(n, x); }

@@ -222,6 +222,34 @@ T256 static int any_nonzero(int64_t n, const float *x) {
     return 0;
 }
 
+/* As in the AVX-512 version, four rows at a time. */
+T256 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64_t x_cs,
+                                 const float *y, int64_t y_cs, float *out, int64_t out_stride) {
+    const __m128i idx = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int32_t)x_rs));
+    const __m256d zero = _mm256_setzero_pd();
+    for (int64_t i0 = 0; i0 < rows; i0 += 4) {
+        const int nv = rows - i0 >= 4 ? 4 : (int)(rows - i0);
+        const __m128i mk = _mm_cmpgt_epi32(_mm_set1_epi32(nv), _mm_setr_epi32(0, 1, 2, 3));
+        __m256d acc[8];
+        for (int j = 0; j < 8; j++) acc[j] = zero;
+        const float *xi = x + i0 * x_rs, *yi = y + i0;
+        for (int64_t c = 0; c < ((n + 7) & ~(int64_t)7); c++) {
+            __m256d xv = zero, yv = zero;
+            if (c < n) {
+                xv = _mm256_cvtps_pd(_mm_mask_i32gather_ps(_mm_setzero_ps(), xi + c * x_cs, idx, _mm_castsi128_ps(mk), 4));
+                yv = _mm256_cvtps_pd(_mm_maskload_ps(yi + c * y_cs, mk));
+            }
+            acc[c & 7] = _mm256_fmadd_pd(xv, yv, acc[c & 7]);
+        }
+        const __m256d sum = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3])),
+                                          _mm256_add_pd(_mm256_add_pd(acc[4], acc[5]), _mm256_add_pd(acc[6], acc[7])));
+        double s4[4];
+        _mm256_storeu_pd(s4, sum);
+        for (int j = 0; j < nv; j++)
+            out[(i0 + j) * out_stride] = (float)(s4[j] > 0 ? __builtin_sqrt(s4[j]) : s4[j] != s4[j] ? s4[j] : 0.0);
+    }
+}
+
 const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0,
-                                scale_by, pairs, pair_sums, quad_norms, NULL, any_nonzero};
+                                scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, NULL, any_nonzero};
 #endif

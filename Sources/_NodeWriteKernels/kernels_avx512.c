@@ -350,6 +350,43 @@ T512 static void quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_r
     }
 }
 
+/* Eight rows at a time, one float64 lane each, the eight partial sums in eight vectors: lane
+   for lane, the reference order (c = 8m + j into sum j, padded to a multiple of 8 with 0 * 0). */
+T512 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64_t x_cs,
+                                 const float *y, int64_t y_cs, float *out, int64_t out_stride) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i idx = _mm256_mullo_epi32(lane, _mm256_set1_epi32((int32_t)x_rs));
+    const __m512d zero = _mm512_setzero_pd();
+    for (int64_t i0 = 0; i0 < rows; i0 += 8) {
+        const __mmask8 mk = (__mmask8)mask16(rows - i0);
+        __m512d acc[8];
+        for (int j = 0; j < 8; j++) acc[j] = zero;
+        const float *xi = x + i0 * x_rs, *yi = y + i0;
+        int64_t c = 0;
+        for (; c + 8 <= n; c += 8)
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m256 xv = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), mk, idx, xi + (c + j) * x_cs, 4);
+                const __m256 yv = _mm256_maskz_loadu_ps(mk, yi + (c + j) * y_cs);
+                acc[j] = _mm512_fmadd_pd(_mm512_cvtps_pd(xv), _mm512_cvtps_pd(yv), acc[j]);
+            }
+        for (int j = 0; c < ((n + 7) & ~(int64_t)7); c++, j++) {
+            __m512d xv = zero, yv = zero;
+            if (c < n) {
+                xv = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), mk, idx, xi + c * x_cs, 4));
+                yv = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mk, yi + c * y_cs));
+            }
+            acc[j] = _mm512_fmadd_pd(xv, yv, acc[j]);
+        }
+        const __m512d sum = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3])),
+                                          _mm512_add_pd(_mm512_add_pd(acc[4], acc[5]), _mm512_add_pd(acc[6], acc[7])));
+        const __mmask8 keep = _mm512_cmp_pd_mask(sum, zero, _CMP_GT_OQ) | _mm512_cmp_pd_mask(sum, sum, _CMP_UNORD_Q);
+        float r[8];
+        _mm256_storeu_ps(r, _mm512_cvtpd_ps(_mm512_maskz_sqrt_pd(keep, sum)));
+        for (int j = 0; j < 8 && i0 + j < rows; j++) out[(i0 + j) * out_stride] = r[j];
+    }
+}
+
 const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
-                                  scale_by, pairs, pair_sums, quad_norms, pack_a, any_nonzero};
+                                  scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, pack_a, any_nonzero};
 #endif

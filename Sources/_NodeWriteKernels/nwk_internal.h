@@ -53,6 +53,10 @@ typedef struct nwk_impl {
     /* out[i*out_stride] = nwk_quad_norms's value for row i (x rows contiguous: x_cs == 1). */
     void (*quad_norms)(int64_t rows, int64_t n, const float *x, int64_t x_rs, const float *y, int64_t y_rs,
                        float *out, int64_t out_stride);
+    /* Optional (NULL: the scalar reference): nwk_quad_norms for y stored by columns (y_rs == 1),
+       eight rows at a time; any x strides with 8 * |x_rs| + n * |x_cs| < 2^31. */
+    void (*quad_norms_cols)(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64_t x_cs, const float *y,
+                            int64_t y_cs, float *out, int64_t out_stride);
     /* Optional (NULL: scalar loops): the A pack for rows of A contiguous in k (a_cs == 1):
        dst[k*mr + r] = a[r*a_rs + k] for k < kc, r < rows; zero for rows <= r < mr. */
     void (*pack_a)(int64_t kc, int rows, const float *a, int64_t a_rs, float *dst);
@@ -60,12 +64,12 @@ typedef struct nwk_impl {
     int (*any_nonzero)(int64_t n, const float *x);
 } nwk_impl;
 
-/* The fixed last step of nwk_quad_norms: the eight float64 partial sums combined pairwise. */
+/* The fixed last step of nwk_quad_norms: the eight float64 partial sums combined pairwise,
+   then sqrt of a positive sum, +0 for a sum <= 0, NaN for NaN. */
 static inline float nwk_quad_finish(const double s[8]) {
     const double sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    return (float)__builtin_sqrt(sum > 0 ? sum : 0.0);
+    return (float)(sum > 0 ? __builtin_sqrt(sum) : sum != sum ? sum : 0.0);
 }
-
 extern const nwk_impl nwk_impl_scalar;
 #if defined(__x86_64__) || defined(__i386__)
 #define NWK_X86 1

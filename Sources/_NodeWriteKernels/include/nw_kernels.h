@@ -50,11 +50,13 @@ int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
    whatever s[i] is; c may be f). Runs on the calling thread. */
 void nwk_scale_by(int64_t n, const float *s, const float *f, float *c);
 
-/* out[i*out_stride] = sqrt(max(0, sum_c x[i*x_rs + c*x_cs] * y[i*y_rs + c])) for i < rows, c < n:
-   the norm ||x_i @ B|| when y_i = x_i (B B^T). Summed in float64 in one fixed order (eight
-   partial sums, lane j taking c = 8m + j, combined pairwise), the same on every path. */
+/* out[i*out_stride] = sqrt(sum_c x[i*x_rs + c*x_cs] * y[i*y_rs + c*y_cs]) for i < rows, c < n:
+   the norm ||x_i @ B|| when y_i = x_i (B B^T); +0 when the sum is <= 0, NaN when it is NaN.
+   Summed in float64 in one fixed order (eight partial sums, lane j taking c = 8m + j, combined
+   pairwise), the same on every path. Fast when x and y are row-contiguous, or when y is stored
+   by columns (y_rs == 1: y^T row-major, as a product G x^T gives it). */
 void nwk_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64_t x_cs,
-                    const float *y, int64_t y_rs, float *out, int64_t out_stride);
+                    const float *y, int64_t y_rs, int64_t y_cs, float *out, int64_t out_stride);
 
 /* 1 if any of x[0..n) is not +-0 (NaN counts), else 0. */
 int nwk_any_nonzero(int64_t n, const float *x);
