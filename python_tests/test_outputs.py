@@ -134,3 +134,79 @@ def test_threads_share_the_cache():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_first_calls_from_fresh_threads_in_a_fresh_process():
+    """The cache's first use, and derive's, from 8 threads at once behind a barrier, with no
+    warm-up call (a hang or crash fails in the child)."""
+    from nw_child import run_in_child
+
+    body = """
+    import threading, numpy as np, nodewrite as nw
+    T = 600
+    m = nw.Model(n_layers=1, d_model=8, n_heads=4, d_head=2, d_ff=4)
+    m.set_weight("attn.to_residual", 0, np.ones((4, 2, 8), np.float32))
+    s = nw.ActivationStore()
+    s.put("attn.qk_probs", 0, np.tril(np.ones((T, T), np.float32))[:, :, None].repeat(4, 2).copy())
+    s.put("attn.v", 0, np.ones((T, 4, 2), np.float32))
+    barrier = threading.Barrier(8)
+    sums = []
+    def work(i):
+        barrier.wait()
+        if i % 2:
+            nw.set_output_cache_bytes(i << 20)
+        else:
+            nw.get_output_cache_bytes()
+        for _ in range(3):
+            a = nw.derive(m, s, "unflattened_attn_write_norm", 0)  # (T, T, 4): 5.8 MB, a cached mapping
+            sums.append(float(a.sum()))
+            a.fill(np.nan)
+            del a
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert len(sums) == 24 and len(set(sums)) == 1, sums
+    print("ok")
+    """
+    assert run_in_child(body, timeout=120).strip() == "ok"
+
+
+def test_interrupts_and_odd_counts():
+    class Interrupting:
+        def __index__(self):
+            raise KeyboardInterrupt
+
+    class Exiting:
+        def __index__(self):
+            raise SystemExit(3)
+
+    with pytest.raises(KeyboardInterrupt):
+        nw.set_output_cache_bytes(Interrupting())
+    with pytest.raises(SystemExit):
+        nw.set_output_cache_bytes(Exiting())
+    assert nw.get_output_cache_bytes() >= 0
+    np_int = np.int64(1 << 20)
+    nw.set_output_cache_bytes(np_int)
+    assert nw.get_output_cache_bytes() == 1 << 20
+    with pytest.raises((nw.NodeWriteValueError, TypeError)):
+        nw.set_output_cache_bytes(1 << 70)
+    with pytest.raises(TypeError):
+        nw.set_output_cache_bytes()
+    with pytest.raises(TypeError):
+        nw.get_output_cache_bytes(1)
+
+
+def test_torch_counts_and_torch_outputs():
+    torch = pytest.importorskip("torch", reason="torch not installed")
+    nw.set_output_cache_bytes(torch.tensor(8 << 20))
+    assert nw.get_output_cache_bytes() == 8 << 20
+    for bad in (torch.tensor(-1), torch.tensor([1, 2]), torch.tensor(1.5)):
+        with pytest.raises((nw.NodeWriteValueError, TypeError)):
+            nw.set_output_cache_bytes(bad)
+    # Results handed to torch and released there go back to the cache, and are exact next time.
+    want = expected(*CASES[0])
+    for _ in range(3):
+        t = torch.from_numpy(nw.derive(MODEL, STORE, CASES[0][0], 0))
+        t.neg_()
+        del t
+        np.testing.assert_array_equal(nw.derive(MODEL, STORE, CASES[0][0], 0), want)
