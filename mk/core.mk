@@ -44,7 +44,7 @@ build/test_kernels: tests_c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
 
 # The same test with tiny blocks (KC = 40, MC = 24), so that chains continue across many k-blocks.
 build/test_kernels_tiny: tests_c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
-	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -DNWK_TESTING -DNWK_KC=40 -DNWK_KC_CACHED=24 -DNWK_CACHED_C_BYTES=4096 -DNWK_MC=24 -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -DNWK_TESTING -DNWK_KC=40 -DNWK_KC_CACHED=24 -DNWK_CACHED_C_BYTES=4096 -DNWK_MC=24 -DNWK_KFULL=40 -DNWK_ROWS_B_FLOATS=2048 -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
 
 test-kernels: build/test_kernels build/test_kernels_tiny
 	build/test_kernels

@@ -369,8 +369,12 @@ int main(void) {
     for (int64_t m = 0; m <= 10; m++)
         for (int bpat = 0; bpat < 2; bpat++) { test_gemm(m, 65, 64, 0, bpat, 1); test_gemm(m, 130, 300, 0, bpat, 1); }
 
-    /* 2. Blocking edges: k across KC = 384 (and the small path's 128), m across MC = 192, n across NC = 3072. */
+    /* 2. Blocking edges: k across KC = 384 (and the small path's 128), m across MC = 192, n across NC = 3072;
+       k across KFULL = 1024 (the rows path below it, the packed path above), n across a rows-path B block. */
     test_gemm(200, 100, 800, 0, 0, 1);
+    test_gemm(37, 300, 1025, 0, 1, 1);
+    test_gemm(37, 300, 1024, 0, 1, 1);
+    test_gemm(45, 1000, 200, 0, 1, 0);
     test_gemm(200, 100, 800, 1, 1, 1);
     test_gemm(3, 200, 769, 0, 1, 1);
     test_gemm(20, 3100, 400, 0, 1, 0);
@@ -405,6 +409,7 @@ int main(void) {
     for (int rep = 0; rep < 60; rep++) test_gemm(sizes[rnd(ns)], sizes[rnd(ns)], sizes[rnd(ns)], rnd(5), rnd(5), 0);
     test_gemm(200, 100, 800, 0, 1, 1);
     test_gemm(3, 200, 769, 0, 1, 1);
+    test_gemm(37, 300, 1025, 0, 1, 1);
     aligned_c = 1;
     test_gemm(1024, 768, 64, 0, 0, 0);
     aligned_c = 0;

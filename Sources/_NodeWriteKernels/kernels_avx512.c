@@ -67,6 +67,54 @@ T512 static void micro(int64_t kc, const float *ap, const float *bp, float *c, i
     }
 }
 
+/* The same 8 x 48 tile from rows of A read in place (a[r*a_rs + k]), from zero over the whole k,
+   and, when s is not NULL, scale_by's rule applied to the accumulators before the one store.
+   The S and C lines of the tile are fetched at the start, so they arrive while the chains run. */
+__attribute__((target("avx512f,avx512vl,avx512dq,fma,prfchw"))) static void micro_rows(int64_t kc, const float *a, int64_t a_rs, const float *bp, float *c, int64_t c_rs,
+                            const float *s, int64_t s_rs, int mr, int nr, int stream) {
+    const __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16), m2 = mask16(nr - 32);
+    const float *ar[MR];
+    __m512 acc[MR][3];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+        ar[r] = a + (r < mr ? r : 0) * a_rs; /* missing rows repeat row 0 and are not stored */
+        acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();
+    }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j += 16) {
+            if (s) _mm_prefetch((const char *)(s + r * s_rs + j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + r * c_rs + j), _MM_HINT_ET0);
+        }
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            const __m512 av = _mm512_set1_ps(ar[r][k]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(av, b2, acc[r][2]);
+        }
+        bp += NR;
+    }
+    const __m512 z = _mm512_setzero_ps();
+    const __mmask16 mk[3] = {m0, m1, m2};
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+        if (r >= mr) continue;
+        float *cr = c + r * c_rs;
+#pragma GCC unroll 3
+        for (int t = 0; t < 3; t++) {
+            __m512 v = acc[r][t];
+            if (s) {
+                const __mmask16 nz = _mm512_mask_cmp_ps_mask(mk[t], v, z, _CMP_NEQ_UQ);
+                v = _mm512_maskz_mul_ps(nz, _mm512_maskz_loadu_ps(nz, s + r * s_rs + 16 * t), v);
+            }
+            if (stream && nr == NR) _mm512_stream_ps(cr + 16 * t, v);
+            else _mm512_mask_storeu_ps(cr + 16 * t, mk[t], v);
+        }
+    }
+}
+
 /* M rows (compile-time after inlining) x up to 64 columns, B rows read in place. */
 T512 static inline __attribute__((always_inline)) void small_body(
     const int M, int64_t kc, const float *a, int64_t a_rs, int64_t a_cs, const float *b, int64_t b_rs,
@@ -388,5 +436,6 @@ T512 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_
 }
 
 const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
-                                  scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, pack_a, any_nonzero};
+                                  scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, pack_a, any_nonzero,
+                                  micro_rows};
 #endif

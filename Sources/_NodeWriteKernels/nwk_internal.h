@@ -62,6 +62,12 @@ typedef struct nwk_impl {
     void (*pack_a)(int64_t kc, int rows, const float *a, int64_t a_rs, float *dst);
     /* Whether any of x[0..n) has magnitude bits set (is not +-0; NaN counts). */
     int (*any_nonzero)(int64_t n, const float *x);
+    /* Optional (NULL: the packed path only). C[0:mr_valid, 0:nr_valid] = the chains from zero over
+       all kc steps of A(r,k) = a[r*a_rs + k] (rows read in place) and bp[k*NR + j] (a packed B
+       micro-panel); then, if s is not NULL, scale_by with S(r, j) = s[r*s_rs + j]. stream: whole
+       64-byte-aligned rows of the tile are written with non-temporal stores (same values). */
+    void (*micro_rows)(int64_t kc, const float *a, int64_t a_rs, const float *bp, float *c, int64_t c_rs,
+                       const float *s, int64_t s_rs, int mr_valid, int nr_valid, int stream);
 } nwk_impl;
 
 /* The fixed last step of nwk_quad_norms: the eight float64 partial sums combined pairwise,
