@@ -382,9 +382,11 @@ typedef struct {
 } rows_queue;
 
 static void rows_queue_init(rows_queue *q, const nwk_impl *im, int64_t m, int64_t n, int64_t k, int nt) {
+    /* At least 4 units per thread: narrower column blocks first (each B column is then packed
+       once), rows split only when blocks of nr columns are still too few. */
     q->ncb = rows_nc(im, k);
+    if (ceil_div(n, q->ncb) < 4 * nt) q->ncb = min64(q->ncb, ceil_div(ceil_div(n, 4 * nt), im->nr) * im->nr);
     const int64_t col_blocks = ceil_div(n, q->ncb), panels = ceil_div(m, im->mr);
-    /* at least 4 units per thread, splitting rows only when the column blocks are too few */
     q->row_parts = col_blocks >= 4 * nt ? 1 : min64(panels, ceil_div(4 * nt, col_blocks));
     q->rows_per = ceil_div(panels, q->row_parts) * im->mr;
     q->row_parts = ceil_div(m, q->rows_per);
