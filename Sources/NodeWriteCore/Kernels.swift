@@ -97,6 +97,9 @@ package enum Kernels {
         }
     }
 
+    /// The next task of a counter shared by threads: its value, then incremented atomically.
+    package static func nextTask(_ counter: UnsafeMutablePointer<Int64>) -> Int { Int(nwk_next_task(counter)) }
+
     /// The number of threads node sets and layer-wide quantities use (always >= 1).
     package static var threads: Int { Int(nwk_threads()) }
 

@@ -9,9 +9,10 @@ package func laneCount(_ count: Int, threads: Int) -> Int { max(1, min(threads, 
 
 /// Runs `body(i, lane)` for every i in 0..<count on `laneCount(count, threads:)` lanes: the
 /// calling thread and threads started for this call (none kept between calls, so a fork is
-/// safe). Task i runs on lane i % lanes, so per-lane scratch memory can be allocated up
-/// front; if a thread cannot be started, the caller runs that lane's tasks. Each task must
-/// write only its own outputs, so the result does not depend on `threads`.
+/// safe). Tasks go, in order, to whichever lane asks next (a core slowed by other work takes
+/// fewer); `lane` (< lanes) indexes per-lane scratch memory allocated up front. If a thread
+/// cannot be started, the other lanes run its share. Each task must write only its own
+/// outputs, so the result does not depend on `threads` or on which lane ran it.
 package func parallelFor(_ count: Int, threads: Int, _ body: (_ task: Int, _ lane: Int) -> Void) {
     let workers = laneCount(count, threads: threads)
     guard workers > 1 else {
@@ -20,33 +21,38 @@ package func parallelFor(_ count: Int, threads: Int, _ body: (_ task: Int, _ lan
     }
     withoutActuallyEscaping(body) { body in
         final class Job {
-            let body: (Int, Int) -> Void, count: Int, stride: Int
-            init(_ body: @escaping (Int, Int) -> Void, _ count: Int, _ stride: Int) {
-                self.body = body; self.count = count; self.stride = stride
+            let body: (Int, Int) -> Void, count: Int
+            let next = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+            init(_ body: @escaping (Int, Int) -> Void, _ count: Int) {
+                self.body = body; self.count = count; next.initialize(to: 0)
             }
-            func run(_ lane: Int) { var i = lane; while i < count { body(i, lane); i &+= stride } }
+            deinit { next.deallocate() }
+            func run(_ lane: Int) {
+                while true {
+                    let i = Kernels.nextTask(next)
+                    guard i < count else { return }
+                    body(i, lane)
+                }
+            }
         }
-        final class Lane { let job: Job; let first: Int; init(_ job: Job, _ first: Int) { self.job = job; self.first = first } }
-        let job = Job(body, count, workers)
+        final class Lane { let job: Job; let index: Int; init(_ job: Job, _ index: Int) { self.job = job; self.index = index } }
+        let job = Job(body, count)
         var started: [pthread_t] = []
-        var inline: [Int] = []
         for w in 1..<workers {
             let lane = Unmanaged.passRetained(Lane(job, w)).toOpaque()
             var thread = pthread_t()
             let rc = pthread_create(&thread, nil, { raw in
                 let lane = Unmanaged<Lane>.fromOpaque(raw!).takeRetainedValue()
-                lane.job.run(lane.first)
+                lane.job.run(lane.index)
                 return nil
             }, lane)
             if rc == 0 {
                 started.append(thread)
             } else {
                 Unmanaged<Lane>.fromOpaque(lane).release()
-                inline.append(w)
             }
         }
         job.run(0)
-        for w in inline { job.run(w) }
         for thread in started { pthread_join(thread, nil) }
     }
 }

@@ -185,6 +185,8 @@ void nwk_set_threads(int n) {
     if (n >= 0) atomic_store(&g_threads, n);
 }
 
+int64_t nwk_next_task(int64_t *counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+
 int nwk_threads(void) {
     int n = atomic_load(&g_threads);
     if (n > 0) return n;
@@ -320,6 +322,13 @@ void nwk_pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, i
 static void pack_a(const nwk_impl *im, int64_t kc, int rows, int mr, const float *a, int64_t a_rs, int64_t a_cs,
                    float *dst) {
     if (a_cs == 1 && im->pack_a) { im->pack_a(kc, rows, a, a_rs, dst); return; }
+    if (a_rs == 1) { /* columns of A contiguous (a transposed weight): one short copy per k */
+        for (int64_t k = 0; k < kc; k++) {
+            memcpy(dst + k * mr, a + k * a_cs, (size_t)rows * sizeof(float));
+            memset(dst + k * mr + rows, 0, (size_t)(mr - rows) * sizeof(float));
+        }
+        return;
+    }
     for (int r = rows; r < mr; r++)
         for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
     for (int r = 0; r < rows; r++) {

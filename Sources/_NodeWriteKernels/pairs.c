@@ -20,6 +20,7 @@ typedef struct {
     int64_t panels;   /* key panels per head */
     float *scratch;   /* this part's U panels, tiles and sums */
     int part, parts;
+    int64_t *next;    /* the next block of queries, shared: blocks go to whichever part asks */
 } pairs_part;
 
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
@@ -100,7 +101,7 @@ static void run_block(const pairs_part *pp, int64_t q0, int64_t q1) {
 static void *run_blocks(void *arg) {
     const pairs_part *pp = arg;
     const int64_t tasks = (pp->a->tokens + QB - 1) / QB;
-    for (int64_t b = pp->part; b < tasks; b += pp->parts)
+    for (int64_t b; (b = nwk_next_task(pp->next)) < tasks;)
         run_block(pp, b * QB, min64(pp->a->tokens, (b + 1) * QB));
     return NULL;
 }
@@ -118,8 +119,9 @@ int nwk_attention_pairs(const nwk_attention_pairs_args *a, int n_threads) {
     float *scratch = NULL;
     if (nwk_scratch_alloc((void **)&scratch, sizeof(float) * (packed + per * (size_t)nt)) != 0) return -1;
     pairs_part parts[NWK_MAX_THREADS];
+    int64_t next = 0;
     for (int t = 0; t < nt; t++)
-        parts[t] = (pairs_part){a, im, scratch, panels, scratch + packed + per * (size_t)t, t, nt};
+        parts[t] = (pairs_part){a, im, scratch, panels, scratch + packed + per * (size_t)t, t, nt, &next};
     if (a->d_head > 0) nwk_run_parts(pack_values, parts, sizeof parts[0], nt < a->heads ? nt : a->heads);
     else memset(scratch, 0, sizeof(float) * packed);
     nwk_run_parts(run_blocks, parts, sizeof parts[0], nt);

@@ -105,6 +105,10 @@ void nwk_scratch_free(void *p);
 void nwk_set_threads(int n);
 int nwk_threads(void);
 
+/* The next task of a shared counter: returns *counter, then adds 1 (atomically; for work handed
+   out to whichever thread asks next). */
+int64_t nwk_next_task(int64_t *counter);
+
 /* The implementation in use: "avx512", "avx2" or "scalar" (chosen once with __builtin_cpu_supports). */
 const char *nwk_path(void);
 
