@@ -64,14 +64,14 @@ struct AttentionHeads {
             }
         }
 
-        /// f[k · heads + h] = ‖v[k, h] @ W_O[h]‖, from the head's Gram matrix G: yᵀ = G v[:, h]ᵀ
-        /// (G is symmetric, so yᵀ[c, k] = (v[k] G)[c], bit for bit), then sqrt(v[k] · y[k]).
-        func keyNorms(into f: UnsafeMutablePointer<Float>, threads: Int) throws(NodeWriteError) {
-            let lanes = laneCount(heads, threads: threads), perLane = dHead &* dHead &+ tokens &* dHead
+        /// f[k · heads + h] = ‖v[k, h] @ W_O[h]‖, from the head's Gram matrix G (in `grams`,
+        /// d_head² floats per head): yᵀ = G v[:, h]ᵀ (G is symmetric, so yᵀ[c, k] = (v[k] G)[c],
+        /// bit for bit), then sqrt(v[k] · y[k]).
+        func keyNorms(_ grams: UnsafePointer<Float>, into f: UnsafeMutablePointer<Float>, threads: Int) throws(NodeWriteError) {
+            let lanes = laneCount(heads, threads: threads), perLane = tokens &* dHead
             try withScratch(Float.self, count: lanes &* perLane, "key norms") { (scratch) throws(NodeWriteError) in
                 parallelFor(heads, threads: threads) { h, lane in
-                    let g = scratch + lane &* perLane, yT = g + dHead &* dHead, vh = values(h)
-                    gram(h, into: g)
+                    let g = grams + h &* dHead &* dHead, yT = scratch + lane &* perLane, vh = values(h)
                     gemm(m: dHead, n: tokens, k: dHead, a: F32Matrix(base: g, rowStride: dHead, columnStride: 1),
                          b: vh.transposed, c: yT, cRowStride: tokens)
                     Kernels.quadNorms(rows: tokens, n: dHead, x: vh, y: F32Matrix(base: yT, rowStride: 1, columnStride: tokens),

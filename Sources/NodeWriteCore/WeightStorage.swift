@@ -12,6 +12,11 @@ package final class WeightStorage: @unchecked Sendable {
     /// What keeps borrowed memory alive (a mapped checkpoint file, or another storage whose
     /// memory the view reads), if the library owns it.
     private let owner: AnyObject?
+    /// The Gram matrices of an attn.to_residual weight (filled on first use).
+    package let grams = GramCache()
+
+    /// Whether this is the library's own copy (which nothing else writes to).
+    var isCopy: Bool { owned != nil }
 
     /// Borrows `view`: the caller keeps its memory alive while this storage lives, or
     /// `owner` does (it is retained as long as this storage).

@@ -87,7 +87,7 @@ package struct DerivedScalarRun {
         case .layer(let delta): try layerWrites(delta, out)
         case .nodes(let form, let layout):
             switch form.source.blocks {
-            case .heads(let weight): try attention(form, weight.view, layout, out)
+            case .heads(let weight): try attention(form, weight, layout, out)
             case .rows(let w): try nodeFactors(form, .rows(w.view), out)
             case .decodedRows(let decoder, let through): try nodeFactors(form, .decodedRows(decoder.view, through.view), out)
             }

@@ -4,15 +4,17 @@ extension DerivedScalarRun {
     /// Query rows per parallel task.
     static let queryBlock = 64
 
-    func attention(_ form: LayerForm, _ weight: TensorView, _ layout: DerivedScalarSpec.AttentionLayout,
+    func attention(_ form: LayerForm, _ weight: WeightStorage, _ layout: DerivedScalarSpec.AttentionLayout,
                    _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
         guard let values = form.values else { throw .missingInput("activation attn.v at layer \(form.source.layer) is not in the store") }
-        let heads = AttentionHeads(form: form, weight: weight, values: values)
+        let heads = AttentionHeads(form: form, weight: weight.view, values: values)
         try heads.withFloat32 { (h) throws(NodeWriteError) in
             guard let direction else {
-                if layout == .perSequenceToken { return try perSequenceNorms(h, out) }
-                return try withKeyFactors(h, { (f) throws(NodeWriteError) in try h.keyNorms(into: f, threads: threads) }) { f in
-                    writePairs(h, layout, out) { _ in UnsafePointer(f) }
+                return try weight.grams.withGrams(h, of: weight, threads: threads) { (grams) throws(NodeWriteError) in
+                    if layout == .perSequenceToken { return try perSequenceNorms(h, grams, out) }
+                    try withKeyFactors(h, { (f) throws(NodeWriteError) in try h.keyNorms(grams, into: f, threads: threads) }) { f in
+                        writePairs(h, layout, out) { _ in UnsafePointer(f) }
+                    }
                 }
             }
             try direction.withRows { (rowTokens, g) throws(NodeWriteError) in
@@ -63,16 +65,16 @@ extension DerivedScalarRun {
     }
 
     /// ‖Σ_k p[q, k, h] v[k, h] @ W_O[h]‖ (TDB: the norm of the head's summed write), from
-    /// the weighted sum of values and the head's Gram matrix.
-    private func perSequenceNorms(_ h: AttentionHeads.Float32, _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+    /// the weighted sum of values and the head's Gram matrix (`grams`, d_head² floats per head).
+    private func perSequenceNorms(_ h: AttentionHeads.Float32, _ grams: UnsafePointer<Float>,
+                                  _ out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
         let tokens = h.tokens, heads = h.heads, dHead = h.dHead
         let lanes = laneCount(heads, threads: threads)
-        let perLane = dHead &* dHead &+ 2 &* tokens &* dHead &+ Self.queryBlock &* tokens
+        let perLane = 2 &* tokens &* dHead &+ Self.queryBlock &* tokens
         try withScratch(Float.self, count: lanes &* perLane, "weighted values") { (scratch) throws(NodeWriteError) in
             parallelFor(heads, threads: threads) { head, lane in
-                let gram = scratch + lane &* perLane, sums = gram + dHead &* dHead
+                let gram = grams + head &* dHead &* dHead, sums = scratch + lane &* perLane
                 let y = sums + tokens &* dHead, masked = y + tokens &* dHead
-                h.gram(head, into: gram)
                 h.weightedValues(head, rows: 0..<tokens, masked: masked, into: sums)
                 gemm(m: tokens, n: dHead, k: dHead, a: F32Matrix(base: sums, rowStride: dHead, columnStride: 1),
                      b: F32Matrix(base: gram, rowStride: dHead, columnStride: 1), c: y, cRowStride: dHead)
