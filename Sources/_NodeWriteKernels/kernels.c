@@ -249,8 +249,9 @@ void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt) {
    k x nc columns at a time, at most ROWS_B_FLOATS (768 KB, in L2), while every 8-row panel of A
    passes it. The (1024 x 768) @ (768 x 3072) gradient projection, scaled, against MKL's SGEMM
    (unscaled) in the same process, calls alternating: the packed path took 1.29-1.45x MKL's time on
-   one thread and 1.26-1.46x on two; this path 1.04-1.10x and 0.99-1.16x. B blocks of 48 to 336
-   columns, k unrolled by 2 or 4 and software prefetch of B measured the same as these. */
+   one thread and 1.26-1.46x on two; this path 0.92-0.95x and 1.03-1.08x (with the split tail of
+   rows_queue). B blocks of 96 to 480 columns, k unrolled by 2 or 4, and software prefetch of B,
+   of the next A panel or of the scales measured the same as these (README, "Kernels and threads"). */
 #ifndef NWK_KFULL
 #define NWK_KFULL 1024
 #endif
@@ -387,7 +388,7 @@ static size_t packed_scratch(const nwk_impl *im, int64_t n, int64_t k, int64_t k
    that the last units are short and the threads finish together. Which thread computes a tile
    does not change its value. */
 typedef struct {
-    atomic_llong next;
+    int64_t next; /* nwk_next_task's counter */
     int64_t units, whole, split, rows_per, ncb;
 } rows_queue;
 
@@ -410,14 +411,14 @@ static void rows_queue_init(rows_queue *q, const nwk_impl *im, int64_t m, int64_
     q->rows_per = ceil_div(panels, split) * im->mr;
     q->split = ceil_div(m, q->rows_per);
     q->units = q->whole + (col_blocks - q->whole) * q->split;
-    atomic_init(&q->next, 0);
+    q->next = 0;
 }
 
 static void gemm_rows(const nwk_impl *im, const gemm_args *g, rows_queue *q, float *bp) {
     const int mr = im->mr, nr = im->nr;
     int64_t packed = -1; /* the column block in bp */
     for (;;) {
-        const int64_t u = (int64_t)atomic_fetch_add_explicit(&q->next, 1, memory_order_relaxed);
+        const int64_t u = nwk_next_task(&q->next);
         if (u >= q->units) break;
         const int64_t tail = u - q->whole, part = tail < 0 ? 0 : tail % q->split;
         const int64_t jc = (tail < 0 ? u : q->whole + tail / q->split) * q->ncb;
