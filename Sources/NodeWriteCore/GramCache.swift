@@ -8,36 +8,33 @@ import Darwin
 /// norms need them on every call), kept with the weight and reused while its bytes are
 /// unchanged: a copy the library owns never changes; a borrowed view is compared byte for byte
 /// with a snapshot taken when the Grams were computed, since its owner may have written to it.
-/// A view whose elements do not tile one contiguous span, or a cache that cannot get memory,
+/// Snapshots of all caches together are limited to `snapshotLimit` bytes (one more copy of
+/// each borrowed W_O in use: 2.4 MB per layer at GPT-2-small size). A view whose elements do not
+/// tile one contiguous span, a snapshot over the limit, or a cache that cannot get memory
 /// computes the Grams for the call only. Any number of threads may use one cache.
 package final class GramCache: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    package static let snapshotLimit = 256 << 20
+    private static let snapshotBytes = Budget(limit: snapshotLimit)
+    private let mutex = Mutex()
     private var entry: Entry?
 
     /// Grams (heads × d_head × d_head, contiguous) and, for a borrowed weight, its bytes then.
     private final class Entry {
         let grams: UnsafeMutablePointer<Float>
-        let snapshot: UnsafeMutableRawPointer?
+        let snapshot: UnsafeMutableRawBufferPointer?
 
-        init(grams: UnsafeMutablePointer<Float>, snapshot: UnsafeMutableRawPointer?) {
+        init(grams: UnsafeMutablePointer<Float>, snapshot: UnsafeMutableRawBufferPointer?) {
             self.grams = grams
             self.snapshot = snapshot
         }
 
         deinit {
             free(grams)
-            free(snapshot)
+            if let snapshot {
+                free(snapshot.baseAddress)
+                GramCache.snapshotBytes.give(snapshot.count)
+            }
         }
-    }
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
     }
 
     /// Calls `body` with G_h at offset h · d_head² for every head of `h` (the float32 form of
@@ -65,29 +62,28 @@ package final class GramCache: @unchecked Sendable {
 
     /// The entry, if there is one and (for a borrowed weight) its snapshot equals `span` now.
     private func cached(_ span: UnsafeRawBufferPointer?) -> Entry? {
-        pthread_mutex_lock(mutex)
-        let e = entry
-        pthread_mutex_unlock(mutex)
-        guard let e else { return nil }
+        guard let e = mutex.locked({ entry }) else { return nil }
         guard let span else { return e }
-        guard let snapshot = e.snapshot, let base = span.baseAddress else { return nil }
-        return memcmp(snapshot, base, span.count) == 0 ? e : nil
+        guard let snapshot = e.snapshot, snapshot.count == span.count, let a = snapshot.baseAddress,
+              let b = span.baseAddress else { return nil }
+        return memcmp(a, b, span.count) == 0 ? e : nil
     }
 
-    private func store(_ e: Entry) {
-        pthread_mutex_lock(mutex)
-        entry = e
-        pthread_mutex_unlock(mutex)
-    }
+    private func store(_ e: Entry) { mutex.locked { entry = e } }
 
     /// A new entry: the span's bytes first (what the Grams will be computed from), then the Grams.
     private func make(_ h: AttentionHeads.Float32, _ span: UnsafeRawBufferPointer?, count: Int, threads: Int) -> Entry? {
         guard let grams = malloc(count &* MemoryLayout<Float>.stride)?.bindMemory(to: Float.self, capacity: count) else { return nil }
-        var snapshot: UnsafeMutableRawPointer? = nil
+        var snapshot: UnsafeMutableRawBufferPointer? = nil
         if let span, let base = span.baseAddress {
-            guard let copy = malloc(max(1, span.count)) else { free(grams); return nil }
+            guard Self.snapshotBytes.take(span.count) else { free(grams); return nil }
+            guard let copy = malloc(max(1, span.count)) else {
+                Self.snapshotBytes.give(span.count)
+                free(grams)
+                return nil
+            }
             memcpy(copy, base, span.count)
-            snapshot = copy
+            snapshot = UnsafeMutableRawBufferPointer(start: copy, count: span.count)
         }
         compute(h, into: grams, threads: threads)
         return Entry(grams: grams, snapshot: snapshot)
@@ -114,4 +110,45 @@ extension TensorView {
         }
         return UnsafeRawBufferPointer(start: base, count: count &* dtype.itemSize)
     }
+}
+
+/// A pthread mutex at a stable address.
+final class Mutex: @unchecked Sendable {
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        m = .allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(m)
+        m.deallocate()
+    }
+
+    func locked<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        return body()
+    }
+}
+
+/// A count of bytes shared by threads, never above `limit`.
+final class Budget: @unchecked Sendable {
+    private let mutex = Mutex()
+    private let limit: Int
+    private var used = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Whether `n` more bytes fit; if so they are counted.
+    func take(_ n: Int) -> Bool {
+        mutex.locked {
+            guard n <= limit &- used else { return false }
+            used &+= n
+            return true
+        }
+    }
+
+    func give(_ n: Int) { mutex.locked { used &-= n } }
 }
