@@ -9,8 +9,9 @@ package func laneCount(_ count: Int, threads: Int) -> Int { max(1, min(threads, 
 
 /// Runs `body(i, lane)` for every i in 0..<count on `laneCount(count, threads:)` lanes: the
 /// calling thread and threads started for this call (none kept between calls, so a fork is
-/// safe). Tasks go, in order, to whichever lane asks next (a core slowed by other work takes
-/// fewer); `lane` (< lanes) indexes per-lane scratch memory allocated up front. If a thread
+/// safe). Tasks go, in order and a few at a time (about 16 takes per lane, so that many small
+/// tasks do not all meet on one counter), to whichever lane asks next (a core slowed by other
+/// work takes fewer); `lane` (< lanes) indexes per-lane scratch memory allocated up front. If a thread
 /// cannot be started, the other lanes run its share. Each task must write only its own
 /// outputs, so the result does not depend on `threads` or on which lane ran it.
 package func parallelFor(_ count: Int, threads: Int, _ body: (_ task: Int, _ lane: Int) -> Void) {
@@ -21,22 +22,22 @@ package func parallelFor(_ count: Int, threads: Int, _ body: (_ task: Int, _ lan
     }
     withoutActuallyEscaping(body) { body in
         final class Job {
-            let body: (Int, Int) -> Void, count: Int
+            let body: (Int, Int) -> Void, count: Int, chunk: Int
             let next = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
-            init(_ body: @escaping (Int, Int) -> Void, _ count: Int) {
-                self.body = body; self.count = count; next.initialize(to: 0)
+            init(_ body: @escaping (Int, Int) -> Void, _ count: Int, _ chunk: Int) {
+                self.body = body; self.count = count; self.chunk = chunk; next.initialize(to: 0)
             }
             deinit { next.deallocate() }
             func run(_ lane: Int) {
                 while true {
-                    let i = Kernels.nextTask(next)
-                    guard i < count else { return }
-                    body(i, lane)
+                    let first = Kernels.nextTask(next) &* chunk
+                    guard first < count else { return }
+                    for i in first..<min(count, first &+ chunk) { body(i, lane) }
                 }
             }
         }
         final class Lane { let job: Job; let index: Int; init(_ job: Job, _ index: Int) { self.job = job; self.index = index } }
-        let job = Job(body, count)
+        let job = Job(body, count, max(1, count / (workers &* 16)))
         var started: [pthread_t] = []
         for w in 1..<workers {
             let lane = Unmanaged.passRetained(Lane(job, w)).toOpaque()
