@@ -84,3 +84,25 @@ def test_nan_and_inf_propagate_like_the_product():
     assert not out[7, 8:].any()  # above the diagonal: exact zeros even in a NaN row
     sums = derive_with(model, p, v, "attn_write_to_final_residual_grad_per_sequence_token", g)
     assert np.isnan(sums[20, 1]) and np.isnan(sums[7]).all() and np.isfinite(sums[8]).all()
+
+
+def test_large_outputs_streamed_give_the_same_bits():
+    """Norm outputs of 8 MB and more read float32 p rows in place and are written with
+    non-temporal stores (zeros above the diagonal included): same bits as the per-row reader,
+    into fresh outputs, recycled outputs left full of NaN, and `out=` arrays full of NaN."""
+    T, heads = 600, 12  # unflattened 17 MB, flattened 8.7 MB
+    model, p, v, _ = layer(T, heads, 4, 8, 5)
+    strided = p_variants(p)["strided"]
+    for dst in ("unflattened_attn_write_norm", "attn_write_norm"):
+        want = derive_with(model, strided, v, dst, None)
+        for _ in range(3):
+            got = derive_with(model, p, v, dst, None)
+            np.testing.assert_array_equal(got, want, err_msg=dst)
+            got.fill(np.nan)  # released below: the next output may be this mapping
+            del got
+        store = nw.ActivationStore()
+        store.put("attn.qk_probs", 0, p)
+        store.put("attn.v", 0, v)
+        out = np.full(want.shape, np.nan, np.float32)
+        nw.derive(model, store, dst, 0, out=out)
+        np.testing.assert_array_equal(out, want, err_msg=f"{dst} out=")

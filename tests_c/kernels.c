@@ -203,6 +203,31 @@ static void *concurrent_caller(void *arg) {
 
 /* ---------------------------------------------------------------- masked scaling and pair products */
 
+/* Rows of a large output: n scaled values then `zeros` zeros, c at every float offset of a 64-byte
+   line (the streamed middle, the masked head and tail); the floats around the row untouched. */
+static void test_scale_by_stream(int64_t n, int64_t zeros) {
+    const int64_t total = n + zeros, pad = 40;
+    float *s = malloc(sizeof(float) * (size_t)(n + 1)), *f = malloc(sizeof(float) * (size_t)(n + 1));
+    float *ref = malloc(sizeof(float) * (size_t)(total + 1)), *buf = NULL;
+    if (posix_memalign((void **)&buf, 64, sizeof(float) * (size_t)(total + 2 * pad))) buf = NULL;
+    for (int64_t i = 0; i < n; i++) { s[i] = rand_value(); f[i] = rand_value(); }
+    for (int64_t i = 0; i < total; i++) ref[i] = i >= n || f[i] == 0.0f ? 0.0f : s[i] * f[i];
+    for (int p = 0; p < npaths; p++) {
+        nwk_force_path(paths[p]);
+        for (int off = 0; off < 16; off += 1 + rnd(3)) {
+            fill_sentinel(buf, total + 2 * pad);
+            nwk_scale_by_stream(n, s, f, buf + pad + off, zeros);
+            char what[96];
+            snprintf(what, sizeof what, "scale_by_stream n=%lld zeros=%lld offset=%d %s", (long long)n, (long long)zeros, off, paths[p]);
+            compare(what, 1, total, buf + pad + off, total, ref, total);
+            for (int64_t x = 0; x < pad + off; x++) compare(what, 0, 0, buf + x, 1, ref, 1);  /* sentinels before */
+            compare(what, 0, 0, buf + pad + off + total, 1, ref, 1);                             /* and after */
+        }
+    }
+    nwk_force_path(NULL);
+    free(s); free(f); free(ref); free(buf);
+}
+
 static void test_scale_by(int64_t n) {
     float *s = malloc(sizeof(float) * (size_t)(n + 1)), *f = malloc(sizeof(float) * (size_t)(n + 1));
     float *c = malloc(sizeof(float) * (size_t)(n + 1)), *ref = malloc(sizeof(float) * (size_t)(n + 1));
@@ -396,6 +421,7 @@ int main(void) {
     nwk_test_min_parallel = 0;
     for (int rep = 0; rep < 40; rep++) test_gemm(sizes[rnd(ns)], sizes[rnd(ns)], sizes[rnd(ns)], rnd(5), rnd(5), 0);
     for (int rep = 0; rep < 20; rep++) test_scaled_rows(sizes[rnd(ns)], sizes[rnd(ns)], 1 + rnd(50), rnd(5));
+    for (int rep = 0; rep < 40; rep++) test_scale_by_stream(rnd(90), rnd(40));
     special = 0;
 
     /* 5. Scaled rows (K = 1), all stride patterns. */
@@ -421,6 +447,9 @@ int main(void) {
 
     /* 5b. Masked scaling and attention pair products: every path and thread count, against the chains. */
     for (int64_t n = 0; n < 70; n++) test_scale_by(n);
+    for (int rep = 0; rep < 200; rep++) test_scale_by_stream(rnd(90), rnd(90));
+    test_scale_by_stream(12 * 1024, 0);
+    test_scale_by_stream(12 * 5, 12 * 1019);
     {   /* any_nonzero: one non-zero (or NaN) at every position, and -0 everywhere */
         float x[200];
         for (int p = 0; p < npaths; p++) {

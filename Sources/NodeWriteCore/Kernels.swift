@@ -49,6 +49,14 @@ package enum Kernels {
         nwk_scale_by(Int64(n), s, f, c)
     }
 
+    /// One row of a large output: `scaleBy` for i < n, then `zeros` zeros, with non-temporal
+    /// stores where the CPU has them (same values; the lines are not read first).
+    @inline(__always)
+    package static func scaleByStream(_ n: Int, _ s: UnsafePointer<Float>, _ f: UnsafePointer<Float>,
+                                      _ c: UnsafeMutablePointer<Float>, zeros: Int) {
+        nwk_scale_by_stream(Int64(n), s, f, c, Int64(zeros))
+    }
+
     /// How `attentionPairs` writes: TDB's (key, head) rows, or their sums over keys per head.
     package enum PairOutput { case pairs(tailKeys: Int), sums }
 

@@ -60,3 +60,12 @@ extension DerivedScalarRun {
         }
     }
 }
+
+extension TensorView {
+    /// p (T, T, heads) as float32 rows whose (key, head) elements are contiguous: row q starts at
+    /// base + q · stride; nil for other dtypes and layouts.
+    func float32Rows(heads: Int) -> (base: UnsafePointer<Float>, stride: Int)? {
+        guard dtype == .float32, let base, strides[2] == 1 || heads == 1, strides[1] == heads || shape[1] == 1 else { return nil }
+        return (base.assumingMemoryBound(to: Float.self), strides[0])
+    }
+}

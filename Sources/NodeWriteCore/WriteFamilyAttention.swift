@@ -45,16 +45,27 @@ extension DerivedScalarRun {
     }
 
     /// out[q, k, h] = p[q, k, h] · factors(q)[k · heads + h] for k ≤ q, in TDB's unflattened
-    /// or flattened layout (and 0 for k > q when unflattened).
+    /// or flattened layout (and 0 for k > q when unflattened). Outputs of `streamBytes` and more
+    /// read float32 p rows in place and go out with non-temporal stores (TDB's (T, T, heads) at
+    /// T = 1024 is 50 MB: its lines are then not read before being written).
     private func writePairs(_ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout,
                             _ out: UnsafeMutablePointer<Float>, _ factors: (Int) -> UnsafePointer<Float>) {
         let tokens = h.tokens, heads = h.heads
+        let rows = count &* MemoryLayout<Float>.size >= Self.streamBytes ? h.probs.float32Rows(heads: heads) : nil
         parallelFor(tokens, threads: threads) { q, _ in
             let row = out + rowStart(q, tokens, heads, layout)
+            if let rows {
+                let zeros = layout == .unflattened && !outputZeroed ? (tokens &- q &- 1) &* heads : 0
+                Kernels.scaleByStream((q &+ 1) &* heads, rows.base + q &* rows.stride, factors(q), row, zeros: zeros)
+                return
+            }
             scalePairRow(row, h.probs, q: q, heads: heads, factors(q))
             zeroTail(row, q, h, layout)
         }
     }
+
+    /// Outputs from this size (bytes) are written with non-temporal stores by `writePairs`.
+    static let streamBytes = 8 << 20
 
     /// The k > q part of an unflattened row.
     @inline(__always)

@@ -104,7 +104,7 @@ static int scalar_any_nonzero(int64_t n, const float *x) {
 
 const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
                                   scalar_scale_row, 0, scalar_scale_by, scalar_pairs, scalar_pair_sums,
-                                  scalar_quad_norms, NULL, NULL, scalar_any_nonzero, NULL};
+                                  scalar_quad_norms, NULL, NULL, scalar_any_nonzero, NULL, NULL};
 
 /* ---------------------------------------------------------------- choosing the implementation */
 
@@ -619,6 +619,19 @@ int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
 
 void nwk_scale_by(int64_t n, const float *s, const float *f, float *c) {
     if (n > 0) nwk_current()->scale_by(n, s, f, c);
+}
+
+void nwk_scale_by_stream(int64_t n, const float *s, const float *f, float *c, int64_t zeros) {
+    const nwk_impl *im = nwk_current();
+    if (n < 0) n = 0;
+    if (zeros < 0) zeros = 0;
+    if (im->scale_by_stream) {
+        im->scale_by_stream(n, s, f, c, zeros);
+        nwk_store_fence();
+        return;
+    }
+    if (n > 0) im->scale_by(n, s, f, c);
+    if (zeros > 0) memset(c + n, 0, (size_t)zeros * sizeof(float));
 }
 
 /* ---------------------------------------------------------------- quadratic norms */

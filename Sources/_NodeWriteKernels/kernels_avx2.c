@@ -251,5 +251,5 @@ T256 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_
 }
 
 const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0,
-                                scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, NULL, any_nonzero, NULL};
+                                scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, NULL, any_nonzero, NULL, NULL};
 #endif

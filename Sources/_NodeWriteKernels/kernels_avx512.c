@@ -11,6 +11,8 @@
 #define MR 8
 #define NR 48
 
+static inline int64_t min64i(int64_t x, int64_t y) { return x < y ? x : y; }
+
 T512 static inline __mmask16 mask16(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
@@ -300,6 +302,28 @@ T512 static void scale_row(int64_t n, float s, const float *b, int64_t b_cs, flo
     }
 }
 
+/* scale_by's values of lanes i..i+15 that are < n and in `live` (other lanes +0); masked loads
+   read nothing outside those lanes. */
+T512 static inline __m512 scaled_lanes(int64_t i, int64_t n, const float *s, const float *f, __mmask16 live) {
+    const __mmask16 in = live & mask16(n - i);
+    const __m512 fv = _mm512_maskz_loadu_ps(in, f + i);
+    const __mmask16 nz = _mm512_mask_cmp_ps_mask(in, fv, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    return _mm512_maskz_mul_ps(nz, _mm512_maskz_loadu_ps(nz, s + i), fv);
+}
+
+/* Up to c's first 64-byte boundary and after its last one: masked stores; between: streams. */
+T512 static void scale_by_stream(int64_t n, const float *s, const float *f, float *c, int64_t zeros) {
+    const int64_t total = n + zeros;
+    int64_t i = 0;
+    if (((uintptr_t)c & 3) == 0) {
+        const int64_t head = min64i((int64_t)((64 - ((uintptr_t)c & 63)) & 63) / 4, total);
+        if (head > 0) _mm512_mask_storeu_ps(c, mask16(head), scaled_lanes(0, n, s, f, mask16(head)));
+        for (i = head; i + 16 <= total; i += 16)
+            _mm512_stream_ps(c + i, i >= n ? _mm512_setzero_ps() : scaled_lanes(i, n, s, f, 0xFFFF));
+    }
+    for (; i < total; i += 16) _mm512_mask_storeu_ps(c + i, mask16(total - i), scaled_lanes(i, n, s, f, mask16(total - i)));
+}
+
 T512 static void scale_by(int64_t n, const float *s, const float *f, float *c) {
     const __m512 z = _mm512_setzero_ps();
     for (int64_t i = 0; i < n; i += 16) {
@@ -437,5 +461,5 @@ T512 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_
 
 const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
                                   scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, pack_a, any_nonzero,
-                                  micro_rows};
+                                  micro_rows, scale_by_stream};
 #endif

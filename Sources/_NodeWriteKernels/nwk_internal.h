@@ -68,6 +68,8 @@ typedef struct nwk_impl {
        64-byte-aligned rows of the tile are written with non-temporal stores (same values). */
     void (*micro_rows)(int64_t kc, const float *a, int64_t a_rs, const float *bp, float *c, int64_t c_rs,
                        const float *s, int64_t s_rs, int mr_valid, int nr_valid, int stream);
+    /* Optional (NULL: scale_by, then memset): nwk_scale_by_stream without its fence. */
+    void (*scale_by_stream)(int64_t n, const float *s, const float *f, float *c, int64_t zeros);
 } nwk_impl;
 
 /* The fixed last step of nwk_quad_norms: the eight float64 partial sums combined pairwise,

@@ -50,6 +50,11 @@ int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
    whatever s[i] is; c may be f). Runs on the calling thread. */
 void nwk_scale_by(int64_t n, const float *s, const float *f, float *c);
 
+/* One row of a large output: c[i] as nwk_scale_by for i < n, then c[n + j] = +0 for j < zeros;
+   the 64-byte-aligned part written with non-temporal stores where the CPU has them (same values;
+   the cache lines are not read first), then a store fence. c does not alias s or f. */
+void nwk_scale_by_stream(int64_t n, const float *s, const float *f, float *c, int64_t zeros);
+
 /* out[i*out_stride] = sqrt(sum_c x[i*x_rs + c*x_cs] * y[i*y_rs + c*y_cs]) for i < rows, c < n:
    the norm ||x_i @ B|| when y_i = x_i (B B^T); +0 when the sum is <= 0, NaN when it is NaN.
    Summed in float64 in one fixed order (eight partial sums, lane j taking c = 8m + j, combined
