@@ -87,7 +87,7 @@ def test_nan_and_inf_propagate_like_the_product():
 
 
 def test_large_outputs_streamed_give_the_same_bits():
-    """Norm outputs of 8 MB and more read float32 p rows in place and are written with
+    """Norm outputs of 2 MB and more (NWK_STREAM_MIN_BYTES) read float32 p rows in place and are written with
     non-temporal stores (zeros above the diagonal included): same bits as the per-row reader,
     into fresh outputs, recycled outputs left full of NaN, and `out=` arrays full of NaN."""
     T, heads = 600, 12  # unflattened 17 MB, flattened 8.7 MB

@@ -49,6 +49,9 @@ package enum Kernels {
         nwk_scale_by(Int64(n), s, f, c)
     }
 
+    /// Outputs from this size (bytes) are written with non-temporal stores where final after one pass.
+    package static let streamMinBytes = Int(NWK_STREAM_MIN_BYTES)
+
     /// One row of a large output: `scaleBy` for i < n, then `zeros` zeros, with non-temporal
     /// stores where the CPU has them (same values; the lines are not read first).
     @inline(__always)

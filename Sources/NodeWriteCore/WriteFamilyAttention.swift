@@ -45,34 +45,29 @@ extension DerivedScalarRun {
     }
 
     /// out[q, k, h] = p[q, k, h] · factors(q)[k · heads + h] for k ≤ q, in TDB's unflattened
-    /// or flattened layout (and 0 for k > q when unflattened). Outputs of `streamBytes` and more
-    /// read float32 p rows in place and go out with non-temporal stores (TDB's (T, T, heads) at
-    /// T = 1024 is 50 MB: its lines are then not read before being written).
+    /// or flattened layout (and 0 for k > q when unflattened). Large outputs
+    /// (`Kernels.streamMinBytes`) read float32 p rows in place and go out with non-temporal
+    /// stores (TDB's (T, T, heads) at T = 1024 is 50 MB: its lines are then not read first).
     private func writePairs(_ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout,
                             _ out: UnsafeMutablePointer<Float>, _ factors: (Int) -> UnsafePointer<Float>) {
         let tokens = h.tokens, heads = h.heads
-        let rows = count &* MemoryLayout<Float>.size >= Self.streamBytes ? h.probs.float32Rows(heads: heads) : nil
+        let rows = count &* MemoryLayout<Float>.size >= Kernels.streamMinBytes ? h.probs.float32Rows(heads: heads) : nil
         parallelFor(tokens, threads: threads) { q, _ in
-            let row = out + rowStart(q, tokens, heads, layout)
+            let row = out + rowStart(q, tokens, heads, layout), zeros = tailZeros(q, h, layout)
             if let rows {
-                let zeros = layout == .unflattened && !outputZeroed ? (tokens &- q &- 1) &* heads : 0
                 Kernels.scaleByStream((q &+ 1) &* heads, rows.base + q &* rows.stride, factors(q), row, zeros: zeros)
-                return
+            } else {
+                scalePairRow(row, h.probs, q: q, heads: heads, factors(q))
+                (row + (q &+ 1) &* heads).update(repeating: 0, count: zeros)
             }
-            scalePairRow(row, h.probs, q: q, heads: heads, factors(q))
-            zeroTail(row, q, h, layout)
         }
     }
 
-    /// Outputs from this size (bytes) are written with non-temporal stores by `writePairs`.
-    static let streamBytes = 8 << 20
-
-    /// The k > q part of an unflattened row.
+    /// The zeros row q must write after its keys ≤ q: the k > q part of an unflattened row,
+    /// unless the output holds zeros already.
     @inline(__always)
-    private func zeroTail(_ row: UnsafeMutablePointer<Float>, _ q: Int, _ h: AttentionHeads.Float32,
-                          _ layout: DerivedScalarSpec.AttentionLayout) {
-        guard layout == .unflattened, !outputZeroed else { return }
-        (row + (q &+ 1) &* h.heads).update(repeating: 0, count: (h.tokens &- q &- 1) &* h.heads)
+    private func tailZeros(_ q: Int, _ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout) -> Int {
+        layout == .unflattened && !outputZeroed ? (h.tokens &- q &- 1) &* h.heads : 0
     }
 
     /// ‖Σ_k p[q, k, h] v[k, h] @ W_O[h]‖ (TDB: the norm of the head's summed write), from

@@ -278,7 +278,7 @@ typedef struct {
     const float *b; int64_t b_rs, b_cs;
     float *c; int64_t c_rs;
     const float *s; int64_t s_rs; /* NULL, or the scales of nwk_gemm_scaled (column stride 1) */
-    int stream;  /* C may be written with non-temporal stores (see STREAM_MIN_BYTES) */
+    int stream;  /* C may be written with non-temporal stores (NWK_STREAM_MIN_BYTES, rows 64-byte aligned) */
     int64_t kb;  /* the k block: KC or KC_CACHED */
     int rows;    /* the rows path */
 } gemm_args;
@@ -440,11 +440,6 @@ static void gemm_rows(const nwk_impl *im, const gemm_args *g, rows_queue *q, flo
     }
 }
 
-/* Outputs larger than this (bytes) are written with non-temporal stores when they are final
-   after one pass (a single k block) and their rows are 64-byte aligned: the cache lines are
-   then not read before being overwritten, halving the memory traffic of short-k products. */
-#define STREAM_MIN_BYTES (2u << 20)
-
 static void gemm_packed(const nwk_impl *im, const gemm_args *g, float *scratch) {
     const int mr = im->mr, nr = im->nr;
     const int64_t KB = g->kb;
@@ -559,10 +554,10 @@ int nwk_gemm_scaled(int64_t m, int64_t n, int64_t k_dim,
         per = (packed_scratch(im, part_n, k_dim, kb, rows) + 15) & ~(size_t)15; /* 64-byte multiples */
         if (nwk_scratch_alloc((void **)&scratch, per * sizeof(float) * (size_t)nt) != 0) return -1;
     }
+    const int stream = im->streams && (double)m * (double)n * sizeof(float) >= (double)NWK_STREAM_MIN_BYTES &&
+                       ((uintptr_t)c & 63) == 0 && ((c_rs * (int64_t)sizeof(float)) & 63) == 0;
     for (int t = 0; t < nt; t++) {
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
-        const int stream = im->streams && (double)m * (double)n * sizeof(float) >= (double)STREAM_MIN_BYTES &&
-                           ((uintptr_t)c & 63) == 0 && ((c_rs * (int64_t)sizeof(float)) & 63) == 0;
         gemm_args g = {m, n, k_dim, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, s, s_rs, stream, kb, rows};
         if (rows) {
             /* every part takes units from the queue */

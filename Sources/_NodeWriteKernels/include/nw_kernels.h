@@ -50,6 +50,11 @@ int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
    whatever s[i] is; c may be f). Runs on the calling thread. */
 void nwk_scale_by(int64_t n, const float *s, const float *f, float *c);
 
+/* Outputs from this size (bytes) are large: written with non-temporal stores where they are final
+   after one pass (nwk_gemm's single-k-block products, nwk_scale_by_stream's rows), so their cache
+   lines are not read before being overwritten. */
+#define NWK_STREAM_MIN_BYTES (2 << 20)
+
 /* One row of a large output: c[i] as nwk_scale_by for i < n, then c[n + j] = +0 for j < zeros;
    the 64-byte-aligned part written with non-temporal stores where the CPU has them (same values;
    the cache lines are not read first), then a store fence. c does not alias s or f. */
