@@ -15,6 +15,10 @@
  *   NW_ERR_INVALID_ARGUMENT, never undefined behaviour.
  * - Outputs go into caller buffers with an explicit capacity in elements; a
  *   buffer that is too small is NW_ERR_BUFFER_TOO_SMALL, never an overrun.
+ * - An output (out, out_shape, token_rows, values, ...) must share no byte with
+ *   anything the call reads (its activations, weights, direction, node array) nor
+ *   with another output of the call: NW_ERR_INVALID_ARGUMENT, never wrong values.
+ *   Strided inputs are compared by the bytes from their lowest to highest element.
  * - Ownership is stated on every function: "copies" (the library keeps its own
  *   copy), "borrows until ..." (the caller keeps the memory alive and unchanged
  *   until then), "caller frees" (destroy with the matching _destroy function).

@@ -1067,6 +1067,129 @@ static int sc_zero_stride_probs(void *p) {
     return st;
 }
 
+/* Outputs that share memory with an input or with another output: every export refuses
+ * them (INVALID_ARGUMENT, a message, nothing written anywhere in the arena), and the same
+ * calls with outputs just past the inputs succeed. The model borrows its weights and the
+ * store its activations from one arena, so that an output can point into any of them. */
+enum { OV_T = 3, OV_DM = 4, OV_FF = 3, OV_V = 5 };
+enum { OV_W = 0, OV_POST = OV_W + OV_FF * OV_DM, OV_G = OV_POST + OV_T * OV_FF, OV_U = OV_G + OV_T * OV_DM,
+       OV_GAIN = OV_U + OV_DM * OV_V, OV_FREE = (OV_GAIN + OV_DM + 15) / 16 * 16, OV_ARENA = OV_FREE + 64 };
+typedef struct {
+    float a[OV_ARENA];
+    nw_model *m;
+    nw_store *s;
+    nw_tensor_view g;
+    int64_t wshape[2], pshape[2], gshape[2], ushape[2], gainshape[1];
+} ov_fixture;
+
+static nw_status ov_setup(ov_fixture *f) {
+    for (int i = 0; i < OV_ARENA; i++) f->a[i] = (float)((i * 7) % 11) / 11.0f - 0.4f;
+    nw_model_dims dims = {1, OV_DM, 1, 1, OV_FF};
+    nw_status st = nw_model_create(&dims, &f->m);
+    if (st != NW_OK) return st;
+    nw_store_create(&f->s);
+    f->wshape[0] = OV_FF; f->wshape[1] = OV_DM;
+    f->pshape[0] = OV_T; f->pshape[1] = OV_FF;
+    f->gshape[0] = OV_T; f->gshape[1] = OV_DM;
+    f->ushape[0] = OV_DM; f->ushape[1] = OV_V;
+    f->gainshape[0] = OV_DM;
+    nw_tensor_view w = {f->a + OV_W, NW_DTYPE_F32, 2, f->wshape, NULL};
+    nw_tensor_view p = {f->a + OV_POST, NW_DTYPE_F32, 2, f->pshape, NULL};
+    nw_tensor_view u = {f->a + OV_U, NW_DTYPE_F32, 2, f->ushape, NULL};
+    nw_tensor_view gain = {f->a + OV_GAIN, NW_DTYPE_F32, 1, f->gainshape, NULL};
+    f->g = (nw_tensor_view){f->a + OV_G, NW_DTYPE_F32, 2, f->gshape, NULL};
+    if (st == NW_OK) st = nw_model_set_weight(f->m, NW_WEIGHT_MLP_TO_RESIDUAL, 0, &w, NW_BORROW);
+    if (st == NW_OK) st = nw_model_set_weight(f->m, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, &u, NW_BORROW);
+    if (st == NW_OK) st = nw_model_set_weight(f->m, NW_WEIGHT_LAYER_NORM_GAIN_FINAL, NW_NO_LAYER, &gain, NW_BORROW);
+    if (st == NW_OK) st = nw_store_put(f->s, NW_ACT_MLP_POST_ACT, 0, &p);
+    return st;
+}
+
+static void ov_teardown(ov_fixture *f) {
+    nw_store_destroy(f->s);
+    nw_model_destroy(f->m);
+}
+
+/* One call of every export with outputs at the given arena offsets (o1 the float output,
+ * o2 the int64 or shape output; -1: a separate buffer). */
+static nw_status ov_call(ov_fixture *f, int fn, int o1, int o2) {
+    static float own_f[64];
+    static int64_t own_i[64];
+    float *out = o1 < 0 ? own_f : f->a + o1;
+    int64_t *ints = o2 < 0 ? own_i : (int64_t *)(void *)(f->a + o2);
+    nw_node_index nd = N_MLP(0, 1, 2);
+    int64_t idx[2] = {1, 2}, shape[3];
+    int32_t ndim;
+    switch (fn) {
+    case 0: return nw_derive(f->m, f->s, NW_DST_MLP_WRITE_TO_FINAL_RESIDUAL_GRAD, 0, &f->g, 0, out, OV_T * OV_FF, o2 < 0 ? shape : ints, &ndim);
+    case 1: return nw_node_write(f->m, f->s, &nd, out, OV_T * OV_DM);
+    case 2: return nw_node_write_sized(f->m, f->s, &nd, 0, out, OV_T * OV_DM, o2 < 0 ? shape : ints);
+    case 3: return nw_node_write_vectors(f->m, f->s, &nd, 1, out, OV_DM, ints);
+    case 4: return nw_node_writes(f->m, f->s, NW_NODE_MLP_NEURON, 0, idx, 1, 2, out, OV_DM, ints);
+    case 5: return nw_node_write_to_direction(f->m, f->s, &nd, &f->g, out, OV_T, o2 < 0 ? shape : ints);
+    case 6: return nw_token_writes(f->m, f->s, NW_NODE_MLP_NEURON, 0, idx, 1, 2, out, OV_V);
+    case 7: return nw_token_writes_top_k(f->m, f->s, NW_NODE_MLP_NEURON, 0, idx, 1, 2, 2, 1, out, ints, 2);
+    default: {
+        nw_deriver *d;
+        nw_status st = nw_node_write_deriver_create(f->m, &nd, &d);
+        if (st != NW_OK) return st;
+        st = fn == 8 ? nw_deriver_derive(d, f->s, out, OV_T * OV_DM) : nw_deriver_derive_vector(d, f->s, out, OV_DM, ints);
+        nw_deriver_destroy(d);
+        return st;
+    }
+    }
+}
+
+static int sc_outputs_overlap_inputs(void *p) {
+    ctx *c = p;
+    static const char *const names[10] = {"nw_derive", "nw_node_write", "nw_node_write_sized", "nw_node_write_vectors",
+                                          "nw_node_writes", "nw_node_write_to_direction", "nw_token_writes",
+                                          "nw_token_writes_top_k", "nw_deriver_derive", "nw_deriver_derive_vector"};
+    /* (fn, float output at, int output at): each an overlap the call must refuse */
+    static const int bad[][3] = {
+        {0, OV_POST, -1}, {0, OV_G + 2, -1}, {0, OV_W + OV_FF * OV_DM - 1, -1}, {0, OV_FREE, OV_POST}, {0, OV_FREE, OV_FREE + 2},
+        {1, OV_W + 1, -1}, {1, OV_POST + OV_T * OV_FF - 1, -1},
+        {2, OV_POST, -1}, {2, OV_FREE, OV_W}, {2, OV_FREE, OV_FREE + 4},
+        {3, OV_W, -1}, {3, OV_FREE, OV_POST}, {3, OV_FREE, OV_FREE + 2},
+        {4, OV_POST + 1, -1}, {4, OV_FREE, OV_W}, {4, OV_FREE, OV_FREE},
+        {5, OV_G, -1}, {5, OV_W, -1}, {5, OV_FREE, OV_G},
+        {6, OV_U, -1}, {6, OV_GAIN - 1, -1}, {6, OV_POST, -1},
+        {7, OV_GAIN, -1}, {7, OV_FREE, OV_U}, {7, OV_FREE, OV_FREE},
+        {8, OV_W + 4, -1}, {8, OV_POST, -1},
+        {9, OV_POST, -1}, {9, OV_FREE, OV_FREE + 2}, {9, OV_FREE, OV_W},
+    };
+    ov_fixture f;
+    nw_status st = ov_setup(&f);
+    if (st != NW_OK) return st;
+    float before[OV_ARENA];
+    memcpy(before, f.a, sizeof before);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const int fn = bad[i][0];
+        st = ov_call(&f, fn, bad[i][1], bad[i][2]);
+        CHECK(c, st == NW_ERR_INVALID_ARGUMENT, "%s with outputs at %d, %d: %s, not INVALID_ARGUMENT", names[fn],
+              bad[i][1], bad[i][2], nw_status_string(st));
+        CHECK(c, nw_last_error_message()[0] != '\0', "%s: no message", names[fn]);
+        CHECK(c, memcmp(before, f.a, sizeof before) == 0, "%s with outputs at %d, %d wrote into the arena", names[fn],
+              bad[i][1], bad[i][2]);
+        memcpy(f.a, before, sizeof before);
+    }
+    /* the node array is read while out fills */
+    nw_node_index nodes[2] = {N_MLP(0, 1, 2), N_MLP(0, 0, 1)}, nodes0[2];
+    memcpy(nodes0, nodes, sizeof nodes);
+    st = nw_node_write_vectors(f.m, f.s, nodes, 2, (float *)(void *)&nodes[1], 2 * OV_DM, NULL);
+    CHECK(c, st == NW_ERR_INVALID_ARGUMENT && memcmp(nodes, nodes0, sizeof nodes) == 0,
+          "nw_node_write_vectors with out over its node array: %s", nw_status_string(st));
+    /* the same calls with outputs right after the inputs (and apart from each other) succeed */
+    for (int fn = 0; fn < 10; fn++) {
+        st = ov_call(&f, fn, OV_FREE, OV_FREE + 16);
+        CHECK(c, st == NW_OK, "%s with outputs next to the inputs: %s (%s)", names[fn], nw_status_string(st),
+              nw_last_error_message());
+        CHECK(c, memcmp(before, f.a, OV_FREE * sizeof(float)) == 0, "%s changed an input", names[fn]);
+    }
+    ov_teardown(&f);
+    return NW_OK;
+}
+
 /* ------------------------------------------------- exports of 1.1 (run_x) */
 
 /* The layer-less weights (unembedding (DM, NV), final layer norm gain (DM,)), the
@@ -2300,6 +2423,7 @@ static const row STATIC_ROWS[] = {
     {.what = "scenario: node_write_vectors with n_nodes 0", .fn = F_SCENARIO, .scenario = sc_vectors_empty},
     {.what = "scenario: error message kept after a success, per thread", .fn = F_SCENARIO, .scenario = sc_error_message},
     {.what = "scenario: qk_probs with all-zero strides", .fn = F_SCENARIO, .scenario = sc_zero_stride_probs},
+    {.what = "scenario: outputs sharing memory with an input or another output", .fn = F_SCENARIO, .scenario = sc_outputs_overlap_inputs},
 };
 
 /* ------------------------------------------------- generated node rows */

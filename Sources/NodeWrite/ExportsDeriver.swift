@@ -66,7 +66,11 @@ public func nw_deriver_derive_vector(_ deriver: OpaquePointer?, _ store: OpaqueP
     boundary { () throws(NodeWriteError) in
         let d = try Handle.borrow(deriver, as: DeriverBox.self, "deriver").deriver
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
-        let row = try d.deriveVector(s.store, into: try outputBuffer(out, outLen, "out"))
+        let buffer = try outputBuffer(out, outLen, "out")
+        let rowSpan = OutputSpan(tokenRow, count: 1, "token_row")
+        try d.validate(s.store, outputs: rowSpan)
+        try rowSpan.ensureDisjoint(from: OutputSpan(out, count: min(buffer.count, d.source.dims.dModel), "out"))
+        let row = try d.deriveVector(s.store, into: buffer)
         tokenRow?.pointee = Int64(row)
     }
 }
@@ -89,8 +93,10 @@ public func nw_node_write_sized(_ model: OpaquePointer?, _ store: OpaquePointer?
         let (rows, columns) = try deriver.outputShape(s.store)
         // Everything but the capacity is checked before out_shape is written (it is written
         // on NW_OK and NW_ERR_BUFFER_TOO_SMALL only).
-        try deriver.validate(s.store)
+        let shapeSpan = OutputSpan(outShape, count: 2, "out_shape")
+        try deriver.validate(s.store, outputs: shapeSpan)
         guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }
+        try shapeSpan.ensureDisjoint(from: OutputSpan(out, count: min(capacity(outLen), rows &* columns), "out"))
         outShape?[0] = Int64(rows)
         outShape?[1] = Int64(columns)
         guard outLen != 0 || out != nil else {
@@ -120,9 +126,14 @@ public func nw_node_write_vectors(_ model: OpaquePointer?, _ store: OpaquePointe
         func deriver(_ i: Int) throws(NodeWriteError) -> NodeWriteDeriver {
             try NodeWriteDeriver(model: model, node: try NodeIndex(nodes.unsafelyUnwrapped + i))
         }
-        // Validate every node before writing anything.
+        // Validate every node, and the outputs against every input, before writing anything.
+        let outSpan = OutputSpan(out, count: needed, "out"), rowsSpan = OutputSpan(tokenRows, count: nNodes, "token_rows")
+        let nodeArray = UnsafeBufferPointer(start: nodes, count: nNodes)
+        try outSpan.ensureDisjoint(from: nodeArray, "nodes")
+        try rowsSpan.ensureDisjoint(from: nodeArray, "nodes")
+        try rowsSpan.ensureDisjoint(from: outSpan)
         for i in 0..<nNodes {
-            do throws(NodeWriteError) { try deriver(i).validate(s.store) }
+            do throws(NodeWriteError) { try deriver(i).validate(s.store, outputs: outSpan, rowsSpan) }
             catch { throw error.prefixed("nodes[\(i)]: ") }
         }
         let dModel = model.dims.dModel

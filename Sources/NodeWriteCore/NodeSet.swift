@@ -57,6 +57,10 @@ package struct NodeSet {
         }
         try withResolved(store) { (form, nodes) throws(NodeWriteError) in
             guard let base = out.baseAddress, !nodes.isEmpty else { return }
+            let outSpan = OutputSpan(base, count: needed, "out"), rowsSpan = OutputSpan(tokenRows, count: count, "token_rows")
+            try form.ensureDisjoint(outSpan)
+            try form.ensureDisjoint(rowsSpan)
+            try rowsSpan.ensureDisjoint(from: outSpan)
             try form.writeVectors(nodes, into: base)
             if let tokenRows { for i in 0..<count { tokenRows[i] = Int64(nodes[i].token) } }
         }

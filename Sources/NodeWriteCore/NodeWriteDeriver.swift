@@ -33,6 +33,7 @@ package struct NodeWriteDeriver: Sendable {
         guard out.count >= form.dModel else {
             throw .bufferTooSmall("out: capacity \(out.count) is less than d_model = \(form.dModel)")
         }
+        try form.ensureDisjoint(OutputSpan(out.baseAddress, count: form.dModel, "out"))
         try withUnsafePointer(to: &resolved) { (p) throws(NodeWriteError) in
             try form.writeVectors(UnsafeBufferPointer(start: p, count: 1), into: out.baseAddress.unsafelyUnwrapped)
         }
@@ -50,6 +51,7 @@ package struct NodeWriteDeriver: Sendable {
         guard out.count >= total else {
             throw .bufferTooSmall("out: capacity \(out.count) is less than T × d_model = \(form.tokens) × \(dModel)")
         }
+        try form.ensureDisjoint(OutputSpan(out.baseAddress, count: total, "out"))
         let base = out.baseAddress.unsafelyUnwrapped, token = resolved.token
         try withUnsafePointer(to: &resolved) { (p) throws(NodeWriteError) in
             try form.writeVectors(UnsafeBufferPointer(start: p, count: 1), into: base + token &* dModel)
@@ -60,9 +62,14 @@ package struct NodeWriteDeriver: Sendable {
         (base + after).update(repeating: 0, count: total &- after)
     }
 
-    /// Checks the store against the node and the model; nothing is written.
-    package func validate(_ store: ActivationStore) throws(NodeWriteError) {
-        _ = try source.resolve(store).resolve(node.indices)
+    /// Checks the store against the node and the model, and that the outputs share no memory
+    /// with what the write reads; nothing is written.
+    package func validate(_ store: ActivationStore, outputs out: OutputSpan = .none, _ more: OutputSpan = .none)
+        throws(NodeWriteError) {
+        let form = try source.resolve(store)
+        _ = try form.resolve(node.indices)
+        try form.ensureDisjoint(out)
+        try form.ensureDisjoint(more)
     }
 
     /// T × d_model, checked for overflow.
@@ -83,6 +90,9 @@ extension NodeWriteDeriver {
         guard out.count >= form.tokens else {
             throw .bufferTooSmall("out: capacity \(out.count) is less than T = \(form.tokens)")
         }
+        let span = OutputSpan(out.baseAddress, count: form.tokens, "out")
+        try form.ensureDisjoint(span)
+        try span.ensureDisjoint(from: direction.view, "the direction")
         let dModel = form.dModel
         try withUnsafeTemporaryAllocation(of: Float.self, capacity: dModel) { (w) throws(NodeWriteError) in
             let token = try deriveVector(store, into: w)

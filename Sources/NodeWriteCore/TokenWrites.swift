@@ -22,7 +22,8 @@ extension NodeSet {
         guard !o, out.count >= needed else {
             throw .bufferTooSmall("out: capacity \(out.count) is less than n_nodes × n_vocab = \(count) × \(vocab)")
         }
-        try withGainedWrites(model, store) { (writes, b) throws(NodeWriteError) in
+        try withGainedWrites(model, store, outputs: OutputSpan(out.baseAddress, count: needed, "out")) {
+            (writes, b) throws(NodeWriteError) in
             let base = out.baseAddress.unsafelyUnwrapped
             try Kernels.gemm(m: count, n: vocab, k: source.dims.dModel, a: writes, b: b, c: base, cRowStride: vocab,
                              threads: Kernels.threads)
@@ -53,7 +54,10 @@ extension NodeSet {
             throw .bufferTooSmall("values, token_ids: capacity \(min(values.count, ids.count)) is less than n_nodes × top_k = \(count) × \(k)")
         }
         let columns = min(vocab, Self.vocabularyBlock), dModel = source.dims.dModel
-        try withGainedWrites(model, store) { (writes, b) throws(NodeWriteError) in
+        let valueSpan = OutputSpan(values.baseAddress, count: needed, "values")
+        let idSpan = OutputSpan(ids.baseAddress, count: needed, "token_ids")
+        try valueSpan.ensureDisjoint(from: idSpan)
+        try withGainedWrites(model, store, outputs: valueSpan, idSpan) { (writes, b) throws(NodeWriteError) in
             try withScratch(Float.self, count: count &* (columns &+ k), "token-space writes") { (scratch) throws(NodeWriteError) in
               try withScratch(Double.self, count: count, "token-space sums") { (sums) throws(NodeWriteError) in
                 try withScratch(Int.self, count: count &* k, "top-k selections") { (heapIds) throws(NodeWriteError) in
@@ -88,14 +92,20 @@ extension NodeSet {
         }
     }
 
-    /// All nodes validated, then their writes times the final gain (n × d_model) and the
-    /// unembedding as a float32 matrix.
-    private func withGainedWrites(_ model: Model, _ store: ActivationStore,
+    /// All nodes validated, and the outputs against every input, then their writes times the
+    /// final gain (n × d_model) and the unembedding as a float32 matrix.
+    private func withGainedWrites(_ model: Model, _ store: ActivationStore, outputs out: OutputSpan,
+                                  _ more: OutputSpan = .none,
                                   _ body: (F32Matrix, F32Matrix) throws(NodeWriteError) -> Void) throws(NodeWriteError) {
         let (u, gain) = try Self.vocabulary(model)
         let vocab = u.shape[1], dModel = source.dims.dModel
         try withResolved(store) { (form, nodes) throws(NodeWriteError) in
             guard !nodes.isEmpty else { return }
+            for span in [out, more] {
+                try form.ensureDisjoint(span)
+                try span.ensureDisjoint(from: u, "the unembedding")
+                try span.ensureDisjoint(from: gain, "the final layer norm's gain")
+            }
             try withScratch(Float.self, count: nodes.count &* dModel, "gained writes") { (writes) throws(NodeWriteError) in
                 try form.writeVectors(nodes, into: writes)
                 for r in 0..<nodes.count {

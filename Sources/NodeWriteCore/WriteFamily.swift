@@ -81,8 +81,18 @@ package struct DerivedScalarRun {
         self.outputZeroed = outputZeroed
     }
 
+    /// - Throws: `.invalidArgument` when `out` shares memory with an input of the run.
+    package func ensureDisjoint(_ out: OutputSpan) throws(NodeWriteError) {
+        switch input {
+        case .nodes(let form, _): try form.ensureDisjoint(out)
+        case .layer(let delta): try out.ensureDisjoint(from: delta, "the layer's residual write (activation resid.delta_*)")
+        }
+        if let direction { try out.ensureDisjoint(from: direction.view, "the direction") }
+    }
+
     /// Writes the output (row-major, `count` floats). On error nothing is written.
     package func derive(into out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        try ensureDisjoint(OutputSpan(out, count: count, "out"))
         switch input {
         case .layer(let delta): try layerWrites(delta, out)
         case .nodes(let form, let layout):

@@ -15,6 +15,9 @@ namespace nwpy __attribute__((visibility("hidden"))) {
 
 std::string rewrite_library_message(const std::string &message, const Subject *subject) {
     if (subject == nullptr) return message;
+    // messages about an output ("out: ...", "values and token_ids share memory ...") name it already
+    static const std::regex output_re(R"(^(out|out_shape|out_ndim|values|token_ids|token_rows?)(:| and ).*$)");
+    if (std::regex_match(message, output_re)) return message;
     // "<param>.ndim = N but M dimensions are expected" (the C view's parameter name)
     static const std::regex ndim_re(R"(^[A-Za-z_.]+\.ndim = (-?\d+) but (\d+) dimensions are expected$)");
     // "<param>: rest" or "<param>.field: rest" where <param> is a C parameter name
