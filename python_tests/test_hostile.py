@@ -498,3 +498,19 @@ def test_api_misuse_reinit_copy_and_foreign_self():
         nw.Model.set_weight(s, "mlp.to_residual", 0, np.ones((3, 4), np.float32))
     with pytest.raises(nw.NodeWriteValueError, match="store: expected a nodewrite.ActivationStore"):
         nw.node_write(m, m, nw.NodeIndex("mlp_neuron", 0, (0, 0)))
+
+
+@needs_torch
+def test_unstrided_and_unexportable_tensors_name_the_cause_on_one_line():
+    s = nw.ActivationStore()
+    cases = [(torch.ones(2, 3).to_mkldnn(), r"layout is torch\._mkldnn.*to_dense\(\)"),
+             (torch.ones(2, 3).to_sparse(), r"cannot export .*strided"),
+             (torch.quantize_per_tensor(torch.ones(2, 3), 0.1, 0, torch.qint8), r"cannot export .*QInt")]
+    for tensor, pattern in cases:
+        with pytest.raises(nw.NodeWriteValueError, match=pattern) as info:
+            s.put("mlp.post_act", 0, tensor)
+        text = str(info.value)
+        assert "\n" not in text and "At:" not in text, text
+        assert "mlp.post_act" in text
+    with pytest.raises(nw.NodeWriteKeyError):
+        s.get("mlp.post_act", 0)  # nothing was stored

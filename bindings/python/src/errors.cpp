@@ -59,7 +59,12 @@ std::string take_python_error() {
     if (!PyErr_Occurred()) return "unknown error";
     if (!PyErr_ExceptionMatches(PyExc_Exception)) throw py::error_already_set();
     py::error_already_set e;  // fetches and clears
-    return std::string(e.what());
+    std::string text = e.what();
+    // pybind11 appends the traceback ("\n\nAt:\n  file(line): function"): keep the message only
+    size_t at = text.find("\n\nAt:");
+    if (at != std::string::npos) text.resize(at);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text;
 }
 
 py::object getattr_or_null(py::handle obj, const char *name, const std::string &what) {

@@ -130,6 +130,21 @@ bool from_buffer(py::handle obj, Held &h, const std::string &what) {
              "; nodewrite reads CPU memory only (move it with .cpu() first)");
 }
 
+// A CPU tensor whose memory is not strided elements (torch's mkldnn layout): say so, not "device".
+static void refuse_unstrided_layout(py::handle obj, const std::string &what, const std::string &error) {
+    py::object layout = getattr_or_null(obj, "layout", what);
+    if (!layout) return;
+    PyObject *s = PyObject_Str(layout.ptr());
+    if (s == nullptr) { take_python_error(); return; }
+    const char *c = PyUnicode_AsUTF8(s);
+    std::string name = c != nullptr ? c : "";
+    Py_DECREF(s);
+    if (PyErr_Occurred()) take_python_error();
+    if (name.empty() || name == "torch.strided") return;
+    fail(NW_ERR_INVALID_ARGUMENT, what + ": the tensor's layout is " + name +
+                                      ", not strided memory (convert it with .to_dense() first): " + error);
+}
+
 bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
     py::object dlpack = getattr_or_null(obj, "__dlpack__", what);
     if (!dlpack) return false;
@@ -140,7 +155,8 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
         int64_t device_type = -1;
         PyObject *r = PyObject_CallNoArgs(dev_fn.ptr());
         if (r == nullptr) {
-            take_python_error();  // e.g. torch's meta device: not exportable
+            std::string text = take_python_error();  // e.g. torch's meta device, an mkldnn tensor
+            refuse_unstrided_layout(src, what, text);
             fail_device(src, what, "a device DLPack cannot export");
         }
         py::object dev = py::reinterpret_steal<py::object>(r);
