@@ -501,6 +501,7 @@ def test_api_misuse_reinit_copy_and_foreign_self():
 
 
 @needs_torch
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")
 def test_unstrided_and_unexportable_tensors_name_the_cause_on_one_line():
     s = nw.ActivationStore()
     cases = [(torch.ones(2, 3).to_mkldnn(), r"layout is torch\._mkldnn.*to_dense\(\)"),
