@@ -23,8 +23,9 @@
  * Output buffers are malloc'd with exactly the capacity passed.
  *
  * Besides crashes and sanitizer reports, the harness traps on contract
- * violations it can see: an unknown status, a failure without a message, or an
- * output written on failure.
+ * violations it can see: an unknown status, a failure without a message, an
+ * output written on failure, or a derive that succeeds with its output placed
+ * over its direction's memory (it must be refused, the direction unchanged).
  *
  * Built with -DNW_FUZZ_REPLAY_MAIN it is a plain program that runs the inputs
  * named on the command line (files or directories) once each, linked against
@@ -101,6 +102,9 @@ typedef struct st {
     int64_t T, Tk, nlat, nvocab;
     void *blocks[MAXBLOCKS]; /* every block a view borrows, freed at the very end */
     int nblocks;
+    const void *last_data; /* the data pointer of the last view made, its block and the block's size */
+    void *last_block;
+    size_t last_bytes;
 } st;
 
 static void keep(st *s, void *p) {
@@ -199,6 +203,9 @@ static int view(rd *r, st *s, int ndim_nat, const int64_t *nat, nw_tensor_view *
     keep(s, block);
     v->data = (valid && !empty) ? block + (size_t)(-lo) * isz(dtype) : block;
     if ((mode & 0x3c) == 0x38) v->data = NULL;
+    s->last_data = v->data;
+    s->last_block = block;
+    s->last_bytes = nbytes;
     v->dtype = dtype;
     v->ndim = ndim;
     v->shape = shape;
@@ -335,6 +342,34 @@ static int heavy_tokens(st *s, size_t nn) {
 }
 
 /* a direction view: none, (T, d_model) or (d_model,) */
+/* After a call that succeeded with a direction: the same call with its `count` floats of output
+ * placed over the direction's block must be refused (the output would overlap an input), and
+ * the block left as it was. `call` makes the call with the given output. */
+static void refuse_output_over_direction(st *s, const nw_tensor_view *dp, int64_t count,
+                                         nw_status (*call)(void *ctx, float *out, size_t cap), void *ctx) {
+    if (dp == NULL || dp->data == NULL || dp->data != s->last_data || count <= 0) return;
+    uint8_t *copy = malloc(s->last_bytes);
+    if (!copy) return;
+    memcpy(copy, s->last_block, s->last_bytes);
+    nw_status status = call(ctx, (float *)s->last_block, (size_t)count);
+    check(status);
+    if (status != NW_ERR_INVALID_ARGUMENT || memcmp(copy, s->last_block, s->last_bytes) != 0) __builtin_trap();
+    free(copy);
+}
+
+typedef struct { st *s; int32_t dst, layer; const nw_tensor_view *dp; const nw_node_index *node; } alias_call;
+static nw_status derive_into(void *p, float *out, size_t cap) {
+    alias_call *a = p;
+    int64_t shape[3];
+    int32_t nd;
+    return nw_derive(a->s->model, a->s->store, a->dst, a->layer, a->dp, 0, out, cap, shape, &nd);
+}
+static nw_status to_direction_into(void *p, float *out, size_t cap) {
+    alias_call *a = p;
+    int64_t shape[2];
+    return nw_node_write_to_direction(a->s->model, a->s->store, a->node, a->dp, out, cap, shape);
+}
+
 static const nw_tensor_view *direction(rd *r, st *s, nw_tensor_view *v, int64_t *shape, int64_t *strides) {
     uint8_t b = u8(r);
     if (b < 40) return NULL;
@@ -519,6 +554,10 @@ static void step_new(rd *r, st *s, uint8_t op) {
         if (status != NW_OK && status != NW_ERR_BUFFER_TOO_SMALL && status != NW_ERR_OUT_OF_MEMORY) __builtin_trap();
         if (status == NW_OK && !untouched(o + count, (cap - (size_t)count) * sizeof(float))) __builtin_trap();
         free(o);
+        if (status == NW_OK) {
+            alias_call a = {s, dst, layer, dp, NULL};
+            refuse_output_over_direction(s, dp, count, derive_into, &a);
+        }
         break;
     }
     case 7: { /* node_write_to_direction */
@@ -546,6 +585,10 @@ static void step_new(rd *r, st *s, uint8_t op) {
             if (nonzero > 1) __builtin_trap();
         }
         free(o);
+        if (status == NW_OK) {
+            alias_call a = {s, 0, 0, dp, &n};
+            refuse_output_over_direction(s, dp, shape[0], to_direction_into, &a);
+        }
         break;
     }
     case 8: { /* vocab size, dst names, index counts, threads */
