@@ -330,3 +330,35 @@ def test_keyboard_interrupt_in_dst_name_enum(models, store):
 
     with pytest.raises(KeyboardInterrupt):
         nw.derive(models["all"], store, Bad(), 0)
+
+
+def test_few_direction_rows_into_a_used_out():
+    """A direction with at most 4 consecutive non-zero rows (TDB's last-row gradient) into an
+    `out=` that holds old values: the product's column blocks and the other rows' zeros run as
+    one set of tasks. Same bits as a fresh output (zeroed by the binding, a different path),
+    on 1, 2 and 3 threads, and the float64 reference; 5 rows and scattered rows take the other
+    paths and must agree too."""
+    rng = np.random.default_rng(21)
+    T_, d_model, d_ff = 100, 40, 300  # two product tasks (256 columns each), four zero tasks (32 rows)
+    model = nw.Model(n_layers=1, d_model=d_model, n_heads=1, d_head=1, d_ff=d_ff)
+    w_out = rng.standard_normal((d_ff, d_model), dtype=np.float32)
+    model.set_weight("mlp.to_residual", 0, w_out)
+    post = rng.standard_normal((T_, d_ff), dtype=np.float32)
+    st = nw.ActivationStore()
+    st.put("mlp.post_act", 0, post)
+    dense = rng.standard_normal((T_, d_model), dtype=np.float32)
+    before = nw.get_num_threads()
+    try:
+        for rows in ([T_ - 1], [0], [40, 41], [96, 97, 98, 99], [10, 11, 12, 13, 14], [3, 50]):
+            g = np.zeros_like(dense)
+            g[rows] = dense[rows]
+            want = post.astype(np.float64) * (g.astype(np.float64) @ w_out.astype(np.float64).T)
+            fresh = nw.derive(model, st, "mlp_write_to_final_residual_grad", 0, direction=g)
+            np.testing.assert_allclose(fresh, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+            for threads in (1, 2, 3):
+                nw.set_num_threads(threads)
+                out = np.full((T_, d_ff), np.nan, np.float32)
+                nw.derive(model, st, "mlp_write_to_final_residual_grad", 0, direction=g, out=out)
+                np.testing.assert_array_equal(out, fresh, err_msg=f"rows {rows}, {threads} threads")
+    finally:
+        nw.set_num_threads(before)

@@ -49,6 +49,9 @@ package enum Kernels {
         nwk_scale_by(Int64(n), s, f, c)
     }
 
+    /// Products of at most this many rows take no scratch memory: `gemm` cannot fail for them.
+    package static let scratchlessRows = Int(NWK_SMALL_M)
+
     /// Outputs from this size (bytes) are written with non-temporal stores where final after one pass.
     package static let streamMinBytes = Int(NWK_STREAM_MIN_BYTES)
 

@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Small-m path: at most this many rows, B streamed (or packed a tile at a time on the stack). */
-#define NWK_SMALL_M 4
+#include "nw_kernels.h"
+
+/* Small-m path: at most NWK_SMALL_M rows (nw_kernels.h), B streamed (or packed a tile at a time on
+   the stack). */
 /* k-block of the stack-packed tile in the small-m path (NWK_SMALL_KC * ns floats on the stack). */
 #define NWK_SMALL_KC 128
 

@@ -31,6 +31,10 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
              const float *b, int64_t b_rs, int64_t b_cs,
              float *c, int64_t c_rs, int n_threads);
 
+/* Products of at most this many rows (m) take no scratch memory: nwk_gemm and nwk_gemm_scaled
+   cannot fail for them (B is read in place, or packed a small tile at a time on the stack). */
+#define NWK_SMALL_M 4
+
 /* nwk_gemm, then each element scaled as nwk_scale_by does: C[i, j] = chain == 0 ? +0 :
    S[i, j] * chain, with S[i, j] = s[i*s_rs + j] (or plain nwk_gemm when s is NULL). The scaling
    happens per tile while it is in cache: no second pass over C. */
