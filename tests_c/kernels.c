@@ -8,6 +8,8 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -554,6 +556,26 @@ int main(void) {
             pthread_join(th[t], NULL);
             if (!ca[t].ok) FAIL("concurrent caller %d got wrong bits", t);
         }
+        nwk_test_min_parallel = INT64_C(1) << 21;
+    }
+
+    /* 8. The kept helper threads across fork: the child has none and makes its own; the parent's
+       still work. Also more threads than CPUs (the helpers then sleep at once instead of spinning). */
+    {
+        nwk_test_min_parallel = 0;
+        test_gemm(64, 130, 64, 0, 1, 1);
+        test_scaled_rows(300, 777, 500, 0);
+        fflush(NULL);
+        const pid_t pid = fork();
+        if (pid == 0) {
+            test_gemm(64, 130, 64, 0, 1, 1);
+            test_scaled_rows(300, 777, 500, 0);
+            _exit(failures ? 1 : 0);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            FAIL("the kernels failed in a child after fork (status %d)", status);
+        test_gemm(64, 130, 64, 0, 1, 1);
         nwk_test_min_parallel = INT64_C(1) << 21;
     }
 

@@ -1,19 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import _NodeWriteKernels
 
 /// The number of lanes `parallelFor(count, threads:)` runs on.
 package func laneCount(_ count: Int, threads: Int) -> Int { max(1, min(threads, count)) }
 
-/// Runs `body(i, lane)` for every i in 0..<count on `laneCount(count, threads:)` lanes: the
-/// calling thread and threads started for this call (none kept between calls, so a fork is
-/// safe). Tasks go, in order and a few at a time (about 16 takes per lane, so that many small
-/// tasks do not all meet on one counter), to whichever lane asks next (a core slowed by other
-/// work takes fewer); `lane` (< lanes) indexes per-lane scratch memory allocated up front. If a thread
-/// cannot be started, the other lanes run its share. Each task must write only its own
-/// outputs, so the result does not depend on `threads` or on which lane ran it.
+/// Runs `body(i, lane)` for every i in 0..<count on `laneCount(count, threads:)` lanes (at most
+/// 64): the calling thread and the kernels' helper threads, kept between calls
+/// (`nwk_run_lanes`). Tasks go, in order and a few at a time (about 16 takes per lane, so that
+/// many small tasks do not all meet on one counter), to whichever lane asks next (a core slowed
+/// by other work, or a helper that starts late, takes fewer); `lane` (< lanes) indexes per-lane
+/// scratch memory allocated up front. Each task must write only its own outputs, so the result
+/// does not depend on `threads` or on which lane ran it.
 package func parallelFor(_ count: Int, threads: Int, _ body: (_ task: Int, _ lane: Int) -> Void) {
     let workers = laneCount(count, threads: threads)
     guard workers > 1 else {
@@ -36,24 +32,11 @@ package func parallelFor(_ count: Int, threads: Int, _ body: (_ task: Int, _ lan
                 }
             }
         }
-        final class Lane { let job: Job; let index: Int; init(_ job: Job, _ index: Int) { self.job = job; self.index = index } }
         let job = Job(body, count, max(1, count / (workers &* 16)))
-        var started: [pthread_t] = []
-        for w in 1..<workers {
-            let lane = Unmanaged.passRetained(Lane(job, w)).toOpaque()
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                let lane = Unmanaged<Lane>.fromOpaque(raw!).takeRetainedValue()
-                lane.job.run(lane.index)
-                return nil
-            }, lane)
-            if rc == 0 {
-                started.append(thread)
-            } else {
-                Unmanaged<Lane>.fromOpaque(lane).release()
-            }
+        withExtendedLifetime(job) {
+            nwk_run_lanes({ context, lane in
+                Unmanaged<Job>.fromOpaque(context!).takeUnretainedValue().run(Int(lane))
+            }, Unmanaged.passUnretained(job).toOpaque(), Int32(clamping: workers))
         }
-        job.run(0)
-        for thread in started { pthread_join(thread, nil) }
     }
 }

@@ -1,5 +1,5 @@
 /* nodewrite float32 kernels: the portable scalar implementation, the runtime choice of
-   implementation, the blocked (Goto/BLIS style) and small-m drivers, and the per-call threads.
+   implementation, the blocked (Goto/BLIS style) and small-m drivers (their threads: pool.c).
    See include/nw_kernels.h for the contract: every element is the k-ordered fmaf chain from +0. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
@@ -192,21 +192,6 @@ int nwk_threads(void) {
     if (n > 0) return n;
     pthread_once(&g_default_once, read_default_threads);
     return g_default_threads;
-}
-
-/* ---------------------------------------------------------------- per-call threads */
-
-void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt) {
-    pthread_t tid[NWK_MAX_THREADS];
-    int started[NWK_MAX_THREADS] = {0};
-    char *base = arg;
-    for (int t = 1; t < nt; t++) {
-        started[t] = pthread_create(&tid[t], NULL, fn, base + size * (size_t)t) == 0;
-        if (!started[t]) fn(base + size * (size_t)t); /* no thread: do the part here */
-    }
-    fn(base);
-    for (int t = 1; t < nt; t++)
-        if (started[t]) pthread_join(tid[t], NULL);
 }
 
 /* ---------------------------------------------------------------- drivers */
@@ -579,18 +564,29 @@ int nwk_gemm_scaled(int64_t m, int64_t n, int64_t k_dim,
 
 /* ---------------------------------------------------------------- K = 1: scaled rows */
 
+/* Rows are taken SCALED_ROWS_TASK at a time from a shared counter, so that the calling thread
+   takes over the rows of a thread that starts late (70-270 us after its creation on this VM: as
+   long as half the work of a 9 MB call). */
+#define SCALED_ROWS_TASK 32
+
 typedef struct {
     const nwk_impl *im;
     int64_t m, n;
     const float *s; const int64_t *row;
     const float *b; int64_t b_rs, b_cs;
     float *c; int64_t c_rs;
+    int64_t *next; /* nwk_next_task's counter, shared by the parts */
 } rows_part;
 
 static void *run_rows_part(void *arg) {
     const rows_part *p = arg;
-    for (int64_t i = 0; i < p->m; i++)
-        p->im->scale_row(p->n, p->s[i], p->b + p->row[i] * p->b_rs, p->b_cs, p->c + i * p->c_rs);
+    for (;;) {
+        const int64_t i0 = nwk_next_task(p->next) * SCALED_ROWS_TASK;
+        if (i0 >= p->m) break;
+        const int64_t i1 = min64(p->m, i0 + SCALED_ROWS_TASK);
+        for (int64_t i = i0; i < i1; i++)
+            p->im->scale_row(p->n, p->s[i], p->b + p->row[i] * p->b_rs, p->b_cs, p->c + i * p->c_rs);
+    }
     return NULL;
 }
 
@@ -600,12 +596,10 @@ int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
     const nwk_impl *im = nwk_current();
     int nt = n_threads < 1 ? 1 : n_threads > NWK_MAX_THREADS ? NWK_MAX_THREADS : n_threads;
     if ((double)m * (double)n < (double)MIN_PARALLEL_STREAM) nt = 1;
-    if (nt > m) nt = (int)m;
+    if (nt > ceil_div(m, SCALED_ROWS_TASK)) nt = (int)ceil_div(m, SCALED_ROWS_TASK);
+    int64_t next = 0;
     rows_part parts[NWK_MAX_THREADS];
-    for (int t = 0; t < nt; t++) {
-        const int64_t i0 = m * t / nt, i1 = m * (t + 1) / nt;
-        parts[t] = (rows_part){im, i1 - i0, n, s + i0, row + i0, b, b_rs, b_cs, c + i0 * c_rs, c_rs};
-    }
+    for (int t = 0; t < nt; t++) parts[t] = (rows_part){im, m, n, s, row, b, b_rs, b_cs, c, c_rs, &next};
     nwk_run_parts(run_rows_part, parts, sizeof parts[0], nt);
     return 0;
 }

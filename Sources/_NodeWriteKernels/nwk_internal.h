@@ -91,8 +91,9 @@ extern const nwk_impl nwk_impl_avx512;
 const nwk_impl *nwk_current(void);
 /* dst[k*w + j] = B(k, j) for k < kc, j < nc; zero for nc <= j < w (w a multiple of 16). */
 void nwk_pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, int64_t b_rs, int64_t b_cs, float *dst);
-/* Runs fn(arg + t * size) for t < nt on the calling thread and nt - 1 threads started for the
-   call (a part whose thread cannot start runs on the calling thread), then joins them. */
+/* Runs fn(arg + t * size) for t < nt: part 0 on the calling thread, the others on helper threads
+   kept between calls (pool.c), or started for the call when another caller has the helpers; a
+   part with no thread runs on the calling thread. Returns when every part has. */
 void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt);
 
 /* Most threads one call starts. */

@@ -31,6 +31,11 @@ int nwk_gemm(int64_t m, int64_t n, int64_t k_dim,
              const float *b, int64_t b_rs, int64_t b_cs,
              float *c, int64_t c_rs, int n_threads);
 
+/* fn(ctx, lane) for lane < lanes, at most 64 (more count as 64): lane 0 on the calling thread,
+   the others on the kernels' helper threads (kept between calls, as for every threaded kernel
+   here). Returns when all have returned. */
+void nwk_run_lanes(void (*fn)(void *ctx, int lane), void *ctx, int lanes);
+
 /* Products of at most this many rows (m) take no scratch memory: nwk_gemm and nwk_gemm_scaled
    cannot fail for them (B is read in place, or packed a small tile at a time on the stack). */
 #define NWK_SMALL_M 4
