@@ -158,3 +158,35 @@ def test_writer_and_readers_never_crash():
 
     run_threads(work, n=6)
     assert bad == []
+
+
+def test_kept_threads_survive_fork():
+    """The library keeps its helper threads between calls; a forked child has none and must make
+    its own (and a parent's calls after the fork must still work), with the same bits."""
+    from nw_child import run_in_child
+
+    out = run_in_child("""
+    import os, numpy as np, nodewrite as nw
+    rng = np.random.default_rng(0)
+    T, D, F = 256, 64, 4096  # both calls above the kernels' thread thresholds
+    m = nw.Model(n_layers=1, d_model=D, n_heads=2, d_head=8, d_ff=F)
+    m.set_weight("mlp.to_residual", 0, rng.standard_normal((F, D), dtype=np.float32))
+    s = nw.ActivationStore()
+    s.put("mlp.post_act", 0, rng.standard_normal((T, F), dtype=np.float32))
+    g = rng.standard_normal((T, D), dtype=np.float32)
+    nw.set_num_threads(2)
+    want = nw.derive(m, s, "mlp_write_to_final_residual_grad", 0, direction=g)
+    idx = np.stack([np.full(F, 7), np.arange(F)], 1)
+    want_rows = nw.node_writes(m, s, "mlp_neuron", 0, idx)
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:
+            ok = all(np.array_equal(nw.derive(m, s, "mlp_write_to_final_residual_grad", 0, direction=g), want)
+                     and np.array_equal(nw.node_writes(m, s, "mlp_neuron", 0, idx), want_rows) for _ in range(5))
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        assert np.array_equal(nw.derive(m, s, "mlp_write_to_final_residual_grad", 0, direction=g), want)
+    print("ok")
+    """)
+    assert out.strip().endswith("ok")
