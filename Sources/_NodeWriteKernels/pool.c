@@ -34,6 +34,8 @@ static void *(*g_fn)(void *);
 static char *g_base;
 static size_t g_size;
 static atomic_int g_done;    /* helpers finished with the current job */
+static pthread_mutex_t g_done_mu = PTHREAD_MUTEX_INITIALIZER; /* the owner's sleep when helpers are slow */
+static pthread_cond_t g_done_cv = PTHREAD_COND_INITIALIZER;
 static atomic_int g_quit;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_cpus = 1;       /* CPUs this process may run on, read once */
@@ -76,9 +78,14 @@ static void *helper(void *arg) {
         const uint64_t job = wait_job(seen);
         if (job == 0) return NULL;
         seen = job;
-        if (index + 1 < (int)(job & 0x7f)) {
+        const int parts = (int)(job & 0x7f);
+        if (index + 1 < parts) {
             g_fn(g_base + g_size * (size_t)(index + 1));
-            atomic_fetch_add_explicit(&g_done, 1, memory_order_release);
+            if (atomic_fetch_add_explicit(&g_done, 1, memory_order_release) + 1 == parts - 1) {
+                pthread_mutex_lock(&g_done_mu); /* the last one: wake the owner if it sleeps */
+                pthread_cond_signal(&g_done_cv);
+                pthread_mutex_unlock(&g_done_mu);
+            }
         }
     }
 }
@@ -91,6 +98,8 @@ static void after_fork_child(void) {
     atomic_store(&g_done, 0);
     pthread_mutex_init(&g_sleep_mu, NULL);
     pthread_cond_init(&g_sleep_cv, NULL);
+    pthread_mutex_init(&g_done_mu, NULL);
+    pthread_cond_init(&g_done_cv, NULL);
     pthread_mutex_unlock(&g_owner);
 }
 static void start(void) {
@@ -148,9 +157,13 @@ void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt) {
     pthread_mutex_unlock(&g_sleep_mu);
     fn(base);
     for (int t = pooled; t < nt; t++) fn(base + size * (size_t)t); /* no helper could be made */
-    for (int i = 1; atomic_load_explicit(&g_done, memory_order_acquire) < pooled - 1; i++) {
-        relax();
-        if ((i & 1023) == 0) sched_yield(); /* a helper that lost its CPU gets it back */
+    /* Wait for the helpers: spin a little (they usually finish together with us), then sleep, so
+       that a helper sharing our CPU with other threads (a BLAS library's spinning workers) gets it. */
+    for (int i = 0; i < 2048 && atomic_load_explicit(&g_done, memory_order_acquire) < pooled - 1; i++) relax();
+    if (atomic_load_explicit(&g_done, memory_order_acquire) < pooled - 1) {
+        pthread_mutex_lock(&g_done_mu);
+        while (atomic_load_explicit(&g_done, memory_order_acquire) < pooled - 1) pthread_cond_wait(&g_done_cv, &g_done_mu);
+        pthread_mutex_unlock(&g_done_mu);
     }
     pthread_mutex_unlock(&g_owner);
 }
