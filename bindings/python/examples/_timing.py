@@ -1,12 +1,16 @@
 """Timing helper shared by the demo and the benches: medians of per-call times over many batches.
 
 Each competitor runs its warm-up and all its batches in a row, not interleaved with the others:
-OpenBLAS's and OpenMP's worker threads keep spinning on the cores for a while after a call, and
-would otherwise run against the next competitor's threads (the warm-up absorbs that)."""
+OpenBLAS's and OpenMP's worker threads keep spinning on the cores for a while after a call (numpy's
+OpenBLAS for about 0.1 s), and would otherwise run against the next competitor's threads. The
+warm-up absorbs that: its calls, and at least WARMUP_SECONDS of them."""
 
 import statistics
 import time
 from typing import Callable, Dict
+
+
+WARMUP_SECONDS = 0.2
 
 
 def per_call_medians(fns: Dict[str, Callable[[], object]], batches: int, calls: int,
@@ -18,8 +22,11 @@ def per_call_medians(fns: Dict[str, Callable[[], object]], batches: int, calls: 
     samples: Dict[str, list] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            for _ in range(warmup):
+            start = clock()
+            done = 0
+            while done < warmup or clock() - start < WARMUP_SECONDS:
                 fn()
+                done += 1
             for _ in range(batches):
                 t0 = clock()
                 for _ in range(calls):
