@@ -1,7 +1,7 @@
 /* The threads of nwk_run_parts, kept between calls. A thread started for a call begins its part
    70-270 us after pthread_create on the 2-core VM this was measured on, about as long as a 9 MB
    scaled copy takes: kept helpers, spinning for a short while after each call, start at once
-   (the K = 1 product of 3,072 MLP rows: 340-380 us against 430-650 us with threads made per call).
+   (the K = 1 product of 3,072 MLP rows: 325-335 us against 430-630 us with threads made per call).
 
    One caller at a time owns the helpers (a trylock); a concurrent caller, or a part that itself
    asks for threads, gets threads of its own for the call, as before. Helper h runs part h + 1.
