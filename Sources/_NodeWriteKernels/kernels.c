@@ -174,11 +174,14 @@ static void read_default_threads(void) {
         long v = strtol(env, &end, 10);
         if (end && *end == '\0' && v > 0 && v <= 4096) { g_default_threads = (int)v; return; }
     }
+    g_default_threads = nwk_cpu_count();
+}
+
+int nwk_cpu_count(void) {
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) {
-        int n = CPU_COUNT(&set);
-        g_default_threads = n > 0 ? n : 1;
-    }
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    const int n = CPU_COUNT(&set);
+    return n > 0 ? n : 1;
 }
 
 void nwk_set_threads(int n) {

@@ -91,6 +91,8 @@ extern const nwk_impl nwk_impl_avx512;
 const nwk_impl *nwk_current(void);
 /* dst[k*w + j] = B(k, j) for k < kc, j < nc; zero for nc <= j < w (w a multiple of 16). */
 void nwk_pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, int64_t b_rs, int64_t b_cs, float *dst);
+/* The CPUs this process may run on (its affinity mask), at least 1. */
+int nwk_cpu_count(void);
 /* Runs fn(arg + t * size) for t < nt: part 0 on the calling thread, the others on helper threads
    kept between calls (pool.c), or started for the call when another caller has the helpers; a
    part with no thread runs on the calling thread. Returns when every part has. */

@@ -13,7 +13,6 @@
 #include "nwk_internal.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -103,8 +102,7 @@ static void after_fork_child(void) {
     pthread_mutex_unlock(&g_owner);
 }
 static void start(void) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) g_cpus = CPU_COUNT(&set);
+    g_cpus = nwk_cpu_count();
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 }
 
