@@ -42,6 +42,9 @@ struct ManagedTensorVersioned {
     Tensor dl_tensor;
 };
 constexpr int32_t kCPU = 1;
+// ManagedTensorVersioned::flags (DLPack 1.0).
+constexpr uint64_t kFlagReadOnly = uint64_t{1} << 0;  // the consumer must not write
+constexpr uint64_t kFlagIsCopied = uint64_t{1} << 1;  // the export is a copy of the producer's data
 constexpr uint8_t kFloat = 2;
 constexpr uint8_t kBfloat = 4;
 }  // namespace dl

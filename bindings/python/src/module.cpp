@@ -18,6 +18,8 @@
 // boundary under attack"):
 // - It calls only functions declared in nodewrite.h.
 // - Inputs are never copied or cast; flags kept outside memory are refused.
+// - An out= array is writable memory by its producer's account (buffer flags, DLPack 1.x flags,
+//   copy=False); a torch tensor written into has its version counter advanced (views.hpp).
 // - Nothing is initialised lazily on a path that releases the GIL: numpy's C API and every
 //   type the binding checks against are set up here, at import.
 // - Locking: see objects.hpp.

@@ -269,21 +269,14 @@ void read_indices(py::handle obj, int32_t node_type, const std::string &tn, Indi
 // A caller's out= array: a writable, C-contiguous float32 numpy array or CPU torch tensor.
 // Its shape is checked separately (check_out_shape), under the locks.
 HeldPtr hold_out(py::handle obj) {
-    if (PyObject_CheckBuffer(obj.ptr())) {
-        Py_buffer probe;
-        if (PyObject_GetBuffer(obj.ptr(), &probe, PyBUF_WRITABLE | PyBUF_STRIDES) != 0) {
-            std::string text = take_python_error();
-            fail(NW_ERR_INVALID_ARGUMENT, "out: not writable (" + text + ")");
-        }
-        PyBuffer_Release(&probe);
-    } else {
+    if (!PyObject_CheckBuffer(obj.ptr())) {
         py::object rg = getattr_or_null(obj, "requires_grad", "out");
         if (rg && rg.ptr() == Py_True)
             fail(NW_ERR_INVALID_ARGUMENT,
                  "out: the tensor requires grad; nodewrite writes outside autograd (pass a "
                  "tensor without requires_grad)");
     }
-    HeldPtr h = hold_tensor(obj, "out");
+    HeldPtr h = hold_writable_tensor(obj, "out");
     if (h->dtype != NW_DTYPE_F32) {
         const char *dn = nw_dtype_name(h->dtype);
         fail(NW_ERR_UNSUPPORTED_DTYPE, std::string("out: dtype ") + (dn ? dn : "?") +
@@ -370,6 +363,7 @@ py::object node_writes(const py::args &args, const py::kwargs &kwargs) {
         return nw_node_writes(m.model, s.store, nt, layer, idx, ix.n, ix.k, p, len, nullptr);
     }, &msg);
     if (st != NW_OK) fail_library(st, msg);
+    if (out_held) mark_written(result);
     return result;
 }
 
@@ -575,10 +569,15 @@ py::object derive(const py::args &args, const py::kwargs &kwargs) {
         }, &msg);
         bool same = static_cast<size_t>(ond) == shape.size() &&
                     std::equal(shape.begin(), shape.end(), osh);
-        if (st == NW_OK && same) return result;
-        if (st == NW_OK && out_held)
+        if (st == NW_OK && same) {
+            if (out_held) mark_written(result);
+            return result;
+        }
+        if (st == NW_OK && out_held) {
+            mark_written(result);
             fail(NW_ERR_SHAPE_MISMATCH, "the store changed during derive (out was written with "
                                         "another shape); do not change it while deriving");
+        }
         if (st != NW_OK && (st != NW_ERR_BUFFER_TOO_SMALL || out_held || attempt >= 2))
             fail_library(st, msg, dirp ? &subject : nullptr);
         // a guess the library disagreed with: ask it, allocate again

@@ -55,15 +55,17 @@ void refuse_lazy_flags(py::handle obj, const std::string &what) {
     }
 }
 
-bool from_buffer(py::handle obj, Held &h, const std::string &what) {
+bool from_buffer(py::handle obj, Held &h, const std::string &what, bool writing) {
     if (!PyObject_CheckBuffer(obj.ptr())) return false;
     if (masked_array_type != nullptr &&
         PyObject_TypeCheck(obj.ptr(), (PyTypeObject *)masked_array_type))
         fail(NW_ERR_INVALID_ARGUMENT,
              what + ": a numpy masked array; its mask lives outside the memory nodewrite reads. "
                     "Pass .filled(0) (or .data if the mask is meant to be ignored)");
-    if (PyObject_GetBuffer(obj.ptr(), &h.buffer, PyBUF_STRIDES | PyBUF_FORMAT) != 0) {
+    if (PyObject_GetBuffer(obj.ptr(), &h.buffer,
+                           PyBUF_STRIDES | PyBUF_FORMAT | (writing ? PyBUF_WRITABLE : 0)) != 0) {
         std::string text = take_python_error();
+        if (writing) fail(NW_ERR_INVALID_ARGUMENT, what + ": not writable (" + text + ")");
         fail(NW_ERR_INVALID_ARGUMENT,
              what + ": cannot read the buffer of " + type_name(obj) + ": " + text);
     }
@@ -145,7 +147,7 @@ static void refuse_unstrided_layout(py::handle obj, const std::string &what, con
                                       ", not strided memory (convert it with .to_dense() first): " + error);
 }
 
-bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
+bool from_dlpack(py::handle obj, Held &h, const std::string &what, bool writing) {
     py::object dlpack = getattr_or_null(obj, "__dlpack__", what);
     if (!dlpack) return false;
     py::object src = py::reinterpret_borrow<py::object>(obj);
@@ -170,7 +172,24 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
     py::object detach = getattr_or_null(src, "detach", what);
     if (rg && detach && PyBool_Check(rg.ptr()) && rg.ptr() == Py_True)
         src = call_checked(detach, what + ": cannot detach");
-    PyObject *cap = PyObject_CallNoArgs(getattr_or_null(src, "__dlpack__", what).ptr());
+    py::object export_fn = getattr_or_null(src, "__dlpack__", what);
+    PyObject *cap = nullptr;
+    if (writing) {
+        // The producer's own memory, with its flags: DLPack 1.0 and copy=False. A producer
+        // without these keywords (TypeError) is asked again the legacy way.
+        py::dict kw;
+        kw["max_version"] = py::make_tuple(1, 0);
+        kw["copy"] = py::bool_(false);
+        cap = PyObject_Call(export_fn.ptr(), py::tuple().ptr(), kw.ptr());
+        if (cap == nullptr && PyErr_ExceptionMatches(PyExc_TypeError)) PyErr_Clear();
+        else if (cap == nullptr) {
+            std::string text = take_python_error();
+            fail(NW_ERR_INVALID_ARGUMENT, what + ": " + type_name(obj) +
+                                              " cannot export its own memory through DLPack "
+                                              "(copy=False): " + text);
+        }
+    }
+    if (cap == nullptr) cap = PyObject_CallNoArgs(export_fn.ptr());
     if (cap == nullptr) {
         std::string text = take_python_error();
         fail(NW_ERR_INVALID_ARGUMENT,
@@ -178,13 +197,17 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
     }
     py::object capsule = py::reinterpret_steal<py::object>(cap);
     const dl::Tensor *t = nullptr;
+    uint64_t flags = 0;
     if (PyCapsule_IsValid(capsule.ptr(), "dltensor")) {
         auto *m = static_cast<dl::ManagedTensor *>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
         if (m != nullptr) t = &m->dl_tensor;
     } else if (PyCapsule_IsValid(capsule.ptr(), "dltensor_versioned")) {
         auto *m = static_cast<dl::ManagedTensorVersioned *>(
             PyCapsule_GetPointer(capsule.ptr(), "dltensor_versioned"));
-        if (m != nullptr && m->version.major == 1) t = &m->dl_tensor;
+        if (m != nullptr && m->version.major == 1) {
+            t = &m->dl_tensor;
+            flags = m->flags;
+        }
     }
     PyErr_Clear();
     if (t == nullptr)
@@ -193,6 +216,14 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what) {
     // The capsule is not renamed "used_dltensor": its own destructor frees the tensor
     // when we drop it.
     h.capsule = capsule;
+    if (writing && (flags & dl::kFlagReadOnly))
+        fail(NW_ERR_INVALID_ARGUMENT, what + ": " + type_name(obj) +
+                                          " exports its memory read-only (DLPack flag READ_ONLY); "
+                                          "pass an array nodewrite may write into");
+    if (writing && (flags & dl::kFlagIsCopied))
+        fail(NW_ERR_INVALID_ARGUMENT, what + ": " + type_name(obj) +
+                                          " exports a copy of its memory (DLPack flag IS_COPIED): "
+                                          "results written there would not reach it");
     // Every field checked before anything is read through it.
     if (t->device.device_type != dl::kCPU)
         fail(NW_ERR_INVALID_ARGUMENT,
@@ -254,15 +285,62 @@ void init_view_types() {
     masked_array_type = py::object(ma.attr("MaskedArray")).release().ptr();
 }
 
-HeldPtr hold_tensor(py::handle obj, const std::string &what) {
+namespace {
+
+HeldPtr hold(py::handle obj, const std::string &what, bool writing) {
     if (obj.is_none())
         fail(NW_ERR_INVALID_ARGUMENT, what + ": expected a numpy array or a CPU tensor, got None");
     auto h = std::make_shared<Held>();
     h->owner = py::reinterpret_borrow<py::object>(obj);
-    if (from_buffer(obj, *h, what)) return h;
-    if (from_dlpack(obj, *h, what)) return h;
+    if (from_buffer(obj, *h, what, writing)) return h;
+    if (from_dlpack(obj, *h, what, writing)) return h;
     fail(NW_ERR_INVALID_ARGUMENT, what + ": expected a numpy array or a CPU tensor "
                                          "(buffer protocol or DLPack), got " + type_name(obj));
+}
+
+// torch.autograd.graph.increment_version (torch >= 2.1), else torch._C._increment_version.
+py::object version_bump(py::handle torch) {
+    PyObject *graph = PyObject_GetAttrString(torch.ptr(), "autograd");
+    if (graph != nullptr) {
+        PyObject *g = PyObject_GetAttrString(graph, "graph");
+        Py_DECREF(graph);
+        if (g != nullptr) {
+            PyObject *f = PyObject_GetAttrString(g, "increment_version");
+            Py_DECREF(g);
+            if (f != nullptr) return py::reinterpret_steal<py::object>(f);
+        }
+    }
+    PyErr_Clear();
+    PyObject *c = PyObject_GetAttrString(torch.ptr(), "_C");
+    if (c != nullptr) {
+        PyObject *f = PyObject_GetAttrString(c, "_increment_version");
+        Py_DECREF(c);
+        if (f != nullptr) return py::reinterpret_steal<py::object>(f);
+    }
+    PyErr_Clear();
+    return py::object();
+}
+
+}  // namespace
+
+HeldPtr hold_tensor(py::handle obj, const std::string &what) { return hold(obj, what, false); }
+
+HeldPtr hold_writable_tensor(py::handle obj, const std::string &what) { return hold(obj, what, true); }
+
+void mark_written(py::handle obj) {
+    // Only if torch is loaded already (an array from it cannot exist otherwise).
+    PyObject *torch = PyDict_GetItemString(PyImport_GetModuleDict(), "torch");  // borrowed
+    if (torch == nullptr) return;
+    PyObject *tensor_type = PyObject_GetAttrString(torch, "Tensor");
+    if (tensor_type == nullptr) { PyErr_Clear(); return; }
+    const int is_tensor = PyObject_IsInstance(obj.ptr(), tensor_type);
+    Py_DECREF(tensor_type);
+    if (is_tensor != 1) { PyErr_Clear(); return; }
+    py::object bump = version_bump(py::handle(torch));
+    if (!bump) return;
+    PyObject *r = PyObject_CallOneArg(bump.ptr(), obj.ptr());
+    if (r == nullptr) PyErr_Clear();  // e.g. an inference tensor: it has no version counter
+    else Py_DECREF(r);
 }
 
 }  // namespace nwpy

@@ -1,7 +1,9 @@
 // Held tensors: a numpy array / buffer (buffer protocol) or a CPU tensor (DLPack) read as
 // an nw_tensor_view with ELEMENT strides, no copy and no cast, its Python object kept alive.
 // Producers that keep part of the value outside memory are refused, never misread: torch's
-// negative and conjugate bits and zero tensors, numpy masked arrays.
+// negative and conjugate bits and zero tensors, numpy masked arrays. An array to be written
+// (out=) must also be writable by its producer's account: not marked read-only, not an exported
+// copy (DLPack 1.x flags); a torch tensor written into has its version counter advanced.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -52,6 +54,15 @@ constexpr int32_t kMaxNdim = 64;
 
 // Reads a view of obj (numpy array, buffer, or DLPack CPU tensor). No copy, no cast.
 HeldPtr hold_tensor(py::handle obj, const std::string &what);
+
+// The same for an array nodewrite will write into: a buffer must be writable; a DLPack
+// producer is asked for its memory itself (max_version 1.0, copy=False) and refused if it
+// flags the export read-only or a copy.
+HeldPtr hold_writable_tensor(py::handle obj, const std::string &what);
+
+// After writing into obj: a torch tensor's version counter is advanced, as torch's own out=
+// operations do, so that autograd refuses a graph that saved the old values. Never fails.
+void mark_written(py::handle obj);
 
 // Module-import-time caches (numpy.ma.MaskedArray): see module.cpp.
 void init_view_types();
