@@ -130,6 +130,46 @@ def test_3_torch_negative_and_conjugate_bits_are_never_misread():
             s.put("mlp.post_act", 0, torch._efficientzerotensor((1, 2)))
 
 
+@needs_torch
+def test_3b_torch_dispatch_subclasses_are_refused_plain_subclasses_read():
+    """A MaskedTensor's DLPack export is its data without the mask: read, masked-out values
+    would count. Every tensor subclass with its own __torch_dispatch__ (MaskedTensor, fake,
+    DTensor, quantized wrappers) is refused, as input, index array or out=; plain subclasses
+    (nn.Parameter, as_subclass) are read as the tensors they are."""
+    import warnings
+
+    m = nw.Model(n_layers=1, d_model=2, n_heads=1, d_head=1, d_ff=2)
+    m.set_weight("mlp.to_residual", 0, np.eye(2, dtype=np.float32))
+    s = nw.ActivationStore()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MaskedTensor is a prototype
+        from torch.masked import masked_tensor
+
+        masked = masked_tensor(torch.full((1, 2), 5.0), torch.tensor([[True, False]]))
+        idx = masked_tensor(torch.zeros((1, 2), dtype=torch.int64), torch.ones((1, 2), dtype=torch.bool))
+        with pytest.raises(nw.NodeWriteValueError, match="MaskedTensor.*__torch_dispatch__"):
+            s.put("mlp.post_act", 0, masked)
+        with pytest.raises(nw.NodeWriteValueError, match="__torch_dispatch__"):
+            m.set_weight("mlp.to_residual", 0, masked_tensor(torch.eye(2), torch.eye(2) > 0))
+        s.put("mlp.post_act", 0, torch.ones(1, 2))
+        with pytest.raises(nw.NodeWriteValueError, match="indices: .*__torch_dispatch__"):
+            nw.node_writes(m, s, "mlp_neuron", 0, idx)
+        out = masked_tensor(torch.full((1, 2), 7.0), torch.ones((1, 2), dtype=torch.bool))
+        with pytest.raises(nw.NodeWriteValueError, match="out: .*__torch_dispatch__"):
+            nw.node_writes(m, s, "mlp_neuron", 0, [[0, 0]], out=out)
+        assert torch.all(out.get_data() == 7.0)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        fake = torch.ones(1, 2)
+    with pytest.raises(nw.NodeWriteValueError, match="FakeTensor"):
+        s.put("mlp.post_act", 0, fake)
+    sub = type("Plain", (torch.Tensor,), {})
+    for t in (torch.nn.Parameter(torch.full((1, 2), 3.0)), torch.full((1, 2), 3.0).as_subclass(sub)):
+        s.put("mlp.post_act", 0, t)
+        assert nw.node_write(m, s, nw.NodeIndex("mlp_neuron", 0, (0, 1)))[0, 1] == 3.0
+
+
 # ----------------------------------------------- 4. objects made without __init__
 
 

@@ -93,22 +93,6 @@ struct Indices {
     }
 };
 
-void refuse_lazy_flags(py::handle obj, const std::string &what) {
-    static const char *const flags[][2] = {
-        {"is_neg", "has torch's negative bit set (a lazy negation); call .resolve_neg() first"},
-        {"is_conj", "has torch's conjugate bit set (a lazy .conj()); call .resolve_conj() first"},
-        {"_is_zerotensor", "is a torch zero tensor (no memory behind it)"},
-    };
-    for (const auto &f : flags) {
-        py::object fn = getattr_or_null(obj, f[0], what);
-        if (!fn || !PyCallable_Check(fn.ptr())) continue;
-        py::object r = call_checked(fn, what + ": ." + f[0] + "()");
-        int t = PyObject_IsTrue(r.ptr());
-        if (t < 0) take_python_error();
-        if (t == 1) fail(NW_ERR_INVALID_ARGUMENT, what + ": the tensor " + f[1]);
-    }
-}
-
 template <class T>
 int64_t load_as_int64(const char *p, bool &overflow) {
     T v;
@@ -203,6 +187,7 @@ void read_indices(py::handle obj, int32_t node_type, const std::string &tn, Indi
     py::object dlpack = getattr_or_null(obj, "__dlpack__", "indices");
     if (dlpack) {  // a CPU tensor (torch ...): numpy reads it through DLPack, without a copy
         py::object src = py::reinterpret_borrow<py::object>(obj);
+        refuse_values_outside_memory(src, "indices");
         py::object dev = getattr_or_null(src, "__dlpack_device__", "indices");
         if (dev) {
             py::object d = call_checked(dev, "indices: __dlpack_device__()");
@@ -210,7 +195,6 @@ void read_indices(py::handle obj, int32_t node_type, const std::string &tn, Indi
                 fail(NW_ERR_INVALID_ARGUMENT,
                      "indices: the tensor is not in CPU memory; move it with .cpu() first");
         }
-        refuse_lazy_flags(src, "indices");
         py::object rg = getattr_or_null(src, "requires_grad", "indices");
         py::object detach = getattr_or_null(src, "detach", "indices");
         if (rg && detach && rg.ptr() == Py_True) src = call_checked(detach, "indices: cannot detach");

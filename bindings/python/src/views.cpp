@@ -34,9 +34,23 @@ void set_contiguous_strides(Held &h) {
     }
 }
 
-// torch's lazy flags: a tensor whose value is -memory (neg bit), conj(memory) (conj bit) or
-// zeros without memory (zero tensor). DLPack exports the raw memory, so refuse them.
-void refuse_lazy_flags(py::handle obj, const std::string &what) {
+// The object torch's module dict holds under `torch`, borrowed, or nullptr (torch not loaded:
+// then no torch tensor exists).
+PyObject *loaded_torch() { return PyDict_GetItemString(PyImport_GetModuleDict(), "torch"); }
+
+// A class's __torch_dispatch__ as defined (the function under the classmethod), or null.
+py::object dispatch_impl(py::handle cls, const std::string &what) {
+    py::object m = getattr_or_null(cls, "__torch_dispatch__", what);
+    if (!m) return m;
+    py::object f = getattr_or_null(m, "__func__", what);
+    return f ? f : m;
+}
+
+}  // namespace
+
+void refuse_values_outside_memory(py::handle obj, const std::string &what) {
+    // torch's lazy flags: a tensor whose value is -memory (neg bit), conj(memory) (conj bit) or
+    // zeros without memory (zero tensor). DLPack exports the raw memory, so refuse them.
     static const char *const flags[][2] = {
         {"is_neg", "has torch's negative bit set (a lazy negation such as torch._neg_view or "
                    "the imaginary part of a conjugate view): its memory holds -value; call "
@@ -53,7 +67,26 @@ void refuse_lazy_flags(py::handle obj, const std::string &what) {
         if (t < 0) take_python_error();
         if (t == 1) fail(NW_ERR_INVALID_ARGUMENT, what + ": the tensor " + f[1]);
     }
+    // A subclass with its own __torch_dispatch__ (MaskedTensor, DTensor, fake, functional and
+    // quantized wrapper tensors) is more than its memory, or has none of its own; its DLPack
+    // export, when it has one, holds part of the value (MaskedTensor's drops the mask).
+    PyObject *torch = loaded_torch();
+    if (torch == nullptr) return;
+    py::object tensor_type = getattr_or_null(torch, "Tensor", what);
+    if (!tensor_type || reinterpret_cast<PyObject *>(Py_TYPE(obj.ptr())) == tensor_type.ptr()) return;
+    const int is_tensor = PyObject_IsInstance(obj.ptr(), tensor_type.ptr());
+    if (is_tensor < 0) take_python_error();
+    if (is_tensor != 1) return;
+    py::object own = dispatch_impl(py::handle(reinterpret_cast<PyObject *>(Py_TYPE(obj.ptr()))), what);
+    py::object base = dispatch_impl(tensor_type, what);
+    if (own && base && !own.is(base))
+        fail(NW_ERR_INVALID_ARGUMENT,
+             what + ": a " + type_name(obj) + ", a torch tensor subclass with its own "
+                    "__torch_dispatch__: its value is not just its memory; convert it to a "
+                    "plain tensor first (a MaskedTensor: .to_tensor(fill_value))");
 }
+
+namespace {
 
 bool from_buffer(py::handle obj, Held &h, const std::string &what, bool writing) {
     if (!PyObject_CheckBuffer(obj.ptr())) return false;
@@ -151,7 +184,8 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what, bool writing)
     py::object dlpack = getattr_or_null(obj, "__dlpack__", what);
     if (!dlpack) return false;
     py::object src = py::reinterpret_borrow<py::object>(obj);
-    // Device first, without importing anything: __dlpack_device__() -> (type, id).
+    refuse_values_outside_memory(src, what);
+    // Then the device, without importing anything: __dlpack_device__() -> (type, id).
     py::object dev_fn = getattr_or_null(src, "__dlpack_device__", what);
     if (dev_fn) {
         int64_t device_type = -1;
@@ -166,7 +200,6 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what, bool writing)
         if (device_type != dl::kCPU)
             fail_device(src, what, "DLPack device type " + std::to_string(device_type));
     }
-    refuse_lazy_flags(src, what);
     // A tensor that requires grad refuses DLPack export; a detached view shares memory.
     py::object rg = getattr_or_null(src, "requires_grad", what);
     py::object detach = getattr_or_null(src, "detach", what);
@@ -329,7 +362,7 @@ HeldPtr hold_writable_tensor(py::handle obj, const std::string &what) { return h
 
 void mark_written(py::handle obj) {
     // Only if torch is loaded already (an array from it cannot exist otherwise).
-    PyObject *torch = PyDict_GetItemString(PyImport_GetModuleDict(), "torch");  // borrowed
+    PyObject *torch = loaded_torch();
     if (torch == nullptr) return;
     PyObject *tensor_type = PyObject_GetAttrString(torch, "Tensor");
     if (tensor_type == nullptr) { PyErr_Clear(); return; }

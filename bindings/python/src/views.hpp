@@ -67,6 +67,10 @@ void mark_written(py::handle obj);
 // Module-import-time caches (numpy.ma.MaskedArray): see module.cpp.
 void init_view_types();
 
+// Refuses (NwFailure) a tensor whose value is not the memory DLPack would export: torch's
+// negative and conjugate bits, zero tensors, and subclasses with their own __torch_dispatch__.
+void refuse_values_outside_memory(py::handle obj, const std::string &what);
+
 // The device type of a __dlpack_device__() result (a tuple), or -1 if it is not one.
 int64_t dlpack_device_type(py::handle device);
 
