@@ -24,6 +24,11 @@ import nodewrite as nw  # noqa: E402
 N_LAYERS, D_MODEL, N_HEADS, D_HEAD, D_FF, N_VOCAB, T = 2, 16, 2, 8, 32, 23, 6
 N_LAT = {"mlp": 20, "attention": 12}
 LAYER = 1
+SHAPE = dict(n_layers=N_LAYERS, d_model=D_MODEL, n_heads=N_HEADS, d_head=D_HEAD, d_ff=D_FF, n_vocab=N_VOCAB, T=T,
+             n_lat=N_LAT)
+# Another shape: odd sizes everywhere, heads * d_head != d_model, more latents than d_ff.
+ODD_SHAPE = dict(n_layers=3, d_model=21, n_heads=3, d_head=5, d_ff=19, n_vocab=37, T=11,
+                 n_lat={"mlp": 29, "attention": 7})
 
 
 class World:
@@ -32,10 +37,12 @@ class World:
     (on mlp_post_act) and an attention one (on resid_delta_attn), and a RawActivationStore with
     every activation the family reads at every layer and the final residual grad."""
 
-    def __init__(self, dense_grad: bool, seed: int = 0) -> None:
+    def __init__(self, dense_grad: bool, seed: int = 0, shape: dict = SHAPE) -> None:
         import torch
         from neuron_explainer.models.model_component_registry import WeightLocationType
 
+        N_LAYERS, D_MODEL, N_HEADS, D_HEAD, D_FF, N_VOCAB, T, N_LAT = (
+            shape[k] for k in ("n_layers", "d_model", "n_heads", "d_head", "d_ff", "n_vocab", "T", "n_lat"))
         g = torch.Generator().manual_seed(seed)
         ckpt = {}
         for layer in range(N_LAYERS):
@@ -179,6 +186,26 @@ def test_dst_in_tdb_pipeline_matches_original(dst, layers, world, ntdb):
         assert served["torch"] >= 1
     else:
         assert served["native"] >= 1 and served["torch"] == 0, served
+
+
+@pytest.fixture(scope="module", params=["last_row", "dense"])
+def odd_world(request):
+    return World(dense_grad=request.param == "dense", seed=3, shape=ODD_SHAPE)
+
+
+@pytest.mark.parametrize("dst", nw.DSTS)
+def test_dst_in_tdb_pipeline_matches_original_at_another_shape(dst, odd_world, ntdb):
+    cfg = odd_world.config(_autoencoders_for(dst))
+    want, want_exc = _run(dst, cfg, odd_world.raw_store)
+    ntdb.install()
+    got, got_exc = _run(dst, cfg, odd_world.raw_store)
+    if want_exc is not None:
+        assert type(got_exc) is type(want_exc), (want_exc, got_exc)
+        return
+    assert got_exc is None, got_exc
+    assert want and set(got) == set(want)
+    for layer in want:
+        _same(want[layer], got[layer], f"{dst} layer {layer}")
 
 
 @pytest.mark.parametrize("dst", ["online_autoencoder_write_norm", "online_autoencoder_write_to_final_residual_grad"])
