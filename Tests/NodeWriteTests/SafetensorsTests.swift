@@ -325,7 +325,7 @@ struct SafetensorsTests {
         for hook in ["blocks.1.attn.hook_q", "blocks.1.hook_resid", "blocks.01.hook_resid_post", "blocks.x.hook_mlp_out",
                      "hook_embed", "blocks.1.mlp.hook_pre", "", "blocks..hook_mlp_out"] {
             #expect(throws: NodeWriteError.self, "\(hook)") { try Model.autoencoderInput(hookName: hook, "cfg") }
-            do { _ = try Model.autoencoderInput(hookName: hook, "cfg") } catch let error as NodeWriteError { #expect(error.code == .unsupported) }
+            do { _ = try Model.autoencoderInput(hookName: hook, "cfg") } catch { #expect(error.code == .unsupported) }
         }
     }
 
@@ -358,7 +358,7 @@ struct SafetensorsTests {
             do {
                 try model.loadAutoencoder(saeLensAt: dir, nodeType: .attentionAutoencoderLatent, layer: 1)
                 #expect(code == nil, "\(cfg)")
-            } catch let error as NodeWriteError {
+            } catch {
                 #expect(error.code == code, "\(cfg): \(error.message)")
             }
         }
