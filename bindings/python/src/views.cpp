@@ -38,6 +38,18 @@ void set_contiguous_strides(Held &h) {
 // then no torch tensor exists).
 PyObject *loaded_torch() { return PyDict_GetItemString(PyImport_GetModuleDict(), "torch"); }
 
+// torch.Tensor when torch is loaded and obj is one (any subclass), else null; never fails.
+py::object torch_tensor_type_of(py::handle obj) {
+    PyObject *torch = loaded_torch();
+    if (torch == nullptr) return py::object();
+    PyObject *type = PyObject_GetAttrString(torch, "Tensor");
+    if (type == nullptr) { PyErr_Clear(); return py::object(); }
+    py::object tensor_type = py::reinterpret_steal<py::object>(type);
+    const int is_tensor = PyObject_IsInstance(obj.ptr(), type);
+    if (is_tensor != 1) { PyErr_Clear(); return py::object(); }
+    return tensor_type;
+}
+
 // A class's __torch_dispatch__ as defined (the function under the classmethod), or null.
 py::object dispatch_impl(py::handle cls, const std::string &what) {
     py::object m = getattr_or_null(cls, "__torch_dispatch__", what);
@@ -70,13 +82,8 @@ void refuse_values_outside_memory(py::handle obj, const std::string &what) {
     // A subclass with its own __torch_dispatch__ (MaskedTensor, DTensor, fake, functional and
     // quantized wrapper tensors) is more than its memory, or has none of its own; its DLPack
     // export, when it has one, holds part of the value (MaskedTensor's drops the mask).
-    PyObject *torch = loaded_torch();
-    if (torch == nullptr) return;
-    py::object tensor_type = getattr_or_null(torch, "Tensor", what);
+    py::object tensor_type = torch_tensor_type_of(obj);
     if (!tensor_type || reinterpret_cast<PyObject *>(Py_TYPE(obj.ptr())) == tensor_type.ptr()) return;
-    const int is_tensor = PyObject_IsInstance(obj.ptr(), tensor_type.ptr());
-    if (is_tensor < 0) take_python_error();
-    if (is_tensor != 1) return;
     py::object own = dispatch_impl(py::handle(reinterpret_cast<PyObject *>(Py_TYPE(obj.ptr()))), what);
     py::object base = dispatch_impl(tensor_type, what);
     if (own && base && !own.is(base))
@@ -361,15 +368,8 @@ HeldPtr hold_tensor(py::handle obj, const std::string &what) { return hold(obj, 
 HeldPtr hold_writable_tensor(py::handle obj, const std::string &what) { return hold(obj, what, true); }
 
 void mark_written(py::handle obj) {
-    // Only if torch is loaded already (an array from it cannot exist otherwise).
-    PyObject *torch = loaded_torch();
-    if (torch == nullptr) return;
-    PyObject *tensor_type = PyObject_GetAttrString(torch, "Tensor");
-    if (tensor_type == nullptr) { PyErr_Clear(); return; }
-    const int is_tensor = PyObject_IsInstance(obj.ptr(), tensor_type);
-    Py_DECREF(tensor_type);
-    if (is_tensor != 1) { PyErr_Clear(); return; }
-    py::object bump = version_bump(py::handle(torch));
+    if (!torch_tensor_type_of(obj)) return;
+    py::object bump = version_bump(py::handle(loaded_torch()));
     if (!bump) return;
     PyObject *r = PyObject_CallOneArg(bump.ptr(), obj.ptr());
     if (r == nullptr) PyErr_Clear();  // e.g. an inference tensor: it has no version counter
