@@ -205,7 +205,8 @@ enum nw_status_code {
     NW_ERR_MISSING_INPUT = -5,      /* a weight, autoencoder or activation that is needed is not there */
     NW_ERR_UNSUPPORTED = -6,        /* valid, but not something this library does */
     NW_ERR_OUT_OF_MEMORY = -7,      /* an allocation would be too large, or failed */
-    NW_ERR_BUFFER_TOO_SMALL = -8    /* an output capacity is smaller than needed */
+    NW_ERR_BUFFER_TOO_SMALL = -8,   /* an output capacity is smaller than needed */
+    NW_ERR_STALE_INPUT = -9         /* borrowed memory or a mapped file changed since it was handed over */
 };
 
 /* ---------------------------------------------------------------- objects */
@@ -242,6 +243,11 @@ NW_API const char *nw_status_string(nw_status status);
  *  A successful call does not clear it. */
 NW_API const char *nw_last_error_message(void);
 
+/** The number of calls of this library's functions made so far on the calling thread,
+ *  this one excepted: a diagnostic for bindings that promise one library call per
+ *  operation (a thread-local counter; it costs one increment per call). */
+NW_API uint64_t nw_thread_call_count(void);
+
 /* -- names (TDB's string values) -- */
 
 /** TDB's name of a node type ("mlp_neuron", "attention_head", "autoencoder_latent",
@@ -276,6 +282,141 @@ NW_API nw_status nw_autoencoder_input_from_name(const char *name, int32_t *out);
 /** The i-th name nw_autoencoder_input_from_name accepts (i = 0, 1, ...), or NULL past
  *  the last. Static storage. */
 NW_API const char *nw_autoencoder_input_source_name(size_t i);
+
+/* -- facts: the library's tables --
+ *
+ * What each node type, derived scalar, activation, weight, dtype, autoencoder input and
+ * SAELens hook is, as data (ggml's type traits), so that bindings ask instead of
+ * re-encoding. Each info struct starts with a size field and only grows at its end:
+ * the caller sets out->size = sizeof(the struct as its header declares it); the library
+ * fills the first min(out->size, its own size) bytes, sets out->size to the number of
+ * bytes it filled, and leaves any bytes past that untouched. Strings are static storage.
+ * Enumerate a table by asking for 0, 1, ... until NW_ERR_INDEX_OUT_OF_RANGE.
+ * Every _info_get returns NW_OK; NW_ERR_INVALID_ARGUMENT (out NULL, or out->size
+ * smaller than the struct's first version); NW_ERR_INDEX_OUT_OF_RANGE (a value that is
+ * not in the table: negative, or past the last). */
+
+/** Symbols of a dimension in a shape rule. Pinned; new ones are appended. */
+enum nw_dim {
+    NW_DIM_NONE = 0,          /* an unused slot */
+    NW_DIM_ONE = 1,           /* 1 */
+    NW_DIM_TOKENS = 2,        /* T, the number of tokens (query tokens where there are two) */
+    NW_DIM_TOKEN_PAIRS = 3,   /* T(T+1)/2, (query, key <= query) pairs, row q(q+1)/2 + k */
+    NW_DIM_HEADS = 4,         /* n_heads */
+    NW_DIM_D_HEAD = 5,        /* d_head */
+    NW_DIM_D_MODEL = 6,       /* d_model */
+    NW_DIM_D_FF = 7,          /* d_ff */
+    NW_DIM_LATENTS = 8,       /* n_latents of the autoencoder involved */
+    NW_DIM_VOCAB = 9,         /* n_vocab */
+    NW_DIM_HEAD_CHANNELS = 10 /* n_heads * d_head */
+};
+
+/** How a derived scalar lays out its values. Pinned; new ones are appended. */
+enum nw_dst_layout {
+    NW_LAYOUT_NODES = 0,              /* (T, width): one value per node (neurons, latents) */
+    NW_LAYOUT_UNFLATTENED = 1,        /* (T, T, n_heads): [query, key, head] */
+    NW_LAYOUT_FLATTENED = 2,          /* (T(T+1)/2, n_heads): the k <= q entries, row q(q+1)/2 + k */
+    NW_LAYOUT_PER_SEQUENCE_TOKEN = 3, /* (T, n_heads): a head's write summed over keys */
+    NW_LAYOUT_LAYER = 4               /* (T, 1): the whole layer's write (a resid.delta activation) */
+};
+
+/** What a derived scalar measures of each write. Pinned; new ones are appended. */
+enum nw_dst_quantity {
+    NW_QUANTITY_NORM = 0,      /* |w|, signed like the node's activation */
+    NW_QUANTITY_PROJECTION = 1 /* w . g[t] (a direction is required) */
+};
+
+/** A node type (enum nw_node_type). */
+typedef struct nw_node_type_info {
+    size_t size;                /* in: sizeof(nw_node_type_info); out: bytes filled */
+    const char *name;           /* TDB's NodeType value, e.g. "attention_head" */
+    int32_t n_indices;          /* 2, or 3 for attention heads */
+    int32_t is_latent;          /* 1 for autoencoder latents (they need an autoencoder) */
+    const char *index_names[4]; /* n_indices names in TDB's order, e.g. "query token", "key token",
+                                   "head"; the first is the token the write lands on; NULL after */
+    int32_t n_activations;      /* activations it reads (1 or 2) */
+    int32_t activations[4];     /* enum nw_activation; the first holds the node's scalar */
+    int32_t weight;             /* enum nw_weight of its output weight, or -1 (latents: their
+                                   autoencoder's input kind decides) */
+    int32_t width_dim;          /* enum nw_dim of its last index: D_FF, HEADS or LATENTS */
+} nw_node_type_info;
+NW_API nw_status nw_node_type_info_get(int32_t node_type, nw_node_type_info *out);
+
+/** A derived scalar (enum nw_dst). Its output shape is dims[0 .. ndim) with T from the
+ *  store, n_latents from the autoencoder of node_type. */
+typedef struct nw_dst_info {
+    size_t size;             /* in: sizeof(nw_dst_info); out: bytes filled */
+    const char *name;        /* TDB's DerivedScalarType value */
+    int32_t node_type;       /* enum nw_node_type whose nodes it covers; -1 for NW_LAYOUT_LAYER */
+    int32_t layout;          /* enum nw_dst_layout */
+    int32_t quantity;        /* enum nw_dst_quantity */
+    int32_t needs_direction; /* 1: a direction is required; 0: none may be given */
+    int32_t has_layer;       /* 1: computed at a layer (0 for layer-less DSTs) */
+    int32_t ndim;            /* 2 or 3 */
+    int32_t dims[4];         /* enum nw_dim, ndim entries, NW_DIM_NONE after */
+    int32_t n_activations;   /* activations it reads at its layer */
+    int32_t activations[4];  /* enum nw_activation */
+} nw_dst_info;
+NW_API nw_status nw_dst_info_get(int32_t dst, nw_dst_info *out);
+
+/** A raw activation (enum nw_activation), in TDB's layout. */
+typedef struct nw_activation_info {
+    size_t size;              /* in: sizeof(nw_activation_info); out: bytes filled */
+    const char *name;         /* TDB's ActivationLocationType value */
+    int32_t ndim;             /* 2 or 3 */
+    int32_t dims[4];          /* enum nw_dim, e.g. attn.qk_probs (TOKENS, TOKENS, HEADS) */
+    int32_t has_layer;        /* 1: kept per layer */
+    int32_t latent_node_type; /* for an online_*autoencoder_latent activation, the enum
+                                 nw_node_type whose latents it holds; else -1 */
+} nw_activation_info;
+NW_API nw_status nw_activation_info_get(int32_t activation, nw_activation_info *out);
+
+/** A model weight (enum nw_weight), in its canonical layout. */
+typedef struct nw_weight_info {
+    size_t size;       /* in: sizeof(nw_weight_info); out: bytes filled */
+    const char *name;  /* TDB's WeightLocationType value */
+    int32_t has_layer; /* 0: set with layer = NW_NO_LAYER */
+    int32_t ndim;
+    int32_t dims[4];   /* enum nw_dim, e.g. attn.to_residual (HEADS, D_HEAD, D_MODEL) */
+} nw_weight_info;
+NW_API nw_status nw_weight_info_get(int32_t weight, nw_weight_info *out);
+
+/** An element type (enum nw_dtype). */
+typedef struct nw_dtype_info {
+    size_t size;       /* in: sizeof(nw_dtype_info); out: bytes filled */
+    const char *name;  /* "float32", "float16", "bfloat16", "float64" */
+    int32_t item_size; /* bytes per element */
+    int32_t reserved;  /* 0 */
+} nw_dtype_info;
+NW_API nw_status nw_dtype_info_get(int32_t dtype, nw_dtype_info *out);
+
+/** What an autoencoder was trained on (enum nw_autoencoder_input). */
+typedef struct nw_autoencoder_input_info {
+    size_t size;       /* in: sizeof(nw_autoencoder_input_info); out: bytes filled */
+    const char *name;  /* "mlp_post_act", "residual" or "attn_z" */
+    int32_t input_dim; /* enum nw_dim of n_inputs: D_FF, D_MODEL or HEAD_CHANNELS */
+    int32_t weight;    /* enum nw_weight the decoded vector goes through, or -1 (it is the write) */
+} nw_autoencoder_input_info;
+NW_API nw_status nw_autoencoder_input_info_get(int32_t input, nw_autoencoder_input_info *out);
+
+/** An SAELens hook nodewrite reads SAEs on: the hook is "blocks.L." + suffix. */
+typedef struct nw_saelens_hook_info {
+    size_t size;           /* in: sizeof(nw_saelens_hook_info); out: bytes filled */
+    const char *suffix;    /* "hook_mlp_out", "mlp.hook_post", "hook_attn_out", "attn.hook_z",
+                              "hook_resid_pre", "hook_resid_mid", "hook_resid_post" */
+    int32_t node_type;     /* enum nw_node_type of its latents */
+    int32_t input;         /* enum nw_autoencoder_input */
+    const char *tdb_input; /* TDB's DerivedScalarType of what it reads ("resid_delta_mlp", ...);
+                              for hook_resid_pre "resid_post_mlp" (of layer L-1), and
+                              "resid_post_embedding" at L = 0 */
+} nw_saelens_hook_info;
+NW_API nw_status nw_saelens_hook_info_get(int32_t i, nw_saelens_hook_info *out);
+
+/** The row of the SAELens hook table (nw_saelens_hook_info_get) that a hook name
+ *  "blocks.L.<suffix>" is, into *row, and its layer L into *layer. Writes only on success.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL; a name not of that form);
+ *  NW_ERR_UNSUPPORTED (a "blocks.L." hook nodewrite does not read). */
+NW_API nw_status nw_saelens_hook_find(const char *hook_name, int32_t *row, int32_t *layer);
 
 /* -- model -- */
 
@@ -313,7 +454,8 @@ NW_API nw_status nw_model_set_weight(nw_model *model, int32_t weight, int32_t la
 
 /** Sets the decoder of the autoencoder used by latent nodes of node_type
  *  (NW_NODE_AUTOENCODER_LATENT, NW_NODE_MLP_AUTOENCODER_LATENT or
- *  NW_NODE_ATTENTION_AUTOENCODER_LATENT) at one layer, replacing any earlier one.
+ *  NW_NODE_ATTENTION_AUTOENCODER_LATENT) at one layer. A slot holds one autoencoder: an
+ *  occupied slot is NW_ERR_INVALID_ARGUMENT (empty it first with nw_model_remove_autoencoder).
  *  decoder: (n_latents, n_inputs), TDB's decoder.weight.T; n_inputs must be d_ff
  *  for NW_AE_INPUT_MLP_POST_ACT, d_model for NW_AE_INPUT_RESIDUAL and n_heads*d_head for
  *  NW_AE_INPUT_ATTN_Z.
@@ -324,6 +466,59 @@ NW_API nw_status nw_model_set_weight(nw_model *model, int32_t weight, int32_t la
 NW_API nw_status nw_model_set_autoencoder(nw_model *model, int32_t node_type, int32_t layer,
                                           int32_t input, const nw_tensor_view *decoder,
                                           int32_t ownership);
+
+/** Whether the model's attention is causal (every query attends to keys <= itself), as
+ *  TDB's and TransformerLens's default models are. A new model is causal. For a causal
+ *  model, attn.qk_probs with probability above the diagonal (k > q) is refused with
+ *  NW_ERR_INVALID_ARGUMENT (it is a layout mistake, query and key swapped, or a non-causal
+ *  model), and nothing at a key after the query is read. A non-causal model
+ *  (causal = 0) reads every key. Configure it before sharing the model (see Threading).
+ *  Returns NW_OK or NW_ERR_INVALID_ARGUMENT (NULL, causal not 0 or 1). */
+NW_API nw_status nw_model_set_causal(nw_model *model, int32_t causal);
+
+/** 1 if the model is causal, 0 if not, into *out.
+ *  Returns NW_OK or NW_ERR_INVALID_ARGUMENT (NULL). */
+NW_API nw_status nw_model_get_causal(const nw_model *model, int32_t *out);
+
+/** Empties the autoencoder slot (node_type, layer) so that another autoencoder can be set
+ *  there (nw_model_set_autoencoder refuses an occupied slot). Empty already is not an error.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, not a latent node type);
+ *  NW_ERR_INDEX_OUT_OF_RANGE (layer). */
+NW_API nw_status nw_model_remove_autoencoder(nw_model *model, int32_t node_type, int32_t layer);
+
+/** What the model holds in one weight slot (nw_model_weight_get). */
+typedef struct nw_weight_state {
+    size_t size;       /* in: sizeof(nw_weight_state); out: bytes filled */
+    int32_t present;   /* 0: not set (everything below is 0) */
+    int32_t dtype;     /* enum nw_dtype as held (NW_COPY: F32) */
+    int32_t ownership; /* enum nw_ownership (a checkpoint's mapped tensors: NW_BORROW) */
+    int32_t ndim;
+    int64_t shape[4];  /* ndim entries, in the weight's canonical layout */
+} nw_weight_state;
+
+/** The state of weight slot (weight, layer): layer = NW_NO_LAYER for a weight of no
+ *  layer. Writes out as the info structs do (out->size first).
+ *  Returns NW_OK (also for an empty slot: present = 0); NW_ERR_INVALID_ARGUMENT (NULL,
+ *  bad enum, out->size too small); NW_ERR_INDEX_OUT_OF_RANGE (layer). */
+NW_API nw_status nw_model_weight_get(const nw_model *model, int32_t weight, int32_t layer,
+                                     nw_weight_state *out);
+
+/** What the model holds in one autoencoder slot (nw_model_autoencoder_get). */
+typedef struct nw_autoencoder_state {
+    size_t size;       /* in: sizeof(nw_autoencoder_state); out: bytes filled */
+    int32_t present;   /* 0: no autoencoder (everything below is 0) */
+    int32_t input;     /* enum nw_autoencoder_input */
+    int32_t dtype;     /* enum nw_dtype of the decoder as held */
+    int32_t ownership; /* enum nw_ownership */
+    int64_t n_latents;
+    int64_t n_inputs;
+} nw_autoencoder_state;
+
+/** The state of the autoencoder slot (node_type, layer) (a latent node type).
+ *  Returns as nw_model_weight_get, and NW_ERR_INVALID_ARGUMENT for a node type that is
+ *  not a latent type. */
+NW_API nw_status nw_model_autoencoder_get(const nw_model *model, int32_t node_type, int32_t layer,
+                                          nw_autoencoder_state *out);
 
 /* -- store -- */
 
@@ -588,7 +783,8 @@ NW_API nw_status nw_model_load_safetensors(const char *path, nw_model **out);
  *  blocks.L.attn.hook_z -> NW_AE_INPUT_ATTN_Z (d_in = n_heads*d_head). L must equal
  *  layer. cfg.json's d_in and d_sae, when given, must agree with W_dec.
  *  Ownership: as nw_model_load_safetensors (the mapping lives as long as the model
- *  or a deriver uses the autoencoder); replaces any earlier autoencoder there.
+ *  or a deriver uses the autoencoder); an occupied slot is refused as by
+ *  nw_model_set_autoencoder.
  *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, not a latent node type, a path that
  *  is not UTF-8, a file that cannot be read or is malformed, no hook_name, a hook
  *  layer other than layer); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_UNSUPPORTED
