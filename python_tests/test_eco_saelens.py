@@ -128,7 +128,7 @@ def check_sae(model, sae, hook, node_type, kind, layer):
     m = ntl.model_from(model)
     nt, l = nsae.attach(m, sae)
     assert (nt, l) == (node_type, layer)
-    assert m.autoencoders()[(nt, l)]["input"] == kind
+    assert m.autoencoders()[(nt, l)]["input"] == nw.autoencoder_input_kind(kind)  # as the library holds it
     with torch.no_grad():
         _, cache = model.run_with_cache_with_saes(E.tokens(B, T), saes=[sae])
     s = ntl.store_from(cache, batch=BATCH)
