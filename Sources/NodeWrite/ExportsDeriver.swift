@@ -92,9 +92,10 @@ public func nw_node_write_sized(_ model: OpaquePointer?, _ store: OpaquePointer?
         let deriver = try NodeWriteDeriver(model: model, node: try NodeIndex(node))
         let zeroed = try outputZeroed(flags)
         let bound = try deriver.bind(s.store)  // the store, read once
-        try SizedArray(out: out, outLen: outLen, shape: outShape).deliver(shape: bound.shape, checkInputs: bound.ensureDisjoint) {
-            (buffer) throws(NodeWriteError) in try bound.write(into: buffer, outputZeroed: zeroed)
-        }
+        try SizedArray(out: out, outLen: outLen, shape: outShape).deliver(
+            OutputShape(bound.form.tokens, bound.form.dModel),
+            checkInputs: { (span) throws(NodeWriteError) in try bound.ensureDisjoint(span) },
+            write: { (buffer) throws(NodeWriteError) in try bound.write(into: buffer, outputZeroed: zeroed) })
     }
 }
 

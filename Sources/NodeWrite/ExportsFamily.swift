@@ -34,9 +34,10 @@ public func nw_derive(_ model: OpaquePointer?, _ store: OpaquePointer?, _ dst: I
         let run = try DerivedScalarRun(dst, model: model, store: s.store, layer: Int(layer),
                                        direction: try directionView(direction), threads: Kernels.threads,
                                        outputZeroed: zeroed)
-        try SizedArray(out: out, outLen: outLen, shape: outShape, ndim: outNdim).deliver(shape: run.shape, checkInputs: run.ensureDisjoint) {
-            (buffer) throws(NodeWriteError) in try run.derive(into: buffer.baseAddress.unsafelyUnwrapped)
-        }
+        try SizedArray(out: out, outLen: outLen, shape: outShape, ndim: outNdim).deliver(
+            OutputShape(run.shape),
+            checkInputs: { (span) throws(NodeWriteError) in try run.ensureDisjoint(span) },
+            write: { (buffer) throws(NodeWriteError) in try run.derive(into: buffer.baseAddress.unsafelyUnwrapped) })
     }
 }
 
@@ -51,13 +52,13 @@ public func nw_node_write_to_direction(_ model: OpaquePointer?, _ store: OpaqueP
         guard let view = try directionView(direction) else { throw .invalidArgument("direction is NULL") }
         let bound = try deriver.bind(s.store)  // the store, read once
         let g = try Direction(view, dModel: model.dims.dModel, tokens: bound.form.tokens)
-        let inputs = { (span: OutputSpan) throws(NodeWriteError) in
-            try bound.ensureDisjoint(span)
-            try span.ensureDisjoint(from: view, "the direction")
-        }
-        try SizedArray(out: out, outLen: outLen, shape: outShape).deliver(shape: [bound.form.tokens, 1], checkInputs: inputs) {
-            (buffer) throws(NodeWriteError) in try bound.projection(g, into: buffer)
-        }
+        try SizedArray(out: out, outLen: outLen, shape: outShape).deliver(
+            OutputShape(bound.form.tokens, 1),
+            checkInputs: { (span) throws(NodeWriteError) in
+                try bound.ensureDisjoint(span)
+                try span.ensureDisjoint(from: view, "the direction")
+            },
+            write: { (buffer) throws(NodeWriteError) in try bound.projection(g, into: buffer) })
     }
 }
 

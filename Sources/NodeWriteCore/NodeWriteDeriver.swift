@@ -64,9 +64,6 @@ package struct BoundNodeWrite {
     package let form: LayerForm
     let node: ResolvedNode
 
-    /// TDB's output shape, (T, d_model).
-    package var shape: [Int] { [form.tokens, form.dModel] }
-
     /// The token row the write lands on.
     package var token: Int { node.token }
 
