@@ -25,8 +25,8 @@ def test_a_loaded_checkpoint_lists_every_weight_with_its_dtype(name, dtype):
     assert w[("layer_norm_gain.final", None)]["shape"] == (m.d_model,)
     for state in w.values():
         assert state["dtype"] == dtype  # as stored in the file, never '?'
-        assert state["copied"] is False  # mapped
-    assert "layer_norm_gain.final@-1 (borrowed)" in repr(m)
+        assert state["copied"] is True  # read into memory the library owns
+    assert "layer_norm_gain.final@-1" in repr(m) and "(borrowed)" not in repr(m)
 
 
 @pytest.mark.parametrize("directory, node_type", [("sae_resid", "autoencoder_latent"), ("sae_mlp", "mlp_autoencoder_latent")])
@@ -41,7 +41,7 @@ def test_a_loaded_autoencoder_has_its_dtype_shape_and_input(directory, node_type
     n_latents, n_inputs = state["shape"]
     assert n_latents == cfg["d_sae"] and n_inputs == cfg["d_in"]
     assert state["input"] == nw.saelens_hook(hook).input
-    assert state["copied"] is False
+    assert state["copied"] is True  # read into memory the library owns
     # latents_at_token reads the count from the library (it raised a bare IndexError before)
     idx = nw.latents_at_token(0, m, node_type, layer)
     assert idx.shape == (n_latents, 2) and (idx[:, 0] == 0).all()

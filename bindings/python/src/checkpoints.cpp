@@ -24,7 +24,8 @@ std::string path_arg(py::handle obj, const char *what) {
     return p.cast<std::string>();
 }
 
-// Model.from_safetensors(path): nw_model_load_safetensors (the file is mapped and borrowed).
+// Model.from_safetensors(path): nw_model_load_safetensors (the tensors are read into memory the
+// library owns).
 std::unique_ptr<Model> model_from_safetensors(py::object path_obj) {
     std::string path = path_arg(path_obj, "path");
     auto m = std::make_unique<Model>();
@@ -55,9 +56,9 @@ void init_checkpoints(py::class_<Model> &cls) {
 A model from a checkpoint file, read natively (nw_model_load_safetensors): a Hugging Face GPT-2
 model.safetensors (with config.json beside it, or n_head in its metadata) or a TransformerLens
 state dict saved with safetensors. Dimensions are inferred and checked against each other; the
-file is memory-mapped and its tensors borrowed in place (do not truncate or rewrite it while the
-model is in use; replacing it by rename is safe). weights() lists what the library loaded (dtype as
-stored in the file, copied False: mapped).
+tensors are read into memory the library owns, in the file's dtype, and the file is not read
+again (what happens to it later does not change the model; a file that changes while it is read
+is NodeWriteStaleInputError). weights() lists what the library loaded (dtype as stored).
 Raises ValueError (not a readable checkpoint, inconsistent shapes, ...), all NodeWriteError.
 )doc")
         .def("load_autoencoder", &model_load_autoencoder, R"doc(load_autoencoder(self, path: str | os.PathLike, node_type: str, layer: int) -> None
@@ -65,7 +66,8 @@ Raises ValueError (not a readable checkpoint, inconsistent shapes, ...), all Nod
 Set the autoencoder of node_type at layer from an SAELens directory (cfg.json and
 sae_weights.safetensors; nw_model_load_autoencoder_safetensors): the decoder W_dec, with what it
 decodes into taken from cfg.json's hook_name (residual hooks, mlp.hook_post through
-mlp.to_residual, attn.hook_z through attn.to_residual). The file is mapped and borrowed.
+mlp.to_residual, attn.hook_z through attn.to_residual). The decoder is read into memory the
+library owns. An occupied slot is refused (see set_autoencoder).
 )doc");
 }
 
