@@ -129,3 +129,24 @@ def test_a_refusal_is_the_call_and_its_message(setup):
     empty = nw.ActivationStore()
     n, _ = calls(lambda: pytest.raises(nw.NodeWriteKeyError, nw.node_write, m, empty, node))
     assert n == 2
+
+
+def test_a_store_put_with_layout_and_batch_is_still_one_call(setup):
+    """The output is sized from the shape the library was given (after layout= and batch=), not
+    from the caller's tensor: TransformerLens-shaped entries cost one call too, also with out=."""
+    m, s, g = setup
+    rng = np.random.default_rng(3)
+    b = nw.ActivationStore()
+    pattern = np.tril(rng.random((2, H, T, T))).astype(np.float32)  # (batch, head, q, k)
+    b.put("attn.qk_probs", 1, pattern, layout="bhqk", batch=1)
+    b.put("attn.v", 1, rng.standard_normal((2, T, H, DH)).astype(np.float32), layout="bthd", batch=1)
+    b.put("mlp.post_act", 1, rng.standard_normal((2, T, F)).astype(np.float32), layout="btn", batch=1)
+    assert b.batch == 1
+    for dst in ("unflattened_attn_write_norm", "attn_write_norm", "mlp_write_norm"):
+        n, out = calls(lambda: nw.derive(m, b, dst, 1))
+        assert n == 1, dst
+        buf = np.empty_like(out)
+        n, _ = calls(lambda: nw.derive(m, b, dst, 1, out=buf))
+        assert n == 1 and np.array_equal(buf, out)
+    n, out = calls(lambda: nw.node_write(m, b, nw.NodeIndex("attention_head", 1, (4, 2, 1))))
+    assert n == 1 and out.shape == (T, D)

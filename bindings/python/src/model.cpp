@@ -7,6 +7,7 @@
 #include "info.hpp"
 #include "model.hpp"
 #include "objects.hpp"
+#include "outputs.hpp"
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
@@ -93,9 +94,7 @@ void check_decoder(const Model &m, int32_t node_type, int32_t layer, int32_t kin
         fail(NW_ERR_INDEX_OUT_OF_RANGE, "layer " + std::to_string(layer) + " is out of range (0 ..< " +
                                             std::to_string(m.dims.n_layers) + ")");
     const AutoencoderInputFacts &in = facts().autoencoder_inputs.at(static_cast<size_t>(kind));
-    int64_t n_inputs = in.input_dim == NW_DIM_D_FF ? m.dims.d_ff
-                       : in.input_dim == NW_DIM_D_MODEL ? m.dims.d_model
-                       : in.input_dim == NW_DIM_HEAD_CHANNELS ? m.dims.n_heads * m.dims.d_head : -1;
+    const int64_t n_inputs = model_dim_size(m, in.input_dim);
     if (h.shape.size() != 2 || h.shape[1] != n_inputs || h.shape[0] < 0)
         fail(NW_ERR_SHAPE_MISMATCH, what + ": shape " + shape_text(h.shape) + ", expected (n_latents, " +
                                         dim_name(in.input_dim) + " = " + std::to_string(n_inputs) + ")");

@@ -30,7 +30,7 @@ Store &store_arg(py::handle obj) {
 std::vector<int64_t> stored_shape(const Store &s, int32_t activation, int32_t layer) {
     auto it = s.entries.find({activation, layer});
     if (it == s.entries.end() || !it->second) return {};
-    return it->second->shape;
+    return it->second->canonical_shape;
 }
 
 namespace {
@@ -44,12 +44,13 @@ void check_entry(const Model &m, int32_t activation, const Held &h) {
         if (f.dims[i] == NW_DIM_TOKENS) ++tokens;
         if (f.dims[i] == NW_DIM_HEADS) heads = static_cast<int>(i);
     }
-    if (tokens < 2 || heads < 0 || h.shape.size() != f.dims.size()) return;
+    const std::vector<int64_t> &shape = h.canonical_shape;
+    if (tokens < 2 || heads < 0 || shape.size() != f.dims.size()) return;
     for (size_t i = 0; i < f.dims.size(); ++i) {
-        if (f.dims[i] == NW_DIM_TOKENS && h.shape[i] == h.shape[static_cast<size_t>(heads)])
+        if (f.dims[i] == NW_DIM_TOKENS && shape[i] == shape[static_cast<size_t>(heads)])
             fail(NW_ERR_INVALID_ARGUMENT,
-                 h.what + ": T = " + std::to_string(h.shape[i]) + " equals n_heads, so the shape " +
-                     shape_text(h.shape) + " cannot tell (head, query, key) from (query, key, head), "
+                 h.what + ": T = " + std::to_string(shape[i]) + " equals n_heads, so the shape " +
+                     shape_text(shape) + " cannot tell (head, query, key) from (query, key, head), "
                      "and the model is not causal (no diagonal to tell them apart): put it with "
                      "layout= (\"qkh\" for [query, key, head], \"hqk\" for TransformerLens's hook_pattern)");
     }

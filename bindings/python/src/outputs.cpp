@@ -237,23 +237,27 @@ std::vector<int64_t> predicted_shape(const Model &m, const Store &s, const std::
     }
     std::vector<int64_t> out;
     for (int32_t d : dims) {
-        int64_t v = -1;
-        switch (d) {
-            case NW_DIM_ONE: v = 1; break;
-            case NW_DIM_TOKENS: v = tokens; break;
-            case NW_DIM_TOKEN_PAIRS: v = tokens < 0 || tokens > (int64_t{1} << 31) ? -1 : tokens * (tokens + 1) / 2; break;
-            case NW_DIM_HEADS: v = m.dims.n_heads; break;
-            case NW_DIM_D_HEAD: v = m.dims.d_head; break;
-            case NW_DIM_D_MODEL: v = m.dims.d_model; break;
-            case NW_DIM_D_FF: v = m.dims.d_ff; break;
-            case NW_DIM_LATENTS: v = latents; break;
-            case NW_DIM_VOCAB: v = m.n_vocab > 0 ? m.n_vocab : -1; break;
-            case NW_DIM_HEAD_CHANNELS: v = m.dims.n_heads * m.dims.d_head; break;
-        }
+        int64_t v = d == NW_DIM_TOKENS ? tokens
+                    : d == NW_DIM_TOKEN_PAIRS ? (tokens < 0 || tokens > (int64_t{1} << 31) ? -1 : tokens * (tokens + 1) / 2)
+                    : d == NW_DIM_LATENTS ? latents
+                    : model_dim_size(m, d);
         if (v < 0) return {};
         out.push_back(v);
     }
     return out;
+}
+
+int64_t model_dim_size(const Model &m, int32_t dim) {
+    switch (dim) {
+        case NW_DIM_ONE: return 1;
+        case NW_DIM_HEADS: return m.dims.n_heads;
+        case NW_DIM_D_HEAD: return m.dims.d_head;
+        case NW_DIM_D_MODEL: return m.dims.d_model;
+        case NW_DIM_D_FF: return m.dims.d_ff;
+        case NW_DIM_HEAD_CHANNELS: return m.dims.n_heads * m.dims.d_head;
+        case NW_DIM_VOCAB: return m.n_vocab > 0 ? m.n_vocab : -1;
+        default: return -1;
+    }
 }
 
 void init_outputs(py::module_ &mod) {

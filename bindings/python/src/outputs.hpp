@@ -31,6 +31,10 @@ inline float *out_ptr(const Held &h) { return static_cast<float *>(const_cast<vo
 
 size_t element_count(const std::vector<int64_t> &shape);
 
+// The size of a dimension of the tables' shape rules (enum nw_dim) that the model fixes (one,
+// heads, d_head, d_model, d_ff, head_channels; vocab once the unembedding is set), or -1.
+int64_t model_dim_size(const Model &m, int32_t dim);
+
 // A shape rule of the library's tables (enum nw_dim values) evaluated for a call at `layer`: T
 // (and the latent count) from the shapes of `activations` in the store, the other dimensions from
 // the model. Empty when the store cannot tell (an activation missing: the library then says why).

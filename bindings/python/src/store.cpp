@@ -37,6 +37,7 @@ void store_put(py::handle self, const py::args &args, const py::kwargs &kwargs) 
                                       : h->view();
     h->layout_stated = a[3] && !a[3].is_none();
     h->batch = batch;
+    h->canonical_shape.assign(v.shape, v.shape + v.ndim);
     HeldPtr old;  // dropped after unlocking (its destructor may run Python code)
     {
         std::unique_lock<std::shared_mutex> lock(s.mu);

@@ -40,6 +40,7 @@ struct Held {
     // element it reads (-1: no batch=).
     bool layout_stated = false;
     int64_t batch = -1;
+    std::vector<int64_t> canonical_shape;  // the shape the library was given (after layout=/batch=)
     const void *np_data = nullptr;
     std::vector<Py_ssize_t> np_dims, np_strides;
     mutable int64_t torch_version = -1;          // updated when the version moves but nothing else
