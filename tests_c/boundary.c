@@ -2130,7 +2130,8 @@ static const char *const CC_NAMES[] = {
     "nw_deriver_output_shape", "nw_deriver_derive", "nw_deriver_derive_vector", "nw_node_write", "nw_node_write(bad)",
     "nw_node_write_vectors", "nw_node_write_sized", "nw_node_type_index_count", "nw_node_writes", "nw_set_num_threads",
     "nw_get_num_threads", "nw_derive", "nw_derive(out=NULL)", "nw_node_write_to_direction", "nw_token_writes",
-    "nw_token_writes_top_k", "nw_model_load_safetensors", "nw_model_load_autoencoder_safetensors"};
+    "nw_token_writes_top_k", "nw_model_load_safetensors", "nw_model_load_autoencoder_safetensors",
+    "nw_model_set_causal", "nw_model_get_causal", "nw_model_remove_autoencoder"};
 enum { CC_N = sizeof CC_NAMES / sizeof *CC_NAMES };
 
 static void run_call_count(ctx *c) {
@@ -2236,6 +2237,9 @@ static void run_call_count(ctx *c) {
     else if (IS("nw_token_writes_top_k")) (void)nw_token_writes_top_k(m, s, NW_NODE_MLP_NEURON, 0, ix, 1, 2, 2, 1, out, ids, 2);
     else if (IS("nw_model_load_safetensors")) (void)nw_model_load_safetensors("/nonexistent/x.safetensors", &tm);
     else if (IS("nw_model_load_autoencoder_safetensors")) (void)nw_model_load_autoencoder_safetensors(m2, "/nonexistent", 2, 0);
+    else if (IS("nw_model_set_causal")) (void)nw_model_set_causal(m2, 0);
+    else if (IS("nw_model_get_causal")) (void)nw_model_get_causal(m, &v32);
+    else if (IS("nw_model_remove_autoencoder")) (void)nw_model_remove_autoencoder(m2, NW_NODE_AUTOENCODER_LATENT, 0);
     else failf(c, "no call for %s", name);
 #undef IS
     uint64_t after = nw_thread_call_count();
