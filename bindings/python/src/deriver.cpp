@@ -50,7 +50,8 @@ py::object deriver_write(const Deriver &d, py::handle store) {
         [&] {
             check_reads(m, s, f.activations, d.node.layer);
             check_held(d.keep);
-            return predicted_shape(m, s, {NW_DIM_TOKENS, NW_DIM_D_MODEL}, {f.activations[0]}, d.node.layer);
+            static const std::vector<int32_t> write{NW_DIM_TOKENS, NW_DIM_D_MODEL};
+            return predicted_shape(m, s, write, f.activations, d.node.layer);
         },
         [&](float *p, size_t len, uint32_t, Reported *r) {
             nw_status st = nw_deriver_derive(d.deriver, s.store, p, len);

@@ -47,12 +47,13 @@ void read_table(const char *what, Get get, Row row) {
     }
 }
 
+template <class Known>
 int32_t lookup(const std::unordered_map<std::string, int32_t> &map, const std::string &name,
-               const std::string &what, const char *kind, const std::string &known) {
+               const std::string &what, const char *kind, Known known) {
     auto it = map.find(name);
     if (it != map.end()) return it->second;
     fail(NW_ERR_INVALID_ARGUMENT,
-         what + ": unknown " + kind + " '" + name + "'; expected one of " + known);
+         what + ": unknown " + kind + " '" + name + "'; expected one of " + known());  // listed on failure only
 }
 
 std::string join_names(const std::vector<std::string> &names) {
@@ -203,7 +204,7 @@ const char *quantity_name(int32_t quantity) {
 }
 
 int32_t node_type_named(const std::string &name, const std::string &what) {
-    return lookup(facts().node_type_of, name, what, "node type", names_of(facts().node_types));
+    return lookup(facts().node_type_of, name, what, "node type", [] { return names_of(facts().node_types); });
 }
 
 int32_t node_type_arg(py::handle obj, const std::string &what) {
@@ -211,11 +212,11 @@ int32_t node_type_arg(py::handle obj, const std::string &what) {
 }
 
 int32_t activation_arg(py::handle obj, const std::string &what) {
-    return lookup(facts().activation_of, to_name(obj, what), what, "activation", names_of(facts().activations));
+    return lookup(facts().activation_of, to_name(obj, what), what, "activation", [] { return names_of(facts().activations); });
 }
 
 int32_t weight_arg(py::handle obj, const std::string &what) {
-    return lookup(facts().weight_of, to_name(obj, what), what, "weight", names_of(facts().weights));
+    return lookup(facts().weight_of, to_name(obj, what), what, "weight", [] { return names_of(facts().weights); });
 }
 
 int32_t dst_arg(py::handle obj, const std::string &what) {
@@ -227,9 +228,11 @@ int32_t dst_arg(py::handle obj, const std::string &what) {
 }
 
 int32_t autoencoder_source_arg(py::handle obj, const std::string &what) {
-    std::vector<std::string> known;
-    for (const auto &s : facts().autoencoder_sources) known.push_back(s.first);
-    return lookup(facts().source_of, to_name(obj, what), what, "autoencoder input", join_names(known));
+    return lookup(facts().source_of, to_name(obj, what), what, "autoencoder input", [] {
+        std::vector<std::string> known;
+        for (const auto &s : facts().autoencoder_sources) known.push_back(s.first);
+        return join_names(known);
+    });
 }
 
 const NodeTypeFacts &node_type_facts(int32_t v) { return facts().node_types.at(static_cast<size_t>(v)); }

@@ -14,9 +14,10 @@ std::vector<int64_t> node_output_shape(const Model &m, const Store &s, const nw_
                                        int32_t width_dim) {
     if (node.node_type < 0 || static_cast<size_t>(node.node_type) >= facts().node_types.size()) return {};
     const NodeTypeFacts &nt = node_type_facts(node.node_type);
-    if (nt.activations.empty()) return {};
     check_reads(m, s, nt.activations, node.layer);
-    return predicted_shape(m, s, {NW_DIM_TOKENS, width_dim}, {nt.activations[0]}, node.layer);
+    static const std::vector<int32_t> write{NW_DIM_TOKENS, NW_DIM_D_MODEL}, column{NW_DIM_TOKENS, NW_DIM_ONE};
+    // T: the first activation holding tokens (the node's scalar: attn.qk_probs, mlp.post_act, latents)
+    return predicted_shape(m, s, width_dim == NW_DIM_D_MODEL ? write : column, nt.activations, node.layer);
 }
 
 py::object node_write(const py::args &args, const py::kwargs &kwargs) {

@@ -228,7 +228,9 @@ std::vector<int64_t> predicted_shape(const Model &m, const Store &s, const std::
     int64_t tokens = -1, latents = -1;
     for (int32_t act : activations) {
         const std::vector<int32_t> &rule = activation_facts(act).dims;
-        std::vector<int64_t> sh = stored_shape(s, act, layer);
+        auto it = s.entries.find({act, layer});
+        if (it == s.entries.end() || !it->second) continue;
+        const std::vector<int64_t> &sh = it->second->canonical_shape;  // as the library was given it
         if (sh.size() != rule.size()) continue;
         for (size_t i = 0; i < rule.size(); ++i) {
             if (rule[i] == NW_DIM_TOKENS && tokens < 0) tokens = sh[i];
