@@ -13,9 +13,9 @@
  * (every dst, with fuzzed directions), node_write_to_direction, vocab_size, dst names,
  * index counts and the thread count; the facts (every nw_*_info_get with fuzzed indices and
  * out->size, nw_saelens_hook_find with fuzzed names) and the slot states
- * (nw_model_weight_get, nw_model_autoencoder_get); causality (nw_model_set_causal / get_causal, so that derives
- * run on causal and non-causal models, with patterns that have mass above the diagonal or not)
- * and autoencoder slots (nw_model_remove_autoencoder; set_autoencoder refuses an occupied slot).
+ * (nw_model_weight_get, nw_model_autoencoder_get); causality (nw_model_set_causal / get_causal, so
+ * that derives run on causal and non-causal models, with patterns that have mass above the diagonal
+ * or not) and autoencoder slots (nw_model_remove_autoencoder; set_autoencoder refuses an occupied slot).
  *
  * Views are truthful about memory, as the header requires of a caller: when a
  * view's shape and strides are valid per the contract (no overflow) its data

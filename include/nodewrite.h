@@ -25,14 +25,17 @@
  *
  * Threading
  * ---------
- * - nw_model: configure it (nw_model_set_*) from one thread, before sharing it.
- *   Once configured it is read-only and may be used by any number of threads at
- *   once. Calling nw_model_set_* while another thread uses the model is a data race.
+ * - nw_model: configure it (nw_model_set_*, nw_model_remove_autoencoder) from one
+ *   thread, before sharing it. Once configured it is read-only and may be used by any
+ *   number of threads at once. Configuring it while another thread uses the model is a
+ *   data race.
  * - nw_deriver: immutable once created; share it freely between threads. A
  *   deriver keeps its model alive (it holds a reference), and it captures the
  *   weights the model had when the deriver was created.
  * - nw_store: not synchronised. Do not nw_store_put while a derive reads the
- *   same store; use one store per thread, or stop writing before sharing it.
+ *   same store; use one store per thread, or stop writing before sharing it (any
+ *   number of threads may then read it at once, the first reads of an attn.qk_probs
+ *   entry included).
  * - nw_last_error_message() is thread-local.
  */
 #ifndef NODEWRITE_H

@@ -228,7 +228,7 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
                             size_t cap, size_t *n) {
     nw_status st = NW_OK;
     switch (op) {
-    case 13: { /* the model that is not causal: an attention quantity over every key, or a node set */
+    case 14: { /* the model that is not causal: an attention quantity over every key, or a node set */
         int32_t dst = (int32_t[]){2, 3, 6, 7}[k % 4], nd = 0, causal = -1;
         int64_t shape[3] = {0, 0, 0};
         if (nw_model_get_causal(MODEL_NC, &causal) != NW_OK || causal != 0) return "nw_model_get_causal is not 0";
@@ -243,7 +243,7 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
         for (int i = 0; i < nd; i++) *n *= (size_t)shape[i];
         break;
     }
-    case 14: { /* a store shared by every thread, first read now: the causality scan races */
+    case 15: { /* a store shared by every thread, first read now: the causality scan races */
         int32_t dst = (int32_t[]){2, 3, 6, 7}[k % 4], nd = 0;
         int64_t shape[3] = {0, 0, 0};
         st = nw_derive(MODEL, shared, dst, 1, dst % 2 ? &DIRS[k % 2].v : NULL, 0, buf, cap, shape, &nd);
@@ -251,7 +251,7 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
         for (int i = 0; i < nd; i++) *n *= (size_t)shape[i];
         break;
     }
-    case 15: { /* the same with mass above the diagonal: refused in every thread, whoever scans */
+    case 16: { /* the same with mass above the diagonal: refused in every thread, whoever scans */
         nw_node_index x = {NW_NODE_ATTENTION_HEAD, 1, 3, 0, {k % T, 0, k % NH, 0}};
         st = nw_node_write(MODEL, dirty, &x, buf, cap);
         if (st != NW_ERR_INVALID_ARGUMENT) return "mass above the diagonal was not refused";
@@ -259,7 +259,7 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
         *n = 0;
         return NULL;
     }
-    case 16: { /* a private model: autoencoder slots set, refused, emptied, set; a deriver keeps its decoder */
+    case 17: { /* a private model: autoencoder slots set, refused, emptied, set; a deriver keeps its decoder */
         const char *err = NULL;
         nw_model *m = private_model(&err);
         if (!m) return err;
@@ -373,7 +373,7 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
         *n = (size_t)BIG_N * DM;
         break;
     }
-    case 17: { /* the facts tables and the model's slot states: 10 calls, counted on this thread */
+    case 13: { /* the facts tables and the model's slot states: 10 calls, counted on this thread */
         uint64_t before = nw_thread_call_count();
         nw_node_type_info ti = {.size = sizeof ti};
         nw_dst_info di = {.size = sizeof di};

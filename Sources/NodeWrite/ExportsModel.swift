@@ -53,8 +53,8 @@ public func nw_model_set_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32,
     }
 }
 
-/// NW_COPY for the library's own copy, NW_BORROW for memory it reads in place (the caller's,
-/// or a checkpoint's mapping).
+/// NW_COPY for the library's own memory (a copy, or a checkpoint's tensor read into memory),
+/// NW_BORROW for memory it reads in place (the caller's).
 private func ownership(_ storage: WeightStorage) -> Int32 {
     Int32(storage.isCopy ? NW_COPY.rawValue : NW_BORROW.rawValue)
 }

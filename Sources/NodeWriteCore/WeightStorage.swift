@@ -16,7 +16,7 @@ package final class WeightStorage: @unchecked Sendable {
     package let grams = GramCache()
 
     /// Whether the memory is the library's own, which nothing else writes to: a copy, or a
-    /// checkpoint's tensor read into memory (`FileBytes`).
+    /// checkpoint's tensor read into memory (`FileBytes`); reported as NW_COPY.
     package var isCopy: Bool { owned != nil || owner is FileBytes || (owner as? WeightStorage)?.isCopy == true }
 
     /// Borrows `view`: the caller keeps its memory alive while this storage lives, or

@@ -377,7 +377,7 @@ struct FactsTests {
         }
     }
 
-    @Test("slot states of a loaded checkpoint: every weight, the layer-less ones included, held in its file's dtype (read into owned memory)")
+    @Test("slot states of a loaded checkpoint: every weight, the layer-less ones included, the library's own in its file's dtype")
     func checkpointSlots() throws {
         let dir = Fixture.directory.appendingPathComponent("checkpoints").path
         for (file, dtype) in [("gpt2/model.safetensors", NW_DTYPE_F32), ("gpt2_f16/model.safetensors", NW_DTYPE_F16),
@@ -400,7 +400,7 @@ struct FactsTests {
                         case .vocab: vocab; default: -1
                         }
                     }
-                    // read into memory the library owns (never mapped), in the file's dtype
+                    // Checkpoint tensors are read into the library's memory (never mapped): NW_COPY, in the file's dtype.
                     #expect(s.present == 1 && s.dtype == Int32(dtype.rawValue) && s.ownership == Int32(NW_COPY.rawValue),
                             "\(file) \(w.name) L\(layer): present \(s.present) dtype \(s.dtype) ownership \(s.ownership)")
                     #expect(Array([s.shape.0, s.shape.1, s.shape.2, s.shape.3].prefix(Int(s.ndim))) == want, "\(file) \(w.name)")
