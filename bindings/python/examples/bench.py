@@ -39,7 +39,7 @@ def main() -> None:
         torch = None
 
     rng = np.random.default_rng(0)
-    probs = rng.random((T, T, N_HEADS), dtype=np.float32)
+    probs = rng.random((T, T, N_HEADS), dtype=np.float32) * np.tril(np.ones((T, T), np.float32))[:, :, None]  # causal
     v = rng.standard_normal((T, N_HEADS, D_HEAD), dtype=np.float32)
     w_o = rng.standard_normal((N_HEADS, D_HEAD, D_MODEL), dtype=np.float32) * 0.02
     post = rng.standard_normal((T, D_FF), dtype=np.float32)
@@ -112,7 +112,7 @@ def main() -> None:
 
         check_vec = attn_vec_base()
 
-    vec, row = d_attn.derive_vector(store)
+    vec, row = d_attn.write_vector(store)
     agree = float(np.max(np.abs(vec - check_vec)))
     print(f"agreement with the baseline (attention vector): max |diff| = {agree:.2e}, token row {row}")
     print(f"baseline: {base}; medians of per-call times, interleaved batches\n")
@@ -120,21 +120,21 @@ def main() -> None:
     rows = []
     groups = [
         ("attention write vector", 400 // scale, 50, {
-            "nodewrite deriver.derive_vector": lambda: d_attn.derive_vector(store),
+            "nodewrite deriver.write_vector": lambda: d_attn.write_vector(store),
             "nodewrite node_write_vectors([node])": lambda: nw.node_write_vectors(model, store, [attn]),
             "baseline probs[q,k,h] * v[k,h] @ W_O[h]": attn_vec_base,
         }),
         ("attention full (T, d_model)", 100 // scale, 10, {
-            "nodewrite deriver.derive": lambda: d_attn.derive(store),
+            "nodewrite deriver.write": lambda: d_attn.write(store),
             "nodewrite node_write (one-shot)": lambda: nw.node_write(model, store, attn),
             "baseline zeros + out[q] = ...": attn_full_base,
         }),
         ("MLP write vector", 400 // scale, 50, {
-            "nodewrite deriver.derive_vector": lambda: d_mlp.derive_vector(store),
+            "nodewrite deriver.write_vector": lambda: d_mlp.write_vector(store),
             "baseline post_act[t,n] * W[n]": mlp_vec_base,
         }),
         ("MLP full (T, d_model)", 100 // scale, 10, {
-            "nodewrite deriver.derive": lambda: d_mlp.derive(store),
+            "nodewrite deriver.write": lambda: d_mlp.write(store),
             "baseline zeros + out[t] = ...": mlp_full_base,
         }),
     ]
@@ -155,17 +155,17 @@ def main() -> None:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         med = per_call_medians({
-            "nodewrite deriver.derive (attention)": lambda: d_attn.derive(store),
+            "nodewrite deriver.write (attention)": lambda: d_attn.write(store),
             "baseline zeros + out[q] = ... (1 thread)": attn_full_base,
-            "nodewrite deriver.derive (MLP)": lambda: d_mlp.derive(store),
+            "nodewrite deriver.write (MLP)": lambda: d_mlp.write(store),
             "baseline zeros + out[t] = ... (1 thread)": mlp_full_base,
         }, batches=100 // scale, calls=10)
         torch.set_num_threads(threads)
         print("full (T, d_model) output with torch on 1 thread (nodewrite fills zeros on one thread)")
         for name, s in med.items():
             print(f"  {name:42s} {fmt_time(s)}")
-        print(f"  ratios: attention {med['baseline zeros + out[q] = ... (1 thread)'] / med['nodewrite deriver.derive (attention)']:.2f}x, "
-              f"MLP {med['baseline zeros + out[t] = ... (1 thread)'] / med['nodewrite deriver.derive (MLP)']:.2f}x\n")
+        print(f"  ratios: attention {med['baseline zeros + out[q] = ... (1 thread)'] / med['nodewrite deriver.write (attention)']:.2f}x, "
+              f"MLP {med['baseline zeros + out[t] = ... (1 thread)'] / med['nodewrite deriver.write (MLP)']:.2f}x\n")
 
     # Many nodes in one call vs a Python loop of the baseline.
     nodes = [nw.NodeIndex("attention_head", 0, (qq, kk, hh)) for qq in (100, 500, 1000) for kk in range(0, 100, 3) for hh in range(N_HEADS)]
@@ -193,10 +193,10 @@ def main() -> None:
     a_vec = rows[0][1]
     a_full = rows[1][1]
     print("goals: write vector >= 2x faster than the one-liner; full output on par")
-    print(f"  attention vector: {a_vec[rows[0][2]] / a_vec['nodewrite deriver.derive_vector']:.2f}x "
-          f"(deriver.derive_vector vs {rows[0][2].split(' ', 1)[1]})")
-    print(f"  attention full:   {a_full[rows[1][2]] / a_full['nodewrite deriver.derive']:.2f}x "
-          f"(deriver.derive), {a_full[rows[1][2]] / a_full['nodewrite node_write (one-shot)']:.2f}x (node_write)")
+    print(f"  attention vector: {a_vec[rows[0][2]] / a_vec['nodewrite deriver.write_vector']:.2f}x "
+          f"(deriver.write_vector vs {rows[0][2].split(' ', 1)[1]})")
+    print(f"  attention full:   {a_full[rows[1][2]] / a_full['nodewrite deriver.write']:.2f}x "
+          f"(deriver.write), {a_full[rows[1][2]] / a_full['nodewrite node_write (one-shot)']:.2f}x (node_write)")
 
 
 if __name__ == "__main__":

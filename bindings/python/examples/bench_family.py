@@ -112,7 +112,7 @@ def main() -> None:
     # agreement (printed)
     a = nw.derive(model, store, "unflattened_attn_write_to_final_residual_grad", 0, direction=g_dense)
     b = attn_grad_torch(g_dense)().numpy()
-    tv_nw, ti_nw = nw.token_writes(model, store, "mlp_neuron", 0, nodes, top_k=20)
+    tv_nw, ti_nw = nw.top_token_writes(model, store, "mlp_neuron", 0, nodes, 20)
     tv_t, ti_t = token_torch(20)()
     print(f"agreement: attn grad max|diff|/max {np.abs(a - b).max() / np.abs(b).max():.1e}; "
           f"top-20 ids equal {float((ti_t.numpy() == ti_nw).mean()) * 100:.2f}%\n")
@@ -146,7 +146,7 @@ def main() -> None:
             "torch W @ (W_U * g[:, None]) - mean": token_torch(),
         }),
         ("token writes, 1,000 nodes, top-20", 4 // s + 1, 1, {
-            "nodewrite token_writes(top_k=20)": lambda: nw.token_writes(model, store, "mlp_neuron", 0, nodes, top_k=20),
+            "nodewrite top_token_writes(k=20)": lambda: nw.top_token_writes(model, store, "mlp_neuron", 0, nodes, 20),
             "torch ... + topk(20)": token_torch(20),
         }),
     ]

@@ -138,8 +138,8 @@ def main():
         node = nw.NodeIndex(kind, case["layer"], tuple(case["tensor_indices"]))
         model = models[case["autoencoders"]]
         deriver = nw.NodeWriteDeriver(model, node)
-        out = deriver.derive(store)
-        vec, row = deriver.derive_vector(store)
+        out = deriver.write(store)
+        vec, row = deriver.write_vector(store)
         exp = t[case["expected"]]
         diff = float(np.max(np.abs(out - exp)))
         ok = diff <= 1e-5 * max(1.0, float(np.max(np.abs(exp)))) and not np.any(np.delete(out, row, 0))
@@ -148,7 +148,7 @@ def main():
         orig = original_path(t, spec, case)
         assert np.max(np.abs(orig() - exp)) <= 1e-5 * max(1.0, float(np.max(np.abs(exp))))
         med = per_call_medians({
-            "nodewrite": lambda: deriver.derive(store),
+            "nodewrite": lambda: deriver.write(store),
             "node_write": lambda: nw.node_write(model, store, node),
             "numpy": orig,
         }, batches=60, calls=50)
@@ -158,7 +158,7 @@ def main():
         print("  top channels: " + ", ".join(f"{int(c)}: {vec[c]:+.5f}" for c in top))
         print(f"  vs original: max |diff| = {diff:.2e} ({'ok' if ok else 'MISMATCH'}; zeros off token row: "
               f"{'yes' if not np.any(np.delete(out, row, 0)) else 'NO'})")
-        print(f"  time per call: deriver.derive {fmt_time(med['nodewrite'])}, node_write {fmt_time(med['node_write'])}, "
+        print(f"  time per call: deriver.write {fmt_time(med['nodewrite'])}, node_write {fmt_time(med['node_write'])}, "
               f"numpy original path {fmt_time(med['numpy'])}  ({med['numpy'] / med['nodewrite']:.1f}x)\n")
 
     # The same comparison at GPT-2-small width (768, 12 heads x 64) with 128 tokens: the original's
@@ -168,7 +168,7 @@ def main():
     probs = rng.random((T2, T2, H2), dtype=np.float32)
     v = rng.standard_normal((T2, H2, DH2), dtype=np.float32)
     w_o = rng.standard_normal((H2, DH2, DM2), dtype=np.float32) * 0.02
-    big = nw.Model(n_layers=1, d_model=DM2, n_heads=H2, d_head=DH2, d_ff=4)
+    big = nw.Model(n_layers=1, d_model=DM2, n_heads=H2, d_head=DH2, d_ff=4, causal=False)  # a full random pattern
     big.set_weight("attn.to_residual", 0, w_o, copy=False)
     big_store = nw.ActivationStore()
     big_store.put("attn.qk_probs", 0, probs)
@@ -182,11 +182,11 @@ def main():
         out[q] = np.einsum("d,dm->m", weighted[q, k, h], w_o[h])
         return out
 
-    diff = float(np.max(np.abs(big_deriver.derive(big_store) - big_original())))
-    med = per_call_medians({"nodewrite": lambda: big_deriver.derive(big_store), "numpy": big_original},
+    diff = float(np.max(np.abs(big_deriver.write(big_store) - big_original())))
+    med = per_call_medians({"nodewrite": lambda: big_deriver.write(big_store), "numpy": big_original},
                            batches=7, calls=2, warmup=1)
     print(f"attention_head at d_model {DM2}, {H2} heads x {DH2}, T = {T2} (random, seeded): max |diff| = {diff:.2e}; "
-          f"deriver.derive {fmt_time(med['nodewrite'])}, numpy original path {fmt_time(med['numpy'])} "
+          f"deriver.write {fmt_time(med['nodewrite'])}, numpy original path {fmt_time(med['numpy'])} "
           f"({med['numpy'] / med['nodewrite']:.0f}x)\n")
 
     n_ok = sum(1 for c in spec["cases"] if "error" not in c)
