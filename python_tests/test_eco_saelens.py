@@ -128,7 +128,9 @@ def check_sae(model, sae, hook, node_type, kind, layer):
     m = ntl.model_from(model)
     nt, l = nsae.attach(m, sae)
     assert (nt, l) == (node_type, layer)
-    assert m.autoencoders()[(nt, l)]["input"] == kind
+    assert nsae.node_type_for_hook(hook) == (node_type, kind, layer)
+    # the library names the input by what it is: residual (any residual-stream kind), mlp_post_act, attn_z
+    assert m.autoencoders()[(nt, l)]["input"] == {"mlp_post_act": "mlp_post_act", "attn_weighted_sum_of_values": "attn_z"}.get(kind, "residual")
     with torch.no_grad():
         _, cache = model.run_with_cache_with_saes(E.tokens(B, T), saes=[sae])
     s = ntl.store_from(cache, batch=BATCH)
