@@ -19,7 +19,7 @@ ECO_TORCH_WHEEL ?= $(TORCH_WHEEL)
 ECO_TESTS := $(wildcard python_tests/test_eco_*.py)
 ECO_PACKAGES := transformer_lens sae_lens transformers matplotlib numpy pytest
 ECO_REQUIRED ?=
-ECO_PYTEST := -m pytest -q -rs -W ignore::DeprecationWarning
+ECO_PYTEST := -m pytest -q -rfEs -W ignore::DeprecationWarning
 
 TEST_TARGETS += test-ecosystem-if-available
 

@@ -130,8 +130,29 @@ def parse(step: Step, lines: List[str]) -> None:
         step.failed += 1
 
 
+PYTEST_SECTION = re.compile(r"^=+ (.+) =+$")
+PYTEST_DETAIL = ("FAILURES", "ERRORS", "warnings summary")
+
+
 def shown_on_failure(lines: List[str], limit: int = 150) -> List[str]:
-    kept = [l.rstrip("\n") for l in lines if not any(p.search(l.strip()) for p in NOISE)]
+    """The lines of a failed step worth reading: no progress noise, and pytest's tracebacks
+    (its FAILURES / ERRORS / warnings sections) left in the log: its short summary names each
+    failure with its message."""
+    kept: List[str] = []
+    detail = False
+    for raw in lines:
+        l = raw.rstrip("\n")
+        m = PYTEST_SECTION.match(l.strip())
+        if m:
+            detail = m.group(1) in PYTEST_DETAIL
+            if detail:
+                kept.append(f"(pytest's {m.group(1)} section: in the log)")
+                continue
+        if detail and (PYTEST.match(l.strip()) or l.startswith("make")):
+            detail = False  # pytest -q's closing line has no === around it
+        if detail or any(p.search(l.strip()) for p in NOISE):
+            continue
+        kept.append(l)
     if len(kept) > limit:
         return [f"... ({len(kept) - limit} earlier lines in the log)"] + kept[-limit:]
     return kept
@@ -142,8 +163,10 @@ def run(make: List[str], step: Step, logdir: str) -> None:
     print(f"== {step.name}  ({' '.join(make[:1])} {step.target}; log {path})", flush=True)
     t0 = time.monotonic()
     with open(path, "w") as log:
+        # COLUMNS: pytest cuts its short summary lines (each failure's message) to the terminal width
+        env = dict(os.environ, COLUMNS=os.environ.get("COLUMNS", "200"))
         p = subprocess.run(make + ["--no-print-directory", step.target], stdout=log, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, env=env)
     step.seconds = time.monotonic() - t0
     step.rc = p.returncode
     with open(path, errors="replace") as log:
