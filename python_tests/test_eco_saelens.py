@@ -129,8 +129,7 @@ def check_sae(model, sae, hook, node_type, kind, layer):
     nt, l = nsae.attach(m, sae)
     assert (nt, l) == (node_type, layer)
     assert nsae.node_type_for_hook(hook) == (node_type, kind, layer)
-    # the library names the input by what it is: residual (any residual-stream kind), mlp_post_act, attn_z
-    assert m.autoencoders()[(nt, l)]["input"] == {"mlp_post_act": "mlp_post_act", "attn_weighted_sum_of_values": "attn_z"}.get(kind, "residual")
+    assert m.autoencoders()[(nt, l)]["input"] == nw.autoencoder_input_kind(kind)  # as the library holds it
     with torch.no_grad():
         _, cache = model.run_with_cache_with_saes(E.tokens(B, T), saes=[sae])
     s = ntl.store_from(cache, batch=BATCH)

@@ -245,7 +245,8 @@ def test_token_writes_on_a_tl_model(setup):
 
 def test_tl_pattern_when_t_equals_n_heads():
     """T == n_heads: hook_pattern (head, q, k) has the shape (q, k, head) would have. store_from
-    says the layout; a bare put of the same tensor is silently wrong."""
+    says the layout; a bare put of the same tensor is refused by the causal model (mass above the
+    diagonal), naming layout="hqk"."""
     model = E.tl_model()
     toks = E.tokens(1, H)
     with torch.no_grad():
@@ -259,8 +260,8 @@ def test_tl_pattern_when_t_equals_n_heads():
     bare = nw.ActivationStore()
     bare.put("attn.qk_probs", 1, cache["blocks.1.attn.hook_pattern"][0])  # (H, T, T) read as (T, T, H)
     bare.put("attn.v", 1, cache["blocks.1.attn.hook_v"][0])
-    bad = nw.node_writes(m, bare, "attention_head", 1, idx).reshape(H, H, H, D).sum(1)
-    assert E.rel_err(bad, want) > 1e-2
+    with pytest.raises(nw.NodeWriteValueError, match='layout="hqk"'):
+        nw.node_writes(m, bare, "attention_head", 1, idx)
 
 
 def test_grouped_query_attention():

@@ -31,7 +31,9 @@ public func nw_model_set_weight(_ model: OpaquePointer?, _ weight: Int32, _ laye
         let model = try Handle.borrow(model, as: Model.self, "model")
         let location = try decode(weight, as: WeightLocation.self, "weight")
         let copy = try copies(ownership)
-        let view = try TensorView(w, ndim: location.ndim, name: "w")
+        let at = layer != -1 ? " at layer \(layer)" : ""
+        let view = try TensorView(w, ndim: location.ndim, subject: "weight \(location.name)\(at)",
+                                  layout: shapeText(location.dims))
         try model.setWeight(location, layer: Int(layer), view: view, copy: copy)
     }
 }
@@ -45,7 +47,8 @@ public func nw_model_set_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32,
         guard type.isLatent else { throw .invalidArgument("node_type \(type.name) is not an autoencoder latent type") }
         let kind = try decode(input, as: AutoencoderInput.self, "input")
         let copy = try copies(ownership)
-        let view = try TensorView(decoder, ndim: 2, name: "decoder")
+        let view = try TensorView(decoder, ndim: 2, subject: "decoder of \(type.name) at layer \(layer)",
+                                  layout: "(n_latents, n_inputs)")
         try model.setAutoencoder(type, layer: Int(layer), input: kind, decoder: view, copy: copy)
     }
 }
@@ -98,5 +101,31 @@ public func nw_model_autoencoder_get(_ model: OpaquePointer?, _ nodeType: Int32,
             }
             return s
         }
+    }
+}
+
+@_cdecl("nw_model_set_causal") @implementation
+public func nw_model_set_causal(_ model: OpaquePointer?, _ causal: Int32) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        guard causal == 0 || causal == 1 else { throw .invalidArgument("causal = \(causal) must be 0 or 1") }
+        model.causal = causal == 1
+    }
+}
+
+@_cdecl("nw_model_get_causal") @implementation
+public func nw_model_get_causal(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        try required(out, "out").pointee = model.causal ? 1 : 0
+    }
+}
+
+@_cdecl("nw_model_remove_autoencoder") @implementation
+public func nw_model_remove_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32, _ layer: Int32) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        let type = try decode(nodeType, as: NodeType.self, "node_type")
+        try model.removeAutoencoder(type, layer: Int(layer))
     }
 }
