@@ -61,7 +61,8 @@ def test_a_build_step_counts_only_its_failure():
 
 
 def test_failure_output_leaves_noise_and_tracebacks_in_the_log():
-    lines = ["make[1]: x", "◇ Test a() started.", "✔ Test a() passed after 0.01 seconds.", "[3/9] Compiling a.swift",
+    lines = ["make[1]: x", "\t Executed 0 tests, with 0 failures (0 unexpected) in 0.0 (0.0) seconds",
+             "↳ Testing Library Version: 6.3.1 (937120cbc281cf2)", "↳ Target Platform: x86_64-unknown-linux-gnu", "◇ Test a() started.", "✔ Test a() passed after 0.01 seconds.", "[3/9] Compiling a.swift",
              "ok     1 nw_x  something", ".....F..   [ 50%]", "=================== FAILURES ===================",
              "____ test_x ____", "E   assert 1 == 2", "============ short test summary info ============",
              "FAILED t.py::test_x - assert 1 == 2", "1 failed, 7 passed in 0.1s"]

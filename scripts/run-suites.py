@@ -45,6 +45,8 @@ NOISE = [
     re.compile(r"^\[\d+/\d+\] "),
     re.compile(r"^(Building for|Build complete|Compiling|Emitting|Write |Linking|Planning build|Fetching|Computing)"),
     re.compile(r"^ok\s+\d+ "),
+    re.compile(r"Executed 0 tests, with 0 failures"),  # XCTest's closing lines when Swift Testing ran the tests
+    re.compile(r"^\S+ (Testing Library Version|Target Platform): "),
     re.compile(r"^[.sFExX]+\s*\[\s*\d+%\]$"),  # pytest -q progress
 ]
 
