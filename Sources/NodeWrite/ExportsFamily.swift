@@ -16,7 +16,7 @@ func directionView(_ pointer: UnsafePointer<nw_tensor_view>?) throws(NodeWriteEr
     guard let pointer else { return nil }
     let ndim = pointer.pointee.ndim
     guard ndim == 1 || ndim == 2 else {
-        throw .shapeMismatch("direction.ndim = \(ndim) but a direction is (T, d_model) or (d_model,)")
+        throw .shapeMismatch("direction: \(ndim) dimensions, but a direction is (T, d_model) or (d_model,)")
     }
     return try TensorView(pointer, ndim: Int(ndim), name: "direction")
 }

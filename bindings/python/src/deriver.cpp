@@ -47,7 +47,11 @@ py::object deriver_write(const Deriver &d, py::handle store) {
     const NodeTypeFacts &f = node_type_facts(d.node.node_type);
     return sized_call(
         m, s,
-        [&] { return predicted_shape(m, s, {NW_DIM_TOKENS, NW_DIM_D_MODEL}, {f.activations[0]}, d.node.layer); },
+        [&] {
+            check_reads(m, s, f.activations, d.node.layer);
+            check_held(d.keep);
+            return predicted_shape(m, s, {NW_DIM_TOKENS, NW_DIM_D_MODEL}, {f.activations[0]}, d.node.layer);
+        },
         [&](float *p, size_t len, uint32_t, Reported *r) {
             nw_status st = nw_deriver_derive(d.deriver, s.store, p, len);
             if (st == NW_ERR_BUFFER_TOO_SMALL) {  // the store could not tell T: ask (rare)
@@ -88,6 +92,8 @@ py::tuple deriver_write_vector(const Deriver &d, py::handle store) {
     ReadLocks locks;
     locks.add(m.mu);
     locks.add(s.mu);
+    check_reads(m, s, node_type_facts(d.node.node_type).activations, d.node.layer);
+    check_held(d.keep);
     nw_status st = locks.run([&] {
         return nw_deriver_derive_vector(d.deriver, s.store, p, static_cast<size_t>(d.d_model), &token);
     }, &msg);

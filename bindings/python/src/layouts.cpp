@@ -11,7 +11,9 @@ namespace nwpy __attribute__((visibility("hidden"))) {
 
 nw_tensor_view view_in_layout(const Held &h, int32_t activation_value, py::handle layout,
                               py::handle batch, const std::string &what,
-                              std::vector<int64_t> &shape, std::vector<int64_t> &strides) {
+                              std::vector<int64_t> &shape, std::vector<int64_t> &strides,
+                              int64_t *batch_index) {
+    *batch_index = -1;
     const std::string canon = layout_letters(activation_value);
     const std::string &activation = activation_facts(activation_value).name;
     std::string lay = canon;
@@ -50,6 +52,7 @@ nw_tensor_view view_in_layout(const Held &h, int32_t activation_value, py::handl
             fail(NW_ERR_INDEX_OUT_OF_RANGE, what + ": batch " + std::to_string(i) +
                                                 " is out of range for a batch of " + std::to_string(n));
         if (i < 0) i += n;
+        *batch_index = i;
         data += i * h.strides[bi] * item_size(h.dtype);
     }
     shape.assign(canon.size(), 0);

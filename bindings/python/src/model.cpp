@@ -40,6 +40,7 @@ std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs)
     check(nw_model_create(&d, &m->model));
     check(nw_model_dims_get(m->model, &m->dims));
     if (!causal) check(nw_model_set_causal(m->model, 0));  // a new model is causal
+    m->causal = causal;
     return m;
 }
 

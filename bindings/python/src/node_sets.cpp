@@ -76,6 +76,7 @@ py::object node_writes(const py::args &args, const py::kwargs &kwargs) {
     ReadLocks locks;
     locks.add(m.mu);
     locks.add(s.mu);
+    check_reads(m, s, node_type_facts(nt).activations, layer);
     nw_status st = locks.run([&] {
         return nw_node_writes(m.model, s.store, nt, layer, ix.ptr(), ix.n, ix.k, p, len, r);
     }, &msg);

@@ -15,6 +15,7 @@ std::vector<int64_t> node_output_shape(const Model &m, const Store &s, const nw_
     if (node.node_type < 0 || static_cast<size_t>(node.node_type) >= facts().node_types.size()) return {};
     const NodeTypeFacts &nt = node_type_facts(node.node_type);
     if (nt.activations.empty()) return {};
+    check_reads(m, s, nt.activations, node.layer);
     return predicted_shape(m, s, {NW_DIM_TOKENS, width_dim}, {nt.activations[0]}, node.layer);
 }
 
@@ -68,6 +69,7 @@ py::tuple node_write_vectors(const py::args &args, const py::kwargs &kwargs) {
     ReadLocks locks;
     locks.add(m.mu);
     locks.add(s.mu);
+    check_everything(m, s);
     nw_status st = locks.run([&] {
         return nw_node_write_vectors(m.model, s.store, c.data(), c.size(), p, out_len, r);
     }, &msg);

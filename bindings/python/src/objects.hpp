@@ -48,6 +48,7 @@ struct Model {
     nw_model *model = nullptr;
     nw_model_dims dims{};
     int64_t n_vocab = 0;
+    bool causal = true;  // as the library was told at creation (Model(causal=)); never changed after
     mutable std::shared_mutex mu;
     std::map<Slot, HeldPtr> borrowed;
     // The checkpoint file the weights were loaded from (Model.from_safetensors), if any.
@@ -67,6 +68,10 @@ struct Store {
     nw_store *store = nullptr;
     mutable std::shared_mutex mu;
     std::map<std::pair<int32_t, int32_t>, HeldPtr> entries;  // the objects the library borrows
+    // The batch element the entries put with batch= read (one per store), -1 when none; and how
+    // many entries were put so.
+    int64_t batch = -1;
+    size_t batched = 0;
 
     ~Store() { nw_store_destroy(store); }
 };
@@ -155,6 +160,16 @@ std::vector<int64_t> stored_shape(const Store &s, int32_t activation, int32_t la
 
 // "(2, 3)"
 std::string shape_text(const std::vector<int64_t> &shape);
+
+// Before a call reads them (GIL held, under the locks): every borrowed object it may read must
+// still be where it was handed over (NodeWriteStaleInputError otherwise), and, for a model that
+// is not causal, an attn.qk_probs entry whose T equals n_heads must have been put with layout=
+// (the shape cannot tell (head, q, k) from (q, k, head); NodeWriteValueError).
+// check_reads: the store's entries of `activations` at `layer`, the model's borrowed objects at
+// `layer` and of no layer. check_everything: every entry and borrowed object (node_write_vectors).
+void check_reads(const Model &m, const Store &s, const std::vector<int32_t> &activations, int32_t layer);
+void check_everything(const Model &m, const Store &s);
+void check_held(const std::vector<HeldPtr> &held);
 
 void init_constants(py::module_ &m);
 void init_model(py::module_ &m);

@@ -32,15 +32,32 @@ void store_put(py::handle self, const py::args &args, const py::kwargs &kwargs) 
     HeldPtr h = hold_tensor(a[2], what);
     // layout= / batch=: the tensor viewed in the canonical layout by strides (layouts.hpp).
     std::vector<int64_t> shape, strides;
-    nw_tensor_view v = (a[3] || a[4]) ? view_in_layout(*h, k.activation, a[3], a[4], what, shape, strides)
+    int64_t batch = -1;
+    nw_tensor_view v = (a[3] || a[4]) ? view_in_layout(*h, k.activation, a[3], a[4], what, shape, strides, &batch)
                                       : h->view();
+    h->layout_stated = a[3] && !a[3].is_none();
+    h->batch = batch;
     HeldPtr old;  // dropped after unlocking (its destructor may run Python code)
     {
         std::unique_lock<std::shared_mutex> lock(s.mu);
+        auto it = s.entries.find({k.activation, k.layer});
+        const bool replaces_batched = it != s.entries.end() && it->second && it->second->batch >= 0;
+        if (batch >= 0 && s.batch >= 0 && batch != s.batch && !(replaces_batched && s.batched == 1))
+            fail(NW_ERR_INVALID_ARGUMENT,
+                 what + ": batch " + std::to_string(batch) + ", but this store holds batch element " +
+                     std::to_string(s.batch) + " (ActivationStore.batch); a store holds one batch "
+                     "element: use one store per batch element");
         nw_status st = nw_store_put(s.store, k.activation, k.layer, &v);
         if (st != NW_OK) fail(st, nw_last_error_message());
         HeldPtr &slot = s.entries[{k.activation, k.layer}];
         old = std::move(slot);
+        if (old && old->batch >= 0) --s.batched;
+        if (batch >= 0) {
+            ++s.batched;
+            s.batch = batch;
+        } else if (s.batched == 0) {
+            s.batch = -1;
+        }
         slot = std::move(h);
     }
 }
@@ -57,6 +74,7 @@ void store_remove(py::handle self, const py::args &args, const py::kwargs &kwarg
         if (it != s.entries.end()) {
             old = std::move(it->second);
             s.entries.erase(it);
+            if (old && old->batch >= 0 && --s.batched == 0) s.batch = -1;
         }
     }
 }
@@ -68,6 +86,8 @@ void store_clear(py::handle self) {
         std::unique_lock<std::shared_mutex> lock(s.mu);
         nw_store_clear(s.store);
         old.swap(s.entries);
+        s.batch = -1;
+        s.batched = 0;
     }
 }
 
@@ -138,6 +158,12 @@ batch dimension, which needs batch= (an index, negative counts from the end). Th
 viewed in the canonical layout by strides (no copy). Shape checks alone cannot tell (h, q, k)
 from (q, k, h) when T equals n_heads: say the layout. get() returns the object as passed.
 )doc")
+        .def_property_readonly("batch", [](py::handle self) -> py::object {
+            const Store &s = store_self(self);
+            return s.batch < 0 ? py::object(py::none()) : py::object(py::int_(s.batch));
+        }, "batch: int | None -- the batch element the entries put with batch= read (counted from 0; a "
+           "store holds one), or None when no entry was put with batch=. Helpers that take a store and "
+           "a batch check it against this.")
         .def("remove", &store_remove, "remove(self, name: str, layer: int) -> None\n\nRemove (name, layer) if present.")
         .def("clear", &store_clear, "clear(self) -> None\n\nRemove every entry.")
         .def("get", &store_get, "get(self, name: str, layer: int) -> object\n\nThe object put at (name, layer); KeyError if there is none.")

@@ -40,6 +40,7 @@ py::object top_k_call(Model &m, Store &s, int32_t nt, int32_t layer, const Indic
     ReadLocks locks;
     locks.add(m.mu);
     locks.add(s.mu);
+    check_reads(m, s, node_type_facts(nt).activations, layer);
     nw_status st = locks.run([&] {
         return nw_token_writes_top_k(m.model, s.store, nt, layer, ix.ptr(), ix.n, ix.k, top_k,
                                      largest ? 1 : 0, pv, pi, cap);
@@ -78,6 +79,7 @@ py::object token_writes(const py::args &args, const py::kwargs &kwargs) {
     ReadLocks locks;
     locks.add(m.mu);
     locks.add(s.mu);
+    check_reads(m, s, node_type_facts(nt).activations, layer);
     nw_status st = locks.run([&] {
         return nw_token_writes(m.model, s.store, nt, layer, ix.ptr(), ix.n, ix.k, p, len);
     }, &msg);

@@ -1,7 +1,10 @@
 // Held tensors: see views.hpp.
 #include "views.hpp"
 
+#include <algorithm>
 #include <cstring>
+
+#include <pybind11/numpy.h>
 
 #include "args.hpp"
 #include "dlpack.hpp"
@@ -22,6 +25,8 @@ int64_t dlpack_device_type(py::handle device) {
 namespace {
 
 PyObject *masked_array_type = nullptr;  // numpy.ma.MaskedArray, set at import
+// Interned attribute names of torch tensors (check_not_moved), set at import.
+PyObject *str_version = nullptr, *str_data_ptr = nullptr, *str_shape = nullptr, *str_stride = nullptr;
 
 void set_contiguous_strides(Held &h) {
     h.strides.assign(h.shape.size(), 1);
@@ -321,6 +326,10 @@ bool from_dlpack(py::handle obj, Held &h, const std::string &what, bool writing)
 }  // namespace
 
 void init_view_types() {
+    str_version = PyUnicode_InternFromString("_version");
+    str_data_ptr = PyUnicode_InternFromString("data_ptr");
+    str_shape = PyUnicode_InternFromString("shape");
+    str_stride = PyUnicode_InternFromString("stride");
     py::object ma = py::module_::import("numpy.ma");
     masked_array_type = py::object(ma.attr("MaskedArray")).release().ptr();
 }
@@ -363,7 +372,92 @@ py::object version_bump(py::handle torch) {
 
 }  // namespace
 
-HeldPtr hold_tensor(py::handle obj, const std::string &what) { return hold(obj, what, false); }
+namespace {
+
+bool is_numpy_array(py::handle obj) {
+    return py::detail::npy_api::get().PyArray_Check_(obj.ptr());
+}
+
+void record_numpy(Held &h) {
+    const auto *a = py::detail::array_proxy(h.owner.ptr());
+    h.producer = Held::Producer::numpy;
+    h.np_data = a->data;
+    h.np_dims.assign(a->dimensions, a->dimensions + a->nd);
+    h.np_strides.assign(a->strides, a->strides + a->nd);
+}
+
+// An int attribute or method result of a torch tensor; -1 (and no Python error) when unreadable.
+int64_t torch_int(py::handle t, PyObject *name, bool call) {
+    PyObject *r = call ? PyObject_CallMethodNoArgs(t.ptr(), name) : PyObject_GetAttr(t.ptr(), name);
+    if (r == nullptr) { PyErr_Clear(); return -1; }
+    long long v = PyLong_AsLongLong(r);
+    Py_DECREF(r);
+    if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return -1; }
+    return static_cast<int64_t>(v);
+}
+
+// A tuple of ints (torch.Size, stride()) as a vector; false when unreadable.
+bool torch_ints(py::handle t, PyObject *name, bool call, std::vector<int64_t> &out) {
+    PyObject *r = call ? PyObject_CallMethodNoArgs(t.ptr(), name) : PyObject_GetAttr(t.ptr(), name);
+    if (r == nullptr) { PyErr_Clear(); return false; }
+    bool ok = PyTuple_Check(r);
+    out.clear();
+    for (Py_ssize_t i = 0; ok && i < PyTuple_GET_SIZE(r); ++i) {
+        long long v = PyLong_AsLongLong(PyTuple_GET_ITEM(r, i));
+        if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); ok = false; }
+        out.push_back(static_cast<int64_t>(v));
+    }
+    Py_DECREF(r);
+    return ok;
+}
+
+void record_torch(Held &h) {
+    py::handle t = h.owner;
+    int64_t version = torch_int(t, str_version, false), ptr = torch_int(t, str_data_ptr, true);
+    if (version < 0 || ptr < 0 || !torch_ints(t, str_shape, false, h.torch_shape) ||
+        !torch_ints(t, str_stride, true, h.torch_strides))
+        return;  // not a tensor we can watch (the DLPack export is what is read)
+    h.producer = Held::Producer::torch;
+    h.torch_version = version;
+    h.torch_ptr = ptr;
+}
+
+[[noreturn]] void fail_moved(const Held &h, const char *producer, const char *how) {
+    fail(NW_ERR_STALE_INPUT,
+         h.what + ": the " + producer + " it borrows moved or was resized since it was handed over (" +
+             how + "); nothing was read. Hand it over again (ActivationStore.put / Model.set_weight), "
+                   "or keep its storage in place while nodewrite borrows it");
+}
+
+}  // namespace
+
+void check_not_moved(const Held &h) {
+    if (h.producer == Held::Producer::numpy) {
+        const auto *a = py::detail::array_proxy(h.owner.ptr());
+        if (a->data != h.np_data || a->nd != static_cast<int>(h.np_dims.size()) ||
+            !std::equal(h.np_dims.begin(), h.np_dims.end(), a->dimensions) ||
+            !std::equal(h.np_strides.begin(), h.np_strides.end(), a->strides))
+            fail_moved(h, "numpy array", "its data pointer, shape or strides changed: resize(refcheck=False)?");
+        return;
+    }
+    if (h.producer != Held::Producer::torch) return;
+    py::handle t = h.owner;
+    int64_t version = torch_int(t, str_version, false);
+    if (version == h.torch_version) return;  // nothing was done to it in place
+    std::vector<int64_t> shape, strides;
+    if (torch_int(t, str_data_ptr, true) != h.torch_ptr || !torch_ints(t, str_shape, false, shape) ||
+        !torch_ints(t, str_stride, true, strides) || shape != h.torch_shape || strides != h.torch_strides)
+        fail_moved(h, "torch tensor", "its data_ptr(), shape or stride() changed: set_ or resize_?");
+    h.torch_version = version;  // written in place only: its values are read, as always
+}
+
+HeldPtr hold_tensor(py::handle obj, const std::string &what) {
+    HeldPtr h = hold(obj, what, false);
+    h->what = what;
+    if (is_numpy_array(obj)) record_numpy(*h);
+    else if (h->capsule && torch_tensor_type_of(obj)) record_torch(*h);
+    return h;
+}
 
 HeldPtr hold_writable_tensor(py::handle obj, const std::string &what) { return hold(obj, what, true); }
 

@@ -30,6 +30,22 @@ struct Held {
     int32_t dtype = NW_DTYPE_F32;
     std::vector<int64_t> shape, strides;
 
+    // What the producer's object looked like when it was held, to tell whether it moved since
+    // (check_moved): a numpy array's data pointer, shape and byte strides (read from the array
+    // struct: a few nanoseconds), or a torch tensor's version counter, data_ptr(), shape and
+    // stride() (read through Python only when its version changed).
+    enum class Producer { other, numpy, torch } producer = Producer::other;
+    std::string what;                            // for messages: "activation mlp.post_act at layer 0"
+    // A store entry's put: whether layout= said the order of its dimensions, and the batch
+    // element it reads (-1: no batch=).
+    bool layout_stated = false;
+    int64_t batch = -1;
+    const void *np_data = nullptr;
+    std::vector<Py_ssize_t> np_dims, np_strides;
+    mutable int64_t torch_version = -1;          // updated when the version moves but nothing else
+    int64_t torch_ptr = 0;
+    std::vector<int64_t> torch_shape, torch_strides;
+
     Held() = default;
     Held(const Held &) = delete;
     Held &operator=(const Held &) = delete;
@@ -54,6 +70,11 @@ constexpr int32_t kMaxNdim = 64;
 
 // Reads a view of obj (numpy array, buffer, or DLPack CPU tensor). No copy, no cast.
 HeldPtr hold_tensor(py::handle obj, const std::string &what);
+
+// A borrowed object whose producer moved or freed its storage since it was held (numpy's
+// resize(refcheck=False), torch's set_ / resize_): NodeWriteStaleInputError naming it, before
+// anything reads it. Call with the GIL held.
+void check_not_moved(const Held &h);
 
 // The same for an array nodewrite will write into: a buffer must be writable; a DLPack
 // producer is asked for its memory itself (max_version 1.0, copy=False) and refused if it

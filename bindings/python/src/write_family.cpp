@@ -29,7 +29,11 @@ py::object derive(const py::args &args, const py::kwargs &kwargs) {
     if (a[5] && !a[5].is_none()) out_held = hold_out(a[5]);
     const DstFacts &f = dst_facts(dst);
     return sized_call(
-        m, s, [&] { return predicted_shape(m, s, f.dims, f.activations, layer); },
+        m, s,
+        [&] {
+            check_reads(m, s, f.activations, layer);
+            return predicted_shape(m, s, f.dims, f.activations, layer);
+        },
         [&](float *p, size_t len, uint32_t flags, Reported *r) {
             return nw_derive(m.model, s.store, dst, layer, dirp, flags, p, len, r->shape, &r->ndim);
         },
