@@ -327,7 +327,7 @@ def test_a_direction_for_another_batch_element_is_refused(setup):
     """store_from(cache, batch=1) with logit_directions at its default batch 0 was off by 0.087
     without a word; now the pair is refused, and logit_attrs takes the batch from its store."""
     model, m, s, cache = setup["model"], setup["m"], setup["s"], setup["cache"]
-    assert ntl.store_batch(s) == BATCH
+    assert s.batch == BATCH
     a, b = answer_tokens(8)
     g0 = ntl.logit_directions(model, cache, a, b)  # batch 0
     for fn in (ntl.head_logit_attrs, ntl.qkh_logit_attrs, ntl.neuron_logit_attrs):
@@ -346,7 +346,7 @@ def test_a_direction_for_another_batch_element_is_refused(setup):
     # one store, one batch element; negative batch counts from the end
     with pytest.raises(nw.NodeWriteValueError, match="one store holds one batch element"):
         ntl.store_from(cache, batch=0, store=s)
-    assert ntl.store_batch(ntl.store_from(cache, batch=-1)) == B - 1
+    assert ntl.store_from(cache, batch=-1).batch == B - 1
     with pytest.raises(nw.NodeWriteIndexError, match="batch"):
         ntl.store_from(cache, batch=B)
 

@@ -48,7 +48,7 @@ import nodewrite as _nw
 
 from . import _core
 from .errors import NodeWriteValueError
-from .tl import _STORE_BATCH, _batch_index, _renamed
+from .tl import _batch_index, _renamed, _store_batch
 
 __all__ = [
     "node_type_for_hook",
@@ -192,8 +192,8 @@ def put_latents(
     """Puts SAE latents (the output of ``sae.encode``, or a cache's ``...hook_sae_acts_post``)
     into ``store`` under the activation of the SAE's node type, borrowed: (batch, T, d_sae) with
     ``batch=`` the element, or (T, d_sae) (batch is then ignored). batch defaults to the
-    store's batch element when it was made by :func:`nodewrite.tl.store_from` (another one is
-    refused: one store, one batch element), else 0; the store then records it. Returns
+    store's batch element (``ActivationStore.batch``: another one is refused, one store holds one
+    batch element), else 0. Returns
     (node_type, layer)."""
     nt, _kind, l = node_type_for_hook(hook_name(sae))
     nt = node_type if node_type is not None else nt
@@ -201,7 +201,7 @@ def put_latents(
     t = latents.detach() if getattr(latents, "requires_grad", False) else latents
     activation = latent_activation(nt)
     if len(t.shape) == 3:
-        held = _STORE_BATCH.get(store)
+        held = _store_batch(store)
         element = _batch_index(batch if batch is not None else (held if held is not None else 0), int(t.shape[0]))
         if held is not None and held != element:
             raise NodeWriteValueError(
@@ -209,7 +209,6 @@ def put_latents(
                 f"pass batch={held} or leave it out, or use another store"
             )
         store.put(activation, l, t, layout="btn", batch=element)
-        _STORE_BATCH[store] = element
     else:
         store.put(activation, l, t)
     return nt, l

@@ -23,7 +23,8 @@ keyword ``nw_model=`` still works for one release and warns with ``DeprecationWa
 **Causality** comes from ``cfg.attention_dir``: a ``"bidirectional"`` model gives a non-causal
 :class:`nodewrite.Model` (every key of every query is read), a ``"causal"`` one a causal model.
 
-**One batch element per store.** :func:`store_from` records which batch element it put, and
+**One batch element per store.** A store records which batch element its entries were put from
+(``ActivationStore.batch``, set by :func:`store_from`), and
 :func:`logit_directions` marks its direction with the batch element it was made for; the helpers
 that take a store and a direction refuse a pair made for different elements (each DLA direction
 depends on its element's ``ln_final.hook_scale``), and :func:`logit_attrs` takes the batch from
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-import weakref
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -56,7 +56,6 @@ from .errors import INDEX_OUT_OF_RANGE, NodeWriteIndexError, NodeWriteValueError
 __all__ = [
     "model_from",
     "store_from",
-    "store_batch",
     "logit_directions",
     "head_logit_attrs",
     "qkh_logit_attrs",
@@ -69,8 +68,6 @@ __all__ = [
 #: Cache keys of SAE latents (SAELens' ``run_with_cache_with_saes``) end with this.
 LATENT_SUFFIX = ".hook_sae_acts_post"
 
-# The batch element each store made by store_from holds (weak: a store's entry goes with it).
-_STORE_BATCH: "weakref.WeakKeyDictionary[Any, Optional[int]]" = weakref.WeakKeyDictionary()
 # The attribute logit_directions sets on its result: the batch element it was made for.
 _DIRECTION_BATCH = "_nodewrite_batch"
 
@@ -187,10 +184,9 @@ def _n_batch(cache: Any) -> int:
     raise NodeWriteValueError("cache: no tensors in it")
 
 
-def store_batch(store: "_core.ActivationStore") -> Optional[int]:
-    """The batch element :func:`store_from` put into ``store`` (an index >= 0), or None when the
-    store was not made by store_from or its cache had no batch dimension."""
-    return _STORE_BATCH.get(store)
+def _store_batch(store: Any) -> Optional[int]:
+    """The batch element a store's entries were put from (``ActivationStore.batch``; one per store)."""
+    return None if store is None else getattr(store, "batch", None)
 
 
 def store_from(
@@ -211,8 +207,9 @@ def store_from(
     latent activation of the node type :func:`nodewrite.saelens.node_type_for_hook` gives its hook.
     batch: which batch element (negative counts from the end; out of range is a
     NodeWriteIndexError); ignored for a cache made with ``remove_batch_dim()``. The store records
-    it (:func:`store_batch`): the helpers of this module then refuse a direction made for another
-    element, and adding to a store (``store=``) that holds another element is refused.
+    it (``ActivationStore.batch``): the helpers of this module then refuse a direction made for
+    another element, and adding to a store (``store=``) that holds another element is refused
+    before anything is put.
     layers: restrict to these layers. store: add to this store instead of a new one.
     latents=False skips the SAE latents. Two SAEs of the cache whose latents would go to the same
     (node type, layer) are refused (put them with :func:`nodewrite.saelens.put_latents` and a
@@ -224,7 +221,7 @@ def store_from(
 
     b = _has_batch(cache)
     element = _batch_index(batch, _n_batch(cache)) if b else None
-    held = None if store is None else _STORE_BATCH.get(store)
+    held = _store_batch(store)
     if held is not None and element is not None and held != element:
         raise NodeWriteValueError(
             f"store: it holds batch element {held} (store_from(..., batch={held})), and this call puts batch element "
@@ -278,8 +275,6 @@ def store_from(
     s = store if store is not None else _nw.ActivationStore()
     for activation, layer, tensor, layout in puts:
         s.put(activation, layer, tensor, layout=layout, **kw)
-    if element is not None or s not in _STORE_BATCH:
-        _STORE_BATCH[s] = element
     return s
 
 
@@ -314,7 +309,7 @@ def _tag(direction: Any, element: Optional[int]) -> Any:
 
 def _check_pair(store: Any, direction: Any) -> None:
     """A direction from logit_directions and a store from store_from must be for one batch element."""
-    s = _STORE_BATCH.get(store)
+    s = _store_batch(store)
     d = getattr(direction, _DIRECTION_BATCH, None)
     if s is not None and d is not None and s != d:
         raise NodeWriteValueError(
@@ -360,7 +355,7 @@ def logit_directions(
     has_batch = _has_batch(cache)
     element: Optional[int] = None
     if has_batch:
-        from_store = None if store is None else _STORE_BATCH.get(store)
+        from_store = _store_batch(store)
         if batch is None:
             batch = from_store if from_store is not None else 0
         element = _batch_index(batch, _n_batch(cache))
