@@ -1,6 +1,6 @@
 # transformer-debugger (TDB) drop-in: nodewrite.tdb against TDB's own code, locally.
-#   make .venv-tdb NODEWRITE_TDB_SRC=...  .venv-tdb/ with torch (from the on-disk CPU wheel, installed
-#                    first so pip keeps it), what TDB's activation server imports (TDB_PACKAGES, from
+#   make .venv-tdb NODEWRITE_TDB_SRC=...  .venv-tdb/ with torch (from the CPU wheel TDB_TORCH_WHEEL,
+#                    default $(TORCH_WHEEL) of mk/python.mk, installed first so pip keeps it), what TDB's activation server imports (TDB_PACKAGES, from
 #                    PyPI), pytest, nodewrite, and TDB's checkout on its path (a .pth file; nothing is
 #                    written into the checkout). Once; a few minutes.
 #   make test-tdb    python_tests/test_tdb_*.py with TDB on the path: the drop-in against TDB's own
@@ -17,7 +17,7 @@ NODEWRITE_TDB_SRC ?=
 TDB_VENV := .venv-tdb
 TDB_VENV_PY := $(TDB_VENV)/bin/python
 TDB_PYTHON ?= $(TDB_VENV_PY)
-TDB_TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl) $(wildcard /opt/wheels/torch-*.whl))
+TDB_TORCH_WHEEL ?= $(TORCH_WHEEL)
 # What the activation server's inference routes import (TDB's setup.py list without its dev tools:
 # mypy, pre-commit, pytest-asyncio; scikit-learn is imported only by the explanation scorers).
 TDB_PACKAGES := numpy pytest tiktoken aiohttp click fire httpx orjson "pydantic<2" "fastapi==0.97" starlette uvicorn
@@ -31,7 +31,7 @@ BENCH_TARGETS += bench-tdb
 
 $(TDB_VENV)/.deps-installed:
 	@if [ -z "$(TDB_TORCH_WHEEL)" ]; then \
-	  echo "no torch wheel in /opt/wheels: refusing to let pip pull PyPI's multi-GB CUDA torch"; exit 1; fi
+	  echo "no torch wheel (TDB_TORCH_WHEEL / TORCH_WHEEL empty: see mk/python.mk): refusing to let pip pull PyPI's multi-GB CUDA torch"; exit 1; fi
 	python3 -m venv $(TDB_VENV)
 	$(TDB_VENV_PY) -m pip install -q --upgrade pip "setuptools>=64" wheel
 	@echo "installing torch from $(TDB_TORCH_WHEEL) (first, so the packages below keep it)"

@@ -68,6 +68,7 @@ def _make_class(RawScalarSource: type) -> type:
             return super().derive_from_raw(raw_activation_store, desired_layer_indices)
 
     LeanRawScalarSource.__module__ = __name__
+    LeanRawScalarSource.__qualname__ = "LeanRawScalarSource"
     return LeanRawScalarSource
 
 

@@ -73,5 +73,6 @@ def _make_class(original: type) -> type:
             return [x.squeeze(0) for x in torch.split(out, 1, dim=0)]
 
     TokenWriteConverter.__module__ = __name__
+    TokenWriteConverter.__qualname__ = "TokenWriteConverter"
     TokenWriteConverter._nodewrite_dropin = True  # type: ignore[attr-defined]
     return TokenWriteConverter
