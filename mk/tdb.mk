@@ -1,7 +1,7 @@
 # transformer-debugger (TDB) drop-in: nodewrite.tdb against TDB's own node_write, locally.
 #   make bench-tdb   the original deriver vs the drop-in inside TDB's derive_from_raw (part of
 #                    `make bench`; prints a skip unless NODEWRITE_TDB_SRC is set)
-#   make test-tdb    python_tests/test_tdb_dropin.py and test_tdb_family.py with TDB on the path (not part of `make
+#   make test-tdb    python_tests/test_tdb_dropin.py, test_tdb_family.py and the docs' TDB blocks (test_docs.py) with TDB on the path (not part of `make
 #                    test`: CI has no TDB, and there those tests skip)
 # NODEWRITE_TDB_SRC = a checkout of openai/transformer-debugger (the directory holding
 # neuron_explainer/). TDB_PYTHON = a Python with torch, TDB's few imports (numpy, tiktoken,
@@ -29,5 +29,6 @@ test-tdb: $(TDB_NEEDS_VENV)
 ifeq ($(strip $(NODEWRITE_TDB_SRC)),)
 	@echo "test-tdb: skipped: set NODEWRITE_TDB_SRC=/path/to/transformer-debugger (and TDB_PYTHON)"
 else
-	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_tdb_dropin.py python_tests/test_tdb_family.py
+	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_tdb_dropin.py python_tests/test_tdb_family.py \
+	  python_tests/test_docs.py
 endif
