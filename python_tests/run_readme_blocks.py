@@ -94,53 +94,69 @@ def main() -> int:
     targets, maketext = make_database()
     counts = {"python": 0, "c": 0, "sh": 0, "text": 0}
     skipped: list[str] = []
+    failed: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in files:
             for b in D.blocks(path):
-                bad = D.problems(b)
-                if bad:
-                    raise SystemExit("\n".join(bad))
-                if b.lang == "python":
-                    if not can_run(python, b.marker):
-                        mods, where = D.MARKERS[b.marker]
-                        line = f"{b.where}: python block ({b.marker}) not run here: needs {', '.join(mods)}; runs in {where}"
-                        print(line, flush=True)
-                        skipped.append(line)
-                        continue
-                    print(f"{b.where}: python block{' (' + b.marker + ')' if b.marker else ''}", flush=True)
-                    p = subprocess.run([python, "-c", b.code], capture_output=True, text=True, timeout=300,
-                                       env=python_env(b.marker))
-                    sys.stdout.write(p.stdout)
-                    if p.returncode != 0:
-                        sys.stderr.write(p.stderr)
-                        raise SystemExit(f"{b.where}: the python block failed")
-                elif b.lang == "c":
-                    print(f"{b.where}: C block", flush=True)
-                    name = f"{path.stem}{b.line}"
-                    src = os.path.join(tmp, name + ".c")
-                    with open(src, "w") as f:
-                        f.write(b.code)
-                    exe = os.path.join(tmp, name)
-                    cc = os.environ.get("CC", "cc")
-                    # 1. the build tree, as the README's C quick start shows
-                    run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-Iinclude", src,
-                         "-L.build/release", "-lnodewrite", f"-Wl,-rpath,{os.getcwd()}/.build/release",
-                         "-o", exe])
-                    run([exe], env={"PATH": os.environ.get("PATH", "")}, cwd=os.getcwd())
-                    # 2. an installed copy, through pkg-config
-                    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
-                    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "nodewrite"], env=env,
-                                           check=True, capture_output=True, text=True).stdout.split()
-                    run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", src, *flags,
-                         f"-Wl,-rpath,{prefix}/lib", "-o", exe + "-installed"])
-                    run([exe + "-installed"], env={"PATH": os.environ.get("PATH", "")}, cwd=os.getcwd())
-                elif b.lang == "sh":
-                    check_sh(b, targets, maketext)
-                counts[b.lang] += 1
+                try:
+                    run_block(b, python, prefix, tmp, targets, maketext, skipped)
+                except (SystemExit, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+                    msg = e.code if isinstance(e, SystemExit) else f"{b.where}: {e}"
+                    print(f"FAILED {msg}", flush=True)
+                    failed.append(str(msg))
+                    continue
+                if not (b.lang == "python" and b.marker and not can_run(python, b.marker)):
+                    counts[b.lang] += 1
     print(f"doc blocks: {counts['python']} python and {counts['c']} C blocks ran, {counts['sh']} sh blocks "
           f"checked, in {len(files)} files; {len(skipped)} python blocks need what this venv lacks "
           f"(listed above with the suite that runs them)")
+    if failed:
+        print(f"{len(failed)} blocks FAILED:\n  " + "\n  ".join(failed))
+        return 1
     return 0 if counts["python"] and counts["c"] else 1
+
+
+def run_block(b: D.Block, python: str, prefix: str, tmp: str, targets: set[str], maketext: str,
+              skipped: list[str]) -> None:
+    bad = D.problems(b)
+    if bad:
+        raise SystemExit("\n".join(bad))
+    if b.lang == "python":
+        if not can_run(python, b.marker):
+            mods, where = D.MARKERS[b.marker]
+            line = f"{b.where}: python block ({b.marker}) not run here: needs {', '.join(mods)}; runs in {where}"
+            print(line, flush=True)
+            skipped.append(line)
+            return
+        print(f"{b.where}: python block{' (' + b.marker + ')' if b.marker else ''}", flush=True)
+        p = subprocess.run([python, "-c", b.code], capture_output=True, text=True, timeout=300,
+                           env=python_env(b.marker))
+        sys.stdout.write(p.stdout)
+        if p.returncode != 0:
+            sys.stderr.write(p.stderr)
+            raise SystemExit(f"{b.where}: the python block failed")
+    elif b.lang == "c":
+        print(f"{b.where}: C block", flush=True)
+        name = f"{b.path.stem}{b.line}"
+        src = os.path.join(tmp, name + ".c")
+        with open(src, "w") as f:
+            f.write(b.code)
+        exe = os.path.join(tmp, name)
+        cc = os.environ.get("CC", "cc")
+        # 1. the build tree, as the README's C quick start shows
+        run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-Iinclude", src,
+             "-L.build/release", "-lnodewrite", f"-Wl,-rpath,{os.getcwd()}/.build/release",
+             "-o", exe])
+        run([exe], env={"PATH": os.environ.get("PATH", "")}, cwd=os.getcwd())
+        # 2. an installed copy, through pkg-config
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "nodewrite"], env=env,
+                               check=True, capture_output=True, text=True).stdout.split()
+        run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", src, *flags,
+             f"-Wl,-rpath,{prefix}/lib", "-o", exe + "-installed"])
+        run([exe + "-installed"], env={"PATH": os.environ.get("PATH", "")}, cwd=os.getcwd())
+    elif b.lang == "sh":
+        check_sh(b, targets, maketext)
 
 
 if __name__ == "__main__":
