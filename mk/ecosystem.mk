@@ -1,6 +1,6 @@
 # TransformerLens / SAELens / transformers adapters (nodewrite.tl, nodewrite.saelens): their tests,
 # the example and the bench against TL in the same process.
-#   make .venv-eco        .venv-eco/ with torch (from the CPU wheel in TORCH_WHEEL_DIR, installed FIRST so
+#   make .venv-eco        .venv-eco/ with torch (from the on-disk CPU wheel, installed FIRST so
 #                         pip keeps it), transformer_lens, sae_lens, transformers, matplotlib,
 #                         numpy, pytest and nodewrite (once; a few minutes)
 #   make test-ecosystem   python_tests/test_eco_*.py in .venv-eco (offline: random-weight models
@@ -11,7 +11,7 @@
 # "skipped" line when they do not (the .venv of `make test` has numpy, pytest and torch only).
 ECO_VENV := .venv-eco
 ECO_PY := $(ECO_VENV)/bin/python
-ECO_TORCH_WHEEL := $(if $(strip $(TORCH_WHEEL_DIR)),$(firstword $(wildcard $(TORCH_WHEEL_DIR)/torch-*cpu*-cp311*.whl) $(wildcard $(TORCH_WHEEL_DIR)/torch-*.whl)))
+ECO_TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl) $(wildcard /opt/wheels/torch-*.whl))
 ECO_TESTS := $(wildcard python_tests/test_eco_*.py)
 ECO_PACKAGES := transformer_lens sae_lens transformers matplotlib numpy pytest
 
@@ -21,7 +21,7 @@ TEST_TARGETS += test-ecosystem-if-available
 
 $(ECO_VENV)/.deps-installed:
 	@if [ -z "$(ECO_TORCH_WHEEL)" ]; then \
-	  echo "no torch wheel in TORCH_WHEEL_DIR='$(TORCH_WHEEL_DIR)' (make test-ecosystem TORCH_WHEEL_DIR=/path/to/wheels): refusing to let pip pull PyPI's multi-GB CUDA torch"; exit 1; fi
+	  echo "no torch wheel in /opt/wheels: refusing to let pip pull PyPI's multi-GB CUDA torch"; exit 1; fi
 	python3 -m venv $(ECO_VENV)
 	$(ECO_PY) -m pip install -q --upgrade pip "setuptools>=64" wheel
 	@echo "installing torch from $(ECO_TORCH_WHEEL) (first, so the packages below keep it)"

@@ -1,6 +1,6 @@
 # Python binding (bindings/python), its tests (python_tests/), the demo and the Python bench.
 #   make .venv          .venv/ at the repository root with numpy, pytest, nodewrite (+ torch
-#                       from the CPU wheel in TORCH_WHEEL_DIR when given; never from PyPI)
+#                       from the on-disk CPU wheel when there is one; never from PyPI)
 #   make test-python    pytest python_tests/
 #   make demo-python    bindings/python/examples/demo.py (this is `make demo`)
 #   make bench-python   bindings/python/examples/bench.py (part of `make bench`; and
@@ -8,11 +8,7 @@
 #   make test-python-asan  the binding under ASan+UBSan, the Python tests against it (opt-in)
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
-# TORCH_WHEEL_DIR: a directory holding a CPU torch wheel (torch-*cpu*-cp311*.whl), installed into
-# .venv (and .venv-eco) from there, never from PyPI. Empty (the default): no torch; the torch
-# tests and the torch bench say they are skipped. E.g. make test TORCH_WHEEL_DIR=/path/to/wheels
-TORCH_WHEEL_DIR ?=
-TORCH_WHEEL := $(if $(strip $(TORCH_WHEEL_DIR)),$(firstword $(wildcard $(TORCH_WHEEL_DIR)/torch-*cpu*-cp311*.whl)))
+TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl))
 PY_BINDING_SRCS := $(shell find bindings/python \( -path '*/build' -o -path '*/examples' \) -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.toml' -o -name py.typed \) -print)
 
 TEST_TARGETS += test-python
@@ -34,7 +30,7 @@ $(VENV)/.deps-installed:
 	@if [ -n "$(TORCH_WHEEL)" ]; then \
 	  echo "installing torch from $(TORCH_WHEEL)"; \
 	  $(VENV_PY) -m pip install -q "$(TORCH_WHEEL)"; \
-	else echo "no torch wheel (TORCH_WHEEL_DIR='$(TORCH_WHEEL_DIR)'): torch tests and the torch bench will be skipped"; fi
+	else echo "no torch wheel in /opt/wheels: torch tests and the torch bench will be skipped"; fi
 	touch $@
 
 # The package itself, rebuilt when the binding, the header or the library change.
