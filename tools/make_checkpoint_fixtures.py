@@ -17,7 +17,7 @@ real producers, offline, on tiny random models:
 
 Run it with a Python that has torch, transformers, transformer_lens, sae_lens and safetensors,
 e.g. the ecosystem venv:
-  make .venv-eco TORCH_WHEEL_DIR=/path/to/wheels      # torch from the CPU wheel first, then the rest
+  make .venv-eco TORCH_WHEEL=/path/to/torch-...+cpu-....whl   # torch from the CPU wheel first, then the rest
   .venv-eco/bin/python tools/make_checkpoint_fixtures.py
 Seeded: reruns give the same weights (with the same package versions).
 """
