@@ -1,8 +1,13 @@
 # Swift core and the C ABI: swift test, the C parity test, the self-containment check.
 CFLAGS_TEST := -std=c11 -O2 -Wall -Wextra -Werror -Iinclude
 TEST_TARGETS += test-swift test-c test-kernels
+TEST_BUILD_TARGETS += build-swift-tests
 
-.PHONY: test-swift test-c demo-c bench-c
+.PHONY: test-swift build-swift-tests test-c demo-c bench-c
+# The debug build of the tests, apart, so that `make test` times building and testing separately.
+build-swift-tests:
+	$(SWIFT) build --build-tests
+
 test-swift:
 	$(SWIFT) test
 
@@ -13,7 +18,7 @@ build:
 	mkdir -p build
 
 test-c: $(LIB) build/c_parity build/no_alloc
-	tests_c/check_selfcontained.sh $(LIB)
+	$(ONE_CHECK) tests_c/check_selfcontained.sh $(LIB)
 	build/c_parity $(LIB) $(FIXTURES)
 	build/no_alloc
 
@@ -47,8 +52,8 @@ build/test_kernels_tiny: tests_c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -DNWK_TESTING -DNWK_KC=40 -DNWK_KC_CACHED=24 -DNWK_CACHED_C_BYTES=4096 -DNWK_MC=24 -DNWK_KFULL=40 -DNWK_ROWS_B_FLOATS=2048 -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
 
 test-kernels: build/test_kernels build/test_kernels_tiny
-	build/test_kernels
-	build/test_kernels_tiny
+	$(ONE_CHECK) build/test_kernels
+	$(ONE_CHECK) build/test_kernels_tiny
 
 # Kernels vs OpenBLAS (bench-only dependency, installed on demand; never linked into libnodewrite).
 BENCH_TARGETS += bench-kernels

@@ -1,19 +1,25 @@
 # TransformerLens / SAELens / transformers adapters (nodewrite.tl, nodewrite.saelens): their tests,
 # the example and the bench against TL in the same process.
-#   make .venv-eco        .venv-eco/ with torch (from the on-disk CPU wheel, installed FIRST so
-#                         pip keeps it), transformer_lens, sae_lens, transformers, matplotlib,
-#                         numpy, pytest and nodewrite (once; a few minutes)
+#   make .venv-eco        .venv-eco/ with torch (from the CPU wheel ECO_TORCH_WHEEL, installed FIRST
+#                         so pip keeps it), then from PyPI transformer_lens, sae_lens, transformers,
+#                         matplotlib, numpy, pytest, and nodewrite (once; a few minutes)
 #   make test-ecosystem   python_tests/test_eco_*.py in .venv-eco (offline: random-weight models
 #                         built from configs; nothing is downloaded at run time)
 #   make bench-tl         bindings/python/examples/bench_tl.py in .venv-eco (not part of `make bench`)
 #   make example-tl       examples/tl_logit_diff_heatmap.py into build/tl_heatmap/
-# `make test` runs the same tests in .venv when those packages import there, and prints one
-# "skipped" line when they do not (the .venv of `make test` has numpy, pytest and torch only).
+# ECO_TORCH_WHEEL = the torch wheel file of .venv-eco; default $(TORCH_WHEEL) (see mk/python.mk).
+# In `make test` (step "ecosystem"): when .venv-eco exists, or with ECO_REQUIRED=1 (what .ci/run
+# passes: .venv-eco is then built first, and a failure to build it fails the run), the tests run in
+# .venv-eco (its nodewrite package refreshed first); otherwise in .venv when transformer_lens and
+# sae_lens import there; otherwise one "skipped" line (the .venv of `make test` has numpy, pytest
+# and torch only).
 ECO_VENV := .venv-eco
 ECO_PY := $(ECO_VENV)/bin/python
-ECO_TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl) $(wildcard /opt/wheels/torch-*.whl))
+ECO_TORCH_WHEEL ?= $(TORCH_WHEEL)
 ECO_TESTS := $(wildcard python_tests/test_eco_*.py)
 ECO_PACKAGES := transformer_lens sae_lens transformers matplotlib numpy pytest
+ECO_REQUIRED ?=
+ECO_PYTEST := -m pytest -q -rs -W ignore::DeprecationWarning
 
 TEST_TARGETS += test-ecosystem-if-available
 
@@ -21,7 +27,7 @@ TEST_TARGETS += test-ecosystem-if-available
 
 $(ECO_VENV)/.deps-installed:
 	@if [ -z "$(ECO_TORCH_WHEEL)" ]; then \
-	  echo "no torch wheel in /opt/wheels: refusing to let pip pull PyPI's multi-GB CUDA torch"; exit 1; fi
+	  echo "no torch wheel (ECO_TORCH_WHEEL / TORCH_WHEEL empty: see mk/python.mk): refusing to let pip pull PyPI's multi-GB CUDA torch"; exit 1; fi
 	python3 -m venv $(ECO_VENV)
 	$(ECO_PY) -m pip install -q --upgrade pip "setuptools>=64" wheel
 	@echo "installing torch from $(ECO_TORCH_WHEEL) (first, so the packages below keep it)"
@@ -37,16 +43,20 @@ $(ECO_VENV)/.nodewrite-installed: $(ECO_VENV)/.deps-installed $(LIB) $(PY_BINDIN
 .venv-eco: $(ECO_VENV)/.nodewrite-installed
 
 test-ecosystem: .venv-eco
-	$(ECO_PY) -m pytest -q -rs -W ignore::DeprecationWarning $(ECO_TESTS)
+	$(ECO_PY) $(ECO_PYTEST) $(ECO_TESTS)
 
-# Part of `make test`: runs the ecosystem tests with .venv's Python when torch, transformer_lens
-# and sae_lens import there; otherwise ONE line says they were skipped and how to run them.
+# Part of `make test` (see the top of this file).
+ifneq ($(strip $(ECO_REQUIRED))$(wildcard $(ECO_VENV)/.deps-installed),)
+TEST_BUILD_TARGETS += .venv-eco
+test-ecosystem-if-available: test-ecosystem
+else
 test-ecosystem-if-available: .venv
 	@if $(VENV_PY) -c "import torch, transformer_lens, sae_lens" >/dev/null 2>&1; then \
-	  $(VENV_PY) -m pytest -q -rs -W ignore::DeprecationWarning $(ECO_TESTS); \
+	  $(VENV_PY) $(ECO_PYTEST) $(ECO_TESTS); \
 	else \
-	  echo "test-ecosystem: skipped: transformer_lens/sae_lens not importable in $(VENV) (run 'make test-ecosystem' for its own .venv-eco)"; \
+	  echo "test-ecosystem: skipped: transformer_lens/sae_lens not importable in $(VENV) and no $(ECO_VENV) (make test-ecosystem builds it)"; \
 	fi
+endif
 
 bench-tl: .venv-eco
 	$(ECO_PY) bindings/python/examples/bench_tl.py $(BENCH_TL_ARGS)

@@ -6,9 +6,17 @@
 #   make bench-python   bindings/python/examples/bench.py (part of `make bench`; and
 #                       bench-python-sets / bench-python-family: bench_sets.py, bench_family.py)
 #   make test-python-asan  the binding under ASan+UBSan, the Python tests against it (opt-in)
+# TORCH_WHEEL = a torch CPU wheel file for python3 (make test TORCH_WHEEL=/path/to/torch-X+cpu-cp311-....whl).
+#   Default: the first torch-*cpu*-cpXY-*.whl (XY: python3's version) in pip's find-links directories
+#   (the environment's PIP_FIND_LINKS, else `python3 -m pip config get global.find-links`).
+#   Empty (TORCH_WHEEL= , or no such wheel): .venv has no torch and the torch tests skip; .venv-eco
+#   cannot be built (pip would pull PyPI's multi-GB CUDA torch instead). Torch never comes from PyPI.
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
-TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*cpu*-cp311*.whl))
+PY_TAG = cp$(shell python3 -c 'import sys; print("%d%d" % sys.version_info[:2])')
+WHEEL_DIRS = $(or $(PIP_FIND_LINKS),$(shell python3 -m pip config get global.find-links 2>/dev/null))
+TORCH_WHEEL ?= $(firstword $(wildcard $(addsuffix /torch-*cpu*-$(PY_TAG)-*.whl,$(WHEEL_DIRS))))
+TEST_BUILD_TARGETS += .venv
 PY_BINDING_SRCS := $(shell find bindings/python \( -path '*/build' -o -path '*/examples' \) -prune -o -type f \( -name '*.py' -o -name '*.pyi' -o -name '*.cpp' -o -name '*.hpp' -o -name '*.toml' -o -name py.typed \) -print)
 
 TEST_TARGETS += test-python
@@ -30,7 +38,7 @@ $(VENV)/.deps-installed:
 	@if [ -n "$(TORCH_WHEEL)" ]; then \
 	  echo "installing torch from $(TORCH_WHEEL)"; \
 	  $(VENV_PY) -m pip install -q "$(TORCH_WHEEL)"; \
-	else echo "no torch wheel in /opt/wheels: torch tests and the torch bench will be skipped"; fi
+	else echo "no torch wheel (TORCH_WHEEL is empty: see mk/python.mk): torch tests and the torch bench will be skipped"; fi
 	touch $@
 
 # The package itself, rebuilt when the binding, the header or the library change.

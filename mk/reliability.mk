@@ -33,8 +33,8 @@ build/fuzz_replay: fuzz/fuzz_nodewrite.c include/nodewrite.h $(LIB) | build
 
 test-reliability: build/boundary build/stress build/fuzz_replay
 	build/boundary
-	build/stress 8 10000
-	build/fuzz_replay fuzz/corpus
+	$(ONE_CHECK) build/stress 8 10000
+	$(ONE_CHECK) build/fuzz_replay fuzz/corpus
 
 # ---- AddressSanitizer + LeakSanitizer (the library built with -sanitize=fuzzer,address) ----
 # -Xswiftc instruments the Swift targets only: the C targets (the kernels, the shims) need -Xcc too,

@@ -17,7 +17,7 @@ build/fuzz_safetensors_replay: fuzz/fuzz_safetensors.c include/nodewrite.h $(LIB
 
 test-safetensors: build/safetensors build/fuzz_safetensors_replay
 	build/safetensors $(CHECKPOINT_FIXTURES)
-	build/fuzz_safetensors_replay fuzz/corpus_safetensors
+	$(ONE_CHECK) build/fuzz_safetensors_replay fuzz/corpus_safetensors
 
 .build-fuzz/fuzz_safetensors: fuzz/fuzz_safetensors.c include/nodewrite.h $(FUZZ_LIB)
 	$(SWIFT_CLANG) -std=c11 -O1 -g -Wall -Wextra -Werror -Iinclude -fsanitize=fuzzer,address -fuse-ld=lld -o $@ $< \

@@ -15,7 +15,7 @@ public func nw_node_write_deriver_create(_ model: OpaquePointer?, _ node: Unsafe
 }
 
 @_cdecl("nw_deriver_destroy") @implementation
-public func nw_deriver_destroy(_ deriver: OpaquePointer?) { Handle.release(deriver, as: DeriverBox.self) }
+public func nw_deriver_destroy(_ deriver: OpaquePointer?) { counted { Handle.release(deriver, as: DeriverBox.self) } }
 
 @_cdecl("nw_deriver_requirements") @implementation
 public func nw_deriver_requirements(_ deriver: OpaquePointer?, _ out: UnsafeMutablePointer<nw_requirement>?,

@@ -4,7 +4,7 @@ import NodeWriteCore
 // Derived scalars (TDB's write family) and token-space writes of nodewrite.h.
 
 @_cdecl("nw_dst_name") @implementation
-public func nw_dst_name(_ dst: Int32) -> UnsafePointer<CChar>? { DerivedScalar(rawValue: dst).map { cString($0.name) } }
+public func nw_dst_name(_ dst: Int32) -> UnsafePointer<CChar>? { name(dst, DerivedScalar.self) }
 
 @_cdecl("nw_dst_from_name") @implementation
 public func nw_dst_from_name(_ s: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Int32>?) -> nw_status {
