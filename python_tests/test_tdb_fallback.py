@@ -107,8 +107,6 @@ class _FailingDeriver:
     def write(self, store):
         raise self.error
 
-    derive = write
-
 
 _REAL_DERIVER = nw.NodeWriteDeriver
 

@@ -38,9 +38,6 @@ from .sources import lean
 
 __all__ = ["make_node_write_scalar_deriver", "make_node_write_scalar_source", "NodeWritePlan"]
 
-# NodeWriteDeriver.write (issue 18's name; .derive before it, kept as a deprecated alias)
-_WRITE = "write" if hasattr(_nw.NodeWriteDeriver, "write") else "derive"
-
 
 def _plain_int_indices(node_index: Any) -> Optional[tuple[int, ...]]:
     info = facts.node_type(node_index.node_type)
@@ -139,7 +136,7 @@ class NodeWritePlan:
         for t in tensors:  # before any model is built: the device and dtype decide
             models.cpu_float32(t)
         _, _, deriver, names = self.native_deriver()
-        out = torch.from_numpy(getattr(deriver, _WRITE)(self.store(tensors, names)))
+        out = torch.from_numpy(deriver.write(self.store(tensors, names)))
         dtype = torch.get_default_dtype()
         return out if out.dtype == dtype else out.to(dtype)
 
