@@ -27,6 +27,7 @@ is bypassed. CORS admits pages served from localhost, as TDB's server does, for 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -86,6 +87,7 @@ def make_model(path: "str | os.PathLike[str]", *, n_layers: int = 2, d_model: in
     return path
 
 
+@functools.lru_cache(maxsize=None)
 def _model_context_class() -> type:
     import torch
     from neuron_explainer.models.model_context import ModelContext, StandardModelContext
@@ -118,12 +120,14 @@ def _model_context_class() -> type:
                 self._cached_transformer = transformer
             return self._cached_transformer
 
+    LocalModelContext.__qualname__ = "LocalModelContext"
     return LocalModelContext
 
 
-def LocalModelContext(path: "str | os.PathLike[str]", device: Any = None) -> Any:  # noqa: N802
-    """A TDB StandardModelContext serving the checkpoint at ``path`` (see :func:`make_model`)."""
-    return _model_context_class()(path, device)
+def __getattr__(name: str) -> Any:
+    if name == "LocalModelContext":  # a subclass of TDB's class: made when first asked for
+        return _model_context_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_app(path: "str | os.PathLike[str]") -> Any:
@@ -138,7 +142,7 @@ def make_app(path: "str | os.PathLike[str]") -> Any:
     app = FastAPI(generate_unique_id_function=lambda route: f"{route.tags[0]}-{route.name}")
     app.add_middleware(CORSMiddleware, allow_origin_regex=r"https?://(localhost|127\.0\.0\.1)(:\d+)?$",
                        allow_credentials=True, allow_methods=["*"], allow_headers=["*"])
-    model = InteractiveModel.from_standard_model_context(LocalModelContext(path))
+    model = InteractiveModel.from_standard_model_context(_model_context_class()(path))
     define_inference_routes(app=app, model=model, mlp_autoencoder_name=None, attn_autoencoder_name=None)
 
     @app.get("/nodewrite/stats", tags=["nodewrite"])
