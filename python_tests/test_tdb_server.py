@@ -187,6 +187,14 @@ def _tokens(response: dict) -> list:
     return response["inferenceAndTokenData"]["tokensAsInts"]
 
 
+def test_pages_from_localhost_may_call_it(server):
+    """CORS: a page of TDB's UI served from localhost may read the answers; another origin not."""
+    for origin, allowed in (("http://localhost:1234", True), ("https://example.com", False)):
+        req = urllib.request.Request(server + "/nodewrite/stats", headers={"Origin": origin})
+        with _OPENER.open(req, timeout=10) as r:
+            assert (r.headers.get("access-control-allow-origin") == origin) is allowed, (origin, dict(r.headers))
+
+
 def test_the_ui_requests_are_answered_by_nodewrite_offline(server, model_dir):
     want_batched, want_scalars = _tdb_answers(model_dir)
 
