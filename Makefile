@@ -42,13 +42,20 @@ install: $(LIB)
 	  'Version: $(NW_VERSION)' 'Libs: -L$${libdir} -lnodewrite' 'Cflags: -I$${includedir}' \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nodewrite.pc
 
-# Every ```python and ```c block of README.md, run (C: built from the tree and from an install).
+# Every code block of README.md and docs/*.md (python_tests/doc_blocks.py says how each kind is
+# run; C: built from the tree and from an install), then the docs tests (python_tests/test_docs.py:
+# docs/python-api.md is what tools/gen_python_api.py writes, block markers, README length).
+#   make docs   rewrites docs/python-api.md from the installed package's docstrings
 TEST_TARGETS += test-readme
-.PHONY: test-readme
+.PHONY: test-readme docs
 test-readme: .venv $(LIB)
 	rm -rf build/readme-prefix
 	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/readme-prefix
-	$(ONE_CHECK) $(VENV_PY) python_tests/run_readme_blocks.py README.md $(VENV_PY) build/readme-prefix
+	$(VENV_PY) python_tests/run_readme_blocks.py $(VENV_PY) build/readme-prefix; rc=$$?; \
+	  $(VENV_PY) -m pytest -q python_tests/test_docs.py && exit $$rc
+
+docs: .venv
+	$(VENV_PY) tools/gen_python_api.py docs/python-api.md
 
 # Every step runs (a failure does not stop the others); the exit status is non-zero when one failed.
 # One step alone with its whole output: make test-swift, make test-python, ...

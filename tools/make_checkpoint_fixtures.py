@@ -15,11 +15,10 @@ real producers, offline, on tiny random models:
                  "<fixture>.mlp.<L>" (d_ff, d_model), "<fixture>.unembedding" (d_model, n_vocab),
                  "<fixture>.ln_final" (d_model,), "<sae>.decoder" (d_sae, d_in).
 
-Run it in a throwaway venv outside the project, e.g.
-  python3 -m venv /work/eco/venv
-  /work/eco/venv/bin/pip install /opt/wheels/torch-*.whl     # the CPU wheel first
-  /work/eco/venv/bin/pip install transformers transformer_lens sae_lens safetensors
-  /work/eco/venv/bin/python tools/make_checkpoint_fixtures.py
+Run it with a Python that has torch, transformers, transformer_lens, sae_lens and safetensors,
+e.g. the ecosystem venv:
+  make .venv-eco TORCH_WHEEL=/path/to/torch-...+cpu-....whl   # torch from the CPU wheel first, then the rest
+  .venv-eco/bin/python tools/make_checkpoint_fixtures.py
 Seeded: reruns give the same weights (with the same package versions).
 """
 import json
