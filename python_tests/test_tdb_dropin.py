@@ -70,6 +70,13 @@ def ntdb(world):
     return ntdb
 
 
+def _original(name="make_node_write_scalar_deriver"):
+    """TDB's own factory, whatever install() did (nodewrite.tdb's lazy TDB namespace)."""
+    from nodewrite.tdb.namespace import tdb
+
+    return tdb().original[name]
+
+
 def _torch():
     import torch  # only once TDB (and so torch) is known to be importable
 
@@ -110,7 +117,7 @@ def _check_same_output(case, original, dropin):
 
 
 def _check_case(world, ntdb, make_dropin, case, config):
-    original_make = ntdb._tdb().original["make_node_write_scalar_deriver"]
+    original_make = _original()
     original, original_error = _derive(original_make, world, case, config)
     dropin, dropin_error = _derive(make_dropin, world, case, config)
     both_autoencoders = (config == "multi") or (config == "own" and case["autoencoders"] == "multi")
@@ -205,7 +212,9 @@ def test_install_patches_importers_and_uninstall_restores(world, ntdb):
         DerivedScalarType,
     )
 
-    original = ntdb._tdb().original
+    from nodewrite.tdb.namespace import tdb
+
+    original = tdb().original
     registry = make_scalar_derivers._DERIVED_SCALAR_TYPE_REGISTRY
     places = [
         (node_write, "make_node_write_scalar_deriver"),
@@ -258,7 +267,7 @@ def test_deriver_is_a_tdb_scalar_deriver_like_the_original(world, ntdb, case):
     )
 
     cfg = world.dst_config(case)
-    original = ntdb._tdb().original["make_node_write_scalar_deriver"](cfg)
+    original = _original()(cfg)
     dropin = ntdb.make_node_write_scalar_deriver(cfg)
     assert type(dropin) is ScalarDeriver
     assert dropin.dst == original.dst == DerivedScalarType.SINGLE_NODE_WRITE
@@ -276,7 +285,7 @@ def test_deriver_is_a_tdb_scalar_deriver_like_the_original(world, ntdb, case):
     assert all(s.pass_type.value == "forward" for s in dropin.sub_scalar_sources)
 
     source = ntdb.make_node_write_scalar_source(cfg)
-    original_source = ntdb._tdb().original["make_node_write_scalar_source"](cfg)
+    original_source = _original("make_node_write_scalar_source")(cfg)
     assert type(source) is DerivedScalarSource
     assert source.dst == original_source.dst
     assert source.layer_index == original_source.layer_index == case["layer"]
@@ -345,11 +354,13 @@ def test_torch_fallback_is_the_original_formula(world, ntdb, case, monkeypatch):
     original's output bit for bit, or its exception."""
     from neuron_explainer.models.model_component_registry import PassType
 
-    def not_native(_t):
-        raise ntdb._NotNative
+    from nodewrite.tdb import models
 
-    monkeypatch.setattr(ntdb, "_cpu_float32_numpy", not_native)
-    original_make = ntdb._tdb().original["make_node_write_scalar_deriver"]
+    def not_native(_t):
+        raise models.NotNative
+
+    monkeypatch.setattr(models, "cpu_float32", not_native)
+    original_make = _original()
     original, original_error = _derive(original_make, world, case, "own")
     before = ntdb.stats["torch"]
     dropin, dropin_error = _derive(ntdb.make_node_write_scalar_deriver, world, case, "own")
@@ -383,7 +394,7 @@ def test_default_dtype_followed(world, ntdb, node_type):
     import torch
 
     case = next(c for c in CASES if c["node_type"] == node_type and "error" not in c)
-    original_make = ntdb._tdb().original["make_node_write_scalar_deriver"]
+    original_make = _original()
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
@@ -407,7 +418,9 @@ def test_lean_raw_scalar_source_gives_tdbs_result(world, ntdb):
     from neuron_explainer.activations.derived_scalars.scalar_deriver import RawScalarSource
     from neuron_explainer.models.model_component_registry import ActivationLocationType, PassType
 
-    T = ntdb._tdb()
+    from nodewrite.tdb.sources import lean_class
+
+    LeanRawScalarSource = lean_class()
 
     def fresh_store():  # TDB fills missing layers into the store's own dict: one store per call
         acts = {}
@@ -423,8 +436,8 @@ def test_lean_raw_scalar_source_gives_tdbs_result(world, ntdb):
             for desired in (None, [0], [2, 1], [0, 5]):
                 args = (ActivationLocationType(alt), PassType.FORWARD, indexer)
                 a = RawScalarSource(*args).derive_from_raw(fresh_store(), desired)
-                b = T.LeanRawScalarSource(*args).derive_from_raw(fresh_store(), desired)
-                assert isinstance(T.LeanRawScalarSource(*args), RawScalarSource)
+                b = LeanRawScalarSource(*args).derive_from_raw(fresh_store(), desired)
+                assert isinstance(LeanRawScalarSource(*args), RawScalarSource)
                 assert (a.dst, a.pass_type) == (b.dst, b.pass_type)
                 assert list(a.activations_by_layer_index) == list(b.activations_by_layer_index)
                 for layer, t in a.activations_by_layer_index.items():
@@ -444,11 +457,13 @@ def test_model_cache_lets_go_of_the_model_context(ntdb):
     case = next(c for c in CASES if c["node_type"] == "mlp_neuron" and "error" not in c)
     deriver = ntdb.make_node_write_scalar_deriver(world.dst_config(case))
     deriver.derive_from_raw(world.raw_store, PassType.FORWARD)
-    assert ntdb._models.get(world.model_context) is not None
-    n = len(ntdb._models)
+    from nodewrite.tdb.models import models
+
+    assert models.get(world.model_context) is not None
+    n = len(models)
     del deriver, world
     gc.collect()
-    assert len(ntdb._models) == n - 1
+    assert len(models) == n - 1
 
 
 @pytest.mark.parametrize("case", ANSWERED_CASES)
@@ -503,7 +518,7 @@ def _compare_on_store(ntdb, world, case, store, **config_changes):
 
     cfg = dataclasses.replace(world.dst_config(case), **config_changes)
     results = []
-    for make in (ntdb._tdb().original["make_node_write_scalar_deriver"], ntdb.make_node_write_scalar_deriver):
+    for make in (_original(), ntdb.make_node_write_scalar_deriver):
         try:
             deriver = make(cfg)
             results.append((deriver, deriver.derive_from_raw(store, PassType.FORWARD), None))
@@ -584,7 +599,7 @@ def test_non_cpu_device_keeps_the_originals_device(ntdb, node_type):
         if "autoencoder" in node_type
         else None,
     )
-    original = ntdb._tdb().original["make_node_write_scalar_deriver"](cfg)
+    original = _original()(cfg)
     a = original.derive_from_raw(store, PassType.FORWARD).activations_by_layer_index[case["layer"]]
     native_before = ntdb.stats["native"]
     dropin = ntdb.make_node_write_scalar_deriver(cfg)

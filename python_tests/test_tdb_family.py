@@ -1,4 +1,4 @@
-"""nodewrite.tdb's write-family drop-in (nodewrite.tdb_family) inside transformer-debugger's own
+"""nodewrite.tdb's write-family drop-in (nodewrite.tdb.write_family, token_writes) inside transformer-debugger's own
 pipeline: every patched derived scalar through ``make_scalar_deriver(dst, DstConfig(...))
 .derive_from_raw(raw_store, PassType.FORWARD)``, single_node_write_to_final_residual_grad, and
 TokenWriteConverter, each against the original (unpatched) on the same inputs; and
@@ -170,9 +170,7 @@ def test_dst_in_tdb_pipeline_matches_original(dst, layers, world, ntdb):
     cfg = world.config(_autoencoders_for(dst), layer_indices=layers)
     want, want_exc = _run(dst, cfg, world.raw_store)
     ntdb.install()
-    from nodewrite import tdb_family
-
-    before = dict(tdb_family.stats)
+    before = dict(ntdb.stats)
     got, got_exc = _run(dst, cfg, world.raw_store)
     if want_exc is not None:
         assert type(got_exc) is type(want_exc), (want_exc, got_exc)
@@ -181,7 +179,7 @@ def test_dst_in_tdb_pipeline_matches_original(dst, layers, world, ntdb):
     assert set(got) == set(want)
     for layer in want:
         _same(want[layer], got[layer], f"{dst} layer {layer}")
-    served = {k: tdb_family.stats[k] - before[k] for k in before}
+    served = {k: ntdb.stats[k] - before[k] for k in before}
     if dst.endswith("per_sequence_token"):
         assert served["torch"] >= 1
     else:

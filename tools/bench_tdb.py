@@ -67,6 +67,7 @@ def main() -> int:
     try:
         import nodewrite
         import nodewrite.tdb as ntdb
+        from nodewrite.tdb.namespace import tdb as tdb_names
     except ImportError as e:
         print(f"bench-tdb: skipped: nodewrite is not importable here ({e})")
         return 0
@@ -84,7 +85,7 @@ def main() -> int:
     model_context = tdb_support.make_model_context(
         checkpoint, n_layers=N_LAYERS, d_model=D_MODEL, n_heads=N_HEADS, d_head=D_HEAD, d_ff=D_FF
     )
-    original_make = ntdb._tdb().original["make_node_write_scalar_deriver"]
+    original_make = tdb_names().original["make_node_write_scalar_deriver"]
 
     print(
         "TDB make_node_write_scalar_deriver (original) vs nodewrite.tdb (drop-in): "

@@ -1,5 +1,5 @@
-"""Candidate for tools/bench_tdb_family.py: nodewrite's write-family drop-in (nodewrite.tdb,
-nodewrite.tdb_family) inside TDB's own pipeline.
+"""Candidate for tools/bench_tdb_family.py: nodewrite's write-family drop-in (nodewrite.tdb's
+write_family and token_writes) inside TDB's own pipeline.
 
     NODEWRITE_TDB_SRC=/path/to/transformer-debugger python tools/bench_tdb_family.py \
         --candidate tdb_family_candidate:candidate [--dense-grad]
