@@ -45,15 +45,12 @@ node_write = _core.node_write
 node_write_vectors = _core.node_write_vectors
 autoencoder_input_kind = _core.autoencoder_input_kind
 
-#: TDB NodeType values nodewrite knows, in nw_node_type order (read from the library).
-NODE_TYPES: tuple = _core.node_type_names()
-_NODE_TYPE_SET = frozenset(NODE_TYPES)
-#: TDB ActivationLocationType values of raw activations, in nw_activation order.
-ACTIVATIONS: tuple = _core.activation_names()
-#: TDB WeightLocationType values, in nw_weight order.
-WEIGHTS: tuple = _core.weight_names()
-#: Element types of inputs, in nw_dtype order.
-DTYPES: tuple = _core.dtype_names()
+# The library's facts (nodewrite.info): NODE_TYPES, DSTS, ACTIVATIONS, WEIGHTS, DTYPES, the
+# *_info functions and saelens_hook.
+from . import info  # noqa: E402
+from .info import *  # noqa: E402,F401,F403
+from .info import ACTIVATIONS, DTYPES, NODE_TYPES, WEIGHTS, node_type_info  # noqa: E402
+
 #: Status names and codes, {"NW_OK": 0, "NW_ERR_INVALID_ARGUMENT": -1, ...} (from the library).
 STATUSES: dict = dict(errors._STATUS_CODES)
 
@@ -74,23 +71,20 @@ __all__ = [
     "NodeWriteKeyError",
     "NodeWriteMemoryError",
     "check",
-    "NODE_TYPES",
-    "ACTIVATIONS",
-    "WEIGHTS",
-    "DTYPES",
     "STATUSES",
 ]
+__all__ += [n for n in info.__all__ if n not in __all__]
 
-# Node sets and the write family (issues 9 and 11): see nodewrite.sets.
+# Node sets, the write family and token writes: see nodewrite.sets.
 from .sets import *  # noqa: E402,F401,F403
 from . import sets as _sets  # noqa: E402
 
-__all__ += _sets.__all__
+__all__ += [n for n in _sets.__all__ if n not in __all__]
 
 
 def __dir__() -> list:
-    """The API (and the submodules errors, tdb, tl and saelens), not implementation names."""
-    return sorted(__all__ + ["errors", "tdb", "tl", "saelens"])
+    """The API (and the submodules errors, info, tdb, tl and saelens), not implementation names."""
+    return sorted(__all__ + ["errors", "info", "tdb", "tl", "saelens"])
 
 
 def abi_version() -> int:
@@ -114,14 +108,6 @@ def _index(value: object, what: str) -> int:
         ) from None
 
 
-# Indices per node type, TDB's order (checked against the library in python_tests).
-_INDEX_NAMES = {
-    "mlp_neuron": ("token", "neuron"),
-    "attention_head": ("query token", "key token", "head"),
-    "autoencoder_latent": ("token", "latent"),
-    "mlp_autoencoder_latent": ("token", "latent"),
-    "attention_autoencoder_latent": ("token", "latent"),
-}
 _MISSING = object()
 
 
@@ -171,7 +157,7 @@ class NodeIndex:
         value = node_type if type(node_type) is str else getattr(node_type, "value", node_type)
         if not isinstance(value, str):
             raise NodeWriteValueError(f"node_type: expected a str, got {type(node_type).__name__}")
-        if value not in _NODE_TYPE_SET:
+        if value not in NODE_TYPES:
             raise NodeWriteValueError(
                 f"node_type: unknown node type {value!r}; expected one of {', '.join(NODE_TYPES)}"
             )
@@ -191,8 +177,8 @@ class NodeIndex:
                     f"got {type(tensor_indices).__name__}"
                 ) from None
             indices = tuple(_index(v, f"tensor_indices[{i}]") for i, v in enumerate(items))
-        names = _INDEX_NAMES.get(value)
-        if names is not None and len(indices) != len(names):
+        names = node_type_info(value).index_names
+        if len(indices) != len(names):
             raise NodeWriteValueError(
                 f"tensor_indices: a {value} node has {len(names)} indices ({', '.join(names)}), "
                 f"got {len(indices)}: {indices!r}"

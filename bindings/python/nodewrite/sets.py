@@ -6,8 +6,8 @@
   arrays in TDB's index order, ready for ``indices=``).
 - :func:`derive`: TDB's residual-write derived scalars (:data:`DSTS`) for every node of a layer.
 - :func:`node_write_to_direction`: TDB's ``single_node_write_to_final_residual_grad``.
-- :func:`token_writes`: token-space writes of a node set (TDB's ``TokenWriteConverter``), with
-  an optional top-k.
+- :func:`token_writes`: token-space writes of a node set (TDB's ``TokenWriteConverter``);
+  :func:`top_token_writes`: the top k of them per node, as :class:`TopTokenWrites`.
 - :func:`set_num_threads` / :func:`get_num_threads`.
 - :func:`set_output_cache_bytes` / :func:`get_output_cache_bytes`: how much released output
   memory is kept for the next output of the same size.
@@ -28,6 +28,8 @@ from .errors import NodeWriteIndexError, NodeWriteKeyError, NodeWriteValueError
 __all__ = [
     "node_writes",
     "token_writes",
+    "top_token_writes",
+    "TopTokenWrites",
     "derive",
     "node_write_to_direction",
     "set_num_threads",
@@ -43,6 +45,8 @@ __all__ = [
 
 node_writes = _core.node_writes
 token_writes = _core.token_writes
+top_token_writes = _core.top_token_writes
+TopTokenWrites = _core.TopTokenWrites
 derive = _core.derive
 node_write_to_direction = _core.node_write_to_direction
 set_num_threads = _core.set_num_threads
@@ -50,8 +54,7 @@ get_num_threads = _core.get_num_threads
 set_output_cache_bytes = _core.set_output_cache_bytes
 get_output_cache_bytes = _core.get_output_cache_bytes
 
-#: TDB DerivedScalarType values :func:`derive` supports, in nw_dst order (from the library).
-DSTS: tuple = _core.dst_names()
+from .info import DSTS  # noqa: E402  (TDB DerivedScalarType values derive supports, from the library)
 
 
 def _count(value: Any, attr: str, what: str) -> int:

@@ -1,6 +1,8 @@
 // Python -> C arguments: see args.hpp.
 #include "args.hpp"
 
+#include "info.hpp"
+
 #include <climits>
 #include <cstring>
 
@@ -54,6 +56,15 @@ std::vector<py::object> parse_args(const char *fn, const py::args &args, const p
         throw py::type_error(std::string(fn) + "() missing " + std::to_string(n_missing) +
                              " required argument" + (n_missing == 1 ? "" : "s") + ": " + missing);
     return out;
+}
+
+std::vector<py::object> parse_args(const char *fn, const py::args &args, const py::kwargs &kwargs,
+                                   std::initializer_list<Param> params, size_t n_positional) {
+    if (args.size() > n_positional)
+        throw py::type_error(std::string(fn) + "() takes " + std::to_string(n_positional) +
+                             " positional argument" + (n_positional == 1 ? "" : "s") + " but " +
+                             std::to_string(args.size()) + " were given (the others are keyword-only)");
+    return parse_args(fn, args, kwargs, params);
 }
 
 int64_t to_int(py::handle obj, const std::string &what, int64_t lo, int64_t hi,
@@ -136,7 +147,7 @@ nw_node_index node_from_py(py::handle node) {
                  type_name(node));
     nw_node_index n;
     std::memset(&n, 0, sizeof n);
-    n.node_type = name_to_enum(to_name(node_type, "node_type"), "node_type", nw_node_type_from_name);
+    n.node_type = node_type_arg(node_type, "node_type");
     n.layer = to_layer(layer);
     if (!PySequence_Check(idx.ptr()) || PyUnicode_Check(idx.ptr()) || PyBytes_Check(idx.ptr()))
         fail(NW_ERR_INVALID_ARGUMENT,

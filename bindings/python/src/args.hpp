@@ -1,5 +1,5 @@
 // Python -> C arguments: the call's argument list, integers, layers, names (str or str-valued
-// Enum), enums by name, bools, and node indices. Every refusal of a value is an NwFailure
+// Enum; info.hpp turns them into enums), bools, and node indices. Every refusal of a value is an NwFailure
 // (ValueError / IndexError); a wrong argument list (count, unknown or repeated keyword) is a
 // TypeError with Python's own wording, as for any Python function.
 #pragma once
@@ -26,6 +26,10 @@ struct Param {
 std::vector<py::object> parse_args(const char *fn, const py::args &args, const py::kwargs &kwargs,
                                    std::initializer_list<Param> params);
 
+// The same, with at most n_positional of them given by position (the rest keyword-only).
+std::vector<py::object> parse_args(const char *fn, const py::args &args, const py::kwargs &kwargs,
+                                   std::initializer_list<Param> params, size_t n_positional);
+
 // An integer argument (int, numpy integer, anything with __index__; not bool or float).
 // Non-integers -> NW_ERR_INVALID_ARGUMENT; values outside [lo, hi] -> range_status.
 int64_t to_int(py::handle obj, const std::string &what, int64_t lo, int64_t hi,
@@ -35,18 +39,6 @@ int32_t to_layer(py::handle obj);
 
 // Accepts a str, or an Enum whose value is a str (TDB's NodeType etc.).
 std::string to_name(py::handle obj, const std::string &what);
-
-// A name turned into a library enum by from_name (nw_*_from_name).
-template <typename F>
-int32_t name_to_enum(const std::string &name, const std::string &what, F from_name) {
-    int32_t out = -1;
-    nw_status st = from_name(name.c_str(), &out);
-    if (st != NW_OK) {
-        std::string msg = nw_last_error_message();
-        fail(st, what + ": " + (msg.empty() ? "unknown name '" + name + "'" : msg));
-    }
-    return out;
-}
 
 // True or False (Python bool or numpy.bool_) only: "no", 0 and None are refused.
 bool to_bool(py::handle obj, const std::string &what);

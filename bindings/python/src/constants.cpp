@@ -1,21 +1,18 @@
 // Constants read from the library (the single source): versions, status names and codes,
-// TDB names, autoencoder inputs (binding, docstrings, registration).
+// and the names of its tables (info.hpp), in enum order (binding, docstrings, registration).
 #include "args.hpp"
+#include "info.hpp"
 #include "objects.hpp"
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
 namespace {
 
-template <typename F>
-py::tuple names(F name_of) {
-    py::list out;
-    for (int32_t i = 0; i < 1024; ++i) {
-        const char *n = name_of(i);
-        if (n == nullptr) break;
-        out.append(py::str(n));
-    }
-    return py::tuple(out);
+template <class Rows>
+py::tuple names(const Rows &rows) {
+    py::tuple t(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) t[i] = py::str(rows[i].name);
+    return t;
 }
 
 }  // namespace
@@ -40,35 +37,33 @@ void init_constants(py::module_ &mod) {
     }, "statuses() -> dict[str, int]\n\n{'NW_OK': 0, 'NW_ERR_INVALID_ARGUMENT': -1, ...} from the library.");
     mod.def("last_error_message", [] { return std::string(nw_last_error_message()); },
             "last_error_message() -> str\n\nThe library's last error message on this thread.");
-    mod.def("node_type_names", [] { return names(nw_node_type_name); },
+    mod.def("node_type_names", [] { return names(facts().node_types); },
             "node_type_names() -> tuple[str, ...]\n\nTDB NodeType values, in nw_node_type order.");
-    mod.def("activation_names", [] { return names(nw_activation_name); },
+    mod.def("activation_names", [] { return names(facts().activations); },
             "activation_names() -> tuple[str, ...]\n\nTDB ActivationLocationType values, in nw_activation order.");
-    mod.def("weight_names", [] { return names(nw_weight_name); },
+    mod.def("weight_names", [] { return names(facts().weights); },
             "weight_names() -> tuple[str, ...]\n\nTDB WeightLocationType values, in nw_weight order.");
-    mod.def("dtype_names", [] { return names(nw_dtype_name); },
+    mod.def("dtype_names", [] { return names(facts().dtypes); },
             "dtype_names() -> tuple[str, ...]\n\ndtype names, in nw_dtype order.");
-    mod.def("autoencoder_input_kind", [](py::object name) -> py::object {
+    mod.def("dst_names", [] { return names(facts().dsts); },
+            "dst_names() -> tuple[str, ...]\n\nThe derived scalars derive() supports (TDB DerivedScalarType values), in nw_dst order.");
+    mod.def("node_type_index_count", [](py::handle node_type) {
+        return node_type_facts(node_type_arg(node_type)).n_indices;
+    }, "node_type_index_count(node_type: str) -> int\n\nThe number of tensor indices of a node type (2, or 3 for attention heads).");
+    mod.def("autoencoder_input_kind", [](py::handle name) -> py::object {
         std::string n = to_name(name, "input");
-        int32_t out = -1;
-        if (nw_autoencoder_input_from_name(n.c_str(), &out) != NW_OK) return py::none();
-        if (out == NW_AE_INPUT_MLP_POST_ACT) return py::str("mlp_post_act");
-        if (out == NW_AE_INPUT_RESIDUAL) return py::str("residual");
-        if (out == NW_AE_INPUT_ATTN_Z) return py::str("attn_z");
-        return py::none();
+        auto it = facts().source_of.find(n);
+        if (it == facts().source_of.end()) return py::none();
+        return py::str(facts().autoencoder_inputs.at(static_cast<size_t>(it->second)).name);
     }, "autoencoder_input_kind(name: str) -> str | None\n\n"
        "What the library does with an autoencoder trained on TDB's DerivedScalarType `name`: "
        "'mlp_post_act' (decoded through mlp.to_residual), 'residual' (the decoded vector is the "
        "write), 'attn_z' (attention's weighted sum of values, heads*d_head, decoded through "
        "attn.to_residual), or None (not supported).");
     mod.def("autoencoder_inputs", [] {
-        py::list out;
-        for (size_t i = 0;; ++i) {
-            const char *n = nw_autoencoder_input_source_name(i);
-            if (n == nullptr) break;
-            out.append(py::str(n));
-        }
-        return py::tuple(out);
+        py::tuple t(facts().autoencoder_sources.size());
+        for (size_t i = 0; i < facts().autoencoder_sources.size(); ++i) t[i] = py::str(facts().autoencoder_sources[i].first);
+        return t;
     }, "autoencoder_inputs() -> tuple[str, ...]\n\n"
        "Every TDB DerivedScalarType value Model.set_autoencoder accepts as input, from the library.");
 }

@@ -3,7 +3,6 @@
 
 #include <exception>
 #include <new>
-#include <regex>
 #include <stdexcept>
 #include <utility>
 
@@ -11,43 +10,6 @@ namespace nwpy __attribute__((visibility("hidden"))) {
 
 [[noreturn]] void fail(nw_status status, std::string message) {
     throw NwFailure{status, std::move(message)};
-}
-
-std::string rewrite_library_message(const std::string &message, const Subject *subject) {
-    if (subject == nullptr) return message;
-    // messages about an output ("out: ...", "values and token_ids share memory ...") name it already
-    static const std::regex output_re(R"(^(out|out_shape|out_ndim|values|token_ids|token_rows?)(:| and ).*$)");
-    if (std::regex_match(message, output_re)) return message;
-    // "<param>.ndim = N but M dimensions are expected" (the C view's parameter name)
-    static const std::regex ndim_re(R"(^[A-Za-z_.]+\.ndim = (-?\d+) but (\d+) dimensions are expected$)");
-    // "<param>: rest" or "<param>.field: rest" where <param> is a C parameter name
-    static const std::regex param_re(R"(^(t|w|decoder|view|input|weight|layer)(\.[a-z_]+)?(\[\d+\])?: (.*)$)");
-    std::smatch m;
-    std::string out;
-    if (std::regex_match(message, m, ndim_re)) {
-        std::string n = m[1].str();
-        out = subject->what + ": " + n + (n == "1" ? " dimension" : " dimensions") + ", expected " +
-              m[2].str();
-        if (!subject->layout.empty()) out += " " + subject->layout;
-        if (!subject->hint.empty()) out += "; " + subject->hint;
-        return out;
-    }
-    if (std::regex_match(message, m, param_re)) {
-        out = subject->what + ": " + m[4].str();
-    } else if (message.rfind(subject->what, 0) == 0) {
-        out = message;  // already names it
-    } else {
-        out = subject->what + ": " + message;
-    }
-    if (!subject->layout.empty() && out.find("shape") != std::string::npos &&
-        out.find(subject->layout) == std::string::npos)
-        out += " (expected " + subject->layout + ")";
-    return out;
-}
-
-[[noreturn]] void fail_library(nw_status status, const std::string &message,
-                               const Subject *subject) {
-    throw NwFailure{status, rewrite_library_message(message, subject)};
 }
 
 std::string type_name(py::handle obj) {

@@ -2,10 +2,8 @@
 //
 // Every refusal (a bad argument read by the binding, or a status returned by the library) is an
 // NwFailure{status, message}. The translator registered here hands it to
-// nodewrite.errors._raise_for, the single status -> exception mapping. Library messages name C
-// parameters ("t.ndim = 1 but 2 dimensions are expected"); rewrite_library_message, called on
-// every library failure, replaces them with what the caller passed (a Subject: "activation
-// mlp.post_act at layer 5", its layout "(T, d_ff)").
+// nodewrite.errors._raise_for, the single status -> exception mapping. Library messages are
+// passed on as the library wrote them: they name what the caller passed.
 //
 // Python exceptions that are not errors (KeyboardInterrupt, SystemExit, GeneratorExit: any
 // BaseException that is not an Exception) are never turned into an NwFailure: they propagate
@@ -29,25 +27,13 @@ struct NwFailure {
     std::string message;
 };
 
-// What the caller passed, for messages: "activation mlp.post_act at layer 5", layout "(T, d_ff)".
-struct Subject {
-    std::string what;
-    std::string layout;  // may be empty
-    std::string hint;    // appended to ndim/shape messages, may be empty
-};
-
 [[noreturn]] void fail(nw_status status, std::string message);
 
-// A failed library call: status and the message captured on the calling thread.
-[[noreturn]] void fail_library(nw_status status, const std::string &message,
-                               const Subject *subject = nullptr);
-
-// Right after a failed library call made with the GIL held, on the same thread.
-inline void check(nw_status status, const Subject *subject = nullptr) {
-    if (status != NW_OK) fail_library(status, nw_last_error_message(), subject);
+// Right after a failed library call made with the GIL held, on the same thread: the status and
+// the library's message of this thread.
+inline void check(nw_status status) {
+    if (status != NW_OK) fail(status, nw_last_error_message());
 }
-
-std::string rewrite_library_message(const std::string &message, const Subject *subject);
 
 std::string type_name(py::handle obj);
 

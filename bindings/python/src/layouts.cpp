@@ -5,33 +5,15 @@
 
 #include "args.hpp"
 #include "errors.hpp"
+#include "info.hpp"
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
-std::string canonical_layout(const std::string &activation) {
-    if (activation == "attn.qk_probs") return "qkh";
-    if (activation == "attn.v") return "thd";
-    if (activation.rfind("resid.delta_", 0) == 0) return "td";
-    return "tn";  // mlp.post_act, online_*autoencoder_latent
-}
-
-namespace {
-
-int64_t itemsize(int32_t dtype) {
-    switch (dtype) {
-        case NW_DTYPE_F16:
-        case NW_DTYPE_BF16: return 2;
-        case NW_DTYPE_F64: return 8;
-        default: return 4;
-    }
-}
-
-}  // namespace
-
-nw_tensor_view view_in_layout(const Held &h, const std::string &activation, py::handle layout,
+nw_tensor_view view_in_layout(const Held &h, int32_t activation_value, py::handle layout,
                               py::handle batch, const std::string &what,
                               std::vector<int64_t> &shape, std::vector<int64_t> &strides) {
-    const std::string canon = canonical_layout(activation);
+    const std::string canon = layout_letters(activation_value);
+    const std::string &activation = activation_facts(activation_value).name;
     std::string lay = canon;
     if (layout && !layout.is_none()) {
         lay = to_name(layout, "layout");
@@ -68,7 +50,7 @@ nw_tensor_view view_in_layout(const Held &h, const std::string &activation, py::
             fail(NW_ERR_INDEX_OUT_OF_RANGE, what + ": batch " + std::to_string(i) +
                                                 " is out of range for a batch of " + std::to_string(n));
         if (i < 0) i += n;
-        data += i * h.strides[bi] * itemsize(h.dtype);
+        data += i * h.strides[bi] * item_size(h.dtype);
     }
     shape.assign(canon.size(), 0);
     strides.assign(canon.size(), 0);

@@ -16,19 +16,14 @@ namespace py = pybind11;
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
-// The view of h in the canonical layout of `activation` (see canonical_layout), given the
+// The view of h in the canonical layout of `activation` (layout_letters, info.hpp), given the
 // caller's layout (letters, one per dimension; null object = canonical) and batch index (null
 // object = none; required when the layout has a 'b'). shape/strides are storage for the view's
 // arrays (read by the library during the put only). Refuses (ValueError / IndexError) a layout
 // that is not a permutation of the canonical letters plus at most one 'b', a layout whose length
 // is not the tensor's ndim, a batch without 'b' or a 'b' without batch, a batch out of range.
-nw_tensor_view view_in_layout(const Held &h, const std::string &activation, py::handle layout,
+nw_tensor_view view_in_layout(const Held &h, int32_t activation, py::handle layout,
                               py::handle batch, const std::string &what,
                               std::vector<int64_t> &shape, std::vector<int64_t> &strides);
-
-// The canonical layout letters of an activation: "qkh" for attn.qk_probs ([query, key, head]),
-// "thd" for attn.v ([token, head, d_head]), "td" for resid.delta_* ([token, d_model]) and "tn"
-// for mlp.post_act and the latents ([token, neuron or latent]).
-std::string canonical_layout(const std::string &activation);
 
 }  // namespace nwpy

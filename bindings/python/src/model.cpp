@@ -1,10 +1,16 @@
 // nodewrite.Model: nw_model, its weights and autoencoders (binding, docstrings, registration).
 #include <mutex>
 
+#include <cstring>
+
 #include "args.hpp"
+#include "info.hpp"
+#include "model.hpp"
 #include "objects.hpp"
 
 namespace nwpy __attribute__((visibility("hidden"))) {
+
+void refresh_vocab(Model &m) { check(nw_model_vocab_size(m.model, &m.n_vocab)); }
 
 namespace {
 
@@ -34,12 +40,6 @@ std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs)
     return m;
 }
 
-std::string shape_text(const std::vector<int64_t> &s) {
-    std::string t = "(";
-    for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
-    return t + (s.size() == 1 ? ",)" : ")");
-}
-
 // Hints for the common mistake of passing a checkpoint's 2-D attention output matrix.
 std::string weight_hint(const Model &m, const std::string &name, const Held &h) {
     if (name != "attn.to_residual" || h.shape.size() != 2) return "";
@@ -58,47 +58,24 @@ std::string weight_hint(const Model &m, const std::string &name, const Held &h) 
            "w.reshape(" + view + ")";
 }
 
-// Sets a weight or decoder under the model's lock; the replaced object is dropped after
-// unlocking (its destructor may run Python code).
-template <class F>
-void set_under_lock(Model &m, std::tuple<int, int32_t, int32_t> key, SetInfo info, F c_call,
-                    const Subject &subject) {
-    SetInfo old;
-    {
-        std::unique_lock<std::shared_mutex> lock(m.mu);  // waits for GIL-free readers only
-        nw_status st = c_call();
-        if (st != NW_OK) fail_library(st, nw_last_error_message(), &subject);
-        auto it = m.set.find(key);
-        if (it != m.set.end()) {
-            old = std::move(it->second);
-            it->second = std::move(info);
-        } else {
-            m.set.emplace(key, std::move(info));
-        }
-    }
-}
-
 void model_set_weight(py::handle self, const py::args &args, const py::kwargs &kwargs) {
     Model &m = self_of<Model>(self, "Model");
     auto a = parse_args("set_weight", args, kwargs,
                         {{"name", true}, {"layer", true}, {"weight", true}, {"copy", false}});
-    std::string name = to_name(a[0], "weight name");
-    int32_t weight = name_to_enum(name, "weight name", nw_weight_from_name);
-    bool layerless = weight == NW_WEIGHT_UNEMBEDDING || weight == NW_WEIGHT_LAYER_NORM_GAIN_FINAL;
-    if (a[1].is_none() && !layerless)
-        fail(NW_ERR_INVALID_ARGUMENT, "layer: None is for the weights of no layer (unembedding, "
-                                      "layer_norm_gain.final); " + name + " needs an int layer");
+    int32_t weight = weight_arg(a[0], "weight name");
+    const WeightFacts &wf = weight_facts(weight);
+    if (a[1].is_none() && wf.has_layer)
+        fail(NW_ERR_INVALID_ARGUMENT, "layer: None is for the weights of no layer; " + wf.name +
+                                          " needs an int layer");
     int32_t l = a[1].is_none() ? NW_NO_LAYER : to_layer(a[1]);  // None: a weight of no layer
     bool do_copy = a[3] ? to_bool(a[3], "copy") : true;
-    Subject subject{"weight " + name + (l == NW_NO_LAYER ? std::string() : " at layer " + std::to_string(l)),
-                    layout_of(name), ""};
-    HeldPtr h = hold_tensor(a[2], subject.what);
-    subject.hint = weight_hint(m, name, *h);
+    std::string what = "weight " + wf.name + (l == NW_NO_LAYER ? std::string() : " at layer " + std::to_string(l));
+    HeldPtr h = hold_tensor(a[2], what);
+    std::string hint = weight_hint(m, wf.name, *h);
     nw_tensor_view v = h->view();
-    SetInfo info{do_copy, h->dtype, h->shape, "", do_copy ? nullptr : h};
-    set_under_lock(m, std::make_tuple(0, weight, l), std::move(info), [&] {
+    set_under_lock(m, Slot(0, weight, l), do_copy ? nullptr : h, [&] {
         return nw_model_set_weight(m.model, weight, l, &v, do_copy ? NW_COPY : NW_BORROW);
-    }, subject);
+    }, hint);
 }
 
 void model_set_autoencoder(py::handle self, const py::args &args, const py::kwargs &kwargs) {
@@ -106,91 +83,89 @@ void model_set_autoencoder(py::handle self, const py::args &args, const py::kwar
     auto a = parse_args("set_autoencoder", args, kwargs,
                         {{"node_type", true}, {"layer", true}, {"decoder", true},
                          {"input", true}, {"copy", false}});
-    std::string nt_name = to_name(a[0], "node_type");
-    int32_t nt = name_to_enum(nt_name, "node_type", nw_node_type_from_name);
+    int32_t nt = node_type_arg(a[0]);
     int32_t l = to_layer(a[1]);
-    std::string input = to_name(a[3], "input");
-    int32_t in = name_to_enum(input, "input", nw_autoencoder_input_from_name);
+    int32_t in = autoencoder_source_arg(a[3], "input");
     bool do_copy = a[4] ? to_bool(a[4], "copy") : true;
-    Subject subject{"decoder of " + nt_name + " at layer " + std::to_string(l),
-                    layout_of("decoder"), ""};
-    HeldPtr h = hold_tensor(a[2], subject.what);
+    HeldPtr h = hold_tensor(a[2], "decoder of " + node_type_facts(nt).name + " at layer " + std::to_string(l));
     nw_tensor_view v = h->view();
-    SetInfo info{do_copy, h->dtype, h->shape, input, do_copy ? nullptr : h};
-    set_under_lock(m, std::make_tuple(1, nt, l), std::move(info), [&] {
+    set_under_lock(m, Slot(1, nt, l), do_copy ? nullptr : h, [&] {
         return nw_model_set_autoencoder(m.model, nt, l, in, &v, do_copy ? NW_COPY : NW_BORROW);
-    }, subject);
+    }, "");
 }
 
-// A filesystem path argument (str or os.PathLike) as UTF-8.
-std::string path_arg(py::handle obj, const char *what) {
-    py::object fspath = py::module_::import("os").attr("fspath");
-    py::object p;
-    try {
-        p = fspath(obj);
-    } catch (py::error_already_set &e) {
-        if (!e.matches(PyExc_TypeError)) throw;
-        fail(NW_ERR_INVALID_ARGUMENT, std::string(what) + ": expected a path (str or os.PathLike), got " + type_name(obj));
+// What the library holds in a weight slot, or None when the slot is empty.
+py::object weight_state(const Model &m, int32_t weight, int32_t layer) {
+    nw_weight_state st;
+    std::memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    check(nw_model_weight_get(m.model, weight, layer, &st));
+    if (!st.present) return py::none();
+    py::tuple shape(static_cast<size_t>(st.ndim > 0 && st.ndim <= 4 ? st.ndim : 0));
+    for (size_t i = 0; i < shape.size(); ++i) shape[i] = py::int_(st.shape[i]);
+    py::dict d;
+    d["copied"] = st.ownership == NW_COPY;
+    d["dtype"] = dtype_text(st.dtype);
+    d["shape"] = shape;
+    return d;
+}
+
+py::object autoencoder_state(const Model &m, int32_t node_type, int32_t layer) {
+    nw_autoencoder_state st;
+    std::memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    check(nw_model_autoencoder_get(m.model, node_type, layer, &st));
+    if (!st.present) return py::none();
+    py::dict d;
+    d["copied"] = st.ownership == NW_COPY;
+    d["dtype"] = dtype_text(st.dtype);
+    d["shape"] = py::make_tuple(st.n_latents, st.n_inputs);
+    const auto &inputs = facts().autoencoder_inputs;
+    d["input"] = st.input >= 0 && static_cast<size_t>(st.input) < inputs.size() ? inputs[st.input].name : "?";
+    return d;
+}
+
+// Every weight slot, in table order: (name, layer or None, state).
+template <class F>
+void each_weight(const Model &m, F f) {
+    for (size_t w = 0; w < facts().weights.size(); ++w) {
+        const WeightFacts &wf = facts().weights[w];
+        if (!wf.has_layer) {
+            f(wf.name, NW_NO_LAYER, weight_state(m, static_cast<int32_t>(w), NW_NO_LAYER));
+            continue;
+        }
+        for (int32_t l = 0; l < m.dims.n_layers; ++l) f(wf.name, l, weight_state(m, static_cast<int32_t>(w), l));
     }
-    if (!py::isinstance<py::str>(p))
-        fail(NW_ERR_INVALID_ARGUMENT, std::string(what) + ": expected a str path, got " + type_name(p));
-    return p.cast<std::string>();
 }
 
-// Model.from_safetensors(path): nw_model_load_safetensors (the file is mapped and borrowed).
-std::unique_ptr<Model> model_from_safetensors(py::object path_obj) {
-    std::string path = path_arg(path_obj, "path");
-    auto m = std::make_unique<Model>();
-    check(nw_model_load_safetensors(path.c_str(), &m->model));
-    check(nw_model_dims_get(m->model, &m->dims));
-    m->source = path;
-    int64_t vocab = 0;
-    check(nw_model_vocab_size(m->model, &vocab));
-    for (int32_t l = 0; l < m->dims.n_layers; ++l) {
-        m->set.emplace(std::make_tuple(0, int32_t(NW_WEIGHT_MLP_TO_RESIDUAL), l),
-                       SetInfo{false, -1, {m->dims.d_ff, m->dims.d_model}, "", nullptr});
-        m->set.emplace(std::make_tuple(0, int32_t(NW_WEIGHT_ATTN_TO_RESIDUAL), l),
-                       SetInfo{false, -1, {m->dims.n_heads, m->dims.d_head, m->dims.d_model}, "", nullptr});
+template <class F>
+void each_autoencoder(const Model &m, F f) {
+    for (size_t t = 0; t < facts().node_types.size(); ++t) {
+        if (!facts().node_types[t].is_latent) continue;
+        for (int32_t l = 0; l < m.dims.n_layers; ++l)
+            f(facts().node_types[t].name, l, autoencoder_state(m, static_cast<int32_t>(t), l));
     }
-    if (vocab > 0)
-        m->set.emplace(std::make_tuple(0, int32_t(NW_WEIGHT_UNEMBEDDING), int32_t(NW_NO_LAYER)),
-                       SetInfo{false, -1, {m->dims.d_model, vocab}, "", nullptr});
-    return m;
 }
 
-// Model.load_autoencoder(path, node_type, layer): nw_model_load_autoencoder_safetensors.
-void model_load_autoencoder(py::handle self, const py::args &args, const py::kwargs &kwargs) {
-    Model &m = self_of<Model>(self, "Model");
-    auto a = parse_args("load_autoencoder", args, kwargs, {{"path", true}, {"node_type", true}, {"layer", true}});
-    std::string path = path_arg(a[0], "path");
-    std::string nt_name = to_name(a[1], "node_type");
-    int32_t nt = name_to_enum(nt_name, "node_type", nw_node_type_from_name);
-    int32_t l = to_layer(a[2]);
-    Subject subject{"autoencoder " + path + " for " + nt_name + " at layer " + std::to_string(l), "", ""};
-    SetInfo info{false, -1, {}, "from " + path, nullptr};
-    set_under_lock(m, std::make_tuple(1, nt, l), std::move(info), [&] {
-        return nw_model_load_autoencoder_safetensors(m.model, path.c_str(), nt, l);
-    }, subject);
+py::object layer_key(int32_t layer) {
+    return layer == NW_NO_LAYER ? py::object(py::none()) : py::object(py::int_(layer));
 }
 
-py::dict describe(const Model &m, int kind) {
+py::dict model_weights(py::handle self) {
+    const Model &m = self_of<Model>(self, "Model");
     py::dict out;
-    for (const auto &kv : m.set) {
-        if (std::get<0>(kv.first) != kind) continue;
-        const char *n = kind == 0 ? nw_weight_name(std::get<1>(kv.first))
-                                  : nw_node_type_name(std::get<1>(kv.first));
-        const char *dt = nw_dtype_name(kv.second.dtype);
-        py::dict d;
-        d["copied"] = kv.second.copied;
-        d["dtype"] = dt ? dt : "?";
-        py::tuple shape(kv.second.shape.size());
-        for (size_t i = 0; i < kv.second.shape.size(); ++i) shape[i] = py::int_(kv.second.shape[i]);
-        d["shape"] = shape;
-        if (kind == 1) d["input"] = kv.second.input;
-        int32_t layer = std::get<2>(kv.first);
-        py::object l = layer == NW_NO_LAYER ? py::object(py::none()) : py::object(py::int_(layer));
-        out[py::make_tuple(n ? n : "?", l)] = d;
-    }
+    each_weight(m, [&](const std::string &name, int32_t l, py::object st) {
+        if (!st.is_none()) out[py::make_tuple(name, layer_key(l))] = st;
+    });
+    return out;
+}
+
+py::dict model_autoencoders(py::handle self) {
+    const Model &m = self_of<Model>(self, "Model");
+    py::dict out;
+    each_autoencoder(m, [&](const std::string &name, int32_t l, py::object st) {
+        if (!st.is_none()) out[py::make_tuple(name, l)] = st;
+    });
     return out;
 }
 
@@ -202,20 +177,20 @@ std::string model_repr(py::handle self) {
                     ", d_head=" + std::to_string(m.dims.d_head) +
                     ", d_ff=" + std::to_string(m.dims.d_ff) + ")" +
                     (m.source.empty() ? std::string() : " loaded from " + m.source);
+    auto lister = [](std::string &list, int &count) {
+        return [&list, &count](const std::string &name, int32_t l, py::object st) {
+            if (st.is_none()) return;
+            bool copied = py::cast<bool>(st["copied"]);
+            std::string item = name + "@" + std::to_string(l) + (copied ? "" : " (borrowed)");
+            if (count < 8) list += (count ? ", " : "") + item;
+            else if (count == 8) list += ", ...";
+            ++count;
+        };
+    };
     std::string weights, aes;
     int nw = 0, na = 0;
-    for (const auto &kv : m.set) {
-        int kind = std::get<0>(kv.first);
-        const char *n = kind == 0 ? nw_weight_name(std::get<1>(kv.first))
-                                  : nw_node_type_name(std::get<1>(kv.first));
-        std::string item = std::string(n ? n : "?") + "@" + std::to_string(std::get<2>(kv.first)) +
-                           (kv.second.copied ? "" : " (borrowed)");
-        std::string &list = kind == 0 ? weights : aes;
-        int &count = kind == 0 ? nw : na;
-        if (count < 8) list += (count ? ", " : "") + item;
-        else if (count == 8) list += ", ...";
-        ++count;
-    }
+    each_weight(m, lister(weights, nw));
+    each_autoencoder(m, lister(aes, na));
     r += " with " + std::to_string(nw) + (nw == 1 ? " weight" : " weights");
     if (nw) r += " [" + weights + "]";
     r += ", " + std::to_string(na) + (na == 1 ? " autoencoder" : " autoencoders");
@@ -258,37 +233,25 @@ vector goes through mlp.to_residual) or a residual-stream type ("resid_delta_mlp
 "resid_delta_attn", "resid_post_mlp", "resid_post_attn", "resid_post_embedding";
 n_inputs = d_model; the decoded vector is the write) or "attn_weighted_sum_of_values"
 (attention's z, e.g. an SAE on blocks.L.attn.hook_z: n_inputs = n_heads*d_head; the decoded
-vector goes through attn.to_residual); nodewrite.autoencoder_input_kind(name) asks the library. copy: as in set_weight (the same warning for copy=False).
+vector goes through attn.to_residual); nodewrite.autoencoder_input_kind(name) asks the library.
+copy: as in set_weight (the same warning for copy=False).
 )doc")
-        .def("weights", [](py::handle self) { return describe(self_of<Model>(self, "Model"), 0); },
-             "weights(self) -> dict[tuple[str, int], dict]\n\nThe weights set: {(name, layer): "
-             "{'copied': bool, 'dtype': str, 'shape': tuple}}.")
-        .def("autoencoders", [](py::handle self) { return describe(self_of<Model>(self, "Model"), 1); },
-             "autoencoders(self) -> dict[tuple[str, int], dict]\n\nThe autoencoder decoders set: "
-             "{(node_type, layer): {'copied': bool, 'dtype': str, 'shape': tuple, 'input': str}}.")
+        .def("weights", &model_weights,
+             "weights(self) -> dict[tuple[str, int | None], WeightState]\n\nThe weights the library holds "
+             "(nw_model_weight_get): {(name, layer or None): {'copied': bool, 'dtype': str, 'shape': "
+             "tuple[int, ...]}}; dtype as held ('float32' for a copy), copied False for borrowed memory "
+             "(copy=False, or a checkpoint's mapped tensors).")
+        .def("autoencoders", &model_autoencoders,
+             "autoencoders(self) -> dict[tuple[str, int], AutoencoderState]\n\nThe autoencoders the library "
+             "holds (nw_model_autoencoder_get): {(node_type, layer): {'copied': bool, 'dtype': str, "
+             "'shape': (n_latents, n_inputs), 'input': 'mlp_post_act' | 'residual' | 'attn_z'}}.")
         .def_property_readonly("n_layers", [](py::handle s) { return self_of<Model>(s, "Model").dims.n_layers; }, "n_layers: int -- number of layers.")
         .def_property_readonly("d_model", [](py::handle s) { return self_of<Model>(s, "Model").dims.d_model; }, "d_model: int -- width of the residual stream.")
         .def_property_readonly("n_heads", [](py::handle s) { return self_of<Model>(s, "Model").dims.n_heads; }, "n_heads: int -- attention heads per layer.")
         .def_property_readonly("d_head", [](py::handle s) { return self_of<Model>(s, "Model").dims.d_head; }, "d_head: int -- width of one attention head.")
         .def_property_readonly("d_ff", [](py::handle s) { return self_of<Model>(s, "Model").dims.d_ff; }, "d_ff: int -- width of the MLP (neurons per layer).")
-        .def_static("from_safetensors", &model_from_safetensors, R"doc(from_safetensors(path: str | os.PathLike) -> Model
-
-A model from a checkpoint file, read natively (nw_model_load_safetensors): a Hugging Face GPT-2
-model.safetensors (with config.json beside it, or n_head in its metadata) or a TransformerLens
-state dict saved with safetensors. Dimensions are inferred and checked against each other; the
-file is memory-mapped and its tensors borrowed in place (do not truncate or rewrite it while the
-model is in use; replacing it by rename is safe). weights() lists the loaded output weights and
-the unembedding (dtype '?': as stored in the file).
-Raises ValueError (not a readable checkpoint, inconsistent shapes, ...), all NodeWriteError.
-)doc")
-        .def("load_autoencoder", &model_load_autoencoder, R"doc(load_autoencoder(self, path: str | os.PathLike, node_type: str, layer: int) -> None
-
-Set the autoencoder of node_type at layer from an SAELens directory (cfg.json and
-sae_weights.safetensors; nw_model_load_autoencoder_safetensors): the decoder W_dec, with what it
-decodes into taken from cfg.json's hook_name (residual hooks, mlp.hook_post through
-mlp.to_residual, attn.hook_z through attn.to_residual). The file is mapped and borrowed.
-)doc")
         .def("__repr__", &model_repr, "__repr__(self) -> str");
+    init_checkpoints(cls);
 }
 
 }  // namespace nwpy

@@ -2,17 +2,24 @@
 //
 // One file per area, each holding its classes' binding, docstrings and registration
 // (init_<area>, as MLX's python/src/*.cpp do):
-//   constants.cpp  versions, status names, TDB names, autoencoder inputs (read from the library)
-//   model.cpp      Model
-//   store.cpp      ActivationStore
-//   deriver.cpp    NodeWriteDeriver, node_write, node_write_vectors
-//   sets.cpp       node_writes, token_writes, derive, node_write_to_direction, threads
+//   info.cpp          the library's facts (nw_*_info_get), read once here; name -> enum lookups
+//   constants.cpp     versions, status names, the tables' names
+//   model.cpp         Model (weights, autoencoders, what the library holds)
+//   checkpoints.cpp   Model.from_safetensors, Model.load_autoencoder
+//   store.cpp         ActivationStore (layouts.*: put(..., layout=, batch=))
+//   deriver.cpp       NodeWriteDeriver
+//   node_writes.cpp   node_write, node_write_vectors, node_write_to_direction
+//   node_sets.cpp     node_writes (indices.*: the (n, k) index arrays)
+//   write_family.cpp  derive
+//   token_writes.cpp  token_writes, top_token_writes
+//   threads.cpp       set_num_threads / get_num_threads, thread_call_count
+//   outputs.*         result arrays, out=, the one sized-output protocol (sized_call)
 // and the shared machinery:
-//   errors.*       NwFailure, the one translator to nodewrite.errors, library-message rewriting
+//   errors.*       NwFailure, the one translator to nodewrite.errors
 //   args.*         the argument list, integers, layers, names, bools, node indices
 //   dlpack.hpp     the DLPack ABI structs
 //   views.*        held tensors: buffer protocol / DLPack -> nw_tensor_view, keep-alive
-//   objects.*      the C++ objects, self checks, ReadLocks (the one GIL-release block), outputs
+//   objects.*      the C++ objects, self checks, ReadLocks (the one GIL-release block)
 //
 // Rules the binding keeps (see shared CONVENTIONS, "The Python binding" and "The Python
 // boundary under attack"):
@@ -31,6 +38,8 @@
 
 #include "args.hpp"
 #include "errors.hpp"
+#include "indices.hpp"
+#include "info.hpp"
 #include "objects.hpp"
 #include "views.hpp"
 
@@ -48,14 +57,20 @@ PYBIND11_MODULE(_core, mod) {
     (void)py::dtype::of<int64_t>();
     init_arg_types();
     init_view_types();
+    init_index_types();
 
     py::options options;
     options.disable_function_signatures();
     register_error_translator(mod);
+    init_info(mod);  // first: every name argument is looked up in its tables
     init_constants(mod);
     init_model(mod);
     init_store(mod);
     init_deriver(mod);
-    init_sets(mod);
+    init_node_writes(mod);
+    init_node_sets(mod);
+    init_write_family(mod);
+    init_token_writes(mod);
+    init_threads(mod);
     init_outputs(mod);
 }

@@ -25,19 +25,16 @@ Store &store_arg(py::handle obj) {
     }
 }
 
-std::string layout_of(const std::string &name) {
-    // Only for messages; the library checks the shapes.
-    if (name == "mlp.post_act") return "(T, d_ff)";
-    if (name == "attn.qk_probs") return "(T, T_k, n_heads) [query, key, head]";
-    if (name == "attn.v") return "(T_k, n_heads, d_head)";
-    if (name.rfind("online_", 0) == 0) return "(T, n_latents)";
-    if (name == "mlp.to_residual") return "(d_ff, d_model)";
-    if (name == "attn.to_residual") return "(n_heads, d_head, d_model)";
-    if (name == "decoder") return "(n_latents, n_inputs)";
-    if (name == "unembedding") return "(d_model, n_vocab)";
-    if (name == "layer_norm_gain.final") return "(d_model,)";
-    if (name.rfind("resid.delta_", 0) == 0) return "(T, d_model)";
-    return "";
+std::vector<int64_t> stored_shape(const Store &s, int32_t activation, int32_t layer) {
+    auto it = s.entries.find({activation, layer});
+    if (it == s.entries.end() || !it->second) return {};
+    return it->second->shape;
+}
+
+std::string shape_text(const std::vector<int64_t> &s) {
+    std::string t = "(";
+    for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+    return t + (s.size() == 1 ? ",)" : ")");
 }
 
 }  // namespace nwpy

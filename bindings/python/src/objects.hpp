@@ -35,30 +35,30 @@ namespace py = pybind11;
 
 namespace nwpy __attribute__((visibility("hidden"))) {
 
-// What was set on a model (for repr and Model.weights() / Model.autoencoders()).
-struct SetInfo {
-    bool copied = true;
-    int32_t dtype = NW_DTYPE_F32;
-    std::vector<int64_t> shape;
-    std::string input;  // autoencoders: the DerivedScalarType it was trained on
-    HeldPtr held;       // borrowed only: the object the library reads
-};
+// Slots of a model that hold a borrowed Python object: (kind, enum, layer), kind 0 = weight
+// (enum nw_weight), 1 = autoencoder (enum nw_node_type).
+using Slot = std::tuple<int, int32_t, int32_t>;
 
+// A model. What it holds (weights, autoencoders, their dtypes and shapes) is the library's to
+// tell (Model.weights(), Model.autoencoders()); the binding keeps only the Python objects the
+// library borrows, so that they live as long as it reads them, and two figures it needs to size
+// outputs without a library call: the dimensions and the unembedding's width (read from the
+// library after every change of the model).
 struct Model {
     nw_model *model = nullptr;
     nw_model_dims dims{};
+    int64_t n_vocab = 0;
     mutable std::shared_mutex mu;
-    // (kind 0 = weight / 1 = autoencoder, enum, layer) -> what is set there.
-    std::map<std::tuple<int, int32_t, int32_t>, SetInfo> set;
+    std::map<Slot, HeldPtr> borrowed;
     // The checkpoint file the weights were loaded from (Model.from_safetensors), if any.
     std::string source;
 
     ~Model() { nw_model_destroy(model); }
 
-    std::vector<HeldPtr> borrowed() const {
+    std::vector<HeldPtr> borrowed_objects() const {
         std::vector<HeldPtr> v;
-        for (const auto &kv : set)
-            if (kv.second.held) v.push_back(kv.second.held);
+        for (const auto &kv : borrowed)
+            if (kv.second) v.push_back(kv.second);
         return v;
     }
 };
@@ -66,7 +66,7 @@ struct Model {
 struct Store {
     nw_store *store = nullptr;
     mutable std::shared_mutex mu;
-    std::map<std::pair<int32_t, int32_t>, HeldPtr> entries;
+    std::map<std::pair<int32_t, int32_t>, HeldPtr> entries;  // the objects the library borrows
 
     ~Store() { nw_store_destroy(store); }
 };
@@ -75,6 +75,7 @@ struct Deriver {
     nw_deriver *deriver = nullptr;
     py::object model_obj;
     py::object node_obj;
+    nw_node_index node{};       // as passed to the library (its type and layer size the output)
     std::vector<HeldPtr> keep;  // borrowed weights the deriver captured
     int64_t d_model = 0;
     py::tuple requirements;     // immutable: callers cannot change what the deriver reports
@@ -144,26 +145,27 @@ class ReadLocks {
         }
         return st;
     }
-    void release() { locks_.clear(); }
 
   private:
     std::vector<std::shared_lock<std::shared_mutex>> locks_;
 };
 
-// A new C-contiguous, 64-byte aligned float32 array (outputs.cpp); sizes that cannot be had ->
-// NodeWriteMemoryError. With want_zeroed, memory known to be zero when that costs nothing
-// (fresh pages); *zeroed (if given) says whether it is, i.e. whether a call may pass NW_OUT_ZEROED.
-py::array_t<float> new_output(const std::vector<int64_t> &shape, bool want_zeroed = false, bool *zeroed = nullptr);
+// The shape of a stored activation, or an empty vector when it is not in the store (GIL held).
+std::vector<int64_t> stored_shape(const Store &s, int32_t activation, int32_t layer);
 
-// Messages: the layout of an activation, weight or decoder ("(T, d_ff)").
-std::string layout_of(const std::string &name);
+// "(2, 3)"
+std::string shape_text(const std::vector<int64_t> &shape);
 
+void init_constants(py::module_ &m);
 void init_model(py::module_ &m);
+void init_checkpoints(py::module_ &m);
 void init_store(py::module_ &m);
 void init_deriver(py::module_ &m);
-void init_sets(py::module_ &m);
-void init_functions(py::module_ &m);
-void init_constants(py::module_ &m);
+void init_node_writes(py::module_ &m);
+void init_node_sets(py::module_ &m);
+void init_write_family(py::module_ &m);
+void init_token_writes(py::module_ &m);
+void init_threads(py::module_ &m);
 void init_outputs(py::module_ &m);
 
 }  // namespace nwpy

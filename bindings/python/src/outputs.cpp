@@ -7,8 +7,10 @@
 // kept, up to a limit, for the next output of the same size, whose pages are then present
 // already: repeated calls of one shape (a layer loop, a server answering requests) stop paying
 // for page faults. Smaller outputs come from calloc-like zero pages or posix_memalign.
+#include "outputs.hpp"
+
 #include "args.hpp"
-#include "objects.hpp"
+#include "info.hpp"
 
 #include <sys/mman.h>
 
@@ -166,6 +168,92 @@ py::array_t<float> new_output(const std::vector<int64_t> &shape, bool want_zeroe
             fail(NW_ERR_OUT_OF_MEMORY, no_memory + " (" + e.what() + ")");
         throw;
     }
+}
+
+// A caller's out= array: a writable, C-contiguous float32 numpy array or CPU torch tensor.
+// Its shape is checked separately (check_out_shape), under the locks.
+HeldPtr hold_out(py::handle obj, const char *what) {
+    const std::string w = what;
+    if (!PyObject_CheckBuffer(obj.ptr())) {
+        py::object rg = getattr_or_null(obj, "requires_grad", w);
+        if (rg && rg.ptr() == Py_True)
+            fail(NW_ERR_INVALID_ARGUMENT,
+                 w + ": the tensor requires grad; nodewrite writes outside autograd (pass a "
+                     "tensor without requires_grad)");
+    }
+    HeldPtr h = hold_writable_tensor(obj, w);
+    if (h->dtype != NW_DTYPE_F32)
+        fail(NW_ERR_UNSUPPORTED_DTYPE, w + ": dtype " + dtype_text(h->dtype) + ", expected float32");
+    int64_t expect = 1;
+    for (size_t i = h->shape.size(); i-- > 0;) {
+        if (h->shape[i] > 1 && h->strides[i] != expect)
+            fail(NW_ERR_INVALID_ARGUMENT,
+                 w + ": not C-contiguous (strides in elements " + shape_text(h->strides) +
+                     " for shape " + shape_text(h->shape) + "); pass a C-contiguous float32 array");
+        expect *= h->shape[i] > 0 ? h->shape[i] : 1;
+    }
+    return h;
+}
+
+void check_out_shape(const Held &h, const std::vector<int64_t> &shape, const char *what) {
+    if (h.shape != shape)
+        fail(NW_ERR_SHAPE_MISMATCH, std::string(what) + ": shape " + shape_text(h.shape) + ", expected " + shape_text(shape));
+}
+
+size_t element_count(const std::vector<int64_t> &shape) {
+    size_t n = 1;
+    for (int64_t d : shape) n *= static_cast<size_t>(d);
+    return n;
+}
+
+py::array_t<int64_t> new_output_i64(const std::vector<int64_t> &shape) {
+    int64_t count = 1;
+    for (int64_t d : shape) {
+        if (d < 0 || (d > 0 && count > (PY_SSIZE_T_MAX / 8) / d))
+            fail(NW_ERR_OUT_OF_MEMORY, "an output of shape " + shape_text(shape) + " is too large");
+        count *= d;
+    }
+    try {
+        std::vector<py::ssize_t> s(shape.begin(), shape.end());
+        return py::array_t<int64_t>(s);
+    } catch (py::error_already_set &e) {
+        if (e.matches(PyExc_MemoryError) || e.matches(PyExc_ValueError))
+            fail(NW_ERR_OUT_OF_MEMORY, "cannot allocate an output of shape " + shape_text(shape));
+        throw;
+    }
+}
+
+std::vector<int64_t> predicted_shape(const Model &m, const Store &s, const std::vector<int32_t> &dims,
+                                     const std::vector<int32_t> &activations, int32_t layer) {
+    int64_t tokens = -1, latents = -1;
+    for (int32_t act : activations) {
+        const std::vector<int32_t> &rule = activation_facts(act).dims;
+        std::vector<int64_t> sh = stored_shape(s, act, layer);
+        if (sh.size() != rule.size()) continue;
+        for (size_t i = 0; i < rule.size(); ++i) {
+            if (rule[i] == NW_DIM_TOKENS && tokens < 0) tokens = sh[i];
+            if (rule[i] == NW_DIM_LATENTS && latents < 0) latents = sh[i];
+        }
+    }
+    std::vector<int64_t> out;
+    for (int32_t d : dims) {
+        int64_t v = -1;
+        switch (d) {
+            case NW_DIM_ONE: v = 1; break;
+            case NW_DIM_TOKENS: v = tokens; break;
+            case NW_DIM_TOKEN_PAIRS: v = tokens < 0 || tokens > (int64_t{1} << 31) ? -1 : tokens * (tokens + 1) / 2; break;
+            case NW_DIM_HEADS: v = m.dims.n_heads; break;
+            case NW_DIM_D_HEAD: v = m.dims.d_head; break;
+            case NW_DIM_D_MODEL: v = m.dims.d_model; break;
+            case NW_DIM_D_FF: v = m.dims.d_ff; break;
+            case NW_DIM_LATENTS: v = latents; break;
+            case NW_DIM_VOCAB: v = m.n_vocab > 0 ? m.n_vocab : -1; break;
+            case NW_DIM_HEAD_CHANNELS: v = m.dims.n_heads * m.dims.d_head; break;
+        }
+        if (v < 0) return {};
+        out.push_back(v);
+    }
+    return out;
 }
 
 void init_outputs(py::module_ &mod) {

@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "args.hpp"
+#include "info.hpp"
 #include "layouts.hpp"
 #include "objects.hpp"
 
@@ -16,8 +17,8 @@ struct Key {
 };
 
 Key activation_key(py::handle name, py::handle layer) {
-    std::string n = to_name(name, "activation");
-    return {name_to_enum(n, "activation", nw_activation_from_name), to_layer(layer), n};
+    int32_t a = activation_arg(name);
+    return {a, to_layer(layer), activation_facts(a).name};
 }
 
 Store &store_self(py::handle self) { return self_of<Store>(self, "ActivationStore"); }
@@ -27,18 +28,17 @@ void store_put(py::handle self, const py::args &args, const py::kwargs &kwargs) 
     auto a = parse_args("put", args, kwargs,
                         {{"name", true}, {"layer", true}, {"tensor", true}, {"layout", false}, {"batch", false}});
     Key k = activation_key(a[0], a[1]);
-    Subject subject{"activation " + k.name + " at layer " + std::to_string(k.layer),
-                    layout_of(k.name), ""};
-    HeldPtr h = hold_tensor(a[2], subject.what);
+    std::string what = "activation " + k.name + " at layer " + std::to_string(k.layer);
+    HeldPtr h = hold_tensor(a[2], what);
     // layout= / batch=: the tensor viewed in the canonical layout by strides (layouts.hpp).
     std::vector<int64_t> shape, strides;
-    nw_tensor_view v = (a[3] || a[4]) ? view_in_layout(*h, k.name, a[3], a[4], subject.what, shape, strides)
+    nw_tensor_view v = (a[3] || a[4]) ? view_in_layout(*h, k.activation, a[3], a[4], what, shape, strides)
                                       : h->view();
     HeldPtr old;  // dropped after unlocking (its destructor may run Python code)
     {
         std::unique_lock<std::shared_mutex> lock(s.mu);
         nw_status st = nw_store_put(s.store, k.activation, k.layer, &v);
-        if (st != NW_OK) fail_library(st, nw_last_error_message(), &subject);
+        if (st != NW_OK) fail(st, nw_last_error_message());
         HeldPtr &slot = s.entries[{k.activation, k.layer}];
         old = std::move(slot);
         slot = std::move(h);
@@ -75,8 +75,7 @@ py::list store_keys(py::handle self) {
     const Store &s = store_self(self);
     py::list out;
     for (const auto &kv : s.entries) {
-        const char *n = nw_activation_name(kv.first.first);
-        out.append(py::make_tuple(py::str(n ? n : "?"), kv.first.second));
+        out.append(py::make_tuple(py::str(activation_facts(kv.first.first).name), kv.first.second));
     }
     return out;
 }
