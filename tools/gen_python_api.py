@@ -31,7 +31,7 @@ def doc_of(obj: object) -> str:
 def split_signature(name: str, doc: str) -> tuple[str | None, str]:
     """pybind11's docstrings start with 'name(args) -> ret'; returns (that line, the rest)."""
     first, _, rest = doc.partition("\n")
-    if re.match(rf"^{re.escape(name)}\(.*\)", first):
+    if re.match(rf"^{re.escape(name)}\(.*\)( -> .+)?$", first):
         return first, rest.strip("\n")
     return None, doc
 
@@ -43,6 +43,8 @@ def python_signature(name: str, obj: object) -> str | None:
         return None
     def clean(a: object) -> object:
         # annotations kept as strings (`from __future__ import annotations`, forward references)
+        if type(a).__name__ == "ForwardRef":  # typing.NamedTuple fields under `from __future__ import annotations`
+            a = a.__forward_arg__
         return _Shown(re.sub(r"[\"']|\b_core\.", "", a)) if isinstance(a, str) else a
 
     sig = sig.replace(
