@@ -1,11 +1,13 @@
 # transformer-debugger (TDB) drop-in: nodewrite.tdb against TDB's own code, locally.
-#   make .venv-tdb NODEWRITE_TDB_SRC=...  .venv-tdb/ with torch (from the CPU wheel TDB_TORCH_WHEEL,
-#                    default $(TORCH_WHEEL) of mk/python.mk, installed first so pip keeps it), what TDB's activation server imports (TDB_PACKAGES, from
-#                    PyPI), pytest, nodewrite, and TDB's checkout on its path (a .pth file; nothing is
+#   make .venv-tdb NODEWRITE_TDB_SRC=...  .venv-tdb/ with torch (from the CPU wheel file
+#                    TDB_TORCH_WHEEL, default TORCH_WHEEL of mk/python.mk, installed first so pip
+#                    keeps it), what TDB's activation server imports (TDB_PACKAGES, from PyPI),
+#                    pytest, nodewrite, and TDB's checkout on its path (a .pth file; nothing is
 #                    written into the checkout). Once; a few minutes.
-#   make test-tdb    python_tests/test_tdb_*.py with TDB on the path: the drop-in against TDB's own
-#                    derivers, TDB's activation server on a local random-weight model, offline, and
-#                    the docs' ```python tdb blocks (test_docs.py) (not part of `make test`: CI has no TDB, and there those tests skip)
+#   make test-tdb    python_tests/test_tdb_*.py and the docs' TDB blocks (test_docs.py) with TDB on
+#                    the path: the drop-in against TDB's own derivers, and TDB's activation server
+#                    on a local random-weight model, offline (not part of `make test`: CI has no
+#                    TDB, and there those tests skip)
 #   make serve-tdb-local   TDB's activation server on a local model with the drop-in (docs/tdb.md)
 #   make bench-tdb   the original deriver vs the drop-in inside TDB's derive_from_raw (part of
 #                    `make bench`; prints a skip unless NODEWRITE_TDB_SRC is set)
@@ -66,8 +68,10 @@ test-tdb: $(TDB_NEEDS_VENV)
 ifeq ($(strip $(NODEWRITE_TDB_SRC)),)
 	@echo "test-tdb: skipped: set NODEWRITE_TDB_SRC=/path/to/transformer-debugger (and TDB_PYTHON, default .venv-tdb)"
 else
-	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_tdb_dropin.py python_tests/test_tdb_family.py python_tests/test_tdb_fallback.py python_tests/test_tdb_server.py \
-	  python_tests/test_docs.py
+	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_tdb_dropin.py \
+	  python_tests/test_tdb_family.py python_tests/test_tdb_fallback.py python_tests/test_tdb_server.py
+	@# a process of its own: the API reference it checks shows nodewrite.tdb.stats, which the tests above count up
+	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_docs.py
 endif
 
 # TDB's activation server on a local random-weight model (written to TDB_LOCAL_MODEL the first

@@ -31,7 +31,9 @@ public func nw_model_set_weight(_ model: OpaquePointer?, _ weight: Int32, _ laye
         let model = try Handle.borrow(model, as: Model.self, "model")
         let location = try decode(weight, as: WeightLocation.self, "weight")
         let copy = try copies(ownership)
-        let view = try TensorView(w, ndim: location.ndim, name: "w")
+        let at = layer != -1 ? " at layer \(layer)" : ""
+        let view = try TensorView(w, ndim: location.ndim, subject: "weight \(location.name)\(at)",
+                                  layout: shapeText(location.dims))
         try model.setWeight(location, layer: Int(layer), view: view, copy: copy)
     }
 }
@@ -45,7 +47,8 @@ public func nw_model_set_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32,
         guard type.isLatent else { throw .invalidArgument("node_type \(type.name) is not an autoencoder latent type") }
         let kind = try decode(input, as: AutoencoderInput.self, "input")
         let copy = try copies(ownership)
-        let view = try TensorView(decoder, ndim: 2, name: "decoder")
+        let view = try TensorView(decoder, ndim: 2, subject: "decoder of \(type.name) at layer \(layer)",
+                                  layout: "(n_latents, n_inputs)")
         try model.setAutoencoder(type, layer: Int(layer), input: kind, decoder: view, copy: copy)
     }
 }

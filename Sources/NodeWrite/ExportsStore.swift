@@ -20,7 +20,8 @@ public func nw_store_put(_ store: OpaquePointer?, _ activation: Int32, _ layer: 
     boundary { () throws(NodeWriteError) in
         let box = try Handle.borrow(store, as: StoreBox.self, "store")
         let location = try decode(activation, as: ActivationLocation.self, "activation")
-        let view = try TensorView(t, ndim: location.ndim, name: "t")
+        let view = try TensorView(t, ndim: location.ndim, subject: "activation \(location.name) at layer \(layer)",
+                                  layout: location.shapeText)
         try box.store.put(location, layer: Int(layer), view)
     }
 }

@@ -1,14 +1,16 @@
-"""Type stubs of nodewrite (the classes and functions come from the extension nodewrite._core)."""
+"""Stub of nodewrite: it re-exports the extension's names (typed exactly in _core.pyi), the
+errors, the library's facts (info.py) and the node-set helpers (sets.pyi)."""
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
+from . import errors as errors, info as info
 from ._core import (
     ActivationStore as ActivationStore,
     Model as Model,
     NodeWriteDeriver as NodeWriteDeriver,
+    autoencoder_input_kind as autoencoder_input_kind,
     node_write as node_write,
     node_write_vectors as node_write_vectors,
-    autoencoder_input_kind as autoencoder_input_kind,
 )
 from .errors import (
     NodeWriteError as NodeWriteError,
@@ -18,8 +20,31 @@ from .errors import (
     NodeWriteValueError as NodeWriteValueError,
     check as check,
 )
-from .sets import (
+from .info import (
+    ACTIVATIONS as ACTIVATIONS,
+    AUTOENCODER_INPUTS as AUTOENCODER_INPUTS,
     DSTS as DSTS,
+    DTYPES as DTYPES,
+    NODE_TYPES as NODE_TYPES,
+    SAELENS_HOOKS as SAELENS_HOOKS,
+    WEIGHTS as WEIGHTS,
+    ActivationInfo as ActivationInfo,
+    AutoencoderInputInfo as AutoencoderInputInfo,
+    DstInfo as DstInfo,
+    DTypeInfo as DTypeInfo,
+    NodeTypeInfo as NodeTypeInfo,
+    SAELensHook as SAELensHook,
+    WeightInfo as WeightInfo,
+    activation_info as activation_info,
+    autoencoder_input_info as autoencoder_input_info,
+    dst_info as dst_info,
+    dtype_info as dtype_info,
+    node_type_info as node_type_info,
+    saelens_hook as saelens_hook,
+    weight_info as weight_info,
+)
+from .sets import (
+    TopTokenWrites as TopTokenWrites,
     derive as derive,
     get_num_threads as get_num_threads,
     get_output_cache_bytes as get_output_cache_bytes,
@@ -32,58 +57,16 @@ from .sets import (
     set_num_threads as set_num_threads,
     set_output_cache_bytes as set_output_cache_bytes,
     token_writes as token_writes,
+    top_token_writes as top_token_writes,
 )
 
 __version__: str
-__all__ = [
-    "__version__",
-    "abi_version",
-    "library_version",
-    "autoencoder_input_kind",
-    "Model",
-    "ActivationStore",
-    "NodeIndex",
-    "NodeWriteDeriver",
-    "node_write",
-    "node_write_vectors",
-    "NodeWriteError",
-    "NodeWriteIndexError",
-    "NodeWriteValueError",
-    "NodeWriteKeyError",
-    "NodeWriteMemoryError",
-    "check",
-    "NODE_TYPES",
-    "ACTIVATIONS",
-    "WEIGHTS",
-    "DTYPES",
-    "STATUSES",
-    # nodewrite.sets
-    "node_writes",
-    "token_writes",
-    "derive",
-    "node_write_to_direction",
-    "set_num_threads",
-    "get_num_threads",
-    "set_output_cache_bytes",
-    "get_output_cache_bytes",
-    "keys_and_heads_at_query",
-    "heads_at",
-    "neurons_at_token",
-    "latents_at_token",
-    "DSTS",
-]
+__all__: List[str]
 
-NODE_TYPES: Tuple[str, ...]
-ACTIVATIONS: Tuple[str, ...]
-WEIGHTS: Tuple[str, ...]
-DTYPES: Tuple[str, ...]
 STATUSES: Dict[str, int]
 
-def abi_version() -> int:
-    """NW_ABI_VERSION of the loaded libnodewrite."""
-
-def library_version() -> str:
-    """Version string of the loaded libnodewrite."""
+def abi_version() -> int: ...
+def library_version() -> str: ...
 
 class NodeIndex:
     """A node, as TDB's NodeIndex for the forward pass."""
@@ -93,15 +76,14 @@ class NodeIndex:
     tensor_indices: Tuple[int, ...]
     def __init__(
         self,
-        node_type: Any,
+        node_type: str,
         layer: int = ...,
         tensor_indices: Iterable[int] = ...,
         *,
         layer_index: int = ...,
-        pass_type: Optional[Any] = None,
+        pass_type: Optional[object] = None,
     ) -> None: ...
     @property
     def layer(self) -> int: ...
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
-

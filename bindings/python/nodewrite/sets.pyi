@@ -1,58 +1,28 @@
-"""Stubs of nodewrite.sets: node sets and TDB's write family."""
+"""Stub of nodewrite.sets: the node-set helpers written in Python, and the extension's node
+sets, write family and token writes it re-exports (typed in _core.pyi)."""
 
-from typing import Any, Optional, Sequence, Tuple, Union, overload
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from ._core import ActivationStore, Model
+from ._core import (
+    Model,
+    TopTokenWrites as TopTokenWrites,
+    derive as derive,
+    get_num_threads as get_num_threads,
+    get_output_cache_bytes as get_output_cache_bytes,
+    node_write_to_direction as node_write_to_direction,
+    node_writes as node_writes,
+    set_num_threads as set_num_threads,
+    set_output_cache_bytes as set_output_cache_bytes,
+    token_writes as token_writes,
+    top_token_writes as top_token_writes,
+)
+from .info import DSTS as DSTS
 
-# numpy integer array, CPU torch integer tensor, or nested list of int, shape (n, k)
-_Indices = Union[npt.NDArray[np.integer], Sequence[Sequence[int]], Any]
-# numpy float array or CPU torch float tensor (buffer protocol or DLPack), any strides
-_Tensor = Any
+__all__: List[str]
 
-__all__: list
-
-DSTS: Tuple[str, ...]
-
-def node_writes(
-    model: Model,
-    store: ActivationStore,
-    node_type: str,
-    layer: int,
-    indices: _Indices,
-    *,
-    out: Optional[_Tensor] = None,
-) -> Any:
-    """(n, d_model) float32 write vectors: a new numpy array, or `out` written in place."""
-
-@overload
-def token_writes(
-    model: Model, store: ActivationStore, node_type: str, layer: int, indices: _Indices, *, top_k: None = None, largest: bool = True
-) -> npt.NDArray[np.float32]: ...
-@overload
-def token_writes(
-    model: Model, store: ActivationStore, node_type: str, layer: int, indices: _Indices, *, top_k: int, largest: bool = True
-) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
-def derive(
-    model: Model,
-    store: ActivationStore,
-    dst: str,
-    layer: int,
-    *,
-    direction: Optional[_Tensor] = None,
-    out: Optional[_Tensor] = None,
-) -> Any:
-    """float32 array of TDB's shape for dst (a new numpy array, or `out` written in place)."""
-
-def node_write_to_direction(model: Model, store: ActivationStore, node: Any, direction: _Tensor) -> npt.NDArray[np.float32]:
-    """(T, 1) float32."""
-
-def set_num_threads(n: int) -> None: ...
-def get_num_threads() -> int: ...
-def set_output_cache_bytes(n: int) -> None: ...
-def get_output_cache_bytes() -> int: ...
 def keys_and_heads_at_query(q: int, n_heads: Union[int, Model]) -> npt.NDArray[np.int64]:
     """int64 (n_heads * (q + 1), 3): rows (q, k, h), for h, for k <= q."""
 def heads_at(q: int, k: int, n_heads: Union[int, Model]) -> npt.NDArray[np.int64]:

@@ -1,5 +1,7 @@
 """nodewrite inside transformer-debugger (TDB): a drop-in for TDB's node-write and
-residual-write derivers, computed by the native library::
+residual-write derivers, computed by the native library.
+
+Usage::
 
     import nodewrite.tdb
     nodewrite.tdb.install()     # existing TDB code now uses the drop-in
