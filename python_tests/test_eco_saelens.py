@@ -205,9 +205,92 @@ def test_an_mlp_an_attention_and_a_residual_sae_together(model):
 
 
 def test_refusals():
-    with pytest.raises(nw.NodeWriteValueError, match="knows SAEs on"):
+    with pytest.raises(nw.NodeWriteError, match="ln1.hook_normalized"):  # the library's table says which hooks
         nsae.node_type_for_hook("blocks.0.ln1.hook_normalized")
     with pytest.raises(nw.NodeWriteValueError, match="normalize_activations"):
         nsae.attach(nw.Model(n_layers=2, d_model=D, n_heads=H, d_head=D_HEAD, d_ff=D_MLP),
                     make_sae("standard", "blocks.0.hook_mlp_out", normalize_activations="expected_average_only_in"))
     assert nsae.node_type_for_hook("blocks.11.attn.hook_z") == ("attention_autoencoder_latent", "attn_weighted_sum_of_values", 11)
+
+
+# ------------------------------------------------------------------------------ one SAE per slot (issue 19)
+
+
+def latent_writes(m, s, nt, l):
+    return nw.node_writes(m, s, nt, l, all_latents(D_SAE)).reshape(T, D_SAE, D)
+
+
+def test_a_second_sae_for_an_occupied_slot_is_refused(model):
+    """hook_mlp_out and mlp.hook_post SAEs of one layer (same width) both map to
+    (mlp_autoencoder_latent, 1). The second attach replaced the first decoder without a word, and the
+    node writes were one SAE's latents times the other's decoder; now it is refused, the first SAE
+    stays, and the message's two ways of keeping both work."""
+    out, post = make_sae("standard", "blocks.1.hook_mlp_out", 11), make_sae("standard", "blocks.1.mlp.hook_post", 12)
+    m = ntl.model_from(model)
+    assert nsae.attach(m, out) == ("mlp_autoencoder_latent", 1)
+    with pytest.raises(nw.NodeWriteValueError) as e:
+        nsae.attach(m, post)
+    msg = str(e.value)
+    assert "(mlp_autoencoder_latent, layer 1) already holds" in msg and "'blocks.1.mlp.hook_post'" in msg
+    assert "second model" in msg and "node_type='autoencoder_latent'" in msg and "replace=True" in msg
+    with torch.no_grad():
+        _, cache = model.run_with_cache_with_saes(E.tokens(B, T), saes=[out, post])
+    acts_out = cache["blocks.1.hook_mlp_out.hook_sae_acts_post"][BATCH]
+    acts_post = cache["blocks.1.mlp.hook_post.hook_sae_acts_post"][BATCH]
+    # both latents would go to one store slot too: refused, with the put_latents route
+    with pytest.raises(nw.NodeWriteValueError, match=r"store_from\(cache, latents=False\).*put_latents"):
+        ntl.store_from(cache, batch=BATCH)
+    # way 1: the generic node type, in the model and in the store
+    assert nsae.attach(m, post, node_type="autoencoder_latent") == ("autoencoder_latent", 1)
+    s = ntl.store_from(cache, batch=BATCH, latents=False)
+    assert nsae.put_latents(s, out, cache["blocks.1.hook_mlp_out.hook_sae_acts_post"]) == ("mlp_autoencoder_latent", 1)
+    assert nsae.put_latents(s, post, cache["blocks.1.mlp.hook_post.hook_sae_acts_post"],
+                            node_type="autoencoder_latent") == ("autoencoder_latent", 1)
+    ref_out = per_latent_reference(model, out, acts_out, "blocks.1.hook_mlp_out")
+    ref_post = per_latent_reference(model, post, acts_post, "blocks.1.mlp.hook_post")
+    assert E.rel_err(latent_writes(m, s, "mlp_autoencoder_latent", 1), ref_out) <= E.TOL
+    assert E.rel_err(latent_writes(m, s, "autoencoder_latent", 1), ref_post) <= E.TOL
+    # way 2: two models
+    m2 = ntl.model_from(model)
+    nsae.attach(m2, post)
+    s2 = nw.ActivationStore()
+    nsae.put_latents(s2, post, cache["blocks.1.mlp.hook_post.hook_sae_acts_post"], batch=BATCH)
+    assert E.rel_err(latent_writes(m2, s2, "mlp_autoencoder_latent", 1), ref_post) <= E.TOL
+    # replace=True replaces
+    nsae.attach(m, post, replace=True)
+    s3 = nw.ActivationStore()
+    nsae.put_latents(s3, post, cache["blocks.1.mlp.hook_post.hook_sae_acts_post"], batch=BATCH)
+    assert E.rel_err(latent_writes(m, s3, "mlp_autoencoder_latent", 1), ref_post) <= E.TOL
+
+
+def test_a_second_residual_sae_in_one_slot_says_two_models(model):
+    """hook_resid_pre and hook_resid_mid of layer 1 are both (autoencoder_latent, 1): no other node
+    type is offered for a residual-stream SAE, only a second model."""
+    m = ntl.model_from(model)
+    nsae.attach(m, make_sae("standard", "blocks.1.hook_resid_pre", 13))
+    with pytest.raises(nw.NodeWriteValueError, match="second model") as e:
+        nsae.attach(m, make_sae("standard", "blocks.1.hook_resid_mid", 14))
+    assert "node_type=" not in str(e.value)
+
+
+def test_put_latents_takes_the_store_batch(model):
+    sae = make_sae("standard", "blocks.0.hook_mlp_out", 15)
+    with torch.no_grad():
+        _, cache = model.run_with_cache_with_saes(E.tokens(B, T), saes=[sae])
+    s = ntl.store_from(cache, batch=BATCH, latents=False)
+    latents = cache["blocks.0.hook_mlp_out.hook_sae_acts_post"]
+    nsae.put_latents(s, sae, latents)  # batch from the store
+    assert np.array_equal(nw.node_writes(ntl.model_from(model), s, "mlp_neuron", 0, [[0, 0]]),
+                          nw.node_writes(ntl.model_from(model), ntl.store_from(cache, batch=BATCH), "mlp_neuron", 0, [[0, 0]]))
+    m = ntl.model_from(model)
+    nsae.attach(m, sae)
+    assert E.rel_err(latent_writes(m, s, "mlp_autoencoder_latent", 0),
+                     per_latent_reference(model, sae, latents[BATCH], "blocks.0.hook_mlp_out")) <= E.TOL
+    with pytest.raises(nw.NodeWriteValueError, match="holds batch element 1"):
+        nsae.put_latents(s, sae, latents, batch=0)
+
+
+def test_nw_model_keyword_of_attach_still_works_with_a_warning(model):
+    m = ntl.model_from(model)
+    with pytest.warns(DeprecationWarning, match="nw_model= is now model="):
+        assert nsae.attach(nw_model=m, sae=make_sae("standard", "blocks.0.hook_attn_out", 16)) == ("attention_autoencoder_latent", 0)

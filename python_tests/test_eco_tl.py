@@ -277,3 +277,112 @@ def test_grouped_query_attention():
     a, b = answer_tokens(6)
     want = cache.logit_attrs(cache.stack_head_results(), a, b)[H : 2 * H, BATCH].T
     assert E.rel_err(ntl.logit_attrs(model, cache, 1, a, b, batch=BATCH), want) <= E.TOL
+
+
+# ------------------------------------------------------------------------------ no silent wrong answers (issue 19)
+
+
+def bidirectional_setup():
+    model = E.tl_model(attention_dir="bidirectional")
+    toks = E.tokens(B, T)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(toks)
+    return model, cache
+
+
+def test_model_from_reads_attention_dir():
+    assert ntl.model_from(E.tl_model()).causal is True
+    model, cache = bidirectional_setup()
+    assert cache["blocks.1.attn.hook_pattern"][BATCH].triu(1).abs().max() > 0.01  # keys after the query are attended
+    assert ntl.model_from(model).causal is False
+    model.cfg.attention_dir = "sideways"
+    with pytest.raises(nw.NodeWriteValueError, match="attention_dir"):
+        ntl.model_from(model)
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_bidirectional_head_dla_equals_tl(layer):
+    """A bidirectional TL model: every key of every query writes. The per-head DLA equals TL's
+    logit_attrs of stack_head_results (1e-5 of its largest value), the (q, k, h) DLA sums to it
+    and has values above the diagonal, and the node writes summed over all keys equal
+    stack_head_results."""
+    model, cache = bidirectional_setup()
+    m, s = ntl.model_from(model), ntl.store_from(cache, batch=BATCH)
+    a, b = answer_tokens(7)
+    g = ntl.logit_directions(model, cache, a, b, batch=BATCH)
+    want = cache.logit_attrs(cache.stack_head_results(), a, b)[layer * H : (layer + 1) * H, BATCH].T  # (T, H)
+    got = ntl.head_logit_attrs(m, s, layer, g)
+    assert E.rel_err(got, want) <= E.TOL
+    qkh = ntl.qkh_logit_attrs(m, s, layer, g)
+    assert E.rel_err(qkh.sum(axis=1), want) <= E.TOL
+    assert np.abs(qkh[np.triu_indices(T, 1)]).max() > 1e-3
+    w = nw.node_writes(m, s, "attention_head", layer, all_qkh()).reshape(T, T, H, D)
+    heads = cache.stack_head_results()[layer * H : (layer + 1) * H, BATCH]  # (H, T, D)
+    assert E.rel_err(w.sum(axis=1).transpose(1, 0, 2), heads) <= E.TOL
+    assert E.rel_err(ntl.logit_attrs(model, cache, layer, a, b, batch=BATCH), want) <= E.TOL
+
+
+def test_a_direction_for_another_batch_element_is_refused(setup):
+    """store_from(cache, batch=1) with logit_directions at its default batch 0 was off by 0.087
+    without a word; now the pair is refused, and logit_attrs takes the batch from its store."""
+    model, m, s, cache = setup["model"], setup["m"], setup["s"], setup["cache"]
+    assert ntl.store_batch(s) == BATCH
+    a, b = answer_tokens(8)
+    g0 = ntl.logit_directions(model, cache, a, b)  # batch 0
+    for fn in (ntl.head_logit_attrs, ntl.qkh_logit_attrs, ntl.neuron_logit_attrs):
+        with pytest.raises(nw.NodeWriteValueError, match=r"batch element 0 .*batch element 1.*batch=1"):
+            fn(m, s, 1, g0)
+    # the direction can take its batch from the store
+    g1 = ntl.logit_directions(model, cache, a, b, store=s)
+    want = cache.logit_attrs(cache.stack_head_results(), a, b)[H : 2 * H, BATCH].T
+    assert E.rel_err(ntl.head_logit_attrs(m, s, 1, g1), want) <= E.TOL
+    # logit_attrs: the store's batch unless told otherwise, and a different one is refused
+    assert E.rel_err(ntl.logit_attrs(model, cache, 1, a, b, store=s, model=m), want) <= E.TOL
+    with pytest.raises(nw.NodeWriteValueError, match="batch"):
+        ntl.logit_attrs(model, cache, 1, a, b, batch=0, store=s)
+    with pytest.raises(nw.NodeWriteValueError, match="batch"):
+        ntl.logit_directions(model, cache, a, b, batch=2, store=s)
+    # one store, one batch element; negative batch counts from the end
+    with pytest.raises(nw.NodeWriteValueError, match="one store holds one batch element"):
+        ntl.store_from(cache, batch=0, store=s)
+    assert ntl.store_batch(ntl.store_from(cache, batch=-1)) == B - 1
+    with pytest.raises(nw.NodeWriteIndexError, match="batch"):
+        ntl.store_from(cache, batch=B)
+
+
+def test_token_ids_outside_the_vocabulary():
+    """d_vocab 20: logit_directions(model, cache, 999, 0) was torch's bare IndexError."""
+    model = E.tl_model(d_vocab=20)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(E.tokens(1, 6, d_vocab=20))
+    with pytest.raises(nw.NodeWriteIndexError, match=r"tokens: token id 999 is outside the vocabulary \(d_vocab = 20"):
+        ntl.logit_directions(model, cache, 999, 0)
+    with pytest.raises(nw.NodeWriteIndexError, match="incorrect_tokens: token id -1"):
+        ntl.logit_directions(model, cache, 3, -1)
+    with pytest.raises(nw.NodeWriteIndexError, match="tokens: token id 20 "):
+        ntl.logit_directions(model, cache, torch.tensor([1, 2, 3, 20, 4, 5]), 0)
+    assert ntl.logit_directions(model, cache, 19, 0).shape == (6, D)
+
+
+def test_a_bad_layer_in_logit_attrs_is_a_layer_error(setup):
+    model, cache = setup["model"], setup["cache"]
+    a, b = answer_tokens(9)
+    for layer in (2, -1, 99):
+        with pytest.raises(nw.NodeWriteIndexError, match=rf"^layer: {layer} is out of range for a model of 2 layers"):
+            ntl.logit_attrs(model, cache, layer, a, b, batch=BATCH)
+    with pytest.raises(nw.NodeWriteValueError, match="^layer: expected an integer"):
+        ntl.logit_attrs(model, cache, 1.0, a, b, batch=BATCH)
+
+
+def test_nw_model_keyword_still_works_with_a_warning(setup):
+    model, m, s, cache = setup["model"], setup["m"], setup["s"], setup["cache"]
+    a, b = answer_tokens(10)
+    g = ntl.logit_directions(model, cache, a, b, batch=BATCH)
+    want = ntl.head_logit_attrs(m, s, 1, g)
+    assert np.array_equal(ntl.head_logit_attrs(model=m, store=s, layer=1, direction=g), want)
+    with pytest.warns(DeprecationWarning, match="nw_model= is now model="):
+        assert np.array_equal(ntl.head_logit_attrs(nw_model=m, store=s, layer=1, direction=g), want)
+    with pytest.warns(DeprecationWarning, match="nw_model="):
+        assert np.array_equal(ntl.logit_attrs(model, cache, 1, a, b, nw_model=m, store=s), want)
+    with pytest.raises(TypeError, match="both"):
+        ntl.neuron_logit_attrs(model=m, nw_model=m, store=s, layer=1, direction=g)

@@ -7,7 +7,7 @@
     logits, cache = model.run_with_cache(tokens)           # a TransformerLens HookedTransformer
     m = nw.tl.model_from(model)                            # borrowed views of W_O, W_out, W_U, ln_final.w
     s = nw.tl.store_from(cache, batch=0)                   # hook_pattern, hook_v, mlp.hook_post, SAE latents
-    g = nw.tl.logit_directions(model, cache, " Mary", " John")   # (T, d_model), TL's DLA as a direction
+    g = nw.tl.logit_directions(model, cache, " Mary", " John", batch=0)  # (T, d_model), TL's DLA as a direction
     per_head = nw.tl.head_logit_attrs(m, s, layer=9, direction=g)     # (T, n_heads)
     per_qkh = nw.tl.qkh_logit_attrs(m, s, layer=9, direction=g)       # (T, T, n_heads) [query, key, head]
     per_neuron = nw.tl.neuron_logit_attrs(m, s, layer=9, direction=g) # (T, d_mlp)
@@ -16,6 +16,18 @@ Nothing is copied: the model borrows the parameters (``copy=False``; in-place ed
 replacing a parameter object is not) and the store borrows the cache's tensors, viewed in
 nodewrite's layouts by strides (``hook_pattern`` (batch, head, q, k) is put with
 ``layout="bhqk"``, ``hook_v`` (batch, pos, head, d_head) with ``layout="bthd"``).
+
+Names: ``tl_model`` is the TransformerLens model, ``model`` the :class:`nodewrite.Model` (the
+keyword ``nw_model=`` still works for one release and warns with ``DeprecationWarning``).
+
+**Causality** comes from ``cfg.attention_dir``: a ``"bidirectional"`` model gives a non-causal
+:class:`nodewrite.Model` (every key of every query is read), a ``"causal"`` one a causal model.
+
+**One batch element per store.** :func:`store_from` records which batch element it put, and
+:func:`logit_directions` marks its direction with the batch element it was made for; the helpers
+that take a store and a direction refuse a pair made for different elements (each DLA direction
+depends on its element's ``ln_final.hook_scale``), and :func:`logit_attrs` takes the batch from
+its store when none is given.
 
 **Direct logit attribution as TransformerLens defines it** (``ActivationCache.logit_attrs`` /
 ``apply_ln_to_stack``): each component is centred over d_model (LN and LNPre models; RMS models
@@ -29,15 +41,22 @@ the library's ``*_write_to_final_residual_grad`` derived scalars take as ``direc
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+import functools
+import warnings
+import weakref
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+import nodewrite as _nw
+
 from . import _core
+from .errors import INDEX_OUT_OF_RANGE, NodeWriteIndexError, NodeWriteValueError
 
 __all__ = [
     "model_from",
     "store_from",
+    "store_batch",
     "logit_directions",
     "head_logit_attrs",
     "qkh_logit_attrs",
@@ -50,26 +69,74 @@ __all__ = [
 #: Cache keys of SAE latents (SAELens' ``run_with_cache_with_saes``) end with this.
 LATENT_SUFFIX = ".hook_sae_acts_post"
 
+# The batch element each store made by store_from holds (weak: a store's entry goes with it).
+_STORE_BATCH: "weakref.WeakKeyDictionary[Any, Optional[int]]" = weakref.WeakKeyDictionary()
+# The attribute logit_directions sets on its result: the batch element it was made for.
+_DIRECTION_BATCH = "_nodewrite_batch"
+
+
+def _renamed(**old_to_new: str) -> Callable:
+    """Keeps an old keyword working for one release: ``nw_model=`` for ``model=``, with a
+    DeprecationWarning (the planned API calls the library model ``model`` everywhere)."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def call(*args: Any, **kw: Any) -> Any:
+            for old, new in old_to_new.items():
+                if old in kw:
+                    if new in kw:
+                        raise TypeError(f"{fn.__name__}() got both {old}= and {new}= (the same argument; {old}= is deprecated)")
+                    warnings.warn(f"{fn.__module__}.{fn.__name__}: the keyword {old}= is now {new}= ({old}= goes in the next release)",
+                                  DeprecationWarning, stacklevel=2)
+                    kw[new] = kw.pop(old)
+            return fn(*args, **kw)
+
+        return call
+
+    return wrap
+
 
 def _t(x: Any) -> Any:
     """A tensor without autograd (same storage): DLPack refuses tensors that require grad."""
     return x.detach() if getattr(x, "requires_grad", False) else x
 
 
-def _cfg(model: Any) -> Any:
-    cfg = getattr(model, "cfg", None)
+def _cfg(tl_model: Any) -> Any:
+    cfg = getattr(tl_model, "cfg", None)
     if cfg is None:
-        raise _core_error(f"expected a TransformerLens HookedTransformer (with .cfg), got {type(model).__name__}")
+        raise NodeWriteValueError(f"tl_model: expected a TransformerLens HookedTransformer (with .cfg), got {type(tl_model).__name__}")
     return cfg
 
 
-def _core_error(msg: str) -> Exception:
-    from .errors import NodeWriteValueError
+def _causal(cfg: Any) -> bool:
+    direction = getattr(cfg, "attention_dir", "causal")
+    if direction == "causal":
+        return True
+    if direction == "bidirectional":
+        return False
+    raise NodeWriteValueError(f"tl_model: cfg.attention_dir = {direction!r}; nodewrite knows 'causal' and 'bidirectional'")
 
-    return NodeWriteValueError(msg)
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, (bool, float)) or value is None:
+        raise NodeWriteValueError(f"{what}: expected an integer, got {type(value).__name__}")
+    try:
+        return value.__index__()
+    except (TypeError, AttributeError):
+        raise NodeWriteValueError(f"{what}: expected an integer, got {type(value).__name__}") from None
 
 
-def model_from(model: Any, *, unembedding: bool = True) -> "_core.Model":
+def _batch_index(batch: Any, n: int, what: str = "batch") -> int:
+    """batch as an index in [0, n) (negative counts from the end), or a NodeWriteIndexError."""
+    b = _int(batch, what)
+    if not -n <= b < n:
+        raise NodeWriteIndexError(f"{what}: {b} is out of range for a cache of {n} batch elements (0..{n - 1}, or negative from the end)",
+                                  INDEX_OUT_OF_RANGE)
+    return b + n if b < 0 else b
+
+
+@_renamed(model="tl_model")
+def model_from(tl_model: Any, *, unembedding: bool = True) -> "_core.Model":
     """A :class:`nodewrite.Model` over a TransformerLens ``HookedTransformer``'s weights, borrowed.
 
     Per layer: ``blocks[l].attn.W_O`` (n_heads, d_head, d_model) as ``attn.to_residual`` and
@@ -78,20 +145,24 @@ def model_from(model: Any, *, unembedding: bool = True) -> "_core.Model":
     the model has no final LN weight, e.g. after ``fold_ln``: the weight is then in ``W_U``). All
     ``copy=False``: views of the parameters, no copies (the ones vector excepted). Models with
     grouped-query attention, attention-only models (no MLP weights are set) and models whose
-    d_mlp is unset are handled; the dimensions come from ``model.cfg``.
+    d_mlp is unset are handled; the dimensions come from ``tl_model.cfg``, and so does causality:
+    ``cfg.attention_dir == "bidirectional"`` gives a non-causal model (``Model(..., causal=False)``),
+    another value than "causal" or "bidirectional" is refused.
     unembedding=False skips ``W_U`` and the gain (they are only read by token-space writes).
     """
-    cfg = _cfg(model)
+    cfg = _cfg(tl_model)
+    causal = _causal(cfg)
     d_mlp = getattr(cfg, "d_mlp", None) or 1
-    m = _core.Model(n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads, d_head=cfg.d_head, d_ff=d_mlp)
+    dims = dict(n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads, d_head=cfg.d_head, d_ff=d_mlp)
+    m = _nw.Model(**dims) if causal else _nw.Model(**dims, causal=False)
     attn_only = bool(getattr(cfg, "attn_only", False))
-    for l, block in enumerate(model.blocks):
+    for l, block in enumerate(tl_model.blocks):
         m.set_weight("attn.to_residual", l, _t(block.attn.W_O), copy=False)
         if not attn_only and hasattr(block, "mlp") and hasattr(block.mlp, "W_out"):
             m.set_weight("mlp.to_residual", l, _t(block.mlp.W_out), copy=False)
     if unembedding:
-        m.set_weight("unembedding", None, _t(model.unembed.W_U), copy=False)
-        w = getattr(getattr(model, "ln_final", None), "w", None)
+        m.set_weight("unembedding", None, _t(tl_model.unembed.W_U), copy=False)
+        w = getattr(getattr(tl_model, "ln_final", None), "w", None)
         if w is not None:
             m.set_weight("layer_norm_gain.final", None, _t(w), copy=False)
         else:
@@ -106,6 +177,20 @@ def _has_batch(cache: Any) -> bool:
 def _keys(cache: Any) -> list:
     keys = getattr(cache, "keys", None)
     return list(keys()) if keys is not None else list(cache)
+
+
+def _n_batch(cache: Any) -> int:
+    for key in _keys(cache):
+        shape = getattr(cache[key], "shape", None)
+        if shape is not None and len(shape) > 0:
+            return int(shape[0])
+    raise NodeWriteValueError("cache: no tensors in it")
+
+
+def store_batch(store: "_core.ActivationStore") -> Optional[int]:
+    """The batch element :func:`store_from` put into ``store`` (an index >= 0), or None when the
+    store was not made by store_from or its cache had no batch dimension."""
+    return _STORE_BATCH.get(store)
 
 
 def store_from(
@@ -124,19 +209,32 @@ def store_from(
     (batch, pos, d_mlp) as ``mlp.post_act`` (``"btn"``); and every SAE latent tensor of the cache
     (keys ending in ``.hook_sae_acts_post``, from SAELens' ``run_with_cache_with_saes``) as the
     latent activation of the node type :func:`nodewrite.saelens.node_type_for_hook` gives its hook.
-    batch: which batch element (negative counts from the end); ignored for a cache made with
-    ``remove_batch_dim()``. layers: restrict to these layers. store: add to this store instead
-    of a new one. latents=False skips the SAE latents. No copies: the store keeps references to
-    the cache's tensors (one exception: with grouped-query attention, ``hook_v`` holds fewer heads
-    than the model and is expanded to one value vector per head, a copy, as TL does internally).
+    batch: which batch element (negative counts from the end; out of range is a
+    NodeWriteIndexError); ignored for a cache made with ``remove_batch_dim()``. The store records
+    it (:func:`store_batch`): the helpers of this module then refuse a direction made for another
+    element, and adding to a store (``store=``) that holds another element is refused.
+    layers: restrict to these layers. store: add to this store instead of a new one.
+    latents=False skips the SAE latents. Two SAEs of the cache whose latents would go to the same
+    (node type, layer) are refused (put them with :func:`nodewrite.saelens.put_latents` and a
+    ``node_type=`` each). No copies: the store keeps references to the cache's tensors (one
+    exception: with grouped-query attention, ``hook_v`` holds fewer heads than the model and is
+    expanded to one value vector per head, a copy, as TL does internally).
     """
-    from . import saelens as _sae  # no SAELens import: only its hook-name rules
+    from . import saelens as _sae  # no SAELens import: only the core's hook table
 
-    s = store if store is not None else _core.ActivationStore()
     b = _has_batch(cache)
-    kw = {"batch": batch} if b else {}
+    element = _batch_index(batch, _n_batch(cache)) if b else None
+    held = None if store is None else _STORE_BATCH.get(store)
+    if held is not None and element is not None and held != element:
+        raise NodeWriteValueError(
+            f"store: it holds batch element {held} (store_from(..., batch={held})), and this call puts batch element "
+            f"{element}; one store holds one batch element: make another store (leave store= out)"
+        )
+    kw = {"batch": element} if b else {}
     pre = "b" if b else ""
-    wanted = None if layers is None else {int(l) for l in layers}
+    wanted = None if layers is None else {_int(l, "layers") for l in layers}
+    puts = []  # (activation, layer, tensor, layout): checked first, put after (bad input writes nothing)
+    latent_from: Dict[Tuple[str, int], str] = {}
     for key in _keys(cache):
         if key.endswith(LATENT_SUFFIX):
             if not latents:
@@ -145,7 +243,15 @@ def store_from(
             node_type, _input, layer = _sae.node_type_for_hook(hook)
             if wanted is not None and layer not in wanted:
                 continue
-            s.put(_sae.LATENT_ACTIVATION[node_type], layer, _t(cache[key]), layout=pre + "tn", **kw)
+            if (node_type, layer) in latent_from:
+                raise NodeWriteValueError(
+                    f"cache: the latents of SAEs on {latent_from[node_type, layer]!r} and {hook!r} both belong to node type "
+                    f"{node_type} at layer {layer}, and a store holds one activation per (node type, layer); use "
+                    "store_from(cache, latents=False), then nodewrite.saelens.put_latents(store, sae, latents, node_type=...) "
+                    "with another latent node type for one of them (attached with the same node_type=), or two stores"
+                )
+            latent_from[node_type, layer] = hook
+            puts.append((_sae.latent_activation(node_type), layer, _t(cache[key]), pre + "tn"))
             continue
         parts = key.split(".")
         if len(parts) != 4 or parts[0] != "blocks":
@@ -158,7 +264,7 @@ def store_from(
             continue
         where = parts[2] + "." + parts[3]
         if where == "attn.hook_pattern":
-            s.put("attn.qk_probs", layer, _t(cache[key]), layout=pre + "hqk", **kw)
+            puts.append(("attn.qk_probs", layer, _t(cache[key]), pre + "hqk"))
         elif where == "attn.hook_v":
             v = _t(cache[key])
             n_heads = getattr(getattr(getattr(cache, "model", None), "cfg", None), "n_heads", None)
@@ -166,27 +272,66 @@ def store_from(
                 # grouped-query attention: head h reads key/value head h // (n_heads / n_kv), as
                 # TL's repeat_interleave does. Not expressible by strides: this one is a copy.
                 v = v.repeat_interleave(n_heads // v.shape[-2], dim=-2)
-            s.put("attn.v", layer, v, layout=pre + "thd", **kw)
+            puts.append(("attn.v", layer, v, pre + "thd"))
         elif where == "mlp.hook_post":
-            s.put("mlp.post_act", layer, _t(cache[key]), layout=pre + "tn", **kw)
+            puts.append(("mlp.post_act", layer, _t(cache[key]), pre + "tn"))
+    s = store if store is not None else _nw.ActivationStore()
+    for activation, layer, tensor, layout in puts:
+        s.put(activation, layer, tensor, layout=layout, **kw)
+    if element is not None or s not in _STORE_BATCH:
+        _STORE_BATCH[s] = element
     return s
 
 
-def _token_ids(model: Any, tokens: Any) -> Any:
+def _token_ids(tl_model: Any, tokens: Any, what: str) -> Any:
     import torch
 
     if isinstance(tokens, str):
-        return torch.as_tensor(model.to_single_token(tokens))
-    return torch.as_tensor(tokens)
+        return torch.as_tensor(tl_model.to_single_token(tokens))
+    ids = torch.as_tensor(tokens)
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise NodeWriteValueError(f"{what}: token ids must be integers, got dtype {ids.dtype}")
+    if ids.ndim > 2:
+        raise NodeWriteValueError(f"{what}: expected a token id, (T,) or (batch, T) token ids, got shape {tuple(ids.shape)}")
+    d_vocab = tl_model.unembed.W_U.shape[-1]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= d_vocab):
+        bad = int(ids.max()) if int(ids.max()) >= d_vocab else int(ids.min())
+        raise NodeWriteIndexError(
+            f"{what}: token id {bad} is outside the vocabulary (d_vocab = {d_vocab}: ids 0..{d_vocab - 1}); "
+            "pass ids of this model's tokenizer (tl_model.to_single_token(s) for a string)",
+            INDEX_OUT_OF_RANGE,
+        )
+    return ids.long()
 
 
+def _tag(direction: Any, element: Optional[int]) -> Any:
+    try:
+        setattr(direction, _DIRECTION_BATCH, element)
+    except AttributeError:  # pragma: no cover - torch tensors take attributes
+        pass
+    return direction
+
+
+def _check_pair(store: Any, direction: Any) -> None:
+    """A direction from logit_directions and a store from store_from must be for one batch element."""
+    s = _STORE_BATCH.get(store)
+    d = getattr(direction, _DIRECTION_BATCH, None)
+    if s is not None and d is not None and s != d:
+        raise NodeWriteValueError(
+            f"direction: it was made for batch element {d} (logit_directions(..., batch={d})), but the store holds batch "
+            f"element {s} (store_from(cache, batch={s})); make the direction with batch={s}, or the store with batch={d}"
+        )
+
+
+@_renamed(model="tl_model")
 def logit_directions(
-    model: Any,
+    tl_model: Any,
     cache: Any,
     tokens: Any,
     incorrect_tokens: Any = None,
     *,
-    batch: int = 0,
+    batch: Optional[int] = None,
+    store: Optional["_core.ActivationStore"] = None,
     ln_weight: bool = False,
 ) -> Any:
     """TransformerLens's direct-logit-attribution map as one direction per position.
@@ -197,22 +342,39 @@ def logit_directions(
     batch element: TL's ``apply_ln_to_stack`` centres (LN / LNPre models only), divides by the cached
     ``ln_final.hook_scale`` (LN, LNPre, RMS, RMSPre; other models: no scaling) and dots with
     ``tokens_to_residual_directions``. tokens / incorrect_tokens: a token id, a single-token str,
-    or ids per position (T,) or per (batch, position) (B, T). ln_weight=True multiplies the
+    or ids per position (T,) or per (batch, position) (B, T); an id outside the vocabulary is a
+    NodeWriteIndexError naming the argument. batch: the batch element (default: the store's, when
+    ``store=`` is given, else 0); the result remembers it, and the helpers of this module refuse it
+    with a store of another element. ln_weight=True multiplies the
     direction by ``ln_final.w`` too (which TL leaves out; use it for an unfolded model whose
     ``ln_final.w`` is not 1 if you want the true contribution to the logits, bias aside).
     """
     import torch
 
-    cfg = _cfg(model)
-    W_U = _t(model.unembed.W_U)  # (d_model, d_vocab)
-    a = _token_ids(model, tokens)
-    bt = None if incorrect_tokens is None else _token_ids(model, incorrect_tokens)
+    cfg = _cfg(tl_model)
+    W_U = _t(tl_model.unembed.W_U)  # (d_model, d_vocab)
+    a = _token_ids(tl_model, tokens, "tokens")
+    bt = None if incorrect_tokens is None else _token_ids(tl_model, incorrect_tokens, "incorrect_tokens")
     if bt is not None and bt.shape != a.shape:
-        raise _core_error(f"tokens and incorrect_tokens must have the same shape, got {tuple(a.shape)} and {tuple(bt.shape)}")
+        raise NodeWriteValueError(f"incorrect_tokens: must have the shape of tokens, got {tuple(bt.shape)} and {tuple(a.shape)}")
+    has_batch = _has_batch(cache)
+    element: Optional[int] = None
+    if has_batch:
+        from_store = None if store is None else _STORE_BATCH.get(store)
+        if batch is None:
+            batch = from_store if from_store is not None else 0
+        element = _batch_index(batch, _n_batch(cache))
+        if from_store is not None and from_store != element:
+            raise NodeWriteValueError(
+                f"batch: {element}, but the store holds batch element {from_store} (store_from(cache, batch={from_store})); "
+                f"pass batch={from_store} or leave it out"
+            )
 
     def columns(ids):  # W_U[:, ids] as (d_model,) or (d_model, T): index_select gathers columns fastest
         if ids.ndim == 2:  # (B, T): this batch element's row only
-            ids = ids[batch]
+            if element is None:
+                raise NodeWriteValueError("tokens: (batch, T) ids with a cache without a batch dimension; pass (T,) ids")
+            ids = ids[element]
         if ids.ndim == 0:
             return W_U[:, ids]
         return W_U.index_select(1, ids.reshape(-1))
@@ -221,7 +383,7 @@ def logit_directions(
     if bt is not None:
         d = d - columns(bt)
     if ln_weight:
-        w = getattr(getattr(model, "ln_final", None), "w", None)
+        w = getattr(getattr(tl_model, "ln_final", None), "w", None)
         if w is not None:
             w = _t(w)
             d = d * (w if d.ndim == 1 else w[:, None])
@@ -231,76 +393,109 @@ def logit_directions(
     scale = None
     if norm in ("LN", "LNPre", "RMS", "RMSPre"):
         scale = _t(cache["ln_final.hook_scale"])
-        if _has_batch(cache):
-            scale = scale[batch]
+        if has_batch:
+            scale = scale[element]
         T = scale.shape[0]
     else:
         T = _t(cache["hook_embed"]).shape[-2]
+    if d.ndim == 2 and d.shape[1] != T:
+        raise NodeWriteValueError(f"tokens: {d.shape[1]} ids per position row, but the cache has T = {T} positions")
     d = d.expand(T, d.shape[0]) if d.ndim == 1 else d.T  # (T, d_model)
     if scale is not None:
         d = d / scale
-    return d.to(dtype=torch.float32, device="cpu").contiguous()
+    return _tag(d.to(dtype=torch.float32, device="cpu").contiguous(), element)
 
 
-def head_logit_attrs(nw_model: "_core.Model", store: "_core.ActivationStore", layer: int, direction: Any) -> np.ndarray:
+@functools.lru_cache(maxsize=None)
+def _projection_dst(node_type: str, layout: str) -> str:
+    """The derived scalar that projects node_type's writes onto a direction per token, in layout
+    (from the library's DST table)."""
+    found = [name for name in _nw.DSTS
+             if (lambda i: i.node_type == node_type and i.layout == layout and i.quantity == "projection")(_nw.dst_info(name))]
+    if len(found) != 1:
+        raise NodeWriteValueError(f"node_type: the library has no projection of {node_type} writes laid out as {layout!r}")
+    return found[0]
+
+
+def _project(model: Any, store: Any, node_type: str, layout: str, layer: Any, direction: Any) -> np.ndarray:
+    _check_pair(store, direction)
+    return _nw.derive(model, store, _projection_dst(node_type, layout), layer, direction=direction)
+
+
+@_renamed(nw_model="model")
+def head_logit_attrs(model: "_core.Model", store: "_core.ActivationStore", layer: int, direction: Any) -> np.ndarray:
     """(T, n_heads) float32: each head's write at each query position (summed over keys),
     projected onto ``direction[t]`` — with :func:`logit_directions`, TL's
     ``cache.logit_attrs(cache.stack_head_results(), ...)`` for one layer, without the
-    (T, heads, d_model) stack."""
-    return _core.derive(nw_model, store, "attn_write_to_final_residual_grad_per_sequence_token", layer, direction=direction)
+    (T, heads, d_model) stack. A direction made for another batch element than the store's is
+    refused."""
+    return _project(model, store, "attention_head", "per_sequence_token", layer, direction)
 
 
-def qkh_logit_attrs(nw_model: "_core.Model", store: "_core.ActivationStore", layer: int, direction: Any) -> np.ndarray:
+@_renamed(nw_model="model")
+def qkh_logit_attrs(model: "_core.Model", store: "_core.ActivationStore", layer: int, direction: Any) -> np.ndarray:
     """(T, T, n_heads) float32 [query, key, head]: each (query, key, head) write projected onto
-    ``direction[query]``, zero for key > query; summed over keys it is :func:`head_logit_attrs`.
-    TransformerLens has no such decomposition."""
-    return _core.derive(nw_model, store, "unflattened_attn_write_to_final_residual_grad", layer, direction=direction)
+    ``direction[query]`` (zero for key > query in a causal model); summed over keys it is
+    :func:`head_logit_attrs`. TransformerLens has no such decomposition."""
+    return _project(model, store, "attention_head", "unflattened", layer, direction)
 
 
-def neuron_logit_attrs(nw_model: "_core.Model", store: "_core.ActivationStore", layer: int, direction: Any) -> np.ndarray:
+@_renamed(nw_model="model")
+def neuron_logit_attrs(model: "_core.Model", store: "_core.ActivationStore", layer: int, direction: Any) -> np.ndarray:
     """(T, d_mlp) float32: each neuron's write projected onto ``direction[t]`` — TL's
     ``cache.get_neuron_results(layer, project_output_onto=...)`` with a per-position direction."""
-    return _core.derive(nw_model, store, "mlp_write_to_final_residual_grad", layer, direction=direction)
+    return _project(model, store, "mlp_neuron", "nodes", layer, direction)
 
 
-_LATENT_DST = {
-    "autoencoder_latent": "online_autoencoder_write_to_final_residual_grad",
-    "mlp_autoencoder_latent": "online_mlp_autoencoder_write_to_final_residual_grad",
-    "attention_autoencoder_latent": "online_attention_autoencoder_write_to_final_residual_grad",
-}
-
-
+@_renamed(nw_model="model")
 def latent_logit_attrs(
-    nw_model: "_core.Model", store: "_core.ActivationStore", node_type: str, layer: int, direction: Any
+    model: "_core.Model", store: "_core.ActivationStore", node_type: str, layer: int, direction: Any
 ) -> np.ndarray:
     """(T, n_latents) float32: each SAE latent's write (see :mod:`nodewrite.saelens`) projected
-    onto ``direction[t]``."""
-    if node_type not in _LATENT_DST:
-        raise _core_error(f"node_type: expected one of {', '.join(_LATENT_DST)}, got {node_type!r}")
-    return _core.derive(nw_model, store, _LATENT_DST[node_type], layer, direction=direction)
+    onto ``direction[t]``. node_type: a latent node type."""
+    if node_type not in _nw.NODE_TYPES or not _nw.node_type_info(node_type).is_latent:
+        latent = [n for n in _nw.NODE_TYPES if _nw.node_type_info(n).is_latent]
+        raise NodeWriteValueError(f"node_type: expected one of {', '.join(latent)}, got {node_type!r}")
+    return _project(model, store, node_type, "nodes", layer, direction)
 
 
+_KINDS = {"heads": head_logit_attrs, "qkh": qkh_logit_attrs, "neurons": neuron_logit_attrs}
+
+
+@_renamed(nw_model="model")
 def logit_attrs(
-    model: Any,
+    tl_model: Any,
     cache: Any,
     layer: int,
     tokens: Any,
     incorrect_tokens: Any = None,
     *,
     kind: str = "heads",
-    batch: int = 0,
-    nw_model: Optional["_core.Model"] = None,
+    batch: Optional[int] = None,
+    model: Optional["_core.Model"] = None,
     store: Optional["_core.ActivationStore"] = None,
 ) -> np.ndarray:
     """One call: TL's direct logit attribution of one layer's nodes, for one batch element.
 
     kind: "heads" (T, n_heads), "qkh" (T, T, n_heads) [query, key, head] or "neurons" (T, d_mlp).
-    nw_model / store: reuse ones made by :func:`model_from` / :func:`store_from` (otherwise they
+    layer: 0 .. n_layers - 1 (else a NodeWriteIndexError naming it). batch: the batch element;
+    default: the store's when ``store=`` is given (a different one is refused), else 0.
+    model / store: reuse ones made by :func:`model_from` / :func:`store_from` (otherwise they
     are made here: borrowed views, cheap)."""
-    fns = {"heads": head_logit_attrs, "qkh": qkh_logit_attrs, "neurons": neuron_logit_attrs}
-    if kind not in fns:
-        raise _core_error(f"kind: expected one of {', '.join(fns)}, got {kind!r}")
-    m = nw_model if nw_model is not None else model_from(model)
-    s = store if store is not None else store_from(cache, batch=batch, layers=[layer], latents=False)
-    g = logit_directions(model, cache, tokens, incorrect_tokens, batch=batch)
-    return fns[kind](m, s, layer, g)
+    if kind not in _KINDS:
+        raise NodeWriteValueError(f"kind: expected one of {', '.join(_KINDS)}, got {kind!r}")
+    if model is not None and not isinstance(model, _nw.Model):
+        raise NodeWriteValueError(f"model: expected a nodewrite.Model (from model_from), got {type(model).__name__}; "
+                                  "the TransformerLens model is the first argument")
+    n_layers = _cfg(tl_model).n_layers
+    l = _int(layer, "layer")
+    if not 0 <= l < n_layers:
+        raise NodeWriteIndexError(f"layer: {l} is out of range for a model of {n_layers} layers (0..{n_layers - 1})",
+                                  INDEX_OUT_OF_RANGE)
+    m = model if model is not None else model_from(tl_model)
+    if store is None:
+        s = store_from(cache, batch=0 if batch is None else batch, layers=[l], latents=False)
+    else:
+        s = store
+    g = logit_directions(tl_model, cache, tokens, incorrect_tokens, batch=batch, store=s)
+    return _KINDS[kind](m, s, l, g)
