@@ -329,6 +329,38 @@ struct FactsTests {
         }
     }
 
+    @Test("every activation's rule, one dimension off by one, is refused by a derive that reads it")
+    func activationShapesRefused() throws {
+        let f = Fixture.family
+        let g = Buffer(f["activations.final_residual_grad"])
+        for a in ActivationLocation.allCases {
+            let family = Self.families[a.latentNodeType == .autoencoderLatent ? "single" : "multi"]!
+            let dst = try #require(DerivedScalar.allCases.first { $0.spec.activations.contains(a) })
+            for k in a.dims.indices where k > 0 || a == .attnValue {
+                var s: OpaquePointer?
+                #expect(nw_store_create(&s) == Self.OK)
+                defer { nw_store_destroy(s) }
+                var keep: [Buffer] = []
+                for b in ActivationLocation.allCases where f.has("activations.0.\(b.name)") {
+                    var t = Buffer(f["activations.0.\(b.name)"])
+                    if b == a {
+                        var shape = t.shape
+                        shape[k] += 1
+                        t = Buffer([Float](repeating: 0, count: Int(shape.reduce(1, *))), shape: shape, dtype: 0)
+                    }
+                    keep.append(t)
+                    #expect(t.withView { nw_store_put(s, b.rawValue, 0, $0) } == Self.OK)
+                }
+                var shape = [Int64](repeating: 0, count: 3), ndim: Int32 = 0
+                let status = g.withView { gv in
+                    nw_derive(family.model, s, dst.rawValue, 0, dst.spec.needsDirection ? gv : nil, 0, nil, 0, &shape, &ndim)
+                }
+                #expect(status == NW_ERR_SHAPE_MISMATCH.rawValue, "\(a.name) dim \(k) + 1 (\(dst.name)): \(status)")
+                _ = keep
+            }
+        }
+    }
+
     @Test("every autoencoder input's n_inputs rule is what nw_model_set_autoencoder accepts")
     func autoencoderInputShapes() {
         var d = nw_model_dims(n_layers: 1, d_model: 4, n_heads: 2, d_head: 3, d_ff: 5)
