@@ -204,7 +204,7 @@ def test_set_autoencoder_table():
     m.set_autoencoder("mlp_autoencoder_latent", 0, dec_mlp, input="mlp_post_act")
     m.set_autoencoder("attention_autoencoder_latent", 0, dec_res, input="resid_delta_attn")
     for name in ["resid_delta_mlp", "resid_post_mlp", "resid_post_attn", "resid_post_embedding"]:
-        m.set_autoencoder("autoencoder_latent", 0, dec_res, input=name)
+        m.set_autoencoder("autoencoder_latent", 0, dec_res, input=name, replace=True)  # one per slot
     for inp in ["mlp_post", "", "attn.v", None, 3, "MLP_POST_ACT"]:
         raises(ValueError, m.set_autoencoder, "mlp_autoencoder_latent", 0, dec_mlp, input=inp)
     for nt in ["mlp_neuron", "attention_head", "latent", None]:

@@ -65,3 +65,35 @@ def test_latents_at_token_names_what_is_missing():
     m = nw.Model(n_layers=2, d_model=4, n_heads=2, d_head=2, d_ff=3)
     with pytest.raises(nw.NodeWriteKeyError, match="mlp_autoencoder_latent"):
         nw.latents_at_token(0, m, "mlp_autoencoder_latent", 0)
+
+
+def test_causality_is_the_models_and_the_binding_passes_it():
+    assert nw.Model(1, 4, 1, 2, 3).causal is True  # as TDB's and TransformerLens's models
+    m = nw.Model(1, 4, 1, 2, 3, causal=False)
+    assert m.causal is False
+    with pytest.raises(TypeError):
+        nw.Model(1, 4, 1, 2, 3, False)  # keyword-only
+    with pytest.raises(nw.NodeWriteValueError, match="causal"):
+        nw.Model(1, 4, 1, 2, 3, causal=1)
+
+
+def test_one_autoencoder_per_slot_replace_and_remove():
+    m = nw.Model(n_layers=2, d_model=4, n_heads=2, d_head=2, d_ff=3)
+    first = np.ones((5, 4), np.float32)
+    m.set_autoencoder("autoencoder_latent", 1, first, input="resid_delta_mlp", copy=False)
+    with pytest.raises(nw.NodeWriteValueError, match="remove_autoencoder"):
+        m.set_autoencoder("autoencoder_latent", 1, np.ones((6, 4), np.float32), input="resid_delta_mlp")
+    assert m.autoencoders()[("autoencoder_latent", 1)]["shape"] == (5, 4)
+    # replace=True with a decoder the library would refuse leaves the slot as it was
+    with pytest.raises(nw.NodeWriteValueError, match="d_ff"):
+        m.set_autoencoder("autoencoder_latent", 1, np.ones((6, 4), np.float32), input="mlp_post_act", replace=True)
+    assert m.autoencoders()[("autoencoder_latent", 1)] == {"copied": False, "dtype": "float32", "shape": (5, 4), "input": "residual"}
+    m.set_autoencoder("autoencoder_latent", 1, np.ones((6, 3), np.float16), input="mlp_post_act", replace=True, copy=False)
+    assert m.autoencoders()[("autoencoder_latent", 1)] == {"copied": False, "dtype": "float16", "shape": (6, 3), "input": "mlp_post_act"}
+    m.remove_autoencoder("autoencoder_latent", 1)
+    m.remove_autoencoder("autoencoder_latent", 1)  # empty already: not an error
+    assert m.autoencoders() == {}
+    with pytest.raises(nw.NodeWriteIndexError):
+        m.remove_autoencoder("autoencoder_latent", 2)
+    with pytest.raises(nw.NodeWriteValueError):
+        m.remove_autoencoder("mlp_neuron", 0)

@@ -74,7 +74,7 @@ def test_node_write_from_recycled_memory():
     # (T, d_model) of 4.7 MB: d_model 4096, 300 tokens.
     t2, d_model = 300, 4096
     rng = np.random.default_rng(1)
-    model = nw.Model(n_layers=1, d_model=d_model, n_heads=2, d_head=4, d_ff=8)
+    model = nw.Model(n_layers=1, d_model=d_model, n_heads=2, d_head=4, d_ff=8, causal=False)  # a full pattern
     model.set_weight("attn.to_residual", 0, rng.standard_normal((2, 4, d_model), dtype=np.float32))
     store = nw.ActivationStore()
     store.put("attn.qk_probs", 0, rng.random((t2, t2, 2), dtype=np.float32))

@@ -106,7 +106,7 @@ def ticks_during(call):
 def test_gil_is_released_during_the_computation():
     d_model, n_heads, d_head, T = 768, 12, 64, 48
     rng = np.random.default_rng(0)
-    model = nw.Model(n_layers=1, d_model=d_model, n_heads=n_heads, d_head=d_head, d_ff=4)
+    model = nw.Model(n_layers=1, d_model=d_model, n_heads=n_heads, d_head=d_head, d_ff=4, causal=False)  # a full pattern
     model.set_weight("attn.to_residual", 0, rng.standard_normal((n_heads, d_head, d_model), dtype=np.float32))
     store = nw.ActivationStore()
     store.put("attn.qk_probs", 0, rng.random((T, T, n_heads), dtype=np.float32))

@@ -293,10 +293,20 @@ static void producers(const char *ckpt) {
     for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
         write_file(p_cfg, cfgs[i].cfg, strlen(cfgs[i].cfg));
         rows++;
+        /* One autoencoder per slot: empty it before each load (the first load fills it). */
+        if (nw_model_remove_autoencoder(m, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1) != NW_OK) fail("remove", nw_last_error_message());
         nw_status s = nw_model_load_autoencoder_safetensors(m, p_file, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1);
         if (verbose) printf("%-50s %-26s %s\n", cfgs[i].cfg, nw_status_string(s), nw_last_error_message());
         if (s != cfgs[i].expect) fail(cfgs[i].cfg, nw_status_string(s));
     }
+    /* An occupied slot is refused, naming the slot and the fix; the slot keeps what it holds. */
+    write_file(p_cfg, cfgs[0].cfg, strlen(cfgs[0].cfg));
+    rows++;
+    if (nw_model_load_autoencoder_safetensors(m, p_file, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1) != NW_OK) fail("fill", nw_last_error_message());
+    rows++;
+    if (nw_model_load_autoencoder_safetensors(m, p_file, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1) != NW_ERR_INVALID_ARGUMENT ||
+        !strstr(nw_last_error_message(), "nw_model_remove_autoencoder"))
+        fail("a second autoencoder in one slot", nw_last_error_message());
     rows++;
     if (nw_model_load_autoencoder_safetensors(m, NULL, 2, 1) != NW_ERR_INVALID_ARGUMENT) fail("NULL path", "status");
     rows++;

@@ -6,7 +6,13 @@ package struct ActivationStore: @unchecked Sendable {
         let layer: Int
     }
 
-    private var entries: [Key: TensorView] = [:]
+    /// A view, and for attn.qk_probs the causality scan of this entry (a new put, a new scan).
+    struct Entry {
+        let view: TensorView
+        let upperTriangle: UpperTriangleScan?
+    }
+
+    private var entries: [Key: Entry] = [:]
 
     package init() {}
 
@@ -16,7 +22,8 @@ package struct ActivationStore: @unchecked Sendable {
         guard view.ndim == location.ndim else {
             throw .shapeMismatch("\(location.name): ndim \(view.ndim) but \(location.ndim) expected")
         }
-        entries[Key(location: location, layer: layer)] = view
+        entries[Key(location: location, layer: layer)] =
+            Entry(view: view, upperTriangle: location == .attnQKProbs ? UpperTriangleScan() : nil)
     }
 
     package mutating func remove(_ location: ActivationLocation, layer: Int) throws(NodeWriteError) {
@@ -27,7 +34,12 @@ package struct ActivationStore: @unchecked Sendable {
     package mutating func removeAll() { entries.removeAll() }
 
     package subscript(location: ActivationLocation, layer: Int) -> TensorView? {
-        entries[Key(location: location, layer: layer)]
+        entries[Key(location: location, layer: layer)]?.view
+    }
+
+    /// The causality scan of attn.qk_probs at `layer`, if the store has it.
+    func upperTriangleScan(layer: Int) -> UpperTriangleScan? {
+        entries[Key(location: .attnQKProbs, layer: layer)]?.upperTriangle
     }
 
     /// The activation, or `.missingInput` naming it.

@@ -24,6 +24,7 @@ from .errors import (
     NodeWriteIndexError,
     NodeWriteKeyError,
     NodeWriteMemoryError,
+    NodeWriteStaleInputError,
     NodeWriteValueError,
     check,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "NodeWriteValueError",
     "NodeWriteKeyError",
     "NodeWriteMemoryError",
+    "NodeWriteStaleInputError",
     "check",
     "STATUSES",
 ]

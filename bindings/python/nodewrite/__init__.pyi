@@ -17,6 +17,7 @@ from .errors import (
     NodeWriteIndexError as NodeWriteIndexError,
     NodeWriteKeyError as NodeWriteKeyError,
     NodeWriteMemoryError as NodeWriteMemoryError,
+    NodeWriteStaleInputError as NodeWriteStaleInputError,
     NodeWriteValueError as NodeWriteValueError,
     check as check,
 )

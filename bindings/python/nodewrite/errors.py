@@ -14,6 +14,8 @@ NW_ERR_UNSUPPORTED              :class:`NodeWriteValueError`  ``ValueError``
 NW_ERR_BUFFER_TOO_SMALL         :class:`NodeWriteValueError`  ``ValueError``
 NW_ERR_MISSING_INPUT            :class:`NodeWriteKeyError`    ``KeyError``
 NW_ERR_OUT_OF_MEMORY            :class:`NodeWriteMemoryError` ``MemoryError``
+NW_ERR_STALE_INPUT              :class:`NodeWriteStaleInputError`  (borrowed memory or a
+                                                              mapped file changed)
 ==============================  ============================  ======================
 
 All of them derive from :class:`NodeWriteError`. Each carries ``status`` (the C status
@@ -31,6 +33,7 @@ __all__ = [
     "NodeWriteValueError",
     "NodeWriteKeyError",
     "NodeWriteMemoryError",
+    "NodeWriteStaleInputError",
     "check",
     "OK",
     "INVALID_ARGUMENT",
@@ -41,6 +44,7 @@ __all__ = [
     "UNSUPPORTED",
     "OUT_OF_MEMORY",
     "BUFFER_TOO_SMALL",
+    "STALE_INPUT",
 ]
 
 from . import _core
@@ -58,6 +62,7 @@ MISSING_INPUT: int = _STATUS_CODES["NW_ERR_MISSING_INPUT"]
 UNSUPPORTED: int = _STATUS_CODES["NW_ERR_UNSUPPORTED"]
 OUT_OF_MEMORY: int = _STATUS_CODES["NW_ERR_OUT_OF_MEMORY"]
 BUFFER_TOO_SMALL: int = _STATUS_CODES["NW_ERR_BUFFER_TOO_SMALL"]
+STALE_INPUT: int = _STATUS_CODES["NW_ERR_STALE_INPUT"]
 
 
 class NodeWriteError(Exception):
@@ -94,6 +99,12 @@ class NodeWriteMemoryError(NodeWriteError, MemoryError):
     """An allocation would be too large, or failed."""
 
 
+class NodeWriteStaleInputError(NodeWriteError):
+    """Borrowed memory or a mapped file changed since it was handed over (a tensor put into a
+    store, or a borrowed weight, whose producer moved or freed its storage; a checkpoint file
+    truncated or rewritten): nothing was read. Put the tensor again (or reload the file)."""
+
+
 _EXCEPTIONS = {
     INDEX_OUT_OF_RANGE: NodeWriteIndexError,
     INVALID_ARGUMENT: NodeWriteValueError,
@@ -103,6 +114,7 @@ _EXCEPTIONS = {
     BUFFER_TOO_SMALL: NodeWriteValueError,
     MISSING_INPUT: NodeWriteKeyError,
     OUT_OF_MEMORY: NodeWriteMemoryError,
+    STALE_INPUT: NodeWriteStaleInputError,
 }
 
 

@@ -14,10 +14,11 @@ void refresh_vocab(Model &m) { check(nw_model_vocab_size(m.model, &m.n_vocab)); 
 
 namespace {
 
-const char *kModelDoc = R"doc(Model(n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int)
+const char *kModelDoc = R"doc(Model(n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True)
 
 A transformer's dimensions and output weights (TDB's ModelContext, reduced to what node writes
-need), wrapping nw_model. All dimensions >= 1.
+need), wrapping nw_model. All dimensions >= 1. causal: whether attention is causal (TDB's and
+TransformerLens's default models are); causal=False reads every key (see Model.causal).
 
 Configure it with set_weight / set_autoencoder; weights() and autoencoders() (and repr) tell
 what is set. Derives may run from any number of threads, also while another thread sets a
@@ -27,7 +28,8 @@ weight (a derive sees the old or the new weight, never freed memory).
 std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("Model", args, kwargs,
                         {{"n_layers", true}, {"d_model", true}, {"n_heads", true},
-                         {"d_head", true}, {"d_ff", true}});
+                         {"d_head", true}, {"d_ff", true}, {"causal", false}}, 5);
+    const bool causal = a[5] ? to_bool(a[5], "causal") : true;
     auto m = std::make_unique<Model>();
     nw_model_dims d;
     d.n_layers = to_int(a[0], "n_layers", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
@@ -37,6 +39,7 @@ std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs)
     d.d_ff = to_int(a[4], "d_ff", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
     check(nw_model_create(&d, &m->model));
     check(nw_model_dims_get(m->model, &m->dims));
+    if (!causal) check(nw_model_set_causal(m->model, 0));  // a new model is causal
     return m;
 }
 
@@ -78,20 +81,61 @@ void model_set_weight(py::handle self, const py::args &args, const py::kwargs &k
     }, hint);
 }
 
+// The decoder's shape for an autoencoder input kind, from the library's table (for replace=, which
+// checks what the library would refuse before it empties the slot).
+void check_decoder(const Model &m, int32_t node_type, int32_t layer, int32_t kind, const Held &h,
+                   const std::string &what) {
+    const NodeTypeFacts &nt = node_type_facts(node_type);
+    if (!nt.is_latent)
+        fail(NW_ERR_INVALID_ARGUMENT, "node_type " + nt.name + " is not an autoencoder latent type");
+    if (layer < 0 || layer >= m.dims.n_layers)
+        fail(NW_ERR_INDEX_OUT_OF_RANGE, "layer " + std::to_string(layer) + " is out of range (0 ..< " +
+                                            std::to_string(m.dims.n_layers) + ")");
+    const AutoencoderInputFacts &in = facts().autoencoder_inputs.at(static_cast<size_t>(kind));
+    int64_t n_inputs = in.input_dim == NW_DIM_D_FF ? m.dims.d_ff
+                       : in.input_dim == NW_DIM_D_MODEL ? m.dims.d_model
+                       : in.input_dim == NW_DIM_HEAD_CHANNELS ? m.dims.n_heads * m.dims.d_head : -1;
+    if (h.shape.size() != 2 || h.shape[1] != n_inputs || h.shape[0] < 0)
+        fail(NW_ERR_SHAPE_MISMATCH, what + ": shape " + shape_text(h.shape) + ", expected (n_latents, " +
+                                        dim_name(in.input_dim) + " = " + std::to_string(n_inputs) + ")");
+}
+
 void model_set_autoencoder(py::handle self, const py::args &args, const py::kwargs &kwargs) {
     Model &m = self_of<Model>(self, "Model");
     auto a = parse_args("set_autoencoder", args, kwargs,
                         {{"node_type", true}, {"layer", true}, {"decoder", true},
-                         {"input", true}, {"copy", false}});
+                         {"input", true}, {"copy", false}, {"replace", false}});
     int32_t nt = node_type_arg(a[0]);
     int32_t l = to_layer(a[1]);
     int32_t in = autoencoder_source_arg(a[3], "input");
     bool do_copy = a[4] ? to_bool(a[4], "copy") : true;
-    HeldPtr h = hold_tensor(a[2], "decoder of " + node_type_facts(nt).name + " at layer " + std::to_string(l));
+    bool replace = a[5] ? to_bool(a[5], "replace") : false;
+    std::string what = "decoder of " + node_type_facts(nt).name + " at layer " + std::to_string(l);
+    HeldPtr h = hold_tensor(a[2], what);
+    if (replace) check_decoder(m, nt, l, in, *h, what);
     nw_tensor_view v = h->view();
     set_under_lock(m, Slot(1, nt, l), do_copy ? nullptr : h, [&] {
+        if (replace) {  // the slot is emptied only for a decoder the library will take
+            nw_status st = nw_model_remove_autoencoder(m.model, nt, l);
+            if (st != NW_OK) return st;
+        }
         return nw_model_set_autoencoder(m.model, nt, l, in, &v, do_copy ? NW_COPY : NW_BORROW);
     }, "");
+}
+
+void model_remove_autoencoder(py::handle self, const py::args &args, const py::kwargs &kwargs) {
+    Model &m = self_of<Model>(self, "Model");
+    auto a = parse_args("remove_autoencoder", args, kwargs, {{"node_type", true}, {"layer", true}});
+    int32_t nt = node_type_arg(a[0]);
+    int32_t l = to_layer(a[1]);
+    set_under_lock(m, Slot(1, nt, l), nullptr, [&] { return nw_model_remove_autoencoder(m.model, nt, l); }, "");
+}
+
+bool model_causal(py::handle self) {
+    const Model &m = self_of<Model>(self, "Model");
+    int32_t c = 1;
+    check(nw_model_get_causal(m.model, &c));
+    return c != 0;
 }
 
 // What the library holds in a weight slot, or None when the slot is empty.
@@ -203,7 +247,7 @@ std::string model_repr(py::handle self) {
 void init_model(py::module_ &mod) {
     py::class_<Model> cls(mod, "Model", kModelDoc);
     def_init(cls, &model_new, "Model",
-             "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int) -> None");
+             "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True) -> None");
     cls.def("set_weight", &model_set_weight, R"doc(set_weight(self, name: str, layer: int | None, weight: numpy.ndarray | torch.Tensor, copy: bool = True) -> None
 
 Set an output weight of one layer, replacing any earlier one.
@@ -222,9 +266,11 @@ reference to the object and reads its current values. Do not reallocate it in pl
 copy must be True or False.
 Raises IndexError (layer), ValueError (name, type, dtype, shape), all NodeWriteError.
 )doc")
-        .def("set_autoencoder", &model_set_autoencoder, R"doc(set_autoencoder(self, node_type: str, layer: int, decoder: numpy.ndarray | torch.Tensor, input: str, copy: bool = True) -> None
+        .def("set_autoencoder", &model_set_autoencoder, R"doc(set_autoencoder(self, node_type: str, layer: int, decoder: numpy.ndarray | torch.Tensor, input: str, copy: bool = True, replace: bool = False) -> None
 
-Set the decoder of the autoencoder used by latent nodes of node_type at one layer.
+Set the decoder of the autoencoder used by latent nodes of node_type at one layer. A slot
+(node_type, layer) holds one autoencoder: an occupied slot is refused (NodeWriteValueError)
+unless replace=True (or empty it first with remove_autoencoder).
 
 node_type: "autoencoder_latent", "mlp_autoencoder_latent" or "attention_autoencoder_latent".
 decoder: (n_latents, n_inputs), TDB's decoder.weight.T. input: TDB's DerivedScalarType
@@ -236,6 +282,16 @@ n_inputs = d_model; the decoded vector is the write) or "attn_weighted_sum_of_va
 vector goes through attn.to_residual); nodewrite.autoencoder_input_kind(name) asks the library.
 copy: as in set_weight (the same warning for copy=False).
 )doc")
+        .def("remove_autoencoder", &model_remove_autoencoder, R"doc(remove_autoencoder(self, node_type: str, layer: int) -> None
+
+Empty the autoencoder slot (node_type, layer), so that another autoencoder can be set there
+(set_autoencoder refuses an occupied slot unless replace=True). An empty slot is not an error.
+)doc")
+        .def_property_readonly("causal", &model_causal,
+             "causal: bool -- whether attention is causal (every query attends to keys <= itself; "
+             "Model(..., causal=False) otherwise). For a causal model, attn.qk_probs with probability "
+             "above the diagonal is refused (a layout mistake, query and key swapped, or a model that "
+             "is not causal); a non-causal model reads every key.")
         .def("weights", &model_weights,
              "weights(self) -> dict[tuple[str, int | None], WeightState]\n\nThe weights the library holds "
              "(nw_model_weight_get): {(name, layer or None): {'copied': bool, 'dtype': str, 'shape': "
