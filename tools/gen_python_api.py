@@ -31,7 +31,7 @@ def doc_of(obj: object) -> str:
 def split_signature(name: str, doc: str) -> tuple[str | None, str]:
     """pybind11's docstrings start with 'name(args) -> ret'; returns (that line, the rest)."""
     first, _, rest = doc.partition("\n")
-    if re.match(rf"^{re.escape(name)}\(.*\)", first):
+    if re.match(rf"^{re.escape(name)}\(.*\)( -> .+)?$", first):
         return first, rest.strip("\n")
     return None, doc
 
@@ -43,6 +43,8 @@ def python_signature(name: str, obj: object) -> str | None:
         return None
     def clean(a: object) -> object:
         # annotations kept as strings (`from __future__ import annotations`, forward references)
+        if type(a).__name__ == "ForwardRef":  # typing.NamedTuple fields under `from __future__ import annotations`
+            a = a.__forward_arg__
         return _Shown(re.sub(r"[\"']|\b_core\.", "", a)) if isinstance(a, str) else a
 
     sig = sig.replace(
@@ -184,6 +186,32 @@ class Page:
                 self.callable_entry("###", f"{modname}.{n}", n, obj)
 
 
+def errors_table(page: Page) -> None:
+    """Which exception each status of the library raises (nodewrite.errors.exception_for): the
+    errors every function below may raise, stated once."""
+    import nodewrite
+    from nodewrite import errors
+
+    exception_for = getattr(errors, "exception_for", None)
+    if exception_for is None:
+        return
+    page.add("## Errors", "",
+             "Every function below reports a failure of the library as the exception of its status; each",
+             "function's text says which arguments it checks. A wrong argument *list* (a misspelt keyword, a",
+             "missing argument) is Python's own `TypeError`.", "",
+             "| status | code | exception | also a |", "| --- | ---: | --- | --- |")
+    for name, code in nodewrite.STATUSES.items():
+        exc = exception_for(code, "")
+        if exc is None:
+            continue
+        cls = type(exc)
+        builtin = [b.__name__ for b in cls.__mro__[1:] if b.__module__ == "builtins"
+                   and b not in (Exception, BaseException, object)]
+        page.add(f"| `{name}` | {code} | `{cls.__module__.split('.')[0]}.{cls.__name__}` | "
+                 f"{', '.join(f'`{b}`' for b in builtin[:1]) or '—'} |")
+    page.add("")
+
+
 def generate() -> str:
     import nodewrite
 
@@ -199,6 +227,7 @@ def generate() -> str:
         "For a guided tour see [python.md](python.md).",
         "",
     )
+    errors_table(page)
     for m in MODULES:
         page.module(m)
     if page.deprecated:
