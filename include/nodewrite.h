@@ -478,7 +478,10 @@ typedef struct nw_saelens_hook_info {
     int32_t input;         /* enum nw_autoencoder_input */
     const char *tdb_input; /* TDB's DerivedScalarType of what it reads ("resid_delta_mlp", ...);
                               for hook_resid_pre "resid_post_mlp" (of layer L-1), and
-                              "resid_post_embedding" at L = 0 */
+                              "resid_post_embedding" at L = 0 (two rows) */
+    int32_t min_layer;     /* the row holds for layers L >= min_layer ... */
+    int32_t max_layer;     /* ... and L <= max_layer, or any L when -1 (hook_resid_pre has a
+                              row for L = 0 and one for L >= 1; nw_saelens_hook_find picks) */
 } nw_saelens_hook_info;
 NW_API nw_status nw_saelens_hook_info_get(int32_t i, nw_saelens_hook_info *out);
 

@@ -49,3 +49,54 @@ public func nw_model_set_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32,
         try model.setAutoencoder(type, layer: Int(layer), input: kind, decoder: view, copy: copy)
     }
 }
+
+/// NW_COPY for the library's own copy, NW_BORROW for memory it reads in place (the caller's,
+/// or a checkpoint's mapping).
+private func ownership(_ storage: WeightStorage) -> Int32 {
+    Int32(storage.isCopy ? NW_COPY.rawValue : NW_BORROW.rawValue)
+}
+
+@_cdecl("nw_model_weight_get") @implementation
+public func nw_model_weight_get(_ model: OpaquePointer?, _ weight: Int32, _ layer: Int32,
+                                _ out: UnsafeMutablePointer<nw_weight_state>?) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        let location = try decode(weight, as: WeightLocation.self, "weight")
+        let storage = try model.weightSlot(location, layer: Int(layer))
+        try writeSized(out) {
+            var s = nw_weight_state()
+            if let storage {
+                let v = storage.view
+                s.present = 1
+                s.dtype = v.dtype.rawValue
+                s.ownership = ownership(storage)
+                s.ndim = Int32(v.ndim)
+                s.shape = four(v.shapeArray.map(Int64.init), 0)
+            }
+            return s
+        }
+    }
+}
+
+@_cdecl("nw_model_autoencoder_get") @implementation
+public func nw_model_autoencoder_get(_ model: OpaquePointer?, _ nodeType: Int32, _ layer: Int32,
+                                     _ out: UnsafeMutablePointer<nw_autoencoder_state>?) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        let type = try decode(nodeType, as: NodeType.self, "node_type")
+        let ae = try model.autoencoderSlot(type, layer: Int(layer))
+        try writeSized(out) {
+            var s = nw_autoencoder_state()
+            if let ae {
+                let v = ae.decoder.view
+                s.present = 1
+                s.input = ae.input.rawValue
+                s.dtype = v.dtype.rawValue
+                s.ownership = ownership(ae.decoder)
+                s.n_latents = Int64(v.shape[0])
+                s.n_inputs = Int64(v.shape[1])
+            }
+            return s
+        }
+    }
+}

@@ -172,27 +172,6 @@ extension Model {
         }
     }
 
-    /// The layer and input kind of an SAELens hook name.
-    package static func autoencoderInput(hookName hook: String, _ source: String) throws(NodeWriteError)
-        -> (layer: Int, input: AutoencoderInput) {
-        let parts = hook.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count >= 3, parts[0] == "blocks", let layer = canonicalInteger(parts[1]) else {
-            throw .unsupported("\(source): hook_name \(clip(hook)) is not a blocks.L.* hook nodewrite reads")
-        }
-        let rest = parts[2...].joined(separator: ".")
-        switch rest {
-        case "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_mlp_out", "hook_attn_out":
-            return (layer, .residual)
-        case "mlp.hook_post":
-            return (layer, .mlpPostAct)
-        case "attn.hook_z":
-            return (layer, .attnZ)
-        default:
-            throw .unsupported("\(source): hook_name \(clip(hook)) is not a supported autoencoder input "
-                               + "(hook_resid_pre/mid/post, hook_mlp_out, hook_attn_out, mlp.hook_post, attn.hook_z)")
-        }
-    }
-
     /// The directory part of a path ("." when there is none).
     static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }

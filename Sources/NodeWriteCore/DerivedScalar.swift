@@ -26,12 +26,12 @@ package enum DerivedScalar: Int32, TDBNamed {
 
 /// What a derived scalar is: the one table the rules of every DST follow from.
 package struct DerivedScalarSpec: Sendable {
-    /// The quantity of each write.
-    package enum Quantity: Sendable {
+    /// The quantity of each write. Raw values are the C ABI's `nw_dst_quantity`.
+    package enum Quantity: Int32, Sendable {
         /// s · ‖b @ B‖ (signed like s, as TDB defines it).
-        case norm
+        case norm = 0
         /// w · g[t], t the token the write lands on.
-        case projection
+        case projection = 1
     }
 
     /// Whose writes, and how the output is laid out.
@@ -58,6 +58,51 @@ package struct DerivedScalarSpec: Sendable {
     package let name: StaticString
     package let quantity: Quantity
     package let subject: Subject
+
+    /// The output layouts of the C ABI (`nw_dst_layout`), which subject and attention layout give.
+    package enum Layout: Int32, Sendable {
+        case nodes = 0, unflattened = 1, flattened = 2, perSequenceToken = 3, layer = 4
+    }
+
+    package var layout: Layout {
+        switch subject {
+        case .layer: .layer
+        case .nodes(_, .none): .nodes
+        case .nodes(_, .unflattened): .unflattened
+        case .nodes(_, .flattened): .flattened
+        case .nodes(_, .perSequenceToken): .perSequenceToken
+        }
+    }
+
+    /// The output's shape rule.
+    package var dims: [Dim] {
+        switch subject {
+        case .layer: [.tokens, .one]
+        case .nodes(let type, .none): [.tokens, type.kind.width]
+        case .nodes(_, .unflattened): [.tokens, .tokens, .heads]
+        case .nodes(_, .flattened): [.tokenPairs, .heads]
+        case .nodes(_, .perSequenceToken): [.tokens, .heads]
+        }
+    }
+
+    /// The node type whose nodes it covers (nil for a whole layer's write).
+    package var nodeType: NodeType? {
+        if case .nodes(let type, _) = subject { type } else { nil }
+    }
+
+    /// The activations it reads at its layer.
+    package var activations: [ActivationLocation] {
+        switch subject {
+        case .nodes(let type, _): type.kind.activations
+        case .layer(let location): [location]
+        }
+    }
+
+    /// Whether a direction is required (and none may be given otherwise).
+    package var needsDirection: Bool { quantity == .projection }
+
+    /// Whether it is computed at a layer (every DST so far is).
+    package var hasLayer: Bool { true }
 
     static let table: [DerivedScalarSpec] = DerivedScalar.allCases.map { dst in
         switch dst {

@@ -67,7 +67,7 @@ package struct NodeSource: Sendable {
         let kind = nodeType.kind
         let scalars = try store.require(kind.activations[0], layer: layer)
         guard scalars.shape[scalars.ndim - 1] == width else {
-            throw .shapeMismatch("activation \(kind.activations[0].name) at layer \(layer): shape \(scalars.shapeArray) must end in \(kind.widthName) = \(width)")
+            throw .shapeMismatch("activation \(kind.activations[0].name) at layer \(layer): shape \(scalars.shapeArray) must end in \(kind.width.symbol) = \(width)")
         }
         var values: TensorView? = nil
         if case .heads = blocks {

@@ -23,14 +23,7 @@ package struct ModelDims: Equatable, Sendable {
 
     /// The expected shape of a weight; nil stands for a dimension the weight itself sets
     /// (the unembedding's n_vocab).
-    package func shape(of weight: WeightLocation) -> [Int?] {
-        switch weight {
-        case .mlpToResidual: [dFF, dModel]
-        case .attnToResidual: [nHeads, dHead, dModel]
-        case .unembedding: [dModel, nil]
-        case .layerNormGainFinal: [dModel]
-        }
-    }
+    package func shape(of weight: WeightLocation) -> [Int?] { weight.dims.map { size(of: $0) } }
 }
 
 /// An autoencoder's decoder, (n_latents, n_inputs), and what it was trained on.
@@ -86,11 +79,7 @@ package final class Model: @unchecked Sendable {
             throw .invalidArgument("node_type \(nodeType.name) is not an autoencoder latent type")
         }
         try checkLayer(layer, "layer")
-        let (inputs, what) = switch input {
-        case .mlpPostAct: (dims.dFF, "d_ff")
-        case .residual: (dims.dModel, "d_model")
-        case .attnZ: (dims.nHeads &* dims.dHead, "n_heads × d_head")
-        }
+        let inputs = dims.size(of: input.inputDim) ?? 0, what = input.inputDim.symbol
         guard view.shape[1] == inputs else {
             throw .shapeMismatch("decoder: shape \(view.shapeArray) must be (n_latents, \(what) = \(inputs))")
         }

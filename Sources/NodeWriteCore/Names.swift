@@ -24,8 +24,8 @@ package struct NodeKind: Sendable {
     /// The activations it reads; the first holds the node's scalar and has T as its first
     /// dimension, and its other dimensions are the node's indices.
     package let activations: [ActivationLocation]
-    /// The name of that activation's last dimension.
-    package let widthName: StaticString
+    /// That activation's last dimension (the size of the node's last index).
+    package let width: Dim
     /// The output weight it needs, or nil when its autoencoder decides (latents).
     package let weight: WeightLocation?
     /// Whether it is an autoencoder latent (needs the autoencoder set for its node type).
@@ -43,20 +43,20 @@ extension NodeKind {
         switch type {
         case .mlpNeuron:
             NodeKind(name: "mlp_neuron", indexNames: ["token", "neuron"], activations: [.mlpPostAct],
-                     widthName: "d_ff", weight: .mlpToResidual, latents: false)
+                     width: .dFF, weight: .mlpToResidual, latents: false)
         case .attentionHead:
             NodeKind(name: "attention_head", indexNames: ["query token", "key token", "head"],
-                     activations: [.attnQKProbs, .attnValue], widthName: "n_heads",
+                     activations: [.attnQKProbs, .attnValue], width: .heads,
                      weight: .attnToResidual, latents: false)
         case .autoencoderLatent:
             NodeKind(name: "autoencoder_latent", indexNames: ["token", "latent"],
-                     activations: [.onlineAutoencoderLatent], widthName: "n_latents", weight: nil, latents: true)
+                     activations: [.onlineAutoencoderLatent], width: .latents, weight: nil, latents: true)
         case .mlpAutoencoderLatent:
             NodeKind(name: "mlp_autoencoder_latent", indexNames: ["token", "latent"],
-                     activations: [.onlineMLPAutoencoderLatent], widthName: "n_latents", weight: nil, latents: true)
+                     activations: [.onlineMLPAutoencoderLatent], width: .latents, weight: nil, latents: true)
         case .attentionAutoencoderLatent:
             NodeKind(name: "attention_autoencoder_latent", indexNames: ["token", "latent"],
-                     activations: [.onlineAttentionAutoencoderLatent], widthName: "n_latents", weight: nil,
+                     activations: [.onlineAttentionAutoencoderLatent], width: .latents, weight: nil,
                      latents: true)
         }
     }
@@ -86,8 +86,28 @@ package enum ActivationLocation: Int32, TDBNamed {
         }
     }
 
+    /// Its shape in TDB's layout.
+    package var dims: [Dim] {
+        switch self {
+        case .mlpPostAct: [.tokens, .dFF]
+        case .attnQKProbs: [.tokens, .tokens, .heads]
+        case .attnValue: [.tokens, .heads, .dHead]
+        case .onlineAutoencoderLatent, .onlineMLPAutoencoderLatent, .onlineAttentionAutoencoderLatent: [.tokens, .latents]
+        case .residDeltaMLP, .residDeltaAttn: [.tokens, .dModel]
+        }
+    }
+
     /// The number of dimensions of this activation in TDB's layout.
-    package var ndim: Int { self == .attnQKProbs || self == .attnValue ? 3 : 2 }
+    package var ndim: Int { dims.count }
+
+    /// Whether it is kept per layer (every activation nodewrite reads is).
+    package var hasLayer: Bool { true }
+
+    /// The latent node type whose scalars it holds (the online_* autoencoder latents), from
+    /// the node type table.
+    package var latentNodeType: NodeType? {
+        NodeType.allCases.first { $0.isLatent && $0.kind.activations[0] == self }
+    }
 }
 
 /// TDB's `WeightLocationType` values of the weights nodewrite reads.
@@ -106,13 +126,17 @@ package enum WeightLocation: Int32, TDBNamed {
         }
     }
 
-    package var ndim: Int {
+    /// Its canonical shape.
+    package var dims: [Dim] {
         switch self {
-        case .mlpToResidual, .unembedding: 2
-        case .attnToResidual: 3
-        case .layerNormGainFinal: 1
+        case .mlpToResidual: [.dFF, .dModel]
+        case .attnToResidual: [.heads, .dHead, .dModel]
+        case .unembedding: [.dModel, .vocab]
+        case .layerNormGainFinal: [.dModel]
         }
     }
+
+    package var ndim: Int { dims.count }
 
     /// Whether the weight belongs to a layer (the unembedding and the final gain do not).
     package var hasLayer: Bool { self == .mlpToResidual || self == .attnToResidual }
@@ -128,6 +152,33 @@ package enum AutoencoderInput: Int32, CaseIterable, Sendable {
     /// Attention's weighted sum of values z (heads · d_head): the decoded vector goes
     /// through `attn.to_residual`.
     case attnZ = 2
+
+    /// Its name in the C ABI's info table.
+    package var name: StaticString {
+        switch self {
+        case .mlpPostAct: "mlp_post_act"
+        case .residual: "residual"
+        case .attnZ: "attn_z"
+        }
+    }
+
+    /// n_inputs, the decoder's second dimension.
+    package var inputDim: Dim {
+        switch self {
+        case .mlpPostAct: .dFF
+        case .residual: .dModel
+        case .attnZ: .headChannels
+        }
+    }
+
+    /// The weight the decoded vector goes through, or nil: the decoded vector is the write.
+    package var weight: WeightLocation? {
+        switch self {
+        case .mlpPostAct: .mlpToResidual
+        case .residual: nil
+        case .attnZ: .attnToResidual
+        }
+    }
 
     /// TDB's `DerivedScalarType` values of what an autoencoder was trained on, and the kind
     /// each gives.

@@ -16,7 +16,7 @@ package final class WeightStorage: @unchecked Sendable {
     package let grams = GramCache()
 
     /// Whether this is the library's own copy (which nothing else writes to).
-    var isCopy: Bool { owned != nil }
+    package var isCopy: Bool { owned != nil }
 
     /// Borrows `view`: the caller keeps its memory alive while this storage lives, or
     /// `owner` does (it is retained as long as this storage).
