@@ -387,13 +387,20 @@ enum nw_dst_layout {
     NW_LAYOUT_UNFLATTENED = 1,        /* (T, T, n_heads): [query, key, head] */
     NW_LAYOUT_FLATTENED = 2,          /* (T(T+1)/2, n_heads): the k <= q entries, row q(q+1)/2 + k */
     NW_LAYOUT_PER_SEQUENCE_TOKEN = 3, /* (T, n_heads): a head's write summed over keys */
-    NW_LAYOUT_LAYER = 4               /* (T, 1): the whole layer's write (a resid.delta activation) */
+    NW_LAYOUT_LAYER = 4,              /* (T, 1): the whole layer's write (a resid.delta activation) */
+    NW_LAYOUT_RESIDUAL = 5,           /* (T, d_model): a residual-stream vector per token (a gradient) */
+    NW_LAYOUT_TOKENS = 6              /* (T, 1), no layer: one value per token */
 };
 
 /** What a derived scalar measures of each write. Pinned; new ones are appended. */
 enum nw_dst_quantity {
     NW_QUANTITY_NORM = 0,      /* |w|, signed like the node's activation */
-    NW_QUANTITY_PROJECTION = 1 /* w . g[t] (a direction is required) */
+    NW_QUANTITY_PROJECTION = 1,    /* w . g[t] (a direction is required) */
+    NW_QUANTITY_IN_EDGE = 2,       /* d act along an upstream node's write, x its loss gradient (nw_derive_node) */
+    NW_QUANTITY_OUT_EDGE = 3,      /* an upstream write . G, G a downstream subnode's gradient (nw_derive_node) */
+    NW_QUANTITY_GRADIENT = 4,      /* a gradient at the residual stream (nw_derive_node) */
+    NW_QUANTITY_ACT_TIMES_GRAD = 5, /* an activation x its loss gradient (nw_derive_node, no node) */
+    NW_QUANTITY_TO_LATENT = 6      /* attention's write . an attention-autoencoder latent's gradient (nw_derive_node) */
 };
 
 /** A node type (enum nw_node_type). */

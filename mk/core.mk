@@ -12,10 +12,15 @@ build/c_parity: tests_c/c_parity.c include/nodewrite.h | build
 build:
 	mkdir -p build
 
-test-c: $(LIB) build/c_parity build/no_alloc
+test-c: $(LIB) build/c_parity build/no_alloc build/edges_parity
 	tests_c/check_selfcontained.sh $(LIB)
 	build/c_parity $(LIB) $(FIXTURES)
 	build/no_alloc
+	build/edges_parity $(FIXTURES)
+
+# Edges (nw_derive_node) against every tdb_edges case, through the C ABI.
+build/edges_parity: tests_c/edges_parity.c tests_c/fixture.h tests_c/json_min.h include/nodewrite.h $(LIB) | build
+	$(CC) $(CFLAGS_TEST) -Wno-unused-function -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -lm
 
 BENCH_TARGETS += bench-c
 build/bench: bench/bench.c include/nodewrite.h $(LIB) | build
