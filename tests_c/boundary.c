@@ -217,7 +217,7 @@ typedef struct row {
     unsigned xfx;            /* extra fixture flags (XF_*) */
 } row;
 
-#define NODE(t, l, n, r, a, b, c, d) ((nw_node_index){(t), (l), (n), (r), {(a), (b), (c), (d)}})
+#define NODE(t, l, n, r, a, b, c, d) ((nw_node_index){.node_type = (t), .layer = (l), .n_indices = (n), .reserved = (r), .indices = {(a), (b), (c), (d)}})
 #define N_MLP(l, t, n) NODE(NW_NODE_MLP_NEURON, l, 2, 0, t, n, 0, 0)
 #define N_ATT(l, q, k, h) NODE(NW_NODE_ATTENTION_HEAD, l, 3, 0, q, k, h, 0)
 #define N_LAT(ty, l, t, i) NODE(ty, l, 2, 0, t, i, 0, 0)
@@ -476,9 +476,9 @@ static void post_check(ctx *c, int tg, int L, nw_status expect) {
 /* ----------------------------------------------------- derive family */
 
 static const nw_node_index FILLERS[3] = {
-    {NW_NODE_ATTENTION_HEAD, 1, 3, 0, {2, 1, 1, 0}},
-    {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 2, 0, {0, 6, 0, 0}},
-    {NW_NODE_MLP_NEURON, 0, 2, 0, {-1, 4, 0, 0}},
+    {NW_NODE_ATTENTION_HEAD, 1, 3, {0}, {2, 1, 1, 0}},
+    {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 2, {0}, {0, 6, 0, 0}},
+    {NW_NODE_MLP_NEURON, 0, 2, {0}, {-1, 4, 0, 0}},
 };
 
 static size_t out_len_for(const row *r, size_t needed, size_t *alloc) {
@@ -1322,7 +1322,7 @@ static double x_g(const ctx *c, int shared, int64_t t, int j) {
 }
 
 static nw_node_index x_node(int32_t type, int32_t layer, const int64_t *ix) {
-    nw_node_index n = {type, layer, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {ix[0], ix[1], 0, 0}};
+    nw_node_index n = {type, layer, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {ix[0], ix[1], 0, 0}};
     if (type == NW_NODE_ATTENTION_HEAD) n.indices[2] = ix[2];
     return n;
 }
@@ -1899,6 +1899,8 @@ static row *add(row r) {
 #define EBUF NW_ERR_BUFFER_TOO_SMALL
 
 /* explicit rows (generated ones are appended in build_table) */
+#include "boundary_edges.h" /* rows of the edge exports (1.2) */
+
 static const row STATIC_ROWS[] = {
     /* ---- version, status strings ---- */
     {.what = "abi version, version string, fresh-thread message, destroy(NULL)", .fn = F_VERSION},
@@ -1932,13 +1934,13 @@ static const row STATIC_ROWS[] = {
     {.what = "activation 3", .fn = F_NAME, .e0 = 1, .e1 = 3, .str = "online_autoencoder_latent"},
     {.what = "activation 4", .fn = F_NAME, .e0 = 1, .e1 = 4, .str = "online_mlp_autoencoder_latent"},
     {.what = "activation 5", .fn = F_NAME, .e0 = 1, .e1 = 5, .str = "online_attention_autoencoder_latent"},
-    {.what = "activation 8 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 8, .str = NULL},
+    {.what = "activation 12 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 12, .str = NULL},
     {.what = "activation -1", .fn = F_NAME, .e0 = 1, .e1 = -1, .str = NULL},
     {.what = "activation INT32_MIN", .fn = F_NAME, .e0 = 1, .e1 = I32MIN, .str = NULL},
     {.what = "activation INT32_MAX", .fn = F_NAME, .e0 = 1, .e1 = I32MAX, .str = NULL},
     {.what = "weight 0", .fn = F_NAME, .e0 = 2, .e1 = 0, .str = "mlp.to_residual"},
     {.what = "weight 1", .fn = F_NAME, .e0 = 2, .e1 = 1, .str = "attn.to_residual"},
-    {.what = "weight 4 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 4, .str = NULL},
+    {.what = "weight 18 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 18, .str = NULL},
     {.what = "weight -1", .fn = F_NAME, .e0 = 2, .e1 = -1, .str = NULL},
     {.what = "weight INT32_MIN", .fn = F_NAME, .e0 = 2, .e1 = I32MIN, .str = NULL},
     {.what = "weight INT32_MAX", .fn = F_NAME, .e0 = 2, .e1 = I32MAX, .str = NULL},
@@ -2051,7 +2053,7 @@ static const row STATIC_ROWS[] = {
     {.what = "set weight: NULL view", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_VIEW, .expect = EARG},
     {.what = "set weight: NULL data", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_DATA, .expect = EARG},
     {.what = "set weight: NULL shape", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_SHAPE, .expect = EARG},
-    {.what = "set weight: weight 4 (one past)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 4, .e1 = 1, .expect = EARG},
+    {.what = "set weight: weight 18 (one past)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 18, .e1 = 1, .expect = EARG},
     {.what = "set weight: weight -1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = -1, .e1 = 1, .expect = EARG},
     {.what = "set weight: weight INT32_MIN", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = I32MIN, .e1 = 1, .expect = EARG},
     {.what = "set weight: weight INT32_MAX", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = I32MAX, .e1 = 1, .expect = EARG},
@@ -2468,7 +2470,7 @@ static void gen_rows(void) {
                 row r = {0};
                 r.fn = fn;
                 r.fx = P[p].fx;
-                nw_node_index nd = {P[p].type, P[p].layer, P[p].type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {1, 1, 1, 0}};
+                nw_node_index nd = {P[p].type, P[p].layer, P[p].type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {1, 1, 1, 0}};
                 if (P[p].type == NW_NODE_ATTENTION_HEAD) nd.indices[0] = 2;
                 int64_t v = bval(b, P[p].n);
                 nd.indices[P[p].slot] = v;
@@ -2534,10 +2536,10 @@ static const row X_ROWS[] = {
     /* ---- names: the appended weights and activations ---- */
     {.what = "weight 2", .fn = F_NAME, .e0 = 2, .e1 = 2, .str = "unembedding"},
     {.what = "weight 3", .fn = F_NAME, .e0 = 2, .e1 = 3, .str = "layer_norm_gain.final"},
-    {.what = "weight 4 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 4, .str = NULL},
+    {.what = "weight 18 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 18, .str = NULL},
     {.what = "activation 6", .fn = F_NAME, .e0 = 1, .e1 = 6, .str = "resid.delta_mlp"},
     {.what = "activation 7", .fn = F_NAME, .e0 = 1, .e1 = 7, .str = "resid.delta_attn"},
-    {.what = "activation 8 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 8, .str = NULL},
+    {.what = "activation 12 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 12, .str = NULL},
     {.what = "weight \"unembedding\"", .fn = F_FROM_NAME, .e0 = 2, .e1 = 2, .str = "unembedding"},
     {.what = "weight \"layer_norm_gain.final\"", .fn = F_FROM_NAME, .e0 = 2, .e1 = 3, .str = "layer_norm_gain.final"},
     {.what = "weight \"layer_norm_gain\" (prefix)", .fn = F_FROM_NAME, .e0 = 2, .str = "layer_norm_gain", .expect = EARG},
@@ -2576,7 +2578,7 @@ static const row X_ROWS[] = {
     {.what = "NULL out", .fn = F_DST_FROM_NAME, .str = "mlp_write_norm", .nulls = NU_OUT, .expect = EARG},
     {.what = "\"attn_layer_write_to_final_residual_grad\"", .fn = F_DST_FROM_NAME,
      .str = "attn_layer_write_to_final_residual_grad", .e1 = 17},
-    {.what = "18 -> NULL", .fn = F_DST_NAME, .e0 = 18},
+    {.what = "43 -> NULL", .fn = F_DST_NAME, .e0 = 43},
     {.what = "-1 -> NULL", .fn = F_DST_NAME, .e0 = -1},
     {.what = "INT32_MIN -> NULL", .fn = F_DST_NAME, .e0 = I32MIN},
     {.what = "INT32_MAX -> NULL", .fn = F_DST_NAME, .e0 = I32MAX},
@@ -2607,7 +2609,7 @@ static const row X_ROWS[] = {
     {.what = "gain with layer 1", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = 1, .expect = EIDX},
     {.what = "mlp.to_residual with NW_NO_LAYER", .fn = F_SET_WEIGHT0, .e0 = 0, .e1 = -1, .expect = EIDX},
     {.what = "attn.to_residual with NW_NO_LAYER", .fn = F_SET_WEIGHT0, .e0 = 1, .e1 = -1, .expect = EIDX},
-    {.what = "weight 4 (one past)", .fn = F_SET_WEIGHT0, .e0 = 4, .e1 = -1, .expect = EARG},
+    {.what = "weight 18 (one past)", .fn = F_SET_WEIGHT0, .e0 = 18, .e1 = -1, .expect = EARG},
     {.what = "weight -1", .fn = F_SET_WEIGHT0, .e0 = -1, .e1 = -1, .expect = EARG},
     {.what = "weight INT32_MIN", .fn = F_SET_WEIGHT0, .e0 = I32MIN, .e1 = -1, .expect = EARG},
     {.what = "weight INT32_MAX", .fn = F_SET_WEIGHT0, .e0 = I32MAX, .e1 = -1, .expect = EARG},
@@ -2723,7 +2725,8 @@ static const row X_ROWS[] = {
      NDIR(D_FULL), .expect = EMIS},
 
     /* ---- nw_derive: xtype = dst, xlayer = layer ---- */
-    {.what = "dst 18 (one past)", .fn = F_DERIVE_DST, .xtype = 18, .expect = EARG},
+    {.what = "dst 43 (one past)", .fn = F_DERIVE_DST, .xtype = 43, .expect = EARG},
+    {.what = "dst 18 (an edge DST: nw_derive_node)", .fn = F_DERIVE_DST, .xtype = 18, .expect = EARG},
     {.what = "flags NW_OUT_ZEROED, a norm", .fn = F_DERIVE_DST, .xtype = 2, .xlayer = 1, .xflags = NW_OUT_ZEROED},
     {.what = "flags NW_OUT_ZEROED, a projection", .fn = F_DERIVE_DST, .xtype = 3, .xlayer = 0, NDIR(D_FULL), .xflags = NW_OUT_ZEROED},
     {.what = "flags NW_OUT_ZEROED, latents", .fn = F_DERIVE_DST, .xtype = 12, .xlayer = 1, NDIR(D_FULL), .xflags = NW_OUT_ZEROED},
@@ -2980,6 +2983,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof STATIC_ROWS / sizeof *STATIC_ROWS; i++) add(STATIC_ROWS[i]);
     gen_rows();
     gen_x_rows();
+    gen_edge_rows();
     printf("boundary: %d rows\n", NROWS);
     int passed = 0, failed = 0;
     for (int i = 0; i < NROWS; i++) {

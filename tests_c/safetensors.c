@@ -233,7 +233,7 @@ static int derive_neuron(nw_model *m, float *first) {
     nw_store *st = NULL;
     nw_store_create(&st);
     nw_store_put(st, NW_ACT_MLP_POST_ACT, 1, &v);
-    nw_node_index node = {NW_NODE_MLP_NEURON, 1, 2, 0, {0, 3, 0, 0}};
+    nw_node_index node = {NW_NODE_MLP_NEURON, 1, 2, {0}, {0, 3, 0, 0}};
     nw_status s = nw_node_write(m, st, &node, out, 32);
     nw_store_destroy(st);
     *first = out[0];

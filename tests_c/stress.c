@@ -106,7 +106,7 @@ static void build(void) {
         uint64_t r = nwt_rng_next(&seed);
         int type = (int)(r % 5), L = (int)((r >> 8) % NL);
         int64_t tok = (int64_t)((r >> 16) % T) - (i % 2 ? T : 0);
-        nw_node_index n = {type, L, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {tok, 0, 0, 0}};
+        nw_node_index n = {type, L, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {tok, 0, 0, 0}};
         switch (type) {
         case NW_NODE_MLP_NEURON: n.indices[1] = (int64_t)((r >> 24) % DFF); break;
         case NW_NODE_ATTENTION_HEAD:

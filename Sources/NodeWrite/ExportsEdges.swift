@@ -35,8 +35,8 @@ public func nw_model_set_autoencoder_encoder(_ model: OpaquePointer?, _ nodeType
         guard type.isLatent else { throw .invalidArgument("node_type \(type.name) is not an autoencoder latent type") }
         let copy = try copies(ownership)
         let e = try TensorView(encoder, ndim: 2, name: "encoder")
-        let lb = try latentBias.map { (p) throws(NodeWriteError) in try TensorView(p, ndim: 1, name: "latent_bias") }
-        let pb = try preBias.map { (p) throws(NodeWriteError) in try TensorView(p, ndim: 1, name: "pre_bias") }
+        let lb = try TensorView(latentBias, ndim: 1, name: "latent_bias")
+        let pb = try TensorView(preBias, ndim: 1, name: "pre_bias")
         try model.setAutoencoderEncoder(type, layer: Int(layer), encoder: e, latentBias: lb, preBias: pb, copy: copy)
     }
 }
