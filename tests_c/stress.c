@@ -10,7 +10,8 @@
  * and compares every output byte for byte with a serial run made first.
  * The 1.1 exports join the mix: node sets (nw_node_writes), nw_derive of every dst
  * (with a shared (T, d_model) or (d_model,) direction), token writes and top-k,
- * nw_node_write_sized and nw_node_write_to_direction.
+ * nw_node_write_sized and nw_node_write_to_direction; and the 1.2 edges: nw_derive_node of every
+ * edge DST (tests_c/edges_fixture.h), plain and with the LayerNorm scale detached.
  *
  * Thread counts: the serial run is made on 1 library thread and repeated on 2 and 3
  * (nw_set_num_threads), each compared bit for bit; during the concurrent run the main
@@ -30,9 +31,10 @@
 
 #include "nodewrite.h"
 #include "support.h"
+#include "edges_fixture.h"
 
 enum { NL = 2, DM = 64, NH = 4, DH = 16, DFF = 256, T = 16, NLAT_MLP = 32, NLAT_ATT = 24 };
-enum { NNODES = 40, NOPS = 13, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192 };
+enum { NNODES = 40, NOPS = 14, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192 };
 
 static nw_model *MODEL;
 static nw_deriver *DERIVERS[NNODES];
@@ -46,6 +48,8 @@ static int64_t SETS[NNODES][SET_N * 3]; /* node set k: SET_N nodes of NODES[k]'s
 static float *EXPECTED[NOPS][NNODES];   /* the serial run */
 static size_t EXPECTED_LEN[NOPS][NNODES];
 static int NCALLS;
+/* Edges (nw_derive_node): one shared model and store per autoencoder configuration. */
+static ef_fixture EDGES[3]; /* EF_MLP_AE, EF_ATTN_AE, both */
 
 static void die(const char *what, nw_status st) {
     fprintf(stderr, "stress: %s: %s (%s)\n", what, nw_status_string(st), nw_last_error_message());
@@ -56,6 +60,9 @@ static void build(void) {
     nw_model_dims dims = {NL, DM, NH, DH, DFF};
     nw_status st = nw_model_create(&dims, &MODEL);
     if (st) die("nw_model_create", st);
+    static const unsigned edge_flags[3] = {EF_MLP_AE, EF_ATTN_AE, EF_MLP_AE | EF_ATTN_AE};
+    for (int i = 0; i < 3; i++)
+        if ((st = ef_setup(&EDGES[i], edge_flags[i], 11u + (unsigned)i))) die("the edges fixture", st);
     uint64_t seed = 42;
     for (int L = 0; L < NL; L++) {
         int64_t sw[3] = {DFF, DM}, sa[3] = {NH, DH, DM}, sdm[2] = {NLAT_MLP, DFF}, sda[2] = {NLAT_ATT, DM};
@@ -238,6 +245,19 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
         *n = (size_t)T * DM + T;
         break;
     }
+    case 13: { /* an edge DST (18 ... 42, by k) on the shared edges fixtures, detached every other node */
+        int32_t dst = NW_DST_ATTN_QUERY_IN_EDGE_ATTRIBUTION + k % 25, layer;
+        nw_node_index nd;
+        unsigned flags;
+        const nw_node_index *np = ef_valid_node(dst, &nd, &layer, &flags);
+        ef_fixture *f = &EDGES[flags == EF_MLP_AE ? 0 : flags == EF_ATTN_AE ? 1 : 2];
+        int64_t shape[3];
+        int32_t ndim;
+        st = nw_derive_node(f->m, f->s, dst, layer, np, (k / 25) % 2 ? NW_DETACH_LAYER_NORM_SCALE : 0, buf, cap, shape, &ndim);
+        *n = 1;
+        for (int i = 0; i < ndim && st == NW_OK; i++) *n *= (size_t)shape[i];
+        break;
+    }
     case 12: { /* a big node set: 192 mlp-autoencoder latents (192 x d_ff x d_model = 3.1 M multiply-adds,
                   above the kernels' 2^21 threshold for using more than one thread) */
         int64_t ix[BIG_N * 2];
@@ -350,6 +370,7 @@ int main(int argc, char **argv) {
            nthreads, NCALLS, total, NNODES, (long)atomic_load(&FLIPS), total - (failures - serial_diffs), failures);
     for (int i = 0; i < NNODES; i++) nw_deriver_destroy(DERIVERS[i]);
     nw_model_destroy(MODEL);
+    for (int i = 0; i < 3; i++) ef_teardown(&EDGES[i]);
     for (int L = 0; L < NL; L++) {
         for (int k = 0; k < 6; k++) nwt_view_free(&ACTS[L][k]);
         for (int k = 0; k < 4; k++) nwt_view_free(&WEIGHTS[L][k]);
