@@ -29,6 +29,16 @@ build/bench: bench/bench.c include/nodewrite.h $(LIB) | build
 bench-c: build/bench
 	build/bench $(BENCH_ARGS)
 
+# Edges (nw_derive_node): each edge DST's median and peak extra memory at GPT-2-small shape.
+BENCH_TARGETS += bench-edges
+EDGES_ARGS ?= 1024 256 7 2
+build/bench_edges: bench/edges.c include/nodewrite.h $(LIB) | build
+	$(CC) -std=c11 -O3 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -lm
+
+.PHONY: bench-edges
+bench-edges: build/bench_edges
+	build/bench_edges $(EDGES_ARGS)
+
 build/demo: examples/demo.c tests_c/fixture.h include/nodewrite.h $(LIB) | build
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -lm
 

@@ -20,17 +20,16 @@ struct ActTimesGrad {
             let pq = p + q &* TH, gq = g + q &* TH
             switch layout {
             case .unflattened, .none:
-                let o = out + q &* TH
-                for i in 0..<TH { o[i] = pq[i] * gq[i] }
+                let o = out + q &* TH, n = (q &+ 1) &* H
+                for i in 0..<n { o[i] = pq[i] * gq[i] }
+                (o + n).update(repeating: 0, count: TH &- n)
             case .flattened:
                 let o = out + pairRow(q) &* H
                 for i in 0..<((q &+ 1) &* H) { o[i] = pq[i] * gq[i] }
             case .perSequenceToken:
-                for h in 0..<H {
-                    var sum: Float = 0
-                    for k in 0..<T { sum += pq[k &* H &+ h] * gq[k &* H &+ h] }
-                    out[q &* H &+ h] = sum
-                }
+                let o = out + q &* H
+                o.update(repeating: 0, count: H)
+                for k in 0...q { for h in 0..<H { o[h] += pq[k &* H &+ h] * gq[k &* H &+ h] } }
             }
         }
     }

@@ -117,20 +117,44 @@ struct AttentionToLatent {
                     }
                     let p = p.unsafelyUnwrapped
                     parallelFor(T, threads: threads) { q, _ in
-                        let pq = p + q &* TH
+                        let pq = p + q &* TH, zq = z + (q &* nL &+ j0)
                         for k in 0...q {
-                            let o = out + ((pairRow(q) &+ k) &* nL &+ j0), mk = m + k &* H &* c
-                            for j in 0..<c { o[j] = 0 }
-                            for h in 0..<H {
-                                let w = pq[k &* H &+ h], row = mk + h &* c
-                                for j in 0..<c { o[j] = o[j].addingProduct(w, row[j]) }
-                            }
-                            for j in 0..<c where !(z[q &* nL &+ j0 &+ j] > 0) { o[j] = 0 }
+                            let o = out + ((pairRow(q) &+ k) &* nL &+ j0), mk = m + k &* H &* c, pk = pq + k &* H
+                            pairLatents(o, mk, pk, heads: H, count: c, live: zq)
                         }
                     }
                 }
                 j0 &+= c
             }
         }
+    }
+}
+
+/// o[j] = [live[j] > 0] · Σ_h w[h] · m[h · count + j] for j < count, SIMD over j (the head sum
+/// in head order for every j, so the bits do not depend on the vector width). Multiply, then
+/// add (the library's Swift code is built for baseline x86-64, where a fused multiply-add is a
+/// libm call).
+@inline(__always)
+private func pairLatents(_ o: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                         heads: Int, count: Int, live: UnsafePointer<Float>) {
+    typealias V = SIMD16<Float>
+    let width = V.scalarCount
+    var j = 0
+    while j &+ width <= count {
+        var acc = V(repeating: 0)
+        for h in 0..<heads {
+            let row = UnsafeRawPointer(m + (h &* count &+ j)).loadUnaligned(as: V.self)
+            acc += V(repeating: w[h]) * row
+        }
+        let z = UnsafeRawPointer(live + j).loadUnaligned(as: V.self)
+        acc.replace(with: V(repeating: 0), where: .!(z .> V(repeating: 0)))
+        UnsafeMutableRawPointer(o + j).storeBytes(of: acc, as: V.self)
+        j &+= width
+    }
+    while j < count {
+        var acc: Float = 0
+        for h in 0..<heads { acc += w[h] * m[h &* count &+ j] }
+        o[j] = live[j] > 0 ? acc : 0
+        j &+= 1
     }
 }

@@ -30,14 +30,20 @@ func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Floa
     return Float(sum)
 }
 
-/// Zeros `count` floats, in parallel blocks for large outputs.
+/// Zeros `count` floats, in parallel blocks for large outputs, written with non-temporal stores
+/// from `Kernels.streamMinBytes` (final after one pass: their lines are not read first).
 func fillZeros(_ out: UnsafeMutablePointer<Float>, _ count: Int, threads: Int) {
+    guard count > 0 else { return }
     let block = 1 << 18
     let blocks = (count &+ block &- 1) / block
-    if blocks <= 1 { out.update(repeating: 0, count: count); return }
-    parallelFor(blocks, threads: threads) { b, _ in
-        let start = b &* block
-        (out + start).update(repeating: 0, count: min(block, count &- start))
+    let stream = count &* MemoryLayout<Float>.size >= Kernels.streamMinBytes
+    if blocks <= 1 && !stream { out.update(repeating: 0, count: count); return }
+    var none: Float = 0
+    withUnsafePointer(to: &none) { dummy in
+        parallelFor(blocks, threads: threads) { b, _ in
+            let start = b &* block, n = min(block, count &- start)
+            if stream { Kernels.scaleByStream(0, dummy, dummy, out + start, zeros: n) } else { (out + start).update(repeating: 0, count: n) }
+        }
     }
 }
 

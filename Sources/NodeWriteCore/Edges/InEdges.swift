@@ -55,7 +55,7 @@ struct InEdges {
             }
             product(n, H, D, mat(a, D), mat(r, H), dlog, H, threads: threads)
             var bd = [Float](repeating: 0, count: H)
-            for h in 0..<H { var acc: Float = 0; for e in 0..<dh { acc = acc.addingProduct(b[h &* dh &+ e], d[h &* dh &+ e]) }; bd[h] = acc }
+            for h in 0..<H { var acc: Float = 0; for e in 0..<dh { acc += b[h &* dh &+ e] * d[h &* dh &+ e] }; bd[h] = acc }
             let scale = inputs.scale
             for i in 0..<n { for h in 0..<H { dlog[i &* H &+ h] = (dlog[i &* H &+ h] + bd[h]) * scale } }
         }
@@ -87,30 +87,31 @@ struct InEdges {
             if let other, let otherBias {
                 try logitTangents(x: x, rows: rows, gain: gain, bias: bias, weight: other, bias: otherBias, d: d, into: dlog)
             }
-            if !zeroed { fillZeros(out, T &* T &* H, threads: threads) }
             let TH = T &* H
             switch which {
             case .query:
+                if !zeroed { fillZeros(out, u &* TH, threads: threads); fillZeros(out + (u &+ 1) &* TH, (T &- u &- 1) &* TH, threads: threads) }
                 let pu = p + u &* TH, gu = g + u &* TH, o = out + u &* TH
-                for h in 0..<H {
-                    var sum: Float = 0
-                    for k in 0...u { sum = sum.addingProduct(pu[k &* H &+ h], dlog[k &* H &+ h]) }
-                    for k in 0...u { let i = k &* H &+ h; o[i] = pu[i] * (dlog[i] - sum) * gu[i] }
-                }
+                var sums = [Float](repeating: 0, count: H)
+                for k in 0...u { for h in 0..<H { sums[h] += pu[k &* H &+ h] * dlog[k &* H &+ h] } }
+                for k in 0...u { for h in 0..<H { let i = k &* H &+ h; o[i] = pu[i] * (dlog[i] - sums[h]) * gu[i] } }
+                (o + (u &+ 1) &* H).update(repeating: 0, count: (T &- u &- 1) &* H)
             case .key:
+                if !zeroed { fillZeros(out, u &* TH, threads: threads) }
                 parallelFor(T &- u, threads: threads) { r, _ in
                     let q = u &+ r, pq = p + q &* TH, gq = g + q &* TH, o = out + q &* TH
-                    for h in 0..<H {
-                        let c = pq[u &* H &+ h] * dlog[r &* H &+ h]
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: H) { c in
+                        for h in 0..<H { c[h] = pq[u &* H &+ h] * dlog[r &* H &+ h] }
                         for k in 0...q {
-                            let i = k &* H &+ h
-                            var dp = -pq[i] * c
-                            if k == u { dp += c }
-                            o[i] = dp * gq[i]
+                            let row = k &* H
+                            for h in 0..<H { let i = row &+ h; o[i] = (-pq[i] * c[h]) * gq[i] }
                         }
+                        for h in 0..<H { let i = u &* H &+ h; o[i] = (-pq[i] * c[h] + c[h]) * gq[i] }
                     }
+                    (o + (q &+ 1) &* H).update(repeating: 0, count: (T &- q &- 1) &* H)
                 }
             case .value:
+                if !zeroed { fillZeros(out, T &* TH, threads: threads) }
                 for q in u..<T {
                     for h in 0..<H {
                         let i = q &* TH &+ u &* H &+ h
@@ -212,17 +213,17 @@ struct InEdges {
                         var mix: Float
                         if let vOut { mix = vOut[(q &* H &+ h) &* dh &+ e] } else {
                             mix = 0
-                            for k in 0...q { mix = mix.addingProduct(p[q &* TH &+ k &* H &+ h], v[(k &* H &+ h) &* dh &+ e]) }
+                            for k in 0...q { mix += p[q &* TH &+ k &* H &+ h] * v[(k &* H &+ h) &* dh &+ e] }
                         }
                         o[e] = c * (vu[e] - mix) + pqu * dv[h &* dh &+ e]
                     }
                     if q == u {
                         var sum: Float = 0
-                        for k in 0...u { sum = sum.addingProduct(p[u &* TH &+ k &* H &+ h], dlogQ[k &* H &+ h]) }
+                        for k in 0...u { sum += p[u &* TH &+ k &* H &+ h] * dlogQ[k &* H &+ h] }
                         for k in 0...u {
                             let dp = p[u &* TH &+ k &* H &+ h] * (dlogQ[k &* H &+ h] - sum)
                             let vk = v + (k &* H &+ h) &* dh
-                            for e in 0..<dh { o[e] = o[e].addingProduct(dp, vk[e]) }
+                            for e in 0..<dh { o[e] += dp * vk[e] }
                         }
                     }
                 }

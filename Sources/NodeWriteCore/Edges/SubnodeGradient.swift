@@ -44,7 +44,8 @@ struct SubnodeGradient {
                 try withScratch(Float.self, count: rows &* (D &+ 1) &+ rows &* dh &+ 3 &* D &+ dh, "the subnode gradient") {
                     (s) throws(NodeWriteError) in
                     let xhat = s, sc = s + rows &* D, kh = sc + rows, a = kh + rows &* dh, abar = a + D, vec = abar + D
-                    for r in 0..<rows { sc[r] = LayerNormRule.stats(x + r &* D, D, eps: inputs.eps, xhat: xhat + r &* D) }
+                    let eps = inputs.eps
+                    parallelFor(rows, threads: inputs.threads) { r, _ in sc[r] = LayerNormRule.stats(x + r &* D, D, eps: eps, xhat: xhat + r &* D) }
                     fillZeros(G, T &* D, threads: inputs.threads)
                     if node.subnode == .query {
                         // kbar = k[k0] - Σ_k p[q0, k] k[k]; abar[q0] = W_Q[h0] (c kbar)
@@ -55,7 +56,7 @@ struct SubnodeGradient {
                         }
                         for e in 0..<dh {
                             var mix: Float = 0
-                            for k in 0..<rows { mix = mix.addingProduct(pq[k &* H &+ h0], kh[k &* dh &+ e]) }
+                            for k in 0..<rows { mix += pq[k &* H &+ h0] * kh[k &* dh &+ e] }
                             vec[e] = c * (kh[k0 &* dh &+ e] - mix)
                         }
                         product(1, D, dh, mat(vec, dh), wQ.headT(h0), abar, D)
@@ -67,12 +68,13 @@ struct SubnodeGradient {
                         for e in 0..<dh { vec[e] += bQ[h0 &* dh &+ e] }
                         let r = vec + dh
                         product(1, D, dh, mat(vec, dh), wK.headT(h0), r, D)
-                        for k in 0..<rows {
+                        let detach = inputs.detach
+                        parallelFor(rows, threads: inputs.threads) { k, _ in
                             var coef = -pq[k &* H &+ h0]
                             if k == k0 { coef += 1 }
-                            let f = c * coef
-                            for i in 0..<D { abar[i] = f * r[i] }
-                            LayerNormRule.vjp(abar, xhat: xhat + k &* D, s: sc[k], gain: gain, detach: inputs.detach, D, into: G + k &* D)
+                            let f = c * coef, row = G + k &* D
+                            for i in 0..<D { row[i] = f * r[i] }
+                            LayerNormRule.vjp(row, xhat: xhat + k &* D, s: sc[k], gain: gain, detach: detach, D, into: row)
                         }
                     }
                 }
@@ -162,8 +164,9 @@ struct SubnodeGradient {
             let zbar = tmp + D, q = zbar + HD, qbar = q + HD, tmpH = qbar + HD
             let lbar = tmpH + HD, p0 = lbar + rows &* H, rk = p0 + rows &* H, rv = rk + H &* D
             let lsum = rv + H &* D, bkq = lsum + H, m = bkq + H, vpart = m + H &* D
-            for r in 0..<rows {
-                sc[r] = LayerNormRule.stats(x + r &* D, D, eps: inputs.eps, xhat: xhat + r &* D)
+            let eps = inputs.eps, detach = inputs.detach
+            parallelFor(rows, threads: inputs.threads) { r, _ in
+                sc[r] = LayerNormRule.stats(x + r &* D, D, eps: eps, xhat: xhat + r &* D)
                 LayerNormRule.apply(xhat + r &* D, D, gain: gain, bias: bias, into: a + r &* D)
             }
             for i in 0..<D { obc[i] = ob[i] * c }
@@ -181,7 +184,7 @@ struct SubnodeGradient {
                     p0[k &* H &+ h] = pk
                     let pb = dot(zbar + h &* dh, v + (k &* H &+ h) &* dh, dh)
                     lbar[k &* H &+ h] = pb
-                    sum = sum.addingProduct(pk, pb)
+                    sum += pk * pb
                 }
                 var ls: Float = 0
                 for k in 0..<rows { let i = k &* H &+ h; lbar[i] = p0[i] * (lbar[i] - sum); ls += lbar[i] }
@@ -206,9 +209,9 @@ struct SubnodeGradient {
                 for i in 0..<D { G[t0 &* D &+ i] += tmp[i] }
             }
             _ = tmpH
-            for r in 0..<rows {
+            parallelFor(rows, threads: inputs.threads) { r, _ in
                 let row = G + r &* D
-                LayerNormRule.vjp(row, xhat: xhat + r &* D, s: sc[r], gain: gain, detach: inputs.detach, D, into: row)
+                LayerNormRule.vjp(row, xhat: xhat + r &* D, s: sc[r], gain: gain, detach: detach, D, into: row)
             }
         }
     }
