@@ -847,7 +847,8 @@ NW_API nw_status nw_store_remove_pass(nw_store *store, int32_t activation, int32
  *    subnode's layer, out-edges at each upstream layer (zeros where it does not precede).
  *  - attention to a latent: the trace latent, an attention_autoencoder_latent node
  *    (NW_INDEX_NONE, latent); the _BATCHED forms and act-times-grad take node = NULL.
- *  The write-family DSTs (0 ... 17) take node = NULL and are nw_derive.
+ *  The write-family DSTs (0 ... 17) take node = NULL and are nw_derive without a direction
+ *  (the norms; a projection is NW_ERR_INVALID_ARGUMENT: call nw_derive with the direction).
  *  Reads, for layer L: the residual each recomputed block reads (resid.post_emb for L = 0,
  *  else resid.post_mlp of L-1, before attention; resid.post_attn of L before the MLP), the
  *  loss gradient (backward pass) at the downstream activation, the forward activations the

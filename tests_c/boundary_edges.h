@@ -186,7 +186,12 @@ static void gen_edge_rows(void) {
     nw_node_index head0 = ef_node(NW_NODE_ATTENTION_HEAD, 1, NW_SUBNODE_NONE, 2, 1, 1);
     nw_node_index trace = ef_node(NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 0, NW_INDEX_NONE, 4, 0);
     int32_t qin = NW_DST_ATTN_QUERY_IN_EDGE_ATTRIBUTION, grad = NW_DST_GRAD_OF_SINGLE_SUBNODE_ATTRIBUTION;
-    EROW("derive_node a write-family DST (nw_derive's)", EK_DERIVE, NW_DST_MLP_WRITE_NORM, 1, 0, EF_MLP_AE, EARG, .k = 1, .node = mlp0);
+    EROW("derive_node a write-family DST given a node", EK_DERIVE, NW_DST_MLP_WRITE_NORM, 1, 0, EF_MLP_AE, EARG, .k = 1, .node = mlp0);
+    EROW("derive_node a write-family norm, no node (nw_derive's)", EK_DERIVE, NW_DST_MLP_WRITE_NORM, 1, 0, EF_MLP_AE, OK, .k = 0);
+    EROW("derive_node a write-family norm, detached scale", EK_DERIVE, NW_DST_MLP_WRITE_NORM, 1, 0, EF_MLP_AE, EARG, .k = 0,
+         .xflags = NW_DETACH_LAYER_NORM_SCALE);
+    EROW("derive_node a write-family projection (no direction)", EK_DERIVE, NW_DST_MLP_WRITE_TO_FINAL_RESIDUAL_GRAD, 1, 0, EF_MLP_AE,
+         EARG, .k = 0);
     EROW("derive_node dst 43 (one past)", EK_DERIVE, 43, 1, 0, EF_MLP_AE, EARG, .k = 1, .node = mlp0);
     EROW("derive_node dst INT32_MIN", EK_DERIVE, I32MIN, 1, 0, EF_MLP_AE, EARG, .k = 1, .node = mlp0);
     EROW("derive_node layer -1 (in-edge)", EK_DERIVE, qin, -1, 0, EF_MLP_AE, EIDX, .k = 1, .node = mlp0);

@@ -70,13 +70,26 @@ public func nw_derive_node(_ model: OpaquePointer?, _ store: OpaquePointer?, _ d
                            _ node: UnsafePointer<nw_node_index>?, _ flags: UInt32,
                            _ out: UnsafeMutablePointer<Float>?, _ outLen: Int,
                            _ outShape: UnsafeMutablePointer<Int64>?, _ outNdim: UnsafeMutablePointer<Int32>?) -> nw_status {
-    boundary { () throws(NodeWriteError) in
+    let rawModel = model, rawStore = store
+    return boundary { () throws(NodeWriteError) in
         let model = try Handle.borrow(model, as: Model.self, "model")
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
         let dst = try decode(dst, as: DerivedScalar.self, "dst")
         let (zeroed, detach) = try edgeFlags(flags)
         guard dst.spec.edge != nil else {
-            throw .invalidArgument("dst: \(dst.spec.name) is a write-family DST and takes no node; call nw_derive")
+            // The write family: nw_derive without a direction (the norms), and no node.
+            guard node == nil else {
+                throw .invalidArgument("node: \(dst.spec.name) is a write-family DST and takes no node; pass NULL (or call nw_derive)")
+            }
+            guard !detach else {
+                throw .invalidArgument("flags: NW_DETACH_LAYER_NORM_SCALE applies to edge DSTs, not to \(dst.spec.name)")
+            }
+            let status = nw_derive(rawModel, rawStore, dst.rawValue, layer, nil, zeroed ? UInt32(NW_OUT_ZEROED.rawValue) : 0,
+                                   out, outLen, outShape, outNdim)
+            guard status == NW_OK.rawValue else {
+                throw NodeWriteError(.init(rawValue: status), String(cString: nw_last_error_message()!))
+            }
+            return
         }
         let edgeNode = try node.map { (p) throws(NodeWriteError) in try EdgeNode(p) }
         let run = try EdgeRun(dst, model: model, store: s.store, layer: Int(layer), node: edgeNode, detach: detach,

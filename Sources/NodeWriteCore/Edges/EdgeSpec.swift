@@ -46,7 +46,8 @@ package struct EdgeSpec: Sendable {
     package let hasLayer: Bool
     /// The node type whose nodes its values are per (nil: residual rows or tokens).
     package let nodeType: NodeType?
-    /// The activations it reads (forward or backward pass) at its layer or the one before.
+    /// The activations it reads (forward or backward pass) at its layer or the one before: at
+    /// most four, the ones that say what it is (nw_dst_info holds four).
     package let reads: [ActivationLocation]
     /// TDB asks for *the* single loaded autoencoder: with more than one it fails.
     package let singleAutoencoder: Bool
@@ -74,7 +75,7 @@ package struct EdgeSpec: Sendable {
     /// Rows 18 ... 42, in order.
     private static let rows: [(StaticString, EdgeSpec)] = {
         typealias E = EdgeSpec
-        let attnIn: [ActivationLocation] = residualBefore + [.attnQKProbs]
+        let attnIn: [ActivationLocation] = residualBefore + [.attnQKProbs]  // and the read side of the layer
         func inEdge(_ d: Downstream, _ dims: [Dim], _ layout: DerivedScalarSpec.Layout, _ type: NodeType,
                     _ reads: [ActivationLocation]) -> E {
             E(role: .inEdge(d), node: .upstream, dims: dims, layout: layout, hasLayer: true, nodeType: type,
@@ -105,10 +106,10 @@ package struct EdgeSpec: Sendable {
             ("mlp_in_edge_attribution", inEdge(.mlp, [.tokens, .dFF], .nodes, .mlpNeuron, [.residPostAttn, .mlpPostAct])),
             ("online_autoencoder_in_edge_attribution",
              inEdge(.autoencoder, [.tokens, .latents], .nodes, .autoencoderLatent,
-                    residualBefore + [.residPostAttn, .attnQKProbs, .attnValue, .onlineAutoencoderLatent])),
+                    [.residPostMLP, .residPostAttn, .attnQKProbs, .onlineAutoencoderLatent])),
             ("grad_of_single_subnode_attribution",
              E(role: .subnodeGradient, node: .subnode, dims: [.tokens, .dModel], layout: .residual, hasLayer: true,
-               nodeType: nil, reads: residualBefore + [.residPostAttn, .attnQKProbs, .attnValue, .attnVOut, .mlpPostAct],
+               nodeType: nil, reads: [.residPostMLP, .residPostAttn, .attnQKProbs, .mlpPostAct],
                singleAutoencoder: true)),
             ("attn_out_edge_attribution", outEdge(.attention, [.tokens, .tokens, .heads], .unflattened, .attentionHead, pv)),
             ("mlp_out_edge_attribution", outEdge(.mlp, [.tokens, .dFF], .nodes, .mlpNeuron, [.mlpPostAct])),
