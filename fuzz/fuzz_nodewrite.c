@@ -11,7 +11,9 @@
  * 1.1 exports: layer-less weights (unembedding, final gain), resid.delta_* activations,
  * node_write_sized, node sets (node_writes, token_writes, token_writes_top_k), nw_derive
  * (every dst, with fuzzed directions), node_write_to_direction, vocab_size, dst names,
- * index counts and the thread count.
+ * index counts and the thread count; the facts (every nw_*_info_get with fuzzed indices and
+ * out->size, nw_saelens_hook_find with fuzzed names) and the slot states
+ * (nw_model_weight_get, nw_model_autoencoder_get).
  *
  * Views are truthful about memory, as the header requires of a caller: when a
  * view's shape and strides are valid per the contract (no overflow) its data
@@ -378,6 +380,65 @@ static const nw_tensor_view *direction(rd *r, st *s, nw_tensor_view *v, int64_t 
     return view(r, s, 2, nat, v, shape, strides) ? v : NULL;
 }
 
+/* A size-led struct call (tables 0-6: the info tables with index i; 7, 8: the weight and
+ * autoencoder slot states of model m at (i, layer)) with a fuzzed out->size or NULL out, its
+ * contract checked: the status is one the header allows, nothing is written on failure, and on
+ * success out->size = min(the caller's, the library's) with nothing written past it. */
+static nw_status sized_call(rd *r, size_t size, int table, int32_t i, nw_model *m, int32_t layer) {
+    enum { SLACK = 64 };
+    unsigned char buf[512 + SLACK];
+    memset(buf, 0xA5, sizeof buf);
+    static const size_t DELTA[] = {0, 1, 8, SLACK};
+    uint8_t b = u8(r);
+    size_t caller = b % 6 == 0 ? 0 : b % 6 == 1 ? size - 1 - u8(r) % 4 : b % 6 == 2 ? SIZE_MAX
+                  : size + DELTA[u8(r) % 4];
+    memcpy(buf, &caller, sizeof caller);
+    void *out = b == 255 ? NULL : buf;
+    nw_status status;
+    switch (table) {
+    case 0: status = nw_node_type_info_get(i, out); break;
+    case 1: status = nw_dst_info_get(i, out); break;
+    case 2: status = nw_activation_info_get(i, out); break;
+    case 3: status = nw_weight_info_get(i, out); break;
+    case 4: status = nw_dtype_info_get(i, out); break;
+    case 5: status = nw_autoencoder_input_info_get(i, out); break;
+    case 6: status = nw_saelens_hook_info_get(i, out); break;
+    case 7: status = nw_model_weight_get(m, i, layer, out); break;
+    default: status = nw_model_autoencoder_get(m, i, layer, out); break;
+    }
+    check(status);
+    if (status != NW_OK && status != NW_ERR_INVALID_ARGUMENT && status != NW_ERR_INDEX_OUT_OF_RANGE) __builtin_trap();
+    size_t after;
+    memcpy(&after, buf, sizeof after);
+    if (status != NW_OK) {
+        if (after != caller) __builtin_trap();
+        for (size_t k = sizeof caller; k < sizeof buf; k++) if (buf[k] != 0xA5) __builtin_trap();
+        return status;
+    }
+    if (out == NULL || caller < size || after != size) __builtin_trap(); /* the library's size: the header's */
+    for (size_t k = size; k < sizeof buf; k++) if (buf[k] != 0xA5) __builtin_trap();
+    if (table == 7) {
+        nw_weight_state w;
+        memcpy(&w, buf, sizeof w);
+        if (w.present == 0 && (w.dtype || w.ownership || w.ndim || w.shape[0])) __builtin_trap();
+        if (w.present == 1 && (w.dtype < 0 || w.dtype > 3 || w.ownership < 0 || w.ownership > 1 || w.ndim < 1 || w.ndim > 3))
+            __builtin_trap();
+        if (w.present != 0 && w.present != 1) __builtin_trap();
+    } else if (table == 8) {
+        nw_autoencoder_state a;
+        memcpy(&a, buf, sizeof a);
+        if (a.present == 0 && (a.input || a.dtype || a.ownership || a.n_latents || a.n_inputs)) __builtin_trap();
+        if (a.present == 1 && (a.input < 0 || a.input > 2 || a.dtype < 0 || a.dtype > 3 || a.n_latents < 0 || a.n_inputs < 1))
+            __builtin_trap();
+        if (a.present != 0 && a.present != 1) __builtin_trap();
+    } else {
+        const char *name;
+        memcpy(&name, buf + sizeof(size_t), sizeof name); /* every info struct's second field is a name */
+        if (name == NULL || name[0] == '\0') __builtin_trap();
+    }
+    return status;
+}
+
 static void step_new(rd *r, st *s, uint8_t op) {
     nw_status status;
     switch (op) {
@@ -623,7 +684,48 @@ static void step_new(rd *r, st *s, uint8_t op) {
         if (after < 1 || (status == NW_OK && th > 0 && after != th) || (status != NW_OK && after != before)) __builtin_trap();
         break;
     }
-    case 10: { /* edges: nw_store_put_pass / nw_store_remove_pass of any activation, either pass */
+    case 9: { /* the facts: a table row with a fuzzed index and out->size; a fuzzed hook name */
+        int tb = u8(r) % 7;
+        int32_t i = (u8(r) & 1) ? EXTREME32[u8(r) % NEXTREME32] : (int32_t)(u8(r) % 24);
+        size_t size = tb == 0 ? sizeof(nw_node_type_info) : tb == 1 ? sizeof(nw_dst_info)
+                    : tb == 2 ? sizeof(nw_activation_info) : tb == 3 ? sizeof(nw_weight_info)
+                    : tb == 4 ? sizeof(nw_dtype_info) : tb == 5 ? sizeof(nw_autoencoder_input_info)
+                    : sizeof(nw_saelens_hook_info);
+        status = sized_call(r, size, tb, i, NULL, 0);
+        (void)status;
+        char name[48];
+        static const char *const SUFFIX[] = {"hook_mlp_out", "mlp.hook_post", "hook_attn_out", "attn.hook_z",
+                                             "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_z", ""};
+        if (u8(r) & 1) {
+            size_t len = u8(r) % sizeof name;
+            for (size_t k = 0; k < len; k++) name[k] = (char)u8(r);
+            name[len] = '\0';
+        } else {
+            snprintf(name, sizeof name, "blocks.%lld.%s", (long long)rel(r, 12), SUFFIX[u8(r) % 9]);
+        }
+        int32_t row = 0x5a5a5a5a, layer = 0x5a5a5a5a;
+        uint8_t nulls = u8(r);
+        status = nw_saelens_hook_find(nulls == 1 ? NULL : name, nulls == 2 ? NULL : &row, nulls == 3 ? NULL : &layer);
+        check(status);
+        if (status != NW_OK && (row != 0x5a5a5a5a || layer != 0x5a5a5a5a)) __builtin_trap();
+        if (status != NW_OK && status != NW_ERR_INVALID_ARGUMENT && status != NW_ERR_UNSUPPORTED) __builtin_trap();
+        if (status == NW_OK) {
+            nw_saelens_hook_info h = {.size = sizeof h};
+            if (layer < 0 || nw_saelens_hook_info_get(row, &h) != NW_OK) __builtin_trap();
+            if (layer < h.min_layer || (h.max_layer >= 0 && layer > h.max_layer)) __builtin_trap();
+        }
+        break;
+    }
+    case 10: { /* slot states of the current model */
+        int kind = u8(r) & 1;
+        int32_t e = kind ? e32(r, 5) : e32(r, 4);
+        int32_t layer = (u8(r) & 3) == 0 ? NW_NO_LAYER : layer_of(r);
+        nw_model *m = yes(r, 250) ? s->model : NULL;
+        status = sized_call(r, kind ? sizeof(nw_autoencoder_state) : sizeof(nw_weight_state), 7 + kind, e, m, layer);
+        (void)status;
+        break;
+    }
+    case 11: { /* edges: nw_store_put_pass / nw_store_remove_pass of any activation, either pass */
         int32_t act = e32(r, 12), pass = yes(r, 240) ? (int32_t)(u8(r) & 1) : EXTREME32[u8(r) % NEXTREME32];
         int64_t nat[3] = {s->T, s->dims.d_model, 0};
         int ndim = 2;
@@ -649,7 +751,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
         check(status);
         break;
     }
-    case 11: { /* edges: read-side weights (any weight at a layer) and autoencoder encoders */
+    case 12: { /* edges: read-side weights (any weight at a layer) and autoencoder encoders */
         if (yes(r, 128)) {
             int32_t w = e32(r, 18);
             nw_weight_info wi;
@@ -683,7 +785,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
         check(status);
         break;
     }
-    case 12: { /* edges: nw_derive_node, shape query then the derive if it is small */
+    case 13: { /* edges: nw_derive_node, shape query then the derive if it is small */
         if (heavy(&s->dims)) return;
         int32_t dst = e32(r, 43);
         int32_t layer = yes(r, 30) ? NW_NO_LAYER : layer_of(r);
@@ -736,7 +838,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
 
 static void step(rd *r, st *s) {
     uint8_t b = u8(r);
-    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 13)); return; }
+    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 15)); return; }
     uint8_t op = b % 18;
     nw_status status;
     switch (op) {

@@ -32,6 +32,7 @@ build/fuzz_replay: fuzz/fuzz_nodewrite.c include/nodewrite.h $(LIB) | build
 	$(CC) $(REL_CFLAGS) -DNW_FUZZ_REPLAY_MAIN -o $@ $< $(call REL_LIBS,.build/release)
 
 test-reliability: build/boundary build/stress build/fuzz_replay
+	tests_c/check_counted.sh $(LIB)
 	build/boundary
 	build/stress 8 10000
 	build/fuzz_replay fuzz/corpus

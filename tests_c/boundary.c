@@ -148,7 +148,9 @@ enum fn {
     F_SCENARIO,
     /* exports of 1.1 (run_x) */
     F_SIZED, F_INDEX_COUNT, F_NODE_WRITES, F_THREADS, F_DST_NAME, F_DST_FROM_NAME, F_DERIVE_DST, F_TO_DIR,
-    F_VOCAB, F_TOKEN_WRITES, F_TOP_K, F_SET_WEIGHT0, F_PUT_DELTA, F_COUNT
+    F_VOCAB, F_TOKEN_WRITES, F_TOP_K, F_SET_WEIGHT0, F_PUT_DELTA,
+    /* facts, slot states, the call counter (run_info, run_hook_find, run_slot, run_call_count) */
+    F_INFO, F_HOOK_FIND, F_SLOT, F_CALL_COUNT, F_COUNT
 };
 static const char *const FN_NAME[F_COUNT] = {
     "nw_status_string", "nw_*_name", "nw_*_from_name", "nw_version",
@@ -158,7 +160,8 @@ static const char *const FN_NAME[F_COUNT] = {
     "nw_deriver_derive", "nw_deriver_derive_vector", "nw_node_write", "nw_node_write_vectors", "scenario",
     "nw_node_write_sized", "nw_node_type_index_count", "nw_node_writes", "nw_set/get_num_threads", "nw_dst_name",
     "nw_dst_from_name", "nw_derive", "nw_node_write_to_direction", "nw_model_vocab_size", "nw_token_writes",
-    "nw_token_writes_top_k", "nw_model_set_weight (no layer)", "nw_store_put (resid.delta)"};
+    "nw_token_writes_top_k", "nw_model_set_weight (no layer)", "nw_store_put (resid.delta)",
+    "nw_*_info_get", "nw_saelens_hook_find", "nw_model_*_get (slot)", "nw_thread_call_count"};
 
 /* NULL-pointer bits */
 enum {
@@ -1837,6 +1840,382 @@ static void run_x(ctx *c) {
     x_teardown(c);
 }
 
+/* ------------------------------------------- facts, slot states, call count */
+
+/* The info tables: e0 = table, e1 = index, e2 = size mode. */
+enum { TB_NODE, TB_DST, TB_ACT, TB_WEIGHT, TB_DTYPE, TB_AEIN, TB_HOOK, TB_COUNT };
+static const char *const TB_NAME[TB_COUNT] = {"node_type", "dst", "activation", "weight", "dtype",
+                                              "autoencoder_input", "saelens_hook"};
+/* rows in each table, from the header's enums (the hook table: 7 suffixes, hook_resid_pre twice) */
+static const int32_t TB_ROWS[TB_COUNT] = {NW_NODE_ATTENTION_AUTOENCODER_LATENT + 1,
+                                          NW_DST_ATTN_WRITE_TO_LATENT_PER_SEQUENCE_TOKEN_BATCHED + 1,
+                                          NW_ACT_ATTN_V_OUT + 1, NW_WEIGHT_MLP_OUT_BIAS + 1,
+                                          NW_DTYPE_F64 + 1, NW_AE_INPUT_ATTN_Z + 1, 8};
+static size_t tb_size(int tb) {
+    switch (tb) {
+    case TB_NODE: return sizeof(nw_node_type_info);
+    case TB_DST: return sizeof(nw_dst_info);
+    case TB_ACT: return sizeof(nw_activation_info);
+    case TB_WEIGHT: return sizeof(nw_weight_info);
+    case TB_DTYPE: return sizeof(nw_dtype_info);
+    case TB_AEIN: return sizeof(nw_autoencoder_input_info);
+    default: return sizeof(nw_saelens_hook_info);
+    }
+}
+static nw_status tb_get(int tb, int32_t i, void *out) {
+    switch (tb) {
+    case TB_NODE: return nw_node_type_info_get(i, out);
+    case TB_DST: return nw_dst_info_get(i, out);
+    case TB_ACT: return nw_activation_info_get(i, out);
+    case TB_WEIGHT: return nw_weight_info_get(i, out);
+    case TB_DTYPE: return nw_dtype_info_get(i, out);
+    case TB_AEIN: return nw_autoencoder_input_info_get(i, out);
+    default: return nw_saelens_hook_info_get(i, out);
+    }
+}
+
+/* size modes of a size-led struct */
+enum { SZ_EXACT, SZ_NULL, SZ_ZERO, SZ_SMALL, SZ_BIG, SZ_HUGE, SZ_MODES };
+static const char *const SZ_NAME[SZ_MODES] = {"size = sizeof", "out NULL", "size 0", "size = sizeof - 1",
+                                              "size = sizeof + 64 (bytes past untouched)", "size = SIZE_MAX"};
+enum { SZ_SLACK = 64 };
+
+/* A sentinel-filled buffer for a struct of `size` bytes, its size field set for the mode.
+ * Returns the pointer to pass (NULL for SZ_NULL). */
+static void *sz_prepare(unsigned char *buf, size_t size, int mode) {
+    memset(buf, SENT, size + SZ_SLACK);
+    size_t s = mode == SZ_ZERO ? 0 : mode == SZ_SMALL ? size - 1 : mode == SZ_BIG ? size + SZ_SLACK
+             : mode == SZ_HUGE ? SIZE_MAX : size;
+    memcpy(buf, &s, sizeof s);
+    return mode == SZ_NULL ? NULL : buf;
+}
+
+/* After the call: on failure every byte as it was; on success out->size = sizeof and nothing
+ * past it written. */
+static void sz_check(ctx *c, const unsigned char *buf, size_t size, int mode, nw_status st) {
+    unsigned char want[1024];
+    sz_prepare(want, size, mode);
+    if (st != NW_OK) { CHECK(c, memcmp(buf, want, size + SZ_SLACK) == 0, "the struct was written on failure"); return; }
+    size_t got;
+    memcpy(&got, buf, sizeof got);
+    CHECK(c, got == size, "out->size = %zu after the call, expected %zu", got, size);
+    CHECK(c, untouched(buf + size, SZ_SLACK), "bytes past the library's struct were written");
+}
+
+static int streq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+
+/* The row's content against the name functions. */
+static void info_content(ctx *c, int tb, int32_t i, const unsigned char *buf) {
+    switch (tb) {
+    case TB_NODE: {
+        nw_node_type_info v; memcpy(&v, buf, sizeof v);
+        CHECK(c, streq(v.name, nw_node_type_name(i)), "name \"%s\"", v.name ? v.name : "(null)");
+        CHECK(c, v.n_indices == nw_node_type_index_count(i), "n_indices %d", v.n_indices);
+        CHECK(c, v.is_latent == (i >= NW_NODE_AUTOENCODER_LATENT), "is_latent %d", v.is_latent);
+        for (int k = 0; k < 4; k++) CHECK(c, (v.index_names[k] != NULL) == (k < v.n_indices), "index_names[%d]", k);
+        CHECK(c, v.n_activations == (i == NW_NODE_ATTENTION_HEAD ? 2 : 1) && nw_activation_name(v.activations[0]),
+              "activations");
+        CHECK(c, v.weight == (i == NW_NODE_MLP_NEURON ? NW_WEIGHT_MLP_TO_RESIDUAL
+                              : i == NW_NODE_ATTENTION_HEAD ? NW_WEIGHT_ATTN_TO_RESIDUAL : -1), "weight %d", v.weight);
+        CHECK(c, v.width_dim == (i == NW_NODE_MLP_NEURON ? NW_DIM_D_FF : i == NW_NODE_ATTENTION_HEAD ? NW_DIM_HEADS
+                                 : NW_DIM_LATENTS), "width_dim %d", v.width_dim);
+        break;
+    }
+    case TB_DST: {
+        nw_dst_info v; memcpy(&v, buf, sizeof v);
+        if (i >= NW_DST_ATTN_QUERY_IN_EDGE_ATTRIBUTION) { /* edges (nw_derive_node) */
+            int layerless = i == NW_DST_TOKEN_OUT_EDGE_ATTRIBUTION || i == NW_DST_TOKEN_ATTRIBUTION;
+            CHECK(c, streq(v.name, nw_dst_name(i)) && v.name && v.name[0], "name \"%s\"", v.name ? v.name : "(null)");
+            CHECK(c, v.needs_direction == 0 && v.quantity >= NW_QUANTITY_IN_EDGE && v.quantity <= NW_QUANTITY_TO_LATENT, "quantity %d",
+                  v.quantity);
+            CHECK(c, (v.ndim == 2 || v.ndim == 3) && v.dims[0] != NW_DIM_NONE && v.dims[v.ndim - 1] != NW_DIM_NONE && v.dims[3] == 0,
+                  "dims");
+            CHECK(c, v.has_layer == !layerless && (v.layout == NW_LAYOUT_TOKENS) == layerless && v.layout != NW_LAYOUT_LAYER,
+                  "layout %d has_layer %d", v.layout, v.has_layer);
+            CHECK(c, v.n_activations >= 1 && v.n_activations <= 4 && nw_activation_name(v.activations[v.n_activations - 1]), "activations");
+            break;
+        }
+        CHECK(c, streq(v.name, nw_dst_name(i)) && streq(v.name, DST_NAMES[i]), "name \"%s\"", v.name ? v.name : "(null)");
+        CHECK(c, v.needs_direction == dst_is_projection(i) && v.quantity == dst_is_projection(i), "quantity");
+        CHECK(c, (v.ndim == 2 || v.ndim == 3) && v.dims[v.ndim - 1] != NW_DIM_NONE && (v.ndim == 3 || v.dims[2] == 0) &&
+              v.dims[3] == 0, "dims");
+        CHECK(c, (v.layout == NW_LAYOUT_LAYER) == (v.node_type == -1) && v.has_layer == 1, "layout %d", v.layout);
+        CHECK(c, v.n_activations >= 1 && v.n_activations <= 2 && nw_activation_name(v.activations[0]), "activations");
+        break;
+    }
+    case TB_ACT: {
+        nw_activation_info v; memcpy(&v, buf, sizeof v);
+        CHECK(c, streq(v.name, nw_activation_name(i)), "name");
+        CHECK(c, v.ndim == (i == NW_ACT_ATTN_QK_PROBS || i == NW_ACT_ATTN_VALUE || i == NW_ACT_ATTN_V_OUT ? 3 : 2) &&
+              v.dims[0] == NW_DIM_TOKENS, "dims");
+        CHECK(c, v.has_layer == (i != NW_ACT_RESID_POST_EMB), "has_layer");
+        CHECK(c, v.latent_node_type == (i >= NW_ACT_ONLINE_AUTOENCODER_LATENT && i <= NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT
+                                        ? i - 1 : -1), "latent_node_type %d", v.latent_node_type);
+        break;
+    }
+    case TB_WEIGHT: {
+        nw_weight_info v; memcpy(&v, buf, sizeof v);
+        CHECK(c, streq(v.name, nw_weight_name(i)), "name");
+        CHECK(c, v.has_layer == (i != NW_WEIGHT_UNEMBEDDING && i != NW_WEIGHT_LAYER_NORM_GAIN_FINAL), "has_layer");
+        int nd = i == NW_WEIGHT_ATTN_TO_RESIDUAL || (i >= NW_WEIGHT_ATTN_TO_QUERY && i <= NW_WEIGHT_ATTN_TO_VALUE) ? 3
+               : i == NW_WEIGHT_MLP_TO_RESIDUAL || i == NW_WEIGHT_UNEMBEDDING || i == NW_WEIGHT_MLP_TO_HIDDEN
+                 || (i >= NW_WEIGHT_ATTN_QUERY_BIAS && i <= NW_WEIGHT_ATTN_VALUE_BIAS) ? 2 : 1;
+        CHECK(c, v.ndim == nd, "ndim");
+        break;
+    }
+    case TB_DTYPE: {
+        nw_dtype_info v; memcpy(&v, buf, sizeof v);
+        CHECK(c, streq(v.name, nw_dtype_name(i)), "name");
+        CHECK(c, v.item_size == (int32_t)nwt_itemsize(i) && v.reserved == 0, "item_size %d", v.item_size);
+        break;
+    }
+    case TB_AEIN: {
+        nw_autoencoder_input_info v; memcpy(&v, buf, sizeof v);
+        static const char *const names[3] = {"mlp_post_act", "residual", "attn_z"};
+        static const int32_t dims[3] = {NW_DIM_D_FF, NW_DIM_D_MODEL, NW_DIM_HEAD_CHANNELS};
+        static const int32_t weights[3] = {NW_WEIGHT_MLP_TO_RESIDUAL, -1, NW_WEIGHT_ATTN_TO_RESIDUAL};
+        CHECK(c, streq(v.name, names[i]) && v.input_dim == dims[i] && v.weight == weights[i], "row %d", i);
+        break;
+    }
+    default: {
+        nw_saelens_hook_info v; memcpy(&v, buf, sizeof v);
+        char name[96];
+        snprintf(name, sizeof name, "blocks.%d.%s", v.min_layer, v.suffix ? v.suffix : "");
+        int32_t row = -1, layer = -1, kind = -1;
+        CHECK(c, nw_saelens_hook_find(name, &row, &layer) == NW_OK && row == i && layer == v.min_layer,
+              "nw_saelens_hook_find(\"%s\") = row %d", name, row);
+        CHECK(c, nw_autoencoder_input_from_name(v.tdb_input, &kind) == NW_OK && kind == v.input, "tdb_input");
+        CHECK(c, v.node_type >= NW_NODE_AUTOENCODER_LATENT && v.node_type <= NW_NODE_ATTENTION_AUTOENCODER_LATENT,
+              "node_type %d", v.node_type);
+        break;
+    }
+    }
+}
+
+static void run_info(ctx *c) {
+    const row *r = c->r;
+    unsigned char buf[1024];
+    size_t size = tb_size(r->e0);
+    void *out = sz_prepare(buf, size, r->e2);
+    nw_status st = tb_get(r->e0, r->e1, out);
+    check_status(c, "nw_*_info_get", st);
+    sz_check(c, buf, size, r->e2, st);
+    if (st == NW_OK && !c->failed) info_content(c, r->e0, r->e1, buf);
+}
+
+/* nw_saelens_hook_find: str = the name, e0/e1 = the expected row and layer. */
+static void run_hook_find(ctx *c) {
+    const row *r = c->r;
+    int32_t row, layer;
+    memset(&row, SENT, sizeof row);
+    memset(&layer, SENT, sizeof layer);
+    nw_status st = nw_saelens_hook_find((r->nulls & NU_NAME) ? NULL : r->str, (r->nulls & NU_OUT) ? NULL : &row,
+                                        (r->nulls & NU_TOKEN) ? NULL : &layer);
+    check_status(c, "nw_saelens_hook_find", st);
+    if (st != NW_OK) CHECK(c, untouched(&row, sizeof row) && untouched(&layer, sizeof layer), "row or layer written on failure");
+    else CHECK(c, row == r->e0 && layer == r->e1, "row %d layer %d, expected %d %d", row, layer, r->e0, r->e1);
+}
+
+/* nw_model_weight_get (e0 = 0) / nw_model_autoencoder_get (e0 = 1): e1 = weight or node type,
+ * e2 = layer, e3 = size mode; the fixture of run_x (x_setup: the unembedding copied, the gain
+ * borrowed; layer weights and decoders copied unless FX_BORROW). */
+static void run_slot(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    if (x_setup(c) != 0) { if (!c->failed) failf(c, "setup: out of memory"); x_teardown(c); return; }
+    const nw_model *m = (r->nulls & NU_MODEL) ? NULL : fx->model;
+    unsigned char buf[1024];
+    size_t size = r->e0 ? sizeof(nw_autoencoder_state) : sizeof(nw_weight_state);
+    void *out = sz_prepare(buf, size, r->e3);
+    nw_status st = r->e0 ? nw_model_autoencoder_get(m, r->e1, r->e2, out) : nw_model_weight_get(m, r->e1, r->e2, out);
+    check_status(c, r->e0 ? "nw_model_autoencoder_get" : "nw_model_weight_get", st);
+    sz_check(c, buf, size, r->e3, st);
+    int borrow = (r->fx & FX_BORROW) != 0;
+    if (st == NW_OK && !c->failed && r->e0 == 0) {
+        nw_weight_state s; memcpy(&s, buf, sizeof s);
+        int32_t w = r->e1;
+        int tg = w == NW_WEIGHT_MLP_TO_RESIDUAL ? TG_WMLP : w == NW_WEIGHT_ATTN_TO_RESIDUAL ? TG_WATT : TG_NONE;
+        int present = tg != TG_NONE ? fx->present[tg][r->e2]
+                    : w == NW_WEIGHT_UNEMBEDDING ? !(r->xfx & XF_NO_UNEMB) : !(r->xfx & XF_NO_GAIN);
+        CHECK(c, s.present == present, "present %d, expected %d", s.present, present);
+        if (!present) {
+            CHECK(c, s.dtype == 0 && s.ownership == 0 && s.ndim == 0 && s.shape[0] == 0 && s.shape[3] == 0, "an empty slot's fields are not 0");
+        } else {
+            int own = tg != TG_NONE ? (borrow ? NW_BORROW : NW_COPY) : w == NW_WEIGHT_UNEMBEDDING ? NW_COPY : NW_BORROW;
+            int32_t dt = own == NW_COPY ? NW_DTYPE_F32 : (tg != TG_NONE ? r->fdtype : NW_DTYPE_F32);
+            CHECK(c, s.ownership == own && s.dtype == dt, "ownership %d dtype %d, expected %d %d", s.ownership, s.dtype, own, dt);
+            int64_t want[4] = {0, 0, 0, 0};
+            int nd = 0;
+            if (tg != TG_NONE) { nd = fx->ndim[tg]; memcpy(want, fx->shape[tg][r->e2], (size_t)nd * sizeof(int64_t)); }
+            else if (w == NW_WEIGHT_UNEMBEDDING) { nd = 2; want[0] = DM; want[1] = NV; }
+            else { nd = 1; want[0] = DM; }
+            CHECK(c, s.ndim == nd && memcmp(s.shape, want, sizeof want) == 0, "ndim %d shape (%" PRId64 ", %" PRId64 ", %" PRId64 ")",
+                  s.ndim, s.shape[0], s.shape[1], s.shape[2]);
+        }
+    } else if (st == NW_OK && !c->failed) {
+        nw_autoencoder_state s; memcpy(&s, buf, sizeof s);
+        int k = r->e1 - NW_NODE_AUTOENCODER_LATENT, L = r->e2;
+        int present = fx->present[TG_DEC0 + k][L];
+        CHECK(c, s.present == present, "present %d, expected %d", s.present, present);
+        if (!present) {
+            CHECK(c, s.input == 0 && s.dtype == 0 && s.ownership == 0 && s.n_latents == 0 && s.n_inputs == 0,
+                  "an empty slot's fields are not 0");
+        } else {
+            CHECK(c, s.input == fx->aein[k][L] && s.n_latents == fx->nlat[k][L] &&
+                  s.n_inputs == (fx->aein[k][L] == NW_AE_INPUT_MLP_POST_ACT ? DFF : DM), "input %d shape (%" PRId64 ", %" PRId64 ")",
+                  s.input, s.n_latents, s.n_inputs);
+            CHECK(c, s.ownership == (borrow ? NW_BORROW : NW_COPY) && s.dtype == (borrow ? r->fdtype : NW_DTYPE_F32),
+                  "ownership %d dtype %d", s.ownership, s.dtype);
+        }
+    }
+    x_teardown(c);
+}
+
+/* nw_thread_call_count: each export, called once, counts exactly 1 (nw_thread_call_count 0).
+ * e0 = the export's index in CC_NAMES. */
+static const char *const CC_NAMES[] = {
+    "nw_thread_call_count", "nw_abi_version", "nw_version_string", "nw_status_string", "nw_last_error_message",
+    "nw_node_type_name", "nw_activation_name", "nw_weight_name", "nw_dtype_name", "nw_dst_name",
+    "nw_node_type_from_name", "nw_activation_from_name", "nw_weight_from_name", "nw_dtype_from_name", "nw_dst_from_name",
+    "nw_autoencoder_input_from_name", "nw_autoencoder_input_source_name",
+    "nw_node_type_info_get", "nw_dst_info_get", "nw_activation_info_get", "nw_weight_info_get", "nw_dtype_info_get",
+    "nw_autoencoder_input_info_get", "nw_saelens_hook_info_get", "nw_saelens_hook_find",
+    "nw_model_create", "nw_model_destroy", "nw_model_destroy(NULL)", "nw_model_dims_get", "nw_model_dims_get(NULL)",
+    "nw_model_set_weight", "nw_model_set_autoencoder", "nw_model_weight_get", "nw_model_autoencoder_get",
+    "nw_model_vocab_size", "nw_store_create", "nw_store_destroy", "nw_store_put", "nw_store_remove", "nw_store_clear",
+    "nw_store_clear(NULL)", "nw_node_write_deriver_create", "nw_deriver_destroy", "nw_deriver_requirements",
+    "nw_deriver_output_shape", "nw_deriver_derive", "nw_deriver_derive_vector", "nw_node_write", "nw_node_write(bad)",
+    "nw_node_write_vectors", "nw_node_write_sized", "nw_node_type_index_count", "nw_node_writes", "nw_set_num_threads",
+    "nw_get_num_threads", "nw_derive", "nw_derive(out=NULL)", "nw_node_write_to_direction", "nw_token_writes",
+    "nw_token_writes_top_k", "nw_model_load_safetensors", "nw_model_load_autoencoder_safetensors",
+    "nw_store_put_pass", "nw_store_remove_pass", "nw_model_set_autoencoder_encoder", "nw_derive_node",
+    "nw_derive_node(write family)"};
+enum { CC_N = sizeof CC_NAMES / sizeof *CC_NAMES };
+
+static void run_call_count(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    if (x_setup(c) != 0) { if (!c->failed) failf(c, "setup: out of memory"); x_teardown(c); return; }
+    const char *name = CC_NAMES[r->e0];
+    /* everything a call needs, made before counting */
+    nw_model *m = fx->model;
+    nw_store *s = fx->store;
+    nw_node_index node = N_MLP(0, 1, 2), bad = N_MLP(0, 1, DFF);
+    int64_t ix[4] = {0, 1, 2, 3}, shape[3], tok[2], ids[2];
+    int32_t v32, ndim;
+    size_t count;
+    float out[TT * NV * NH * 4];
+    nw_requirement req[4];
+    unsigned char info[1024];
+    nw_deriver *d = NULL, *d2 = NULL;
+    nw_model *m2 = NULL, *tm = NULL;
+    nw_store *s2 = NULL, *ts = NULL;
+    nw_deriver *td = NULL;
+    nw_model_dims dims;
+    nw_status st = nw_node_write_deriver_create(m, &node, &d);
+    if (st == NW_OK) st = nw_node_write_deriver_create(m, &node, &d2);
+    if (st == NW_OK) st = nw_store_create(&s2);
+    nw_model_dims md = {NL, DM, NH, DH, DFF};
+    if (st == NW_OK) st = nw_model_create(&md, &m2);
+    int shared = 0;
+    const nw_tensor_view *g = st == NW_OK ? x_direction(c, &shared) : NULL;
+    int64_t gs[1] = {DM};
+    float gd[DM] = {1, 2, 3, 4}, wd[DM] = {1, 1, 1, 1};
+    nw_tensor_view gain = {wd, NW_DTYPE_F32, 1, gs, NULL};
+    float dec[6 * DM] = {0};
+    int64_t decs[2] = {6, DM};
+    nw_tensor_view decv = {dec, NW_DTYPE_F32, 2, decs, NULL};
+    nw_tensor_view deltav = {gd, NW_DTYPE_F32, 2, (int64_t[2]){1, DM}, NULL};
+    if (st != NW_OK || !g) { failf(c, "setup: %s", nw_status_string(st)); goto done; }
+    memset(info, 0, sizeof info);
+    size_t isz = sizeof info;
+    memcpy(info, &isz, sizeof isz);
+    uint64_t before = nw_thread_call_count();
+    const char *n = name;
+#define IS(x) (strcmp(n, (x)) == 0)
+    if (IS("nw_thread_call_count")) (void)nw_thread_call_count();
+    else if (IS("nw_abi_version")) (void)nw_abi_version();
+    else if (IS("nw_version_string")) (void)nw_version_string();
+    else if (IS("nw_status_string")) (void)nw_status_string(-3);
+    else if (IS("nw_last_error_message")) (void)nw_last_error_message();
+    else if (IS("nw_node_type_name")) (void)nw_node_type_name(1);
+    else if (IS("nw_activation_name")) (void)nw_activation_name(99);
+    else if (IS("nw_weight_name")) (void)nw_weight_name(0);
+    else if (IS("nw_dtype_name")) (void)nw_dtype_name(2);
+    else if (IS("nw_dst_name")) (void)nw_dst_name(3);
+    else if (IS("nw_node_type_from_name")) (void)nw_node_type_from_name("mlp_neuron", &v32);
+    else if (IS("nw_activation_from_name")) (void)nw_activation_from_name("nope", &v32);
+    else if (IS("nw_weight_from_name")) (void)nw_weight_from_name("unembedding", &v32);
+    else if (IS("nw_dtype_from_name")) (void)nw_dtype_from_name("float16", &v32);
+    else if (IS("nw_dst_from_name")) (void)nw_dst_from_name("mlp_write_norm", &v32);
+    else if (IS("nw_autoencoder_input_from_name")) (void)nw_autoencoder_input_from_name("resid_delta_mlp", &v32);
+    else if (IS("nw_autoencoder_input_source_name")) (void)nw_autoencoder_input_source_name(0);
+    else if (IS("nw_node_type_info_get")) (void)nw_node_type_info_get(0, (void *)info);
+    else if (IS("nw_dst_info_get")) (void)nw_dst_info_get(99, (void *)info);
+    else if (IS("nw_activation_info_get")) (void)nw_activation_info_get(0, (void *)info);
+    else if (IS("nw_weight_info_get")) (void)nw_weight_info_get(0, (void *)info);
+    else if (IS("nw_dtype_info_get")) (void)nw_dtype_info_get(0, NULL);
+    else if (IS("nw_autoencoder_input_info_get")) (void)nw_autoencoder_input_info_get(0, (void *)info);
+    else if (IS("nw_saelens_hook_info_get")) (void)nw_saelens_hook_info_get(0, (void *)info);
+    else if (IS("nw_saelens_hook_find")) (void)nw_saelens_hook_find("blocks.0.hook_mlp_out", &v32, &ndim);
+    else if (IS("nw_model_create")) (void)nw_model_create(&md, &tm);
+    else if (IS("nw_model_destroy")) { nw_model_destroy(m2); m2 = NULL; }
+    else if (IS("nw_model_destroy(NULL)")) nw_model_destroy(NULL);
+    else if (IS("nw_model_dims_get")) (void)nw_model_dims_get(m, &dims);
+    else if (IS("nw_model_dims_get(NULL)")) (void)nw_model_dims_get(NULL, &dims);
+    else if (IS("nw_model_set_weight")) (void)nw_model_set_weight(m2, NW_WEIGHT_LAYER_NORM_GAIN_FINAL, NW_NO_LAYER, &gain, NW_COPY);
+    else if (IS("nw_model_set_autoencoder")) (void)nw_model_set_autoencoder(m2, NW_NODE_AUTOENCODER_LATENT, 0, NW_AE_INPUT_RESIDUAL, &decv, NW_COPY);
+    else if (IS("nw_model_weight_get")) (void)nw_model_weight_get(m, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, (void *)info);
+    else if (IS("nw_model_autoencoder_get")) (void)nw_model_autoencoder_get(m, NW_NODE_MLP_AUTOENCODER_LATENT, 1, (void *)info);
+    else if (IS("nw_model_vocab_size")) (void)nw_model_vocab_size(m, ix);
+    else if (IS("nw_store_create")) (void)nw_store_create(&ts);
+    else if (IS("nw_store_destroy")) { nw_store_destroy(s2); s2 = NULL; }
+    else if (IS("nw_store_put")) (void)nw_store_put(s2, NW_ACT_RESID_DELTA_MLP, 0, &deltav);
+    else if (IS("nw_store_remove")) (void)nw_store_remove(s2, NW_ACT_RESID_DELTA_MLP, 0);
+    else if (IS("nw_store_clear")) nw_store_clear(s2);
+    else if (IS("nw_store_clear(NULL)")) nw_store_clear(NULL);
+    else if (IS("nw_node_write_deriver_create")) (void)nw_node_write_deriver_create(m, &node, &td);
+    else if (IS("nw_deriver_destroy")) { nw_deriver_destroy(d2); d2 = NULL; }
+    else if (IS("nw_deriver_requirements")) (void)nw_deriver_requirements(d, req, 4, &count);
+    else if (IS("nw_deriver_output_shape")) (void)nw_deriver_output_shape(d, s, shape);
+    else if (IS("nw_deriver_derive")) (void)nw_deriver_derive(d, s, out, sizeof out / sizeof *out);
+    else if (IS("nw_deriver_derive_vector")) (void)nw_deriver_derive_vector(d, s, out, DM, tok);
+    else if (IS("nw_node_write")) (void)nw_node_write(m, s, &node, out, sizeof out / sizeof *out);
+    else if (IS("nw_node_write(bad)")) (void)nw_node_write(m, s, &bad, out, sizeof out / sizeof *out);
+    else if (IS("nw_node_write_vectors")) (void)nw_node_write_vectors(m, s, &node, 1, out, DM, tok);
+    else if (IS("nw_node_write_sized")) (void)nw_node_write_sized(m, s, &node, 0, NULL, 0, shape);
+    else if (IS("nw_node_type_index_count")) (void)nw_node_type_index_count(1);
+    else if (IS("nw_node_writes")) (void)nw_node_writes(m, s, NW_NODE_MLP_NEURON, 0, ix, 2, 2, out, 2 * DM, tok);
+    else if (IS("nw_set_num_threads")) (void)nw_set_num_threads(0);
+    else if (IS("nw_get_num_threads")) (void)nw_get_num_threads();
+    else if (IS("nw_derive")) (void)nw_derive(m, s, NW_DST_MLP_WRITE_NORM, 0, NULL, 0, out, sizeof out / sizeof *out, shape, &ndim);
+    else if (IS("nw_derive(out=NULL)")) (void)nw_derive(m, s, NW_DST_MLP_WRITE_NORM, 0, NULL, 0, NULL, 0, shape, &ndim);
+    else if (IS("nw_node_write_to_direction")) (void)nw_node_write_to_direction(m, s, &node, g, out, TT, shape);
+    else if (IS("nw_token_writes")) (void)nw_token_writes(m, s, NW_NODE_MLP_NEURON, 0, ix, 1, 2, out, NV);
+    else if (IS("nw_token_writes_top_k")) (void)nw_token_writes_top_k(m, s, NW_NODE_MLP_NEURON, 0, ix, 1, 2, 2, 1, out, ids, 2);
+    else if (IS("nw_model_load_safetensors")) (void)nw_model_load_safetensors("/nonexistent/x.safetensors", &tm);
+    else if (IS("nw_model_load_autoencoder_safetensors")) (void)nw_model_load_autoencoder_safetensors(m2, "/nonexistent", 2, 0);
+    else if (IS("nw_store_put_pass")) (void)nw_store_put_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD, &deltav);
+    else if (IS("nw_store_remove_pass")) (void)nw_store_remove_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD);
+    else if (IS("nw_model_set_autoencoder_encoder")) (void)nw_model_set_autoencoder_encoder(m2, NW_NODE_AUTOENCODER_LATENT, 0, &decv, &gain, &gain, NW_COPY);
+    else if (IS("nw_derive_node")) (void)nw_derive_node(m, s, NW_DST_MLP_ACT_TIMES_GRAD, 0, NULL, 0, out, sizeof out / sizeof *out, shape, &ndim);
+    else if (IS("nw_derive_node(write family)")) (void)nw_derive_node(m, s, NW_DST_MLP_WRITE_NORM, 0, NULL, 0, out, sizeof out / sizeof *out, shape, &ndim);
+    else failf(c, "no call for %s", name);
+#undef IS
+    uint64_t after = nw_thread_call_count();
+    uint64_t want = r->e0 == 0 ? 0 : 1;
+    CHECK(c, after - before == want, "%s counted %" PRIu64 " calls, expected %" PRIu64, name, after - before, want);
+done:
+    nw_model_destroy(tm);
+    nw_store_destroy(ts);
+    nw_deriver_destroy(td);
+    nw_deriver_destroy(d);
+    nw_deriver_destroy(d2);
+    nw_store_destroy(s2);
+    nw_model_destroy(m2);
+    x_teardown(c);
+}
+
 /* ------------------------------------------------------------- running */
 
 static void *run_row(void *p) {
@@ -1848,6 +2227,8 @@ static void *run_row(void *p) {
         return NULL;
     case F_MODEL_CREATE: run_model_create(c); return NULL;
     case F_STORE_CREATE: run_store_create(c); return NULL;
+    case F_INFO: run_info(c); return NULL;
+    case F_HOOK_FIND: run_hook_find(c); return NULL;
     default: break;
     }
     if (fx_setup(c) == 0) {
@@ -1860,6 +2241,8 @@ static void *run_row(void *p) {
         case F_SIZED: case F_INDEX_COUNT: case F_NODE_WRITES: case F_THREADS: case F_DST_NAME:
         case F_DST_FROM_NAME: case F_DERIVE_DST: case F_TO_DIR: case F_VOCAB: case F_TOKEN_WRITES:
         case F_TOP_K: case F_SET_WEIGHT0: case F_PUT_DELTA: run_x(c); break;
+        case F_SLOT: run_slot(c); break;
+        case F_CALL_COUNT: run_call_count(c); break;
         case F_SCENARIO: {
             nw_status st = (nw_status)r->scenario(c);
             check_status(c, r->what, st);
@@ -2976,6 +3359,110 @@ static void gen_x_rows(void) {
     /* -T-1 and T of the tokens at every node of a set */
 }
 
+/* ------------------------------------------ rows of the facts, slots and counter */
+
+static void add_named(row r, const char *fmt, ...) {
+    row *a = add(r);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->namebuf, sizeof a->namebuf, fmt, ap);
+    va_end(ap);
+    a->what = a->namebuf;
+}
+
+static void gen_facts_rows(void) {
+    /* every table: each row; -1, one past, INT32_MIN/MAX; each size mode on row 0 and on the last */
+    for (int tb = 0; tb < TB_COUNT; tb++) {
+        int32_t n = TB_ROWS[tb];
+        for (int32_t i = 0; i < n; i++) add_named((row){.fn = F_INFO, .e0 = tb, .e1 = i}, "%s %d", TB_NAME[tb], i);
+        const int32_t outside[] = {-1, n, n + 1, I32MIN, I32MAX};
+        for (size_t k = 0; k < sizeof outside / sizeof *outside; k++)
+            add_named((row){.fn = F_INFO, .e0 = tb, .e1 = outside[k], .expect = EIDX}, "%s %d (not in the table)",
+                      TB_NAME[tb], outside[k]);
+        for (int mode = SZ_NULL; mode < SZ_MODES; mode++)
+            for (int last = 0; last < 2; last++) {
+                nw_status e = mode == SZ_BIG || mode == SZ_HUGE ? OK : EARG;
+                add_named((row){.fn = F_INFO, .e0 = tb, .e1 = last ? n - 1 : 0, .e2 = mode, .expect = e}, "%s %d, %s",
+                          TB_NAME[tb], last ? n - 1 : 0, SZ_NAME[mode]);
+            }
+        /* a bad size and a bad index together: either refusal, nothing written */
+        add_named((row){.fn = F_INFO, .e0 = tb, .e1 = -1, .e2 = SZ_ZERO, .expect = EARG, .alt = EIDX},
+                  "%s -1 with size 0", TB_NAME[tb]);
+    }
+
+    /* nw_saelens_hook_find */
+    static const struct { const char *name; int32_t row, layer; nw_status e; } H[] = {
+        {"blocks.0.hook_mlp_out", 0, 0, OK}, {"blocks.5.mlp.hook_post", 1, 5, OK}, {"blocks.1.hook_attn_out", 2, 1, OK},
+        {"blocks.2.attn.hook_z", 3, 2, OK}, {"blocks.0.hook_resid_pre", 4, 0, OK}, {"blocks.1.hook_resid_pre", 5, 1, OK},
+        {"blocks.11.hook_resid_pre", 5, 11, OK}, {"blocks.0.hook_resid_mid", 6, 0, OK},
+        {"blocks.3.hook_resid_post", 7, 3, OK}, {"blocks.2147483647.hook_resid_post", 7, I32MAX, OK},
+        {"blocks.2147483648.hook_resid_post", 0, 0, EARG}, {"blocks.999999999999999999999.hook_mlp_out", 0, 0, EARG},
+        {"", 0, 0, EARG}, {"blocks", 0, 0, EARG}, {"blocks.", 0, 0, EARG}, {"blocks.1", 0, 0, EARG},
+        {"blocks.1.", 0, 0, EARG}, {"blocks..hook_mlp_out", 0, 0, EARG}, {"blocks.01.hook_mlp_out", 0, 0, EARG},
+        {"blocks.-1.hook_mlp_out", 0, 0, EARG}, {"blocks.+1.hook_mlp_out", 0, 0, EARG}, {"Blocks.1.hook_mlp_out", 0, 0, EARG},
+        {"hook_mlp_out", 0, 0, EARG}, {"blocks.1.hook_mlp_out ", 0, 0, EUNS}, {"blocks.1.attn.hook_q", 0, 0, EUNS},
+        {"blocks.1.hook_resid", 0, 0, EUNS}, {"blocks.1.mlp.hook_pre", 0, 0, EUNS}, {"blocks.1.hook_mlp_out.x", 0, 0, EUNS},
+        {"blocks.1.HOOK_MLP_OUT", 0, 0, EUNS}, {"blocks.1.\xff", 0, 0, EUNS},
+    };
+    for (size_t i = 0; i < sizeof H / sizeof *H; i++)
+        add_named((row){.fn = F_HOOK_FIND, .str = H[i].name, .e0 = H[i].row, .e1 = H[i].layer, .expect = H[i].e},
+                  "\"%s\"", H[i].name);
+    add_named((row){.fn = F_HOOK_FIND, .str = "blocks.0.hook_mlp_out", .nulls = NU_NAME, .expect = EARG}, "hook_name NULL");
+    add_named((row){.fn = F_HOOK_FIND, .str = "blocks.0.hook_mlp_out", .nulls = NU_OUT, .expect = EARG}, "row NULL");
+    add_named((row){.fn = F_HOOK_FIND, .str = "blocks.0.hook_mlp_out", .nulls = NU_TOKEN, .expect = EARG}, "layer NULL");
+
+    /* slot states: every weight and autoencoder slot (copied and borrowed fixtures), empty
+       slots, the layer-less weights, bad arguments and each size mode */
+    for (int b = 0; b < 2; b++) {
+        unsigned fxf = b ? FX_BORROW : 0;
+        int32_t fd = b ? NW_DTYPE_F16 : NW_DTYPE_F32;
+        for (int32_t w = 0; w < 2; w++)
+            for (int32_t L = 0; L < NL; L++)
+                add_named((row){.fn = F_SLOT, .e0 = 0, .e1 = w, .e2 = L, .fx = fxf, .fdtype = fd, .dir = D_FULL},
+                          "weight %d layer %d%s", w, L, b ? " (borrowed f16)" : "");
+        for (int32_t t = NW_NODE_AUTOENCODER_LATENT; t <= NW_NODE_ATTENTION_AUTOENCODER_LATENT; t++)
+            for (int32_t L = 0; L < NL; L++)
+                add_named((row){.fn = F_SLOT, .e0 = 1, .e1 = t, .e2 = L, .fx = fxf, .fdtype = fd, .dir = D_FULL},
+                          "autoencoder of node type %d layer %d%s", t, L, b ? " (borrowed f16)" : "");
+    }
+    add_named((row){.fn = F_SLOT, .e0 = 0, .e1 = NW_WEIGHT_UNEMBEDDING, .e2 = NW_NO_LAYER, .dir = D_FULL}, "unembedding (copied)");
+    add_named((row){.fn = F_SLOT, .e0 = 0, .e1 = NW_WEIGHT_LAYER_NORM_GAIN_FINAL, .e2 = NW_NO_LAYER, .dir = D_FULL},
+              "layer_norm_gain.final (borrowed)");
+    add_named((row){.fn = F_SLOT, .e0 = 0, .e1 = NW_WEIGHT_UNEMBEDDING, .e2 = NW_NO_LAYER, .xfx = XF_NO_UNEMB, .dir = D_FULL},
+              "unembedding not set: present 0");
+    add_named((row){.fn = F_SLOT, .e0 = 0, .e1 = NW_WEIGHT_LAYER_NORM_GAIN_FINAL, .e2 = NW_NO_LAYER, .xfx = XF_NO_GAIN, .dir = D_FULL},
+              "layer_norm_gain.final not set: present 0");
+    add_named((row){.fn = F_SLOT, .e0 = 0, .e1 = 0, .e2 = 1, .fx = FX_ABSENT, .tg = TG_WMLP, .tl = 1, .dir = D_FULL},
+              "mlp.to_residual not set at layer 1: present 0");
+    add_named((row){.fn = F_SLOT, .e0 = 1, .e1 = 3, .e2 = 0, .fx = FX_ABSENT, .tg = TG_DEC1, .tl = 0, .dir = D_FULL},
+              "no mlp autoencoder at layer 0: present 0");
+    add_named((row){.fn = F_SLOT, .e0 = 1, .e1 = 4, .e2 = 1, .fx = FX_EMPTY_MODEL, .dir = D_FULL}, "empty model: present 0");
+    static const struct { const char *what; int32_t e0, e1, e2; unsigned nulls; nw_status e; } B[] = {
+        {"model NULL", 0, 0, 0, NU_MODEL, EARG}, {"model NULL (autoencoder)", 1, 2, 0, NU_MODEL, EARG},
+        {"weight -1", 0, -1, 0, 0, EARG}, {"weight 18 (one past)", 0, 18, 0, 0, EARG}, {"weight INT32_MIN", 0, I32MIN, 0, 0, EARG},
+        {"mlp.to_residual layer -1", 0, 0, -1, 0, EIDX}, {"mlp.to_residual layer n_layers", 0, 0, NL, 0, EIDX},
+        {"attn.to_residual layer INT32_MAX", 0, 1, I32MAX, 0, EIDX}, {"attn.to_residual layer INT32_MIN", 0, 1, I32MIN, 0, EIDX},
+        {"unembedding layer 0", 0, 2, 0, 0, EIDX}, {"layer_norm_gain.final layer 1", 0, 3, 1, 0, EIDX},
+        {"unembedding layer -2", 0, 2, -2, 0, EIDX},
+        {"node type 0 (not latent)", 1, 0, 0, 0, EARG}, {"node type 1 (not latent)", 1, 1, 0, 0, EARG},
+        {"node type 5 (one past)", 1, 5, 0, 0, EARG}, {"node type -1", 1, -1, 0, 0, EARG},
+        {"autoencoder layer -1", 1, 2, -1, 0, EIDX}, {"autoencoder layer n_layers", 1, 3, NL, 0, EIDX},
+        {"autoencoder layer INT32_MIN", 1, 4, I32MIN, 0, EIDX},
+    };
+    for (size_t i = 0; i < sizeof B / sizeof *B; i++)
+        add_named((row){.fn = F_SLOT, .e0 = B[i].e0, .e1 = B[i].e1, .e2 = B[i].e2, .nulls = B[i].nulls, .expect = B[i].e,
+                        .dir = D_FULL}, "%s", B[i].what);
+    for (int kind = 0; kind < 2; kind++)
+        for (int mode = SZ_NULL; mode < SZ_MODES; mode++)
+            add_named((row){.fn = F_SLOT, .e0 = kind, .e1 = kind ? 3 : 1, .e2 = 1, .e3 = mode, .dir = D_FULL,
+                            .expect = mode == SZ_BIG || mode == SZ_HUGE ? OK : EARG},
+                      "%s, %s", kind ? "autoencoder" : "weight", SZ_NAME[mode]);
+
+    /* the call counter: each export once */
+    for (int i = 0; i < CC_N; i++)
+        add_named((row){.fn = F_CALL_COUNT, .e0 = i, .dir = D_FULL}, "%s counts %d", CC_NAMES[i], i ? 1 : 0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
@@ -2983,6 +3470,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof STATIC_ROWS / sizeof *STATIC_ROWS; i++) add(STATIC_ROWS[i]);
     gen_rows();
     gen_x_rows();
+    gen_facts_rows();
     gen_edge_rows();
     printf("boundary: %d rows\n", NROWS);
     int passed = 0, failed = 0;

@@ -10,8 +10,11 @@
  * and compares every output byte for byte with a serial run made first.
  * The 1.1 exports join the mix: node sets (nw_node_writes), nw_derive of every dst
  * (with a shared (T, d_model) or (d_model,) direction), token writes and top-k,
- * nw_node_write_sized and nw_node_write_to_direction; and the 1.2 edges: nw_derive_node of every
- * edge DST (tests_c/edges_fixture.h), plain and with the LayerNorm scale detached.
+ * nw_node_write_sized and nw_node_write_to_direction. The facts and slot states join too
+ * (every nw_*_info_get, nw_saelens_hook_find, nw_model_weight_get, nw_model_autoencoder_get),
+ * each call of them checked against this thread's nw_thread_call_count. And the 1.2 edges:
+ * nw_derive_node of every edge DST (tests_c/edges_fixture.h), plain and with the LayerNorm
+ * scale detached.
  *
  * Thread counts: the serial run is made on 1 library thread and repeated on 2 and 3
  * (nw_set_num_threads), each compared bit for bit; during the concurrent run the main
@@ -34,7 +37,7 @@
 #include "edges_fixture.h"
 
 enum { NL = 2, DM = 64, NH = 4, DH = 16, DFF = 256, T = 16, NLAT_MLP = 32, NLAT_ATT = 24 };
-enum { NNODES = 40, NOPS = 14, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192 };
+enum { NNODES = 40, NOPS = 15, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192 };
 
 static nw_model *MODEL;
 static nw_deriver *DERIVERS[NNODES];
@@ -245,7 +248,7 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
         *n = (size_t)T * DM + T;
         break;
     }
-    case 13: { /* an edge DST (18 ... 42, by k) on the shared edges fixtures, detached every other node */
+    case 14: { /* an edge DST (18 ... 42, by k) on the shared edges fixtures, detached every other node */
         int32_t dst = NW_DST_ATTN_QUERY_IN_EDGE_ATTRIBUTION + k % 25, layer;
         nw_node_index nd;
         unsigned flags;
@@ -264,6 +267,42 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
         for (int j = 0; j < BIG_N; j++) { ix[2 * j] = j % T; ix[2 * j + 1] = (j * 7 + k) % NLAT_MLP; }
         st = nw_node_writes(MODEL, s, NW_NODE_MLP_AUTOENCODER_LATENT, k % NL, ix, BIG_N, 2, buf, cap, NULL);
         *n = (size_t)BIG_N * DM;
+        break;
+    }
+    case 13: { /* the facts tables and the model's slot states: 10 calls, counted on this thread */
+        uint64_t before = nw_thread_call_count();
+        nw_node_type_info ti = {.size = sizeof ti};
+        nw_dst_info di = {.size = sizeof di};
+        nw_activation_info ai = {.size = sizeof ai};
+        nw_weight_info wi = {.size = sizeof wi};
+        nw_dtype_info yi = {.size = sizeof yi};
+        nw_autoencoder_input_info ei = {.size = sizeof ei};
+        nw_saelens_hook_info hi = {.size = sizeof hi};
+        nw_weight_state ws = {.size = sizeof ws};
+        nw_autoencoder_state as = {.size = sizeof as};
+        int32_t w = k % 4, type = NW_NODE_AUTOENCODER_LATENT + k % 3, row = -1, layer = -1;
+        static const char *const hooks[4] = {"blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre", "blocks.1.mlp.hook_post",
+                                             "blocks.3.attn.hook_z"};
+        if ((st = nw_node_type_info_get(k % 5, &ti)) || (st = nw_dst_info_get(k % 18, &di)) ||
+            (st = nw_activation_info_get(k % 8, &ai)) || (st = nw_weight_info_get(w, &wi)) ||
+            (st = nw_dtype_info_get(k % 4, &yi)) || (st = nw_autoencoder_input_info_get(k % 3, &ei)) ||
+            (st = nw_saelens_hook_find(hooks[k % 4], &row, &layer)) || (st = nw_saelens_hook_info_get(row, &hi)) ||
+            (st = nw_model_weight_get(MODEL, w, w < 2 ? k % NL : NW_NO_LAYER, &ws)) ||
+            (st = nw_model_autoencoder_get(MODEL, type, k % NL, &as)))
+            return nw_status_string(st);
+        if (nw_thread_call_count() - before != 10) return "nw_thread_call_count did not count the 10 calls of this thread";
+        if (ti.name != nw_node_type_name(k % 5) || di.name != nw_dst_name(k % 18) || ai.name != nw_activation_name(k % 8) ||
+            wi.name != nw_weight_name(w) || yi.name != nw_dtype_name(k % 4))
+            return "an info row's name is not the name function's";
+        const int64_t f[] = {ti.n_indices, ti.is_latent, ti.n_activations, ti.activations[0], ti.weight, ti.width_dim,
+                             di.node_type, di.layout, di.quantity, di.needs_direction, di.ndim, di.dims[0], di.dims[1],
+                             di.dims[2], di.n_activations, ai.ndim, ai.dims[0], ai.dims[1], ai.dims[2], ai.latent_node_type,
+                             wi.has_layer, wi.ndim, wi.dims[0], yi.item_size, ei.input_dim, ei.weight, hi.node_type,
+                             hi.input, hi.min_layer, hi.max_layer, row, layer, ws.present, ws.dtype, ws.ownership,
+                             ws.ndim, ws.shape[0], ws.shape[1], ws.shape[2], as.present, as.input, as.dtype,
+                             as.ownership, as.n_latents, as.n_inputs};
+        *n = sizeof f / sizeof *f;
+        for (size_t j = 0; j < *n; j++) buf[j] = (float)f[j];
         break;
     }
     default: { /* a failing call: the message must be this one */

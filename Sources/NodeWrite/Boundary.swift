@@ -3,11 +3,14 @@ import NodeWriteCore
 import _NodeWriteShims
 
 // The one place where errors cross the C boundary: a thrown NodeWriteError becomes
-// a status and this thread's last-error message.
+// a status and this thread's last-error message. Every export counts itself once in this
+// thread's call count (nw_thread_call_count): through `boundary`, or through `counted` for the
+// exports that cannot fail.
 
-/// Runs `body`; a thrown error becomes its status and the last-error message.
+/// Runs `body`; a thrown error becomes its status and the last-error message. Counts one call.
 @inline(__always)
 func boundary(_ body: () throws(NodeWriteError) -> Void) -> nw_status {
+    _nw_count_call()
     do {
         try body()
         return NW_OK.rawValue
@@ -15,6 +18,13 @@ func boundary(_ body: () throws(NodeWriteError) -> Void) -> nw_status {
         error.message.withCString { _nw_set_last_error($0) }
         return error.code.rawValue
     }
+}
+
+/// Runs the body of an export that returns no status (names, destroy, version, ...). Counts one call.
+@inline(__always)
+func counted<T>(_ body: () -> T) -> T {
+    _nw_count_call()
+    return body()
 }
 
 /// A required pointer argument, or `.invalidArgument` naming it.

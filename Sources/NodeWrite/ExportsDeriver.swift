@@ -15,7 +15,7 @@ public func nw_node_write_deriver_create(_ model: OpaquePointer?, _ node: Unsafe
 }
 
 @_cdecl("nw_deriver_destroy") @implementation
-public func nw_deriver_destroy(_ deriver: OpaquePointer?) { Handle.release(deriver, as: DeriverBox.self) }
+public func nw_deriver_destroy(_ deriver: OpaquePointer?) { counted { Handle.release(deriver, as: DeriverBox.self) } }
 
 @_cdecl("nw_deriver_requirements") @implementation
 public func nw_deriver_requirements(_ deriver: OpaquePointer?, _ out: UnsafeMutablePointer<nw_requirement>?,
@@ -68,9 +68,10 @@ public func nw_deriver_derive_vector(_ deriver: OpaquePointer?, _ store: OpaqueP
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
         let buffer = try outputBuffer(out, outLen, "out")
         let rowSpan = OutputSpan(tokenRow, count: 1, "token_row")
-        try d.validate(s.store, outputs: rowSpan)
+        let bound = try d.bind(s.store)
+        try bound.ensureDisjoint(rowSpan)
         try rowSpan.ensureDisjoint(from: OutputSpan(out, count: min(buffer.count, d.source.dims.dModel), "out"))
-        let row = try d.deriveVector(s.store, into: buffer)
+        let row = try bound.writeVector(into: buffer)
         tokenRow?.pointee = Int64(row)
     }
 }
@@ -90,19 +91,11 @@ public func nw_node_write_sized(_ model: OpaquePointer?, _ store: OpaquePointer?
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
         let deriver = try NodeWriteDeriver(model: model, node: try NodeIndex(node))
         let zeroed = try outputZeroed(flags)
-        let (rows, columns) = try deriver.outputShape(s.store)
-        // Everything but the capacity is checked before out_shape is written (it is written
-        // on NW_OK and NW_ERR_BUFFER_TOO_SMALL only).
-        let shapeSpan = OutputSpan(outShape, count: 2, "out_shape")
-        try deriver.validate(s.store, outputs: shapeSpan)
-        guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }
-        try shapeSpan.ensureDisjoint(from: OutputSpan(out, count: min(capacity(outLen), rows &* columns), "out"))
-        outShape?[0] = Int64(rows)
-        outShape?[1] = Int64(columns)
-        guard outLen != 0 || out != nil else {
-            throw .bufferTooSmall("out: capacity 0 is less than T × d_model = \(rows) × \(columns)")
-        }
-        try deriver.derive(s.store, into: try outputBuffer(out, outLen, "out"), outputZeroed: zeroed)
+        let bound = try deriver.bind(s.store)  // the store, read once
+        try SizedArray(out: out, outLen: outLen, shape: outShape).deliver(
+            OutputShape(bound.form.tokens, bound.form.dModel),
+            checkInputs: { (span) throws(NodeWriteError) in try bound.ensureDisjoint(span) },
+            write: { (buffer) throws(NodeWriteError) in try bound.write(into: buffer, outputZeroed: zeroed) })
     }
 }
 
@@ -132,6 +125,8 @@ public func nw_node_write_vectors(_ model: OpaquePointer?, _ store: OpaquePointe
         try outSpan.ensureDisjoint(from: nodeArray, "nodes")
         try rowsSpan.ensureDisjoint(from: nodeArray, "nodes")
         try rowsSpan.ensureDisjoint(from: outSpan)
+        // Two passes (validate every node, then write), each resolving the node: holding every
+        // resolved node between them would take memory in proportion to n_nodes.
         for i in 0..<nNodes {
             do throws(NodeWriteError) { try deriver(i).validate(s.store, outputs: outSpan, rowsSpan) }
             catch { throw error.prefixed("nodes[\(i)]: ") }

@@ -70,8 +70,7 @@ public func nw_derive_node(_ model: OpaquePointer?, _ store: OpaquePointer?, _ d
                            _ node: UnsafePointer<nw_node_index>?, _ flags: UInt32,
                            _ out: UnsafeMutablePointer<Float>?, _ outLen: Int,
                            _ outShape: UnsafeMutablePointer<Int64>?, _ outNdim: UnsafeMutablePointer<Int32>?) -> nw_status {
-    let rawModel = model, rawStore = store
-    return boundary { () throws(NodeWriteError) in
+    boundary { () throws(NodeWriteError) in
         let model = try Handle.borrow(model, as: Model.self, "model")
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
         let dst = try decode(dst, as: DerivedScalar.self, "dst")
@@ -84,11 +83,12 @@ public func nw_derive_node(_ model: OpaquePointer?, _ store: OpaquePointer?, _ d
             guard !detach else {
                 throw .invalidArgument("flags: NW_DETACH_LAYER_NORM_SCALE applies to edge DSTs, not to \(dst.spec.name)")
             }
-            let status = nw_derive(rawModel, rawStore, dst.rawValue, layer, nil, zeroed ? UInt32(NW_OUT_ZEROED.rawValue) : 0,
-                                   out, outLen, outShape, outNdim)
-            guard status == NW_OK.rawValue else {
-                throw NodeWriteError(.init(rawValue: status), String(cString: nw_last_error_message()!))
-            }
+            let run = try DerivedScalarRun(dst, model: model, store: s.store, layer: Int(layer), direction: nil,
+                                           threads: Kernels.threads, outputZeroed: zeroed)
+            try SizedArray(out: out, outLen: outLen, shape: outShape, ndim: outNdim).deliver(
+                OutputShape(run.shape),
+                checkInputs: { (span) throws(NodeWriteError) in try run.ensureDisjoint(span) },
+                write: { (buffer) throws(NodeWriteError) in try run.derive(into: buffer.baseAddress.unsafelyUnwrapped) })
             return
         }
         let edgeNode = try node.map { (p) throws(NodeWriteError) in try EdgeNode(p) }

@@ -4,7 +4,7 @@ import NodeWriteCore
 // Derived scalars (TDB's write family) and token-space writes of nodewrite.h.
 
 @_cdecl("nw_dst_name") @implementation
-public func nw_dst_name(_ dst: Int32) -> UnsafePointer<CChar>? { DerivedScalar(rawValue: dst).map { cString($0.name) } }
+public func nw_dst_name(_ dst: Int32) -> UnsafePointer<CChar>? { name(dst, DerivedScalar.self) }
 
 @_cdecl("nw_dst_from_name") @implementation
 public func nw_dst_from_name(_ s: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<Int32>?) -> nw_status {
@@ -34,21 +34,10 @@ public func nw_derive(_ model: OpaquePointer?, _ store: OpaquePointer?, _ dst: I
         let run = try DerivedScalarRun(dst, model: model, store: s.store, layer: Int(layer),
                                        direction: try directionView(direction), threads: Kernels.threads,
                                        outputZeroed: zeroed)
-        guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }
-        // out_shape and out_ndim are written before out: neither may share memory with an input or out.
-        let outSpan = OutputSpan(out, count: min(capacity(outLen), run.count), "out")
-        let shapeSpan = OutputSpan(outShape, count: run.shape.count, "out_shape"), ndimSpan = OutputSpan(outNdim, count: 1, "out_ndim")
-        try run.ensureDisjoint(shapeSpan)
-        try run.ensureDisjoint(ndimSpan)
-        try shapeSpan.ensureDisjoint(from: outSpan)
-        try ndimSpan.ensureDisjoint(from: outSpan)
-        try ndimSpan.ensureDisjoint(from: shapeSpan)
-        for (i, size) in run.shape.enumerated() { outShape?[i] = Int64(size) }
-        outNdim?.pointee = Int32(run.shape.count)
-        guard let out, capacity(outLen) >= run.count else {
-            throw .bufferTooSmall("out: capacity \(out == nil ? 0 : capacity(outLen)) is less than the \(run.count) floats of shape \(run.shape)")
-        }
-        try run.derive(into: out)
+        try SizedArray(out: out, outLen: outLen, shape: outShape, ndim: outNdim).deliver(
+            OutputShape(run.shape),
+            checkInputs: { (span) throws(NodeWriteError) in try run.ensureDisjoint(span) },
+            write: { (buffer) throws(NodeWriteError) in try run.derive(into: buffer.baseAddress.unsafelyUnwrapped) })
     }
 }
 
@@ -61,19 +50,15 @@ public func nw_node_write_to_direction(_ model: OpaquePointer?, _ store: OpaqueP
         let s = try Handle.borrow(store, as: StoreBox.self, "store")
         let deriver = try NodeWriteDeriver(model: model, node: try NodeIndex(node))
         guard let view = try directionView(direction) else { throw .invalidArgument("direction is NULL") }
-        let tokens = try deriver.outputShape(s.store).rows
-        // Everything but the capacity is checked before out_shape is written (it is written
-        // on NW_OK and NW_ERR_BUFFER_TOO_SMALL only): the node's token index, the direction.
-        let shapeSpan = OutputSpan(outShape, count: 2, "out_shape")
-        try deriver.validate(s.store, outputs: shapeSpan)
-        _ = try Direction(view, dModel: model.dims.dModel, tokens: tokens)
-        try shapeSpan.ensureDisjoint(from: view, "the direction")
-        guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }
-        try shapeSpan.ensureDisjoint(from: OutputSpan(out, count: min(capacity(outLen), tokens), "out"))
-        outShape?[0] = Int64(tokens)
-        outShape?[1] = 1
-        guard let out else { throw .bufferTooSmall("out: capacity 0 is less than T = \(tokens)") }
-        try deriver.projection(s.store, direction: view, into: UnsafeMutableBufferPointer(start: out, count: capacity(outLen)))
+        let bound = try deriver.bind(s.store)  // the store, read once
+        let g = try Direction(view, dModel: model.dims.dModel, tokens: bound.form.tokens)
+        try SizedArray(out: out, outLen: outLen, shape: outShape).deliver(
+            OutputShape(bound.form.tokens, 1),
+            checkInputs: { (span) throws(NodeWriteError) in
+                try bound.ensureDisjoint(span)
+                try span.ensureDisjoint(from: view, "the direction")
+            },
+            write: { (buffer) throws(NodeWriteError) in try bound.projection(g, into: buffer) })
     }
 }
 

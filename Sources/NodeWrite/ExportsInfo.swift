@@ -8,16 +8,17 @@ import _NodeWriteShims
 // Version, status, error and name functions of nodewrite.h.
 
 @_cdecl("nw_abi_version") @implementation
-public func nw_abi_version() -> UInt32 { UInt32(NW_ABI_VERSION) }
+public func nw_abi_version() -> UInt32 { counted { UInt32(NW_ABI_VERSION) } }
 
 @_cdecl("nw_version_string") @implementation
-public func nw_version_string() -> UnsafePointer<CChar>? { versionString }
+public func nw_version_string() -> UnsafePointer<CChar>? { counted { versionString } }
 
 /// NW_VERSION_STRING of the header (the one place the version is written), as static storage.
 nonisolated(unsafe) private let versionString: UnsafePointer<CChar>? = NW_VERSION_STRING.withCString { UnsafePointer(strdup($0)) }
 
 @_cdecl("nw_status_string") @implementation
 public func nw_status_string(_ status: nw_status) -> UnsafePointer<CChar>? {
+    _nw_count_call()
     let name: StaticString = switch status {
     case NW_OK.rawValue: "NW_OK"
     case NW_ERR_INVALID_ARGUMENT.rawValue: "NW_ERR_INVALID_ARGUMENT"
@@ -34,14 +35,18 @@ public func nw_status_string(_ status: nw_status) -> UnsafePointer<CChar>? {
 }
 
 @_cdecl("nw_last_error_message") @implementation
-public func nw_last_error_message() -> UnsafePointer<CChar>? { _nw_last_error() }
+public func nw_last_error_message() -> UnsafePointer<CChar>? { counted { _nw_last_error() } }
+
+/// The one export that does not count itself.
+@_cdecl("nw_thread_call_count") @implementation
+public func nw_thread_call_count() -> UInt64 { _nw_call_count() }
 
 // MARK: - Names
 
 /// TDB's name of a raw enum value, or NULL.
-private func name<E: TDBNamed & RawRepresentable>(_ raw: Int32, _: E.Type) -> UnsafePointer<CChar>?
+func name<E: TDBNamed & RawRepresentable>(_ raw: Int32, _: E.Type) -> UnsafePointer<CChar>?
 where E.RawValue == Int32 {
-    E(rawValue: raw).map { cString($0.name) }
+    counted { E(rawValue: raw).map { cString($0.name) } }
 }
 
 /// The raw value of TDB's name, written to `out` on success.
@@ -102,5 +107,5 @@ public func nw_autoencoder_input_from_name(_ s: UnsafePointer<CChar>?, _ out: Un
 
 @_cdecl("nw_autoencoder_input_source_name") @implementation
 public func nw_autoencoder_input_source_name(_ i: Int) -> UnsafePointer<CChar>? {
-    i >= 0 && i < AutoencoderInput.sources.count ? cString(AutoencoderInput.sources[i].name) : nil
+    counted { i >= 0 && i < AutoencoderInput.sources.count ? cString(AutoencoderInput.sources[i].name) : nil }
 }

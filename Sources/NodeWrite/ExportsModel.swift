@@ -12,7 +12,7 @@ public func nw_model_create(_ dims: UnsafePointer<nw_model_dims>?, _ out: Unsafe
 }
 
 @_cdecl("nw_model_destroy") @implementation
-public func nw_model_destroy(_ model: OpaquePointer?) { Handle.release(model, as: Model.self) }
+public func nw_model_destroy(_ model: OpaquePointer?) { counted { Handle.release(model, as: Model.self) } }
 
 @_cdecl("nw_model_dims_get") @implementation
 public func nw_model_dims_get(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<nw_model_dims>?) -> nw_status {

@@ -5,7 +5,7 @@ import NodeWriteCore
 
 @_cdecl("nw_node_type_index_count") @implementation
 public func nw_node_type_index_count(_ nodeType: Int32) -> Int32 {
-    NodeType(rawValue: nodeType).map { Int32($0.indexCount) } ?? 0
+    counted { NodeType(rawValue: nodeType).map { Int32($0.indexCount) } ?? 0 }
 }
 
 /// A caller's node set, validated against the model.
@@ -47,4 +47,4 @@ public func nw_set_num_threads(_ n: Int32) -> nw_status {
 }
 
 @_cdecl("nw_get_num_threads") @implementation
-public func nw_get_num_threads() -> Int32 { Int32(Kernels.threads) }
+public func nw_get_num_threads() -> Int32 { counted { Int32(Kernels.threads) } }

@@ -1,5 +1,6 @@
 import CNodeWrite
 import NodeWriteCore
+import _NodeWriteShims
 
 // nw_store_* of nodewrite.h.
 
@@ -11,7 +12,7 @@ public func nw_store_create(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> nw_
 }
 
 @_cdecl("nw_store_destroy") @implementation
-public func nw_store_destroy(_ store: OpaquePointer?) { Handle.release(store, as: StoreBox.self) }
+public func nw_store_destroy(_ store: OpaquePointer?) { counted { Handle.release(store, as: StoreBox.self) } }
 
 @_cdecl("nw_store_put") @implementation
 public func nw_store_put(_ store: OpaquePointer?, _ activation: Int32, _ layer: Int32,
@@ -34,6 +35,7 @@ public func nw_store_remove(_ store: OpaquePointer?, _ activation: Int32, _ laye
 
 @_cdecl("nw_store_clear") @implementation
 public func nw_store_clear(_ store: OpaquePointer?) {
+    _nw_count_call()
     guard let store else { return }
     Unmanaged<StoreBox>.fromOpaque(UnsafeRawPointer(store)).takeUnretainedValue().store.removeAll()
 }

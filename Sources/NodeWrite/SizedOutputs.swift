@@ -40,3 +40,61 @@ func four<T>(_ values: [T], _ fill: T) -> (T, T, T, T) {
     func at(_ i: Int) -> T { i < values.count ? values[i] : fill }
     return (at(0), at(1), at(2), at(3))
 }
+
+/// The shape of an output of up to three dimensions, without heap memory (the warm derive
+/// paths allocate nothing).
+struct OutputShape {
+    var sizes = InlineArray<3, Int>(repeating: 0)
+    let rank: Int
+
+    init(_ rows: Int, _ columns: Int) {
+        sizes[0] = rows
+        sizes[1] = columns
+        rank = 2
+    }
+
+    init(_ array: [Int]) {
+        rank = min(array.count, 3)
+        for i in 0..<rank { sizes[i] = array[i] }
+    }
+
+    var description: String { "\((0..<rank).map { sizes[$0] })" }
+}
+
+/// A caller's float output with a reported shape: out (capacity out_len), out_shape (rank
+/// entries) and, when the call has one, out_ndim.
+struct SizedArray {
+    let out: UnsafeMutablePointer<Float>?
+    let outLen: Int
+    let shape: UnsafeMutablePointer<Int64>?
+    var ndim: UnsafeMutablePointer<Int32>? = nil
+
+    /// The protocol: out may be NULL only when out_len is 0; the shape outputs must share no
+    /// byte with any input (`checkInputs` checks one output span against them) nor with out or
+    /// each other; then the shape (and rank) is written, and `write` runs only when out holds
+    /// the shape's elements (else `.bufferTooSmall`, the shape written, out untouched).
+    func deliver(_ dims: OutputShape, checkInputs: (OutputSpan) throws(NodeWriteError) -> Void,
+                 write: (UnsafeMutableBufferPointer<Float>) throws(NodeWriteError) -> Void) throws(NodeWriteError) {
+        guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }
+        var count = 1
+        for i in 0..<dims.rank {
+            let (c, o) = count.multipliedReportingOverflow(by: dims.sizes[i])
+            guard !o else { throw .bufferTooSmall("out: no buffer holds an output of shape \(dims.description)") }
+            count = c
+        }
+        let capacity = out == nil ? 0 : NodeWrite.capacity(outLen)
+        let outSpan = OutputSpan(out, count: min(capacity, count), "out")
+        let shapeSpan = OutputSpan(shape, count: dims.rank, "out_shape"), ndimSpan = OutputSpan(ndim, count: 1, "out_ndim")
+        try checkInputs(shapeSpan)
+        try checkInputs(ndimSpan)
+        try shapeSpan.ensureDisjoint(from: outSpan)
+        try ndimSpan.ensureDisjoint(from: outSpan)
+        try ndimSpan.ensureDisjoint(from: shapeSpan)
+        for i in 0..<dims.rank { shape?[i] = Int64(dims.sizes[i]) }
+        ndim?.pointee = Int32(dims.rank)
+        guard let out, capacity >= count else {
+            throw .bufferTooSmall("out: capacity \(capacity) is less than the \(count) floats of shape \(dims.description)")
+        }
+        try write(UnsafeMutableBufferPointer(start: out, count: capacity))
+    }
+}

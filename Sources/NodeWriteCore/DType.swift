@@ -22,32 +22,3 @@ package enum DType: Int32, TDBNamed {
         }
     }
 }
-
-/// Reads one element type as Float. Generic kernels are specialised per loader.
-protocol ElementLoader {
-    static func load(_ base: UnsafeRawPointer, _ index: Int) -> Float
-}
-
-enum F32Loader: ElementLoader {
-    @inline(__always) static func load(_ base: UnsafeRawPointer, _ index: Int) -> Float {
-        base.loadUnaligned(fromByteOffset: index &* 4, as: Float.self)
-    }
-}
-
-enum F16Loader: ElementLoader {
-    @inline(__always) static func load(_ base: UnsafeRawPointer, _ index: Int) -> Float {
-        Float(Float16(bitPattern: base.loadUnaligned(fromByteOffset: index &* 2, as: UInt16.self)))
-    }
-}
-
-enum BF16Loader: ElementLoader {
-    @inline(__always) static func load(_ base: UnsafeRawPointer, _ index: Int) -> Float {
-        Float(bitPattern: UInt32(base.loadUnaligned(fromByteOffset: index &* 2, as: UInt16.self)) << 16)
-    }
-}
-
-enum F64Loader: ElementLoader {
-    @inline(__always) static func load(_ base: UnsafeRawPointer, _ index: Int) -> Float {
-        Float(base.loadUnaligned(fromByteOffset: index &* 8, as: Double.self))
-    }
-}

@@ -48,25 +48,4 @@ extension ModelDims {
         case .none, .tokens, .tokenPairs, .latents, .vocab: nil
         }
     }
-
-    /// A shape rule evaluated with the sizes the model does not fix; nil when one of those is
-    /// needed but not given (or T(T+1)/2 overflows).
-    package func shape(_ dims: [Dim], tokens: Int? = nil, latents: Int? = nil, vocab: Int? = nil) -> [Int]? {
-        var shape: [Int] = []
-        for dim in dims {
-            let size: Int? = switch dim {
-            case .tokens: tokens
-            case .tokenPairs: tokens.flatMap { t in
-                let (p, o) = t.multipliedReportingOverflow(by: t &+ 1)
-                return o ? nil : p / 2
-            }
-            case .latents: latents
-            case .vocab: vocab
-            default: self.size(of: dim)
-            }
-            guard let size else { return nil }
-            shape.append(size)
-        }
-        return shape
-    }
 }

@@ -119,7 +119,4 @@ package enum Kernels {
 
     /// Sets it; 0 restores the default (NODEWRITE_NUM_THREADS, else the CPUs this process may use).
     package static func setThreads(_ n: Int) { nwk_set_threads(Int32(n)) }
-
-    /// The SIMD path in use ("avx512", "avx2" or "scalar").
-    package static var path: String { String(cString: nwk_path()) }
 }

@@ -95,8 +95,11 @@ package enum ActivationLocation: Int32, TDBNamed {
     }
 
     /// Its shape in TDB's layout.
-    package var dims: [Dim] {
-        switch self {
+    package var dims: [Dim] { Self.shapes[Int(rawValue)] }
+
+    /// The shapes, built once (row i: raw value i), so that asking allocates nothing.
+    private static let shapes: [[Dim]] = allCases.map { location in
+        switch location {
         case .mlpPostAct: [.tokens, .dFF]
         case .attnQKProbs: [.tokens, .tokens, .heads]
         case .attnValue: [.tokens, .heads, .dHead]
@@ -165,8 +168,11 @@ package enum WeightLocation: Int32, TDBNamed {
     }
 
     /// Its canonical shape.
-    package var dims: [Dim] {
-        switch self {
+    package var dims: [Dim] { Self.shapes[Int(rawValue)] }
+
+    /// The shapes, built once (row i: raw value i), so that asking allocates nothing.
+    private static let shapes: [[Dim]] = allCases.map { weight in
+        switch weight {
         case .mlpToResidual: [.dFF, .dModel]
         case .attnToResidual: [.heads, .dHead, .dModel]
         case .unembedding: [.dModel, .vocab]

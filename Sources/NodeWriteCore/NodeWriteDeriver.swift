@@ -25,19 +25,19 @@ package struct NodeWriteDeriver: Sendable {
         (try source.resolve(store).tokens, source.dims.dModel)
     }
 
+    /// The node resolved against `store`: the store is read once, then the write is sized,
+    /// checked and made from that.
+    /// - Throws: `.missingInput` or `.shapeMismatch` (the activations); `.indexOutOfRange`
+    ///   (the node's token indices).
+    package func bind(_ store: ActivationStore) throws(NodeWriteError) -> BoundNodeWrite {
+        let form = try source.resolve(store)
+        return BoundNodeWrite(form: form, node: try form.resolve(node.indices))
+    }
+
     /// Writes the write vector into `out[0..<d_model]` and returns its token row.
     /// On error nothing is written.
     package func deriveVector(_ store: ActivationStore, into out: UnsafeMutableBufferPointer<Float>) throws(NodeWriteError) -> Int {
-        let form = try source.resolve(store)
-        var resolved = try form.resolve(node.indices)
-        guard out.count >= form.dModel else {
-            throw .bufferTooSmall("out: capacity \(out.count) is less than d_model = \(form.dModel)")
-        }
-        try form.ensureDisjoint(OutputSpan(out.baseAddress, count: form.dModel, "out"))
-        try withUnsafePointer(to: &resolved) { (p) throws(NodeWriteError) in
-            try form.writeVectors(UnsafeBufferPointer(start: p, count: 1), into: out.baseAddress.unsafelyUnwrapped)
-        }
-        return resolved.token
+        try bind(store).writeVector(into: out)
     }
 
     /// Writes TDB's (T, d_model) output, zero except the token row, into `out` (only the
@@ -45,14 +45,56 @@ package struct NodeWriteDeriver: Sendable {
     /// nothing is written.
     package func derive(_ store: ActivationStore, into out: UnsafeMutableBufferPointer<Float>,
                         outputZeroed: Bool = false) throws(NodeWriteError) {
-        let form = try source.resolve(store)
-        var resolved = try form.resolve(node.indices)
-        let dModel = form.dModel, total = try outputCount(form)
+        try bind(store).write(into: out, outputZeroed: outputZeroed)
+    }
+
+    /// Checks the store against the node and the model, and that the outputs share no memory
+    /// with what the write reads; nothing is written.
+    package func validate(_ store: ActivationStore, outputs out: OutputSpan = .none, _ more: OutputSpan = .none)
+        throws(NodeWriteError) {
+        let bound = try bind(store)
+        try bound.ensureDisjoint(out)
+        try bound.ensureDisjoint(more)
+    }
+}
+
+/// One node's write resolved against a store (`NodeWriteDeriver.bind`): its layer form and
+/// resolved indices.
+package struct BoundNodeWrite {
+    package let form: LayerForm
+    let node: ResolvedNode
+
+    /// The token row the write lands on.
+    package var token: Int { node.token }
+
+    /// - Throws: `.invalidArgument` when `out` shares memory with what the write reads.
+    package func ensureDisjoint(_ out: OutputSpan) throws(NodeWriteError) { try form.ensureDisjoint(out) }
+
+    /// The write vector into `out[0..<d_model]`; returns its token row. On error nothing is written.
+    package func writeVector(into out: UnsafeMutableBufferPointer<Float>) throws(NodeWriteError) -> Int {
+        guard out.count >= form.dModel else {
+            throw .bufferTooSmall("out: capacity \(out.count) is less than d_model = \(form.dModel)")
+        }
+        try form.ensureDisjoint(OutputSpan(out.baseAddress, count: form.dModel, "out"))
+        var resolved = node
+        try withUnsafePointer(to: &resolved) { (p) throws(NodeWriteError) in
+            try form.writeVectors(UnsafeBufferPointer(start: p, count: 1), into: out.baseAddress.unsafelyUnwrapped)
+        }
+        return node.token
+    }
+
+    /// TDB's (T, d_model) output, zero except the token row (only the token row when
+    /// `outputZeroed`). On error nothing is written.
+    package func write(into out: UnsafeMutableBufferPointer<Float>, outputZeroed: Bool = false) throws(NodeWriteError) {
+        let dModel = form.dModel
+        let (total, overflow) = form.tokens.multipliedReportingOverflow(by: dModel)
+        guard !overflow else { throw .bufferTooSmall("out: no buffer holds T × d_model = \(form.tokens) × \(dModel) floats") }
         guard out.count >= total else {
             throw .bufferTooSmall("out: capacity \(out.count) is less than T × d_model = \(form.tokens) × \(dModel)")
         }
         try form.ensureDisjoint(OutputSpan(out.baseAddress, count: total, "out"))
-        let base = out.baseAddress.unsafelyUnwrapped, token = resolved.token
+        let base = out.baseAddress.unsafelyUnwrapped, token = node.token
+        var resolved = node
         try withUnsafePointer(to: &resolved) { (p) throws(NodeWriteError) in
             try form.writeVectors(UnsafeBufferPointer(start: p, count: 1), into: base + token &* dModel)
         }
@@ -62,21 +104,25 @@ package struct NodeWriteDeriver: Sendable {
         (base + after).update(repeating: 0, count: total &- after)
     }
 
-    /// Checks the store against the node and the model, and that the outputs share no memory
-    /// with what the write reads; nothing is written.
-    package func validate(_ store: ActivationStore, outputs out: OutputSpan = .none, _ more: OutputSpan = .none)
-        throws(NodeWriteError) {
-        let form = try source.resolve(store)
-        _ = try form.resolve(node.indices)
-        try form.ensureDisjoint(out)
-        try form.ensureDisjoint(more)
-    }
-
-    /// T × d_model, checked for overflow.
-    func outputCount(_ form: LayerForm) throws(NodeWriteError) -> Int {
-        let (total, overflow) = form.tokens.multipliedReportingOverflow(by: form.dModel)
-        guard !overflow else { throw .bufferTooSmall("out: no buffer holds T × d_model = \(form.tokens) × \(form.dModel) floats is too large") }
-        return total
+    /// TDB's single_node_write_to_final_residual_grad: a (T, 1) column, w · g[t] in the row t
+    /// the write lands on and 0 elsewhere. On error nothing is written.
+    package func projection(_ direction: Direction, into out: UnsafeMutableBufferPointer<Float>) throws(NodeWriteError) {
+        guard out.count >= form.tokens else {
+            throw .bufferTooSmall("out: capacity \(out.count) is less than T = \(form.tokens)")
+        }
+        let span = OutputSpan(out.baseAddress, count: form.tokens, "out")
+        try form.ensureDisjoint(span)
+        try span.ensureDisjoint(from: direction.view, "the direction")
+        let dModel = form.dModel
+        try withUnsafeTemporaryAllocation(of: Float.self, capacity: dModel) { (w) throws(NodeWriteError) in
+            let token = try writeVector(into: w)
+            let g = direction.view, offset = direction.shared ? 0 : g.offset(token, 0), stride = g.strides[g.ndim - 1]
+            var sum = 0.0
+            for j in 0..<dModel { sum += Double(w[j]) * Double(g.value(at: offset &+ j &* stride)) }
+            let base = out.baseAddress.unsafelyUnwrapped
+            base.update(repeating: 0, count: form.tokens)
+            base[token] = Float(sum)
+        }
     }
 }
 
@@ -87,21 +133,6 @@ extension NodeWriteDeriver {
                             into out: UnsafeMutableBufferPointer<Float>) throws(NodeWriteError) {
         let form = try source.resolve(store)
         let direction = try Direction(view, dModel: form.dModel, tokens: form.tokens)
-        guard out.count >= form.tokens else {
-            throw .bufferTooSmall("out: capacity \(out.count) is less than T = \(form.tokens)")
-        }
-        let span = OutputSpan(out.baseAddress, count: form.tokens, "out")
-        try form.ensureDisjoint(span)
-        try span.ensureDisjoint(from: direction.view, "the direction")
-        let dModel = form.dModel
-        try withUnsafeTemporaryAllocation(of: Float.self, capacity: dModel) { (w) throws(NodeWriteError) in
-            let token = try deriveVector(store, into: w)
-            let g = direction.view, offset = direction.shared ? 0 : g.offset(token, 0), stride = g.strides[g.ndim - 1]
-            var sum = 0.0
-            for j in 0..<dModel { sum += Double(w[j]) * Double(g.value(at: offset &+ j &* stride)) }
-            let base = out.baseAddress.unsafelyUnwrapped
-            base.update(repeating: 0, count: form.tokens)
-            base[token] = Float(sum)
-        }
+        try BoundNodeWrite(form: form, node: try form.resolve(node.indices)).projection(direction, into: out)
     }
 }

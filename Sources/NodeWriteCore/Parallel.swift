@@ -40,3 +40,25 @@ package func parallelFor(_ count: Int, threads: Int, _ body: (_ task: Int, _ lan
         }
     }
 }
+
+/// `parallelFor` for tasks that can fail: every task runs, and the error of the lowest-numbered
+/// task that failed is thrown once all lanes are done (so the same error for any thread count
+/// or schedule). A task's error always reaches the caller.
+package func tryParallelFor(_ count: Int, threads: Int,
+                            _ body: (_ task: Int, _ lane: Int) throws(NodeWriteError) -> Void) throws(NodeWriteError) {
+    final class FirstError: @unchecked Sendable {
+        let mutex = Mutex()
+        var failure: (task: Int, error: NodeWriteError)?
+    }
+    let first = FirstError()
+    parallelFor(count, threads: threads) { task, lane in
+        do throws(NodeWriteError) {
+            try body(task, lane)
+        } catch {
+            first.mutex.locked {
+                if first.failure.map({ task < $0.task }) ?? true { first.failure = (task, error) }
+            }
+        }
+    }
+    if let failure = first.mutex.locked({ first.failure }) { throw failure.error }
+}

@@ -83,10 +83,10 @@ package struct TensorView: @unchecked Sendable {
     @inline(__always) package func value(at offset: Int) -> Float {
         let base = self.base.unsafelyUnwrapped
         switch dtype {
-        case .float32: return F32Loader.load(base, offset)
-        case .float16: return F16Loader.load(base, offset)
-        case .bfloat16: return BF16Loader.load(base, offset)
-        case .float64: return F64Loader.load(base, offset)
+        case .float32: return base.loadUnaligned(fromByteOffset: offset &* 4, as: Float.self)
+        case .float16: return Float(Float16(bitPattern: base.loadUnaligned(fromByteOffset: offset &* 2, as: UInt16.self)))
+        case .bfloat16: return Float(bitPattern: UInt32(base.loadUnaligned(fromByteOffset: offset &* 2, as: UInt16.self)) << 16)
+        case .float64: return Float(base.loadUnaligned(fromByteOffset: offset &* 8, as: Double.self))
         }
     }
 }

@@ -201,7 +201,8 @@ package struct DerivedScalarRun {
     /// column blocks of one product, and the zeros of every other row of out are one set of
     /// tasks, so that every lane works on both at once (measured: 20 % off the one-row MLP
     /// projection at T = 1024, against the threaded product followed by a threaded zero fill).
-    /// At most `Kernels.scratchlessRows` rows: a product task cannot fail.
+    /// At most `Kernels.scratchlessRows` rows, for which a product takes no scratch memory; a
+    /// task's error would still reach the caller.
     private func fewRowsAndZeros(_ form: LayerForm, _ w: TensorView, _ g: F32Matrix, rows: Range<Int>,
                                  scales: (UnsafePointer<Float>, rowStride: Int), _ out: UnsafeMutablePointer<Float>)
         throws(NodeWriteError) {
@@ -210,10 +211,10 @@ package struct DerivedScalarRun {
         try w.withF32Block(offset: 0, rows: width, columns: dModel, rowStride: w.strides[0], columnStride: w.strides[1]) {
             (b) throws(NodeWriteError) in
             let bt = b.transposed, productTasks = (width &+ columns &- 1) / columns
-            parallelFor(productTasks &+ (tokens &+ zeroRows &- 1) / zeroRows, threads: threads) { task, _ in
+            try tryParallelFor(productTasks &+ (tokens &+ zeroRows &- 1) / zeroRows, threads: threads) { (task, _) throws(NodeWriteError) in
                 guard task >= productTasks else {
                     let j0 = task &* columns
-                    try? Kernels.gemm(m: rows.count, n: min(columns, width &- j0), k: dModel, a: g,
+                    try Kernels.gemm(m: rows.count, n: min(columns, width &- j0), k: dModel, a: g,
                                       b: F32Matrix(base: bt.base + j0 &* bt.columnStride, rowStride: bt.rowStride, columnStride: bt.columnStride),
                                       scales: scales.0 + j0, scalesRowStride: scales.rowStride,
                                       c: out + (rows.lowerBound &* width &+ j0), cRowStride: width)

@@ -339,6 +339,38 @@ struct FactsTests {
         }
     }
 
+    @Test("every activation's rule, one dimension off by one, is refused by a derive that reads it")
+    func activationShapesRefused() throws {
+        let f = Fixture.family
+        let g = Buffer(f["activations.final_residual_grad"])
+        for a in ActivationLocation.allCases {
+            let family = Self.families[a.latentNodeType == .autoencoderLatent ? "single" : "multi"]!
+            let dst = try #require(DerivedScalar.allCases.first { $0.spec.activations.contains(a) })
+            for k in a.dims.indices where k > 0 || a == .attnValue {
+                var s: OpaquePointer?
+                #expect(nw_store_create(&s) == Self.OK)
+                defer { nw_store_destroy(s) }
+                var keep: [Buffer] = []
+                for b in ActivationLocation.allCases where f.has("activations.0.\(b.name)") {
+                    var t = Buffer(f["activations.0.\(b.name)"])
+                    if b == a {
+                        var shape = t.shape
+                        shape[k] += 1
+                        t = Buffer([Float](repeating: 0, count: Int(shape.reduce(1, *))), shape: shape, dtype: 0)
+                    }
+                    keep.append(t)
+                    #expect(t.withView { nw_store_put(s, b.rawValue, 0, $0) } == Self.OK)
+                }
+                var shape = [Int64](repeating: 0, count: 3), ndim: Int32 = 0
+                let status = g.withView { gv in
+                    nw_derive(family.model, s, dst.rawValue, 0, dst.spec.needsDirection ? gv : nil, 0, nil, 0, &shape, &ndim)
+                }
+                #expect(status == NW_ERR_SHAPE_MISMATCH.rawValue, "\(a.name) dim \(k) + 1 (\(dst.name)): \(status)")
+                _ = keep
+            }
+        }
+    }
+
     @Test("every autoencoder input's n_inputs rule is what nw_model_set_autoencoder accepts")
     func autoencoderInputShapes() {
         var d = nw_model_dims(n_layers: 1, d_model: 4, n_heads: 2, d_head: 3, d_ff: 5)
@@ -351,6 +383,53 @@ struct FactsTests {
                 let b = Buffer([Float](repeating: 0, count: 3 * inputs), shape: [3, Int64(inputs)], dtype: 0)
                 #expect(b.withView { nw_model_set_autoencoder(m, 3, 0, input.rawValue, $0, Int32(NW_COPY.rawValue)) } == want,
                         "\(input.name) n_inputs \(inputs)")
+            }
+        }
+    }
+
+    @Test("slot states of a loaded checkpoint: every weight, the layer-less ones included, borrowed in its file's dtype")
+    func checkpointSlots() throws {
+        let dir = Fixture.directory.appendingPathComponent("checkpoints").path
+        for (file, dtype) in [("gpt2/model.safetensors", NW_DTYPE_F32), ("gpt2_f16/model.safetensors", NW_DTYPE_F16),
+                              ("tl/model.safetensors", NW_DTYPE_F32)] {
+            var m: OpaquePointer?
+            #expect(nw_model_load_safetensors("\(dir)/\(file)", &m) == Self.OK, "\(file)")
+            defer { nw_model_destroy(m) }
+            var d = nw_model_dims()
+            _ = nw_model_dims_get(m, &d)
+            var vocab: Int64 = 0
+            _ = nw_model_vocab_size(m, &vocab)
+            for w in WeightLocation.allCases {
+                for layer in w.hasLayer ? Array(0..<Int32(d.n_layers)) : [Int32(NW_NO_LAYER)] {
+                    var s = nw_weight_state()
+                    s.size = MemoryLayout<nw_weight_state>.size
+                    #expect(nw_model_weight_get(m, w.rawValue, layer, &s) == Self.OK)
+                    let want = w.dims.map { dim -> Int64 in
+                        switch dim {
+                        case .dFF: d.d_ff; case .dModel: d.d_model; case .heads: d.n_heads; case .dHead: d.d_head
+                        case .vocab: vocab; default: -1
+                        }
+                    }
+                    #expect(s.present == 1 && s.dtype == Int32(dtype.rawValue) && s.ownership == Int32(NW_BORROW.rawValue),
+                            "\(file) \(w.name) L\(layer): present \(s.present) dtype \(s.dtype) ownership \(s.ownership)")
+                    #expect(Array([s.shape.0, s.shape.1, s.shape.2, s.shape.3].prefix(Int(s.ndim))) == want, "\(file) \(w.name)")
+                }
+            }
+        }
+        // An SAELens autoencoder: its slot says what it holds; the other slots are empty.
+        var m: OpaquePointer?
+        #expect(nw_model_load_safetensors("\(dir)/gpt2/model.safetensors", &m) == Self.OK)
+        defer { nw_model_destroy(m) }
+        #expect(nw_model_load_autoencoder_safetensors(m, "\(dir)/sae_mlp", 3, 0) == Self.OK)
+        for type in NodeType.allCases where type.isLatent {
+            var a = nw_autoencoder_state()
+            a.size = MemoryLayout<nw_autoencoder_state>.size
+            #expect(nw_model_autoencoder_get(m, type.rawValue, 0, &a) == Self.OK)
+            if type == .mlpAutoencoderLatent {
+                #expect(a.present == 1 && a.input == Int32(NW_AE_INPUT_MLP_POST_ACT.rawValue) && a.dtype == Int32(NW_DTYPE_F32.rawValue)
+                        && a.ownership == Int32(NW_BORROW.rawValue) && a.n_latents == 40 && a.n_inputs == 64)
+            } else {
+                #expect(a.present == 0 && a.input == 0 && a.dtype == 0 && a.ownership == 0 && a.n_latents == 0 && a.n_inputs == 0)
             }
         }
     }

@@ -64,8 +64,16 @@ package struct EdgeRun {
             latents = ae.latents
             tokens = try inputs.tokens(ae.nodeType.kind.activations[0], layer)
         }
-        guard let shape = model.dims.shape(spec.dims, tokens: tokens, latents: latents) else {
-            throw .bufferTooSmall("out: no buffer holds the output of \(name) for T = \(tokens)")
+        var shape: [Int] = []
+        for dim in spec.dims {
+            let size: Int? = switch dim {
+            case .tokens: tokens
+            case .tokenPairs: tokens.multipliedReportingOverflow(by: tokens &+ 1).overflow ? nil : pairRow(tokens)
+            case .latents: latents
+            default: model.dims.size(of: dim)
+            }
+            guard let size else { throw .bufferTooSmall("out: no buffer holds the output of \(name) for T = \(tokens)") }
+            shape.append(size)
         }
         var total = 1
         for size in shape {
