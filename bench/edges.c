@@ -6,6 +6,7 @@
  * derives, so no scratch memory or kernel threads carry over), whose first call's peak resident
  * set above its resident set before the call is reported (Linux: /proc/self/clear_refs resets
  * the peak), the output already paged in.
+ * "zeroed ms": the same call with NW_OUT_ZEROED into an output that holds zeros already.
  * Not a test: it prints, never asserts.
  * Usage: bench_edges [T [n_latents [reps [threads]]]]   (default 1024 256 7 2) */
 #define _POSIX_C_SOURCE 200809L
@@ -180,7 +181,7 @@ int main(int argc, char **argv) {
     };
     printf("edges: d_model %d, %d heads x %d, d_ff %d, T = %lld, n_latents = %lld, %d threads, median of %d calls\n", D, H,
            DH, FF, (long long)T, (long long)NL, threads, reps);
-    printf("%-58s %12s %12s %12s  %s\n", "dst", "median ms", "output MB", "extra MB", "node");
+    printf("%-58s %10s %10s %10s %9s  %s\n", "dst", "median ms", "zeroed ms", "output MB", "extra MB", "node");
     fflush(stdout);
     for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
         pid_t pid = fork();
@@ -211,7 +212,16 @@ int main(int argc, char **argv) {
             samples[r] = now() - t0;
         }
         qsort(samples, (size_t)reps, sizeof(double), cmp);
-        printf("%-58s %12.3f %12.1f %12.1f  %s\n", nw_dst_name(calls[i].dst), 1e3 * samples[reps / 2],
+        double plain = samples[reps / 2];
+        /* NW_OUT_ZEROED: the output holds zeros already (torch.zeros' pages), only non-zero entries are written */
+        for (int r = 0; r < reps; r++) {
+            memset(out, 0, n * sizeof(float));
+            double t0 = now();
+            check(nw_derive_node(m, s, calls[i].dst, calls[i].layer, calls[i].node, NW_OUT_ZEROED, out, n, shape, &ndim), "zeroed");
+            samples[r] = now() - t0;
+        }
+        qsort(samples, (size_t)reps, sizeof(double), cmp);
+        printf("%-58s %10.3f %10.3f %10.1f %9.1f  %s\n", nw_dst_name(calls[i].dst), 1e3 * plain, 1e3 * samples[reps / 2],
                (double)n * 4 / 1048576.0, extra / 1024.0, calls[i].label);
         fflush(stdout);
         free(out);
