@@ -90,6 +90,8 @@ int main(int argc, char **argv) {
     for (int ti = 0; ti < 3; ti++) {
         int T = Ts[ti];
         float *post = randoms((size_t)T * FF, &seed), *probs = randoms((size_t)T * T * H, &seed);
+        for (size_t i = 0; i < (size_t)T * T * H; i++) /* causal: nothing above the diagonal (a causal model refuses it) */
+            if (i / H % (size_t)T > i / ((size_t)H * T)) probs[i] = 0.0f;
         float *val = randoms((size_t)T * H * DH, &seed), *lat = randoms((size_t)T * LATENTS, &seed);
         int64_t s_post[2] = {T, FF}, s_probs[3] = {T, T, H}, s_v[3] = {T, H, DH}, s_lat[2] = {T, LATENTS};
         nw_store *s;

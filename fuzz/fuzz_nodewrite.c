@@ -13,7 +13,9 @@
  * (every dst, with fuzzed directions), node_write_to_direction, vocab_size, dst names,
  * index counts and the thread count; the facts (every nw_*_info_get with fuzzed indices and
  * out->size, nw_saelens_hook_find with fuzzed names) and the slot states
- * (nw_model_weight_get, nw_model_autoencoder_get).
+ * (nw_model_weight_get, nw_model_autoencoder_get); causality (nw_model_set_causal / get_causal, so
+ * that derives run on causal and non-causal models, with patterns that have mass above the diagonal
+ * or not) and autoencoder slots (nw_model_remove_autoencoder; set_autoencoder refuses an occupied slot).
  *
  * Views are truthful about memory, as the header requires of a caller: when a
  * view's shape and strides are valid per the contract (no overflow) its data
@@ -115,7 +117,7 @@ static void keep(st *s, void *p) {
 }
 
 static void check(nw_status status) {
-    if (status > 0 || status < NW_ERR_BUFFER_TOO_SMALL) __builtin_trap(); /* not a status */
+    if (status > 0 || status < NW_ERR_STALE_INPUT) __builtin_trap(); /* not a status */
     if (status != NW_OK) {
         const char *m = nw_last_error_message();
         if (m == NULL || m[0] == '\0') __builtin_trap(); /* a failure without a message */
@@ -725,7 +727,40 @@ static void step_new(rd *r, st *s, uint8_t op) {
         (void)status;
         break;
     }
-    case 11: { /* edges: nw_store_put_pass / nw_store_remove_pass of any activation, either pass */
+    case 11: { /* causality: set (valid or not), then get */
+        int32_t before = -7, after = -7, v = (u8(r) & 1) ? EXTREME32[u8(r) % NEXTREME32] : (int32_t)(u8(r) & 1);
+        check(nw_model_get_causal(s->model, &before));
+        status = nw_model_set_causal(u8(r) < 250 ? s->model : NULL, v);
+        check(status);
+        check(nw_model_get_causal(s->model, &after));
+        if (before != 0 && before != 1) __builtin_trap();
+        if (after != (status == NW_OK ? v : before)) __builtin_trap();
+        int32_t untouched_out = 0x5a5a5a5a;
+        if (nw_model_get_causal(NULL, &untouched_out) != NW_ERR_INVALID_ARGUMENT || untouched_out != 0x5a5a5a5a) __builtin_trap();
+        check(nw_model_get_causal(s->model, NULL));
+        break;
+    }
+    case 12: { /* remove an autoencoder; a set into the slot must then not be refused as occupied */
+        int32_t type = e32(r, 5), layer = layer_of(r);
+        status = nw_model_remove_autoencoder(u8(r) < 250 ? s->model : NULL, type, layer);
+        check(status);
+        if (status == NW_OK && yes(r, 128)) {
+            int32_t input = e32(r, 2);
+            int64_t nat[2] = {s->nlat, input == NW_AE_INPUT_MLP_POST_ACT ? s->dims.d_ff : s->dims.d_model};
+            nw_tensor_view v;
+            int64_t shape[8], strides[8];
+            if (!view(r, s, 2, nat, &v, shape, strides)) return;
+            status = nw_model_set_autoencoder(s->model, type, layer, input, &v, e32(r, 2));
+            check(status);
+            if (status == NW_OK) { /* now occupied: a second set is refused, whatever it holds */
+                status = nw_model_set_autoencoder(s->model, type, layer, input, &v, NW_COPY);
+                if (status != NW_ERR_INVALID_ARGUMENT) __builtin_trap();
+                check(status);
+            }
+        }
+        break;
+    }
+    case 13: { /* edges: nw_store_put_pass / nw_store_remove_pass of any activation, either pass */
         int32_t act = e32(r, 12), pass = yes(r, 240) ? (int32_t)(u8(r) & 1) : EXTREME32[u8(r) % NEXTREME32];
         int64_t nat[3] = {s->T, s->dims.d_model, 0};
         int ndim = 2;
@@ -751,7 +786,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
         check(status);
         break;
     }
-    case 12: { /* edges: read-side weights (any weight at a layer) and autoencoder encoders */
+    case 14: { /* edges: read-side weights (any weight at a layer) and autoencoder encoders */
         if (yes(r, 128)) {
             int32_t w = e32(r, 18);
             nw_weight_info wi;
@@ -785,7 +820,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
         check(status);
         break;
     }
-    case 13: { /* edges: nw_derive_node, shape query then the derive if it is small */
+    case 15: { /* edges: nw_derive_node, shape query then the derive if it is small */
         if (heavy(&s->dims)) return;
         int32_t dst = e32(r, 43);
         int32_t layer = yes(r, 30) ? NW_NO_LAYER : layer_of(r);
@@ -838,7 +873,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
 
 static void step(rd *r, st *s) {
     uint8_t b = u8(r);
-    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 15)); return; }
+    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 17)); return; }
     uint8_t op = b % 18;
     nw_status status;
     switch (op) {

@@ -62,7 +62,7 @@ static void put(const char *path, const uint8_t *p, size_t n) {
 }
 
 static void check(nw_status status) {
-    if (status > 0 || status < NW_ERR_BUFFER_TOO_SMALL) __builtin_trap(); /* not a status */
+    if (status > 0 || status < NW_ERR_STALE_INPUT) __builtin_trap(); /* not a status */
     if (status != NW_OK) {
         const char *m = nw_last_error_message();
         if (m == NULL || m[0] == '\0') __builtin_trap(); /* a failure without a message */

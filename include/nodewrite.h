@@ -25,14 +25,17 @@
  *
  * Threading
  * ---------
- * - nw_model: configure it (nw_model_set_*) from one thread, before sharing it.
- *   Once configured it is read-only and may be used by any number of threads at
- *   once. Calling nw_model_set_* while another thread uses the model is a data race.
+ * - nw_model: configure it (nw_model_set_*, nw_model_remove_autoencoder) from one
+ *   thread, before sharing it. Once configured it is read-only and may be used by any
+ *   number of threads at once. Configuring it while another thread uses the model is a
+ *   data race.
  * - nw_deriver: immutable once created; share it freely between threads. A
  *   deriver keeps its model alive (it holds a reference), and it captures the
  *   weights the model had when the deriver was created.
  * - nw_store: not synchronised. Do not nw_store_put while a derive reads the
- *   same store; use one store per thread, or stop writing before sharing it.
+ *   same store; use one store per thread, or stop writing before sharing it (any
+ *   number of threads may then read it at once, the first reads of an attn.qk_probs
+ *   entry included).
  * - nw_last_error_message() is thread-local.
  */
 #ifndef NODEWRITE_H
@@ -114,11 +117,12 @@ enum nw_pass {
 enum nw_dst {
     NW_DST_MLP_WRITE_NORM = 0,                       /* (T, d_ff):  a[t,n] * |W_out[n]|, signed like a */
     NW_DST_MLP_WRITE_TO_FINAL_RESIDUAL_GRAD = 1,     /* (T, d_ff):  a[t,n] * (W_out[n] . g[t]) */
-    NW_DST_UNFLATTENED_ATTN_WRITE_NORM = 2,          /* (T, T, H):  p[q,k,h] * |v[k,h] @ W_O[h]| for k <= q, 0 above */
-    NW_DST_UNFLATTENED_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD = 3, /* (T, T, H): w(q,k,h) . g[q] for k <= q, 0 above */
-    NW_DST_ATTN_WRITE_NORM = 4,                      /* (T(T+1)/2, H): the k <= q values, row q(q+1)/2 + k */
+    NW_DST_UNFLATTENED_ATTN_WRITE_NORM = 2,          /* (T, T, H):  p[q,k,h] * |v[k,h] @ W_O[h]| for k <= q, 0 above
+                                                        (every k for a model that is not causal) */
+    NW_DST_UNFLATTENED_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD = 3, /* (T, T, H): w(q,k,h) . g[q] for k <= q, 0 above (likewise) */
+    NW_DST_ATTN_WRITE_NORM = 4,                      /* (T(T+1)/2, H): the k <= q values, row q(q+1)/2 + k (causal models only) */
     NW_DST_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD = 5,    /* (T(T+1)/2, H): likewise */
-    NW_DST_ATTN_WRITE_NORM_PER_SEQUENCE_TOKEN = 6,   /* (T, H): |sum_k w(q,k,h)| (norm of the sum) */
+    NW_DST_ATTN_WRITE_NORM_PER_SEQUENCE_TOKEN = 6,   /* (T, H): |sum_k w(q,k,h)| (norm of the sum; the keys q reads) */
     NW_DST_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD_PER_SEQUENCE_TOKEN = 7, /* (T, H): sum_k w(q,k,h) . g[q] */
     NW_DST_ONLINE_AUTOENCODER_WRITE_NORM = 8,        /* (T, n_latents): z[t,l] * |write of l|, signed like z; the autoencoder_latent autoencoder */
     NW_DST_ONLINE_MLP_AUTOENCODER_WRITE_NORM = 9,    /* (T, n_latents): likewise, mlp_autoencoder_latent */
@@ -549,10 +553,14 @@ NW_API nw_status nw_model_set_autoencoder(nw_model *model, int32_t node_type, in
 
 /** Whether the model's attention is causal (every query attends to keys <= itself), as
  *  TDB's and TransformerLens's default models are. A new model is causal. For a causal
- *  model, attn.qk_probs with probability above the diagonal (k > q) is refused with
- *  NW_ERR_INVALID_ARGUMENT (it is a layout mistake, query and key swapped, or a non-causal
- *  model), and nothing at a key after the query is read. A non-causal model
- *  (causal = 0) reads every key. Configure it before sharing the model (see Threading).
+ *  model, attn.qk_probs with probability above the diagonal (an entry with k > q that is
+ *  not +0 or -0; NaN and inf count) is refused with NW_ERR_INVALID_ARGUMENT by every call
+ *  that reads it, the message naming the first such entry (it is a layout mistake, query
+ *  and key swapped, or a non-causal model); the entry is scanned on its first read (once
+ *  per nw_store_put; a SIMD pass over the upper triangle). Nothing at a key after the query
+ *  is read: a node (q, k > q, h) writes exactly 0. A non-causal model (causal = 0) reads
+ *  every key. Derivers keep the causality the model had when they were created. Configure
+ *  it before sharing the model (see Threading).
  *  Returns NW_OK or NW_ERR_INVALID_ARGUMENT (NULL, causal not 0 or 1). */
 NW_API nw_status nw_model_set_causal(nw_model *model, int32_t causal);
 
@@ -570,8 +578,9 @@ NW_API nw_status nw_model_remove_autoencoder(nw_model *model, int32_t node_type,
 typedef struct nw_weight_state {
     size_t size;       /* in: sizeof(nw_weight_state); out: bytes filled */
     int32_t present;   /* 0: not set (everything below is 0) */
-    int32_t dtype;     /* enum nw_dtype as held (NW_COPY: F32) */
-    int32_t ownership; /* enum nw_ownership (a checkpoint's mapped tensors: NW_BORROW) */
+    int32_t dtype;     /* enum nw_dtype as held (NW_COPY: F32; a checkpoint's tensors: the file's) */
+    int32_t ownership; /* enum nw_ownership (a checkpoint's tensors, read into the library's
+                          memory: NW_COPY) */
     int32_t ndim;
     int64_t shape[4];  /* ndim entries, in the weight's canonical layout */
 } nw_weight_state;
@@ -612,7 +621,9 @@ NW_API void nw_store_destroy(nw_store *store);
 /** Puts the raw activation (activation, layer), replacing any earlier one.
  *  Shapes are checked against each other and the model when a derive reads
  *  them; here only the view itself is validated (ndim as listed in enum
- *  nw_activation, shape >= 0, no int64 overflow of count or span).
+ *  nw_activation, shape >= 0, no int64 overflow of count or span). The first read
+ *  of an attn.qk_probs entry by a causal model scans it above the diagonal (see
+ *  nw_model_set_causal): once per put, whatever the number of calls or threads.
  *  Ownership: borrows t->data until the store is destroyed or the entry
  *  replaced; copies the view's shape and strides.
  *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad enum, layer < 0, bad shape);
@@ -772,13 +783,19 @@ NW_API nw_status nw_dst_from_name(const char *name, int32_t *out);
  *  Reads the activations of the layer the DST needs (mlp.post_act; attn.qk_probs and
  *  attn.v; the autoencoder's online_* latents; resid.delta_*), and the weights.
  *  Nothing of size (T, T, n_heads, d_head), (T, T, n_heads, d_model) or
- *  (n_latents, d_model) is formed; entries above the diagonal (k > q) are exactly 0.
+ *  (n_latents, d_model) is formed. For a causal model (nw_model_set_causal) entries above
+ *  the diagonal (k > q) are exactly 0 and nothing at a key after its query is read; for a
+ *  model that is not causal every key is read, and the flattened layouts (which hold the
+ *  k <= q pairs only) are refused.
  *  flags: 0 or NW_OUT_ZEROED (then the zeros above the diagonal and the rows of tokens
  *  whose direction row is zero are not written).
  *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, bad dst, an unknown flag, a direction
- *  given to a norm or missing for a projection); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_MISSING_INPUT;
+ *  given to a norm or missing for a projection, attn.qk_probs with probability above the
+ *  diagonal for a causal model); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_MISSING_INPUT;
  *  NW_ERR_SHAPE_MISMATCH (an activation, or the direction); NW_ERR_UNSUPPORTED_DTYPE;
- *  NW_ERR_BUFFER_TOO_SMALL; NW_ERR_OUT_OF_MEMORY. On any error out is untouched. */
+ *  NW_ERR_UNSUPPORTED (NW_DST_ATTN_WRITE_NORM or NW_DST_ATTN_WRITE_TO_FINAL_RESIDUAL_GRAD for a
+ *  model that is not causal: derive the unflattened one); NW_ERR_BUFFER_TOO_SMALL;
+ *  NW_ERR_OUT_OF_MEMORY. On any error out is untouched. */
 NW_API nw_status nw_derive(const nw_model *model, const nw_store *store, int32_t dst,
                            int32_t layer, const nw_tensor_view *direction, uint32_t flags,
                            float *out, size_t out_len, int64_t out_shape[3], int32_t *out_ndim);
@@ -898,18 +915,30 @@ NW_API nw_status nw_model_set_autoencoder_encoder(nw_model *model, int32_t node_
  *  F16, BF16 or F64. The file itself is checked in full (header length, JSON, names,
  *  dtypes, shapes, data offsets inside the file and not overlapping) before any
  *  weight is used; path must be UTF-8.
- *  Ownership: the file is memory-mapped read-only; weights borrow the mapping in
- *  place (a tensor whose data is not aligned to its item size is copied), and the
- *  mapping lives until the model and every deriver created from it are destroyed.
- *  The file must not be truncated or rewritten in place meanwhile (replacing it by
- *  rename is safe). Caller frees *out with nw_model_destroy.
+ *  Ownership: copies. Each tensor the model uses is read (pread, never mapped) into
+ *  memory the library owns, in the file's dtype, and the file is closed when the load
+ *  returns: whatever happens to the file afterwards (truncated, rewritten in place,
+ *  replaced by rename, deleted), the model keeps the numbers it loaded and never reads
+ *  the file again. (A mapping would read a rewrite's new bytes, and a truncation gives
+ *  zeros or kills the process with SIGBUS, which no check before a read can rule out;
+ *  the copy costs the load the time to read the tensors used, measured at 91 ms of CPU
+ *  time for the 296 MB a GPT-2-small-shaped file's model uses (bench/checks.c), and
+ *  nothing per call. To share a mapping anyway, map the file
+ *  yourself and pass views with nw_model_set_weight(NW_BORROW), under that contract.)
+ *  A file that changes while it is read is refused with NW_ERR_STALE_INPUT: it is
+ *  checked after the last read against its device, inode, size and modification and
+ *  change times (to the nanosecond) when opened; file systems keep those at their own
+ *  granularity (every write is seen on Linux 6.13+; on older kernels a write within
+ *  one timer tick of the previous one may not be). Write checkpoints to another name
+ *  and rename them into place. Caller frees *out with nw_model_destroy.
  *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, a path that is not UTF-8, a file
  *  that cannot be read or is not valid safetensors, a layout that is not one of the
  *  above, no n_heads for GPT-2); NW_ERR_UNSUPPORTED_DTYPE (a dtype safetensors does
  *  not define, or a weight of another dtype such as I64); NW_ERR_MISSING_INPUT (a
  *  layer without one of its two tensors); NW_ERR_SHAPE_MISMATCH (a gap in the layers,
  *  or a tensor whose shape disagrees with the others; the message names it);
- *  NW_ERR_OUT_OF_MEMORY. On failure *out is not written. */
+ *  NW_ERR_STALE_INPUT (the file changed while it was read); NW_ERR_OUT_OF_MEMORY. On
+ *  failure *out is not written. */
 NW_API nw_status nw_model_load_safetensors(const char *path, nw_model **out);
 
 /** Sets an SAELens sparse autoencoder as the autoencoder of the latent node type
@@ -922,15 +951,15 @@ NW_API nw_status nw_model_load_safetensors(const char *path, nw_model **out);
  *  blocks.L.mlp.hook_post -> NW_AE_INPUT_MLP_POST_ACT (d_in = d_ff);
  *  blocks.L.attn.hook_z -> NW_AE_INPUT_ATTN_Z (d_in = n_heads*d_head). L must equal
  *  layer. cfg.json's d_in and d_sae, when given, must agree with W_dec.
- *  Ownership: as nw_model_load_safetensors (the mapping lives as long as the model
- *  or a deriver uses the autoencoder); an occupied slot is refused as by
- *  nw_model_set_autoencoder.
+ *  Ownership: as nw_model_load_safetensors (W_dec is read into memory the library
+ *  owns, kept as long as the model or a deriver uses the autoencoder); an occupied
+ *  slot is refused as by nw_model_set_autoencoder (before any file is read).
  *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, not a latent node type, a path that
  *  is not UTF-8, a file that cannot be read or is malformed, no hook_name, a hook
  *  layer other than layer); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_UNSUPPORTED
  *  (a hook nodewrite does not read); NW_ERR_UNSUPPORTED_DTYPE; NW_ERR_MISSING_INPUT (no
- *  W_dec); NW_ERR_SHAPE_MISMATCH (W_dec's shape); NW_ERR_OUT_OF_MEMORY. On failure
- *  the model is unchanged. */
+ *  W_dec); NW_ERR_SHAPE_MISMATCH (W_dec's shape); NW_ERR_STALE_INPUT (a file changed
+ *  while it was read); NW_ERR_OUT_OF_MEMORY. On failure the model is unchanged. */
 NW_API nw_status nw_model_load_autoencoder_safetensors(nw_model *model, const char *path,
                                                        int32_t node_type, int32_t layer);
 

@@ -2,7 +2,7 @@
 CFLAGS_TEST := -std=c11 -O2 -Wall -Wextra -Werror -Iinclude
 TEST_TARGETS += test-swift test-c test-kernels
 
-.PHONY: test-swift test-c demo-c bench-c
+.PHONY: test-swift test-c demo-c bench-c bench-checks
 test-swift:
 	$(SWIFT) test
 
@@ -38,6 +38,15 @@ build/bench_edges: bench/edges.c include/nodewrite.h $(LIB) | build
 .PHONY: bench-edges
 bench-edges: build/bench_edges
 	build/bench_edges $(EDGES_ARGS)
+
+# What the input checks cost (the causality scan, checkpoint loading): bench/checks.c. Point
+# LD_LIBRARY_PATH at another build's directory to measure that build with the same program.
+BENCH_TARGETS += bench-checks
+build/bench_checks: bench/checks.c include/nodewrite.h $(LIB) | build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -ldl
+
+bench-checks: build/bench_checks
+	build/bench_checks $(FIXTURES) $(BENCH_ARGS)
 
 build/demo: examples/demo.c tests_c/fixture.h include/nodewrite.h $(LIB) | build
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -lm

@@ -81,6 +81,10 @@ enum {
     FX_EMPTY_MODEL = 1u << 2,/* no weight, no autoencoder */
     FX_EMPTY_STORE = 1u << 3,/* no activation */
     FX_ABSENT = 1u << 4,     /* the row's target tensor is not set (at its layer) */
+    FX_NONCAUSAL = 1u << 5,  /* the model is not causal (nw_model_set_causal(model, 0)) and attn.qk_probs
+                                has probability above the diagonal; otherwise it has none there */
+    FX_OCCUPIED = 1u << 6,   /* a set_autoencoder row calls on its slot as the fixture filled it (else the
+                                row empties the slot first, as one autoencoder per slot requires) */
 };
 
 #define MAXVIEWS 64
@@ -98,6 +102,7 @@ typedef struct fixture {
     int nviews;
     unsigned seed;
     int tok_bcast; /* activations claim a huge token axis with stride 0 */
+    int noncausal; /* FX_NONCAUSAL */
 } fixture;
 
 static void fx_shape(fixture *fx, int tg, int L) {
@@ -131,6 +136,9 @@ static void fx_gen(fixture *fx, int tg, int L, unsigned version) {
     uint64_t s = (uint64_t)tg * 1000003u + (uint64_t)L * 7919u + version * 104729u + fx->seed;
     for (int64_t i = 0; i < n; i++)
         fx->canon[tg][L][i] = tg == TG_QK ? nwt_rng_prob(&s) : nwt_rng_val(&s);
+    if (tg == TG_QK && !fx->noncausal) /* a causal model's pattern: nothing above the diagonal */
+        for (int64_t i = 0; i < n; i++)
+            if (i / NH % fx->Tk > i / (NH * fx->Tk)) fx->canon[tg][L][i] = 0.0;
 }
 
 static nwt_view *fx_newview(fixture *fx) {
@@ -150,7 +158,9 @@ enum fn {
     F_SIZED, F_INDEX_COUNT, F_NODE_WRITES, F_THREADS, F_DST_NAME, F_DST_FROM_NAME, F_DERIVE_DST, F_TO_DIR,
     F_VOCAB, F_TOKEN_WRITES, F_TOP_K, F_SET_WEIGHT0, F_PUT_DELTA,
     /* facts, slot states, the call counter (run_info, run_hook_find, run_slot, run_call_count) */
-    F_INFO, F_HOOK_FIND, F_SLOT, F_CALL_COUNT, F_COUNT
+    F_INFO, F_HOOK_FIND, F_SLOT, F_CALL_COUNT,
+    /* causality and autoencoder slots (run_slots) */
+    F_CAUSAL, F_REMOVE_AE, F_COUNT
 };
 static const char *const FN_NAME[F_COUNT] = {
     "nw_status_string", "nw_*_name", "nw_*_from_name", "nw_version",
@@ -161,7 +171,8 @@ static const char *const FN_NAME[F_COUNT] = {
     "nw_node_write_sized", "nw_node_type_index_count", "nw_node_writes", "nw_set/get_num_threads", "nw_dst_name",
     "nw_dst_from_name", "nw_derive", "nw_node_write_to_direction", "nw_model_vocab_size", "nw_token_writes",
     "nw_token_writes_top_k", "nw_model_set_weight (no layer)", "nw_store_put (resid.delta)",
-    "nw_*_info_get", "nw_saelens_hook_find", "nw_model_*_get (slot)", "nw_thread_call_count"};
+    "nw_*_info_get", "nw_saelens_hook_find", "nw_model_*_get (slot)", "nw_thread_call_count",
+    "nw_model_set/get_causal", "nw_model_remove_autoencoder"};
 
 /* NULL-pointer bits */
 enum {
@@ -348,11 +359,16 @@ static int fx_setup(ctx *c) {
     fx->T = TT;
     fx->Tk = (r->fx & FX_TK4) ? 4 : TT;
     fx->seed = 12345;
+    fx->noncausal = (r->fx & FX_NONCAUSAL) != 0;
     memcpy(fx->nlat, NLAT0, sizeof fx->nlat);
     memcpy(fx->aein, AEIN0, sizeof fx->aein);
     nw_model_dims dims = {NL, DM, NH, DH, DFF};
     nw_status st = nw_model_create(&dims, &fx->model);
     if (st != NW_OK) { failf(c, "setup: nw_model_create: %s", nw_status_string(st)); return -1; }
+    if (fx->noncausal && (st = nw_model_set_causal(fx->model, 0)) != NW_OK) {
+        failf(c, "setup: nw_model_set_causal: %s", nw_status_string(st));
+        return -1;
+    }
     st = nw_store_create(&fx->store);
     if (st != NW_OK) { failf(c, "setup: nw_store_create: %s", nw_status_string(st)); return -1; }
     int call_on_target = r->fn == F_SET_WEIGHT || r->fn == F_SET_AE || r->fn == F_STORE_PUT;
@@ -403,7 +419,7 @@ static void ref_node(const fixture *fx, const nw_node_index *nd, double *vec, in
     int L = nd->layer;
     nwt_ref_in in = {DM, NH, DH, DFF, fx->T, fx->Tk, 0, 0,
                      fx->canon[TG_WMLP][L], fx->canon[TG_WATT][L], NULL,
-                     fx->canon[TG_POST][L], fx->canon[TG_QK][L], fx->canon[TG_V][L], NULL};
+                     fx->canon[TG_POST][L], fx->canon[TG_QK][L], fx->canon[TG_V][L], NULL, !fx->noncausal};
     int64_t ix[3];
     if (nd->node_type == NW_NODE_MLP_NEURON) {
         ix[0] = resolve(nd->indices[0], fx->T);
@@ -652,6 +668,14 @@ static void run_set(ctx *c) {
     const row *r = c->r;
     fixture *fx = &c->fx;
     int tg = r->tg, L = r->tl;
+    /* One autoencoder per slot: a row that sets its own slot empties it first (a caller replacing
+       an autoencoder must), unless it tests the occupied slot (FX_OCCUPIED). */
+    if (r->fn == F_SET_AE && !(r->fx & FX_OCCUPIED) && !(r->nulls & NU_MODEL) && tg >= TG_DEC0 && tg <= TG_DEC2 &&
+        r->e0 == NW_NODE_AUTOENCODER_LATENT + (tg - TG_DEC0) && r->e1 == L && fx->present[tg][L]) {
+        nw_status st = nw_model_remove_autoencoder(fx->model, r->e0, r->e1);
+        if (st != NW_OK) { failf(c, "setup: nw_model_remove_autoencoder: %s", nw_status_string(st)); return; }
+        fx->present[tg][L] = 0;
+    }
     /* the old state, to compare against on failure */
     nw_status old_post = fx->present[tg][L] ? NW_OK : NW_ERR_MISSING_INPUT;
     double *old = fx->canon[tg][L];
@@ -708,6 +732,41 @@ static void run_remove(ctx *c) {
         int gone = st == NW_OK && fx->present[tg][r->e1];
         post_check(c, tg, r->e1, gone ? NW_ERR_MISSING_INPUT : (fx->present[tg][r->e1] ? NW_OK : NW_ERR_MISSING_INPUT));
     }
+}
+
+/* nw_model_set_causal / nw_model_get_causal (F_CAUSAL: e1 = 0 set e0, then get; e1 = 1 get only) and
+   nw_model_remove_autoencoder (F_REMOVE_AE: e0 node type, e1 layer). */
+static void run_slots(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    nw_model *m = (r->nulls & NU_MODEL) ? NULL : fx->model;
+    if (r->fn == F_CAUSAL) {
+        nw_status st = NW_OK;
+        if (r->e1 == 0) {
+            st = nw_model_set_causal(m, r->e0);
+            check_status(c, "nw_model_set_causal", st);
+        }
+        int32_t got;
+        memset(&got, SENT, sizeof got);
+        nw_status gs = nw_model_get_causal(m, (r->nulls & NU_OUT) ? NULL : &got);
+        if (r->e1 == 1) check_status(c, "nw_model_get_causal", gs);
+        if (c->failed || gs != NW_OK) {
+            CHECK(c, untouched(&got, sizeof got), "nw_model_get_causal wrote out on failure");
+            return;
+        }
+        int32_t want = r->e1 == 0 && st == NW_OK ? r->e0 : !fx->noncausal;
+        CHECK(c, got == want, "nw_model_get_causal gives %d, expected %d", got, want);
+        /* the dependent attention write follows the model's causality (the pattern is the fixture's) */
+        post_check(c, TG_QK, 1, want == 1 && fx->noncausal ? NW_ERR_INVALID_ARGUMENT : NW_OK);
+        return;
+    }
+    nw_status st = nw_model_remove_autoencoder(m, r->e0, r->e1);
+    check_status(c, "nw_model_remove_autoencoder", st);
+    int k = r->e0 - NW_NODE_AUTOENCODER_LATENT;
+    if (c->failed || k < 0 || k >= NLATK || r->e1 < 0 || r->e1 >= NL) return;
+    int present = fx->present[TG_DEC0 + k][r->e1];
+    if (st == NW_OK) fx->present[TG_DEC0 + k][r->e1] = 0;
+    post_check(c, TG_DEC0 + k, r->e1, st == NW_OK || !present ? NW_ERR_MISSING_INPUT : NW_OK);
 }
 
 static void run_model_create(ctx *c) {
@@ -1378,7 +1437,7 @@ static int64_t x_ref_derive(const ctx *c, int32_t dst, int L, int shared, double
         for (int64_t q = 0; q < T; q++)
             for (int h = 0; h < NH; h++) {
                 double sum[DM] = {0};
-                for (int64_t k = 0; k <= q; k++) {
+                for (int64_t k = 0; k < (fx->noncausal ? T : q + 1); k++) { /* the keys q reads */
                     nw_node_index nd = N_ATT(L, q, k, h);
                     ref_node(fx, &nd, w, &tok);
                     double s = 0, nn = 0;
@@ -2088,6 +2147,7 @@ static const char *const CC_NAMES[] = {
     "nw_node_write_vectors", "nw_node_write_sized", "nw_node_type_index_count", "nw_node_writes", "nw_set_num_threads",
     "nw_get_num_threads", "nw_derive", "nw_derive(out=NULL)", "nw_node_write_to_direction", "nw_token_writes",
     "nw_token_writes_top_k", "nw_model_load_safetensors", "nw_model_load_autoencoder_safetensors",
+    "nw_model_set_causal", "nw_model_get_causal", "nw_model_remove_autoencoder",
     "nw_store_put_pass", "nw_store_remove_pass", "nw_model_set_autoencoder_encoder", "nw_derive_node",
     "nw_derive_node(write family)"};
 enum { CC_N = sizeof CC_NAMES / sizeof *CC_NAMES };
@@ -2195,6 +2255,9 @@ static void run_call_count(ctx *c) {
     else if (IS("nw_token_writes_top_k")) (void)nw_token_writes_top_k(m, s, NW_NODE_MLP_NEURON, 0, ix, 1, 2, 2, 1, out, ids, 2);
     else if (IS("nw_model_load_safetensors")) (void)nw_model_load_safetensors("/nonexistent/x.safetensors", &tm);
     else if (IS("nw_model_load_autoencoder_safetensors")) (void)nw_model_load_autoencoder_safetensors(m2, "/nonexistent", 2, 0);
+    else if (IS("nw_model_set_causal")) (void)nw_model_set_causal(m2, 0);
+    else if (IS("nw_model_get_causal")) (void)nw_model_get_causal(m, &v32);
+    else if (IS("nw_model_remove_autoencoder")) (void)nw_model_remove_autoencoder(m2, NW_NODE_AUTOENCODER_LATENT, 0);
     else if (IS("nw_store_put_pass")) (void)nw_store_put_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD, &deltav);
     else if (IS("nw_store_remove_pass")) (void)nw_store_remove_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD);
     else if (IS("nw_model_set_autoencoder_encoder")) (void)nw_model_set_autoencoder_encoder(m2, NW_NODE_AUTOENCODER_LATENT, 0, &decv, &gain, &gain, NW_COPY);
@@ -2243,6 +2306,7 @@ static void *run_row(void *p) {
         case F_TOP_K: case F_SET_WEIGHT0: case F_PUT_DELTA: run_x(c); break;
         case F_SLOT: run_slot(c); break;
         case F_CALL_COUNT: run_call_count(c); break;
+        case F_CAUSAL: case F_REMOVE_AE: run_slots(c); break;
         case F_SCENARIO: {
             nw_status st = (nw_status)r->scenario(c);
             check_status(c, r->what, st);
@@ -2296,7 +2360,8 @@ static const row STATIC_ROWS[] = {
     {.what = "status -6", .fn = F_STATUS_STRING, .e0 = -6, .str = "NW_ERR_UNSUPPORTED"},
     {.what = "status -7", .fn = F_STATUS_STRING, .e0 = -7, .str = "NW_ERR_OUT_OF_MEMORY"},
     {.what = "status -8", .fn = F_STATUS_STRING, .e0 = -8, .str = "NW_ERR_BUFFER_TOO_SMALL"},
-    {.what = "status -9 (one past)", .fn = F_STATUS_STRING, .e0 = -9, .str = "NW_ERR_UNKNOWN"},
+    {.what = "status -9", .fn = F_STATUS_STRING, .e0 = -9, .str = "NW_ERR_STALE_INPUT"},
+    {.what = "status -10 (one past)", .fn = F_STATUS_STRING, .e0 = -10, .str = "NW_ERR_UNKNOWN"},
     {.what = "status 1", .fn = F_STATUS_STRING, .e0 = 1, .str = "NW_ERR_UNKNOWN"},
     {.what = "status INT32_MIN", .fn = F_STATUS_STRING, .e0 = I32MIN, .str = "NW_ERR_UNKNOWN"},
     {.what = "status INT32_MAX", .fn = F_STATUS_STRING, .e0 = I32MAX, .str = "NW_ERR_UNKNOWN"},
@@ -2807,7 +2872,10 @@ static const row STATIC_ROWS[] = {
      .expect = EBUF, .alt = EARG},
     {.what = "scenario: node_write_vectors with n_nodes 0", .fn = F_SCENARIO, .scenario = sc_vectors_empty},
     {.what = "scenario: error message kept after a success, per thread", .fn = F_SCENARIO, .scenario = sc_error_message},
-    {.what = "scenario: qk_probs with all-zero strides", .fn = F_SCENARIO, .scenario = sc_zero_stride_probs},
+    {.what = "scenario: qk_probs with all-zero strides (not causal)", .fn = F_SCENARIO, .fx = FX_NONCAUSAL,
+     .scenario = sc_zero_stride_probs},
+    {.what = "scenario: qk_probs with all-zero strides, causal: mass above the diagonal", .fn = F_SCENARIO,
+     .scenario = sc_zero_stride_probs, .expect = EARG},
     {.what = "scenario: outputs sharing memory with an input or another output", .fn = F_SCENARIO, .scenario = sc_outputs_overlap_inputs},
 };
 
@@ -3465,12 +3533,158 @@ static void gen_facts_rows(void) {
 
 /* ------------------------------------------------------------------ main */
 
+
+/* ---- causality and autoencoder slots ----
+ * Causal (the default): attn.qk_probs with any entry above the diagonal (k > q) that is not +-0 is
+ * refused by every attention entry point; a key after the query writes exactly 0 and is never read.
+ * Not causal (FX_NONCAUSAL): every key is read, and the write family includes k > q (the reference
+ * sums the node writes over every key); the flattened layouts, which hold k <= q only, are refused.
+ * QK_UP(q, k, h): the flat index of (q, k, h) in the fixture's (3, 3, 2) attn.qk_probs. */
+#define QK_UP(q, k, h) (((q) * TT + (k)) * NH + (h))
+#define V_AT(k, h, c) (((k) * NH + (h)) * DH + (c))
+#define MASS(at, x) .tg = TG_QK, .tl = 1, .inj_set = 1, .inj_at = (at), .inj = (x)
+static const row CAUSAL_ROWS[] = {
+    {.what = "causal: get (a new model is causal)", .fn = F_CAUSAL, .e1 = 1},
+    {.what = "causal: set 0", .fn = F_CAUSAL, .e0 = 0},
+    {.what = "causal: set 1", .fn = F_CAUSAL, .e0 = 1},
+    {.what = "causal: not causal, then get", .fn = F_CAUSAL, .fx = FX_NONCAUSAL, .e1 = 1},
+    {.what = "causal: set 1 on a model whose pattern has mass above (the write is then refused)", .fn = F_CAUSAL,
+     .fx = FX_NONCAUSAL, .e0 = 1},
+    {.what = "causal: set 2", .fn = F_CAUSAL, .e0 = 2, .expect = EARG},
+    {.what = "causal: set -1", .fn = F_CAUSAL, .e0 = -1, .expect = EARG},
+    {.what = "causal: set INT32_MIN", .fn = F_CAUSAL, .e0 = I32MIN, .expect = EARG},
+    {.what = "causal: set INT32_MAX", .fn = F_CAUSAL, .e0 = I32MAX, .expect = EARG},
+    {.what = "causal: set, NULL model", .fn = F_CAUSAL, .e0 = 0, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "causal: get, NULL model", .fn = F_CAUSAL, .e1 = 1, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "causal: get, NULL out", .fn = F_CAUSAL, .e1 = 1, .nulls = NU_OUT, .expect = EARG},
+
+    {.what = "remove ae (autoencoder_latent, 0)", .fn = F_REMOVE_AE, .e0 = 2, .e1 = 0},
+    {.what = "remove ae (mlp_autoencoder_latent, 1)", .fn = F_REMOVE_AE, .e0 = 3, .e1 = 1},
+    {.what = "remove ae (attention_autoencoder_latent, 1)", .fn = F_REMOVE_AE, .e0 = 4, .e1 = 1},
+    {.what = "remove ae: empty slot (not an error)", .fn = F_REMOVE_AE, .fx = FX_ABSENT, .tg = TG_DEC1, .tl = 0, .e0 = 3, .e1 = 0},
+    {.what = "remove ae: empty model", .fn = F_REMOVE_AE, .fx = FX_EMPTY_MODEL, .e0 = 4, .e1 = 0},
+    {.what = "remove ae: NULL model", .fn = F_REMOVE_AE, .e0 = 2, .e1 = 0, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "remove ae: node type mlp_neuron", .fn = F_REMOVE_AE, .e0 = 0, .e1 = 0, .expect = EARG},
+    {.what = "remove ae: node type attention_head", .fn = F_REMOVE_AE, .e0 = 1, .e1 = 0, .expect = EARG},
+    {.what = "remove ae: node type 5 (one past)", .fn = F_REMOVE_AE, .e0 = 5, .e1 = 0, .expect = EARG},
+    {.what = "remove ae: node type -1", .fn = F_REMOVE_AE, .e0 = -1, .e1 = 0, .expect = EARG},
+    {.what = "remove ae: node type INT32_MIN", .fn = F_REMOVE_AE, .e0 = I32MIN, .e1 = 0, .expect = EARG},
+    {.what = "remove ae: node type INT32_MAX", .fn = F_REMOVE_AE, .e0 = I32MAX, .e1 = 0, .expect = EARG},
+    {.what = "remove ae: layer -1", .fn = F_REMOVE_AE, .e0 = 2, .e1 = -1, .expect = EIDX},
+    {.what = "remove ae: layer n_layers", .fn = F_REMOVE_AE, .e0 = 2, .e1 = NL, .expect = EIDX},
+    {.what = "remove ae: layer INT32_MIN", .fn = F_REMOVE_AE, .e0 = 2, .e1 = I32MIN, .expect = EIDX},
+    {.what = "remove ae: layer INT32_MAX", .fn = F_REMOVE_AE, .e0 = 2, .e1 = I32MAX, .expect = EIDX},
+    {.what = "set ae: occupied slot (refused; it keeps its autoencoder)", .fn = F_SET_AE, .fx = FX_OCCUPIED, .tg = TG_DEC1,
+     .tl = 1, .e0 = 3, .e1 = 1, .e3 = 0, .expect = EARG},
+    {.what = "set ae: occupied slot, another input kind", .fn = F_SET_AE, .fx = FX_OCCUPIED, .tg = TG_DEC0, .tl = 0,
+     .e0 = 2, .e1 = 0, .e3 = 1, .expect = EARG},
+    {.what = "set ae: occupied slot, borrowed", .fn = F_SET_AE, .fx = FX_OCCUPIED, .tg = TG_DEC2, .tl = 0, .e0 = 4, .e1 = 0,
+     .e2 = NW_BORROW, .e3 = 1, .expect = EARG},
+    {.what = "set ae: occupied slot, bad shape too (slot reported)", .fn = F_SET_AE, .fx = FX_OCCUPIED, .tg = TG_DEC1, .tl = 1,
+     .e0 = 3, .e1 = 1, .e3 = 0, .vm = VM_SHAPE, .vi = 1, .vv = DFF + 1, .expect = EARG},
+
+    /* causal: probability above the diagonal is refused by each attention entry point */
+    {.what = "causal mass above: deriver derive", .fn = F_DERIVE, MASS(QK_UP(0, 1, 0), 0.25), .node = N_ATT(1, 2, 1, 1), .expect = EARG},
+    {.what = "causal mass above: deriver derive_vector", .fn = F_DERIVE_VEC, MASS(QK_UP(1, 2, 1), 0.5), .node = N_ATT(1, 0, 0, 0), .expect = EARG},
+    {.what = "causal mass above: node_write", .fn = F_NODE_WRITE, MASS(QK_UP(0, 2, 1), 1.0), .node = N_ATT(1, 2, 2, 1), .expect = EARG},
+    {.what = "causal mass above: node_write_vectors", .fn = F_NODE_WRITE_VECS, MASS(QK_UP(0, 1, 1), 0.25), .node = N_ATT(1, 1, 0, 0),
+     .nn = 3, .k = 1, .expect = EARG},
+    {.what = "causal mass above: node_write_sized", .fn = F_SIZED, MASS(QK_UP(0, 1, 0), 0.25), .node = N_ATT(1, 2, 0, 1), .expect = EARG},
+    {.what = "causal mass above: node_writes", .fn = F_NODE_WRITES, MASS(QK_UP(1, 2, 0), 0.25), XNODES(1, 1, 2, 3), .xix = 1,
+     .ix = {2, 1, 0, 0, 0, 1}, .expect = EARG},
+    {.what = "causal mass above: token_writes", .fn = F_TOKEN_WRITES, MASS(QK_UP(1, 2, 0), 0.25), XNODES(1, 1, 2, 3), .xix = 1,
+     .ix = {2, 1, 0, 0, 0, 1}, .expect = EARG},
+    {.what = "causal mass above: token_writes_top_k", .fn = F_TOP_K, MASS(QK_UP(1, 2, 0), 0.25), XNODES(1, 1, 2, 3), .xix = 1,
+     .ix = {2, 1, 0, 0, 0, 1}, .topk = 2, .largest = 1, .expect = EARG},
+    {.what = "causal mass above: node_write_to_direction", .fn = F_TO_DIR, MASS(QK_UP(0, 1, 0), 0.25), .node = N_ATT(1, 2, 0, 1),
+     NDIR(D_FULL), .expect = EARG},
+    {.what = "causal mass above: derive unflattened norm", .fn = F_DERIVE_DST, MASS(QK_UP(0, 1, 0), 0.25), .xtype = 2, .xlayer = 1, .expect = EARG},
+    {.what = "causal mass above: derive unflattened projection", .fn = F_DERIVE_DST, MASS(QK_UP(0, 1, 0), 0.25), .xtype = 3, .xlayer = 1,
+     NDIR(D_FULL), .expect = EARG},
+    {.what = "causal mass above: derive flattened norm", .fn = F_DERIVE_DST, MASS(QK_UP(0, 1, 0), 0.25), .xtype = 4, .xlayer = 1, .expect = EARG},
+    {.what = "causal mass above: derive flattened projection", .fn = F_DERIVE_DST, MASS(QK_UP(0, 1, 0), 0.25), .xtype = 5, .xlayer = 1,
+     NDIR(D_SHARED), .expect = EARG},
+    {.what = "causal mass above: derive per-token norm", .fn = F_DERIVE_DST, MASS(QK_UP(0, 1, 0), 0.25), .xtype = 6, .xlayer = 1, .expect = EARG},
+    {.what = "causal mass above: derive per-token projection", .fn = F_DERIVE_DST, MASS(QK_UP(0, 1, 0), 0.25), .xtype = 7, .xlayer = 1,
+     NDIR(D_FULL), .expect = EARG},
+    {.what = "causal: NaN above the diagonal is mass", .fn = F_NODE_WRITE, MASS(QK_UP(1, 2, 1), NAN), .node = N_ATT(1, 2, 2, 1), .expect = EARG},
+    {.what = "causal: +Inf above the diagonal is mass", .fn = F_NODE_WRITE, MASS(QK_UP(1, 2, 1), INFINITY), .node = N_ATT(1, 2, 2, 1), .expect = EARG},
+    {.what = "causal: -Inf above the diagonal is mass", .fn = F_NODE_WRITE, MASS(QK_UP(0, 2, 0), -INFINITY), .node = N_ATT(1, 2, 2, 1), .expect = EARG},
+    {.what = "causal: smallest subnormal above the diagonal is mass", .fn = F_NODE_WRITE, MASS(QK_UP(0, 2, 0), 0x1p-149),
+     .node = N_ATT(1, 2, 2, 1), .expect = EARG},
+    {.what = "causal: -0.0 above the diagonal is zero (OK)", .fn = F_NODE_WRITE, MASS(QK_UP(0, 2, 0), -0.0), .node = N_ATT(1, 0, 2, 0)},
+    {.what = "causal: -0.0 above the diagonal, derive (OK)", .fn = F_DERIVE_DST, MASS(QK_UP(0, 1, 1), -0.0), .xtype = 3, .xlayer = 1, NDIR(D_FULL)},
+    {.what = "causal: mass above in f16", .fn = F_NODE_WRITE, MASS(QK_UP(0, 1, 0), 0.25), .vdtype = NW_DTYPE_F16, .node = N_ATT(1, 2, 0, 1), .expect = EARG},
+    {.what = "causal: -0.0 above in f16 (OK)", .fn = F_NODE_WRITE, MASS(QK_UP(0, 1, 0), -0.0), .vdtype = NW_DTYPE_F16, .node = N_ATT(1, 2, 0, 1)},
+    {.what = "causal: mass above in bf16 transposed", .fn = F_NODE_WRITE, MASS(QK_UP(1, 2, 0), 0.5), .vdtype = NW_DTYPE_BF16,
+     .vlayout = NWT_TRANSPOSED, .node = N_ATT(1, 2, 0, 1), .expect = EARG},
+    {.what = "causal: mass above in f64 negative strides", .fn = F_NODE_WRITE, MASS(QK_UP(0, 2, 1), 1e-30), .vdtype = NW_DTYPE_F64,
+     .vlayout = NWT_NEGALL, .node = N_ATT(1, 2, 0, 1), .expect = EARG},
+    {.what = "causal: -0.0 above in f64 padded (OK)", .fn = F_NODE_WRITE, MASS(QK_UP(0, 2, 1), -0.0), .vdtype = NW_DTYPE_F64,
+     .vlayout = NWT_PADDED, .node = N_ATT(1, 2, 0, 1)},
+    {.what = "causal: mass above at the other layer only (OK here)", .fn = F_NODE_WRITE, .tg = TG_QK, .tl = 0, .inj_set = 1,
+     .inj_at = QK_UP(0, 1, 0), .inj = 0.5, .node = N_ATT(1, 2, 0, 1)},
+    {.what = "causal: mass above, mlp node (OK: attn.qk_probs not read)", .fn = F_NODE_WRITE, MASS(QK_UP(0, 1, 0), 0.5), .node = N_MLP(1, 2, 3)},
+    {.what = "causal: T_k 4, mass at key 3", .fn = F_NODE_WRITE, .fx = FX_TK4, .tg = TG_QK, .tl = 1, .inj_set = 1,
+     .inj_at = (2 * 4 + 3) * NH + 1, .inj = 0.125, .node = N_ATT(1, 0, 0, 0), .expect = EARG},
+    {.what = "causal: T_k 4, key 3 after every query (a zero write)", .fn = F_NODE_WRITE, .fx = FX_TK4, .node = N_ATT(1, 2, 3, 1)},
+
+    /* causal: nothing at a key after the query is read (NaN / Inf in attn.v there stay out) */
+    {.what = "causal: NaN in v at key 2, node (0, 2, 1) writes 0", .fn = F_NODE_WRITE, .tg = TG_V, .tl = 1, .inj_set = 1,
+     .inj_at = V_AT(2, 1, 0), .inj = NAN, .node = N_ATT(1, 0, 2, 1)},
+    {.what = "causal: Inf in v at key 2, node (1, 2, 1) writes 0 (set)", .fn = F_NODE_WRITES, .tg = TG_V, .tl = 1, .inj_set = 1,
+     .inj_at = V_AT(2, 1, 1), .inj = INFINITY, XNODES(1, 1, 3, 3), .xix = 1, .ix = {1, 2, 1, 0, 2, 1, 2, 0, 0}},
+    {.what = "causal: NaN in v at key 2, token writes of (0, 2, 1)", .fn = F_TOKEN_WRITES, .tg = TG_V, .tl = 1, .inj_set = 1,
+     .inj_at = V_AT(2, 1, 2), .inj = NAN, XNODES(1, 1, 2, 3), .xix = 1, .ix = {0, 2, 1, 1, 1, 1}},
+    {.what = "causal: NaN in v at key 2, derive per-token norm (queries 0, 1 finite)", .fn = F_DERIVE_DST, .tg = TG_V, .tl = 1,
+     .inj_set = 1, .inj_at = V_AT(2, 0, 1), .inj = NAN, .xtype = 6, .xlayer = 1},
+    {.what = "causal: Inf in v at key 2, derive per-token norm", .fn = F_DERIVE_DST, .tg = TG_V, .tl = 1,
+     .inj_set = 1, .inj_at = V_AT(2, 1, 1), .inj = INFINITY, .xtype = 6, .xlayer = 1},
+    {.what = "causal: NaN in v at key 2, derive per-token projection", .fn = F_DERIVE_DST, .tg = TG_V, .tl = 1,
+     .inj_set = 1, .inj_at = V_AT(2, 1, 1), .inj = NAN, .xtype = 7, .xlayer = 1, NDIR(D_FULL)},
+    {.what = "causal: NaN in v at key 2, derive unflattened norm", .fn = F_DERIVE_DST, .tg = TG_V, .tl = 1,
+     .inj_set = 1, .inj_at = V_AT(2, 0, 0), .inj = NAN, .xtype = 2, .xlayer = 1},
+    {.what = "causal: NaN in v at key 2, derive flattened projection (shared)", .fn = F_DERIVE_DST, .tg = TG_V, .tl = 1,
+     .inj_set = 1, .inj_at = V_AT(2, 0, 0), .inj = NAN, .xtype = 5, .xlayer = 1, NDIR(D_SHARED)},
+
+    /* not causal: every key is read */
+    {.what = "not causal: node (0, 2, 1), key after the query", .fn = F_NODE_WRITE, .fx = FX_NONCAUSAL, .node = N_ATT(1, 0, 2, 1)},
+    {.what = "not causal: deriver derive (0, 1, 0)", .fn = F_DERIVE, .fx = FX_NONCAUSAL, .node = N_ATT(1, 0, 1, 0)},
+    {.what = "not causal: node_write_vectors", .fn = F_NODE_WRITE_VECS, .fx = FX_NONCAUSAL, .node = N_ATT(1, 1, 2, 1), .nn = 3, .k = 2},
+    {.what = "not causal: node_writes, keys after the query", .fn = F_NODE_WRITES, .fx = FX_NONCAUSAL, XNODES(1, 1, 3, 3), .xix = 1,
+     .ix = {0, 1, 0, 0, 2, 1, 1, 2, 0}},
+    {.what = "not causal: token_writes", .fn = F_TOKEN_WRITES, .fx = FX_NONCAUSAL, XNODES(1, 1, 2, 3), .xix = 1, .ix = {0, 2, 1, 1, 2, 0}},
+    {.what = "not causal: token_writes_top_k", .fn = F_TOP_K, .fx = FX_NONCAUSAL, XNODES(1, 1, 2, 3), .xix = 1, .ix = {0, 2, 1, 1, 2, 0},
+     .topk = 3, .largest = 0},
+    {.what = "not causal: node_write_to_direction", .fn = F_TO_DIR, .fx = FX_NONCAUSAL, .node = N_ATT(1, 0, 2, 0), NDIR(D_FULL)},
+    {.what = "not causal: derive unflattened norm (every key)", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 2, .xlayer = 1},
+    {.what = "not causal: derive unflattened projection", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 3, .xlayer = 0, NDIR(D_FULL)},
+    {.what = "not causal: derive unflattened projection, zero rows", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 3, .xlayer = 1,
+     NDIR(D_ZEROROWS)},
+    {.what = "not causal: derive unflattened projection, shared, NW_OUT_ZEROED", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 3,
+     .xlayer = 1, NDIR(D_SHARED), .xflags = NW_OUT_ZEROED},
+    {.what = "not causal: derive per-token norm (sum over every key)", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 6, .xlayer = 1},
+    {.what = "not causal: derive per-token projection", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 7, .xlayer = 1, NDIR(D_FULL)},
+    {.what = "not causal: derive per-token projection, shared", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 7, .xlayer = 0,
+     NDIR(D_SHARED)},
+    {.what = "not causal: derive unflattened norm, all tensors f16", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .fdtype = NW_DTYPE_F16,
+     .xtype = 2, .xlayer = 1},
+    {.what = "not causal: derive per-token norm, bf16 transposed", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .fdtype = NW_DTYPE_BF16,
+     .flayout = NWT_TRANSPOSED, .xtype = 6, .xlayer = 1},
+    {.what = "not causal: flattened norm refused (k <= q only)", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 4, .xlayer = 1, .expect = EUNS},
+    {.what = "not causal: flattened projection refused", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .xtype = 5, .xlayer = 1, NDIR(D_FULL),
+     .expect = EUNS},
+    {.what = "not causal: NaN in v at key 2 reaches query 0 (per-token norm)", .fn = F_DERIVE_DST, .fx = FX_NONCAUSAL, .tg = TG_V,
+     .tl = 1, .inj_set = 1, .inj_at = V_AT(2, 0, 1), .inj = NAN, .xtype = 6, .xlayer = 1},
+};
+
 int main(int argc, char **argv) {
     int verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
     for (size_t i = 0; i < sizeof STATIC_ROWS / sizeof *STATIC_ROWS; i++) add(STATIC_ROWS[i]);
     gen_rows();
     gen_x_rows();
     gen_facts_rows();
+    for (size_t i = 0; i < sizeof CAUSAL_ROWS / sizeof *CAUSAL_ROWS; i++) add(CAUSAL_ROWS[i]);
     gen_edge_rows();
     printf("boundary: %d rows\n", NROWS);
     int passed = 0, failed = 0;

@@ -235,6 +235,7 @@ static void gen_edge_rows(void) {
     EROW("derive_node encoder not set", EK_DERIVE, NW_DST_AUTOENCODER_LATENT_GRAD_WRT_RESIDUAL_INPUT, 1, 0, EF_ATTN_AE | EF_NO_ENCODER,
          EMIS, .k = 1, .node = trace);
     EROW("derive_node model NULL", EK_DERIVE, qin, 1, 0, EF_MLP_AE, EARG, .k = 1, .node = mlp0, .nulls = NU_MODEL);
+    EROW("derive_node on a model that is not causal", EK_DERIVE, qin, 1, 0, EF_MLP_AE | EF_NOT_CAUSAL, EUNS, .k = 1, .node = mlp0);
     EROW("derive_node store NULL", EK_DERIVE, qin, 1, 0, EF_MLP_AE, EARG, .k = 1, .node = mlp0, .nulls = NU_STORE);
     EROW("derive_node out NULL, out_len 0 (shape only)", EK_DERIVE, qin, 1, 0, EF_MLP_AE, EBUF, .k = 1, .node = mlp0,
          .nulls = NU_OUT, .cap_mode = CAP_ABS, .cap = 0);

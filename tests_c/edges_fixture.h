@@ -23,7 +23,8 @@ enum {
     EF_NO_LN1_GAIN = 4,  /* layer_norm_gain.pre_attn missing */
     EF_NO_QK_BWD = 8,    /* the backward attn.qk_probs missing */
     EF_BAD_POST_BWD = 16, /* the backward mlp.post_act of layer 0 has d_ff + 1 columns */
-    EF_NO_ENCODER = 32    /* the autoencoders have no encoder */
+    EF_NO_ENCODER = 32,   /* the autoencoders have no encoder */
+    EF_NOT_CAUSAL = 64    /* the model is not causal (nw_model_set_causal) */
 };
 
 #define EF_MAXT 96
@@ -74,6 +75,7 @@ static nw_status ef_setup(ef_fixture *f, unsigned flags, uint64_t seed) {
     nw_model_dims dims = {EF_L, EF_D, EF_H, EF_DH, EF_F};
     nw_status st = nw_model_create(&dims, &f->m);
     if (st == NW_OK) st = nw_store_create(&f->s);
+    if (st == NW_OK && (flags & EF_NOT_CAUSAL)) st = nw_model_set_causal(f->m, 0);
     for (int l = 0; l < EF_L && st == NW_OK; l++) {
         static const struct { int32_t w; int ndim; int a, b, c; } W[] = {
             {NW_WEIGHT_MLP_TO_RESIDUAL, 2, EF_F, EF_D, 0}, {NW_WEIGHT_ATTN_TO_RESIDUAL, 3, EF_H, EF_DH, EF_D},

@@ -294,8 +294,9 @@ static void read_pairs(const void *ctx, int64_t q, int64_t k0, int64_t nk, float
     memcpy(dst, r->p + q * r->rs + k0 * r->heads, sizeof(float) * (size_t)(nk * r->heads));
 }
 
-/* layout 0: TDB's unflattened rows, 1: flattened, 2: sums over keys. */
-static void test_pairs(int64_t tokens, int heads, int64_t dh, int layout, int vpat, int zeroed) {
+/* layout 0: TDB's unflattened rows, 1: flattened, 2: sums over keys. all_keys: every key (a model that is
+   not causal), else keys k <= q only. */
+static void test_pairs_keys(int64_t tokens, int heads, int64_t dh, int layout, int vpat, int zeroed, int all_keys) {
     const int64_t used = tokens > 0 ? 1 + rnd((int)tokens) : 0, hd = heads * dh;
     int64_t *row = malloc(sizeof(int64_t) * (size_t)(tokens + 1)), *off = malloc(sizeof(int64_t) * (size_t)(tokens + 1));
     float *u = malloc(sizeof(float) * (size_t)(used * hd + 1));
@@ -322,12 +323,13 @@ static void test_pairs(int64_t tokens, int heads, int64_t dh, int layout, int vp
     float *ref = malloc(sizeof(float) * (size_t)(len + 1)), *c = malloc(sizeof(float) * (size_t)(len + 1));
     fill_sentinel(ref, len + 1);
     for (int64_t q = 0; q < tokens; q++) {
-        const int64_t keys = layout == 2 ? 1 : (tail > q + 1 ? tail : q + 1);
+        const int64_t read = all_keys ? tokens : q + 1;
+        const int64_t keys = layout == 2 ? 1 : (tail > read ? tail : read);
         if (!zeroed) for (int64_t x = 0; x < keys * heads; x++) ref[off[q] + x] = 0.0f;
         if (row[q] < 0) continue;
         for (int h = 0; h < heads; h++) {
             float sum = 0.0f;
-            for (int64_t k = 0; k <= q; k++) {
+            for (int64_t k = 0; k < read; k++) {
                 float f = 0.0f;
                 for (int64_t d = 0; d < dh; d++) f = fmaf(u[row[q] * hd + h * dh + d], v[k * s0 + h * s1 + d * s2], f);
                 const float pv = p[q * p_rs + k * heads + h];
@@ -345,12 +347,12 @@ static void test_pairs(int64_t tokens, int heads, int64_t dh, int layout, int vp
                 fill_sentinel(c, len + 1);
                 nwk_attention_pairs_args a = {tokens, heads, dh, u, hd, row, v, s0, s1, s2,
                                               via_reader ? NULL : p, p_rs, via_reader ? read_pairs : NULL, &reader,
-                                              layout == 2 ? NWK_PAIR_SUMS : NWK_PAIRS, c, off, tail, zeroed};
+                                              layout == 2 ? NWK_PAIR_SUMS : NWK_PAIRS, c, off, tail, zeroed, all_keys};
                 if (nwk_attention_pairs(&a, thread_counts[t]) != 0) FAIL("attention_pairs failed");
                 char what[160];
-                snprintf(what, sizeof what, "attention_pairs T=%lld heads=%d dh=%lld layout %d v %d zeroed %d %s threads %d%s",
-                         (long long)tokens, heads, (long long)dh, layout, vpat, zeroed, paths[pi], thread_counts[t],
-                         via_reader ? " (reader)" : "");
+                snprintf(what, sizeof what, "attention_pairs T=%lld heads=%d dh=%lld layout %d v %d zeroed %d%s %s threads %d%s",
+                         (long long)tokens, heads, (long long)dh, layout, vpat, zeroed, all_keys ? " all keys" : "",
+                         paths[pi], thread_counts[t], via_reader ? " (reader)" : "");
                 for (int64_t x = 0; x <= len; x++) {
                     checks++;
                     if (bits(c[x]) != bits(ref[x]) && !(isnan(c[x]) && isnan(ref[x]) && bits(ref[x]) != SENTINEL)) {
@@ -361,6 +363,90 @@ static void test_pairs(int64_t tokens, int heads, int64_t dh, int layout, int vp
             }
     nwk_force_path(NULL);
     free(row); free(off); free(u); free(v); free(p); free(ref); free(c);
+}
+
+static void test_pairs(int64_t tokens, int heads, int64_t dh, int layout, int vpat, int zeroed) {
+    test_pairs_keys(tokens, heads, dh, layout, vpat, zeroed, 0);
+}
+
+/* nwk_first_nonzero: items of 2, 4 and 8 bytes at strides 1, 3 and -2; one non-zero (a tiny
+   value, NaN or Inf) at each of several positions among -0 and +0; -1 when there is none. */
+static void test_first_nonzero(void) {
+    static uint8_t mem[8 * 3 * 700 + 64];
+    const int sizes[3] = {2, 4, 8};
+    const int64_t strides[3] = {1, 3, -2};
+    for (int p = 0; p < npaths; p++) {
+        nwk_force_path(paths[p]);
+        for (int si = 0; si < 3; si++)
+            for (int st = 0; st < 3; st++) {
+                const int size = sizes[si];
+                const int64_t stride = strides[st];
+                for (int64_t n = 0; n < 700; n += 1 + n / 3) {
+                    /* element i at base + i * stride items; negative strides start at the top */
+                    uint8_t *base = mem + (stride < 0 ? (size_t)((n > 0 ? n - 1 : 0) * -stride * size) : 0);
+                    memset(mem, 0, sizeof mem);
+                    for (int64_t i = 0; i < n; i++) base[i * stride * size + size - 1] = i % 2 ? 0x80 : 0x00; /* -0, +0 */
+                    checks++;
+                    if (nwk_first_nonzero(n, base, stride, size) != -1)
+                        FAIL("first_nonzero %s: size %d stride %lld n %lld: zeros reported", paths[p], size, (long long)stride, (long long)n);
+                    for (int64_t at = 0; at < n; at += 1 + at / 2) {
+                        uint8_t *e = base + at * stride * size;
+                        uint8_t saved[8];
+                        memcpy(saved, e, (size_t)size);
+                        e[0] = (uint8_t)(at % 3 == 0 ? 1 : 0);          /* the smallest subnormal ... */
+                        if (at % 3 == 1) e[size - 1] = 0x7F, e[size - 2] = 0xFF; /* ... or NaN-like / large */
+                        if (at % 3 == 2) e[size - 1] = 0xFF, e[size - 2] = 0xF0; /* ... or negative NaN / -Inf */
+                        checks++;
+                        int64_t got = nwk_first_nonzero(n, base, stride, size);
+                        if (got != at)
+                            FAIL("first_nonzero %s: size %d stride %lld n %lld: non-zero at %lld found at %lld", paths[p], size,
+                                 (long long)stride, (long long)n, (long long)at, (long long)got);
+                        memcpy(e, saved, (size_t)size);
+                    }
+                }
+            }
+        checks++;
+        float one = 1.0f;
+        if (nwk_first_nonzero(1, &one, 1, 3) != -1) FAIL("first_nonzero: item size 3 accepted");
+    }
+    nwk_force_path(NULL);
+}
+
+/* nwk_gemm_continue: C filled with the chains over the first k0 steps, then continued over the rest,
+   equals the whole chain bit for bit (B rows in place, or strided and packed). */
+static void test_gemm_continue(int64_t m, int64_t n, int64_t k, int64_t k0, int b_strided) {
+    float *a = malloc(sizeof(float) * (size_t)(m * k + 1)), *b = malloc(sizeof(float) * (size_t)(k * n * 2 + 1));
+    float *c = malloc(sizeof(float) * (size_t)(m * n + 1)), *ref = malloc(sizeof(float) * (size_t)(m * n + 1));
+    for (int64_t i = 0; i < m * k; i++) a[i] = rand_value();
+    for (int64_t i = 0; i < k * n * 2; i++) b[i] = rand_value();
+    const int64_t b_rs = b_strided ? 1 : n, b_cs = b_strided ? k * 2 : 1;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float acc = 0.0f, part = 0.0f;
+            for (int64_t r = 0; r < k; r++) {
+                acc = fmaf(a[i * k + r], b[r * b_rs + j * b_cs], acc);
+                if (r + 1 == k0) part = acc;
+            }
+            ref[i * n + j] = acc;
+            c[i * n + j] = k0 > 0 ? part : 0.0f;
+        }
+    for (int pi = 0; pi < npaths; pi++) {
+        nwk_force_path(paths[pi]);
+        float *cc = malloc(sizeof(float) * (size_t)(m * n + 1));
+        memcpy(cc, c, sizeof(float) * (size_t)(m * n));
+        nwk_gemm_continue(m, n, k - k0, a + k0, k, 1, b + k0 * b_rs, b_rs, b_cs, cc, n);
+        for (int64_t x = 0; x < m * n; x++) {
+            checks++;
+            if (bits(cc[x]) != bits(ref[x])) {
+                FAIL("gemm_continue %s m=%lld n=%lld k=%lld from %lld%s: C[%lld] = %a, want %a", paths[pi], (long long)m,
+                     (long long)n, (long long)k, (long long)k0, b_strided ? " (B strided)" : "", (long long)x, cc[x], ref[x]);
+                break;
+            }
+        }
+        free(cc);
+    }
+    nwk_force_path(NULL);
+    free(a); free(b); free(c); free(ref);
 }
 
 int main(void) {
@@ -482,6 +568,12 @@ int main(void) {
     for (int rep = 0; rep < 20; rep++) test_quad_norms(1 + rnd(20), 1 + rnd(70), 1, rep % 2);
     special = 0;
     test_scale_by(1000);
+    test_first_nonzero();
+    for (int rep = 0; rep < 40; rep++) {
+        const int64_t k = 1 + rnd(150);
+        test_gemm_continue(1 + rnd(9), 1 + rnd(140), k, rnd((int)k + 1), rep % 2);
+    }
+    test_gemm_continue(1, 64, 64, 0, 0);
     {
         static const int heads_list[] = {1, 2, 3, 12, 16, 17, 33};
         for (int rep = 0; rep < 28; rep++)
@@ -489,6 +581,11 @@ int main(void) {
         test_pairs(0, 3, 4, 0, 0, 0);
         test_pairs(230, 12, 64, 0, 0, 0); /* several key chunks (192) and query blocks (24) */
         test_pairs(230, 5, 9, 2, 1, 0);
+        /* every key (a model that is not causal): unflattened rows and sums */
+        for (int rep = 0; rep < 14; rep++)
+            test_pairs_keys(1 + rnd(60), heads_list[rep % 7], 1 + rnd(40), rep % 2 ? 2 : 0, rnd(3), rnd(4) == 0, 1);
+        test_pairs_keys(230, 12, 64, 0, 0, 0, 1);
+        test_pairs_keys(230, 5, 9, 2, 2, 1, 1);
         special = 1;
         for (int rep = 0; rep < 6; rep++) test_pairs(1 + rnd(50), heads_list[rep], 1 + rnd(20), rep % 3, 0, 0);
         special = 0;
@@ -513,7 +610,7 @@ int main(void) {
         float u[8] = {1}, v[30 * 8] = {1}, p[30 * 30 * 2] = {1}, c[30 * 30 * 2];
         for (int q = 0; q < 30; q++) off[q] = q * 60;
         fill_sentinel(c, 30 * 30 * 2);
-        nwk_attention_pairs_args a = {tokens, 2, 4, u, 8, row, v, 8, 4, 1, p, 60, NULL, NULL, NWK_PAIRS, c, off, 30, 0};
+        nwk_attention_pairs_args a = {tokens, 2, 4, u, 8, row, v, 8, 4, 1, p, 60, NULL, NULL, NWK_PAIRS, c, off, 30, 0, 0};
         nwk_test_fail_alloc = 1;
         int rc = nwk_attention_pairs(&a, 2);
         nwk_test_fail_alloc = 0;

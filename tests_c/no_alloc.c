@@ -22,7 +22,7 @@ int main(void) {
     for (int i = 0; i < FF * D; i++) w_out[i] = (float)i / 7;
     for (int i = 0; i < H * DH * D; i++) w_o[i] = (float)i / 5;
     for (int i = 0; i < L * FF; i++) dec[i] = (float)i / 3;
-    for (int i = 0; i < T * T * H; i++) probs[i] = 0.5f;
+    for (int i = 0; i < T * T * H; i++) probs[i] = i / H % T <= i / (T * H) ? 0.5f : 0.0f; /* causal: k <= q */
     for (int i = 0; i < T * H * DH; i++) v[i] = (float)i;
     for (int i = 0; i < T * FF; i++) post[i] = 1.5f;
     for (int i = 0; i < T * L; i++) lat[i] = 2.0f;

@@ -9,6 +9,10 @@
  * real producers wrote (Tests/NodeWriteTests/Fixtures/checkpoints, given as argv[1]) are
  * loaded, with SAELens autoencoders, and a neuron's write is derived from each.
  * Each row runs on a fresh thread, so that its error message starts empty.
+ * Last, a checkpoint that changes on disk: a model loaded from a copy of the GPT-2 fixture
+ * is used by four threads while the file is truncated, rewritten in place with other
+ * weights, replaced by rename and removed; every result must stay the one from before (the
+ * model holds its tensors in memory of its own: no SIGBUS, no zeros, no new weights).
  *
  * Usage: safetensors CHECKPOINT_DIR [-v]
  */
@@ -293,10 +297,20 @@ static void producers(const char *ckpt) {
     for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
         write_file(p_cfg, cfgs[i].cfg, strlen(cfgs[i].cfg));
         rows++;
+        /* One autoencoder per slot: empty it before each load (the first load fills it). */
+        if (nw_model_remove_autoencoder(m, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1) != NW_OK) fail("remove", nw_last_error_message());
         nw_status s = nw_model_load_autoencoder_safetensors(m, p_file, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1);
         if (verbose) printf("%-50s %-26s %s\n", cfgs[i].cfg, nw_status_string(s), nw_last_error_message());
         if (s != cfgs[i].expect) fail(cfgs[i].cfg, nw_status_string(s));
     }
+    /* An occupied slot is refused, naming the slot and the fix; the slot keeps what it holds. */
+    write_file(p_cfg, cfgs[0].cfg, strlen(cfgs[0].cfg));
+    rows++;
+    if (nw_model_load_autoencoder_safetensors(m, p_file, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1) != NW_OK) fail("fill", nw_last_error_message());
+    rows++;
+    if (nw_model_load_autoencoder_safetensors(m, p_file, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1) != NW_ERR_INVALID_ARGUMENT ||
+        !strstr(nw_last_error_message(), "nw_model_remove_autoencoder"))
+        fail("a second autoencoder in one slot", nw_last_error_message());
     rows++;
     if (nw_model_load_autoencoder_safetensors(m, NULL, 2, 1) != NW_ERR_INVALID_ARGUMENT) fail("NULL path", "status");
     rows++;
@@ -310,6 +324,117 @@ static void producers(const char *ckpt) {
     if (nw_model_load_safetensors(p_file, NULL) != NW_ERR_INVALID_ARGUMENT) fail("NULL out", "status");
     rows++;
     if (nw_model_load_safetensors(dir, &untouched) != NW_ERR_INVALID_ARGUMENT) fail("a directory", "status");
+}
+
+/* ------------------------------------------------ a checkpoint changing on disk */
+
+typedef struct { nw_model *m; const float *ref; int *stop; long calls, wrong; } user;
+
+/* An MLP and an attention node write at layer 1 (d_model 32, d_ff 64, 4 heads x 8, T = 3). */
+static nw_status use_model(nw_model *m, float *out) {
+    static float post[3 * 64], probs[3 * 3 * 4], v[3 * 4 * 8];
+    static int filled;
+    if (!__atomic_load_n(&filled, __ATOMIC_ACQUIRE)) { /* the same values whoever fills them */
+        for (int i = 0; i < 3 * 64; i++) post[i] = (float)(i % 7) - 3;
+        for (int i = 0; i < 3 * 3 * 4; i++) probs[i] = i / 4 % 3 <= i / 12 ? 0.5f : 0.0f;
+        for (int i = 0; i < 3 * 4 * 8; i++) v[i] = (float)(i % 5) / 4;
+        __atomic_store_n(&filled, 1, __ATOMIC_RELEASE);
+    }
+    int64_t sp[2] = {3, 64}, sq[3] = {3, 3, 4}, sv[3] = {3, 4, 8};
+    nw_tensor_view a = {post, NW_DTYPE_F32, 2, sp, NULL}, b = {probs, NW_DTYPE_F32, 3, sq, NULL}, c = {v, NW_DTYPE_F32, 3, sv, NULL};
+    nw_store *st = NULL;
+    nw_status s = nw_store_create(&st);
+    if (s == NW_OK) s = nw_store_put(st, NW_ACT_MLP_POST_ACT, 1, &a);
+    if (s == NW_OK) s = nw_store_put(st, NW_ACT_ATTN_QK_PROBS, 1, &b);
+    if (s == NW_OK) s = nw_store_put(st, NW_ACT_ATTN_VALUE, 1, &c);
+    nw_node_index mlp = {NW_NODE_MLP_NEURON, 1, 2, {0}, {2, 5, 0, 0}}, att = {NW_NODE_ATTENTION_HEAD, 1, 3, {0}, {2, 1, 3, 0}};
+    if (s == NW_OK) s = nw_node_write(m, st, &mlp, out, 3 * 32);
+    if (s == NW_OK) s = nw_node_write(m, st, &att, out + 3 * 32, 3 * 32);
+    nw_store_destroy(st);
+    return s;
+}
+
+static void *keep_using(void *p) {
+    user *u = p;
+    float out[6 * 32];
+    do {
+        u->calls++;
+        if (use_model(u->m, out) != NW_OK || memcmp(out, u->ref, sizeof out) != 0) u->wrong++;
+    } while (!__atomic_load_n(u->stop, __ATOMIC_ACQUIRE));
+    return NULL;
+}
+
+static void changing_file(const char *ckpt) {
+    char src[1024], path[400], next[400];
+    snprintf(src, sizeof src, "%s/gpt2/model.safetensors", ckpt);
+    snprintf(path, sizeof path, "%s/changing.safetensors", dir);
+    snprintf(next, sizeof next, "%s/next.safetensors", dir);
+    FILE *f = fopen(src, "rb");
+    buf b = {0};
+    unsigned char chunk[4096];
+    size_t n;
+    while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0) add(&b, chunk, n);
+    if (f) fclose(f);
+    write_file(path, b.p, b.n);
+    /* n_head comes from config.json beside the file */
+    char cfg_src[1024], cfg_dst[400];
+    snprintf(cfg_src, sizeof cfg_src, "%s/gpt2/config.json", ckpt);
+    snprintf(cfg_dst, sizeof cfg_dst, "%s/config.json", dir);
+    buf cb = {0};
+    f = fopen(cfg_src, "rb");
+    while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0) add(&cb, chunk, n);
+    if (f) fclose(f);
+    write_file(cfg_dst, cb.p, cb.n);
+    free(cb.p);
+    nw_model *m = NULL;
+    rows++;
+    if (nw_model_load_safetensors(path, &m) != NW_OK) { fail("changing file: load", nw_last_error_message()); free(b.p); return; }
+    float ref[6 * 32];
+    if (use_model(m, ref) != NW_OK) { fail("changing file: first use", nw_last_error_message()); nw_model_destroy(m); free(b.p); return; }
+    int stop = 0;
+    user users[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        users[t] = (user){m, ref, &stop, 0, 0};
+        pthread_create(&th[t], NULL, keep_using, &users[t]);
+    }
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    /* truncated (as re-saving does first), to nothing and to half */
+    if (truncate(path, 0) != 0) perror("truncate");
+    nanosleep(&pause, NULL);
+    if (truncate(path, (off_t)(b.n / 2)) != 0) perror("truncate");
+    nanosleep(&pause, NULL);
+    /* rewritten in place with other weights (every data byte changed), same size */
+    unsigned char *other = malloc(b.n);
+    memcpy(other, b.p, b.n);
+    for (size_t i = 4096; i < b.n; i++) other[i] ^= 0x5a;
+    FILE *w = fopen(path, "r+b");
+    if (w) { fwrite(other, 1, b.n, w); fclose(w); }
+    nanosleep(&pause, NULL);
+    /* replaced by rename, then removed */
+    write_file(next, other, b.n / 3);
+    if (rename(next, path) != 0) perror("rename");
+    nanosleep(&pause, NULL);
+    unlink(path);
+    nanosleep(&pause, NULL);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+    long calls = 0, wrong = 0;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        calls += users[t].calls;
+        wrong += users[t].wrong;
+    }
+    rows++;
+    if (wrong) {
+        char what[120];
+        snprintf(what, sizeof what, "%ld of %ld calls", wrong, calls);
+        fail("changing file: results changed with the file", what);
+    }
+    if (verbose) printf("changing file: %ld calls on 4 threads, all as before the file changed\n", calls);
+    nw_model_destroy(m);
+    unlink(cfg_dst);
+    free(other);
+    free(b.p);
 }
 
 int main(int argc, char **argv) {
@@ -327,6 +452,7 @@ int main(int argc, char **argv) {
         pthread_join(t, NULL);
     }
     producers(argv[1]);
+    changing_file(argv[1]);
     unlink(p_file); unlink(p_config); unlink(p_cfg);
     rmdir(dir);
     printf("safetensors: %d rows, %d failures\n", rows, failures);

@@ -12,9 +12,15 @@
  * (with a shared (T, d_model) or (d_model,) direction), token writes and top-k,
  * nw_node_write_sized and nw_node_write_to_direction. The facts and slot states join too
  * (every nw_*_info_get, nw_saelens_hook_find, nw_model_weight_get, nw_model_autoencoder_get),
- * each call of them checked against this thread's nw_thread_call_count. And the 1.2 edges:
- * nw_derive_node of every edge DST (tests_c/edges_fixture.h), plain and with the LayerNorm
- * scale detached.
+ * each call of them checked against this thread's nw_thread_call_count.
+ * Causality and autoencoder slots: the shared model is causal and its attn.qk_probs has nothing above
+ * the diagonal; a second shared model is not causal (nw_model_set_causal) and reads a pattern with mass
+ * above it (every key). Stores shared by every thread and never read before the threads start make
+ * the causality scan (once per store entry) race between threads: clean ones must give the serial
+ * run's bits, ones with mass above the diagonal INVALID_ARGUMENT in every thread. A private model per
+ * call sets, refuses, removes and sets autoencoders again (nw_model_remove_autoencoder), and a deriver
+ * made before a removal keeps the decoder it captured. And the 1.2 edges: nw_derive_node of every
+ * edge DST (tests_c/edges_fixture.h), plain and with the LayerNorm scale detached.
  *
  * Thread counts: the serial run is made on 1 library thread and repeated on 2 and 3
  * (nw_set_num_threads), each compared bit for bit; during the concurrent run the main
@@ -37,9 +43,13 @@
 #include "edges_fixture.h"
 
 enum { NL = 2, DM = 64, NH = 4, DH = 16, DFF = 256, T = 16, NLAT_MLP = 32, NLAT_ATT = 24 };
-enum { NNODES = 40, NOPS = 15, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192 };
+enum { NNODES = 40, NOPS = 19, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192, NSHARED = 64 };
 
 static nw_model *MODEL;
+static nw_model *MODEL_NC;              /* the same weights, not causal */
+static nwt_view PROBS_NC[NL];           /* attn.qk_probs with mass above the diagonal (for MODEL_NC) */
+static nw_store *SHARED[NSHARED];       /* stores every thread reads, unread before the threads start */
+static nw_store *DIRTY[NSHARED];        /* the same, with mass above the diagonal at layer 1 */
 static nw_deriver *DERIVERS[NNODES];
 static nw_node_index NODES[NNODES];
 static nwt_view ACTS[NL][6];            /* activation views, shared read-only memory */
@@ -88,9 +98,14 @@ static void build(void) {
         int nd[6] = {2, 3, 3, 2, 2, 2};
         double *a = malloc(sizeof(double) * T * T * NH * DH);
         for (int i = 0; i < T * T * NH * DH; i++) a[i] = nwt_rng_val(&seed);
-        for (int k = 0; k < 6; k++)
+        nwt_view_build(&PROBS_NC[L], a, 3, shp[1], NW_DTYPE_F32, NWT_TRANSPOSED, 0);
+        for (int k = 0; k < 6; k++) {
+            if (k == 1) /* the causal model's pattern: nothing above the diagonal (k > q) */
+                for (int i = 0; i < T * T * NH; i++)
+                    if (i / NH % T > i / (NH * T)) a[i] = 0.0;
             nwt_view_build(&ACTS[L][k], a, nd[k], shp[k], k == 1 ? NW_DTYPE_F64 : NW_DTYPE_F32,
                            k == 2 ? NWT_TRANSPOSED : NWT_CONTIG_NULL, 0);
+        }
         free(a);
     }
     {
@@ -139,26 +154,135 @@ static void build(void) {
             }
         if ((st = nw_node_write_deriver_create(MODEL, &n, &DERIVERS[i]))) die("nw_node_write_deriver_create", st);
     }
+    /* the model that is not causal: the same weights (borrowed from the same views) */
+    if ((st = nw_model_create(&dims, &MODEL_NC))) die("nw_model_create", st);
+    if ((st = nw_model_set_causal(MODEL_NC, 0))) die("nw_model_set_causal", st);
+    for (int L = 0; L < NL; L++) {
+        if ((st = nw_model_set_weight(MODEL_NC, NW_WEIGHT_MLP_TO_RESIDUAL, L, &WEIGHTS[L][0].v, NW_BORROW))) die("w", st);
+        if ((st = nw_model_set_weight(MODEL_NC, NW_WEIGHT_ATTN_TO_RESIDUAL, L, &WEIGHTS[L][1].v, NW_BORROW))) die("w", st);
+        if ((st = nw_model_set_autoencoder(MODEL_NC, NW_NODE_MLP_AUTOENCODER_LATENT, L, NW_AE_INPUT_MLP_POST_ACT,
+                                           &WEIGHTS[L][2].v, NW_BORROW))) die("ae", st);
+        if ((st = nw_model_set_autoencoder(MODEL_NC, NW_NODE_AUTOENCODER_LATENT, L, NW_AE_INPUT_MLP_POST_ACT,
+                                           &WEIGHTS[L][2].v, NW_BORROW))) die("ae", st);
+        if ((st = nw_model_set_autoencoder(MODEL_NC, NW_NODE_ATTENTION_AUTOENCODER_LATENT, L, NW_AE_INPUT_RESIDUAL,
+                                           &WEIGHTS[L][3].v, NW_BORROW))) die("ae", st);
+    }
+    if ((st = nw_model_set_weight(MODEL_NC, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, &LAYERLESS[0].v, NW_BORROW))) die("unemb", st);
+    if ((st = nw_model_set_weight(MODEL_NC, NW_WEIGHT_LAYER_NORM_GAIN_FINAL, NW_NO_LAYER, &LAYERLESS[1].v, NW_BORROW))) die("gain", st);
 }
 
-static nw_store *make_store(void) {
+/* A private model like MODEL (weights and autoencoders borrowed from the same views), whose
+   autoencoder slots are set, refused when occupied, emptied and set again. NULL on a failure. */
+static nw_model *private_model(const char **err) {
+    nw_model_dims dims = {NL, DM, NH, DH, DFF};
+    nw_model *m;
+    if (nw_model_create(&dims, &m)) { *err = "nw_model_create"; return NULL; }
+    for (int L = 0; L < NL; L++) {
+        nw_status st = nw_model_set_weight(m, NW_WEIGHT_MLP_TO_RESIDUAL, L, &WEIGHTS[L][0].v, NW_BORROW) |
+                       nw_model_set_weight(m, NW_WEIGHT_ATTN_TO_RESIDUAL, L, &WEIGHTS[L][1].v, NW_BORROW) |
+                       nw_model_set_autoencoder(m, NW_NODE_ATTENTION_AUTOENCODER_LATENT, L, NW_AE_INPUT_RESIDUAL,
+                                                &WEIGHTS[L][3].v, NW_BORROW);
+        /* the MLP decoder first in the wrong slot kind of use: autoencoder_latent with the attention decoder */
+        st |= nw_model_set_autoencoder(m, NW_NODE_AUTOENCODER_LATENT, L, NW_AE_INPUT_RESIDUAL, &WEIGHTS[L][3].v, NW_BORROW);
+        if (st) { *err = "setting up a private model"; nw_model_destroy(m); return NULL; }
+        if (nw_model_set_autoencoder(m, NW_NODE_AUTOENCODER_LATENT, L, NW_AE_INPUT_MLP_POST_ACT, &WEIGHTS[L][2].v,
+                                     NW_BORROW) != NW_ERR_INVALID_ARGUMENT ||
+            strstr(nw_last_error_message(), "nw_model_remove_autoencoder") == NULL) {
+            *err = "an occupied autoencoder slot was not refused with a message naming the fix";
+            nw_model_destroy(m);
+            return NULL;
+        }
+        st = nw_model_remove_autoencoder(m, NW_NODE_AUTOENCODER_LATENT, L) |
+             nw_model_remove_autoencoder(m, NW_NODE_AUTOENCODER_LATENT, L) | /* empty: not an error */
+             nw_model_set_autoencoder(m, NW_NODE_AUTOENCODER_LATENT, L, NW_AE_INPUT_MLP_POST_ACT, &WEIGHTS[L][2].v, NW_BORROW) |
+             nw_model_set_autoencoder(m, NW_NODE_MLP_AUTOENCODER_LATENT, L, NW_AE_INPUT_MLP_POST_ACT, &WEIGHTS[L][2].v, NW_COPY);
+        if (st) { *err = "remove, then set an autoencoder"; nw_model_destroy(m); return NULL; }
+    }
+    return m;
+}
+
+/* A store of every activation; `probs` replaces attn.qk_probs at layer 1 when not NULL. */
+static nw_store *make_store_with(const nw_tensor_view *probs) {
     nw_store *s;
     nw_status st = nw_store_create(&s);
     if (st) die("nw_store_create", st);
     for (int L = 0; L < NL; L++)
         for (int k = 0; k < 6; k++)
-            if ((st = nw_store_put(s, k, L, &ACTS[L][k].v))) die("nw_store_put", st);
+            if ((st = nw_store_put(s, k, L, probs && k == 1 && L == 1 ? probs : &ACTS[L][k].v))) die("nw_store_put", st);
     for (int L = 0; L < NL; L++)
         for (int k = 0; k < 2; k++)
             if ((st = nw_store_put(s, NW_ACT_RESID_DELTA_MLP + k, L, &DELTAS[L][k].v))) die("nw_store_put", st);
     return s;
 }
 
+static nw_store *make_store(void) { return make_store_with(NULL); }
+
+/* The not-causal model's store: attn.qk_probs with mass above the diagonal at every layer. */
+static nw_store *make_store_nc(void) {
+    nw_store *s = make_store();
+    for (int L = 0; L < NL; L++) {
+        nw_status st = nw_store_put(s, NW_ACT_ATTN_QK_PROBS, L, &PROBS_NC[L].v);
+        if (st) die("nw_store_put", st);
+    }
+    return s;
+}
+
 /* One call: operation op on node k; the output into buf (len floats), its length in *n.
+ * s: the caller's store; s_nc: its store for MODEL_NC; shared, dirty: stores that other threads may
+ * be reading for the first time too (the serial run passes stores of its own).
  * Returns 0 on success, or a description of the failure. */
-static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, size_t *n) {
+static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store *shared, nw_store *dirty, float *buf,
+                            size_t cap, size_t *n) {
     nw_status st = NW_OK;
     switch (op) {
+    case 14: { /* the model that is not causal: an attention quantity over every key, or a node set */
+        int32_t dst = (int32_t[]){2, 3, 6, 7}[k % 4], nd = 0, causal = -1;
+        int64_t shape[3] = {0, 0, 0};
+        if (nw_model_get_causal(MODEL_NC, &causal) != NW_OK || causal != 0) return "nw_model_get_causal is not 0";
+        if (k % 5 == 4) {
+            const nw_node_index *x = &NODES[k];
+            st = nw_node_writes(MODEL_NC, s_nc, x->node_type, x->layer, SETS[k], SET_N, (size_t)x->n_indices, buf, cap, NULL);
+            *n = SET_N * DM;
+            break;
+        }
+        st = nw_derive(MODEL_NC, s_nc, dst, (k / 4) % NL, dst % 2 ? &DIRS[k % 2].v : NULL, 0, buf, cap, shape, &nd);
+        *n = 1;
+        for (int i = 0; i < nd; i++) *n *= (size_t)shape[i];
+        break;
+    }
+    case 15: { /* a store shared by every thread, first read now: the causality scan races */
+        int32_t dst = (int32_t[]){2, 3, 6, 7}[k % 4], nd = 0;
+        int64_t shape[3] = {0, 0, 0};
+        st = nw_derive(MODEL, shared, dst, 1, dst % 2 ? &DIRS[k % 2].v : NULL, 0, buf, cap, shape, &nd);
+        *n = 1;
+        for (int i = 0; i < nd; i++) *n *= (size_t)shape[i];
+        break;
+    }
+    case 16: { /* the same with mass above the diagonal: refused in every thread, whoever scans */
+        nw_node_index x = {NW_NODE_ATTENTION_HEAD, 1, 3, {0}, {k % T, 0, k % NH, 0}};
+        st = nw_node_write(MODEL, dirty, &x, buf, cap);
+        if (st != NW_ERR_INVALID_ARGUMENT) return "mass above the diagonal was not refused";
+        if (strstr(nw_last_error_message(), "above the diagonal") == NULL) return "the causality message is not this thread's";
+        *n = 0;
+        return NULL;
+    }
+    case 17: { /* a private model: autoencoder slots set, refused, emptied, set; a deriver keeps its decoder */
+        const char *err = NULL;
+        nw_model *m = private_model(&err);
+        if (!m) return err;
+        nw_deriver *d = NULL;
+        st = nw_node_write_deriver_create(m, &NODES[k], &d);
+        int latent = NODES[k].node_type >= NW_NODE_AUTOENCODER_LATENT;
+        if (st == NW_OK && latent) st = nw_model_remove_autoencoder(m, NODES[k].node_type, NODES[k].layer);
+        if (st == NW_OK) st = nw_deriver_derive(d, s, buf, cap);
+        if (st == NW_OK && latent && nw_node_write(m, s, &NODES[k], buf + T * DM, cap - T * DM) != NW_ERR_MISSING_INPUT)
+            err = "a node write on an emptied autoencoder slot was not NW_ERR_MISSING_INPUT";
+        nw_deriver_destroy(d);
+        nw_model_destroy(m);
+        if (err) return err;
+        *n = (size_t)T * DM;
+        break;
+    }
     case 0: /* derive */
         st = nw_deriver_derive(DERIVERS[k], s, buf, cap);
         *n = (size_t)T * DM;
@@ -248,7 +372,7 @@ static const char *one_call(int op, int k, nw_store *s, float *buf, size_t cap, 
         *n = (size_t)T * DM + T;
         break;
     }
-    case 14: { /* an edge DST (18 ... 42, by k) on the shared edges fixtures, detached every other node */
+    case 18: { /* an edge DST (18 ... 42, by k) on the shared edges fixtures, detached every other node */
         int32_t dst = NW_DST_ATTN_QUERY_IN_EDGE_ATTRIBUTION + k % 25, layer;
         nw_node_index nd;
         unsigned flags;
@@ -338,13 +462,15 @@ static void *flip(void *p) {
 
 static void *run(void *p) {
     worker *w = p;
-    nw_store *s = make_store();
+    nw_store *s = make_store(), *s_nc = make_store_nc();
     size_t cap = CAP;
     float *buf = malloc(cap * sizeof(float));
     for (int i = 0; i < NCALLS; i++) {
         int op = (i + w->id) % NOPS, k = (int)(((unsigned)i * 2654435761u + (unsigned)w->id * 97u) % NNODES);
         size_t n = 0;
-        const char *err = one_call(op, k, s, buf, cap, &n);
+        /* every thread meets shared store r at its call r * NOPS or so: the first reads of it coincide */
+        int round = i / NOPS % NSHARED;
+        const char *err = one_call(op, k, s, s_nc, SHARED[round], DIRTY[round], buf, cap, &n);
         if (!err && (n != EXPECTED_LEN[op][k] || memcmp(buf, EXPECTED[op][k], n * sizeof(float)) != 0))
             err = "output differs from the serial run";
         if (err && w->failures++ == 0)
@@ -352,6 +478,7 @@ static void *run(void *p) {
     }
     free(buf);
     nw_store_destroy(s);
+    nw_store_destroy(s_nc);
     return NULL;
 }
 
@@ -361,7 +488,7 @@ int main(int argc, char **argv) {
     if (nthreads < 1 || nthreads > 256 || NCALLS < 0) { fprintf(stderr, "usage: stress [threads [calls]]\n"); return 2; }
     build();
     /* the serial run on 1 library thread, repeated on 2 and 3: bit for bit the same */
-    nw_store *s = make_store();
+    nw_store *s = make_store(), *s_nc = make_store_nc(), *s_dirty = make_store_with(&PROBS_NC[1].v);
     size_t cap = CAP;
     float *again = malloc(cap * sizeof(float));
     int serial_diffs = 0;
@@ -373,7 +500,7 @@ int main(int argc, char **argv) {
                 size_t n = 0;
                 float *dst = th == 1 ? (EXPECTED[op][k] = calloc(cap, sizeof(float))) : again;
                 if (th > 1) memset(again, 0, cap * sizeof(float));
-                const char *err = one_call(op, k, s, dst, cap, th == 1 ? &EXPECTED_LEN[op][k] : &n);
+                const char *err = one_call(op, k, s, s_nc, s, s_dirty, dst, cap, th == 1 ? &EXPECTED_LEN[op][k] : &n);
                 if (err) { fprintf(stderr, "stress: serial op %d node %d on %d threads: %s\n", op, k, th, err); return 1; }
                 if (th > 1 && (n != EXPECTED_LEN[op][k] || memcmp(again, EXPECTED[op][k], n * sizeof(float)) != 0)) {
                     if (serial_diffs++ < 5) printf("FAIL serial op %d node %d: %d library threads differ from 1\n", op, k, th);
@@ -382,6 +509,9 @@ int main(int argc, char **argv) {
     }
     free(again);
     nw_store_destroy(s);
+    nw_store_destroy(s_nc);
+    nw_store_destroy(s_dirty);
+    for (int i = 0; i < NSHARED; i++) { SHARED[i] = make_store(); DIRTY[i] = make_store_with(&PROBS_NC[1].v); }
     printf("stress: serial run of %d ops x %d nodes on 1, 2, 3 library threads: %s\n", NOPS, NNODES,
            serial_diffs ? "DIFFERENT" : "bit-identical");
     /* every thread at once */
@@ -409,6 +539,9 @@ int main(int argc, char **argv) {
            nthreads, NCALLS, total, NNODES, (long)atomic_load(&FLIPS), total - (failures - serial_diffs), failures);
     for (int i = 0; i < NNODES; i++) nw_deriver_destroy(DERIVERS[i]);
     nw_model_destroy(MODEL);
+    nw_model_destroy(MODEL_NC);
+    for (int i = 0; i < NSHARED; i++) { nw_store_destroy(SHARED[i]); nw_store_destroy(DIRTY[i]); }
+    for (int L = 0; L < NL; L++) nwt_view_free(&PROBS_NC[L]);
     for (int i = 0; i < 3; i++) ef_teardown(&EDGES[i]);
     for (int L = 0; L < NL; L++) {
         for (int k = 0; k < 6; k++) nwt_view_free(&ACTS[L][k]);

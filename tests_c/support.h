@@ -221,12 +221,13 @@ static NWT_UNUSED double nwt_rng_prob(uint64_t *s) { return (double)(nwt_rng_nex
 /* The write vector (length d_model) of one node, in double, from row-major
  * canonical arrays. Indices must already be resolved (non-negative, in range).
  *  MLP (t, n):          post[t, n] * w_mlp[n, :]
- *  attention (q, k, h): qk[q, k, h] * sum_j v[k, h, j] * w_attn[h, j, :]
+ *  attention (q, k, h): qk[q, k, h] * sum_j v[k, h, j] * w_attn[h, j, :] (0 for k > q when causal)
  *  latent (t, l):       x = lat[t, l] * dec[l, :]; input MLP_POST_ACT: x @ w_mlp; else x */
 typedef struct nwt_ref_in {
     int64_t d_model, n_heads, d_head, d_ff, T, Tk, n_lat;
     int32_t ae_input;
     const double *w_mlp, *w_attn, *dec, *post, *qk, *v, *lat;
+    int causal; /* a causal model: an attention key after the query writes exactly 0 (nothing read) */
 } nwt_ref_in;
 
 static NWT_UNUSED void nwt_ref_vec(const nwt_ref_in *in, int32_t node_type, const int64_t *ix, double *vec) {
@@ -237,6 +238,7 @@ static NWT_UNUSED void nwt_ref_vec(const nwt_ref_in *in, int32_t node_type, cons
         for (int64_t j = 0; j < dm; j++) vec[j] = a * in->w_mlp[ix[1] * dm + j];
     } else if (node_type == NW_NODE_ATTENTION_HEAD) {
         int64_t q = ix[0], k = ix[1], h = ix[2];
+        if (in->causal && k > q) return;
         double p = in->qk[(q * in->Tk + k) * in->n_heads + h];
         for (int64_t j = 0; j < dm; j++) {
             double s = 0.0;

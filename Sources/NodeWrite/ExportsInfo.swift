@@ -29,6 +29,7 @@ public func nw_status_string(_ status: nw_status) -> UnsafePointer<CChar>? {
     case NW_ERR_UNSUPPORTED.rawValue: "NW_ERR_UNSUPPORTED"
     case NW_ERR_OUT_OF_MEMORY.rawValue: "NW_ERR_OUT_OF_MEMORY"
     case NW_ERR_BUFFER_TOO_SMALL.rawValue: "NW_ERR_BUFFER_TOO_SMALL"
+    case NW_ERR_STALE_INPUT.rawValue: "NW_ERR_STALE_INPUT"
     default: "NW_ERR_UNKNOWN"
     }
     return cString(name)

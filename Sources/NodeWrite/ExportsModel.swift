@@ -50,8 +50,8 @@ public func nw_model_set_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32,
     }
 }
 
-/// NW_COPY for the library's own copy, NW_BORROW for memory it reads in place (the caller's,
-/// or a checkpoint's mapping).
+/// NW_COPY for the library's own memory (a copy, or a checkpoint's tensor read into memory),
+/// NW_BORROW for memory it reads in place (the caller's).
 private func ownership(_ storage: WeightStorage) -> Int32 {
     Int32(storage.isCopy ? NW_COPY.rawValue : NW_BORROW.rawValue)
 }
@@ -98,5 +98,31 @@ public func nw_model_autoencoder_get(_ model: OpaquePointer?, _ nodeType: Int32,
             }
             return s
         }
+    }
+}
+
+@_cdecl("nw_model_set_causal") @implementation
+public func nw_model_set_causal(_ model: OpaquePointer?, _ causal: Int32) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        guard causal == 0 || causal == 1 else { throw .invalidArgument("causal = \(causal) must be 0 or 1") }
+        model.causal = causal == 1
+    }
+}
+
+@_cdecl("nw_model_get_causal") @implementation
+public func nw_model_get_causal(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        try required(out, "out").pointee = model.causal ? 1 : 0
+    }
+}
+
+@_cdecl("nw_model_remove_autoencoder") @implementation
+public func nw_model_remove_autoencoder(_ model: OpaquePointer?, _ nodeType: Int32, _ layer: Int32) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        let type = try decode(nodeType, as: NodeType.self, "node_type")
+        try model.removeAutoencoder(type, layer: Int(layer))
     }
 }

@@ -18,7 +18,13 @@ package struct ActivationStore: @unchecked Sendable {
         let pass: Pass
     }
 
-    private var entries: [Key: TensorView] = [:]
+    /// A view, and for attn.qk_probs the causality scan of this entry (a new put, a new scan).
+    struct Entry {
+        let view: TensorView
+        let upperTriangle: UpperTriangleScan?
+    }
+
+    private var entries: [Key: Entry] = [:]
 
     package init() {}
 
@@ -30,7 +36,8 @@ package struct ActivationStore: @unchecked Sendable {
         guard view.ndim == location.ndim else {
             throw .shapeMismatch("\(location.name): ndim \(view.ndim) but \(location.ndim) expected")
         }
-        entries[Key(location: location, layer: layer, pass: pass)] = view
+        entries[Key(location: location, layer: layer, pass: pass)] =
+            Entry(view: view, upperTriangle: location == .attnQKProbs && pass == .forward ? UpperTriangleScan() : nil)
     }
 
     package mutating func remove(_ location: ActivationLocation, layer: Int, pass: Pass = .forward) throws(NodeWriteError) {
@@ -49,14 +56,19 @@ package struct ActivationStore: @unchecked Sendable {
     package mutating func removeAll() { entries.removeAll() }
 
     /// Every view the store holds (for overlap checks of calls that may read any of them).
-    package var allViews: [TensorView] { Array(entries.values) }
+    package var allViews: [TensorView] { entries.values.map(\.view) }
 
     package subscript(location: ActivationLocation, layer: Int) -> TensorView? {
-        entries[Key(location: location, layer: layer, pass: .forward)]
+        entries[Key(location: location, layer: layer, pass: .forward)]?.view
     }
 
     package subscript(location: ActivationLocation, layer: Int, pass: Pass) -> TensorView? {
-        entries[Key(location: location, layer: layer, pass: pass)]
+        entries[Key(location: location, layer: layer, pass: pass)]?.view
+    }
+
+    /// The causality scan of attn.qk_probs at `layer`, if the store has it.
+    func upperTriangleScan(layer: Int) -> UpperTriangleScan? {
+        entries[Key(location: .attnQKProbs, layer: layer, pass: .forward)]?.upperTriangle
     }
 
     /// The activation, or `.missingInput` naming it.

@@ -12,18 +12,24 @@ struct AttentionHeads {
         let (heads, dHead, dModel) = (dims.nHeads, dims.dHead, dims.dModel)
         return try weight.withF32Heads(heads, dHead, dModel) { (w) throws(NodeWriteError) -> R in
             try values.withF32Heads(tokens, heads, dHead) { (v) throws(NodeWriteError) -> R in
-                try body(Float32(tokens: tokens, heads: heads, dHead: dHead, dModel: dModel, probs: form.scalars, w: w, v: v))
+                try body(Float32(tokens: tokens, heads: heads, dHead: dHead, dModel: dModel, causal: form.source.causal,
+                                 probs: form.scalars, w: w, v: v))
             }
         }
     }
 
     struct Float32 {
         let tokens, heads, dHead, dModel: Int
+        /// Whether the model is causal: query q reads keys 0 ... q only, else every key.
+        let causal: Bool
         /// p: (T, T, heads), any dtype, read in place.
         let probs: TensorView
         /// W_O as (heads, d_head, d_model) and v as (T, heads, d_head): base and strides.
         let w: F32Tensor3
         let v: F32Tensor3
+
+        /// The number of keys query q reads (keys 0 ..< keys(q)).
+        @inline(__always) func keys(_ q: Int) -> Int { causal ? q &+ 1 : tokens }
 
         /// W_O[h]: d_head × d_model.
         func weight(_ h: Int) -> F32Matrix {
@@ -47,19 +53,31 @@ struct AttentionHeads {
             gemm(m: dHead, n: dHead, k: dModel, a: wh, b: wh.transposed, c: g, cRowStride: dHead)
         }
 
-        /// sums[q - rows.lowerBound] = Σ_{k ≤ q} p[q, k, h] v[k, h] for q in rows, in blocks of
-        /// queries; `masked` holds DerivedScalarRun.queryBlock × T floats.
+        /// sums[q - rows.lowerBound] = Σ_k p[q, k, h] v[k, h] over the keys q reads, for q in rows, in
+        /// blocks of queries, each element one FMA chain in key order; `masked` holds
+        /// DerivedScalarRun.queryBlock × T floats. Causal: the keys before the block are one product for
+        /// the whole block, then each query's chain continues over the block's keys up to itself, so
+        /// that no key after a query is read (0 · inf there would be NaN).
         func weightedValues(_ h: Int, rows: Range<Int>, masked: UnsafeMutablePointer<Float>, into sums: UnsafeMutablePointer<Float>) {
             let block = DerivedScalarRun.queryBlock, vh = values(h)
             var q0 = rows.lowerBound
             while q0 < rows.upperBound {
-                let q1 = min(rows.upperBound, q0 &+ block), width = q1
+                let q1 = min(rows.upperBound, q0 &+ block), width = causal ? q1 : tokens, shared = causal ? q0 : tokens
                 for q in q0..<q1 {
                     let row = masked + (q &- q0) &* width
-                    for k in 0..<width { row[k] = k <= q ? probs.value(at: probs.offset(q, k, h)) : 0 }
+                    for k in 0..<keys(q) { row[k] = probs.value(at: probs.offset(q, k, h)) }
                 }
-                gemm(m: q1 &- q0, n: dHead, k: width, a: F32Matrix(base: masked, rowStride: width, columnStride: 1),
-                     b: vh, c: sums + (q0 &- rows.lowerBound) &* dHead, cRowStride: dHead)
+                let c = sums + (q0 &- rows.lowerBound) &* dHead
+                gemm(m: q1 &- q0, n: dHead, k: shared, a: F32Matrix(base: masked, rowStride: width, columnStride: 1),
+                     b: vh, c: c, cRowStride: dHead)
+                if causal {
+                    for q in q0..<q1 {
+                        Kernels.gemmContinue(m: 1, n: dHead, k: q &- q0 &+ 1,
+                                             a: F32Matrix(base: masked + ((q &- q0) &* width &+ q0), rowStride: width, columnStride: 1),
+                                             b: F32Matrix(base: vh.base + q0 &* vh.rowStride, rowStride: vh.rowStride, columnStride: vh.columnStride),
+                                             c: c + (q &- q0) &* dHead, cRowStride: dHead)
+                    }
+                }
                 q0 = q1
             }
         }

@@ -1,7 +1,7 @@
 /// Models and autoencoders from checkpoint files on disk: Hugging Face GPT-2, TransformerLens
 /// state dicts and SAELens directories, all safetensors. Dimensions are inferred from the
-/// weights and cross-checked; weights are borrowed from the mapped file in place when their
-/// data is aligned (the mapping lives as long as any weight borrows it), else copied.
+/// weights and cross-checked; each tensor used is read into memory of the library's own, in
+/// the file's dtype (see `CheckpointFile.swift`: a loaded model never reads the file again).
 
 /// The checkpoint layouts nodewrite reads.
 package enum CheckpointFormat: Sendable, Equatable {
@@ -23,13 +23,16 @@ extension Model {
 
     /// A model from a parsed checkpoint; `configDirectory` is where a `config.json` may be
     /// (nil: none is read).
+    /// - Throws: as the layouts' loaders, and `.staleInput` when the file changed while it was read.
     package static func load(_ file: SafetensorsFile, configDirectory: String?) throws(NodeWriteError) -> Model {
-        switch try CheckpointFormat.detect(file) {
+        let model = switch try CheckpointFormat.detect(file) {
         case .transformerLens:
-            return try loadTransformerLens(file)
+            try loadTransformerLens(file)
         case .huggingFaceGPT2(let prefix):
-            return try loadGPT2(file, prefix: prefix, configDirectory: configDirectory)
+            try loadGPT2(file, prefix: prefix, configDirectory: configDirectory)
         }
+        try file.ensureUnchanged()
+        return model
     }
 
     private static func loadTransformerLens(_ file: SafetensorsFile) throws(NodeWriteError) -> Model {
@@ -125,7 +128,7 @@ extension Model {
     private func put(_ file: SafetensorsFile, _ entry: SafetensorsEntry, _ weight: WeightLocation,
                      layer: Int = Model.noLayer, view: TensorView) throws(NodeWriteError) {
         do {
-            try setWeight(weight, layer: layer, view: view, copy: !file.borrowable(view), owner: file.bytes)
+            try setWeight(weight, layer: layer, view: view, copy: !file.borrowable(view), owner: file.owner(of: entry))
         } catch {
             throw error.prefixed("\(file.label): \(entry.name): ")
         }
@@ -139,6 +142,7 @@ extension Model {
             throw .invalidArgument("node_type \(nodeType.name) is not an autoencoder latent type")
         }
         try checkLayer(layer, "layer")
+        try ensureEmptySlot(nodeType, layer: layer)
         let isFile = path.hasSuffix(".safetensors")
         let dir = isFile ? Model.directory(of: path) : path
         let weightsPath = isFile ? path : dir + "/sae_weights.safetensors"
@@ -164,9 +168,10 @@ extension Model {
             }
         }
         let view = try file.view(dec)
+        try file.ensureUnchanged()
         do {
             try setAutoencoder(nodeType, layer: layer, input: input, decoder: view, copy: !file.borrowable(view),
-                               owner: file.bytes)
+                               owner: file.owner(of: dec))
         } catch {
             throw error.prefixed("\(weightsPath): W_dec: ")
         }

@@ -33,6 +33,21 @@ package enum Kernels {
         }
     }
 
+    /// C (m × n) continues each element's chain over k more steps: C = fma(A(i, r), B(r, j), C) for
+    /// r < k in order (never fails: a few rows, short k, no scratch; on the calling thread).
+    package static func gemmContinue(m: Int, n: Int, k: Int, a: F32Matrix, b: F32Matrix,
+                                     c: UnsafeMutablePointer<Float>, cRowStride: Int) {
+        nwk_gemm_continue(Int64(m), Int64(n), Int64(k), a.base, Int64(a.rowStride), Int64(a.columnStride),
+                          b.base, Int64(b.rowStride), Int64(b.columnStride), c, Int64(cRowStride))
+    }
+
+    /// The first i < n whose element at `base` + i · stride (in items of `itemSize` bytes: 2, 4 or 8) is
+    /// not ±0 (NaN and infinities count), or nil.
+    package static func firstNonzero(_ n: Int, _ base: UnsafeRawPointer, stride: Int, itemSize: Int) -> Int? {
+        let i = nwk_first_nonzero(Int64(n), base, Int64(stride), Int32(itemSize))
+        return i < 0 ? nil : Int(i)
+    }
+
     /// C[i, :] = s[i] · B[row[i], :] for i < m (the one-term chain).
     package static func scaledRows(m: Int, n: Int, scales: UnsafePointer<Float>, rows: UnsafePointer<Int>,
                                    b: F32Matrix, c: UnsafeMutablePointer<Float>, cRowStride: Int,
@@ -87,12 +102,13 @@ package enum Kernels {
     }
 
     /// Attention pair products (see nwk_attention_pairs in nw_kernels.h): for query q with
-    /// rowOf[q] >= 0, f(q, k, h) = U[rowOf[q], h] · v[k, h] for k ≤ q, times p, at out + offsets[q].
+    /// rowOf[q] >= 0, f(q, k, h) = U[rowOf[q], h] · v[k, h] for k ≤ q (every k with `allKeys`: a
+    /// model that is not causal), times p, at out + offsets[q].
     /// - Throws: `.outOfMemory` when the kernel's scratch memory cannot be had (out untouched).
     static func attentionPairs(tokens: Int, heads: Int, dHead: Int, u: UnsafePointer<Float>, uRowStride: Int,
                                        rowOf: UnsafePointer<Int64>, v: F32Tensor3, probs: PairProbs,
                                        output: PairOutput, out: UnsafeMutablePointer<Float>, offsets: UnsafePointer<Int64>,
-                                       zeroed: Bool, threads: Int) throws(NodeWriteError) {
+                                       zeroed: Bool, allKeys: Bool = false, threads: Int) throws(NodeWriteError) {
         var args = nwk_attention_pairs_args()
         (args.tokens, args.heads, args.d_head) = (Int64(tokens), Int32(heads), Int64(dHead))
         (args.u, args.u_rs, args.row) = (u, Int64(uRowStride), rowOf)
@@ -105,7 +121,7 @@ package enum Kernels {
         case .pairs(let tailKeys): (args.mode, args.tail_keys) = (Int32(NWK_PAIRS), Int64(tailKeys))
         case .sums: args.mode = Int32(NWK_PAIR_SUMS)
         }
-        (args.out, args.off, args.zeroed) = (out, offsets, zeroed ? 1 : 0)
+        (args.out, args.off, args.zeroed, args.all_keys) = (out, offsets, zeroed ? 1 : 0, allKeys ? 1 : 0)
         guard nwk_attention_pairs(&args, Int32(clamping: threads)) == 0 else {
             throw .outOfMemory("cannot allocate the scratch memory of the attention pair products")
         }

@@ -18,6 +18,8 @@ package struct NodeSource: Sendable {
     /// The size of the node's last index: d_ff, n_heads or n_latents.
     package let width: Int
     package let blocks: Blocks
+    /// The model's causality when this was made (see `Causality.swift`).
+    package let causal: Bool
 
     /// Where the rows b @ B come from.
     package enum Blocks: Sendable {
@@ -56,6 +58,7 @@ package struct NodeSource: Sendable {
         self.nodeType = nodeType
         self.layer = layer
         self.dims = model.dims
+        self.causal = model.causal
     }
 
     /// The raw activations its writes read, in TDB's order.
@@ -77,6 +80,7 @@ package struct NodeSource: Sendable {
                 throw .shapeMismatch("activation attn.v at layer \(layer): shape \(v.shapeArray) must be (T_k, n_heads, d_head) = \([keys, dims.nHeads, dims.dHead]) to match attn.qk_probs \(scalars.shapeArray)")
             }
             values = v
+            if causal { try store.ensureCausal(scalars, layer: layer) }
         }
         return LayerForm(source: self, scalars: scalars, values: values)
     }
@@ -129,7 +133,8 @@ package struct LayerForm {
                                      what: source.indexName(count - 1))
         if count == 3 {
             node.key = try resolveIndex(indices[1], size: scalars.shape[1], dimension: 1, what: source.indexName(1))
-            node.scalar = scalars.value(at: scalars.offset(node.token, node.key, node.slot))
+            // A causal model's key after the query writes nothing, and nothing of it is read.
+            node.scalar = source.causal && node.key > node.token ? 0 : scalars.value(at: scalars.offset(node.token, node.key, node.slot))
         } else {
             node.scalar = scalars.value(at: scalars.offset(node.token, node.slot))
         }

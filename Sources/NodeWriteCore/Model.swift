@@ -50,6 +50,9 @@ package final class Model: @unchecked Sendable {
         let layer: Int
     }
 
+    /// Whether attention is causal (a query attends to keys <= itself); see `Causality.swift`.
+    package var causal = true
+
     package init(dims: ModelDims) { self.dims = dims }
 
     /// Sets `weight` at `layer` (`noLayer` for a weight of no layer) after checking the
@@ -84,6 +87,7 @@ package final class Model: @unchecked Sendable {
             throw .invalidArgument("node_type \(nodeType.name) is not an autoencoder latent type")
         }
         try checkLayer(layer, "layer")
+        try ensureEmptySlot(nodeType, layer: layer)
         let inputs = dims.size(of: input.inputDim) ?? 0, what = input.inputDim.symbol
         guard view.shape[1] == inputs else {
             throw .shapeMismatch("decoder: shape \(view.shapeArray) must be (n_latents, \(what) = \(inputs))")
@@ -91,6 +95,16 @@ package final class Model: @unchecked Sendable {
         let storage = copy ? try WeightStorage(copying: view, name: "decoder")
                            : WeightStorage(borrowing: view, owner: owner)
         autoencoders[Key(kind: nodeType, layer: layer)] = Autoencoder(decoder: storage, input: input)
+    }
+
+    /// Empties the autoencoder slot of `nodeType` at `layer` (empty already is not an error).
+    /// Derivers made earlier keep the decoder they captured.
+    package func removeAutoencoder(_ nodeType: NodeType, layer: Int) throws(NodeWriteError) {
+        guard nodeType.isLatent else {
+            throw .invalidArgument("node_type \(nodeType.name) is not an autoencoder latent type")
+        }
+        try checkLayer(layer, "layer")
+        autoencoders[Key(kind: nodeType, layer: layer)] = nil
     }
 
     package func weight(_ weight: WeightLocation, layer: Int) -> WeightStorage? {

@@ -26,6 +26,7 @@ package struct NodeWriteError: Error, Equatable, Sendable {
         package static let unsupported = Code(NW_ERR_UNSUPPORTED)
         package static let outOfMemory = Code(NW_ERR_OUT_OF_MEMORY)
         package static let bufferTooSmall = Code(NW_ERR_BUFFER_TOO_SMALL)
+        package static let staleInput = Code(NW_ERR_STALE_INPUT)
     }
 
     package static func invalidArgument(_ m: String) -> Self { Self(.invalidArgument, m) }
@@ -36,6 +37,7 @@ package struct NodeWriteError: Error, Equatable, Sendable {
     package static func unsupported(_ m: String) -> Self { Self(.unsupported, m) }
     package static func outOfMemory(_ m: String) -> Self { Self(.outOfMemory, m) }
     package static func bufferTooSmall(_ m: String) -> Self { Self(.bufferTooSmall, m) }
+    package static func staleInput(_ m: String) -> Self { Self(.staleInput, m) }
 
     /// The same error with `prefix` before its message (e.g. which node of a set).
     package func prefixed(_ prefix: String) -> Self { Self(code, prefix + message) }

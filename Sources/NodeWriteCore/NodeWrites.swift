@@ -95,9 +95,13 @@ extension LayerForm {
         }
     }
 
-    /// x[c] = p · v[k, h, c].
+    /// x[c] = p · v[k, h, c] (0 for a key after the query of a causal model: v[k] is not read).
     @inline(__always)
     private func fillValueRow(_ x: UnsafeMutablePointer<Float>, _ node: ResolvedNode) {
+        if source.causal && node.key > node.token {
+            x.update(repeating: 0, count: source.dims.dHead)
+            return
+        }
         let v = values.unsafelyUnwrapped, offset = v.offset(node.key, node.slot, 0), stride = v.strides[2]
         for c in 0..<source.dims.dHead { x[c] = node.scalar * v.value(at: offset &+ c &* stride) }
     }

@@ -4,73 +4,6 @@ import Glibc
 import Darwin
 #endif
 
-/// The bytes of a file, read-only: memory-mapped (`mmap`, PROT_READ, MAP_PRIVATE), or a
-/// private copy (tests, small config files). Unmapped or freed when the last holder (a
-/// `SafetensorsFile`, a `WeightStorage` that borrows from it) lets go.
-package final class FileBytes: @unchecked Sendable {
-    package let base: UnsafeRawPointer
-    package let count: Int
-    private let mappedLength: Int  // 0: `base` is malloc'd
-
-    /// Maps the file at `path`.
-    /// - Throws: `.invalidArgument` when it cannot be opened, is not a regular file, or
-    ///   cannot be mapped (naming the path and the system's reason).
-    package init(mapping path: String) throws(NodeWriteError) {
-        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused as not regular).
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw FileBytes.systemError(path, "cannot be opened") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw FileBytes.systemError(path, "cannot be examined") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw .invalidArgument("\(path): not a regular file")
-        }
-        guard let size = Int(exactly: info.st_size), size >= 0 else {
-            throw .invalidArgument("\(path): size \(info.st_size) is not representable")
-        }
-        if size == 0 {
-            guard let memory = malloc(1) else { throw .outOfMemory("\(path): allocating 1 byte failed") }
-            base = UnsafeRawPointer(memory); count = 0; mappedLength = 0
-            return
-        }
-        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else { throw FileBytes.systemError(path, "cannot be memory-mapped") }
-        base = UnsafeRawPointer(p); count = size; mappedLength = size
-    }
-
-    /// A private copy of `bytes` (for tests and in-memory parsing).
-    package init(copying bytes: UnsafeRawBufferPointer) throws(NodeWriteError) {
-        guard let memory = malloc(max(bytes.count, 1)) else {
-            throw .outOfMemory("allocating \(bytes.count) bytes failed")
-        }
-        if let source = bytes.baseAddress, bytes.count > 0 { memcpy(memory, source, bytes.count) }
-        base = UnsafeRawPointer(memory); count = bytes.count; mappedLength = 0
-    }
-
-    deinit {
-        if mappedLength > 0 {
-            munmap(UnsafeMutableRawPointer(mutating: base), mappedLength)
-        } else {
-            free(UnsafeMutableRawPointer(mutating: base))
-        }
-    }
-
-    package var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
-
-    /// Whether `path` names nothing (ENOENT / ENOTDIR), as opposed to a file that cannot be read.
-    package static func absent(_ path: String) -> Bool {
-        var info = stat()
-        if stat(path, &info) == 0 { return false }
-        return errno == ENOENT || errno == ENOTDIR
-    }
-
-    static func systemError(_ path: String, _ what: String) -> NodeWriteError {
-        let code = errno
-        let reason = strerror(code).map { String(cString: $0) } ?? "errno \(code)"
-        return .invalidArgument("\(path): \(what) (\(reason))")
-    }
-}
-
 /// One tensor of a safetensors file, validated against the file: its byte range
 /// [begin, end) lies inside the data section and matches shape × item size.
 package struct SafetensorsEntry: Sendable {
@@ -88,8 +21,17 @@ package struct SafetensorsEntry: Sendable {
 /// A safetensors file: an 8-byte little-endian header length N, N bytes of JSON header
 /// (name → {"dtype", "shape", "data_offsets"}, optionally "__metadata__": string → string),
 /// then the data section. Parsing trusts nothing in the file.
+///
+/// A file on disk is read, never mapped (see `CheckpointFile.swift`): the header when it is
+/// opened, each tensor into memory of its own when a view of it is first asked for, and
+/// `ensureUnchanged()` then tells whether the file changed while it was read.
 package final class SafetensorsFile: @unchecked Sendable {
+    /// The whole file (in memory), or its first 8 + N bytes (a file on disk).
     package let bytes: FileBytes
+    /// The file on disk the tensors are read from; nil when `bytes` is the whole file.
+    private let file: CheckpointFile?
+    /// Tensors read from `file`, by their first byte.
+    private var tensors: [Int: FileBytes] = [:]
     /// Tensors in header order.
     package let entries: [SafetensorsEntry]
     package let metadata: [String: String]
@@ -113,18 +55,36 @@ package final class SafetensorsFile: @unchecked Sendable {
         "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
     ]
 
-    /// Maps and parses the file at `path`.
+    /// Opens the file at `path` and reads and parses its header (the tensors are read when used).
     package convenience init(path: String) throws(NodeWriteError) {
-        try self.init(bytes: FileBytes(mapping: path), label: path)
+        let file = try CheckpointFile(path: path)
+        let size = file.size
+        // The header length, then the header it announces when that lies inside the file and the
+        // limit (otherwise the parser reports the problem from the 8 bytes alone).
+        var bytes = try file.read(0..<min(8, size), "the header length")
+        if size >= 8 {
+            var n: UInt64 = 0
+            for i in 0..<8 { n |= UInt64(bytes.base.load(fromByteOffset: i, as: UInt8.self)) << (8 * UInt64(i)) }
+            if n <= UInt64(size - 8), n <= UInt64(SafetensorsFile.maxHeaderBytes) {
+                bytes = try file.read(0..<(8 + Int(n)), "the header")
+            }
+        }
+        try self.init(bytes: bytes, size: size, label: path, file: file)
     }
 
-    /// Parses `bytes` (which this file then holds).
+    /// Parses `bytes`, a whole file in memory (which this file then holds).
     /// - Throws: `.invalidArgument` for a malformed file (naming `label` and the problem),
     ///   `.unsupportedDType` for a dtype string the format does not define.
-    package init(bytes: FileBytes, label: String) throws(NodeWriteError) {
+    package convenience init(bytes: FileBytes, label: String) throws(NodeWriteError) {
+        try self.init(bytes: bytes, size: bytes.count, label: label, file: nil)
+    }
+
+    /// Parses a file of `size` bytes whose first bytes are `bytes` (all of them, or at least the
+    /// 8 + N of its header when `file` is where the rest is read from).
+    private init(bytes: FileBytes, size: Int, label: String, file: CheckpointFile?) throws(NodeWriteError) {
         self.bytes = bytes
+        self.file = file
         self.label = label
-        let size = bytes.count
         func bad(_ problem: String) -> NodeWriteError { .invalidArgument("\(label): \(problem)") }
         guard size >= 8 else {
             throw bad("the file is \(size) bytes, shorter than the 8-byte header length")
@@ -139,6 +99,7 @@ package final class SafetensorsFile: @unchecked Sendable {
         }
         let headerLength = Int(n)
         guard headerLength >= 2 else { throw bad("the header length \(n) is too small for a JSON object") }
+        guard bytes.count >= 8 + headerLength else { throw bad("the header could not be read in full") }
         dataStart = 8 + headerLength
         let dataSize = size - dataStart
         let header = UnsafeRawBufferPointer(start: bytes.base + 8, count: headerLength)
@@ -282,9 +243,24 @@ package final class SafetensorsFile: @unchecked Sendable {
                 throw .shapeMismatch("\(label): tensor \(entry.name) of shape \(entry.shape) cannot be viewed as \(shape)")
             }
         }
-        return try TensorView(base: bytes.base + entry.begin, dtype: dtype, shape: shape, strides: strides,
-                              name: "tensor \(entry.name)")
+        return try TensorView(base: data(entry), dtype: dtype, shape: shape, strides: strides, name: "tensor \(entry.name)")
     }
+
+    /// Where `entry`'s bytes are in memory: in `bytes`, or read from the file now (once).
+    private func data(_ entry: SafetensorsEntry) throws(NodeWriteError) -> UnsafeRawPointer {
+        guard let file else { return bytes.base + entry.begin }
+        if let read = tensors[entry.begin] { return read.base }
+        let read = try file.read(entry.begin..<entry.end, "tensor \(clip(entry.name))")
+        tensors[entry.begin] = read
+        return read.base
+    }
+
+    /// What keeps the memory of `entry`'s views alive: the memory it was read into, or `bytes`.
+    package func owner(of entry: SafetensorsEntry) -> AnyObject { tensors[entry.begin] ?? bytes }
+
+    /// - Throws: `.staleInput` when the file on disk changed since it was opened (see
+    ///   `CheckpointFile.ensureUnchanged`); nothing for a file in memory.
+    package func ensureUnchanged() throws(NodeWriteError) { try file?.ensureUnchanged() }
 
     /// Whether `view` may be borrowed in place: its data is aligned to its item size (the
     /// format does not promise that; a misaligned tensor is copied instead).
@@ -295,9 +271,12 @@ package final class SafetensorsFile: @unchecked Sendable {
 }
 
 /// Reads a small file (a JSON config) into memory.
-/// - Throws: `.invalidArgument` when it cannot be read or is larger than `limit` bytes.
+/// - Throws: `.invalidArgument` when it cannot be read or is larger than `limit` bytes;
+///   `.staleInput` when it changed while it was read.
 package func readSmallFile(_ path: String, limit: Int = 16 << 20) throws(NodeWriteError) -> FileBytes {
-    let file = try FileBytes(mapping: path)
-    guard file.count <= limit else { throw .invalidArgument("\(path): \(file.count) bytes, more than \(limit) for a config file") }
-    return file
+    let file = try CheckpointFile(path: path)
+    guard file.size <= limit else { throw .invalidArgument("\(path): \(file.size) bytes, more than \(limit) for a config file") }
+    let bytes = try file.read(0..<file.size, "the file")
+    try file.ensureUnchanged()
+    return bytes
 }

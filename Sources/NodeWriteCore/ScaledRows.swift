@@ -35,27 +35,27 @@ func accumulateRow(_ sums: UnsafeMutablePointer<Float>, width: Int, _ n: Int, _ 
 }
 
 extension DerivedScalarRun {
-    /// Attention row q, keys 0...q: out[k · heads + h] = p[q, k, h] · f[k · heads + h].
+    /// Attention row q, keys 0 ..< keys: out[k · heads + h] = p[q, k, h] · f[k · heads + h].
     @inline(__always)
-    func scalePairRow(_ out: UnsafeMutablePointer<Float>, _ p: TensorView, q: Int, heads: Int, _ f: UnsafePointer<Float>) {
+    func scalePairRow(_ out: UnsafeMutablePointer<Float>, _ p: TensorView, q: Int, keys: Int, heads: Int, _ f: UnsafePointer<Float>) {
         let (s0, s1, s2) = (p.strides[0], p.strides[1], p.strides[2])
         if s1 == heads &* s2 {
-            scaleRow(out, (q &+ 1) &* heads, p, offset: q &* s0, stride: s2, f)
+            scaleRow(out, keys &* heads, p, offset: q &* s0, stride: s2, f)
         } else {
-            for k in 0...q { scaleRow(out + k &* heads, heads, p, offset: q &* s0 &+ k &* s1, stride: s2, f + k &* heads) }
+            for k in 0..<keys { scaleRow(out + k &* heads, heads, p, offset: q &* s0 &+ k &* s1, stride: s2, f + k &* heads) }
         }
     }
 
-    /// Attention row q: sums[h] = Σ_{k ≤ q} p[q, k, h] · f[k · heads + h].
+    /// Attention row q: sums[h] = Σ_{k < keys} p[q, k, h] · f[k · heads + h].
     @inline(__always)
-    func sumPairRow(_ sums: UnsafeMutablePointer<Float>, _ p: TensorView, q: Int, heads: Int, _ f: UnsafePointer<Float>) {
+    func sumPairRow(_ sums: UnsafeMutablePointer<Float>, _ p: TensorView, q: Int, keys: Int, heads: Int, _ f: UnsafePointer<Float>) {
         let (s0, s1, s2) = (p.strides[0], p.strides[1], p.strides[2])
         sums.update(repeating: 0, count: heads)
         if s1 == heads &* s2 {
-            accumulateRow(sums, width: heads, (q &+ 1) &* heads, p, offset: q &* s0, stride: s2, f)
+            accumulateRow(sums, width: heads, keys &* heads, p, offset: q &* s0, stride: s2, f)
             return
         }
-        for k in 0...q {
+        for k in 0..<keys {
             accumulateRow(sums, width: heads, heads, p, offset: q &* s0 &+ k &* s1, stride: s2, f + k &* heads)
         }
     }

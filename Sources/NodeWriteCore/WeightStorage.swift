@@ -15,8 +15,9 @@ package final class WeightStorage: @unchecked Sendable {
     /// The Gram matrices of an attn.to_residual weight (filled on first use).
     package let grams = GramCache()
 
-    /// Whether this is the library's own copy (which nothing else writes to).
-    package var isCopy: Bool { owned != nil }
+    /// Whether the memory is the library's own, which nothing else writes to: a copy, or a
+    /// checkpoint's tensor read into memory (`FileBytes`); reported as NW_COPY.
+    package var isCopy: Bool { owned != nil || owner is FileBytes || (owner as? WeightStorage)?.isCopy == true }
 
     /// Borrows `view`: the caller keeps its memory alive while this storage lives, or
     /// `owner` does (it is retained as long as this storage).

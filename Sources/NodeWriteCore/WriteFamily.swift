@@ -8,7 +8,7 @@
 ///   are not zero (one shared row when g is one (d_model,) vector).
 ///
 /// Nothing of size (T, T, heads, d_head), (T, T, heads, d_model) or (n_latents, d_model) is
-/// formed, and only k ≤ q is computed for attention.
+/// formed; for attention only k ≤ q is computed (and read) for a causal model, every key otherwise.
 package struct DerivedScalarRun {
     package let dst: DerivedScalar
     /// TDB's output shape.
@@ -39,6 +39,11 @@ package struct DerivedScalarRun {
             let width = form.source.width
             if type == .attentionHead, form.scalars.shape[1] != tokens {
                 throw .shapeMismatch("activation attn.qk_probs at layer \(layer): shape \(form.scalars.shapeArray) must be (T, T, n_heads) for \(spec.name)")
+            }
+            if layout == .flattened, !form.source.causal {
+                throw .unsupported("dst \(spec.name): its flattened layout (T(T+1)/2, n_heads) holds the key <= query pairs "
+                                   + "only, and the model is not causal (its key > query pairs are nodes too); derive "
+                                   + "unflattened_\(spec.name) (T, T, n_heads) instead")
             }
             switch layout {
             case .none: shape = [tokens, width]

@@ -1,5 +1,6 @@
 /// The attention members of the write family: for head h, the write of (q, k, h) is
-/// p[q, k, h] · v[k, h] @ W_O[h]; only k ≤ q is computed, and k > q is exactly 0.
+/// p[q, k, h] · v[k, h] @ W_O[h]. For a causal model only k ≤ q is computed (and read), and k > q
+/// is exactly 0; for a model that is not causal every key is.
 extension DerivedScalarRun {
     /// Query rows per parallel task.
     static let queryBlock = 64
@@ -23,7 +24,9 @@ extension DerivedScalarRun {
                         if rowTokens.isEmpty { f.update(repeating: 0, count: h.tokens &* h.heads) } else { try h.keyProjections(g, into: f, threads: threads) }
                     }) { f in
                         if layout == .perSequenceToken {
-                            parallelFor(h.tokens, threads: threads) { q, _ in sumPairRow(out + q &* h.heads, h.probs, q: q, heads: h.heads, f) }
+                            parallelFor(h.tokens, threads: threads) { q, _ in
+                                sumPairRow(out + q &* h.heads, h.probs, q: q, keys: h.keys(q), heads: h.heads, f)
+                            }
                         } else {
                             writePairs(h, layout, out) { _ in UnsafePointer(f) }
                         }
@@ -44,8 +47,8 @@ extension DerivedScalarRun {
         }
     }
 
-    /// out[q, k, h] = p[q, k, h] · factors(q)[k · heads + h] for k ≤ q, in TDB's unflattened
-    /// or flattened layout (and 0 for k > q when unflattened). Large outputs
+    /// out[q, k, h] = p[q, k, h] · factors(q)[k · heads + h] for the keys q reads, in TDB's
+    /// unflattened or flattened layout (and 0 for the others when unflattened). Large outputs
     /// (`Kernels.streamMinBytes`) read float32 p rows in place and go out with non-temporal
     /// stores (TDB's (T, T, heads) at T = 1024 is 50 MB: its lines are then not read first).
     private func writePairs(_ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout,
@@ -53,21 +56,21 @@ extension DerivedScalarRun {
         let tokens = h.tokens, heads = h.heads
         let rows = count &* MemoryLayout<Float>.size >= Kernels.streamMinBytes ? h.probs.float32Rows(heads: heads) : nil
         parallelFor(tokens, threads: threads) { q, _ in
-            let row = out + rowStart(q, tokens, heads, layout), zeros = tailZeros(q, h, layout)
+            let row = out + rowStart(q, tokens, heads, layout), zeros = tailZeros(q, h, layout), keys = h.keys(q)
             if let rows {
-                Kernels.scaleByStream((q &+ 1) &* heads, rows.base + q &* rows.stride, factors(q), row, zeros: zeros)
+                Kernels.scaleByStream(keys &* heads, rows.base + q &* rows.stride, factors(q), row, zeros: zeros)
             } else {
-                scalePairRow(row, h.probs, q: q, heads: heads, factors(q))
-                (row + (q &+ 1) &* heads).update(repeating: 0, count: zeros)
+                scalePairRow(row, h.probs, q: q, keys: keys, heads: heads, factors(q))
+                (row + keys &* heads).update(repeating: 0, count: zeros)
             }
         }
     }
 
-    /// The zeros row q must write after its keys ≤ q: the k > q part of an unflattened row,
-    /// unless the output holds zeros already.
+    /// The zeros row q must write after the keys it reads: the k > q part of an unflattened row of
+    /// a causal model, unless the output holds zeros already.
     @inline(__always)
     private func tailZeros(_ q: Int, _ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout) -> Int {
-        layout == .unflattened && !outputZeroed ? (h.tokens &- q &- 1) &* h.heads : 0
+        layout == .unflattened && !outputZeroed ? (h.tokens &- h.keys(q)) &* h.heads : 0
     }
 
     /// ‖Σ_k p[q, k, h] v[k, h] @ W_O[h]‖ (TDB: the norm of the head's summed write), from
@@ -91,7 +94,7 @@ extension DerivedScalarRun {
     }
 
     /// Projections onto per-token rows of g: U = g_Z @ W_O[h]ᵀ for all heads in one product,
-    /// then the pair products v[k] · U[q] times p for k ≤ q (or their sums over keys), blocked in
+    /// then the pair products v[k] · U[q] times p for the keys q reads (or their sums), blocked in
     /// the kernel; rows of g that are zero give rows of exact zeros.
     private func perTokenProjections(_ h: AttentionHeads.Float32, _ layout: DerivedScalarSpec.AttentionLayout,
                                      _ rowTokens: UnsafeBufferPointer<Int>, _ g: F32Matrix,
@@ -123,7 +126,8 @@ extension DerivedScalarRun {
                     try Kernels.attentionPairs(tokens: tokens, heads: heads, dHead: dHead, u: u, uRowStride: uRow,
                                                rowOf: rowOf, v: h.v, probs: probs,
                                                output: layout == .perSequenceToken ? .sums : .pairs(tailKeys: layout == .unflattened ? tokens : 0),
-                                               out: out, offsets: offsets, zeroed: outputZeroed, threads: threads)
+                                               out: out, offsets: offsets, zeroed: outputZeroed, allKeys: !h.causal,
+                                               threads: threads)
                 }
             }
         }

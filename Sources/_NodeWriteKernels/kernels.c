@@ -330,26 +330,42 @@ static void pack_a(const nwk_impl *im, int64_t kc, int rows, int mr, const float
 }
 
 /* m <= NWK_SMALL_M rows: no panel packing. Rows of B are read in place when b_cs == 1, otherwise
-   an NWK_SMALL_KC x ns tile at a time is packed on the stack (a k-block continues the chains). */
-static void gemm_small(const nwk_impl *im, const gemm_args *g) {
+   an NWK_SMALL_KC x ns tile at a time is packed on the stack (a k-block continues the chains).
+   load: the chains continue from C (nwk_gemm_continue) instead of starting from +0. */
+static void gemm_small_load(const nwk_impl *im, const gemm_args *g, int load) {
     _Alignas(64) float tile[NWK_SMALL_KC * NWK_MAX_NS];
     const int ns = im->ns;
     for (int64_t j0 = 0; j0 < g->n; j0 += ns) {
         const int nj = (int)min64(ns, g->n - j0);
         float *cj = g->c + j0;
         if (g->b_cs == 1) {
-            im->small((int)g->m, g->k, g->a, g->a_rs, g->a_cs, g->b + j0, g->b_rs, cj, g->c_rs, nj, 0);
+            im->small((int)g->m, g->k, g->a, g->a_rs, g->a_cs, g->b + j0, g->b_rs, cj, g->c_rs, nj, load);
             continue;
         }
-        if (g->b_rs == 1 && im->small_t) {
+        if (g->b_rs == 1 && im->small_t && !load) {
             im->small_t((int)g->m, g->k, g->a, g->a_rs, g->a_cs, g->b + j0 * g->b_cs, g->b_cs, cj, g->c_rs, nj);
             continue;
         }
         for (int64_t k0 = 0; k0 < g->k; k0 += NWK_SMALL_KC) {
             const int64_t kc = min64(NWK_SMALL_KC, g->k - k0);
             nwk_pack_b(im, kc, nj, ns, g->b + k0 * g->b_rs + j0 * g->b_cs, g->b_rs, g->b_cs, tile);
-            im->small((int)g->m, kc, g->a + k0 * g->a_cs, g->a_rs, g->a_cs, tile, ns, cj, g->c_rs, nj, k0 > 0);
+            im->small((int)g->m, kc, g->a + k0 * g->a_cs, g->a_rs, g->a_cs, tile, ns, cj, g->c_rs, nj, load || k0 > 0);
         }
+    }
+}
+
+static void gemm_small(const nwk_impl *im, const gemm_args *g) { gemm_small_load(im, g, 0); }
+
+void nwk_gemm_continue(int64_t m, int64_t n, int64_t k_dim,
+                       const float *a, int64_t a_rs, int64_t a_cs,
+                       const float *b, int64_t b_rs, int64_t b_cs,
+                       float *c, int64_t c_rs) {
+    if (m <= 0 || n <= 0 || k_dim <= 0) return;
+    const nwk_impl *im = nwk_current();
+    for (int64_t i0 = 0; i0 < m; i0 += NWK_SMALL_M) {
+        const gemm_args g = {min64(NWK_SMALL_M, m - i0), n, k_dim, a + i0 * a_rs, a_rs, a_cs, b, b_rs, b_cs,
+                             c + i0 * c_rs, c_rs, NULL, 0, 0, 0, 0};
+        gemm_small_load(im, &g, 1);
     }
 }
 
@@ -642,3 +658,53 @@ void nwk_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64
 }
 
 int nwk_any_nonzero(int64_t n, const float *x) { return n > 0 && nwk_current()->any_nonzero(n, x); }
+
+/* ---------------------------------------------------------------- finding non-zero entries */
+
+/* Elements per block: OR-reduced without branches (vectorisable), then searched only if one is set. */
+#define FIRST_NONZERO_BLOCK 256
+
+/* Element i of x as an unsigned integer of its size (memcpy: the caller's memory has another type). */
+#define FIRST_NONZERO(type, mask)                                                              \
+    do {                                                                                       \
+        const char *bytes = x;                                                                 \
+        type v;                                                                                \
+        for (int64_t i0 = 0; i0 < n; i0 += FIRST_NONZERO_BLOCK) {                              \
+            const int64_t i1 = min64(n, i0 + FIRST_NONZERO_BLOCK);                             \
+            type any = 0;                                                                      \
+            for (int64_t i = i0; i < i1; i++) {                                                \
+                memcpy(&v, bytes + i * stride * (int64_t)sizeof(type), sizeof v);              \
+                any |= v & (mask);                                                             \
+            }                                                                                  \
+            if (!any) continue;                                                                \
+            for (int64_t i = i0; i < i1; i++) {                                                \
+                memcpy(&v, bytes + i * stride * (int64_t)sizeof(type), sizeof v);              \
+                if (v & (mask)) return i;                                                      \
+            }                                                                                  \
+        }                                                                                      \
+        return -1;                                                                             \
+    } while (0)
+
+int64_t nwk_first_nonzero(int64_t n, const void *x, int64_t stride, int item_size) {
+    if (n <= 0) return -1;
+    if (item_size == 4 && stride == 1) {
+        const nwk_impl *im = nwk_current();
+        const float *f = x;
+        for (int64_t i0 = 0; i0 < n; i0 += 16 * FIRST_NONZERO_BLOCK) {
+            const int64_t len = min64(16 * FIRST_NONZERO_BLOCK, n - i0);
+            if (!im->any_nonzero(len, f + i0)) continue;
+            for (int64_t i = i0; i < i0 + len; i++) {
+                uint32_t u;
+                memcpy(&u, f + i, 4);
+                if (u & 0x7FFFFFFFu) return i;
+            }
+        }
+        return -1;
+    }
+    switch (item_size) {
+    case 2: FIRST_NONZERO(uint16_t, 0x7FFFu);
+    case 4: FIRST_NONZERO(uint32_t, 0x7FFFFFFFu);
+    case 8: FIRST_NONZERO(uint64_t, UINT64_C(0x7FFFFFFFFFFFFFFF));
+    default: return -1;
+    }
+}

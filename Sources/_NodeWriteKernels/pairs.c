@@ -1,4 +1,4 @@
-/* Attention pair products: for query q, key k <= q and head h, f = U[q, h] . V[k, h] (the d_head
+/* Attention pair products: for query q, key k <= q (every key k < tokens with all_keys) and head h, f = U[q, h] . V[k, h] (the d_head
    FMA chain of the contract) times p[q, k, h], written in TDB's (key, head)-interleaved rows, or
    summed over keys. Blocked like a GEMM: V is packed once into micro-panels per head, each block
    of queries packs its rows of U, and per key chunk every head's tile stays in L2 until the
@@ -24,6 +24,9 @@ typedef struct {
 } pairs_part;
 
 static int64_t min64(int64_t x, int64_t y) { return x < y ? x : y; }
+
+/* The keys query q reads: 0 ... q (causal), or every key. */
+static int64_t row_keys(const nwk_attention_pairs_args *a, int64_t q) { return a->all_keys ? a->tokens : q + 1; }
 
 /* Zeros of row q: the pair elements k < keys (k*heads + h) at its offset, unless zeroed. */
 static void zero_keys(const nwk_attention_pairs_args *a, int64_t q, int64_t from, int64_t keys) {
@@ -56,9 +59,11 @@ static void run_block(const pairs_part *pp, int64_t q0, int64_t q1) {
     for (int64_t q = q0; q < q1; q++) any |= a->row[q] >= 0;
     if (!any) {
         for (int64_t q = q0; q < q1; q++)
-            zero_keys(a, q, 0, a->mode == NWK_PAIR_SUMS ? 1 : q + 1 > a->tail_keys ? q + 1 : a->tail_keys);
+            zero_keys(a, q, 0, a->mode == NWK_PAIR_SUMS ? 1 : row_keys(a, q) > a->tail_keys ? row_keys(a, q) : a->tail_keys);
         return;
     }
+    /* Keys this block reads: up to its last query (causal), or all of them. */
+    const int64_t key_end = a->all_keys ? a->tokens : q1;
     for (int h = 0; h < heads; h++)
         for (int64_t r = 0; r < QB; r++) {
             float *dst = up + ((int64_t)h * QB / mr * dh + (r / mr) * dh) * mr + r % mr;
@@ -67,21 +72,22 @@ static void run_block(const pairs_part *pp, int64_t q0, int64_t q1) {
             for (int64_t d = 0; d < dh; d++) dst[d * mr] = src ? src[d] : 0.0f;
         }
     if (a->mode == NWK_PAIR_SUMS) memset(sums, 0, sizeof(float) * (size_t)(QB * heads));
-    for (int64_t c0 = 0; c0 < q1; c0 += KB) {
-        const int64_t c1 = min64(c0 + KB, q1);
+    for (int64_t c0 = 0; c0 < key_end; c0 += KB) {
+        const int64_t c1 = min64(c0 + KB, key_end);
         for (int h = 0; h < heads; h++)
             for (int64_t rp = 0; rp < rpanels; rp++) {
                 const int mrv = (int)min64(mr, rows - rp * mr);
-                const int64_t last_q = q0 + rp * mr + mrv - 1; /* keys past it are not needed */
-                for (int64_t k0 = c0; k0 < c1 && k0 <= last_q; k0 += nr)
+                /* keys past the panel's last query are not needed (causal) */
+                const int64_t last_key = a->all_keys ? c1 - 1 : q0 + rp * mr + mrv - 1;
+                for (int64_t k0 = c0; k0 < c1 && k0 <= last_key; k0 += nr)
                     im->micro(dh, up + ((int64_t)h * QB / mr + rp) * dh * mr,
                               pp->vp + ((int64_t)h * pp->panels + k0 / nr) * dh * nr,
                               tiles + ((int64_t)h * QB + rp * mr) * KB + (k0 - c0), KB, mrv,
                               (int)min64(nr, c1 - k0), NWK_ZERO);
             }
         for (int64_t q = q0; q < q1; q++) {
-            if (a->row[q] < 0 || c0 > q) continue;
-            const int64_t nk = min64(c1, q + 1) - c0, r = q - q0;
+            if (a->row[q] < 0 || c0 >= row_keys(a, q)) continue;
+            const int64_t nk = min64(c1, row_keys(a, q)) - c0, r = q - q0;
             const float *p = a->p ? a->p + q * a->p_rs + c0 * heads : prow, *t = tiles + r * KB;
             if (!a->p) a->p_rows(a->p_ctx, q, c0, nk, prow);
             if (a->mode == NWK_PAIR_SUMS) im->pair_sums(nk, heads, p, t, (int64_t)QB * KB, sums + r * heads);
@@ -93,7 +99,8 @@ static void run_block(const pairs_part *pp, int64_t q0, int64_t q1) {
             if (a->row[q] >= 0) memcpy(a->out + a->off[q], sums + (q - q0) * heads, sizeof(float) * (size_t)heads);
             else zero_keys(a, q, 0, 1);
         } else {
-            zero_keys(a, q, a->row[q] >= 0 ? q + 1 : 0, q + 1 > a->tail_keys ? q + 1 : a->tail_keys);
+            const int64_t keys = row_keys(a, q);
+            zero_keys(a, q, a->row[q] >= 0 ? keys : 0, keys > a->tail_keys ? keys : a->tail_keys);
         }
     }
 }

@@ -388,7 +388,7 @@ struct FactsTests {
         }
     }
 
-    @Test("slot states of a loaded checkpoint: every weight, the layer-less ones included, borrowed in its file's dtype")
+    @Test("slot states of a loaded checkpoint: every weight, the layer-less ones included, the library's own in its file's dtype")
     func checkpointSlots() throws {
         let dir = Fixture.directory.appendingPathComponent("checkpoints").path
         for (file, dtype) in [("gpt2/model.safetensors", NW_DTYPE_F32), ("gpt2_f16/model.safetensors", NW_DTYPE_F16),
@@ -412,7 +412,8 @@ struct FactsTests {
                         case .vocab: vocab; default: -1
                         }
                     }
-                    #expect(s.present == 1 && s.dtype == Int32(dtype.rawValue) && s.ownership == Int32(NW_BORROW.rawValue),
+                    // Checkpoint tensors are read into the library's memory (never mapped): NW_COPY, in the file's dtype.
+                    #expect(s.present == 1 && s.dtype == Int32(dtype.rawValue) && s.ownership == Int32(NW_COPY.rawValue),
                             "\(file) \(w.name) L\(layer): present \(s.present) dtype \(s.dtype) ownership \(s.ownership)")
                     #expect(Array([s.shape.0, s.shape.1, s.shape.2, s.shape.3].prefix(Int(s.ndim))) == want, "\(file) \(w.name)")
                 }
@@ -429,7 +430,7 @@ struct FactsTests {
             #expect(nw_model_autoencoder_get(m, type.rawValue, 0, &a) == Self.OK)
             if type == .mlpAutoencoderLatent {
                 #expect(a.present == 1 && a.input == Int32(NW_AE_INPUT_MLP_POST_ACT.rawValue) && a.dtype == Int32(NW_DTYPE_F32.rawValue)
-                        && a.ownership == Int32(NW_BORROW.rawValue) && a.n_latents == 40 && a.n_inputs == 64)
+                        && a.ownership == Int32(NW_COPY.rawValue) && a.n_latents == 40 && a.n_inputs == 64)
             } else {
                 #expect(a.present == 0 && a.input == 0 && a.dtype == 0 && a.ownership == 0 && a.n_latents == 0 && a.n_inputs == 0)
             }

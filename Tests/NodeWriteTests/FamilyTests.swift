@@ -63,6 +63,9 @@ struct FamilyTests {
         }
 
         var direction: TensorView { view(Fixture.family["activations.final_residual_grad"]) }
+
+        /// Keeps `b` alive as long as this setup (for views a test makes of its own memory).
+        func keepAlive(_ b: Buffer) { keep.append(b) }
     }
 
     static let setups: [String: Setup] = ["multi": try! Setup("multi"), "single": try! Setup("single")]

@@ -356,6 +356,8 @@ struct SafetensorsTests {
             let dir = try Self.saeDirectory(cfg: cfg)
             defer { try? FileManager.default.removeItem(atPath: dir) }
             do {
+                // one autoencoder per slot: empty it before each load (the first load fills it)
+                try model.removeAutoencoder(.attentionAutoencoderLatent, layer: 1)
                 try model.loadAutoencoder(saeLensAt: dir, nodeType: .attentionAutoencoderLatent, layer: 1)
                 #expect(code == nil, "\(cfg)")
             } catch {

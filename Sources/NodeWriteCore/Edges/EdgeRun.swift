@@ -19,6 +19,9 @@ package struct EdgeRun {
         guard let spec = dst.spec.edge else {
             throw .invalidArgument("dst: \(name) is a write-family DST and takes no node; derive it with nw_derive")
         }
+        guard model.causal else {
+            throw .unsupported("model: \(name) follows TDB's causal attention (keys k <= q); the model is not causal (nw_model_set_causal)")
+        }
         let inputs = EdgeInputs(model: model, store: store, threads: threads, detach: detach)
         if spec.hasLayer {
             try model.checkLayer(layer, "layer")

@@ -80,15 +80,29 @@ void nwk_quad_norms(int64_t rows, int64_t n, const float *x, int64_t x_rs, int64
 /* 1 if any of x[0..n) is not +-0 (NaN counts), else 0. */
 int nwk_any_nonzero(int64_t n, const float *x);
 
+/* The first i < n whose element x[i*stride] (stride in elements of item_size bytes: 2, 4 or 8, an
+   IEEE or bfloat16 float) is not +-0 (NaN and infinities count), or -1 when there is none (or for
+   another item_size). Contiguous float32 runs take the SIMD path of nwk_any_nonzero. */
+int64_t nwk_first_nonzero(int64_t n, const void *x, int64_t stride, int item_size);
+
+/* C[i, j] continues its chain from its current value: C = fmaf(A(i,k), B(k,j), C) for k < k_dim in
+   order (with C zeroed first this is nwk_gemm). For a few rows (any m, done NWK_SMALL_M at a time)
+   and short k; on the calling thread, without scratch memory (never fails). */
+void nwk_gemm_continue(int64_t m, int64_t n, int64_t k_dim,
+                       const float *a, int64_t a_rs, int64_t a_cs,
+                       const float *b, int64_t b_rs, int64_t b_cs,
+                       float *c, int64_t c_rs);
+
 /* Attention pair products of one layer (the write family's projections onto per-token directions).
-   For each query q < tokens with row[q] >= 0, key k <= q and head h:
+   For each query q < tokens with row[q] >= 0, key k <= q (every key k < tokens when all_keys != 0:
+   a model that is not causal; otherwise no key k > q is read) and head h:
      f(q, k, h) = chain over d < d_head of U(row[q], h, d) * V(k, h, d)   (the FMA chain above)
      U(r, h, d) = u[r*u_rs + h*d_head + d],  V(k, h, d) = v[k*v_s0 + h*v_s1 + d*v_s2],
      P(q, k, h) = p[q*p_rs + k*heads + h], or, when p is NULL, what p_rows(p_ctx, q, k0, nk, dst)
      writes as dst[(k - k0)*heads + h] for k0 <= k < k0 + nk (any other layout or dtype).
-   NWK_PAIRS:     out[off[q] + k*heads + h] = f == 0 ? +0 : P * f for k <= q, and 0 for
-                  q < k < tail_keys (TDB's unflattened rows: tail_keys = tokens; flattened: 0).
-   NWK_PAIR_SUMS: out[off[q] + h] = chain over k = 0..q of P * f.
+   NWK_PAIRS:     out[off[q] + k*heads + h] = f == 0 ? +0 : P * f for the keys read, and 0 for
+                  the other keys k < tail_keys (TDB's unflattened rows: tail_keys = tokens; flattened: 0).
+   NWK_PAIR_SUMS: out[off[q] + h] = chain over the keys read, in key order, of P * f.
    A row with row[q] < 0 gets zeros in all those places. With zeroed != 0 (out already zero)
    zeros are not written. Returns 0, or -1 if scratch memory could not be had (out untouched). */
 enum { NWK_PAIRS = 0, NWK_PAIR_SUMS = 1 };
@@ -107,6 +121,7 @@ typedef struct {
     const int64_t *off;
     int64_t tail_keys;
     int zeroed;
+    int all_keys;
 } nwk_attention_pairs_args;
 int nwk_attention_pairs(const nwk_attention_pairs_args *args, int n_threads);
 
