@@ -877,7 +877,13 @@ NW_API nw_status nw_store_remove_pass(nw_store *store, int32_t activation, int32
  *  flags: 0, NW_OUT_ZEROED, NW_DETACH_LAYER_NORM_SCALE.
  *  Nothing of size (T, T, n_heads, d_head) or larger is formed.
  *  Returns as nw_derive, and NW_ERR_INVALID_ARGUMENT for a node that the DST does not take
- *  (a subnode without Q/K/V, a node given to a DST that takes none, none given where needed). */
+ *  (a subnode without Q/K/V, a node given to a DST that takes none, none given where needed,
+ *  a trace latent whose token is not NW_INDEX_NONE, a gradient asked at another layer than
+ *  its subnode's); NW_ERR_MISSING_INPUT naming a read-side weight, encoder or (backward)
+ *  activation that is not there; NW_ERR_UNSUPPORTED for a model that is not causal, or with
+ *  more than one autoencoder where TDB asks for the single one. The inputs are read and
+ *  checked before out, out_shape and out_ndim are written (the shape is written on NW_OK and
+ *  NW_ERR_BUFFER_TOO_SMALL). */
 NW_API nw_status nw_derive_node(const nw_model *model, const nw_store *store, int32_t dst,
                                 int32_t layer, const nw_node_index *node, uint32_t flags,
                                 float *out, size_t out_len, int64_t out_shape[3], int32_t *out_ndim);
