@@ -164,3 +164,89 @@ import Testing
         }
     }
 }
+
+/// Inputs that are not contiguous float32 (float64 activations, weights viewed by strides of a
+/// transposed copy) are read through a float32 copy: the same bits as the float32 inputs.
+@Suite struct EdgeLayoutTests {
+    /// The fixture's store and model again, with every activation as float64 and every weight
+    /// of two or more dimensions viewed by strides from its transposed (column-major) copy.
+    final class Converted: @unchecked Sendable {
+        let model: Model
+        var store = ActivationStore()
+        private var keep: [UnsafeMutableRawPointer] = []
+
+        init(_ base: EdgeSetup, store name: String) throws {
+            model = Model(dims: base.model.dims)
+            for w in WeightLocation.allCases where w.hasLayer {
+                for l in 0..<3 {
+                    guard let s = base.model.weight(w, layer: l) else { continue }
+                    try model.setWeight(w, layer: l, view: transposedView(s.view), copy: false)
+                }
+            }
+            for type in NodeType.allCases where type.isLatent {
+                for l in 0..<3 {
+                    guard let ae = base.model.autoencoder(type, layer: l), let e = base.model.encoder(type, layer: l) else { continue }
+                    try model.setAutoencoder(type, layer: l, input: ae.input, decoder: transposedView(ae.decoder.view), copy: false)
+                    try model.setAutoencoderEncoder(type, layer: l, encoder: transposedView(e.weight.view), latentBias: e.latentBias?.view,
+                                                    preBias: e.preBias?.view, copy: false)
+                }
+            }
+            for a in EdgeFixture.manifest["activations"] as! [[String: Any]] where a["store"] as! String == name {
+                let location = ActivationLocation.named(a["location"] as! String)!
+                let pass: Pass = a["pass"] as! String == "backward" ? .backward : .forward
+                let layer = location.hasLayer ? a["layer"] as! Int : Model.noLayer
+                try store.put(location, layer: layer, float64View(base.store[location, layer, pass]!), pass: pass)
+            }
+        }
+
+        deinit { for p in keep { p.deallocate() } }
+
+        private func transposedView(_ v: TensorView) throws -> TensorView {
+            guard v.ndim >= 2 else { return v }
+            // Column-major copy: element (i, j, k) at i + j·s0 + k·s0·s1.
+            let s = v.shapeArray, n = v.count
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, n) * 4, alignment: 16)
+            keep.append(p)
+            let f = p.bindMemory(to: Float.self, capacity: max(1, n))
+            var strides = [1, s[0]]
+            if s.count == 3 { strides.append(s[0] * s[1]) }
+            for i in 0..<s[0] {
+                for j in 0..<s[1] {
+                    for k in 0..<(s.count == 3 ? s[2] : 1) {
+                        f[i + j * strides[1] + (s.count == 3 ? k * strides[2] : 0)] = v.value(at: v.offset(i, j, k))
+                    }
+                }
+            }
+            return try TensorView(base: UnsafeRawPointer(p), dtype: .float32, shape: s, strides: strides, name: "transposed")
+        }
+
+        private func float64View(_ v: TensorView) throws -> TensorView {
+            let n = v.count, s = v.shapeArray
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, n) * 8, alignment: 16)
+            keep.append(p)
+            let d = p.bindMemory(to: Double.self, capacity: max(1, n))
+            var z = 0
+            for i in 0..<s[0] {
+                for j in 0..<(s.count > 1 ? s[1] : 1) {
+                    for k in 0..<(s.count > 2 ? s[2] : 1) { d[z] = Double(v.value(at: v.offset(i, j, k))); z += 1 }
+                }
+            }
+            return try TensorView(base: UnsafeRawPointer(p), dtype: .float64, shape: s, strides: nil, name: "float64")
+        }
+    }
+
+    @Test(arguments: EdgeFixture.cases.filter { $0.error == nil && $0.group != "single_node_write" }.enumerated()
+        .filter { $0.offset % 5 == 0 }.map(\.element))
+    func sameBitsFromOtherLayouts(_ c: EdgeFixture.Case) throws {
+        let base = EdgeFixture.setup(c.store)
+        let other = try Converted(base, store: c.store)
+        let dst = DerivedScalar.named(c.dst)!
+        for layer in c.layers {
+            let want = try base.run(dst, layer: layer, node: c.node, detach: c.detach).values
+            let run = try EdgeRun(dst, model: other.model, store: other.store, layer: layer, node: c.node, detach: c.detach, threads: 2)
+            var got = [Float](repeating: .nan, count: run.count)
+            try got.withUnsafeMutableBufferPointer { (o) throws(NodeWriteError) in try run.derive(into: o.baseAddress!) }
+            #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "\(c) layer \(layer)")
+        }
+    }
+}
