@@ -760,6 +760,111 @@ static void step_new(rd *r, st *s, uint8_t op) {
         }
         break;
     }
+    case 13: { /* edges: nw_store_put_pass / nw_store_remove_pass of any activation, either pass */
+        int32_t act = e32(r, 12), pass = yes(r, 240) ? (int32_t)(u8(r) & 1) : EXTREME32[u8(r) % NEXTREME32];
+        int64_t nat[3] = {s->T, s->dims.d_model, 0};
+        int ndim = 2;
+        switch (act) {
+        case NW_ACT_MLP_POST_ACT: nat[1] = s->dims.d_ff; break;
+        case NW_ACT_ATTN_QK_PROBS: nat[1] = s->Tk; nat[2] = s->dims.n_heads; ndim = 3; break;
+        case NW_ACT_ATTN_VALUE: case NW_ACT_ATTN_V_OUT: nat[1] = s->dims.n_heads; nat[2] = s->dims.d_head; ndim = 3; break;
+        case NW_ACT_ONLINE_AUTOENCODER_LATENT: case NW_ACT_ONLINE_MLP_AUTOENCODER_LATENT:
+        case NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT: nat[1] = s->nlat; break;
+        default: break;
+        }
+        int32_t layer = act == NW_ACT_RESID_POST_EMB && yes(r, 200) ? NW_NO_LAYER : layer_of(r);
+        nw_store *sp = yes(r, 250) ? s->store : NULL;
+        if (yes(r, 40)) {
+            status = nw_store_remove_pass(sp, act, layer, pass);
+            check(status);
+            break;
+        }
+        nw_tensor_view v;
+        int64_t shape[8], strides[8];
+        if (!view(r, s, ndim, nat, &v, shape, strides)) return;
+        status = nw_store_put_pass(sp, act, layer, pass, yes(r, 250) ? &v : NULL);
+        check(status);
+        break;
+    }
+    case 14: { /* edges: read-side weights (any weight at a layer) and autoencoder encoders */
+        if (yes(r, 128)) {
+            int32_t w = e32(r, 18);
+            nw_weight_info wi;
+            memset(&wi, 0, sizeof wi);
+            wi.size = sizeof wi;
+            int64_t nat[3] = {1, 1, 1};
+            int ndim = 1;
+            if (nw_weight_info_get(w, &wi) == NW_OK) {
+                ndim = wi.ndim;
+                for (int i = 0; i < ndim && i < 3; i++)
+                    nat[i] = wi.dims[i] == NW_DIM_D_FF ? s->dims.d_ff : wi.dims[i] == NW_DIM_HEADS ? s->dims.n_heads
+                           : wi.dims[i] == NW_DIM_D_HEAD ? s->dims.d_head : wi.dims[i] == NW_DIM_VOCAB ? s->nvocab : s->dims.d_model;
+            }
+            nw_tensor_view v;
+            int64_t shape[8], strides[8];
+            if (!view(r, s, ndim, nat, &v, shape, strides)) return;
+            status = nw_model_set_weight(yes(r, 250) ? s->model : NULL, w, wi.has_layer || yes(r, 20) ? layer_of(r) : NW_NO_LAYER,
+                                         &v, e32(r, 2));
+            check(status);
+            break;
+        }
+        int32_t type = e32(r, 5), input = e32(r, 3);
+        int64_t nin = input == NW_AE_INPUT_MLP_POST_ACT ? s->dims.d_ff
+                    : input == NW_AE_INPUT_ATTN_Z ? s->dims.n_heads * s->dims.d_head : s->dims.d_model;
+        int64_t en[2] = {s->nlat, nin}, ln[1] = {s->nlat}, pn[1] = {nin};
+        nw_tensor_view e, lb, pb;
+        int64_t es[8], est[8], ls[8], lst[8], ps[8], pst[8];
+        if (!view(r, s, 2, en, &e, es, est) || !view(r, s, 1, ln, &lb, ls, lst) || !view(r, s, 1, pn, &pb, ps, pst)) return;
+        status = nw_model_set_autoencoder_encoder(yes(r, 250) ? s->model : NULL, type, layer_of(r), yes(r, 250) ? &e : NULL,
+                                                  yes(r, 250) ? &lb : NULL, yes(r, 250) ? &pb : NULL, e32(r, 2));
+        check(status);
+        break;
+    }
+    case 15: { /* edges: nw_derive_node, shape query then the derive if it is small */
+        if (heavy(&s->dims)) return;
+        int32_t dst = e32(r, 43);
+        int32_t layer = yes(r, 30) ? NW_NO_LAYER : layer_of(r);
+        nw_node_index n = node(r, s);
+        n.subnode = yes(r, 200) ? (int32_t)(u8(r) % 4) : EXTREME32[u8(r) % NEXTREME32];
+        if (yes(r, 40)) n.indices[0] = NW_INDEX_NONE;
+        const nw_node_index *np = yes(r, 200) ? &n : NULL;
+        uint32_t flags = yes(r, 240) ? (uint32_t)(u8(r) % 4) : u32(r);
+        int64_t shape[3] = {-7, -7, -7};
+        int32_t nd = -7;
+        status = nw_derive_node(s->model, s->store, dst, layer, np, flags & ~(uint32_t)NW_OUT_ZEROED, NULL, 0, shape, &nd);
+        check(status);
+        if (status == NW_OK) __builtin_trap(); /* every output has at least one element */
+        if (status != NW_ERR_BUFFER_TOO_SMALL) {
+            if (shape[0] != -7 || shape[1] != -7 || shape[2] != -7 || nd != -7) __builtin_trap();
+            break;
+        }
+        if (nd != 2 && nd != 3) __builtin_trap();
+        int64_t count = 1;
+        for (int i = 0; i < nd; i++) {
+            if (shape[i] < 0) __builtin_trap();
+            if (__builtin_mul_overflow(count, shape[i], &count)) { count = -1; break; }
+        }
+        int64_t cost = s->dims.d_model * (1 + s->dims.d_ff + s->dims.n_heads * s->dims.d_head) * (1 + s->T) + s->nlat, work;
+        if (count < 0 || __builtin_mul_overflow(count, cost, &work) || work > ((int64_t)1 << 22)) break;
+        size_t cap = capacity(r, count);
+        float *o = outbuf(cap);
+        if (!o) return;
+        if (flags & NW_OUT_ZEROED) memset(o, 0, (cap ? cap : 1) * sizeof(float));
+        float *before = malloc((cap ? cap : 1) * sizeof(float));
+        if (!before) { free(o); return; }
+        memcpy(before, o, (cap ? cap : 1) * sizeof(float));
+        int64_t shape2[3] = {-7, -7, -7};
+        int32_t nd2 = -7;
+        status = nw_derive_node(s->model, s->store, dst, layer, np, flags, o, cap, shape2, &nd2);
+        check(status);
+        if (status != NW_OK && status != NW_ERR_OUT_OF_MEMORY && memcmp(o, before, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
+        if (status == NW_ERR_BUFFER_TOO_SMALL && (nd2 != nd || memcmp(shape, shape2, sizeof shape))) __builtin_trap();
+        if (status == NW_OK && ((size_t)count > cap || nd2 != nd || memcmp(shape, shape2, sizeof shape))) __builtin_trap();
+        if (status == NW_OK && !untouched(o + count, (cap - (size_t)count) * sizeof(float))) __builtin_trap();
+        free(before);
+        free(o);
+        break;
+    }
     default: /* new vocabulary size for the views that follow */
         s->nvocab = 1 + u8(r) % 9;
         break;
@@ -768,7 +873,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
 
 static void step(rd *r, st *s) {
     uint8_t b = u8(r);
-    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 14)); return; }
+    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 17)); return; }
     uint8_t op = b % 18;
     nw_status status;
     switch (op) {

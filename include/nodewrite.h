@@ -95,7 +95,18 @@ enum nw_activation {
     NW_ACT_ONLINE_MLP_AUTOENCODER_LATENT = 4,       /* "online_mlp_autoencoder_latent" (T, n_latents) */
     NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT = 5, /* "online_attention_autoencoder_latent" (T, n_latents) */
     NW_ACT_RESID_DELTA_MLP = 6,                     /* "resid.delta_mlp"  (T, d_model): the MLP layer's whole write */
-    NW_ACT_RESID_DELTA_ATTN = 7                     /* "resid.delta_attn" (T, d_model): the attention layer's whole write */
+    NW_ACT_RESID_DELTA_ATTN = 7,                    /* "resid.delta_attn" (T, d_model): the attention layer's whole write */
+    /* The residual stream and attention's weighted values (added in 1.2, for edges): */
+    NW_ACT_RESID_POST_EMB = 8,                      /* "resid.post_emb"  (T, d_model): after the embeddings; no layer (NW_NO_LAYER) */
+    NW_ACT_RESID_POST_ATTN = 9,                     /* "resid.post_attn" (T, d_model): after layer L's attention */
+    NW_ACT_RESID_POST_MLP = 10,                     /* "resid.post_mlp"  (T, d_model): after layer L's MLP */
+    NW_ACT_ATTN_V_OUT = 11                          /* "attn.v_out" (T, n_heads, d_head): sum_k p[q,k,h] v[k,h,:] (TransformerLens: hook_z) */
+};
+
+/** Which pass of the model an activation comes from (TDB's PassType). Pinned. */
+enum nw_pass {
+    NW_PASS_FORWARD = 0, /* the activation itself */
+    NW_PASS_BACKWARD = 1 /* the loss gradient at the activation, same shape */
 };
 
 /** Derived scalars computed from node writes, in TDB's DerivedScalarType values, for
@@ -122,7 +133,34 @@ enum nw_dst {
     NW_DST_MLP_LAYER_WRITE_NORM = 14,                /* (T, 1): |resid.delta_mlp[t]| */
     NW_DST_ATTN_LAYER_WRITE_NORM = 15,               /* (T, 1): |resid.delta_attn[t]| */
     NW_DST_MLP_LAYER_WRITE_TO_FINAL_RESIDUAL_GRAD = 16,  /* (T, 1): resid.delta_mlp[t] . g[t] */
-    NW_DST_ATTN_LAYER_WRITE_TO_FINAL_RESIDUAL_GRAD = 17  /* (T, 1): resid.delta_attn[t] . g[t] */
+    NW_DST_ATTN_LAYER_WRITE_TO_FINAL_RESIDUAL_GRAD = 17, /* (T, 1): resid.delta_attn[t] . g[t] */
+    /* Edges (added in 1.2; nw_derive_node). "node" is the call's node argument; u the row its
+       write lands on; g the loss gradient at the downstream activation (backward pass). */
+    NW_DST_ATTN_QUERY_IN_EDGE_ATTRIBUTION = 18,  /* (T, T, H): d p[q,k,h] along node's write, only Q live, x g */
+    NW_DST_ATTN_KEY_IN_EDGE_ATTRIBUTION = 19,    /* (T, T, H): likewise, only K live (rows q >= u) */
+    NW_DST_ATTN_VALUE_IN_EDGE_ATTRIBUTION = 20,  /* (T, T, H): p[q,k,h] (dv[k,h] . g_v_out[q,h]) (column u) */
+    NW_DST_MLP_IN_EDGE_ATTRIBUTION = 21,         /* (T, d_ff): gelu'(pre) d pre x g (row u) */
+    NW_DST_ONLINE_AUTOENCODER_IN_EDGE_ATTRIBUTION = 22,  /* (T, n_latents): d z x g, the single loaded autoencoder */
+    NW_DST_GRAD_OF_SINGLE_SUBNODE_ATTRIBUTION = 23,      /* (T, d_model): G, gradient at the residual of act x g of node (a subnode) */
+    NW_DST_ATTN_OUT_EDGE_ATTRIBUTION = 24,       /* (T, T, H) per upstream layer: p (v W_O) . G[q] */
+    NW_DST_MLP_OUT_EDGE_ATTRIBUTION = 25,        /* (T, d_ff): a (W_out[n] . G[t]) */
+    NW_DST_ONLINE_AUTOENCODER_OUT_EDGE_ATTRIBUTION = 26, /* (T, n_latents): z (write . G[t]) */
+    NW_DST_TOKEN_OUT_EDGE_ATTRIBUTION = 27,      /* (T, 1), no layer: resid.post_emb[t] . G[t] */
+    NW_DST_MLP_ACT_TIMES_GRAD = 28,              /* (T, d_ff): a x g */
+    NW_DST_UNFLATTENED_ATTN_ACT_TIMES_GRAD = 29, /* (T, T, H): p x g */
+    NW_DST_ATTN_ACT_TIMES_GRAD = 30,             /* (T(T+1)/2, H) */
+    NW_DST_ATTN_ACT_TIMES_GRAD_PER_SEQUENCE_TOKEN = 31,  /* (T, H): sum over k */
+    NW_DST_TOKEN_ATTRIBUTION = 32,               /* (T, 1), no layer: sum_d resid.post_emb x its gradient */
+    NW_DST_ONLINE_AUTOENCODER_ACT_TIMES_GRAD = 33,           /* (T, n_latents), the single loaded autoencoder */
+    NW_DST_ONLINE_MLP_AUTOENCODER_ACT_TIMES_GRAD = 34,       /* (T, n_latents) */
+    NW_DST_ONLINE_ATTENTION_AUTOENCODER_ACT_TIMES_GRAD = 35, /* (T, n_latents) */
+    NW_DST_AUTOENCODER_LATENT_GRAD_WRT_RESIDUAL_INPUT = 36,  /* (T, d_model): D[t] = [z[t,l] > 0] encoder[l], node the trace latent */
+    NW_DST_ATTN_WRITE_TO_LATENT = 37,                        /* (T, T, H): p (v W_O) . D[q] */
+    NW_DST_ATTN_WRITE_TO_LATENT_SUMMED_OVER_HEADS = 38,      /* (T, T, 1) */
+    NW_DST_FLATTENED_ATTN_WRITE_TO_LATENT_SUMMED_OVER_HEADS = 39,  /* (T(T+1)/2, 1) */
+    NW_DST_ATTN_WRITE_TO_LATENT_PER_SEQUENCE_TOKEN = 40,     /* (T, H): (v_out W_O) . D[q] */
+    NW_DST_FLATTENED_ATTN_WRITE_TO_LATENT_SUMMED_OVER_HEADS_BATCHED = 41, /* (T(T+1)/2, n_latents), every latent, no node */
+    NW_DST_ATTN_WRITE_TO_LATENT_PER_SEQUENCE_TOKEN_BATCHED = 42           /* (T, H, n_latents), every latent, no node */
 };
 
 /** Model weights, in TDB's WeightLocationType values and canonical layouts. Pinned. */
@@ -130,7 +168,22 @@ enum nw_weight {
     NW_WEIGHT_MLP_TO_RESIDUAL = 0,      /* "mlp.to_residual"  (d_ff, d_model) */
     NW_WEIGHT_ATTN_TO_RESIDUAL = 1,     /* "attn.to_residual" (n_heads, d_head, d_model) */
     NW_WEIGHT_UNEMBEDDING = 2,          /* "unembedding" (d_model, n_vocab); no layer (NW_NO_LAYER) */
-    NW_WEIGHT_LAYER_NORM_GAIN_FINAL = 3 /* "layer_norm_gain.final" (d_model,); no layer (NW_NO_LAYER) */
+    NW_WEIGHT_LAYER_NORM_GAIN_FINAL = 3, /* "layer_norm_gain.final" (d_model,); no layer (NW_NO_LAYER) */
+    /* The read side of a layer (added in 1.2, for edges): */
+    NW_WEIGHT_LAYER_NORM_GAIN_PRE_ATTN = 4, /* "layer_norm_gain.pre_attn" (d_model,): ln_1's gain */
+    NW_WEIGHT_LAYER_NORM_BIAS_PRE_ATTN = 5, /* "layer_norm_bias.pre_attn" (d_model,) */
+    NW_WEIGHT_LAYER_NORM_GAIN_PRE_MLP = 6,  /* "layer_norm_gain.pre_mlp" (d_model,): ln_2's gain */
+    NW_WEIGHT_LAYER_NORM_BIAS_PRE_MLP = 7,  /* "layer_norm_bias.pre_mlp" (d_model,) */
+    NW_WEIGHT_ATTN_TO_QUERY = 8,            /* "attn.to_query" (n_heads, d_model, d_head) */
+    NW_WEIGHT_ATTN_TO_KEY = 9,              /* "attn.to_key"   (n_heads, d_model, d_head) */
+    NW_WEIGHT_ATTN_TO_VALUE = 10,           /* "attn.to_value" (n_heads, d_model, d_head) */
+    NW_WEIGHT_ATTN_QUERY_BIAS = 11,         /* "attn.query_bias" (n_heads, d_head) */
+    NW_WEIGHT_ATTN_KEY_BIAS = 12,           /* "attn.key_bias"   (n_heads, d_head) */
+    NW_WEIGHT_ATTN_VALUE_BIAS = 13,         /* "attn.value_bias" (n_heads, d_head) */
+    NW_WEIGHT_ATTN_OUT_BIAS = 14,           /* "attn.out_bias" (d_model,) */
+    NW_WEIGHT_MLP_TO_HIDDEN = 15,           /* "mlp.to_hidden" (d_model, d_ff) */
+    NW_WEIGHT_MLP_IN_BIAS = 16,             /* "mlp.in_bias" (d_ff,) */
+    NW_WEIGHT_MLP_OUT_BIAS = 17             /* "mlp.out_bias" (d_model,) */
 };
 
 /** The layer argument for weights that belong to no layer (the unembedding and the
@@ -185,9 +238,26 @@ typedef struct nw_node_index {
     int32_t node_type; /* enum nw_node_type */
     int32_t layer;     /* 0 ... n_layers-1 */
     int32_t n_indices; /* 2, or 3 for attention heads */
-    int32_t reserved;  /* must be 0 */
-    int64_t indices[4];
+    union {
+        int32_t reserved; /* the name before 1.2 */
+        int32_t subnode;  /* enum nw_subnode: for an attention head as a downstream subnode of
+                             an edge (nw_derive_node), which of Q, K, V; 0 everywhere else */
+    };
+    int64_t indices[4];   /* NW_INDEX_NONE where TDB has None (a trace latent's token) */
 } nw_node_index;
+
+/** Which part of an attention head a downstream subnode is (TDB's AttnSubNodeIndex's
+ *  q_k_or_v: "attn.q", "attn.k", "attn.v"). Pinned. */
+enum nw_subnode {
+    NW_SUBNODE_NONE = 0,
+    NW_SUBNODE_Q = 1,
+    NW_SUBNODE_K = 2,
+    NW_SUBNODE_V = 3
+};
+
+/** An index that is not given (TDB's None), as the token of a trace latent
+ *  NodeIndex(attention_autoencoder_latent, L, (None, latent)). */
+#define NW_INDEX_NONE INT64_MIN
 
 /** One raw activation a deriver needs from the store. */
 typedef struct nw_requirement {
@@ -321,13 +391,20 @@ enum nw_dst_layout {
     NW_LAYOUT_UNFLATTENED = 1,        /* (T, T, n_heads): [query, key, head] */
     NW_LAYOUT_FLATTENED = 2,          /* (T(T+1)/2, n_heads): the k <= q entries, row q(q+1)/2 + k */
     NW_LAYOUT_PER_SEQUENCE_TOKEN = 3, /* (T, n_heads): a head's write summed over keys */
-    NW_LAYOUT_LAYER = 4               /* (T, 1): the whole layer's write (a resid.delta activation) */
+    NW_LAYOUT_LAYER = 4,              /* (T, 1): the whole layer's write (a resid.delta activation) */
+    NW_LAYOUT_RESIDUAL = 5,           /* (T, d_model): a residual-stream vector per token (a gradient) */
+    NW_LAYOUT_TOKENS = 6              /* (T, 1), no layer: one value per token */
 };
 
 /** What a derived scalar measures of each write. Pinned; new ones are appended. */
 enum nw_dst_quantity {
     NW_QUANTITY_NORM = 0,      /* |w|, signed like the node's activation */
-    NW_QUANTITY_PROJECTION = 1 /* w . g[t] (a direction is required) */
+    NW_QUANTITY_PROJECTION = 1,    /* w . g[t] (a direction is required) */
+    NW_QUANTITY_IN_EDGE = 2,       /* d act along an upstream node's write, x its loss gradient (nw_derive_node) */
+    NW_QUANTITY_OUT_EDGE = 3,      /* an upstream write . G, G a downstream subnode's gradient (nw_derive_node) */
+    NW_QUANTITY_GRADIENT = 4,      /* a gradient at the residual stream (nw_derive_node) */
+    NW_QUANTITY_ACT_TIMES_GRAD = 5, /* an activation x its loss gradient (nw_derive_node, no node) */
+    NW_QUANTITY_TO_LATENT = 6      /* attention's write . an attention-autoencoder latent's gradient (nw_derive_node) */
 };
 
 /** A node type (enum nw_node_type). */
@@ -756,6 +833,72 @@ NW_API nw_status nw_token_writes_top_k(const nw_model *model, const nw_store *st
                                        size_t n_nodes, size_t n_indices, int64_t top_k,
                                        int32_t largest, float *values, int64_t *token_ids,
                                        size_t capacity);
+
+/* -- edges: attribution between nodes -- */
+
+/** Flags of nw_derive_node (with enum nw_output_flags). Pinned; new ones are appended. */
+enum nw_edge_flags {
+    /* TDB's detach_layer_norm_scale_for_attribution: the scale of the LayerNorm directly in
+       front of the downstream subnode is a constant (its mean subtraction and gain are not). */
+    NW_DETACH_LAYER_NORM_SCALE = 2
+};
+
+/** Puts a raw activation of one pass: pass NW_PASS_FORWARD is nw_store_put; NW_PASS_BACKWARD
+ *  puts the loss gradient at that activation (same shape). layer = NW_NO_LAYER for
+ *  resid.post_emb. Ownership, checks and returns as nw_store_put, and
+ *  NW_ERR_INVALID_ARGUMENT for a bad pass. */
+NW_API nw_status nw_store_put_pass(nw_store *store, int32_t activation, int32_t layer, int32_t pass,
+                                   const nw_tensor_view *t);
+
+/** Removes (activation, layer, pass) if present. Returns as nw_store_remove. */
+NW_API nw_status nw_store_remove_pass(nw_store *store, int32_t activation, int32_t layer, int32_t pass);
+
+/** Derives one derived scalar that involves a node, or one of the edge family's, for every
+ *  node of one layer, in TDB's shape (nw_dst_info_get gives it; layer-less DSTs such as
+ *  NW_DST_TOKEN_OUT_EDGE_ATTRIBUTION take layer = NW_NO_LAYER). node:
+ *  - in-edges (NW_DST_*_IN_EDGE_ATTRIBUTION): the upstream node (any node type; an attention
+ *    head with subnode NW_SUBNODE_NONE); layer is the downstream layer. A layer the node does
+ *    not precede is all zeros, as TDB's.
+ *  - NW_DST_GRAD_OF_SINGLE_SUBNODE_ATTRIBUTION and out-edges: the downstream subnode (an
+ *    attention head with subnode Q, K or V; an MLP neuron; a latent); the gradient at the
+ *    subnode's layer, out-edges at each upstream layer (zeros where it does not precede).
+ *  - attention to a latent: the trace latent, an attention_autoencoder_latent node
+ *    (NW_INDEX_NONE, latent); the _BATCHED forms and act-times-grad take node = NULL.
+ *  The write-family DSTs (0 ... 17) take node = NULL and are nw_derive without a direction
+ *  (the norms; a projection is NW_ERR_INVALID_ARGUMENT: call nw_derive with the direction).
+ *  Reads, for layer L: the residual each recomputed block reads (resid.post_emb for L = 0,
+ *  else resid.post_mlp of L-1, before attention; resid.post_attn of L before the MLP), the
+ *  loss gradient (backward pass) at the downstream activation, the forward activations the
+ *  upstream node's write needs, and the model's read-side weights of layer L
+ *  (layer_norm_*, attn.to_query/key/value and biases, mlp.to_hidden, mlp.in_bias) and
+ *  autoencoder encoders (nw_model_set_autoencoder_encoder). Edge DSTs and the generic
+ *  online_autoencoder_* DSTs use the single autoencoder the model holds, whichever latent
+ *  node type it was set under; with more than one they are NW_ERR_UNSUPPORTED, as in TDB.
+ *  flags: 0, NW_OUT_ZEROED, NW_DETACH_LAYER_NORM_SCALE.
+ *  Nothing of size (T, T, n_heads, d_head) or larger is formed.
+ *  Returns as nw_derive, and NW_ERR_INVALID_ARGUMENT for a node that the DST does not take
+ *  (a subnode without Q/K/V, a node given to a DST that takes none, none given where needed,
+ *  a trace latent whose token is not NW_INDEX_NONE, a gradient asked at another layer than
+ *  its subnode's); NW_ERR_MISSING_INPUT naming a read-side weight, encoder or (backward)
+ *  activation that is not there; NW_ERR_UNSUPPORTED for a model that is not causal, or with
+ *  more than one autoencoder where TDB asks for the single one. The inputs are read and
+ *  checked before out, out_shape and out_ndim are written (the shape is written on NW_OK and
+ *  NW_ERR_BUFFER_TOO_SMALL). */
+NW_API nw_status nw_derive_node(const nw_model *model, const nw_store *store, int32_t dst,
+                                int32_t layer, const nw_node_index *node, uint32_t flags,
+                                float *out, size_t out_len, int64_t out_shape[3], int32_t *out_ndim);
+
+/** Sets the encoder of the autoencoder in slot (node_type, layer), which must hold its decoder
+ *  already: encoder (n_latents, n_inputs) as TDB's encoder.weight, latent_bias (n_latents,),
+ *  pre_bias (n_inputs,) (z = relu((x - pre_bias) @ encoder.T + latent_bias)). Replaces an
+ *  earlier encoder of that slot. Ownership as nw_model_set_weight.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL, not a latent type, bad ownership);
+ *  NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_MISSING_INPUT (no decoder in the slot);
+ *  NW_ERR_UNSUPPORTED_DTYPE; NW_ERR_SHAPE_MISMATCH; NW_ERR_OUT_OF_MEMORY. */
+NW_API nw_status nw_model_set_autoencoder_encoder(nw_model *model, int32_t node_type, int32_t layer,
+                                                  const nw_tensor_view *encoder,
+                                                  const nw_tensor_view *latent_bias,
+                                                  const nw_tensor_view *pre_bias, int32_t ownership);
 
 /* -- checkpoints on disk (safetensors) -- */
 

@@ -17,10 +17,15 @@ build/c_parity: tests_c/c_parity.c include/nodewrite.h | build
 build:
 	mkdir -p build
 
-test-c: $(LIB) build/c_parity build/no_alloc
+test-c: $(LIB) build/c_parity build/no_alloc build/edges_parity
 	$(ONE_CHECK) tests_c/check_selfcontained.sh $(LIB)
 	build/c_parity $(LIB) $(FIXTURES)
 	build/no_alloc
+	build/edges_parity $(FIXTURES)
+
+# Edges (nw_derive_node) against every tdb_edges case, through the C ABI.
+build/edges_parity: tests_c/edges_parity.c tests_c/fixture.h tests_c/json_min.h include/nodewrite.h $(LIB) | build
+	$(CC) $(CFLAGS_TEST) -Wno-unused-function -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -lm
 
 BENCH_TARGETS += bench-c
 build/bench: bench/bench.c include/nodewrite.h $(LIB) | build
@@ -28,6 +33,16 @@ build/bench: bench/bench.c include/nodewrite.h $(LIB) | build
 
 bench-c: build/bench
 	build/bench $(BENCH_ARGS)
+
+# Edges (nw_derive_node): each edge DST's median and peak extra memory at GPT-2-small shape.
+BENCH_TARGETS += bench-edges
+EDGES_ARGS ?= 1024 256 7 2
+build/bench_edges: bench/edges.c include/nodewrite.h $(LIB) | build
+	$(CC) -std=c11 -O3 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -lm
+
+.PHONY: bench-edges
+bench-edges: build/bench_edges
+	build/bench_edges $(EDGES_ARGS)
 
 # What the input checks cost (the causality scan, checkpoint loading): bench/checks.c. Point
 # LD_LIBRARY_PATH at another build's directory to measure that build with the same program.

@@ -19,7 +19,7 @@ FUZZ_MAX_LEN ?= 2048
 FUZZ_TIMEOUT ?= 10
 TSAN_CALLS ?= 10000
 VALGRIND_CALLS ?= 300
-REL_HDRS := include/nodewrite.h tests_c/support.h
+REL_HDRS := include/nodewrite.h tests_c/support.h tests_c/edges_fixture.h tests_c/boundary_edges.h
 
 .PHONY: test-reliability sanitize sanitize-asan sanitize-tsan sanitize-valgrind fuzz fuzz-merge fuzz-cmin fuzz-build
 

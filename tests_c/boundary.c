@@ -231,7 +231,7 @@ typedef struct row {
     unsigned xfx;            /* extra fixture flags (XF_*) */
 } row;
 
-#define NODE(t, l, n, r, a, b, c, d) ((nw_node_index){(t), (l), (n), (r), {(a), (b), (c), (d)}})
+#define NODE(t, l, n, r, a, b, c, d) ((nw_node_index){.node_type = (t), .layer = (l), .n_indices = (n), .reserved = (r), .indices = {(a), (b), (c), (d)}})
 #define N_MLP(l, t, n) NODE(NW_NODE_MLP_NEURON, l, 2, 0, t, n, 0, 0)
 #define N_ATT(l, q, k, h) NODE(NW_NODE_ATTENTION_HEAD, l, 3, 0, q, k, h, 0)
 #define N_LAT(ty, l, t, i) NODE(ty, l, 2, 0, t, i, 0, 0)
@@ -495,9 +495,9 @@ static void post_check(ctx *c, int tg, int L, nw_status expect) {
 /* ----------------------------------------------------- derive family */
 
 static const nw_node_index FILLERS[3] = {
-    {NW_NODE_ATTENTION_HEAD, 1, 3, 0, {2, 1, 1, 0}},
-    {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 2, 0, {0, 6, 0, 0}},
-    {NW_NODE_MLP_NEURON, 0, 2, 0, {-1, 4, 0, 0}},
+    {NW_NODE_ATTENTION_HEAD, 1, 3, {0}, {2, 1, 1, 0}},
+    {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 2, {0}, {0, 6, 0, 0}},
+    {NW_NODE_MLP_NEURON, 0, 2, {0}, {-1, 4, 0, 0}},
 };
 
 static size_t out_len_for(const row *r, size_t needed, size_t *alloc) {
@@ -1384,7 +1384,7 @@ static double x_g(const ctx *c, int shared, int64_t t, int j) {
 }
 
 static nw_node_index x_node(int32_t type, int32_t layer, const int64_t *ix) {
-    nw_node_index n = {type, layer, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {ix[0], ix[1], 0, 0}};
+    nw_node_index n = {type, layer, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {ix[0], ix[1], 0, 0}};
     if (type == NW_NODE_ATTENTION_HEAD) n.indices[2] = ix[2];
     return n;
 }
@@ -1907,8 +1907,8 @@ static const char *const TB_NAME[TB_COUNT] = {"node_type", "dst", "activation", 
                                               "autoencoder_input", "saelens_hook"};
 /* rows in each table, from the header's enums (the hook table: 7 suffixes, hook_resid_pre twice) */
 static const int32_t TB_ROWS[TB_COUNT] = {NW_NODE_ATTENTION_AUTOENCODER_LATENT + 1,
-                                          NW_DST_ATTN_LAYER_WRITE_TO_FINAL_RESIDUAL_GRAD + 1,
-                                          NW_ACT_RESID_DELTA_ATTN + 1, NW_WEIGHT_LAYER_NORM_GAIN_FINAL + 1,
+                                          NW_DST_ATTN_WRITE_TO_LATENT_PER_SEQUENCE_TOKEN_BATCHED + 1,
+                                          NW_ACT_ATTN_V_OUT + 1, NW_WEIGHT_MLP_OUT_BIAS + 1,
                                           NW_DTYPE_F64 + 1, NW_AE_INPUT_ATTN_Z + 1, 8};
 static size_t tb_size(int tb) {
     switch (tb) {
@@ -1982,6 +1982,18 @@ static void info_content(ctx *c, int tb, int32_t i, const unsigned char *buf) {
     }
     case TB_DST: {
         nw_dst_info v; memcpy(&v, buf, sizeof v);
+        if (i >= NW_DST_ATTN_QUERY_IN_EDGE_ATTRIBUTION) { /* edges (nw_derive_node) */
+            int layerless = i == NW_DST_TOKEN_OUT_EDGE_ATTRIBUTION || i == NW_DST_TOKEN_ATTRIBUTION;
+            CHECK(c, streq(v.name, nw_dst_name(i)) && v.name && v.name[0], "name \"%s\"", v.name ? v.name : "(null)");
+            CHECK(c, v.needs_direction == 0 && v.quantity >= NW_QUANTITY_IN_EDGE && v.quantity <= NW_QUANTITY_TO_LATENT, "quantity %d",
+                  v.quantity);
+            CHECK(c, (v.ndim == 2 || v.ndim == 3) && v.dims[0] != NW_DIM_NONE && v.dims[v.ndim - 1] != NW_DIM_NONE && v.dims[3] == 0,
+                  "dims");
+            CHECK(c, v.has_layer == !layerless && (v.layout == NW_LAYOUT_TOKENS) == layerless && v.layout != NW_LAYOUT_LAYER,
+                  "layout %d has_layer %d", v.layout, v.has_layer);
+            CHECK(c, v.n_activations >= 1 && v.n_activations <= 4 && nw_activation_name(v.activations[v.n_activations - 1]), "activations");
+            break;
+        }
         CHECK(c, streq(v.name, nw_dst_name(i)) && streq(v.name, DST_NAMES[i]), "name \"%s\"", v.name ? v.name : "(null)");
         CHECK(c, v.needs_direction == dst_is_projection(i) && v.quantity == dst_is_projection(i), "quantity");
         CHECK(c, (v.ndim == 2 || v.ndim == 3) && v.dims[v.ndim - 1] != NW_DIM_NONE && (v.ndim == 3 || v.dims[2] == 0) &&
@@ -1993,8 +2005,9 @@ static void info_content(ctx *c, int tb, int32_t i, const unsigned char *buf) {
     case TB_ACT: {
         nw_activation_info v; memcpy(&v, buf, sizeof v);
         CHECK(c, streq(v.name, nw_activation_name(i)), "name");
-        CHECK(c, v.ndim == (i == NW_ACT_ATTN_QK_PROBS || i == NW_ACT_ATTN_VALUE ? 3 : 2) && v.dims[0] == NW_DIM_TOKENS, "dims");
-        CHECK(c, v.has_layer == 1, "has_layer");
+        CHECK(c, v.ndim == (i == NW_ACT_ATTN_QK_PROBS || i == NW_ACT_ATTN_VALUE || i == NW_ACT_ATTN_V_OUT ? 3 : 2) &&
+              v.dims[0] == NW_DIM_TOKENS, "dims");
+        CHECK(c, v.has_layer == (i != NW_ACT_RESID_POST_EMB), "has_layer");
         CHECK(c, v.latent_node_type == (i >= NW_ACT_ONLINE_AUTOENCODER_LATENT && i <= NW_ACT_ONLINE_ATTENTION_AUTOENCODER_LATENT
                                         ? i - 1 : -1), "latent_node_type %d", v.latent_node_type);
         break;
@@ -2002,8 +2015,11 @@ static void info_content(ctx *c, int tb, int32_t i, const unsigned char *buf) {
     case TB_WEIGHT: {
         nw_weight_info v; memcpy(&v, buf, sizeof v);
         CHECK(c, streq(v.name, nw_weight_name(i)), "name");
-        CHECK(c, v.has_layer == (i <= NW_WEIGHT_ATTN_TO_RESIDUAL), "has_layer");
-        CHECK(c, v.ndim == (i == NW_WEIGHT_ATTN_TO_RESIDUAL ? 3 : i == NW_WEIGHT_LAYER_NORM_GAIN_FINAL ? 1 : 2), "ndim");
+        CHECK(c, v.has_layer == (i != NW_WEIGHT_UNEMBEDDING && i != NW_WEIGHT_LAYER_NORM_GAIN_FINAL), "has_layer");
+        int nd = i == NW_WEIGHT_ATTN_TO_RESIDUAL || (i >= NW_WEIGHT_ATTN_TO_QUERY && i <= NW_WEIGHT_ATTN_TO_VALUE) ? 3
+               : i == NW_WEIGHT_MLP_TO_RESIDUAL || i == NW_WEIGHT_UNEMBEDDING || i == NW_WEIGHT_MLP_TO_HIDDEN
+                 || (i >= NW_WEIGHT_ATTN_QUERY_BIAS && i <= NW_WEIGHT_ATTN_VALUE_BIAS) ? 2 : 1;
+        CHECK(c, v.ndim == nd, "ndim");
         break;
     }
     case TB_DTYPE: {
@@ -2131,7 +2147,9 @@ static const char *const CC_NAMES[] = {
     "nw_node_write_vectors", "nw_node_write_sized", "nw_node_type_index_count", "nw_node_writes", "nw_set_num_threads",
     "nw_get_num_threads", "nw_derive", "nw_derive(out=NULL)", "nw_node_write_to_direction", "nw_token_writes",
     "nw_token_writes_top_k", "nw_model_load_safetensors", "nw_model_load_autoencoder_safetensors",
-    "nw_model_set_causal", "nw_model_get_causal", "nw_model_remove_autoencoder"};
+    "nw_model_set_causal", "nw_model_get_causal", "nw_model_remove_autoencoder",
+    "nw_store_put_pass", "nw_store_remove_pass", "nw_model_set_autoencoder_encoder", "nw_derive_node",
+    "nw_derive_node(write family)"};
 enum { CC_N = sizeof CC_NAMES / sizeof *CC_NAMES };
 
 static void run_call_count(ctx *c) {
@@ -2240,6 +2258,11 @@ static void run_call_count(ctx *c) {
     else if (IS("nw_model_set_causal")) (void)nw_model_set_causal(m2, 0);
     else if (IS("nw_model_get_causal")) (void)nw_model_get_causal(m, &v32);
     else if (IS("nw_model_remove_autoencoder")) (void)nw_model_remove_autoencoder(m2, NW_NODE_AUTOENCODER_LATENT, 0);
+    else if (IS("nw_store_put_pass")) (void)nw_store_put_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD, &deltav);
+    else if (IS("nw_store_remove_pass")) (void)nw_store_remove_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD);
+    else if (IS("nw_model_set_autoencoder_encoder")) (void)nw_model_set_autoencoder_encoder(m2, NW_NODE_AUTOENCODER_LATENT, 0, &decv, &gain, &gain, NW_COPY);
+    else if (IS("nw_derive_node")) (void)nw_derive_node(m, s, NW_DST_MLP_ACT_TIMES_GRAD, 0, NULL, 0, out, sizeof out / sizeof *out, shape, &ndim);
+    else if (IS("nw_derive_node(write family)")) (void)nw_derive_node(m, s, NW_DST_MLP_WRITE_NORM, 0, NULL, 0, out, sizeof out / sizeof *out, shape, &ndim);
     else failf(c, "no call for %s", name);
 #undef IS
     uint64_t after = nw_thread_call_count();
@@ -2323,6 +2346,8 @@ static row *add(row r) {
 #define EBUF NW_ERR_BUFFER_TOO_SMALL
 
 /* explicit rows (generated ones are appended in build_table) */
+#include "boundary_edges.h" /* rows of the edge exports (1.2) */
+
 static const row STATIC_ROWS[] = {
     /* ---- version, status strings ---- */
     {.what = "abi version, version string, fresh-thread message, destroy(NULL)", .fn = F_VERSION},
@@ -2357,13 +2382,13 @@ static const row STATIC_ROWS[] = {
     {.what = "activation 3", .fn = F_NAME, .e0 = 1, .e1 = 3, .str = "online_autoencoder_latent"},
     {.what = "activation 4", .fn = F_NAME, .e0 = 1, .e1 = 4, .str = "online_mlp_autoencoder_latent"},
     {.what = "activation 5", .fn = F_NAME, .e0 = 1, .e1 = 5, .str = "online_attention_autoencoder_latent"},
-    {.what = "activation 8 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 8, .str = NULL},
+    {.what = "activation 12 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 12, .str = NULL},
     {.what = "activation -1", .fn = F_NAME, .e0 = 1, .e1 = -1, .str = NULL},
     {.what = "activation INT32_MIN", .fn = F_NAME, .e0 = 1, .e1 = I32MIN, .str = NULL},
     {.what = "activation INT32_MAX", .fn = F_NAME, .e0 = 1, .e1 = I32MAX, .str = NULL},
     {.what = "weight 0", .fn = F_NAME, .e0 = 2, .e1 = 0, .str = "mlp.to_residual"},
     {.what = "weight 1", .fn = F_NAME, .e0 = 2, .e1 = 1, .str = "attn.to_residual"},
-    {.what = "weight 4 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 4, .str = NULL},
+    {.what = "weight 18 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 18, .str = NULL},
     {.what = "weight -1", .fn = F_NAME, .e0 = 2, .e1 = -1, .str = NULL},
     {.what = "weight INT32_MIN", .fn = F_NAME, .e0 = 2, .e1 = I32MIN, .str = NULL},
     {.what = "weight INT32_MAX", .fn = F_NAME, .e0 = 2, .e1 = I32MAX, .str = NULL},
@@ -2476,7 +2501,7 @@ static const row STATIC_ROWS[] = {
     {.what = "set weight: NULL view", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_VIEW, .expect = EARG},
     {.what = "set weight: NULL data", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_DATA, .expect = EARG},
     {.what = "set weight: NULL shape", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 0, .e1 = 1, .nulls = NU_SHAPE, .expect = EARG},
-    {.what = "set weight: weight 4 (one past)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 4, .e1 = 1, .expect = EARG},
+    {.what = "set weight: weight 18 (one past)", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = 18, .e1 = 1, .expect = EARG},
     {.what = "set weight: weight -1", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = -1, .e1 = 1, .expect = EARG},
     {.what = "set weight: weight INT32_MIN", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = I32MIN, .e1 = 1, .expect = EARG},
     {.what = "set weight: weight INT32_MAX", .fn = F_SET_WEIGHT, .tg = TG_WMLP, .tl = 1, .e0 = I32MAX, .e1 = 1, .expect = EARG},
@@ -2896,7 +2921,7 @@ static void gen_rows(void) {
                 row r = {0};
                 r.fn = fn;
                 r.fx = P[p].fx;
-                nw_node_index nd = {P[p].type, P[p].layer, P[p].type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {1, 1, 1, 0}};
+                nw_node_index nd = {P[p].type, P[p].layer, P[p].type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {1, 1, 1, 0}};
                 if (P[p].type == NW_NODE_ATTENTION_HEAD) nd.indices[0] = 2;
                 int64_t v = bval(b, P[p].n);
                 nd.indices[P[p].slot] = v;
@@ -2962,10 +2987,10 @@ static const row X_ROWS[] = {
     /* ---- names: the appended weights and activations ---- */
     {.what = "weight 2", .fn = F_NAME, .e0 = 2, .e1 = 2, .str = "unembedding"},
     {.what = "weight 3", .fn = F_NAME, .e0 = 2, .e1 = 3, .str = "layer_norm_gain.final"},
-    {.what = "weight 4 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 4, .str = NULL},
+    {.what = "weight 18 (one past)", .fn = F_NAME, .e0 = 2, .e1 = 18, .str = NULL},
     {.what = "activation 6", .fn = F_NAME, .e0 = 1, .e1 = 6, .str = "resid.delta_mlp"},
     {.what = "activation 7", .fn = F_NAME, .e0 = 1, .e1 = 7, .str = "resid.delta_attn"},
-    {.what = "activation 8 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 8, .str = NULL},
+    {.what = "activation 12 (one past)", .fn = F_NAME, .e0 = 1, .e1 = 12, .str = NULL},
     {.what = "weight \"unembedding\"", .fn = F_FROM_NAME, .e0 = 2, .e1 = 2, .str = "unembedding"},
     {.what = "weight \"layer_norm_gain.final\"", .fn = F_FROM_NAME, .e0 = 2, .e1 = 3, .str = "layer_norm_gain.final"},
     {.what = "weight \"layer_norm_gain\" (prefix)", .fn = F_FROM_NAME, .e0 = 2, .str = "layer_norm_gain", .expect = EARG},
@@ -3004,7 +3029,7 @@ static const row X_ROWS[] = {
     {.what = "NULL out", .fn = F_DST_FROM_NAME, .str = "mlp_write_norm", .nulls = NU_OUT, .expect = EARG},
     {.what = "\"attn_layer_write_to_final_residual_grad\"", .fn = F_DST_FROM_NAME,
      .str = "attn_layer_write_to_final_residual_grad", .e1 = 17},
-    {.what = "18 -> NULL", .fn = F_DST_NAME, .e0 = 18},
+    {.what = "43 -> NULL", .fn = F_DST_NAME, .e0 = 43},
     {.what = "-1 -> NULL", .fn = F_DST_NAME, .e0 = -1},
     {.what = "INT32_MIN -> NULL", .fn = F_DST_NAME, .e0 = I32MIN},
     {.what = "INT32_MAX -> NULL", .fn = F_DST_NAME, .e0 = I32MAX},
@@ -3035,7 +3060,7 @@ static const row X_ROWS[] = {
     {.what = "gain with layer 1", .fn = F_SET_WEIGHT0, .e0 = 3, .e1 = 1, .expect = EIDX},
     {.what = "mlp.to_residual with NW_NO_LAYER", .fn = F_SET_WEIGHT0, .e0 = 0, .e1 = -1, .expect = EIDX},
     {.what = "attn.to_residual with NW_NO_LAYER", .fn = F_SET_WEIGHT0, .e0 = 1, .e1 = -1, .expect = EIDX},
-    {.what = "weight 4 (one past)", .fn = F_SET_WEIGHT0, .e0 = 4, .e1 = -1, .expect = EARG},
+    {.what = "weight 18 (one past)", .fn = F_SET_WEIGHT0, .e0 = 18, .e1 = -1, .expect = EARG},
     {.what = "weight -1", .fn = F_SET_WEIGHT0, .e0 = -1, .e1 = -1, .expect = EARG},
     {.what = "weight INT32_MIN", .fn = F_SET_WEIGHT0, .e0 = I32MIN, .e1 = -1, .expect = EARG},
     {.what = "weight INT32_MAX", .fn = F_SET_WEIGHT0, .e0 = I32MAX, .e1 = -1, .expect = EARG},
@@ -3151,7 +3176,8 @@ static const row X_ROWS[] = {
      NDIR(D_FULL), .expect = EMIS},
 
     /* ---- nw_derive: xtype = dst, xlayer = layer ---- */
-    {.what = "dst 18 (one past)", .fn = F_DERIVE_DST, .xtype = 18, .expect = EARG},
+    {.what = "dst 43 (one past)", .fn = F_DERIVE_DST, .xtype = 43, .expect = EARG},
+    {.what = "dst 18 (an edge DST: nw_derive_node)", .fn = F_DERIVE_DST, .xtype = 18, .expect = EARG},
     {.what = "flags NW_OUT_ZEROED, a norm", .fn = F_DERIVE_DST, .xtype = 2, .xlayer = 1, .xflags = NW_OUT_ZEROED},
     {.what = "flags NW_OUT_ZEROED, a projection", .fn = F_DERIVE_DST, .xtype = 3, .xlayer = 0, NDIR(D_FULL), .xflags = NW_OUT_ZEROED},
     {.what = "flags NW_OUT_ZEROED, latents", .fn = F_DERIVE_DST, .xtype = 12, .xlayer = 1, NDIR(D_FULL), .xflags = NW_OUT_ZEROED},
@@ -3481,7 +3507,7 @@ static void gen_facts_rows(void) {
     add_named((row){.fn = F_SLOT, .e0 = 1, .e1 = 4, .e2 = 1, .fx = FX_EMPTY_MODEL, .dir = D_FULL}, "empty model: present 0");
     static const struct { const char *what; int32_t e0, e1, e2; unsigned nulls; nw_status e; } B[] = {
         {"model NULL", 0, 0, 0, NU_MODEL, EARG}, {"model NULL (autoencoder)", 1, 2, 0, NU_MODEL, EARG},
-        {"weight -1", 0, -1, 0, 0, EARG}, {"weight 4 (one past)", 0, 4, 0, 0, EARG}, {"weight INT32_MIN", 0, I32MIN, 0, 0, EARG},
+        {"weight -1", 0, -1, 0, 0, EARG}, {"weight 18 (one past)", 0, 18, 0, 0, EARG}, {"weight INT32_MIN", 0, I32MIN, 0, 0, EARG},
         {"mlp.to_residual layer -1", 0, 0, -1, 0, EIDX}, {"mlp.to_residual layer n_layers", 0, 0, NL, 0, EIDX},
         {"attn.to_residual layer INT32_MAX", 0, 1, I32MAX, 0, EIDX}, {"attn.to_residual layer INT32_MIN", 0, 1, I32MIN, 0, EIDX},
         {"unembedding layer 0", 0, 2, 0, 0, EIDX}, {"layer_norm_gain.final layer 1", 0, 3, 1, 0, EIDX},
@@ -3659,6 +3685,7 @@ int main(int argc, char **argv) {
     gen_x_rows();
     gen_facts_rows();
     for (size_t i = 0; i < sizeof CAUSAL_ROWS / sizeof *CAUSAL_ROWS; i++) add(CAUSAL_ROWS[i]);
+    gen_edge_rows();
     printf("boundary: %d rows\n", NROWS);
     int passed = 0, failed = 0;
     for (int i = 0; i < NROWS; i++) {

@@ -19,7 +19,8 @@
  * the causality scan (once per store entry) race between threads: clean ones must give the serial
  * run's bits, ones with mass above the diagonal INVALID_ARGUMENT in every thread. A private model per
  * call sets, refuses, removes and sets autoencoders again (nw_model_remove_autoencoder), and a deriver
- * made before a removal keeps the decoder it captured.
+ * made before a removal keeps the decoder it captured. And the 1.2 edges: nw_derive_node of every
+ * edge DST (tests_c/edges_fixture.h), plain and with the LayerNorm scale detached.
  *
  * Thread counts: the serial run is made on 1 library thread and repeated on 2 and 3
  * (nw_set_num_threads), each compared bit for bit; during the concurrent run the main
@@ -39,9 +40,10 @@
 
 #include "nodewrite.h"
 #include "support.h"
+#include "edges_fixture.h"
 
 enum { NL = 2, DM = 64, NH = 4, DH = 16, DFF = 256, T = 16, NLAT_MLP = 32, NLAT_ATT = 24 };
-enum { NNODES = 40, NOPS = 18, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192, NSHARED = 64 };
+enum { NNODES = 40, NOPS = 19, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192, NSHARED = 64 };
 
 static nw_model *MODEL;
 static nw_model *MODEL_NC;              /* the same weights, not causal */
@@ -59,6 +61,8 @@ static int64_t SETS[NNODES][SET_N * 3]; /* node set k: SET_N nodes of NODES[k]'s
 static float *EXPECTED[NOPS][NNODES];   /* the serial run */
 static size_t EXPECTED_LEN[NOPS][NNODES];
 static int NCALLS;
+/* Edges (nw_derive_node): one shared model and store per autoencoder configuration. */
+static ef_fixture EDGES[3]; /* EF_MLP_AE, EF_ATTN_AE, both */
 
 static void die(const char *what, nw_status st) {
     fprintf(stderr, "stress: %s: %s (%s)\n", what, nw_status_string(st), nw_last_error_message());
@@ -69,6 +73,9 @@ static void build(void) {
     nw_model_dims dims = {NL, DM, NH, DH, DFF};
     nw_status st = nw_model_create(&dims, &MODEL);
     if (st) die("nw_model_create", st);
+    static const unsigned edge_flags[3] = {EF_MLP_AE, EF_ATTN_AE, EF_MLP_AE | EF_ATTN_AE};
+    for (int i = 0; i < 3; i++)
+        if ((st = ef_setup(&EDGES[i], edge_flags[i], 11u + (unsigned)i))) die("the edges fixture", st);
     uint64_t seed = 42;
     for (int L = 0; L < NL; L++) {
         int64_t sw[3] = {DFF, DM}, sa[3] = {NH, DH, DM}, sdm[2] = {NLAT_MLP, DFF}, sda[2] = {NLAT_ATT, DM};
@@ -124,7 +131,7 @@ static void build(void) {
         uint64_t r = nwt_rng_next(&seed);
         int type = (int)(r % 5), L = (int)((r >> 8) % NL);
         int64_t tok = (int64_t)((r >> 16) % T) - (i % 2 ? T : 0);
-        nw_node_index n = {type, L, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {tok, 0, 0, 0}};
+        nw_node_index n = {type, L, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {tok, 0, 0, 0}};
         switch (type) {
         case NW_NODE_MLP_NEURON: n.indices[1] = (int64_t)((r >> 24) % DFF); break;
         case NW_NODE_ATTENTION_HEAD:
@@ -252,7 +259,7 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
         break;
     }
     case 16: { /* the same with mass above the diagonal: refused in every thread, whoever scans */
-        nw_node_index x = {NW_NODE_ATTENTION_HEAD, 1, 3, 0, {k % T, 0, k % NH, 0}};
+        nw_node_index x = {NW_NODE_ATTENTION_HEAD, 1, 3, {0}, {k % T, 0, k % NH, 0}};
         st = nw_node_write(MODEL, dirty, &x, buf, cap);
         if (st != NW_ERR_INVALID_ARGUMENT) return "mass above the diagonal was not refused";
         if (strstr(nw_last_error_message(), "above the diagonal") == NULL) return "the causality message is not this thread's";
@@ -363,6 +370,19 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
             st = nw_node_write_to_direction(MODEL, s, &NODES[k], &DIRS[k % 2].v, buf + T * DM, cap - T * DM, shape2);
         if (shape[0] != T || shape[1] != DM || shape2[0] != T || shape2[1] != 1) return "out_shape wrong";
         *n = (size_t)T * DM + T;
+        break;
+    }
+    case 18: { /* an edge DST (18 ... 42, by k) on the shared edges fixtures, detached every other node */
+        int32_t dst = NW_DST_ATTN_QUERY_IN_EDGE_ATTRIBUTION + k % 25, layer;
+        nw_node_index nd;
+        unsigned flags;
+        const nw_node_index *np = ef_valid_node(dst, &nd, &layer, &flags);
+        ef_fixture *f = &EDGES[flags == EF_MLP_AE ? 0 : flags == EF_ATTN_AE ? 1 : 2];
+        int64_t shape[3];
+        int32_t ndim;
+        st = nw_derive_node(f->m, f->s, dst, layer, np, (k / 25) % 2 ? NW_DETACH_LAYER_NORM_SCALE : 0, buf, cap, shape, &ndim);
+        *n = 1;
+        for (int i = 0; i < ndim && st == NW_OK; i++) *n *= (size_t)shape[i];
         break;
     }
     case 12: { /* a big node set: 192 mlp-autoencoder latents (192 x d_ff x d_model = 3.1 M multiply-adds,
@@ -522,6 +542,7 @@ int main(int argc, char **argv) {
     nw_model_destroy(MODEL_NC);
     for (int i = 0; i < NSHARED; i++) { nw_store_destroy(SHARED[i]); nw_store_destroy(DIRTY[i]); }
     for (int L = 0; L < NL; L++) nwt_view_free(&PROBS_NC[L]);
+    for (int i = 0; i < 3; i++) ef_teardown(&EDGES[i]);
     for (int L = 0; L < NL; L++) {
         for (int k = 0; k < 6; k++) nwt_view_free(&ACTS[L][k]);
         for (int k = 0; k < 4; k++) nwt_view_free(&WEIGHTS[L][k]);

@@ -19,6 +19,32 @@ package enum DerivedScalar: Int32, TDBNamed {
     case attnLayerWriteNorm = 15
     case mlpLayerWriteToFinalResidualGrad = 16
     case attnLayerWriteToFinalResidualGrad = 17
+    // Edges and attributions (EdgeSpec.swift has their rows).
+    case attnQueryInEdgeAttribution = 18
+    case attnKeyInEdgeAttribution = 19
+    case attnValueInEdgeAttribution = 20
+    case mlpInEdgeAttribution = 21
+    case onlineAutoencoderInEdgeAttribution = 22
+    case gradOfSingleSubnodeAttribution = 23
+    case attnOutEdgeAttribution = 24
+    case mlpOutEdgeAttribution = 25
+    case onlineAutoencoderOutEdgeAttribution = 26
+    case tokenOutEdgeAttribution = 27
+    case mlpActTimesGrad = 28
+    case unflattenedAttnActTimesGrad = 29
+    case attnActTimesGrad = 30
+    case attnActTimesGradPerSequenceToken = 31
+    case tokenAttribution = 32
+    case onlineAutoencoderActTimesGrad = 33
+    case onlineMLPAutoencoderActTimesGrad = 34
+    case onlineAttentionAutoencoderActTimesGrad = 35
+    case autoencoderLatentGradWrtResidualInput = 36
+    case attnWriteToLatent = 37
+    case attnWriteToLatentSummedOverHeads = 38
+    case flattenedAttnWriteToLatentSummedOverHeads = 39
+    case attnWriteToLatentPerSequenceToken = 40
+    case flattenedAttnWriteToLatentSummedOverHeadsBatched = 41
+    case attnWriteToLatentPerSequenceTokenBatched = 42
 
     package var name: StaticString { spec.name }
     package var spec: DerivedScalarSpec { DerivedScalarSpec.table[Int(rawValue)] }
@@ -32,6 +58,16 @@ package struct DerivedScalarSpec: Sendable {
         case norm = 0
         /// w · g[t], t the token the write lands on.
         case projection = 1
+        /// An in-edge: the derivative of a downstream activation along an upstream node's write, times its loss gradient.
+        case inEdge = 2
+        /// An out-edge: an upstream node's write projected onto a downstream subnode's gradient.
+        case outEdge = 3
+        /// A gradient at the residual stream (T, d_model).
+        case gradient = 4
+        /// An activation times its loss gradient.
+        case actTimesGrad = 5
+        /// Attention's write projected onto an autoencoder latent's gradient at its input.
+        case toLatent = 6
     }
 
     /// Whose writes, and how the output is laid out.
@@ -41,6 +77,8 @@ package struct DerivedScalarSpec: Sendable {
         case nodes(NodeType, AttentionLayout)
         /// The whole layer's write, read from a resid.delta activation: (T, 1).
         case layer(ActivationLocation)
+        /// An edge or attribution DST (EdgeSpec.swift): its own shape rule and reads.
+        case edge(EdgeSpec)
     }
 
     /// How (query, key, head) values are laid out.
@@ -62,10 +100,15 @@ package struct DerivedScalarSpec: Sendable {
     /// The output layouts of the C ABI (`nw_dst_layout`), which subject and attention layout give.
     package enum Layout: Int32, Sendable {
         case nodes = 0, unflattened = 1, flattened = 2, perSequenceToken = 3, layer = 4
+        /// (T, d_model): a residual-stream vector per token.
+        case residual = 5
+        /// (T, 1) with no layer: one value per token.
+        case tokens = 6
     }
 
     package var layout: Layout {
         switch subject {
+        case .edge(let e): e.layout
         case .layer: .layer
         case .nodes(_, .none): .nodes
         case .nodes(_, .unflattened): .unflattened
@@ -77,6 +120,7 @@ package struct DerivedScalarSpec: Sendable {
     /// The output's shape rule.
     package var dims: [Dim] {
         switch subject {
+        case .edge(let e): e.dims
         case .layer: [.tokens, .one]
         case .nodes(let type, .none): [.tokens, type.kind.width]
         case .nodes(_, .unflattened): [.tokens, .tokens, .heads]
@@ -87,7 +131,11 @@ package struct DerivedScalarSpec: Sendable {
 
     /// The node type whose nodes it covers (nil for a whole layer's write).
     package var nodeType: NodeType? {
-        if case .nodes(let type, _) = subject { type } else { nil }
+        switch subject {
+        case .nodes(let type, _): type
+        case .edge(let e): e.nodeType
+        case .layer: nil
+        }
     }
 
     /// The activations it reads at its layer.
@@ -95,14 +143,22 @@ package struct DerivedScalarSpec: Sendable {
         switch subject {
         case .nodes(let type, _): type.kind.activations
         case .layer(let location): [location]
+        case .edge(let e): e.reads
         }
     }
 
     /// Whether a direction is required (and none may be given otherwise).
     package var needsDirection: Bool { quantity == .projection }
 
-    /// Whether it is computed at a layer (every DST so far is).
-    package var hasLayer: Bool { true }
+    /// Whether it is computed at a layer (all but token_out_edge_attribution and token_attribution).
+    package var hasLayer: Bool {
+        if case .edge(let e) = subject { e.hasLayer } else { true }
+    }
+
+    /// The edge DST's row, nil for the write family.
+    package var edge: EdgeSpec? {
+        if case .edge(let e) = subject { e } else { nil }
+    }
 
     static let table: [DerivedScalarSpec] = DerivedScalar.allCases.map { dst in
         switch dst {
@@ -145,6 +201,8 @@ package struct DerivedScalarSpec: Sendable {
             .init(name: "mlp_layer_write_to_final_residual_grad", quantity: .projection, subject: .layer(.residDeltaMLP))
         case .attnLayerWriteToFinalResidualGrad:
             .init(name: "attn_layer_write_to_final_residual_grad", quantity: .projection, subject: .layer(.residDeltaAttn))
+        default:
+            EdgeSpec.row(dst)
         }
     }
 }

@@ -39,6 +39,11 @@ package final class Model: @unchecked Sendable {
     package let dims: ModelDims
     private var weights: [Key<WeightLocation>: WeightStorage] = [:]
     private var autoencoders: [Key<NodeType>: Autoencoder] = [:]
+    /// Encoders of autoencoder slots, each valid while its slot holds the decoder it was set with
+    /// (see Edges/AutoencoderEncoders.swift).
+    var encoders: [Key<NodeType>: AutoencoderEncoder] = [:]
+    /// The LayerNorm epsilon of the blocks' LayerNorms (TDB's 1e-5), which edges recompute.
+    package var layerNormEpsilon: Float = 1e-5
 
     struct Key<Kind: Hashable>: Hashable {
         let kind: Kind
@@ -131,6 +136,17 @@ package final class Model: @unchecked Sendable {
         let view = try TensorView(base: s.base, dtype: s.dtype, shape: [rows, dims.dModel],
                                   strides: [rowStride(s) ?? 0, s.strides[2]], name: "weight attn.to_residual")
         return WeightStorage(borrowing: view, owner: source)
+    }
+
+    /// Every view of weights, decoders and encoders the model holds (for overlap checks).
+    package var allViews: [TensorView] {
+        weights.values.map(\.view) + autoencoders.values.map(\.decoder.view)
+            + encoders.values.flatMap { [$0.weight.view] + [$0.latentBias?.view, $0.preBias?.view].compactMap { $0 } }
+    }
+
+    /// The latent node types that hold an autoencoder at some layer.
+    package var autoencoderNodeTypes: [NodeType] {
+        NodeType.allCases.filter { t in autoencoders.keys.contains { $0.kind == t } }
     }
 
     package func autoencoder(_ nodeType: NodeType, layer: Int) -> Autoencoder? {

@@ -72,6 +72,10 @@ package enum ActivationLocation: Int32, TDBNamed {
     case onlineAttentionAutoencoderLatent = 5
     case residDeltaMLP = 6
     case residDeltaAttn = 7
+    case residPostEmb = 8
+    case residPostAttn = 9
+    case residPostMLP = 10
+    case attnVOut = 11
 
     package var name: StaticString {
         switch self {
@@ -83,6 +87,10 @@ package enum ActivationLocation: Int32, TDBNamed {
         case .onlineAttentionAutoencoderLatent: "online_attention_autoencoder_latent"
         case .residDeltaMLP: "resid.delta_mlp"
         case .residDeltaAttn: "resid.delta_attn"
+        case .residPostEmb: "resid.post_emb"
+        case .residPostAttn: "resid.post_attn"
+        case .residPostMLP: "resid.post_mlp"
+        case .attnVOut: "attn.v_out"
         }
     }
 
@@ -97,14 +105,16 @@ package enum ActivationLocation: Int32, TDBNamed {
         case .attnValue: [.tokens, .heads, .dHead]
         case .onlineAutoencoderLatent, .onlineMLPAutoencoderLatent, .onlineAttentionAutoencoderLatent: [.tokens, .latents]
         case .residDeltaMLP, .residDeltaAttn: [.tokens, .dModel]
+        case .residPostEmb, .residPostAttn, .residPostMLP: [.tokens, .dModel]
+        case .attnVOut: [.tokens, .heads, .dHead]
         }
     }
 
     /// The number of dimensions of this activation in TDB's layout.
     package var ndim: Int { dims.count }
 
-    /// Whether it is kept per layer (every activation nodewrite reads is).
-    package var hasLayer: Bool { true }
+    /// Whether it is kept per layer (all but resid.post_emb, which is put at `Model.noLayer`).
+    package var hasLayer: Bool { self != .residPostEmb }
 
     /// The latent node type whose scalars it holds (the online_* autoencoder latents), from
     /// the node type table.
@@ -119,6 +129,20 @@ package enum WeightLocation: Int32, TDBNamed {
     case attnToResidual = 1
     case unembedding = 2
     case layerNormGainFinal = 3
+    case layerNormGainPreAttn = 4
+    case layerNormBiasPreAttn = 5
+    case layerNormGainPreMLP = 6
+    case layerNormBiasPreMLP = 7
+    case attnToQuery = 8
+    case attnToKey = 9
+    case attnToValue = 10
+    case attnQueryBias = 11
+    case attnKeyBias = 12
+    case attnValueBias = 13
+    case attnOutBias = 14
+    case mlpToHidden = 15
+    case mlpInBias = 16
+    case mlpOutBias = 17
 
     package var name: StaticString {
         switch self {
@@ -126,6 +150,20 @@ package enum WeightLocation: Int32, TDBNamed {
         case .attnToResidual: "attn.to_residual"
         case .unembedding: "unembedding"
         case .layerNormGainFinal: "layer_norm_gain.final"
+        case .layerNormGainPreAttn: "layer_norm_gain.pre_attn"
+        case .layerNormBiasPreAttn: "layer_norm_bias.pre_attn"
+        case .layerNormGainPreMLP: "layer_norm_gain.pre_mlp"
+        case .layerNormBiasPreMLP: "layer_norm_bias.pre_mlp"
+        case .attnToQuery: "attn.to_query"
+        case .attnToKey: "attn.to_key"
+        case .attnToValue: "attn.to_value"
+        case .attnQueryBias: "attn.query_bias"
+        case .attnKeyBias: "attn.key_bias"
+        case .attnValueBias: "attn.value_bias"
+        case .attnOutBias: "attn.out_bias"
+        case .mlpToHidden: "mlp.to_hidden"
+        case .mlpInBias: "mlp.in_bias"
+        case .mlpOutBias: "mlp.out_bias"
         }
     }
 
@@ -139,13 +177,19 @@ package enum WeightLocation: Int32, TDBNamed {
         case .attnToResidual: [.heads, .dHead, .dModel]
         case .unembedding: [.dModel, .vocab]
         case .layerNormGainFinal: [.dModel]
+        case .layerNormGainPreAttn, .layerNormBiasPreAttn, .layerNormGainPreMLP, .layerNormBiasPreMLP: [.dModel]
+        case .attnToQuery, .attnToKey, .attnToValue: [.heads, .dModel, .dHead]
+        case .attnQueryBias, .attnKeyBias, .attnValueBias: [.heads, .dHead]
+        case .attnOutBias, .mlpOutBias: [.dModel]
+        case .mlpToHidden: [.dModel, .dFF]
+        case .mlpInBias: [.dFF]
         }
     }
 
     package var ndim: Int { dims.count }
 
     /// Whether the weight belongs to a layer (the unembedding and the final gain do not).
-    package var hasLayer: Bool { self == .mlpToResidual || self == .attnToResidual }
+    package var hasLayer: Bool { self != .unembedding && self != .layerNormGainFinal }
 }
 
 /// What an autoencoder was trained on, which decides how its decoded vector reaches

@@ -55,6 +55,8 @@ package struct DerivedScalarRun {
             case .perSequenceToken: shape = [tokens, width]
             }
             input = .nodes(form, layout)
+        case .edge:
+            throw .invalidArgument("dst: \(spec.name) is an edge or attribution DST; derive it with nw_derive_node")
         case .layer(let location):
             guard layer >= 0, layer < model.dims.nLayers else {
                 throw .indexOutOfRange("layer = \(layer) is out of range for n_layers = \(model.dims.nLayers)")
@@ -80,6 +82,7 @@ package struct DerivedScalarRun {
         case (.projection, nil): throw .invalidArgument("direction: \(spec.name) needs a direction (the final residual grad)")
         case (.projection, .some(let view)):
             self.direction = try Direction(view, dModel: model.dims.dModel, tokens: tokens)
+        default: throw .invalidArgument("dst: \(spec.name) is not a write-family DST")
         }
         self.dst = dst
         self.threads = max(1, threads)

@@ -95,7 +95,7 @@ struct BadInputTests {
         // Weights.
         weight("weight view as expected", OK),
         weight("weight = -1", INVALID, weight: -1),
-        weight("weight = 4", INVALID, weight: 4),
+        weight("weight = 18 (one past)", INVALID, weight: 18),
         weight("layer = -1", INDEX, layer: -1),
         weight("layer = n_layers", INDEX, layer: 3),
         weight("layer = INT32_MIN", INDEX, layer: .min),
@@ -285,8 +285,8 @@ struct BadInputTests {
 
     @Test("names round-trip, and statuses have names")
     func names() {
-        for (lookup, from, count) in [(nw_node_type_name, nw_node_type_from_name, 5), (nw_activation_name, nw_activation_from_name, 8),
-                                      (nw_weight_name, nw_weight_from_name, 4), (nw_dtype_name, nw_dtype_from_name, 4)] {
+        for (lookup, from, count) in [(nw_node_type_name, nw_node_type_from_name, 5), (nw_activation_name, nw_activation_from_name, 12),
+                                      (nw_weight_name, nw_weight_from_name, 18), (nw_dtype_name, nw_dtype_from_name, 4)] {
             for v in 0..<Int32(count) {
                 var back: Int32 = -1
                 #expect(from(lookup(v), &back) == Self.OK && back == v)

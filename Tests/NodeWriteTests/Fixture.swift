@@ -30,6 +30,9 @@ final class Fixture: @unchecked Sendable {
     /// The write-family fixtures (tdb_family.*): tensors only; the manifest is read by FamilyTests.
     static let family = Fixture(name: "tdb_family")
 
+    /// The edge-attribution fixtures (tdb_edges.*): tensors only; EdgeTests reads the manifest.
+    static let edges = Fixture(name: "tdb_edges")
+
     private init(name: String = "tdb_tiny") {
         let dir = Fixture.directory
         struct File: Decodable { let cases: [Case]? }

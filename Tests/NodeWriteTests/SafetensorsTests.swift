@@ -536,8 +536,8 @@ struct SafetensorsTests {
         try FileManager.default.copyItem(atPath: "\(Self.checkpoints)/tl/model.safetensors", toPath: path)
         var model: OpaquePointer?
         #expect(nw_model_load_safetensors(path, &model) == NW_OK.rawValue)
-        var node = nw_node_index(node_type: Int32(NW_NODE_MLP_NEURON.rawValue), layer: 1, n_indices: 2, reserved: 0,
-                                 indices: (0, 3, 0, 0))
+        var node = nw_node_index()
+        (node.node_type, node.layer, node.n_indices, node.indices) = (Int32(NW_NODE_MLP_NEURON.rawValue), 1, 2, (0, 3, 0, 0))
         var deriver: OpaquePointer?
         #expect(nw_node_write_deriver_create(model, &node, &deriver) == NW_OK.rawValue)
         nw_model_destroy(model)

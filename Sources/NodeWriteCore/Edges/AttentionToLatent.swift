@@ -1,0 +1,160 @@
+/// Attention's writes projected onto an attention-autoencoder latent's gradient at its input,
+/// D[t] = [z[t, l] > 0] · encoder[l]. Every live row of D is the same vector e = encoder[l], so
+/// (v[k, h] @ W_O[h]) · D[q] = [z[q, l] > 0] · f[k, h] with f[k, h] = v[k, h] · (W_O[h] e): one
+/// (T, heads) table, and each output pair is p[q, k, h] · f[k, h] (summed over heads where
+/// asked). The batched forms take every latent: M[k, h, j] = v[k, h] · (W_O[h] encoder[j]), in
+/// chunks of latents, then Σ_h p[q, k, h] M[k, h, j] masked by z[q, j] > 0. Nothing of size
+/// (T, T, heads, d_head) or (T, T, heads, d_model) is formed.
+struct AttentionToLatent {
+    let inputs: EdgeInputs
+    let layer: Int
+    let tokens: Int
+    let threads: Int
+
+    var D: Int { inputs.dims.dModel }
+    var H: Int { inputs.dims.nHeads }
+    var dh: Int { inputs.dims.dHead }
+
+    /// The attention autoencoder of the layer (by node type, as TDB asks for it).
+    func autoencoder() throws(NodeWriteError) -> EdgeAutoencoder {
+        let ae = try inputs.autoencoder(.attentionAutoencoderLatent, layer)
+        guard ae.input == .residual else {
+            throw .unsupported("the attention autoencoder at layer \(layer) does not read the residual stream (resid_delta_attn); attention-to-latent DSTs need one that does")
+        }
+        return ae
+    }
+
+    /// D (T, d_model).
+    func latentGradient(latent l: Int, out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        let ae = try autoencoder()
+        let z = try inputs.latents(ae, .forward, tokens: tokens, generic: false), enc = try inputs.encoder(ae)
+        let nL = ae.latents
+        for t in 0..<tokens {
+            let live = z[t &* nL &+ l] > 0
+            for d in 0..<D { out[t &* D &+ d] = live ? enc[l &* D &+ d] : 0 }
+        }
+    }
+
+    /// The one-latent forms.
+    func traced(_ form: EdgeSpec.ToLatent, latent l: Int, out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        let T = tokens, TH = T &* H, HD = H &* dh
+        let ae = try autoencoder()
+        let z = try inputs.latents(ae, .forward, tokens: T, generic: false), enc = try inputs.encoder(ae)
+        let nL = ae.latents
+        let wO = try inputs.weight(.attnToResidual, layer)
+        let perToken = form == .perSequenceToken
+        let p: UnsafePointer<Float>? = perToken ? nil : try inputs.activation(.attnQKProbs, layer, .forward, [T, T, H])
+        let v = perToken ? try inputs.activation(.attnVOut, layer, .forward, [T, H, dh])
+                         : try inputs.activation(.attnValue, layer, .forward, [T, H, dh])
+        try withScratch(Float.self, count: HD &+ TH, "attention to a latent") { (s) throws(NodeWriteError) in
+            let gh = s, f = s + HD
+            // gh[h] = W_O[h] e; f[k, h] = v[k, h] · gh[h] (v_out for the per-sequence-token form)
+            product(1, HD, D, mat(enc + l &* D, D), mat(wO, 1, D), gh, HD)
+            for k in 0..<T { for h in 0..<H { f[k &* H &+ h] = dot(v + (k &* H &+ h) &* dh, gh + h &* dh, dh) } }
+            let live = { (q: Int) -> Bool in z[q &* nL &+ l] > 0 }
+            switch form {
+            case .perSequenceToken:
+                for q in 0..<T { for h in 0..<H { out[q &* H &+ h] = live(q) ? f[q &* H &+ h] : 0 } }
+            case .pairs:
+                let p = p.unsafelyUnwrapped
+                parallelFor(T, threads: threads) { q, _ in
+                    let o = out + q &* TH, pq = p + q &* TH
+                    if !live(q) { o.update(repeating: 0, count: TH); return }
+                    for i in 0..<((q &+ 1) &* H) { o[i] = pq[i] * f[i] }
+                    (o + (q &+ 1) &* H).update(repeating: 0, count: (T &- q &- 1) &* H)
+                }
+            case .summedOverHeads, .flattenedSummedOverHeads:
+                let p = p.unsafelyUnwrapped, flat = form == .flattenedSummedOverHeads
+                parallelFor(T, threads: threads) { q, _ in
+                    let o = out + (flat ? pairRow(q) : q &* T), pq = p + q &* TH
+                    let n = flat ? q &+ 1 : T
+                    if !live(q) { o.update(repeating: 0, count: n); return }
+                    for k in 0...q {
+                        var sum: Float = 0
+                        for h in 0..<H { sum += pq[k &* H &+ h] * f[k &* H &+ h] }
+                        o[k] = sum
+                    }
+                    if !flat { (o + (q &+ 1)).update(repeating: 0, count: T &- q &- 1) }
+                }
+            default: break
+            }
+        }
+    }
+
+    /// The batched forms: every latent.
+    func batched(_ form: EdgeSpec.ToLatent, out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
+        let T = tokens, TH = T &* H, HD = H &* dh
+        let ae = try autoencoder()
+        let z = try inputs.latents(ae, .forward, tokens: T, generic: false), enc = try inputs.encoder(ae)
+        let nL = ae.latents
+        let wO = try inputs.weight(.attnToResidual, layer)
+        let perToken = form == .perSequenceTokenBatched
+        let p: UnsafePointer<Float>? = perToken ? nil : try inputs.activation(.attnQKProbs, layer, .forward, [T, T, H])
+        let v = perToken ? try inputs.activation(.attnVOut, layer, .forward, [T, H, dh])
+                         : try inputs.activation(.attnValue, layer, .forward, [T, H, dh])
+        // Latents per chunk: E (heads · d_head × c) and, for pairs, M (T × heads × c) in 32 MB.
+        let perLatent = HD &+ (perToken ? 0 : TH)
+        let chunk = max(1, min(nL, (8 << 20) / max(1, perLatent)))
+        try withScratch(Float.self, count: chunk &* perLatent, "attention to every latent") { (s) throws(NodeWriteError) in
+            let e = s, m = s + HD &* chunk
+            var j0 = 0
+            while j0 < nL {
+                let c = min(chunk, nL &- j0)
+                // E[h] = W_O[h] encoder[j0 ..< j0 + c]ᵀ (d_head × c), row (h, e) of HD × c
+                product(HD, c, D, mat(wO, D), mat(enc + j0 &* D, 1, D), e, c, threads: threads)
+                if perToken {
+                    for h in 0..<H {
+                        product(T, c, dh, mat(v + h &* dh, HD), mat(e + h &* dh &* c, c), out + (h &* nL &+ j0), H &* nL, threads: threads)
+                    }
+                    parallelFor(T, threads: threads) { q, _ in
+                        for j in 0..<c where !(z[q &* nL &+ j0 &+ j] > 0) {
+                            for h in 0..<H { out[(q &* H &+ h) &* nL &+ j0 &+ j] = 0 }
+                        }
+                    }
+                } else {
+                    for h in 0..<H {
+                        product(T, c, dh, mat(v + h &* dh, HD), mat(e + h &* dh &* c, c), m + h &* c, H &* c, threads: threads)
+                    }
+                    let p = p.unsafelyUnwrapped
+                    parallelFor(T, threads: threads) { q, _ in
+                        let pq = p + q &* TH, zq = z + (q &* nL &+ j0)
+                        for k in 0...q {
+                            let o = out + ((pairRow(q) &+ k) &* nL &+ j0), mk = m + k &* H &* c, pk = pq + k &* H
+                            pairLatents(o, mk, pk, heads: H, count: c, live: zq)
+                        }
+                    }
+                }
+                j0 &+= c
+            }
+        }
+    }
+}
+
+/// o[j] = [live[j] > 0] · Σ_h w[h] · m[h · count + j] for j < count, SIMD over j (the head sum
+/// in head order for every j, so the bits do not depend on the vector width). Multiply, then
+/// add (the library's Swift code is built for baseline x86-64, where a fused multiply-add is a
+/// libm call).
+@inline(__always)
+private func pairLatents(_ o: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                         heads: Int, count: Int, live: UnsafePointer<Float>) {
+    typealias V = SIMD16<Float>
+    let width = V.scalarCount
+    var j = 0
+    while j &+ width <= count {
+        var acc = V(repeating: 0)
+        for h in 0..<heads {
+            let row = UnsafeRawPointer(m + (h &* count &+ j)).loadUnaligned(as: V.self)
+            acc += V(repeating: w[h]) * row
+        }
+        let z = UnsafeRawPointer(live + j).loadUnaligned(as: V.self)
+        acc.replace(with: V(repeating: 0), where: .!(z .> V(repeating: 0)))
+        UnsafeMutableRawPointer(o + j).storeBytes(of: acc, as: V.self)
+        j &+= width
+    }
+    while j < count {
+        var acc: Float = 0
+        for h in 0..<heads { acc += w[h] * m[h &* count &+ j] }
+        o[j] = live[j] > 0 ? acc : 0
+        j &+= 1
+    }
+}
