@@ -1,0 +1,141 @@
+"""nodewrite.ray.top_examples against the single-process loop (nodewrite.topk.local_top_examples),
+on seeded random-weight HookedTransformers built offline; and the reduction's total order.
+
+- bit for bit equal to the local loop for 1 and 2 workers and several batch sizes, on three
+  derived scalars of different shapes, largest and smallest, numpy and Ray Dataset inputs;
+- bad input: k <= 0 or larger than prompts x positions, unequal prompt lengths, an unknown DST,
+  a layer out of range, a worker that raises (its message reaches the caller, Ray stays usable).
+
+Skipped (one reason) unless torch, transformer_lens and ray import: `make test-ecosystem`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import eco_support as E
+
+if E.torch is None:  # pragma: no cover
+    pytest.skip("transformer_lens not importable (run `make test-ecosystem`)", allow_module_level=True)
+ray = pytest.importorskip("ray", reason="ray not importable (run `make test-ecosystem`)")
+
+import nodewrite as nw  # noqa: E402
+import nodewrite.ray as nwr  # noqa: E402
+from nodewrite.topk import TopExamples, local_top_examples, merge, select  # noqa: E402
+
+N, T = 24, 10
+
+
+def small_model():
+    """The model each actor builds (a module-level function: actors import this module)."""
+    return E.tl_model(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, d_vocab=50, n_ctx=16)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": __import__("os").path.dirname(__file__)}})
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    return np.random.default_rng(0).integers(0, 50, size=(N, T))
+
+
+def same(a: dict, b: dict):
+    assert set(a) == set(b)
+    for l in a:
+        for f in TopExamples._fields:
+            x, y = getattr(a[l], f), getattr(b[l], f)
+            assert x.shape == y.shape and x.dtype == y.dtype, (l, f, x.shape, y.shape)
+            assert np.array_equal(x, y, equal_nan=True), (l, f)
+
+
+CASES = [
+    ("mlp_write_norm", None, True, 1),
+    ("attn_write_norm_per_sequence_token", None, False, 2),
+    ("unflattened_attn_write_to_final_residual_grad", "direction", True, 2),
+]
+
+
+@pytest.mark.parametrize("dst,direction,largest,workers", CASES)
+def test_equals_the_single_process_loop(ray_session, model, tokens, dst, direction, largest, workers):
+    d = None if direction is None else np.random.default_rng(1).standard_normal(32).astype(np.float32)
+    ref = local_top_examples(model, tokens, dst, [0, 1], k=6, direction=d, largest=largest, batch_size=5)
+    for batch_size in (7, 24):
+        got = nwr.top_examples(small_model, tokens, dst, [0, 1], k=6, direction=d, largest=largest,
+                               batch_size=batch_size, num_workers=workers)
+        same(got, ref)
+    p = 2 if nw.dst_info(dst).layout == "unflattened" else 1
+    assert ref[0].position.shape[-1] == p
+
+
+def test_ray_dataset_input_and_one_layer(ray_session, model, tokens):
+    ds = ray.data.from_items([{"tokens": row} for row in tokens])
+    got = nwr.top_examples(model, ds, "mlp_write_norm", 1, k=3, batch_size=8, num_workers=2)
+    same(got, local_top_examples(model, tokens, "mlp_write_norm", 1, k=3))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(k=0), "k = 0"),
+    (dict(k=N * T + 1), "larger than the number of examples"),
+    (dict(dst="no_such_dst"), "no_such_dst"),
+    (dict(layers=[2]), "out of range"),
+])
+def test_bad_requests(ray_session, model, tokens, kwargs, match):
+    args = dict(dst="mlp_write_norm", layers=[0], k=3)
+    args.update(kwargs)
+    with pytest.raises(nw.NodeWriteError, match=match):
+        nwr.top_examples(model, tokens, args.pop("dst"), args.pop("layers"), **args)
+
+
+def test_unequal_prompt_lengths(ray_session, model):
+    with pytest.raises(nw.NodeWriteValueError, match="unequal lengths"):
+        nwr.top_examples(model, [[1, 2, 3], [4, 5]], "mlp_write_norm", 0, k=1)
+
+
+def test_a_worker_error_reaches_the_caller_and_ray_stays_usable(ray_session, model, tokens):
+    bad = np.ones(31, np.float32)  # the direction is d_model = 32 long: the library refuses it in the worker
+    with pytest.raises(nw.NodeWriteError, match="direction"):
+        nwr.top_examples(small_model, tokens, "mlp_write_to_final_residual_grad", 0, k=2, direction=bad, num_workers=1)
+    got = nwr.top_examples(small_model, tokens, "mlp_write_norm", 0, k=2, num_workers=1)
+    same(got, local_top_examples(model, tokens, "mlp_write_norm", 0, k=2))
+
+
+# -------------------------------------------------------------------- the reduction alone
+
+
+def test_total_order_ties_and_nan():
+    v = np.array([[1.0, 3.0, 3.0, np.nan, 3.0, -1.0]], np.float32)
+    prompt = np.array([5, 2, 2, 0, 1, 9])
+    pos = np.array([[0], [4], [1], [0], [7], [0]])
+    top = select(v, prompt, pos, 4, largest=True)
+    assert top.values.tolist() == [[3.0, 3.0, 3.0, 1.0]]
+    assert top.prompt.tolist() == [[1, 2, 2, 5]] and top.position[0, :, 0].tolist() == [7, 1, 4, 0]
+    low = select(v, prompt, pos, 6, largest=False)
+    assert np.isnan(low.values[0, -1]) and low.values[0, 0] == -1.0  # NaN after every number
+
+
+def test_merge_is_independent_of_grouping():
+    rng = np.random.default_rng(3)
+    vals = rng.integers(0, 4, size=(5, 300)).astype(np.float32)  # many ties
+    prompt = np.repeat(np.arange(30), 10)
+    pos = np.tile(np.arange(10), 30)[:, None]
+    whole = select(vals, prompt, pos, 7, True)
+    for cut in (1, 50, 299):
+        a = select(vals[:, :cut], prompt[:cut], pos[:cut], 7, True)
+        b = select(vals[:, cut:], prompt[cut:], pos[cut:], 7, True)
+        m = merge(b, a, 7, True)
+        for f in TopExamples._fields:
+            assert np.array_equal(getattr(m, f), getattr(whole, f))
