@@ -969,6 +969,27 @@ NW_API nw_status nw_model_load_safetensors(const char *path, nw_model **out);
 NW_API nw_status nw_model_load_autoencoder_safetensors(nw_model *model, const char *path,
                                                        int32_t node_type, int32_t layer);
 
+/* -- model: reading back what a model holds -- */
+
+/** Copies what weight slot (weight, layer) holds into out, float32, row-major in the weight's
+ *  canonical layout (the shape nw_model_weight_get reports): the values derives read (a
+ *  float16, bfloat16 or float64 weight as the library converts it). layer = NW_NO_LAYER for a
+ *  weight of no layer. This is how a binding reads back a copy the library made or a
+ *  checkpoint's tensor (to pickle a model). out_len is in elements.
+ *  Ownership: reads the slot; writes out only; out is the caller's.
+ *  Returns NW_OK; NW_ERR_INVALID_ARGUMENT (NULL model, bad enum, out NULL for a non-empty
+ *  weight); NW_ERR_INDEX_OUT_OF_RANGE (layer); NW_ERR_MISSING_INPUT (empty slot);
+ *  NW_ERR_BUFFER_TOO_SMALL (out_len below the element count; out not written). */
+NW_API nw_status nw_model_weight_read(const nw_model *model, int32_t weight, int32_t layer, float *out,
+                                      size_t out_len);
+
+/** Copies the decoder of the autoencoder in slot (node_type, layer) into out, float32,
+ *  (n_latents, n_inputs) row-major (nw_model_autoencoder_get gives its shape and input kind).
+ *  Ownership and returns as nw_model_weight_read, and NW_ERR_INVALID_ARGUMENT for a node type
+ *  that is not a latent type. */
+NW_API nw_status nw_model_autoencoder_read(const nw_model *model, int32_t node_type, int32_t layer,
+                                           float *out, size_t out_len);
+
 #ifdef __cplusplus
 }
 #endif

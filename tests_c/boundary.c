@@ -2149,7 +2149,7 @@ static const char *const CC_NAMES[] = {
     "nw_token_writes_top_k", "nw_model_load_safetensors", "nw_model_load_autoencoder_safetensors",
     "nw_model_set_causal", "nw_model_get_causal", "nw_model_remove_autoencoder",
     "nw_store_put_pass", "nw_store_remove_pass", "nw_model_set_autoencoder_encoder", "nw_derive_node",
-    "nw_derive_node(write family)"};
+    "nw_derive_node(write family)", "nw_model_weight_read", "nw_model_autoencoder_read"};
 enum { CC_N = sizeof CC_NAMES / sizeof *CC_NAMES };
 
 static void run_call_count(ctx *c) {
@@ -2227,6 +2227,8 @@ static void run_call_count(ctx *c) {
     else if (IS("nw_model_set_autoencoder")) (void)nw_model_set_autoencoder(m2, NW_NODE_AUTOENCODER_LATENT, 0, NW_AE_INPUT_RESIDUAL, &decv, NW_COPY);
     else if (IS("nw_model_weight_get")) (void)nw_model_weight_get(m, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, (void *)info);
     else if (IS("nw_model_autoencoder_get")) (void)nw_model_autoencoder_get(m, NW_NODE_MLP_AUTOENCODER_LATENT, 1, (void *)info);
+    else if (IS("nw_model_weight_read")) (void)nw_model_weight_read(m, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, out, sizeof out / sizeof *out);
+    else if (IS("nw_model_autoencoder_read")) (void)nw_model_autoencoder_read(m, NW_NODE_MLP_AUTOENCODER_LATENT, 1, out, sizeof out / sizeof *out);
     else if (IS("nw_model_vocab_size")) (void)nw_model_vocab_size(m, ix);
     else if (IS("nw_store_create")) (void)nw_store_create(&ts);
     else if (IS("nw_store_destroy")) { nw_store_destroy(s2); s2 = NULL; }

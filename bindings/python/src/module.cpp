@@ -14,6 +14,7 @@
 //   token_writes.cpp  token_writes, top_token_writes
 //   threads.cpp       set_num_threads / get_num_threads, thread_call_count
 //   outputs.*         result arrays, out=, the one sized-output protocol (sized_call)
+//   pickling.cpp      what a Model / ActivationStore holds, for nodewrite/pickling.py
 // and the shared machinery:
 //   errors.*       NwFailure, the one translator to nodewrite.errors
 //   args.*         the argument list, integers, layers, names, bools, node indices
@@ -73,4 +74,5 @@ PYBIND11_MODULE(_core, mod) {
     init_token_writes(mod);
     init_threads(mod);
     init_outputs(mod);
+    init_pickling(mod);
 }

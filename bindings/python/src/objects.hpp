@@ -182,5 +182,6 @@ void init_write_family(py::module_ &m);
 void init_token_writes(py::module_ &m);
 void init_threads(py::module_ &m);
 void init_outputs(py::module_ &m);
+void init_pickling(py::module_ &m);
 
 }  // namespace nwpy

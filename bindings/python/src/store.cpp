@@ -1,5 +1,6 @@
 // nodewrite.ActivationStore: nw_store, borrowed raw activations (binding, docstrings,
 // registration).
+#include <algorithm>
 #include <mutex>
 
 #include "args.hpp"
@@ -38,6 +39,13 @@ void store_put(py::handle self, const py::args &args, const py::kwargs &kwargs) 
     h->layout_stated = a[3] && !a[3].is_none();
     h->batch = batch;
     h->canonical_shape.assign(v.shape, v.shape + v.ndim);
+    h->canonical_data = v.data;
+    if (v.strides) {
+        h->canonical_strides.assign(v.strides, v.strides + v.ndim);
+    } else {  // contiguous row-major
+        h->canonical_strides.assign(static_cast<size_t>(v.ndim), 1);
+        for (int32_t i = v.ndim - 1; i > 0; --i) h->canonical_strides[i - 1] = h->canonical_strides[i] * std::max<int64_t>(v.shape[i], 1);
+    }
     HeldPtr old;  // dropped after unlocking (its destructor may run Python code)
     {
         std::unique_lock<std::shared_mutex> lock(s.mu);

@@ -41,6 +41,9 @@ struct Held {
     bool layout_stated = false;
     int64_t batch = -1;
     std::vector<int64_t> canonical_shape;  // the shape the library was given (after layout=/batch=)
+    // ... and that view's data pointer and strides (elements): what pickling a store reads.
+    const void *canonical_data = nullptr;
+    std::vector<int64_t> canonical_strides;
     const void *np_data = nullptr;
     std::vector<Py_ssize_t> np_dims, np_strides;
     mutable int64_t torch_version = -1;          // updated when the version moves but nothing else

@@ -1,0 +1,96 @@
+"""Pickling of :class:`nodewrite.Model` and :class:`nodewrite.ActivationStore` (by value).
+
+A model pickles as its dimensions, causality, and every weight and autoencoder decoder it holds;
+a store as every entry, each tensor a numpy array in its canonical layout:
+
+- with protocol 5 the arrays travel out of band (``pickle.PickleBuffer``), so Ray's object store
+  (``ray.put``, task arguments) shares them without a copy, and the unpickled object **borrows**
+  them in place (``copy=False``; they arrive read-only, which the library reads as is);
+- with protocols 2-4 the arrays are copied into the pickle (in band), and the unpickled object
+  borrows its own new arrays.
+
+What each tensor travels as: a borrowed tensor (``copy=False``; every store entry) as the memory
+the library reads, a read-only view when it is contiguous, else a contiguous copy in the
+canonical layout (a transposed or strided view, a ``layout=`` / ``batch=`` store entry, arrive
+as the (T, ...) tensor the library was given); its dtype is kept (float16, float64, and bfloat16
+as its uint16 bit patterns, rebuilt as a torch bfloat16 tensor on the other side, so torch must
+be importable there). A copy the library made (``copy=True``, a checkpoint's tensors) is read
+back from the library (``nw_model_weight_read``): float32, the values derives read. So every
+derive of the unpickled object gives the same bits as the original.
+
+A model loaded with :meth:`Model.from_safetensors` pickles by value too (a worker on another
+machine need not have the file, and the model may have been changed after loading); that is
+the decision of this version, see docs/ray.md.
+
+After unpickling, ``Model.weights()`` reports every weight as borrowed (``copied`` False): the
+object holds the unpickled arrays. An object made with ``Model.__new__(Model)`` (not initialised)
+refuses to pickle (NodeWriteValueError). Store facts that are not values are not kept: the
+unpickled store's entries were put without ``layout=``/``batch=`` (``ActivationStore.batch`` is
+None), in the canonical layout.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["restore_model", "restore_store"]
+
+
+def _travel(a: np.ndarray) -> np.ndarray:
+    """A contiguous array (the view itself when it is, so protocol 5 sends it out of band)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _tensor(a: Any, dtype: str) -> Any:
+    if dtype != "bfloat16":
+        return a
+    import torch  # a bfloat16 tensor can only be held as torch's
+
+    with warnings.catch_warnings():  # torch warns about read-only arrays; the library only reads
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(np.asarray(a, dtype=np.uint16)).view(torch.bfloat16)
+
+
+def _model_reduce(self: Any, protocol: int = 2) -> tuple:
+    state = _core._model_state(self)
+    state["weights"] = [(n, l, _travel(a), dt, c) for n, l, a, dt, c in state["weights"]]
+    state["autoencoders"] = [(t, l, src, _travel(a), dt, c) for t, l, src, a, dt, c in state["autoencoders"]]
+    return restore_model, (state,)
+
+
+def _store_reduce(self: Any, protocol: int = 2) -> tuple:
+    return restore_store, ([(n, l, _travel(a), dt) for n, l, a, dt in _core._store_state(self)],)
+
+
+def restore_model(state: dict) -> Any:
+    """The model a pickle describes (its arrays borrowed in place)."""
+    n_layers, d_model, n_heads, d_head, d_ff = state["dims"]
+    m = _core.Model(n_layers, d_model, n_heads, d_head, d_ff, causal=state["causal"])
+    for name, layer, a, dtype, _copied in state["weights"]:
+        m.set_weight(name, layer, _tensor(a, dtype), copy=False)
+    for node_type, layer, source, a, dtype, _copied in state["autoencoders"]:
+        m.set_autoencoder(node_type, layer, _tensor(a, dtype), source, copy=False)
+    return m
+
+
+def restore_store(entries: list) -> Any:
+    """The store a pickle describes (its arrays borrowed in place)."""
+    s = _core.ActivationStore()
+    for name, layer, a, dtype in entries:
+        s.put(name, layer, _tensor(a, dtype))
+    return s
+
+
+def _reduce(self: Any) -> tuple:  # __reduce__ (no protocol): the same state
+    return _model_reduce(self) if isinstance(self, _core.Model) else _store_reduce(self)
+
+
+_core.Model.__reduce_ex__ = _model_reduce
+_core.Model.__reduce__ = _reduce
+_core.ActivationStore.__reduce_ex__ = _store_reduce
+_core.ActivationStore.__reduce__ = _reduce

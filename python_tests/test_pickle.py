@@ -1,0 +1,271 @@
+"""Pickling Model and ActivationStore (nodewrite/pickling.py): round trips bit for bit.
+
+- every weight kind the library has (write side, read side, of no layer), copied and borrowed,
+  float32 / float16 / float64 numpy, torch float32 / float16 / bfloat16, strided views;
+- autoencoders of every latent node type and input kind; causal and non-causal models;
+- stores with layout= and batch= entries and torch tensors;
+- protocol 5 with out-of-band buffers: the unpickled model borrows them (no copy); protocols
+  2 and 4: in-band copies;
+- every derive of the unpickled objects gives the same bits as the original;
+- an object made with __new__ refuses to pickle with NodeWriteValueError.
+
+Ray's object store (ray.put, a task reading them) is tested in test_eco_ray.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+import nodewrite as nw
+from nodewrite import _core
+
+try:
+    import torch
+except ImportError:  # pragma: no cover (the numpy kinds still run)
+    torch = None
+
+L, D, H, DH, FF, V, T = 2, 12, 3, 4, 20, 9, 5
+N_LATENTS = 7
+SIZES = {"d_model": D, "d_ff": FF, "heads": H, "d_head": DH, "vocab": V, "head_channels": H * DH, "one": 1}
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def weight_shape(name):
+    return tuple(SIZES[d] for d in nw.weight_info(name).dims)
+
+
+def as_kind(a: np.ndarray, kind: str):
+    """a (float64 values) as the object handed to the binding."""
+    if kind == "f32":
+        return a.astype(np.float32)
+    if kind == "f16":
+        return a.astype(np.float16)
+    if kind == "f64":
+        return a.astype(np.float64)
+    if kind == "strided":  # a transposed view of a contiguous array (not contiguous itself)
+        return np.ascontiguousarray(a.astype(np.float32).T).T
+    if kind == "neg":  # negative strides
+        return np.ascontiguousarray(a.astype(np.float32)[::-1])[::-1]
+    if kind == "t32":
+        return torch.tensor(a, dtype=torch.float32)
+    if kind == "t16":
+        return torch.tensor(a, dtype=torch.float16)
+    if kind == "bf16":
+        return torch.tensor(a, dtype=torch.bfloat16)
+    raise AssertionError(kind)
+
+
+KINDS = ["f32", "f16", "f64", "strided", "neg"] + (["t32", "t16", "bf16"] if torch is not None else [])
+
+
+def full_model(causal=True, seed=0, borrow_every_other=True):
+    """Every weight of every layer (kinds and copy/borrow cycling), and autoencoders."""
+    r = rng(seed)
+    m = nw.Model(L, D, H, DH, FF, causal=causal)
+    keep = []
+    i = 0
+    for name in nw.WEIGHTS:
+        layers = range(L) if nw.weight_info(name).has_layer else [None]
+        for layer in layers:
+            kind = KINDS[i % len(KINDS)]
+            copy_ = (i % 2 == 0) if borrow_every_other else True
+            w = as_kind(r.standard_normal(weight_shape(name)) * 0.3, kind)
+            keep.append(w)
+            m.set_weight(name, layer, w, copy=copy_)
+            i += 1
+    # one autoencoder per latent node type, each input kind, at layer 1 / 0
+    aes = [("autoencoder_latent", 0, "resid_delta_mlp", D), ("mlp_autoencoder_latent", 1, "mlp_post_act", FF),
+           ("attention_autoencoder_latent", 1, "attn_weighted_sum_of_values", H * DH)]
+    for j, (nt, layer, src, n_in) in enumerate(aes):
+        dec = as_kind(r.standard_normal((N_LATENTS, n_in)) * 0.3, KINDS[(j + 1) % len(KINDS)])
+        keep.append(dec)
+        m.set_autoencoder(nt, layer, dec, src, copy=(j == 1))
+    return m, keep
+
+
+def full_store(seed=1, odd=True):
+    """The forward activations the write family reads, some with layout= / batch=."""
+    r = rng(seed)
+    s = nw.ActivationStore()
+    for layer in range(L):
+        post = r.standard_normal((T, FF)).astype(np.float32)
+        logits = r.standard_normal((T, T, H))
+        logits = np.where(np.tril(np.ones((T, T)))[:, :, None] > 0, logits, -np.inf)
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs = (probs / probs.sum(1, keepdims=True)).astype(np.float32)
+        v = r.standard_normal((T, H, DH)).astype(np.float32)
+        if odd and layer == 1:
+            s.put("mlp.post_act", layer, np.stack([post * 0, post, post * 2]), layout="btn", batch=1)  # (B, T, d_ff)
+            s.put("attn.qk_probs", layer, np.ascontiguousarray(probs.transpose(2, 0, 1)), layout="hqk")
+            s.put("attn.v", layer, as_kind(v, "t16") if torch is not None else v.astype(np.float16))
+        else:
+            s.put("mlp.post_act", layer, post)
+            s.put("attn.qk_probs", layer, probs)
+            s.put("attn.v", layer, v)
+        for act in ("online_autoencoder_latent", "online_mlp_autoencoder_latent", "online_attention_autoencoder_latent"):
+            s.put(act, layer, np.maximum(r.standard_normal((T, N_LATENTS)), 0).astype(np.float32))
+    return s
+
+
+def derive_all(m, s):
+    """Every write-family derive the pair supports, as {(dst, layer): array} (errors as text)."""
+    d = rng(5).standard_normal(D).astype(np.float32)
+    out = {}
+    for info in map(nw.dst_info, nw.DSTS):
+        if not info.has_layer:
+            continue
+        for layer in range(L):
+            try:
+                kw = {"direction": d} if info.needs_direction else {}
+                out[(info.name, layer)] = nw.derive(m, s, info.name, layer, **kw)
+            except nw.NodeWriteError as e:
+                out[(info.name, layer)] = f"{type(e).__name__}"
+    return out
+
+
+def same_derives(a, b):
+    assert a.keys() == b.keys()
+    n_arrays = 0
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, str):
+            assert x == y, key
+            continue
+        n_arrays += 1
+        assert x.dtype == y.dtype and x.shape == y.shape, key
+        assert x.tobytes() == y.tobytes(), key  # bit for bit (NaN included)
+    assert n_arrays >= 10  # the comparison covered real outputs
+
+
+def held_bits(m):
+    """What the model holds, slot by slot, as (dtype, shape, bytes)."""
+    st = _core._model_state(m)
+    w = {(n, l): (dt, a.shape, np.ascontiguousarray(a).tobytes()) for n, l, a, dt, _ in st["weights"]}
+    ae = {(t, l): (src, dt, a.shape, np.ascontiguousarray(a).tobytes()) for t, l, src, a, dt, _ in st["autoencoders"]}
+    return st["dims"], st["causal"], w, ae
+
+
+def dumps5(obj):
+    buffers = []
+    data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return data, buffers
+
+
+@pytest.fixture(scope="module")
+def pair():
+    m, keep = full_model()
+    return m, full_store(), keep
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_model_and_store_round_trip_bit_for_bit(pair, protocol):
+    m, s, _ = pair
+    if protocol == 5:
+        data, bufs = dumps5((m, s))
+        assert len(bufs) > 0
+        m2, s2 = pickle.loads(data, buffers=bufs)
+    else:
+        m2, s2 = pickle.loads(pickle.dumps((m, s), protocol=protocol))
+    assert isinstance(m2, nw.Model) and isinstance(s2, nw.ActivationStore)
+    dims, causal, w, ae = held_bits(m)
+    dims2, causal2, w2, ae2 = held_bits(m2)
+    assert (dims, causal) == (dims2, causal2)
+    assert w.keys() == w2.keys() and len(w) == len(nw.WEIGHTS) * L - 2 * (L - 1)  # every slot
+    for k in w:  # a borrowed tensor keeps its dtype and bits; a copy travels as float32
+        assert w[k] == w2[k], k
+    assert ae == ae2 and len(ae) == 3
+    assert {k: v["shape"] for k, v in m.weights().items()} == {k: v["shape"] for k, v in m2.weights().items()}
+    assert not any(v["copied"] for v in m2.weights().values())  # the unpickled model borrows
+    assert sorted(s.keys()) == sorted(s2.keys())
+    same_derives(derive_all(m, s), derive_all(m2, s2))
+
+
+def test_protocol5_buffers_are_borrowed_in_place():
+    w = rng(2).standard_normal((FF, D)).astype(np.float32)
+    m = nw.Model(L, D, H, DH, FF)
+    m.set_weight("mlp.to_residual", 0, w, copy=False)
+    m.set_weight("mlp.to_residual", 1, w, copy=True)
+    data, bufs = dumps5(m)
+    assert len(bufs) == 2 and len(data) < w.nbytes  # the weights are not in the pickle
+    m2 = pickle.loads(data, buffers=bufs)
+    st = {(n, l): a for n, l, a, *_ in _core._model_state(m2)["weights"]}
+    assert np.shares_memory(st[("mlp.to_residual", 0)], w)  # in one process: the caller's memory itself
+    # the copy travels as a new buffer, and the unpickled model reads that buffer in place
+    raw = np.frombuffer(bufs[1].raw(), dtype=np.float32)
+    assert np.shares_memory(st[("mlp.to_residual", 1)], raw)
+    assert not st[("mlp.to_residual", 1)].flags.writeable
+    in_band = pickle.dumps(m, protocol=4)
+    assert len(in_band) > 2 * w.nbytes
+
+
+def test_read_only_buffers_from_bytes():
+    """Buffers that arrive as read-only bytes (another process, Ray's object store)."""
+    m, _ = full_model(seed=3)
+    s = full_store(seed=4)
+    data, bufs = dumps5((m, s))
+    frozen = [bytes(b.raw()) for b in bufs]  # read-only, not the original memory
+    m2, s2 = pickle.loads(data, buffers=frozen)
+    same_derives(derive_all(m, s), derive_all(m2, s2))
+
+
+def test_non_causal_and_empty_objects():
+    m = nw.Model(1, 4, 2, 2, 8, causal=False)
+    m2 = pickle.loads(pickle.dumps(m, protocol=5))
+    assert m2.causal is False and m2.weights() == {} and m2.autoencoders() == {}
+    assert (m2.n_layers, m2.d_model, m2.n_heads, m2.d_head, m2.d_ff) == (1, 4, 2, 2, 8)
+    s2 = pickle.loads(pickle.dumps(nw.ActivationStore(), protocol=5))
+    assert len(s2) == 0
+
+
+def test_non_causal_model_derives_bit_for_bit():
+    m, _ = full_model(causal=False, seed=6)
+    s = full_store(seed=7, odd=False)
+    m2 = pickle.loads(pickle.dumps(m, protocol=5))
+    assert m2.causal is False
+    same_derives(derive_all(m, s), derive_all(m2, s))
+
+
+def test_copy_and_deepcopy():
+    m, _ = full_model(seed=8)
+    s = full_store(seed=9)
+    ref = derive_all(m, s)
+    same_derives(ref, derive_all(copy.deepcopy(m), copy.deepcopy(s)))
+    same_derives(ref, derive_all(copy.copy(m), copy.copy(s)))
+
+
+def test_an_uninitialised_object_refuses_to_pickle():
+    for cls in (nw.Model, nw.ActivationStore):
+        obj = cls.__new__(cls)
+        with pytest.raises(nw.NodeWriteValueError, match="not initialised"):
+            pickle.dumps(obj, protocol=5)
+        with pytest.raises(nw.NodeWriteValueError, match="not initialised"):
+            pickle.dumps(obj, protocol=2)
+
+
+def test_a_borrowed_array_that_moved_refuses_to_pickle():
+    w = rng(4).standard_normal((FF, D)).astype(np.float32)
+    m = nw.Model(L, D, H, DH, FF)
+    m.set_weight("mlp.to_residual", 0, w, copy=False)
+    w.resize((FF + 1, D), refcheck=False)
+    with pytest.raises(nw.NodeWriteStaleInputError):
+        pickle.dumps(m, protocol=5)
+
+
+def test_the_library_gives_back_a_copied_weight_as_float32():
+    """A float16 / float64 weight set with copy=True is read back as the float32 copy derives read."""
+    w16 = rng(5).standard_normal((FF, D)).astype(np.float16)
+    w64 = rng(6).standard_normal((FF, D))
+    m = nw.Model(L, D, H, DH, FF)
+    m.set_weight("mlp.to_residual", 0, w16)
+    m.set_weight("mlp.to_residual", 1, w64.T.copy().T)  # strided float64
+    st = {(n, l): (a, dt) for n, l, a, dt, _ in _core._model_state(m)["weights"]}
+    assert st[("mlp.to_residual", 0)][1] == "float32"
+    assert np.array_equal(st[("mlp.to_residual", 0)][0], w16.astype(np.float32))
+    assert np.array_equal(st[("mlp.to_residual", 1)][0], w64.astype(np.float32))
