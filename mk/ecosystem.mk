@@ -1,10 +1,16 @@
 # TransformerLens / SAELens / transformers adapters (nodewrite.tl, nodewrite.saelens): their tests,
 # the example and the bench against TL in the same process.
 #   make .venv-eco        .venv-eco/ with torch (from the CPU wheel ECO_TORCH_WHEEL, installed FIRST
-#                         so pip keeps it), then from PyPI transformer_lens, sae_lens, transformers,
-#                         matplotlib, numpy, pytest, and nodewrite (once; a few minutes)
+#                         so pip keeps it), then from PyPI the pinned versions of
+#                         mk/ecosystem-requirements.txt (transformer_lens < 4, sae_lens, transformers,
+#                         ray[data], matplotlib, numpy, pytest), and nodewrite (once; a few minutes;
+#                         again when the requirements file changes)
 #   make test-ecosystem   python_tests/test_eco_*.py in .venv-eco (offline: random-weight models
-#                         built from configs; nothing is downloaded at run time)
+#                         built from configs; nothing is downloaded at run time), including
+#                         test_eco_ray.py (nodewrite.ray, and pickled models and stores in Ray
+#                         tasks, on a local 2-CPU Ray)
+#   make bench-ray        bindings/python/examples/bench_ray.py in .venv-eco (docs/ray.md)
+#   make example-ray      examples/top_examples.py in .venv-eco (a local Ray)
 #   make bench-tl         bindings/python/examples/bench_tl.py in .venv-eco (not part of `make bench`)
 #   make example-tl       examples/tl_logit_diff_heatmap.py into build/tl_heatmap/
 # ECO_TORCH_WHEEL = the torch wheel file of .venv-eco; default $(TORCH_WHEEL) (see mk/python.mk).
@@ -17,23 +23,23 @@ ECO_VENV := .venv-eco
 ECO_PY := $(ECO_VENV)/bin/python
 ECO_TORCH_WHEEL ?= $(TORCH_WHEEL)
 ECO_TESTS := $(wildcard python_tests/test_eco_*.py)
-ECO_PACKAGES := transformer_lens sae_lens transformers matplotlib numpy pytest
+ECO_REQUIREMENTS := mk/ecosystem-requirements.txt
 ECO_REQUIRED ?=
 ECO_PYTEST := -m pytest -q -rfEs -W ignore::DeprecationWarning
 
 TEST_TARGETS += test-ecosystem-if-available
 
-.PHONY: .venv-eco test-ecosystem test-ecosystem-if-available bench-tl example-tl
+.PHONY: .venv-eco test-ecosystem test-ecosystem-if-available bench-tl example-tl bench-ray example-ray
 
-$(ECO_VENV)/.deps-installed:
+$(ECO_VENV)/.deps-installed: $(ECO_REQUIREMENTS)
 	@if [ -z "$(ECO_TORCH_WHEEL)" ]; then \
 	  echo "no torch wheel (ECO_TORCH_WHEEL / TORCH_WHEEL empty: see mk/python.mk): refusing to let pip pull PyPI's multi-GB CUDA torch"; exit 1; fi
 	python3 -m venv $(ECO_VENV)
 	$(ECO_PY) -m pip install -q --upgrade pip "setuptools>=64" wheel
 	@echo "installing torch from $(ECO_TORCH_WHEEL) (first, so the packages below keep it)"
 	$(ECO_PY) -m pip install -q "$(ECO_TORCH_WHEEL)"
-	$(ECO_PY) -m pip install -q $(ECO_PACKAGES)
-	$(ECO_PY) -c "import torch, transformer_lens, sae_lens, transformers; print('torch', torch.__version__, '| transformer_lens', transformer_lens.__version__ if hasattr(transformer_lens, '__version__') else '?', '| sae_lens', sae_lens.__version__, '| transformers', transformers.__version__)"
+	$(ECO_PY) -m pip install -q -r $(ECO_REQUIREMENTS)
+	$(ECO_PY) -c "import torch, transformer_lens, sae_lens, transformers, ray; from importlib.metadata import version as v; print('torch', torch.__version__, '| transformer_lens', v('transformer_lens'), '| sae_lens', sae_lens.__version__, '| transformers', transformers.__version__, '| ray', ray.__version__)"
 	touch $@
 
 $(ECO_VENV)/.nodewrite-installed: $(ECO_VENV)/.deps-installed $(LIB) $(PY_BINDING_SRCS) include/nodewrite.h | python-sysdeps
@@ -63,3 +69,9 @@ bench-tl: .venv-eco
 
 example-tl: .venv-eco
 	MPLBACKEND=Agg $(ECO_PY) examples/tl_logit_diff_heatmap.py --out build/tl_heatmap $(EXAMPLE_TL_ARGS)
+
+bench-ray: .venv-eco
+	$(ECO_PY) bindings/python/examples/bench_ray.py $(BENCH_RAY_ARGS)
+
+example-ray: .venv-eco
+	$(ECO_PY) examples/top_examples.py $(EXAMPLE_RAY_ARGS)

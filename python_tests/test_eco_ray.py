@@ -139,3 +139,33 @@ def test_merge_is_independent_of_grouping():
         m = merge(b, a, 7, True)
         for f in TopExamples._fields:
             assert np.array_equal(getattr(m, f), getattr(whole, f))
+
+
+# -------------------------------------------------- pickled models and stores in Ray's object store
+
+
+def _derive_all_in_a_task(model, store):
+    """In a Ray worker: every derive of the unpickled pair, and how the model holds its arrays."""
+    import test_pickle as P
+
+    from nodewrite import _core
+
+    st = _core._model_state(model)
+    from_object_store = [not a.base.flags.writeable for _, _, a, dt, _ in st["weights"]
+                         if dt != "bfloat16" and isinstance(a.base, np.ndarray)]
+    return P.derive_all(model, store), model.weights(), model.causal, from_object_store
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_pickled_model_and_store_in_a_ray_task_bit_for_bit(ray_session, causal):
+    import test_pickle as P
+
+    m, keep = P.full_model(causal=causal, seed=11)
+    s = P.full_store(seed=12, odd=causal)
+    task = ray.remote(_derive_all_in_a_task)
+    got, weights, got_causal, from_store = ray.get(task.remote(ray.put(m), ray.put(s)))
+    P.same_derives(P.derive_all(m, s), got)
+    assert got_causal is causal
+    assert {k: v["shape"] for k, v in weights.items()} == {k: v["shape"] for k, v in m.weights().items()}
+    # the worker's model borrows the object store's read-only buffers (zero copy), not copies
+    assert from_store and all(from_store)

@@ -20,6 +20,7 @@ Importing ``nodewrite`` never imports Ray; this module does, when a function is 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -68,7 +69,7 @@ def _merge_rows(blocks: list, layers: List[int], k: int, largest: bool) -> Dict[
 
 
 def _tree_merge(ray: Any, refs: list, layers: List[int], k: int, largest: bool) -> Dict[int, TopExamples]:
-    @ray.remote
+    @ray.remote(num_cpus=0)  # small next to a batch; never waits for CPUs the actors may still hold
     def merge_task(*blocks):
         return {"layers": _merge_rows(list(blocks), layers, k, largest)}
 
@@ -82,15 +83,29 @@ def _tree_merge(ray: Any, refs: list, layers: List[int], k: int, largest: bool) 
 
 
 def _worker_error(e: BaseException) -> BaseException:
-    """The worker's own exception inside Ray's wrappers (RayTaskError, UserCodeException, ...)."""
+    """The worker's own NodeWriteError inside Ray's wrappers (RayTaskError, UserCodeException,
+    ...): found in the exception chain, or else rebuilt from the traceback text Ray carries
+    ("nodewrite.errors.NodeWriteValueError: message"); e itself when there is none."""
+    from . import errors
+
     seen = set()
     cur: Optional[BaseException] = e
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         if isinstance(cur, NodeWriteError):
             return cur
-        cause = getattr(cur, "cause", None) or cur.__cause__
-        cur = cause if isinstance(cause, BaseException) else None
+        nxt = getattr(cur, "cause", None)
+        for cand in (nxt, cur.__cause__, cur.__context__):
+            if isinstance(cand, BaseException) and id(cand) not in seen:
+                nxt = cand
+                break
+        cur = nxt if isinstance(nxt, BaseException) else None
+    found = re.findall(r"nodewrite\.errors\.(NodeWrite\w*Error): (.*)", str(e))
+    if found:
+        name, message = found[-1]
+        cls = getattr(errors, name, None)
+        if isinstance(cls, type) and issubclass(cls, NodeWriteError):
+            return cls(message.strip())
     return e
 
 
@@ -138,6 +153,10 @@ def top_examples(model: Any, tokens: Any, dst: str, layers: Any, *, k: int = 20,
         n_tokens = len(first)
         if "prompt" not in ds.columns():
             ds = ds.zip(ray.data.range(n_prompts).rename_columns({"id": "prompt"}))
+        # Read (and number) the prompts before the actor pool starts: actors holding every CPU
+        # would otherwise leave none for the read tasks upstream of them (a deadlock on a
+        # cluster of num_workers CPUs). The object store holds the token ids (8 bytes each).
+        ds = ds.materialize()
     else:
         arr = as_token_array(tokens)
         n_prompts, n_tokens = arr.shape

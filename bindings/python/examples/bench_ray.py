@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""nodewrite.ray.top_examples: prompts per second with 1 and 2 Ray workers, the driver's peak
+memory, and the same work in one process without Ray (nodewrite.topk.local_top_examples).
+
+Default: 2,048 prompts x T = 128 tokens on a 4-layer, d_model 256 HookedTransformer with seeded
+random weights (4 heads x 64, d_mlp 1024, d_vocab 1000; built offline from a config), one
+derived scalar (--dst, default mlp_write_norm) on every layer, k = 20 per node. Each worker
+(and the single-process loop) runs torch and nodewrite with --threads threads (default 1), so
+that 2 workers on 2 cores compare with 1 worker on 1.
+
+Driver memory: the driver's peak resident memory (VmHWM) during the call minus its resident
+memory before (the peak is reset first through /proc/self/clear_refs), and VmHWM itself. Every
+result is compared with the first, bit for bit. Prints, never asserts.
+
+Usage: bench_ray.py [--prompts 2048] [--T 128] [--layers 4] [--d-model 256] [--dst mlp_write_norm]
+                    [--k 20] [--batch-size 64] [--workers 1,2] [--threads 1] [--repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def vm():
+    d = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmHWM", "VmRSS")):
+                k, v = line.split(":")
+                d[k] = int(v.split()[0]) * 1024
+    return d
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class ModelFactory:
+    """What each actor calls once: the random TL model, with the thread counts set."""
+
+    def __init__(self, n_layers, d_model, n_ctx, threads, seed=0):
+        self.args = (n_layers, d_model, n_ctx, threads, seed)
+
+    def __call__(self):
+        import torch
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+        import nodewrite as nw
+
+        n_layers, d_model, n_ctx, threads, seed = self.args
+        torch.set_num_threads(threads)
+        nw.set_num_threads(threads)
+        cfg = HookedTransformerConfig(n_layers=n_layers, d_model=d_model, n_heads=d_model // 64, d_head=64,
+                                      d_mlp=4 * d_model, d_vocab=1000, n_ctx=n_ctx, act_fn="gelu_new",
+                                      normalization_type="LN", seed=seed, device="cpu")
+        model = HookedTransformer(cfg)
+        model.eval()
+        return model
+
+
+def same(a, b):
+    return set(a) == set(b) and all(
+        np.array_equal(getattr(a[l], f), getattr(b[l], f), equal_nan=True) for l in a for f in a[l]._fields)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--prompts", type=int, default=2048)
+    p.add_argument("--T", type=int, default=128)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--dst", default="mlp_write_norm")
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", default="1,2")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--no-local", action="store_true", help="skip the single-process loop")
+    args = p.parse_args()
+
+    import ray
+    import torch
+
+    import nodewrite as nw
+    import nodewrite.ray as nwr
+    from nodewrite.topk import local_top_examples
+
+    factory = ModelFactory(args.layers, args.d_model, args.T, args.threads)
+    tokens = np.random.default_rng(1).integers(0, 1000, size=(args.prompts, args.T))
+    layers = list(range(args.layers))
+    print(f"bench_ray: {args.prompts} prompts x T = {args.T}, {args.layers} layers, d_model {args.d_model}, "
+          f"dst {args.dst}, k = {args.k}, batch {args.batch_size}, {args.threads} thread(s) per worker; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+          f"torch {torch.__version__}, ray {ray.__version__}, nodewrite {nw.__version__}")
+    results = {}
+    rows = []
+
+    if not args.no_local:
+        model = factory()
+        t0 = time.perf_counter()
+        local_top_examples(model, tokens[: args.batch_size], args.dst, layers, k=args.k)  # warm-up
+        times = []
+        for _ in range(args.repeats):
+            reset_peak()
+            before = vm()["VmRSS"]
+            t0 = time.perf_counter()
+            results["local"] = local_top_examples(model, tokens, args.dst, layers, k=args.k, batch_size=args.batch_size)
+            times.append(time.perf_counter() - t0)
+            after = vm()
+        t = min(times)
+        rows.append(("single process (no Ray)", t, after["VmHWM"] - before, after["VmHWM"]))
+        del model
+
+    ray.init(num_cpus=max(int(w) for w in args.workers.split(",")), include_dashboard=False,
+             log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    for w in (int(x) for x in args.workers.split(",")):
+        # warm-up: the actors' imports and Ray Data's planning, on a small input
+        nwr.top_examples(factory, tokens[: 2 * args.batch_size], args.dst, layers, k=args.k,
+                         batch_size=args.batch_size, num_workers=w)
+        times = []
+        for _ in range(args.repeats):
+            reset_peak()
+            before = vm()["VmRSS"]
+            t0 = time.perf_counter()
+            results[w] = nwr.top_examples(factory, tokens, args.dst, layers, k=args.k,
+                                          batch_size=args.batch_size, num_workers=w)
+            times.append(time.perf_counter() - t0)
+            after = vm()
+        rows.append((f"Ray, {w} worker{'s' if w > 1 else ''}", min(times), after["VmHWM"] - before, after["VmHWM"]))
+    ray.shutdown()
+
+    print(f"{'':28s} {'seconds':>8s} {'prompts/s':>10s} {'driver peak +MB':>16s} {'driver VmHWM MB':>16s}")
+    for name, t, extra, hwm in rows:
+        print(f"{name:28s} {t:8.2f} {args.prompts / t:10.1f} {extra / 2**20:16.1f} {hwm / 2**20:16.1f}")
+    ray_rows = {name: t for name, t, *_ in rows if name.startswith("Ray")}
+    if "Ray, 1 worker" in ray_rows and "Ray, 2 workers" in ray_rows:
+        print(f"2 workers / 1 worker: {ray_rows['Ray, 1 worker'] / ray_rows['Ray, 2 workers']:.2f}x")
+    first = next(iter(results.values()))
+    print("results identical across runs: " + ("yes" if all(same(first, r) for r in results.values()) else "NO"))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
