@@ -1,4 +1,5 @@
-"""The ```python tl blocks of README.md and docs/*.md (TransformerLens, SAELens), each in a fresh
+"""The ```python tl and ```python ray blocks of README.md and docs/*.md (TransformerLens, SAELens,
+Ray; .venv-eco has all three), each in a fresh
 interpreter (the one running the tests: .venv-eco's under `make test-ecosystem`). make
 test-readme runs them too where transformer_lens and sae_lens import, and otherwise names this
 suite (python_tests/doc_blocks.py)."""
@@ -16,7 +17,7 @@ import eco_support as E
 if E.torch is None or E.sae_lens is None:  # pragma: no cover
     pytest.skip("transformer_lens / sae_lens not importable (run `make test-ecosystem`)", allow_module_level=True)
 
-BLOCKS = [b for b in D.all_blocks() if b.lang == "python" and b.marker == "tl"]
+BLOCKS = [b for b in D.all_blocks() if b.lang == "python" and b.marker in ("tl", "ray")]
 
 
 def test_there_are_blocks():
