@@ -269,3 +269,53 @@ def test_the_library_gives_back_a_copied_weight_as_float32():
     assert st[("mlp.to_residual", 0)][1] == "float32"
     assert np.array_equal(st[("mlp.to_residual", 0)][0], w16.astype(np.float32))
     assert np.array_equal(st[("mlp.to_residual", 1)][0], w64.astype(np.float32))
+
+
+def test_the_read_exports_contract():
+    """nw_model_weight_read / nw_model_autoencoder_read through ctypes: values, an empty slot, a
+    buffer too small (nothing written), NULL model, a layer out of range, a node type that is
+    not a latent type."""
+    import ctypes
+    import os
+
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(nw.__file__), "libnodewrite.so"))
+    S = nw.STATUSES
+
+    class Dims(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_int64) for n in ("n_layers", "d_model", "n_heads", "d_head", "d_ff")]
+
+    class View(ctypes.Structure):
+        _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int32), ("ndim", ctypes.c_int32),
+                    ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64))]
+
+    fp = ctypes.POINTER(ctypes.c_float)
+    lib.nw_model_weight_read.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, fp, ctypes.c_size_t]
+    lib.nw_model_autoencoder_read.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, fp, ctypes.c_size_t]
+    lib.nw_model_create.argtypes = [ctypes.POINTER(Dims), ctypes.POINTER(ctypes.c_void_p)]
+    lib.nw_model_set_weight.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.POINTER(View), ctypes.c_int32]
+    lib.nw_model_destroy.argtypes = [ctypes.c_void_p]
+    m = ctypes.c_void_p()
+    assert lib.nw_model_create(ctypes.byref(Dims(L, D, H, DH, FF)), ctypes.byref(m)) == 0
+    try:
+        w = rng(7).standard_normal((D, FF)).astype(np.float16).T  # (d_ff, d_model), strided float16
+        shape = (ctypes.c_int64 * 2)(FF, D)
+        strides = (ctypes.c_int64 * 2)(*(s // 2 for s in w.strides))
+        v = View(w.ctypes.data, nw.DTYPES.index("float16"), 2, shape, strides)
+        mlp = nw.WEIGHTS.index("mlp.to_residual")
+        assert lib.nw_model_set_weight(m, mlp, 0, ctypes.byref(v), 0) == 0  # NW_COPY = 0
+        out = np.full(FF * D, 7.0, np.float32)
+        ptr = out.ctypes.data_as(fp)
+        assert lib.nw_model_weight_read(m, mlp, 0, ptr, FF * D - 1) == S["NW_ERR_BUFFER_TOO_SMALL"]
+        assert (out == 7.0).all()  # nothing written on failure
+        assert lib.nw_model_weight_read(m, mlp, 0, ptr, FF * D) == 0
+        assert np.array_equal(out.reshape(FF, D), w.astype(np.float32))
+        assert lib.nw_model_weight_read(m, mlp, 1, ptr, FF * D) == S["NW_ERR_MISSING_INPUT"]
+        assert lib.nw_model_weight_read(m, mlp, L, ptr, FF * D) == S["NW_ERR_INDEX_OUT_OF_RANGE"]
+        assert lib.nw_model_weight_read(None, mlp, 0, ptr, FF * D) == S["NW_ERR_INVALID_ARGUMENT"]
+        assert lib.nw_model_weight_read(m, 999, 0, ptr, FF * D) == S["NW_ERR_INVALID_ARGUMENT"]
+        assert lib.nw_model_weight_read(m, mlp, 0, None, FF * D) == S["NW_ERR_INVALID_ARGUMENT"]
+        ae = nw.NODE_TYPES.index("mlp_autoencoder_latent")
+        assert lib.nw_model_autoencoder_read(m, ae, 0, ptr, FF * D) == S["NW_ERR_MISSING_INPUT"]
+        assert lib.nw_model_autoencoder_read(m, nw.NODE_TYPES.index("mlp_neuron"), 0, ptr, FF * D) == S["NW_ERR_INVALID_ARGUMENT"]
+    finally:
+        lib.nw_model_destroy(m)
