@@ -1,4 +1,4 @@
-"""The analytic edge reference (edges_reference.py) against TDB's own outputs (tdb_edges.*):
+"""The analytic edge reference (nodewrite.tdb.torch_edges) against TDB's own outputs (tdb_edges.*):
 every case within 1e-5 * max(1, max|expected|), exact zeros where TDB's are zero, and TDB's
 errors where it raises. Also float64 finite differences of the in-edges and out-edge
 gradients, and linearity in the upstream write."""
@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import edges_reference as er  # noqa: E402
+from nodewrite.tdb import torch_edges as er  # noqa: E402
 from nw_fixtures import FIXTURES, REL_TOL, read_safetensors  # noqa: E402
 
 MANIFEST = json.load(open(os.path.join(FIXTURES, "tdb_edges.json")))

@@ -1,6 +1,7 @@
-"""Analytic, contraction-first edge attribution in torch: a test oracle for TDB's in-edges,
-out-edges, act-times-grad and attention-to-latent derived scalars (parity README, section
-"Edge-attribution fixtures"), and the baseline the native kernels are benchmarked against.
+"""Analytic, contraction-first edge attribution in torch: the TDB drop-in's torch path for the
+edge DSTs (:mod:`nodewrite.tdb.edges`; CUDA tensors, or forced), the test oracle for TDB's
+in-edges, out-edges, act-times-grad and attention-to-latent derived scalars (parity README,
+section "Edge-attribution fixtures"), and the baseline the native kernels are benchmarked against.
 
 No autodiff: every derivative is one rule per primitive, composed by hand (JAX's defjvp idea):
 
@@ -113,7 +114,7 @@ class Attention:
         self.scale = 1.0 / math.sqrt(w.w_q.shape[-1])
         T = x.shape[0]
         logits = torch.einsum("qhe,khe->qkh", self.q, self.k) * self.scale
-        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         logits = logits.masked_fill(~mask[:, :, None], float("-inf"))
         self.p = torch.softmax(logits, dim=1)
 
@@ -172,7 +173,7 @@ class MLP:
         return da @ self.w.w_in
 
     def grad_from_pre(self, t0: int, pre_bar: torch.Tensor, T: int) -> torch.Tensor:
-        g = torch.zeros(T, self.w.w_in.shape[0], dtype=pre_bar.dtype)
+        g = torch.zeros(T, self.w.w_in.shape[0], dtype=pre_bar.dtype, device=pre_bar.device)
         g[t0] = layer_norm_vjp(self.w.w_in @ pre_bar, self.xhat[t0], self.s[t0], self.w.ln2_gain, self.detach)
         return g
 
@@ -209,7 +210,7 @@ def in_edge(dst: str, *, layer: int, u: int, write: torch.Tensor, x: torch.Tenso
     if dst in ("attn_query_in_edge_attribution", "attn_key_in_edge_attribution", "attn_value_in_edge_attribution"):
         att = Attention(x, w, detach)
         dq, dk, dv = att.tangents(u, write)
-        out = torch.zeros(T, T, w.w_q.shape[0], dtype=x.dtype)
+        out = torch.zeros(T, T, w.w_q.shape[0], dtype=x.dtype, device=x.device)
         if dst == "attn_query_in_edge_attribution":
             out[u, : u + 1] = att.dp_query(u, dq) * grad[u, : u + 1]
         elif dst == "attn_key_in_edge_attribution":
@@ -219,12 +220,12 @@ def in_edge(dst: str, *, layer: int, u: int, write: torch.Tensor, x: torch.Tenso
         return out
     if dst == "mlp_in_edge_attribution":
         mlp = MLP(x, w, detach)
-        out = torch.zeros(T, w.w_in.shape[1], dtype=x.dtype)
+        out = torch.zeros(T, w.w_in.shape[1], dtype=x.dtype, device=x.device)
         out[u] = mlp.gp[u] * mlp.dpre(u, write) * grad[u]
         return out
     if dst == "online_autoencoder_in_edge_attribution":
         assert ae is not None and z is not None
-        out = torch.zeros(T, ae.encoder.shape[0], dtype=x.dtype)
+        out = torch.zeros(T, ae.encoder.shape[0], dtype=x.dtype, device=x.device)
         live = (z > 0).to(x.dtype)
         if ae.input == "mlp_post_act":
             mlp = MLP(x, w, detach)
@@ -256,7 +257,7 @@ def subnode_gradient(*, kind: str, layer_x: torch.Tensor, w: LayerWeights, index
     if kind in ("q", "k", "v"):
         q0, k0, h0 = index
         att = Attention(layer_x, w, detach)
-        abar = torch.zeros(T, D, dtype=layer_x.dtype)
+        abar = torch.zeros(T, D, dtype=layer_x.dtype, device=layer_x.device)
         if kind == "v":
             # f = p[q0,k0,h0] * v[k0,h0] . g[q0,h0]
             vbar = att.p[q0, k0, h0] * grad[q0, h0]
@@ -275,7 +276,7 @@ def subnode_gradient(*, kind: str, layer_x: torch.Tensor, w: LayerWeights, index
     if kind == "mlp":
         t0, n0 = index
         mlp = MLP(layer_x, w, detach)
-        pre_bar = torch.zeros(w.w_in.shape[1], dtype=layer_x.dtype)
+        pre_bar = torch.zeros(w.w_in.shape[1], dtype=layer_x.dtype, device=layer_x.device)
         pre_bar[n0] = mlp.gp[t0, n0] * grad[t0, n0]
         return mlp.grad_from_pre(t0, pre_bar, T)
     if kind == "latent":
