@@ -69,7 +69,8 @@ ifeq ($(strip $(NODEWRITE_TDB_SRC)),)
 	@echo "test-tdb: skipped: set NODEWRITE_TDB_SRC=/path/to/transformer-debugger (and TDB_PYTHON, default .venv-tdb)"
 else
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_tdb_dropin.py \
-	  python_tests/test_tdb_family.py python_tests/test_tdb_fallback.py python_tests/test_tdb_server.py
+	  python_tests/test_tdb_family.py python_tests/test_tdb_fallback.py python_tests/test_tdb_server.py \
+	  python_tests/test_tdb_edges.py
 	@# a process of its own: the API reference it checks shows nodewrite.tdb.stats, which the tests above count up
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_docs.py
 endif

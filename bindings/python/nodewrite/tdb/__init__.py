@@ -12,7 +12,8 @@ registry ``make_scalar_derivers._DERIVED_SCALAR_TYPE_REGISTRY``):
 
 - ``node_write.make_node_write_scalar_deriver`` / ``make_node_write_scalar_source`` and the
   ``single_node_write`` registry entry (:mod:`nodewrite.tdb.node_write`);
-- the registry factories of the write family, every value of :data:`nodewrite.DSTS`, and of
+- the registry factories of the write family (the values of :data:`nodewrite.DSTS` with a
+  ``quantity``, norm or projection), and of
   ``single_node_write_to_final_residual_grad`` (:mod:`nodewrite.tdb.write_family`);
 - ``postprocessing.TokenWriteConverter`` (:mod:`nodewrite.tdb.token_writes`);
 - the registry factories of the edge DSTs: in-edges, ``grad_of_single_subnode_attribution``
@@ -89,6 +90,8 @@ def install() -> None:
         for name in NODE_WRITE_FUNCTIONS:
             patcher.replace(t.original[name], _DROPINS[name], mappings=(registry,))
         for value in nw.DSTS:
+            if nw.dst_info(value).quantity not in write_family.QUANTITIES:
+                continue  # an edge DST (below), not the write family
             key = t.DerivedScalarType(value)
             if key in registry:
                 patcher.set_item(registry, key, write_family.make_factory(value, registry[key]))
