@@ -62,6 +62,7 @@ ifeq ($(strip $(NODEWRITE_TDB_SRC)),)
 else
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) tools/bench_tdb.py $(BENCH_TDB_ARGS)
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) tools/bench_tdb_family.py --candidate tdb_family_candidate:candidate $(BENCH_TDB_FAMILY_ARGS)
+	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) tools/bench_tdb_edges.py $(BENCH_TDB_EDGES_ARGS)
 endif
 
 test-tdb: $(TDB_NEEDS_VENV)
