@@ -1,5 +1,5 @@
-"""The edge drop-in (nodewrite.tdb.edges) inside TDB: for every in-edge, gradient and out-edge case
-of tdb_edges.*, TDB's own ``make_scalar_deriver(dst, DstConfig(...)).derive_from_raw(store,
+"""The edge drop-in (nodewrite.tdb.edges) inside TDB: for every in-edge, gradient, out-edge and
+attention-to-latent case of tdb_edges.* whose DST the drop-in replaces, TDB's own ``make_scalar_deriver(dst, DstConfig(...)).derive_from_raw(store,
 FORWARD)`` with the drop-in installed equals TDB's result without it (run live, on a TDB
 Transformer holding the fixture's weights) and the fixture's recorded output, within 1e-5 *
 max(1, max|original|), exact zeros where the original's are; where the original raises, the
@@ -104,6 +104,8 @@ class World:
         from neuron_explainer.models.autoencoder_context import MultiAutoencoderContext
         from neuron_explainer.models.model_component_registry import ActivationLocationType, NodeType, PassType
 
+        if "trace_latent" in case or case["group"] == "to_latent":
+            return self._to_latent_config(case)
         n = case["node"]
         kw = dict(node_type=NodeType(n["node_type"]), layer_index=n["layer"], tensor_indices=tuple(n["tensor_indices"]),
                   pass_type=PassType.FORWARD)
@@ -120,6 +122,24 @@ class World:
             ctx["multi_autoencoder_context"] = MultiAutoencoderContext.from_autoencoder_context_list([self.ae[w] for w in which])
         return DstConfig(model_context=self.model_context, node_index_for_attribution=node,
                          detach_layer_norm_scale_for_attribution=case.get("detach", False), **ctx)
+
+
+def _to_latent_config(self, case):
+    from neuron_explainer.activations.derived_scalars.indexing import NodeIndex, PreOrPostAct, TraceConfig
+    from neuron_explainer.activations.derived_scalars.scalar_deriver import DstConfig
+    from neuron_explainer.models.autoencoder_context import MultiAutoencoderContext
+    from neuron_explainer.models.model_component_registry import NodeType, PassType
+
+    n = case["trace_latent"]
+    node = NodeIndex(node_type=NodeType(n["node_type"]), layer_index=n["layer"],
+                     tensor_indices=tuple(n["tensor_indices"]), pass_type=PassType.FORWARD)
+    which = {"attn": ["attention"], "both": ["mlp", "attention"]}[case["store"]]
+    return DstConfig(model_context=self.model_context, layer_indices=case["layer_indices"],
+                     multi_autoencoder_context=MultiAutoencoderContext.from_autoencoder_context_list([self.ae[w] for w in which]),
+                     trace_config=TraceConfig(node_index=node, pre_or_post_act=PreOrPostAct.POST, detach_layer_norm_scale=False))
+
+
+World._to_latent_config = _to_latent_config
 
 
 def _derive(case):

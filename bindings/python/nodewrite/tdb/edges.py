@@ -15,7 +15,10 @@ sources and replaces only what it computes:
 - out-edges (``attn_out_edge_attribution``, ``mlp_out_edge_attribution``,
   ``online_autoencoder_out_edge_attribution``, ``token_out_edge_attribution``): the direction is
   the drop-in gradient above, and the attention one reads the raw ``attn.qk_probs`` and
-  ``attn.v`` instead of TDB's (T, T, heads, d_head) weighted values.
+  ``attn.v`` instead of TDB's (T, T, heads, d_head) weighted values;
+- attention to a latent (``attn_write_to_latent``, ``attn_write_to_latent_summed_over_heads``,
+  ``flattened_attn_write_to_latent_summed_over_heads``): the same contraction with TDB's latent
+  gradient as the direction, the head sum fused.
 
 The computation runs in torch on the tensors' own device and dtype (CUDA included); the native
 path (``nodewrite.derive(..., node=...)``) is taken first when the library offers it and falls
@@ -37,7 +40,7 @@ from .counters import stats
 from .models import NotNative
 from .namespace import tdb
 
-__all__ = ["IN_EDGE_DSTS", "OUT_EDGE_DSTS", "GRAD_DST", "make_factory", "FACTORIES"]
+__all__ = ["IN_EDGE_DSTS", "OUT_EDGE_DSTS", "GRAD_DST", "TO_LATENT_DSTS", "make_factory", "FACTORIES"]
 
 IN_EDGE_DSTS = (
     "attn_query_in_edge_attribution",
@@ -52,6 +55,11 @@ OUT_EDGE_DSTS = (
     "mlp_out_edge_attribution",
     "online_autoencoder_out_edge_attribution",
     "token_out_edge_attribution",
+)
+TO_LATENT_DSTS = (
+    "attn_write_to_latent",
+    "attn_write_to_latent_summed_over_heads",
+    "flattened_attn_write_to_latent_summed_over_heads",
 )
 
 #: Set by tests to run the torch path on CPU tensors even where the library would serve them.
@@ -356,6 +364,53 @@ def _out_edge_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any
     return factory
 
 
+def _to_latent_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``attn_write_to_latent`` and its two head-summed forms: the raw probabilities and values
+    of the layer and TDB's own latent-gradient direction D (T, d_model), contracted as
+    ``p[q,k,h] * v[k,h] . (W_O[h] D[q])`` (the head sum fused), never TDB's (T, T, heads, d_head)
+    weighted values."""
+
+    def factory(dst_config: Any) -> Any:
+        t = tdb()
+        torch = t.torch
+        template = original(dst_config)
+        if dst_config.derive_gradients:
+            stats["original"] += 1
+            return template
+        inner = template if dst == "attn_write_to_latent" else template.sub_scalar_sources[0].scalar_deriver
+        weighted_source, direction = inner.sub_scalar_sources
+        from .sources import raw_sources
+
+        sources = (*raw_sources(weighted_source.scalar_deriver), direction)
+        model_context = dst_config.get_model_context()
+        original_inner = inner.tensor_calculate_derived_scalar_fn
+        original_outer = template.tensor_calculate_derived_scalar_fn
+
+        def compute(probs: Any, v: Any, D: Any, layer: Any) -> Any:
+            w_o = model_context.get_weight(t.WeightLocationType("attn.to_residual"), layer, device=probs.device)
+            gh = torch.einsum("hed,qd->qhe", w_o.to(D.dtype), D)
+            full = probs * torch.einsum("khe,qhe->qkh", v, gh.to(v.dtype))
+            if dst == "attn_write_to_latent":
+                return full
+            summed = full.sum(-1, keepdim=True)
+            return summed if dst == "attn_write_to_latent_summed_over_heads" else t.flatten_lower_triangle(summed)
+
+        def fn(tensors: tuple, layer_index: Any, pass_type: Any) -> Any:
+            probs, v, D = tensors
+
+            def original_call() -> Any:
+                weighted = torch.einsum("qkh,khd->qkhd", probs, v)
+                out = original_inner((weighted, D), layer_index, pass_type)
+                return out if inner is template else original_outer((out,), layer_index, pass_type)
+
+            return _serve(_no_grad(lambda: compute(probs, v, D, layer_index)), original_call)
+
+        return dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn,
+                                   _specified_location_within_layer=template.location_within_layer)
+
+    return factory
+
+
 class _WO:
     """The one field of LayerWeights that torch_edges.out_edge reads."""
 
@@ -371,6 +426,8 @@ def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], An
         factory = _grad_factory(original)
     elif dst in OUT_EDGE_DSTS:
         factory = _out_edge_factory(dst, original)
+    elif dst in TO_LATENT_DSTS:
+        factory = _to_latent_factory(dst, original)
     else:
         raise ValueError(f"dst: {dst!r} is not an edge DST the drop-in replaces")
     factory._nodewrite_dropin = True  # type: ignore[attr-defined]
@@ -379,4 +436,4 @@ def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], An
 
 
 #: Every edge DST the drop-in replaces.
-FACTORIES = (*IN_EDGE_DSTS, GRAD_DST, *OUT_EDGE_DSTS)
+FACTORIES = (*IN_EDGE_DSTS, GRAD_DST, *OUT_EDGE_DSTS, *TO_LATENT_DSTS)
