@@ -104,7 +104,7 @@ class World:
         from neuron_explainer.models.autoencoder_context import MultiAutoencoderContext
         from neuron_explainer.models.model_component_registry import ActivationLocationType, NodeType, PassType
 
-        if "trace_latent" in case or case["group"] == "to_latent":
+        if case["group"] == "to_latent":
             return self._to_latent_config(case)
         n = case["node"]
         kw = dict(node_type=NodeType(n["node_type"]), layer_index=n["layer"], tensor_indices=tuple(n["tensor_indices"]),
@@ -130,13 +130,16 @@ def _to_latent_config(self, case):
     from neuron_explainer.models.autoencoder_context import MultiAutoencoderContext
     from neuron_explainer.models.model_component_registry import NodeType, PassType
 
-    n = case["trace_latent"]
-    node = NodeIndex(node_type=NodeType(n["node_type"]), layer_index=n["layer"],
-                     tensor_indices=tuple(n["tensor_indices"]), pass_type=PassType.FORWARD)
+    kw = {}
+    if "trace_latent" in case:
+        n = case["trace_latent"]
+        node = NodeIndex(node_type=NodeType(n["node_type"]), layer_index=n["layer"],
+                         tensor_indices=tuple(n["tensor_indices"]), pass_type=PassType.FORWARD)
+        kw["trace_config"] = TraceConfig(node_index=node, pre_or_post_act=PreOrPostAct.POST, detach_layer_norm_scale=False)
     which = {"attn": ["attention"], "both": ["mlp", "attention"]}[case["store"]]
     return DstConfig(model_context=self.model_context, layer_indices=case["layer_indices"],
                      multi_autoencoder_context=MultiAutoencoderContext.from_autoencoder_context_list([self.ae[w] for w in which]),
-                     trace_config=TraceConfig(node_index=node, pre_or_post_act=PreOrPostAct.POST, detach_layer_norm_scale=False))
+                     **kw)
 
 
 World._to_latent_config = _to_latent_config

@@ -18,7 +18,9 @@ sources and replaces only what it computes:
   ``attn.v`` instead of TDB's (T, T, heads, d_head) weighted values;
 - attention to a latent (``attn_write_to_latent``, ``attn_write_to_latent_summed_over_heads``,
   ``flattened_attn_write_to_latent_summed_over_heads``): the same contraction with TDB's latent
-  gradient as the direction, the head sum fused.
+  gradient as the direction, the head sum fused; and
+  ``flattened_attn_write_to_latent_summed_over_heads_batched`` without TDB's (T, T, d_model)
+  head-summed write.
 
 The computation runs in torch on the tensors' own device and dtype (CUDA included); the native
 path (``nodewrite.derive(..., node=...)``) is taken first when the library offers it and falls
@@ -61,6 +63,7 @@ TO_LATENT_DSTS = (
     "attn_write_to_latent_summed_over_heads",
     "flattened_attn_write_to_latent_summed_over_heads",
 )
+TO_LATENTS_BATCHED_DST = "flattened_attn_write_to_latent_summed_over_heads_batched"
 
 #: Set by tests to run the torch path on CPU tensors even where the library would serve them.
 force_torch = False
@@ -405,8 +408,59 @@ def _to_latent_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[An
 
             return _serve(_no_grad(lambda: compute(probs, v, D, layer_index)), original_call)
 
-        return dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn,
-                                   _specified_location_within_layer=template.location_within_layer)
+        return dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn)
+
+    return factory
+
+
+def _to_latents_batched_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``flattened_attn_write_to_latent_summed_over_heads_batched``: TDB forms the head-summed
+    write (T, T, d_model) first (38.7 GB at T = 1024 for GPT-2 small); here
+    ``m[k, h] = v[k, h] W_O[h] encoder^T`` (T, heads, n_latents) once, then one query row at a
+    time ``sum_h p[q, k, h] m[k, h]`` times the ReLU's derivative at the latents of row q,
+    written straight into the flattened lower triangle."""
+
+    def factory(dst_config: Any) -> Any:
+        t = tdb()
+        torch = t.torch
+        template = original(dst_config)  # TDB's checks: one layer, a linear encoder, a ReLU
+        if dst_config.derive_gradients:
+            stats["original"] += 1
+            return template
+        write_source, latents_source = template.sub_scalar_sources
+        from .sources import raw_sources
+
+        sources = (*raw_sources(write_source.scalar_deriver), latents_source)
+        model_context = dst_config.get_model_context()
+        autoencoder_context = dst_config.get_autoencoder_context(t.NodeType.ATTENTION_AUTOENCODER_LATENT)
+        original_fn = template.tensor_calculate_derived_scalar_fn
+        write_fn = write_source.scalar_deriver.tensor_calculate_derived_scalar_fn
+
+        def compute(probs: Any, v: Any, z: Any, layer: Any) -> Any:
+            _autoencoder(autoencoder_context, layer, probs.device, probs.dtype)  # ReLU, or TDB's function
+            encoder = autoencoder_context.get_autoencoder(layer).encoder.weight.detach().to(device=v.device)
+            w_o = model_context.get_weight(t.WeightLocationType("attn.to_residual"), layer, device=v.device)
+            m = torch.einsum("khe,hed->khd", v, w_o.to(v.dtype)) @ encoder.to(v.dtype).T  # (T, H, n_latents)
+            live = (z > 0).to(m.dtype)
+            T = probs.shape[0]
+            out = torch.empty((T * (T + 1) // 2, m.shape[-1]), dtype=m.dtype, device=m.device)
+            row = 0
+            for q in range(T):
+                n = q + 1
+                torch.mul(torch.einsum("kh,khj->kj", probs[q, :n], m[:n]), live[q], out=out[row:row + n])
+                row += n
+            return out
+
+        def fn(tensors: tuple, layer_index: Any, pass_type: Any) -> Any:
+            probs, v, z = tensors
+
+            def original_call() -> Any:
+                write = write_fn((probs, v), layer_index, pass_type)
+                return original_fn((write, z), layer_index, pass_type)
+
+            return _serve(_no_grad(lambda: compute(probs, v, z, layer_index)), original_call)
+
+        return dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn)
 
     return factory
 
@@ -426,6 +480,8 @@ def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], An
         factory = _grad_factory(original)
     elif dst in OUT_EDGE_DSTS:
         factory = _out_edge_factory(dst, original)
+    elif dst == TO_LATENTS_BATCHED_DST:
+        factory = _to_latents_batched_factory(dst, original)
     elif dst in TO_LATENT_DSTS:
         factory = _to_latent_factory(dst, original)
     else:
@@ -436,4 +492,4 @@ def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], An
 
 
 #: Every edge DST the drop-in replaces.
-FACTORIES = (*IN_EDGE_DSTS, GRAD_DST, *OUT_EDGE_DSTS, *TO_LATENT_DSTS)
+FACTORIES = (*IN_EDGE_DSTS, GRAD_DST, *OUT_EDGE_DSTS, *TO_LATENT_DSTS, TO_LATENTS_BATCHED_DST)
