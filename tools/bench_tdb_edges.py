@@ -13,6 +13,10 @@ layer 1; one layer derived, ``DstConfig(layer_indices=[...])``):
   mlp_in_edge_attribution            in-edges of layer 1 from the upstream neuron
   grad_of_single_subnode_attribution V subnode (q T-1, k T/2, head 3) at layer 1
   attn_out_edge_attribution, mlp_out_edge_attribution   layer 0's nodes into that V subnode
+  attn_write_to_latent_summed_over_heads   token pairs of layer 1 into attention-autoencoder
+                                     latent 5 (256 latents on resid_delta_attn, ReLU)
+  flattened_attn_write_to_latent_summed_over_heads_batched   the same for every latent; TDB's
+                                     original is skipped above T = 256 (it forms 38.7 GB at 1024)
 
 Each (case, variant) runs in a fresh child process: time = median of the calls
 (``make_scalar_deriver(...).derive_from_raw(store, FORWARD)`` for "tdb" and "dropin"; the
@@ -49,7 +53,15 @@ CASES = (
     "grad_of_single_subnode_attribution",
     "attn_out_edge_attribution",
     "mlp_out_edge_attribution",
+    "attn_write_to_latent_summed_over_heads",
+    "flattened_attn_write_to_latent_summed_over_heads_batched",
 )
+#: Cases TDB's original cannot run at GPT-2-small shape: it forms (T, T, heads, d_model) floats
+#: (38.7 GB at T = 1024), so its variant is skipped above this many tokens (an allocation that
+#: size would be met by the OOM killer, not an exception).
+TDB_MAX_TOKENS = {"flattened_attn_write_to_latent_summed_over_heads_batched": 256}
+N_LATENTS = 256
+LATENT = 5
 VARIANTS = ("tdb", "dropin", "torch")
 
 
@@ -84,13 +96,33 @@ def build(n_tokens: int, model_dir: str):
         acts[(A.ATTN_QK_PROBS.value, l, "backward")] = rn(T, T, N_HEADS, scale=1e-3)
         acts[(A.ATTN_WEIGHTED_SUM_OF_VALUES.value, l, "backward")] = rn(T, N_HEADS, D_HEAD, scale=1e-3)
         acts[(A.MLP_POST_ACT.value, l, "backward")] = rn(T, D_FF, scale=1e-3)
-    return ctx, tdb_support.make_raw_store(acts), acts
+        acts[(A.RESID_DELTA_ATTN.value, l, "forward")] = rn(T, D_MODEL)
+        acts[(A.ONLINE_ATTENTION_AUTOENCODER_LATENT.value, l, "forward")] = torch.relu(rn(T, N_LATENTS))
+    states = {l: {"encoder.weight": rn(N_LATENTS, D_MODEL, scale=0.05), "decoder.weight": rn(D_MODEL, N_LATENTS, scale=0.05),
+                  "pre_bias": rn(D_MODEL, scale=0.1), "latent_bias": rn(N_LATENTS, scale=0.1)} for l in range(N_LAYERS)}
+    ae_ctx = tdb_support.make_autoencoder_context("resid_delta_attn", states)
+    return ctx, tdb_support.make_raw_store(acts), acts, ae_ctx
 
 
-def dst_config(case: str, ctx, T: int):
-    from neuron_explainer.activations.derived_scalars.indexing import AttnSubNodeIndex, NodeIndex
+def dst_config(case: str, ctx, T: int, ae_ctx=None):
+    from neuron_explainer.activations.derived_scalars.indexing import (
+        AttnSubNodeIndex,
+        NodeIndex,
+        PreOrPostAct,
+        TraceConfig,
+    )
     from neuron_explainer.activations.derived_scalars.scalar_deriver import DstConfig
+    from neuron_explainer.models.autoencoder_context import MultiAutoencoderContext
     from neuron_explainer.models.model_component_registry import ActivationLocationType, NodeType, PassType
+
+    if "latent" in case:
+        multi = MultiAutoencoderContext.from_autoencoder_context_list([ae_ctx])
+        kw = {}
+        if not case.endswith("_batched"):
+            node = NodeIndex(node_type=NodeType.ATTENTION_AUTOENCODER_LATENT, layer_index=1, tensor_indices=(None, LATENT),
+                             pass_type=PassType.FORWARD)
+            kw["trace_config"] = TraceConfig(node_index=node, pre_or_post_act=PreOrPostAct.POST, detach_layer_norm_scale=False)
+        return DstConfig(model_context=ctx, multi_autoencoder_context=multi, layer_indices=[1], **kw)
 
     if "in_edge" in case:
         node = NodeIndex(node_type=NodeType.MLP_NEURON, layer_index=0, tensor_indices=(T // 2, 7), pass_type=PassType.FORWARD)
@@ -101,13 +133,27 @@ def dst_config(case: str, ctx, T: int):
     return DstConfig(model_context=ctx, node_index_for_attribution=node, layer_indices=layers)
 
 
-def torch_callable(case: str, ctx, acts, T: int):
+def torch_callable(case: str, ctx, acts, T: int, ae_ctx=None):
     """The hand-written formulation: nodewrite.tdb.torch_edges on the raw tensors."""
     from nodewrite.tdb import edges, torch_edges as te
 
     tr = ctx.get_or_create_model()
     a = lambda loc, l, p="forward": acts[(loc, l, p)]  # noqa: E731
     import torch
+
+    if "latent" in case:
+        w_o = ctx.get_weight(__import__("neuron_explainer.models.model_component_registry", fromlist=["x"]).WeightLocationType.ATTN_TO_RESIDUAL, 1)
+        enc = ae_ctx.get_autoencoder(1).encoder.weight.detach()
+        ae = ae_ctx.get_autoencoder(1)
+        z = torch.relu((a("resid.delta_attn", 1) - ae.pre_bias.detach()) @ enc.T + ae.latent_bias.detach())
+        p, v = a("attn.qk_probs", 1), a("attn.v", 1)
+        if case.endswith("_batched"):
+            def batched():  # per query row: (T, T, heads, n_latents) is never formed
+                m = torch.einsum("khe,hed->khd", v, w_o) @ enc.T
+                live = (z > 0).to(m.dtype)
+                return torch.cat([torch.einsum("kh,khj->kj", p[q, : q + 1], m[: q + 1]) * live[q] for q in range(T)])
+            return batched
+        return lambda: te.attn_write_to_latent(case, p=p, v=v, v_out=None, w_o=w_o, z=z, encoder=enc, latent=LATENT)
 
     w0 = edges.layer_weights(tr, 0, torch.device("cpu"), torch.float32)
     w1 = edges.layer_weights(tr, 1, torch.device("cpu"), torch.float32)
@@ -140,16 +186,16 @@ def child(args) -> dict:
     from neuron_explainer.activations.derived_scalars.make_scalar_derivers import make_scalar_deriver
     from neuron_explainer.models.model_component_registry import PassType
 
-    ctx, store, acts = build(args.tokens, args.model_dir)
+    ctx, store, acts, ae_ctx = build(args.tokens, args.model_dir)
     ctx.get_or_create_model()
     case, variant = args.case, args.variant
     if variant == "torch":
-        fn = torch_callable(case, ctx, acts, args.tokens)
+        fn = torch_callable(case, ctx, acts, args.tokens, ae_ctx)
         call = lambda: fn()  # noqa: E731
     else:
         if variant == "dropin":
             nodewrite.tdb.install()
-        cfg = dst_config(case, ctx, args.tokens)
+        cfg = dst_config(case, ctx, args.tokens, ae_ctx)
 
         def call():
             d = make_scalar_deriver(DerivedScalarType(case), cfg)
@@ -215,6 +261,9 @@ def main() -> int:
     for case in args.cases.split(","):
         res, outs = {}, {}
         for variant in VARIANTS:
+            if variant == "tdb" and args.tokens > TDB_MAX_TOKENS.get(case, args.tokens):
+                print(f"  {case}: TDB's original not run at T = {args.tokens} (it forms (T, T, heads, d_model) floats)")
+                continue
             out = os.path.join(work, f"{case}.{variant}.pt")
             cmd = [sys.executable, __file__, "--child", "--case", case, "--variant", variant, "--out", out,
                    "--tokens", str(args.tokens), "--threads", str(args.threads), "--reps", str(args.reps),
