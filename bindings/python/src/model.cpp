@@ -15,22 +15,53 @@ void refresh_vocab(Model &m) { check(nw_model_vocab_size(m.model, &m.n_vocab)); 
 
 namespace {
 
-const char *kModelDoc = R"doc(Model(n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True)
+const char *kModelDoc = R"doc(Model(n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True, layer_norm_epsilon: float = 1e-5, mlp_activation: str = "gelu_tanh")
 
 A transformer's dimensions and output weights (TDB's ModelContext, reduced to what node writes
 need), wrapping nw_model. All dimensions >= 1. causal: whether attention is causal (TDB's and
 TransformerLens's default models are); causal=False reads every key (see Model.causal).
+layer_norm_epsilon (finite, above 0 in float32) and mlp_activation ("gelu_tanh", TDB's and
+TransformerLens's gelu_new / gelu_fast / gelu_pytorch_tanh; "gelu_erf", TransformerLens's
+"gelu"; "relu") are the blocks' LayerNorm epsilon and MLP activation, which the edge DSTs
+differentiate (nodewrite.derive with node=); the write-family DSTs do not depend on them.
 
 Configure it with set_weight / set_autoencoder; weights() and autoencoders() (and repr) tell
 what is set. Derives may run from any number of threads, also while another thread sets a
 weight (a derive sees the old or the new weight, never freed memory).
 )doc";
 
+// The Python names of enum nw_mlp_activation, in enum order.
+const char *const kActivationNames[] = {"gelu_tanh", "gelu_erf", "relu"};
+
+int32_t mlp_activation_from_name(const std::string &name) {
+    for (int32_t i = 0; i < 3; i++)
+        if (name == kActivationNames[i]) return i;
+    fail(NW_ERR_INVALID_ARGUMENT,
+         "mlp_activation = '" + name + "': expected 'gelu_tanh' (TDB's; TransformerLens's gelu_new, "
+         "gelu_fast, gelu_pytorch_tanh), 'gelu_erf' (TransformerLens's 'gelu') or 'relu'");
+}
+
+// A real number (int, float, numpy scalar; not bool or str) for layer_norm_epsilon.
+double to_epsilon(py::handle obj) {
+    if (PyBool_Check(obj.ptr()) || PyUnicode_Check(obj.ptr()) || !PyNumber_Check(obj.ptr()) ||
+        PyComplex_Check(obj.ptr()))
+        fail(NW_ERR_INVALID_ARGUMENT, "layer_norm_epsilon: expected a float such as 1e-5, got " + type_name(obj));
+    double v = PyFloat_AsDouble(obj.ptr());
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        fail(NW_ERR_INVALID_ARGUMENT, "layer_norm_epsilon: expected a float such as 1e-5, got " + type_name(obj));
+    }
+    return v;
+}
+
 std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("Model", args, kwargs,
                         {{"n_layers", true}, {"d_model", true}, {"n_heads", true},
-                         {"d_head", true}, {"d_ff", true}, {"causal", false}}, 5);
+                         {"d_head", true}, {"d_ff", true}, {"causal", false},
+                         {"layer_norm_epsilon", false}, {"mlp_activation", false}}, 5);
     const bool causal = a[5] ? to_bool(a[5], "causal") : true;
+    const double eps = a[6] ? to_epsilon(a[6]) : 1e-5;
+    const int32_t act = a[7] ? mlp_activation_from_name(to_name(a[7], "mlp_activation")) : NW_ACT_FN_GELU_TANH;
     auto m = std::make_unique<Model>();
     nw_model_dims d;
     d.n_layers = to_int(a[0], "n_layers", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
@@ -41,6 +72,8 @@ std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs)
     check(nw_model_create(&d, &m->model));
     check(nw_model_dims_get(m->model, &m->dims));
     if (!causal) check(nw_model_set_causal(m->model, 0));  // a new model is causal
+    if (a[6]) check(nw_model_set_layer_norm_epsilon(m->model, eps));
+    if (a[7]) check(nw_model_set_mlp_activation(m->model, act));
     m->causal = causal;
     return m;
 }
@@ -136,6 +169,21 @@ bool model_causal(py::handle self) {
     int32_t c = 1;
     check(nw_model_get_causal(m.model, &c));
     return c != 0;
+}
+
+double model_layer_norm_epsilon(py::handle self) {
+    const Model &m = self_of<Model>(self, "Model");
+    double e = 0;
+    check(nw_model_get_layer_norm_epsilon(m.model, &e));
+    return e;
+}
+
+std::string model_mlp_activation(py::handle self) {
+    const Model &m = self_of<Model>(self, "Model");
+    int32_t a = 0;
+    check(nw_model_get_mlp_activation(m.model, &a));
+    if (a < 0 || a > 2) fail(NW_ERR_UNSUPPORTED, "nw_model_get_mlp_activation gave an activation this binding does not know: " + std::to_string(a));
+    return kActivationNames[a];
 }
 
 // What the library holds in a weight slot, or None when the slot is empty.
@@ -247,7 +295,8 @@ std::string model_repr(py::handle self) {
 void init_model(py::module_ &mod) {
     py::class_<Model> cls(mod, "Model", kModelDoc);
     def_init(cls, &model_new, "Model",
-             "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True) -> None");
+             "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True, "
+             "layer_norm_epsilon: float = 1e-5, mlp_activation: str = \"gelu_tanh\") -> None");
     cls.def("set_weight", &model_set_weight, R"doc(set_weight(self, name: str, layer: int | None, weight: numpy.ndarray | torch.Tensor, copy: bool = True) -> None
 
 Set an output weight of one layer, replacing any earlier one.
@@ -292,6 +341,12 @@ Empty the autoencoder slot (node_type, layer), so that another autoencoder can b
              "Model(..., causal=False) otherwise). For a causal model, attn.qk_probs with probability "
              "above the diagonal is refused (a layout mistake, query and key swapped, or a model that "
              "is not causal); a non-causal model reads every key.")
+        .def_property_readonly("layer_norm_epsilon", &model_layer_norm_epsilon,
+             "layer_norm_epsilon: float -- the epsilon of the blocks' LayerNorms, which the edge DSTs "
+             "recompute (Model(..., layer_norm_epsilon=); TDB's and TransformerLens's default 1e-5).")
+        .def_property_readonly("mlp_activation", &model_mlp_activation,
+             "mlp_activation: str -- the MLP's activation function, which the edge DSTs differentiate: "
+             "'gelu_tanh' (TDB's, the default), 'gelu_erf' or 'relu' (Model(..., mlp_activation=)).")
         .def("weights", &model_weights,
              "weights(self) -> dict[tuple[str, int | None], WeightState]\n\nThe weights the library holds "
              "(nw_model_weight_get): {(name, layer or None): {'copied': bool, 'dtype': str, 'shape': "
