@@ -176,9 +176,15 @@ def test_model_from_reads_the_read_side(setup):
 
 def test_store_from_puts_the_gradients(setup):
     _, _, cache, _, s = setup
-    keys = set(s.keys())
-    for k in [("attn.v_out", 0), ("resid.post_attn", 1), ("resid.post_mlp", 0)]:
-        assert k in keys, k
+    for l in range(2):
+        for name, hook in [("attn.qk_probs", "attn.hook_pattern"), ("attn.v_out", "attn.hook_z"),
+                           ("mlp.post_act", "mlp.hook_post"), ("resid.post_attn", "hook_resid_mid"),
+                           ("resid.post_mlp", "hook_resid_post")]:
+            assert s.get(name, l, pass_type="backward") is cache[f"blocks.{l}.{hook}_grad"], (name, l)
+    assert s.get("resid.post_emb", None, pass_type="backward") is cache["blocks.0.hook_resid_pre_grad"]
+    per_layer = ("attn.qk_probs", "attn.v_out", "mlp.post_act", "resid.post_attn", "resid.post_mlp")
+    want = [(n, l) for n in per_layer for l in range(2)] + [("resid.post_emb", None)]
+    assert sorted(s.keys(pass_type="backward"), key=str) == sorted(want, key=str)  # no attn.v gradient, no others
 
 
 @pytest.mark.parametrize("act_fn", ["gelu_fast", "gelu_pytorch_tanh"])
