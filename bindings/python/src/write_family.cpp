@@ -19,10 +19,10 @@ std::string python_words(std::string msg) {
         {"needs NW_SUBNODE_Q, NW_SUBNODE_K or NW_SUBNODE_V (TDB's q_k_or_v)",
          "needs q_k_or_v=\"attn.q\", \"attn.k\" or \"attn.v\" (NodeIndex(..., q_k_or_v=...), TDB's AttnSubNodeIndex)"},
         {"pass NW_SUBNODE_NONE", "pass q_k_or_v=None"},
-        {"node.subnode = 1", "node.q_k_or_v = 'attn.q'"},
-        {"node.subnode = 2", "node.q_k_or_v = 'attn.k'"},
-        {"node.subnode = 3", "node.q_k_or_v = 'attn.v'"},
-        {"node.subnode", "node.q_k_or_v"},
+        {"subnode = 1", "node.q_k_or_v = 'attn.q'"},
+        {"subnode = 2", "node.q_k_or_v = 'attn.k'"},
+        {"subnode = 3", "node.q_k_or_v = 'attn.v'"},
+        {"subnode: an attention head", "node.q_k_or_v: an attention head"},
         {"node.indices", "node.tensor_indices"},
         {"is NW_INDEX_NONE (TDB's None)", "is None"},
         {"token NW_INDEX_NONE", "token None"},
@@ -116,7 +116,8 @@ py::object derive(const py::args &args, const py::kwargs &kwargs) {
             fail(NW_ERR_INVALID_ARGUMENT, "direction: " + f.name + " takes none (its gradients come from the "
                                           "store's backward pass: ActivationStore.put(..., pass_type=\"backward\"))");
         nw_node_index node{};
-        if (has_node) node = node_from_py(a[6], true);
+        int32_t subnode = NW_SUBNODE_NONE;
+        if (has_node) node = node_from_py(a[6], &subnode);
         const nw_node_index *np = has_node ? &node : nullptr;
         const uint32_t extra = detach ? NW_DETACH_LAYER_NORM_SCALE : 0;
         try {
@@ -127,7 +128,8 @@ py::object derive(const py::args &args, const py::kwargs &kwargs) {
                     return edge_shape(m, s, f, layer);
                 },
                 [&](float *p, size_t len, uint32_t flags, Reported *r) {
-                    return nw_derive_node(m.model, s.store, dst, layer, np, flags | extra, p, len, r->shape, &r->ndim);
+                    return nw_derive_node(m.model, s.store, dst, layer, np, subnode, flags | extra, p, len,
+                                          r->shape, &r->ndim);
                 },
                 /*zeroable=*/!out_held, out_held, a[5]);
         } catch (NwFailure &e) {
