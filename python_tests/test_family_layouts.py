@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import nodewrite as nw
+from edge_inputs import WRITE_FAMILY
 
-ATTN = [d for d in nw.DSTS if "attn_write" in d and "layer" not in d]
+# The write family's attention members (the edge DSTs read p through the node path: test_edges).
+ATTN = [d for d in WRITE_FAMILY if "attn_write" in d and "layer" not in d]
 
 
 def layer(T, heads, d_head, d_model, seed):
