@@ -23,6 +23,7 @@ pytest.importorskip("transformer_lens")
 import torch.autograd.forward_ad as fwAD  # noqa: E402
 
 import nodewrite as nw  # noqa: E402
+import nodewrite.saelens  # noqa: E402,F401
 import nodewrite.tl  # noqa: E402,F401
 
 B = 1  # the batch element the store holds
@@ -221,20 +222,16 @@ def test_lnpre_model_has_unit_gain_and_zero_bias():
 UPSTREAM = [
     ("mlp_neuron", 0, (3, 17), 1),          # a layer-0 neuron into layer 1
     ("attention_head", 0, (6, 2, 1), 1),    # a layer-0 head (q, k, h) into layer 1
-    ("attention_head", 1, (9, 9, 3), None),  # a layer-1 head into layer 1's MLP
+    ("attention_head", 1, (9, 9, 3), 1),    # a layer-1 head into layer 1's MLP (its only downstream in layer 1)
 ]
+IN_CASES = [(part, up) for up in UPSTREAM for part in ("q", "k", "v", "mlp") if part == "mlp" or up[1] < up[3]]
 
 
 @pytest.mark.parametrize("detach", [False, True])
-@pytest.mark.parametrize("up", UPSTREAM, ids=lambda u: f"{u[0]}{u[1]}")
-@pytest.mark.parametrize("part", ["q", "k", "v", "mlp"])
+@pytest.mark.parametrize("part,up", IN_CASES, ids=lambda x: x if isinstance(x, str) else f"{x[0]}{x[1]}")
 def test_in_edges_equal_tl_jvp(setup, part, up, detach):
     model, toks, cache, m, s = setup
     node_type, ul, idx, layer = up
-    if layer is None:
-        if part != "mlp":
-            pytest.skip("a head's write reaches its own layer's MLP only")
-        layer = ul
     w = neuron_write(model, cache, ul, *idx) if node_type == "mlp_neuron" else head_write(model, cache, ul, *idx)
     want = in_edge_want(model, toks, cache, layer, part, w, detach)
     got = nw.derive(m, s, IN_DST[part], layer, node=nw.NodeIndex(node_type, ul, idx), detach_layer_norm_scale=detach)
@@ -279,3 +276,23 @@ def test_subnode_gradient_and_out_edges_equal_tl_autograd(setup, sub, detach):
         got = nw.derive(m, s, "attn_out_edge_attribution", ul, node=node, detach_layer_norm_scale=detach)
         close(got, want, f"attn_out_edge_attribution at {ul} into {part} {layer}",
               terms=p * torch.einsum("khm,qm->qkh", vo.abs(), G.abs()))
+
+
+def test_store_from_puts_sae_latent_gradients():
+    pytest.importorskip("sae_lens")
+    from sae_lens import HookedSAETransformer, TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    tl = tl_model(cls=HookedSAETransformer)
+    sae = TopKSAE(TopKSAEConfig(d_in=64, d_sae=96, k=8, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_mid")))
+    with torch.enable_grad():
+        _, cache = tl.run_with_cache_with_saes(tokens(), saes=[sae], return_type="loss", incl_bwd=True)
+    s = nw.tl.store_from(cache, batch=B)
+    key = "blocks.1.hook_resid_mid.hook_sae_acts_post"
+    _, layer = nw.saelens.attach(nw.tl.model_from(tl), sae)
+    names = {n for n, l in s.keys(pass_type="backward") if l == layer}
+    fwd = {n for n, l in s.keys() if l == layer}
+    latent = [n for n in fwd if "autoencoder_latent" in n]
+    assert len(latent) == 1 and latent[0] in names, (latent, names)
+    assert s.get(latent[0], layer, pass_type="backward") is cache[key + "_grad"]
+    assert s.get(latent[0], layer) is cache[key]
