@@ -47,9 +47,10 @@ def close(got, want, what: str, terms=None) -> None:
     assert np.all(got[want == 0] == 0), f"{what}: non-zero where TL's is exactly 0"
 
 
-@pytest.fixture(scope="module", params=["gelu", "gelu_new", "relu"])
+@pytest.fixture(scope="module", params=["gelu", "gelu_new", "relu", "gelu_new-gqa"])
 def setup(request):
-    model = tl_model(act_fn=request.param, use_split_qkv_input=True)
+    act_fn, _, gqa = request.param.partition("-")
+    model = tl_model(act_fn=act_fn, use_split_qkv_input=True, **({"n_key_value_heads": 2} if gqa else {}))
     toks = tokens()
     with torch.enable_grad():
         _, cache = model.run_with_cache(toks, return_type="loss", incl_bwd=True)
@@ -60,6 +61,12 @@ def setup(request):
 
 def c(cache, key):
     return cache[key][B].detach()
+
+
+def per_head(model, v):
+    """(T, n_kv_heads, d_head) -> (T, n_heads, d_head): head h reads key-value head h // (n_heads /
+    n_kv_heads) under grouped-query attention, as TL repeats them."""
+    return v.repeat_interleave(model.cfg.n_heads // v.shape[1], dim=1)
 
 
 # -- upstream writes, from the cache ------------------------------------------------------------
@@ -76,7 +83,7 @@ def head_write(model, cache, layer, q, k, h):
     T = cache["hook_embed"].shape[1]
     w = torch.zeros(T, model.cfg.d_model)
     p = c(cache, f"blocks.{layer}.attn.hook_pattern")[h, q, k]
-    v = c(cache, f"blocks.{layer}.attn.hook_v")[k, h]
+    v = per_head(model, c(cache, f"blocks.{layer}.attn.hook_v"))[k, h]
     w[q] = p * (v @ model.blocks[layer].attn.W_O[h].detach())
     return w
 
@@ -115,7 +122,7 @@ def in_edge_want(model, toks, cache, layer, part, w, detach):
         return (t * c(cache, f"blocks.{layer}.attn.hook_pattern_grad")).permute(1, 2, 0)
     if part == "v":  # p[q, k, h] (dv[k, h] . dLoss/dz[q, h])
         p = c(cache, f"blocks.{layer}.attn.hook_pattern").permute(1, 2, 0)
-        return p * torch.einsum("khd,qhd->qkh", t, c(cache, f"blocks.{layer}.attn.hook_z_grad"))
+        return p * torch.einsum("khd,qhd->qkh", per_head(model, t), c(cache, f"blocks.{layer}.attn.hook_z_grad"))
     return t * c(cache, f"blocks.{layer}.mlp.hook_post_grad")
 
 
@@ -145,7 +152,7 @@ def subnode_gradient(model, toks, cache, layer, part, index, detach):
         elif part == "v":
             q, k, h = index
             p = c(cache, f"blocks.{layer}.attn.hook_pattern")[h, q, k]
-            scalar = p * (a[k, h] @ c(cache, f"blocks.{layer}.attn.hook_z_grad")[q, h])
+            scalar = p * (per_head(model, a)[k, h] @ c(cache, f"blocks.{layer}.attn.hook_z_grad")[q, h])
         else:
             t, n = index
             scalar = a[t, n] * c(cache, f"blocks.{layer}.mlp.hook_post_grad")[t, n]
@@ -163,6 +170,7 @@ IN_DST = {"q": "attn_query_in_edge_attribution", "k": "attn_key_in_edge_attribut
 def test_model_from_reads_the_read_side(setup):
     model, _, _, m, _ = setup
     want = {"gelu": "gelu_erf", "gelu_new": "gelu_tanh", "relu": "relu"}[model.cfg.act_fn]
+    gqa = bool(getattr(model.cfg, "n_key_value_heads", None))
     assert m.mlp_activation == want
     assert m.layer_norm_epsilon == model.cfg.eps
     held = m.weights()
@@ -171,7 +179,9 @@ def test_model_from_reads_the_read_side(setup):
                  "attn.key_bias", "attn.value_bias", "attn.out_bias", "mlp.to_hidden", "mlp.in_bias", "mlp.out_bias"):
         for layer in range(model.cfg.n_layers):
             assert (name, layer) in held, (name, layer)
-            assert not held[name, layer]["copied"], (name, layer)  # views of TL's parameters
+            # views of TL's parameters; with grouped-query attention TL's W_K / W_V / b_K / b_V repeat
+            # the key-value heads (copies)
+            assert held[name, layer]["copied"] == (gqa and name in ("attn.to_key", "attn.to_value", "attn.key_bias", "attn.value_bias")), (name, layer)
     assert held["attn.to_query", 1]["shape"] == (4, 64, 16)
 
 
@@ -271,7 +281,7 @@ def test_subnode_gradient_and_out_edges_equal_tl_autograd(setup, sub, detach):
             W = model.blocks[ul].mlp.W_out.detach()
             close(got, want, f"mlp_out_edge_attribution at {ul} into {part} {layer}", terms=post.abs() * (G.abs() @ W.abs().T))
         p = c(cache, f"blocks.{ul}.attn.hook_pattern").permute(1, 2, 0)  # (q, k, h)
-        vo = torch.einsum("khd,hdm->khm", c(cache, f"blocks.{ul}.attn.hook_v"), model.blocks[ul].attn.W_O.detach())
+        vo = torch.einsum("khd,hdm->khm", per_head(model, c(cache, f"blocks.{ul}.attn.hook_v")), model.blocks[ul].attn.W_O.detach())
         want = p * torch.einsum("khm,qm->qkh", vo, G)
         got = nw.derive(m, s, "attn_out_edge_attribution", ul, node=node, detach_layer_norm_scale=detach)
         close(got, want, f"attn_out_edge_attribution at {ul} into {part} {layer}",
