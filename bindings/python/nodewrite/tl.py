@@ -320,8 +320,7 @@ def store_from(
     (keys ending in ``.hook_sae_acts_post``, from SAELens' ``run_with_cache_with_saes``) as the
     latent activation of the node type :func:`nodewrite.saelens.node_type_for_hook` gives its hook.
     What the edge DSTs read too: ``blocks.L.attn.hook_z`` (batch, pos, head, d_head) as ``attn.v_out``
-    (``"bthd"``; the per-sequence-token write-family DSTs read it instead of summing over keys), and
-    TDB's residual-stream locations: ``blocks.0.hook_resid_pre`` as ``resid.post_emb`` (no layer),
+    (``"bthd"``), and TDB's residual-stream locations: ``blocks.0.hook_resid_pre`` as ``resid.post_emb`` (no layer),
     ``blocks.L.hook_resid_mid`` as ``resid.post_attn`` and ``blocks.L.hook_resid_post`` as
     ``resid.post_mlp`` (``"btd"``). **Gradients**: a cache made with
     ``tl_model.run_with_cache(..., incl_bwd=True)`` holds ``*_grad`` keys, put as the backward pass
