@@ -405,3 +405,37 @@ def test_stub_signatures_are_the_docstrings():
         inside = first[first.index("(") + 1 : first.rindex(")")]
         documented = [p.split(":")[0].strip() for p in inside.replace("*, ", "").split(", ") if ":" in p or p == "self"]
         assert params(stubs[name]) == documented, (name, params(stubs[name]), documented)
+
+
+def _letters(location: str) -> str:
+    """The canonical layout letters of an activation (ActivationStore.put's layout=)."""
+    if location == "attn.qk_probs":
+        return "qkh"
+    word = {"tokens": "t", "heads": "h", "d_head": "d", "d_model": "d", "d_ff": "n", "latents": "n"}
+    return "".join(word[d] for d in nw.activation_info(location).dims)
+
+
+def test_both_passes_put_with_a_batch_dimension_give_the_same_edges():
+    """Every activation and gradient of a store put as element 1 of a batch (layout="b...", batch=1,
+    as TransformerLens's caches hold them): the same outputs, bit for bit."""
+    store = "mlp"
+    m, s = setup_of(store, "numpy")
+    b = nw.ActivationStore()
+    keep = []
+    for location, layer, pass_type, tensor in store_activations(store):
+        x = np.array(TENSORS[tensor])
+        batched = np.stack([np.full_like(x, np.nan), x])
+        keep.append(batched)
+        b.put(location, layer, batched, layout="b" + _letters(location), batch=1, pass_type=pass_type)
+    assert b.batch == 1
+    n = 0
+    for c in CASES:
+        if c["store"] != store or "expected" not in c or c["group"] == "single_node_write":
+            continue
+        nd = case_node(c)
+        kw = dict(node=node_index(nd) if nd else None, detach_layer_norm_scale=bool(c.get("detach")))
+        for key in c["expected"]:
+            layer = None if key == "none" else int(key)
+            assert np.array_equal(nw.derive(m, b, c["dst"], layer, **kw), nw.derive(m, s, c["dst"], layer, **kw)), c["id"]
+            n += 1
+    assert n > 100
