@@ -274,6 +274,7 @@ def test_set_autoencoder_checks_the_encoder_before_setting_anything():
     n_latents = dec.shape[0]
     for kw, words in (
         (dict(encoder=enc[:, :-1]), ["encoder", "shape"]),
+        (dict(encoder=enc.astype(np.int32)), ["encoder", "element type"]),
         (dict(encoder=enc, latent_bias=np.zeros(n_latents + 1, np.float32)), ["latent_bias", "n_latents"]),
         (dict(encoder=enc, pre_bias=np.zeros(3, np.float32)), ["pre_bias", "n_inputs"]),
         (dict(latent_bias=a["latent_bias"]), ["latent_bias", "encoder="]),
