@@ -58,6 +58,14 @@ def torch_tensor(a: np.ndarray):
     return torch.from_numpy(np.array(a))
 
 
+def torch_permuted(a: np.ndarray):
+    """A torch view with the same values and reversed strides (as TDB's permuted get_weight views)."""
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(np.ascontiguousarray(np.array(a).T)).permute(*reversed(range(a.ndim)))
+    assert a.ndim < 2 or not t.is_contiguous()
+    return t
+
+
 _BUILT: dict = {}
 
 
@@ -69,7 +77,7 @@ def setup_of(store: str, variant: str):
         elif variant == "generic":
             _BUILT[key] = build(store, generic=True)
         elif variant == "torch":
-            _BUILT[key] = build(store, convert=torch_tensor, weights=torch_tensor)
+            _BUILT[key] = build(store, convert=torch_tensor, weights=torch_permuted)
         else:  # every weight and autoencoder array given as a strided view
             _BUILT[key] = build(store, convert=strided, weights=strided)
     return _BUILT[key]
@@ -134,7 +142,8 @@ def test_case_numpy(case):
     run_case(case, "numpy")
 
 
-# Every case again from torch tensors, and from strided weight views (numpy).
+# Every case again from torch tensors (weights as permuted views), and a third of them from strided
+# numpy views of every weight, autoencoder array and activation.
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['id']}-{c['dst']}" for c in CASES])
 def test_case_torch(case):
     run_case(case, "torch")
