@@ -58,6 +58,14 @@ def torch_tensor(a: np.ndarray):
     return torch.from_numpy(np.array(a))
 
 
+def torch_permuted(a: np.ndarray):
+    """A torch view with the same values and reversed strides (as TDB's permuted get_weight views)."""
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(np.ascontiguousarray(np.array(a).T)).permute(*reversed(range(a.ndim)))
+    assert a.ndim < 2 or not t.is_contiguous()
+    return t
+
+
 _BUILT: dict = {}
 
 
@@ -69,7 +77,7 @@ def setup_of(store: str, variant: str):
         elif variant == "generic":
             _BUILT[key] = build(store, generic=True)
         elif variant == "torch":
-            _BUILT[key] = build(store, convert=torch_tensor, weights=torch_tensor)
+            _BUILT[key] = build(store, convert=torch_tensor, weights=torch_permuted)
         else:  # every weight and autoencoder array given as a strided view
             _BUILT[key] = build(store, convert=strided, weights=strided)
     return _BUILT[key]
@@ -134,7 +142,8 @@ def test_case_numpy(case):
     run_case(case, "numpy")
 
 
-# Every case again from torch tensors, and from strided weight views (numpy).
+# Every case again from torch tensors (weights as permuted views), and a third of them from strided
+# numpy views of every weight, autoencoder array and activation.
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['id']}-{c['dst']}" for c in CASES])
 def test_case_torch(case):
     run_case(case, "torch")
@@ -274,6 +283,7 @@ def test_set_autoencoder_checks_the_encoder_before_setting_anything():
     n_latents = dec.shape[0]
     for kw, words in (
         (dict(encoder=enc[:, :-1]), ["encoder", "shape"]),
+        (dict(encoder=enc.astype(np.int32)), ["encoder", "element type"]),
         (dict(encoder=enc, latent_bias=np.zeros(n_latents + 1, np.float32)), ["latent_bias", "n_latents"]),
         (dict(encoder=enc, pre_bias=np.zeros(3, np.float32)), ["pre_bias", "n_inputs"]),
         (dict(latent_bias=a["latent_bias"]), ["latent_bias", "encoder="]),
@@ -405,3 +415,37 @@ def test_stub_signatures_are_the_docstrings():
         inside = first[first.index("(") + 1 : first.rindex(")")]
         documented = [p.split(":")[0].strip() for p in inside.replace("*, ", "").split(", ") if ":" in p or p == "self"]
         assert params(stubs[name]) == documented, (name, params(stubs[name]), documented)
+
+
+def _letters(location: str) -> str:
+    """The canonical layout letters of an activation (ActivationStore.put's layout=)."""
+    if location == "attn.qk_probs":
+        return "qkh"
+    word = {"tokens": "t", "heads": "h", "d_head": "d", "d_model": "d", "d_ff": "n", "latents": "n"}
+    return "".join(word[d] for d in nw.activation_info(location).dims)
+
+
+def test_both_passes_put_with_a_batch_dimension_give_the_same_edges():
+    """Every activation and gradient of a store put as element 1 of a batch (layout="b...", batch=1,
+    as TransformerLens's caches hold them): the same outputs, bit for bit."""
+    store = "mlp"
+    m, s = setup_of(store, "numpy")
+    b = nw.ActivationStore()
+    keep = []
+    for location, layer, pass_type, tensor in store_activations(store):
+        x = np.array(TENSORS[tensor])
+        batched = np.stack([np.full_like(x, np.nan), x])
+        keep.append(batched)
+        b.put(location, layer, batched, layout="b" + _letters(location), batch=1, pass_type=pass_type)
+    assert b.batch == 1
+    n = 0
+    for c in CASES:
+        if c["store"] != store or "expected" not in c or c["group"] == "single_node_write":
+            continue
+        nd = case_node(c)
+        kw = dict(node=node_index(nd) if nd else None, detach_layer_norm_scale=bool(c.get("detach")))
+        for key in c["expected"]:
+            layer = None if key == "none" else int(key)
+            assert np.array_equal(nw.derive(m, b, c["dst"], layer, **kw), nw.derive(m, s, c["dst"], layer, **kw)), c["id"]
+            n += 1
+    assert n > 100
