@@ -3,8 +3,11 @@
 nodes it moves, on a small seeded random transformer (TDB's layer: pre-LayerNorm, tanh GELU).
 
 The script runs the model's forward and backward pass itself (torch autograd on a loss: the
-log-probability of one token at the last position), puts the activations and their gradients
+log-probability of the next token, summed over positions), puts the activations and their gradients
 in a nodewrite store, and asks nodewrite for the edges of one node X:
+
+X is, by default, the MLP neuron of layer (n_layers - 1) // 2 with the largest act x grad at the middle
+token. Edges are direct (through the residual stream, as TDB defines them):
 
 - edges *into* X (every upstream node's attribution to X): the out-edge DSTs at each layer up
   to X's, with ``node=X`` as the downstream subnode: ``attn_out_edge_attribution`` (T, T, heads),
@@ -91,7 +94,7 @@ class RandomTransformer:
             post = keep("mlp.post_act", layer, torch.nn.functional.gelu(pre, approximate="tanh"))
             x = keep("resid.post_mlp", layer, x + post @ w["mlp.to_residual"] + w["mlp.out_bias"])
         out = ln(x, self.final_gain, 0) @ self.unembed
-        loss = out[-1].log_softmax(-1)[target]
+        loss = out.log_softmax(-1)[torch.arange(T), target].sum()  # every position's target token
         loss.backward()
         return {key: (t.detach().numpy().copy(), t.grad.numpy().copy()) for key, t in acts.items()}
 
@@ -106,7 +109,8 @@ def build(args):
     rt = RandomTransformer(args.n_layers, args.d_model, args.n_heads, args.d_head, args.d_ff, len(WORDS), 64, args.seed)
     rng = np.random.default_rng(args.seed)
     tokens = rng.integers(0, len(WORDS), args.tokens)
-    acts = rt.run(torch.as_tensor(tokens), target=int(rng.integers(0, len(WORDS))))
+    targets = np.append(tokens[1:], rng.integers(0, len(WORDS)))  # the next token, as a language model's loss
+    acts = rt.run(torch.as_tensor(tokens), target=torch.as_tensor(targets))
 
     model = nw.Model(args.n_layers, args.d_model, args.n_heads, args.d_head, args.d_ff)
     for layer, w in enumerate(rt.layers):
@@ -121,36 +125,47 @@ def build(args):
 
 
 def edges_of(model, store, x, n_layers):
-    """{row label: (T,) strongest signed value per token and (T,) node labels} into and out of x."""
+    """{row label: ((T,) strongest signed value per token, (T,) node labels)} into and out of x.
+
+    Edges are direct (through the residual stream), so an upstream node reaches x only by writing
+    at x's token t, and x's write changes downstream nodes only through row t: an MLP neuron or
+    token row has its one non-zero column at t. Attention rows are spread over the other token
+    of the node: its key where the query is t (edges into x, and through the query), its query
+    where x's row is the key (through the key or the value; the strongest key shown).
+    """
     import nodewrite as nw
 
-    lx = x.layer_index
+    lx, t = x.layer_index, x.tensor_indices[0]
 
-    def strongest(values, kind):
-        # values: (T, n) nodes writing at token t (attention: n = keys x heads, at the query row).
-        flat = values.reshape(values.shape[0], -1)
-        j = np.abs(flat).argmax(1)
-        best = flat[np.arange(flat.shape[0]), j]
-        if kind == "attn":
-            heads = values.shape[2]
-            names = [f"H{i % heads}\u2190{i // heads}" for i in j]
-        elif kind == "mlp":
-            names = [f"n{i}" for i in j]
-        else:
-            names = [""] * len(j)
-        return best, names
+    def by_token(values):
+        # values: (T, n) nodes whose token is the row
+        j = np.abs(values).argmax(1)
+        return values[np.arange(values.shape[0]), j], j
+
+    def attn(values, axis):
+        if axis == "key":  # query t, every key: (keys, heads)
+            best, h = by_token(values[t])
+            return best, [f"H{i}" for i in h]
+        best, j = by_token(values.reshape(values.shape[0], -1))  # every query: (keys x heads)
+        heads = values.shape[2]
+        return best, [f"H{i % heads}\u2190{i // heads}" for i in j]
+
+    def mlp(values):
+        best, j = by_token(values)
+        return best, [f"n{i}" for i in j]
 
     into, out = {}, {}
-    into["tokens"] = strongest(nw.derive(model, store, "token_out_edge_attribution", None, node=x), "tok")
+    tok = nw.derive(model, store, "token_out_edge_attribution", None, node=x)[:, 0]
+    into["embeddings"] = (tok, [""] * len(tok))
     for layer in range(lx + 1):
-        into[f"L{layer} attn"] = strongest(nw.derive(model, store, "attn_out_edge_attribution", layer, node=x), "attn")
+        into[f"L{layer} attn (by key)"] = attn(nw.derive(model, store, "attn_out_edge_attribution", layer, node=x), "key")
         if layer < lx:
-            into[f"L{layer} mlp"] = strongest(nw.derive(model, store, "mlp_out_edge_attribution", layer, node=x), "mlp")
+            into[f"L{layer} mlp"] = mlp(nw.derive(model, store, "mlp_out_edge_attribution", layer, node=x))
     for layer in range(lx + 1, n_layers):
-        for sub in ("query", "key", "value"):
-            dst = f"attn_{sub}_in_edge_attribution"
-            out[f"L{layer} attn.{sub[0]}"] = strongest(nw.derive(model, store, dst, layer, node=x), "attn")
-        out[f"L{layer} mlp"] = strongest(nw.derive(model, store, "mlp_in_edge_attribution", layer, node=x), "mlp")
+        for sub, axis in (("query", "key"), ("key", "query"), ("value", "query")):
+            values = nw.derive(model, store, f"attn_{sub}_in_edge_attribution", layer, node=x)
+            out[f"L{layer} attn.{sub[0]} (by {axis})"] = attn(values, axis)
+        out[f"L{layer} mlp"] = mlp(nw.derive(model, store, "mlp_in_edge_attribution", layer, node=x))
     return into, out
 
 
@@ -160,7 +175,7 @@ def draw(path, x_name, labels, panels):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(0.75 * len(labels) * len(panels) + 2.5, 5.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.55 * len(labels) * len(panels) + 5, 5.4), squeeze=False)
     for ax, (title, rows) in zip(axes[0], panels):
         names = list(rows)
         grid = np.stack([rows[n][0] for n in names])
@@ -172,10 +187,11 @@ def draw(path, x_name, labels, panels):
                     ax.text(c, r, label, ha="center", va="center", fontsize=6)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=8)
-        ax.set_xlabel("token (attention: the query; label H<head>\u2190<key>)")
+        ax.set_xlabel("token (attention rows: the key or the query, as the row says)")
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.7)
-    fig.suptitle(f"strongest edges of {x_name} (random model): each cell the largest |attribution| of its row at that token", fontsize=9)
+    fig.suptitle(f"strongest edges of X = {x_name} (random model); each cell: the node of its row with the largest |edge| "
+                 "at that token, labelled with its head (\u2190 key) or neuron", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -191,15 +207,16 @@ def main() -> None:
     p.add_argument("--d-head", type=int, default=16)
     p.add_argument("--d-ff", type=int, default=256)
     p.add_argument("--layer", type=int, default=None, help="X's layer (default: the middle one)")
-    p.add_argument("--neuron", type=int, default=None, help="X's neuron (default: the largest act x grad at the last token)")
+    p.add_argument("--token", type=int, default=None, help="X's token (default: the middle one)")
+    p.add_argument("--neuron", type=int, default=None, help="X's neuron (default: the largest act x grad at X's token)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
     import nodewrite as nw
 
     model, store, labels = build(args)
-    layer = args.n_layers // 2 if args.layer is None else args.layer
-    t = len(labels) - 1
+    layer = (args.n_layers - 1) // 2 if args.layer is None else args.layer
+    t = len(labels) // 2 if args.token is None else args.token
     if args.neuron is None:
         act_grad = nw.derive(model, store, "mlp_act_times_grad", layer)  # (T, d_ff)
         neuron = int(np.abs(act_grad[t]).argmax())
