@@ -12,7 +12,7 @@ arrays. A benchmark, not a test (prints one table; never asserts).
   torch einsum qhe,hed,qd->qh          one three-operand einsum (torch picks the order)
   torch contraction-first              (g @ W_O^T) viewed (T, heads, d_head), times z, summed
 
-Every row is a median of per-call times (_timing.per_call_medians); ratio = the torch row's time /
+Every row is a median of per-call times (_timing.per_call_medians); ratio = each row's time /
 nodewrite's with attn.v_out (> 1: nodewrite is faster). g is dense (every row non-zero), as a
 logit-difference direction at every position is.
 
@@ -92,7 +92,7 @@ def main() -> None:
     print(f"nodewrite {nw.__version__} ({nw.get_num_threads()} threads), torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), Python {platform.python_version()}, {os.cpu_count()} CPUs; "
           f"GPT-2-small shape, T = {T}, float32; {DST}, dense g")
-    print(f"{'':40s} {'median':>10s}  {'torch / nodewrite(v_out)':>24s}")
+    print(f"{'':40s} {'median':>10s}  {'time / nodewrite(v_out)':>24s}")
     for name, sec in med.items():
         ratio = f"{sec / base:6.2f}x" if name.startswith("torch") or name.endswith("only") else ""
         print(f"{name:40s} {fmt_time(sec):>10s}  {ratio:>24s}")
