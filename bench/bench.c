@@ -105,10 +105,10 @@ int main(int argc, char **argv) {
         float *out = calloc((size_t)T * D, sizeof *out), vec[D];
         int q = T - 1, k = T / 2, h = 5;
         nw_node_index nodes[4] = {
-            {NW_NODE_MLP_NEURON, 0, 2, {0}, {q, 1234, 0, 0}},
-            {NW_NODE_ATTENTION_HEAD, 0, 3, {0}, {q, k, h, 0}},
-            {NW_NODE_MLP_AUTOENCODER_LATENT, 0, 2, {0}, {q, 77, 0, 0}},
-            {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 0, 2, {0}, {q, 77, 0, 0}}};
+            {NW_NODE_MLP_NEURON, 0, 2, 0, {q, 1234, 0, 0}},
+            {NW_NODE_ATTENTION_HEAD, 0, 3, 0, {q, k, h, 0}},
+            {NW_NODE_MLP_AUTOENCODER_LATENT, 0, 2, 0, {q, 77, 0, 0}},
+            {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 0, 2, 0, {q, 77, 0, 0}}};
         const char *labels[4] = {"mlp_neuron (T, d_model)", "attention_head (T, d_model)",
                                  "mlp_autoencoder_latent (T, d_model)", "attention_autoencoder_latent (T, d_model)"};
         int reps = quick ? 5 : 21, inner = quick ? 20 : 200;

@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < T * FF; i++) post[i] = 1.5f;
     if (nw_model_create(&dims, &m) || nw_store_create(&s) || nw_model_set_weight(m, NW_WEIGHT_MLP_TO_RESIDUAL, 0, &b, NW_BORROW) ||
         nw_store_put(s, NW_ACT_MLP_POST_ACT, 0, &pp)) return 2;
-    nw_node_index node = {NW_NODE_MLP_NEURON, 0, 2, {0}, {3, 5, 0, 0}};
+    nw_node_index node = {NW_NODE_MLP_NEURON, 0, 2, 0, {3, 5, 0, 0}};
     volatile int32_t sink = 0;
     const char *what[3] = {"nw_get_num_threads", "nw_node_type_index_count", "nw_node_write (T=5, d_model=8)"};
     long reps[3] = {20000000, 20000000, 1000000};

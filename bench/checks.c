@@ -163,8 +163,8 @@ int main(int argc, char **argv) {
         int inner = T >= 1024 ? 20 : 200;
         double t;
         char what[96];
-        nw_node_index att = {NW_NODE_ATTENTION_HEAD, 0, 3, {0}, {T - 1, T / 2, 5, 0}};
-        nw_node_index mlp = {NW_NODE_MLP_NEURON, 0, 2, {0}, {T - 1, 1234, 0, 0}};
+        nw_node_index att = {NW_NODE_ATTENTION_HEAD, 0, 3, 0, {T - 1, T / 2, 5, 0}};
+        nw_node_index mlp = {NW_NODE_MLP_NEURON, 0, 2, 0, {T - 1, 1234, 0, 0}};
         /* The first attention call after a put: it pays the scan (once; new put each sample). */
         {
             double samples[64];
@@ -239,8 +239,8 @@ int main(int argc, char **argv) {
         v = view(probs, 3, s_probs); check(nw_store_put(s, NW_ACT_ATTN_QK_PROBS, 5, &v), "put");
         v = view(val, 3, s_v); check(nw_store_put(s, NW_ACT_ATTN_VALUE, 5, &v), "put");
         v = view(post, 2, s_post); check(nw_store_put(s, NW_ACT_MLP_POST_ACT, 5, &v), "put");
-        nw_node_index att = {NW_NODE_ATTENTION_HEAD, 5, 3, {0}, {T - 1, T / 2, 5, 0}};
-        nw_node_index mlp = {NW_NODE_MLP_NEURON, 5, 2, {0}, {T - 1, 1234, 0, 0}};
+        nw_node_index att = {NW_NODE_ATTENTION_HEAD, 5, 3, 0, {T - 1, T / 2, 5, 0}};
+        nw_node_index mlp = {NW_NODE_MLP_NEURON, 5, 2, 0, {T - 1, 1234, 0, 0}};
         int64_t shape[3];
         int32_t ndim;
         MEDIAN(t, reps, 200, check(nw_node_write_sized(x, s, &att, 0, out, (size_t)T * D, NULL), "node"); sink = out[0]);

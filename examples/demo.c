@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     int shown[5] = {0};
     for (int i = 0; i < n; i++) {
         const fx_case *c = &cases[i];
-        nw_node_index node = {0, c->layer, c->n_indices, {0}, {0, 0, 0, 0}};
+        nw_node_index node = {0, c->layer, c->n_indices, 0, {0, 0, 0, 0}};
         check(nw_node_type_from_name(c->node_type, &node.node_type), c->node_type);
         if (c->error[0] || shown[node.node_type]++ >= 2) continue;
         for (int k = 0; k < c->n_indices; k++) node.indices[k] = c->indices[k];

@@ -825,13 +825,13 @@ static void step_new(rd *r, st *s, uint8_t op) {
         int32_t dst = e32(r, 43);
         int32_t layer = yes(r, 30) ? NW_NO_LAYER : layer_of(r);
         nw_node_index n = node(r, s);
-        n.subnode = yes(r, 200) ? (int32_t)(u8(r) % 4) : EXTREME32[u8(r) % NEXTREME32];
+        int32_t sub = yes(r, 200) ? (int32_t)(u8(r) % 4) : EXTREME32[u8(r) % NEXTREME32];
         if (yes(r, 40)) n.indices[0] = NW_INDEX_NONE;
         const nw_node_index *np = yes(r, 200) ? &n : NULL;
         uint32_t flags = yes(r, 240) ? (uint32_t)(u8(r) % 4) : u32(r);
         int64_t shape[3] = {-7, -7, -7};
         int32_t nd = -7;
-        status = nw_derive_node(s->model, s->store, dst, layer, np, flags & ~(uint32_t)NW_OUT_ZEROED, NULL, 0, shape, &nd);
+        status = nw_derive_node(s->model, s->store, dst, layer, np, sub, flags & ~(uint32_t)NW_OUT_ZEROED, NULL, 0, shape, &nd);
         check(status);
         if (status == NW_OK) __builtin_trap(); /* every output has at least one element */
         if (status != NW_ERR_BUFFER_TOO_SMALL) {
@@ -855,7 +855,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
         memcpy(before, o, (cap ? cap : 1) * sizeof(float));
         int64_t shape2[3] = {-7, -7, -7};
         int32_t nd2 = -7;
-        status = nw_derive_node(s->model, s->store, dst, layer, np, flags, o, cap, shape2, &nd2);
+        status = nw_derive_node(s->model, s->store, dst, layer, np, sub, flags, o, cap, shape2, &nd2);
         check(status);
         if (status != NW_OK && status != NW_ERR_OUT_OF_MEMORY && memcmp(o, before, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
         if (status == NW_ERR_BUFFER_TOO_SMALL && (nd2 != nd || memcmp(shape, shape2, sizeof shape))) __builtin_trap();

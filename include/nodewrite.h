@@ -238,16 +238,12 @@ typedef struct nw_node_index {
     int32_t node_type; /* enum nw_node_type */
     int32_t layer;     /* 0 ... n_layers-1 */
     int32_t n_indices; /* 2, or 3 for attention heads */
-    union {
-        int32_t reserved; /* the name before 1.2 */
-        int32_t subnode;  /* enum nw_subnode: for an attention head as a downstream subnode of
-                             an edge (nw_derive_node), which of Q, K, V; 0 everywhere else */
-    };
-    int64_t indices[4];   /* NW_INDEX_NONE where TDB has None (a trace latent's token) */
+    int32_t reserved;  /* must be 0 */
+    int64_t indices[4]; /* NW_INDEX_NONE where TDB has None (a trace latent's token, nw_derive_node) */
 } nw_node_index;
 
 /** Which part of an attention head a downstream subnode is (TDB's AttnSubNodeIndex's
- *  q_k_or_v: "attn.q", "attn.k", "attn.v"). Pinned. */
+ *  q_k_or_v: "attn.q", "attn.k", "attn.v"): nw_derive_node's subnode argument. Pinned. */
 enum nw_subnode {
     NW_SUBNODE_NONE = 0,
     NW_SUBNODE_Q = 1,
@@ -856,14 +852,17 @@ NW_API nw_status nw_store_remove_pass(nw_store *store, int32_t activation, int32
 /** Derives one derived scalar that involves a node, or one of the edge family's, for every
  *  node of one layer, in TDB's shape (nw_dst_info_get gives it; layer-less DSTs such as
  *  NW_DST_TOKEN_OUT_EDGE_ATTRIBUTION take layer = NW_NO_LAYER). node:
- *  - in-edges (NW_DST_*_IN_EDGE_ATTRIBUTION): the upstream node (any node type; an attention
- *    head with subnode NW_SUBNODE_NONE); layer is the downstream layer. A layer the node does
- *    not precede is all zeros, as TDB's.
+ *  - in-edges (NW_DST_*_IN_EDGE_ATTRIBUTION): the upstream node (any node type; a whole
+ *    attention head, subnode NW_SUBNODE_NONE); layer is the downstream layer. A layer the node
+ *    does not precede is all zeros, as TDB's.
  *  - NW_DST_GRAD_OF_SINGLE_SUBNODE_ATTRIBUTION and out-edges: the downstream subnode (an
- *    attention head with subnode Q, K or V; an MLP neuron; a latent); the gradient at the
- *    subnode's layer, out-edges at each upstream layer (zeros where it does not precede).
+ *    attention head with subnode NW_SUBNODE_Q, _K or _V; an MLP neuron or a latent with
+ *    NW_SUBNODE_NONE); the gradient at the subnode's layer, out-edges at each upstream layer
+ *    (zeros where it does not precede).
  *  - attention to a latent: the trace latent, an attention_autoencoder_latent node
  *    (NW_INDEX_NONE, latent); the _BATCHED forms and act-times-grad take node = NULL.
+ *  subnode: enum nw_subnode (TDB's q_k_or_v), NW_SUBNODE_NONE unless node is an attention head
+ *  as a downstream subnode. node->reserved must be 0.
  *  The write-family DSTs (0 ... 17) take node = NULL and are nw_derive without a direction
  *  (the norms; a projection is NW_ERR_INVALID_ARGUMENT: call nw_derive with the direction).
  *  Reads, for layer L: the residual each recomputed block reads (resid.post_emb for L = 0,
@@ -885,7 +884,7 @@ NW_API nw_status nw_store_remove_pass(nw_store *store, int32_t activation, int32
  *  checked before out, out_shape and out_ndim are written (the shape is written on NW_OK and
  *  NW_ERR_BUFFER_TOO_SMALL). */
 NW_API nw_status nw_derive_node(const nw_model *model, const nw_store *store, int32_t dst,
-                                int32_t layer, const nw_node_index *node, uint32_t flags,
+                                int32_t layer, const nw_node_index *node, int32_t subnode, uint32_t flags,
                                 float *out, size_t out_len, int64_t out_shape[3], int32_t *out_ndim);
 
 /** Sets the encoder of the autoencoder in slot (node_type, layer), which must hold its decoder

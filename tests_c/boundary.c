@@ -495,9 +495,9 @@ static void post_check(ctx *c, int tg, int L, nw_status expect) {
 /* ----------------------------------------------------- derive family */
 
 static const nw_node_index FILLERS[3] = {
-    {NW_NODE_ATTENTION_HEAD, 1, 3, {0}, {2, 1, 1, 0}},
-    {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 2, {0}, {0, 6, 0, 0}},
-    {NW_NODE_MLP_NEURON, 0, 2, {0}, {-1, 4, 0, 0}},
+    {NW_NODE_ATTENTION_HEAD, 1, 3, 0, {2, 1, 1, 0}},
+    {NW_NODE_ATTENTION_AUTOENCODER_LATENT, 1, 2, 0, {0, 6, 0, 0}},
+    {NW_NODE_MLP_NEURON, 0, 2, 0, {-1, 4, 0, 0}},
 };
 
 static size_t out_len_for(const row *r, size_t needed, size_t *alloc) {
@@ -1384,7 +1384,7 @@ static double x_g(const ctx *c, int shared, int64_t t, int j) {
 }
 
 static nw_node_index x_node(int32_t type, int32_t layer, const int64_t *ix) {
-    nw_node_index n = {type, layer, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {ix[0], ix[1], 0, 0}};
+    nw_node_index n = {type, layer, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {ix[0], ix[1], 0, 0}};
     if (type == NW_NODE_ATTENTION_HEAD) n.indices[2] = ix[2];
     return n;
 }
@@ -2261,8 +2261,8 @@ static void run_call_count(ctx *c) {
     else if (IS("nw_store_put_pass")) (void)nw_store_put_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD, &deltav);
     else if (IS("nw_store_remove_pass")) (void)nw_store_remove_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD);
     else if (IS("nw_model_set_autoencoder_encoder")) (void)nw_model_set_autoencoder_encoder(m2, NW_NODE_AUTOENCODER_LATENT, 0, &decv, &gain, &gain, NW_COPY);
-    else if (IS("nw_derive_node")) (void)nw_derive_node(m, s, NW_DST_MLP_ACT_TIMES_GRAD, 0, NULL, 0, out, sizeof out / sizeof *out, shape, &ndim);
-    else if (IS("nw_derive_node(write family)")) (void)nw_derive_node(m, s, NW_DST_MLP_WRITE_NORM, 0, NULL, 0, out, sizeof out / sizeof *out, shape, &ndim);
+    else if (IS("nw_derive_node")) (void)nw_derive_node(m, s, NW_DST_MLP_ACT_TIMES_GRAD, 0, NULL, NW_SUBNODE_NONE, 0, out, sizeof out / sizeof *out, shape, &ndim);
+    else if (IS("nw_derive_node(write family)")) (void)nw_derive_node(m, s, NW_DST_MLP_WRITE_NORM, 0, NULL, NW_SUBNODE_NONE, 0, out, sizeof out / sizeof *out, shape, &ndim);
     else failf(c, "no call for %s", name);
 #undef IS
     uint64_t after = nw_thread_call_count();
@@ -2921,7 +2921,7 @@ static void gen_rows(void) {
                 row r = {0};
                 r.fn = fn;
                 r.fx = P[p].fx;
-                nw_node_index nd = {P[p].type, P[p].layer, P[p].type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {1, 1, 1, 0}};
+                nw_node_index nd = {P[p].type, P[p].layer, P[p].type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {1, 1, 1, 0}};
                 if (P[p].type == NW_NODE_ATTENTION_HEAD) nd.indices[0] = 2;
                 int64_t v = bval(b, P[p].n);
                 nd.indices[P[p].slot] = v;

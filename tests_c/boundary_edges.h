@@ -52,7 +52,7 @@ static nw_status edge_derive(ctx *c, ef_fixture *f, const nw_node_index *node, i
     const row *r = c->r;
     int64_t shape[3];
     int32_t ndim;
-    nw_status st = nw_derive_node(f->m, f->s, r->e1, layer, node, r->xflags & ~NW_OUT_ZEROED, NULL, 0, shape, &ndim);
+    nw_status st = ef_derive_node(f->m, f->s, r->e1, layer, node, r->xflags & ~NW_OUT_ZEROED, NULL, 0, shape, &ndim);
     size_t needed = 0;
     if (st == NW_ERR_BUFFER_TOO_SMALL) {
         needed = 1;
@@ -69,7 +69,7 @@ static nw_status edge_derive(ctx *c, ef_fixture *f, const nw_node_index *node, i
     memset(&ondim, SENT, sizeof ondim);
     float *before = malloc(alloc * sizeof(float));
     memcpy(before, out, alloc * sizeof(float));
-    st = nw_derive_node((r->nulls & NU_MODEL) ? NULL : f->m, (r->nulls & NU_STORE) ? NULL : f->s, r->e1, layer, node,
+    st = ef_derive_node((r->nulls & NU_MODEL) ? NULL : f->m, (r->nulls & NU_STORE) ? NULL : f->s, r->e1, layer, node,
                         r->xflags, (r->nulls & NU_OUT) ? NULL : out, len, oshape, &ondim);
     if (st == NW_OK) {
         CHECK(c, (size_t)ondim <= 3 && ondim >= 1, "out_ndim %d", ondim);

@@ -82,7 +82,7 @@ static nw_store *make_store(int64_t n_layers) {
 static int run_case(const fx_case *c, nw_model *m, nw_store *s) {
     enum { T = 7, D = 48, SENTINEL_BITS = 0x7fc0dead };
     float out[T * D], vec[D];
-    nw_node_index node = {0, c->layer, c->n_indices, {0}, {0, 0, 0, 0}};
+    nw_node_index node = {0, c->layer, c->n_indices, 0, {0, 0, 0, 0}};
     for (int i = 0; i < c->n_indices; i++) node.indices[i] = c->indices[i];
     CHECK(p_nw_node_type_from_name(c->node_type, &node.node_type) == NW_OK, "node type %s", c->node_type);
     for (int i = 0; i < T * D; i++) memcpy(&out[i], &(uint32_t){SENTINEL_BITS}, 4);

@@ -135,12 +135,24 @@ static void ef_teardown(ef_fixture *f) {
     memset(f, 0, sizeof *f);
 }
 
+/* The tests keep a downstream subnode with its node: ef_node stores it in the node's
+ * `reserved` field, and ef_derive_node moves it into nw_derive_node's subnode argument (the
+ * library itself refuses reserved != 0: a row in boundary_edges.h checks it). */
 static nw_node_index ef_node(int32_t type, int32_t layer, int32_t subnode, int64_t a, int64_t b, int64_t c) {
     nw_node_index n;
     memset(&n, 0, sizeof n);
-    n.node_type = type, n.layer = layer, n.n_indices = type == NW_NODE_ATTENTION_HEAD ? 3 : 2, n.subnode = subnode;
+    n.node_type = type, n.layer = layer, n.n_indices = type == NW_NODE_ATTENTION_HEAD ? 3 : 2, n.reserved = subnode;
     n.indices[0] = a, n.indices[1] = b, n.indices[2] = c;
     return n;
+}
+
+static nw_status ef_derive_node(const nw_model *m, const nw_store *s, int32_t dst, int32_t layer,
+                                const nw_node_index *node, uint32_t flags, float *out, size_t out_len,
+                                int64_t out_shape[3], int32_t *out_ndim) {
+    if (!node) return nw_derive_node(m, s, dst, layer, NULL, NW_SUBNODE_NONE, flags, out, out_len, out_shape, out_ndim);
+    nw_node_index n = *node;
+    n.reserved = 0;
+    return nw_derive_node(m, s, dst, layer, &n, node->reserved, flags, out, out_len, out_shape, out_ndim);
 }
 
 /* A valid node argument for each edge DST at layer `layer` (NULL where it takes none), and

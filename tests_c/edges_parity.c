@@ -12,6 +12,7 @@
 #include "nodewrite.h"
 #include "fixture.h"
 #include "json_min.h"
+#include "edges_fixture.h"
 
 static fx_safetensors st;
 static const jm_node *activations;
@@ -101,20 +102,20 @@ static int node_of(const jm_node *c, nw_node_index *n) {
     for (int i = 0; i < idx->count && i < 4; i++)
         n->indices[i] = idx->items[i]->kind == JM_NULL ? NW_INDEX_NONE : (int64_t)idx->items[i]->number;
     const char *sub = jm_str(node, "subnode");
-    n->subnode = !sub ? NW_SUBNODE_NONE : sub[0] == 'q' ? NW_SUBNODE_Q : sub[0] == 'k' ? NW_SUBNODE_K : NW_SUBNODE_V;
+    n->reserved = !sub ? NW_SUBNODE_NONE : sub[0] == 'q' ? NW_SUBNODE_Q : sub[0] == 'k' ? NW_SUBNODE_K : NW_SUBNODE_V;
     return 1;
 }
 
 static nw_status derive(setup *s, int32_t dst, int32_t layer, const nw_node_index *node, uint32_t flags,
                         float **out, int64_t shape[3], int32_t *ndim) {
     size_t need = 0;
-    nw_status st0 = nw_derive_node(s->model, s->store, dst, layer, node, flags, NULL, 0, shape, ndim);
+    nw_status st0 = ef_derive_node(s->model, s->store, dst, layer, node, flags, NULL, 0, shape, ndim);
     if (st0 != NW_ERR_BUFFER_TOO_SMALL) return st0;
     need = 1;
     for (int i = 0; i < *ndim; i++) need *= (size_t)shape[i];
     *out = malloc(need * sizeof(float) + 1);
     for (size_t i = 0; i < need; i++) (*out)[i] = NAN;
-    return nw_derive_node(s->model, s->store, dst, layer, node, flags, *out, need, shape, ndim);
+    return ef_derive_node(s->model, s->store, dst, layer, node, flags, *out, need, shape, ndim);
 }
 
 int main(int argc, char **argv) {
@@ -134,6 +135,21 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 4; i++) setups[i] = make_setup(stores[i]);
     nw_set_num_threads(1);
     int checked = 0, outputs = 0, errors = 0;
+    {   /* the subnode is an argument: a node's reserved field stays 0, and is refused otherwise */
+        nw_node_index head = {0};
+        head.node_type = NW_NODE_ATTENTION_HEAD, head.layer = 1, head.n_indices = 3, head.reserved = NW_SUBNODE_V;
+        head.indices[0] = 6, head.indices[1] = 3, head.indices[2] = 0;
+        float out[7 * 48];
+        int64_t shape[3];
+        int32_t ndim;
+        nw_status r = nw_derive_node(setups[0].model, setups[0].store, NW_DST_GRAD_OF_SINGLE_SUBNODE_ATTRIBUTION, 1, &head,
+                                     NW_SUBNODE_NONE, 0, out, 7 * 48, shape, &ndim);
+        if (r != NW_ERR_INVALID_ARGUMENT) FAIL("node.reserved = 3: status %d, expected NW_ERR_INVALID_ARGUMENT", r);
+        head.reserved = 0;
+        r = nw_derive_node(setups[0].model, setups[0].store, NW_DST_GRAD_OF_SINGLE_SUBNODE_ATTRIBUTION, 1, &head,
+                           NW_SUBNODE_V, 0, out, 7 * 48, shape, &ndim);
+        if (r != NW_OK) FAIL("the V subnode as an argument: %s", nw_last_error_message());
+    }
     for (int ci = 0; ci < cases->count; ci++) {
         const jm_node *c = cases->items[ci];
         const char *id = jm_str(c, "id"), *dst_name = jm_str(c, "dst"), *store = jm_str(c, "store");

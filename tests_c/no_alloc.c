@@ -44,9 +44,9 @@ int main(void) {
         fprintf(stderr, "setup failed: %s\n", nw_last_error_message());
         return 2;
     }
-    nw_node_index nodes[3] = {{NW_NODE_ATTENTION_HEAD, 0, 3, {0}, {-1, 2, 1, 0}},
-                              {NW_NODE_MLP_NEURON, 0, 2, {0}, {3, -1, 0, 0}},
-                              {NW_NODE_MLP_AUTOENCODER_LATENT, 0, 2, {0}, {0, 5, 0, 0}}};
+    nw_node_index nodes[3] = {{NW_NODE_ATTENTION_HEAD, 0, 3, 0, {-1, 2, 1, 0}},
+                              {NW_NODE_MLP_NEURON, 0, 2, 0, {3, -1, 0, 0}},
+                              {NW_NODE_MLP_AUTOENCODER_LATENT, 0, 2, 0, {0, 5, 0, 0}}};
     nw_deriver *d;
     if (nw_node_write_deriver_create(m, &nodes[0], &d)) return 2;
     int failed = 0;

@@ -237,7 +237,7 @@ static int derive_neuron(nw_model *m, float *first) {
     nw_store *st = NULL;
     nw_store_create(&st);
     nw_store_put(st, NW_ACT_MLP_POST_ACT, 1, &v);
-    nw_node_index node = {NW_NODE_MLP_NEURON, 1, 2, {0}, {0, 3, 0, 0}};
+    nw_node_index node = {NW_NODE_MLP_NEURON, 1, 2, 0, {0, 3, 0, 0}};
     nw_status s = nw_node_write(m, st, &node, out, 32);
     nw_store_destroy(st);
     *first = out[0];
@@ -347,7 +347,7 @@ static nw_status use_model(nw_model *m, float *out) {
     if (s == NW_OK) s = nw_store_put(st, NW_ACT_MLP_POST_ACT, 1, &a);
     if (s == NW_OK) s = nw_store_put(st, NW_ACT_ATTN_QK_PROBS, 1, &b);
     if (s == NW_OK) s = nw_store_put(st, NW_ACT_ATTN_VALUE, 1, &c);
-    nw_node_index mlp = {NW_NODE_MLP_NEURON, 1, 2, {0}, {2, 5, 0, 0}}, att = {NW_NODE_ATTENTION_HEAD, 1, 3, {0}, {2, 1, 3, 0}};
+    nw_node_index mlp = {NW_NODE_MLP_NEURON, 1, 2, 0, {2, 5, 0, 0}}, att = {NW_NODE_ATTENTION_HEAD, 1, 3, 0, {2, 1, 3, 0}};
     if (s == NW_OK) s = nw_node_write(m, st, &mlp, out, 3 * 32);
     if (s == NW_OK) s = nw_node_write(m, st, &att, out + 3 * 32, 3 * 32);
     nw_store_destroy(st);

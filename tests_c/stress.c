@@ -131,7 +131,7 @@ static void build(void) {
         uint64_t r = nwt_rng_next(&seed);
         int type = (int)(r % 5), L = (int)((r >> 8) % NL);
         int64_t tok = (int64_t)((r >> 16) % T) - (i % 2 ? T : 0);
-        nw_node_index n = {type, L, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, {0}, {tok, 0, 0, 0}};
+        nw_node_index n = {type, L, type == NW_NODE_ATTENTION_HEAD ? 3 : 2, 0, {tok, 0, 0, 0}};
         switch (type) {
         case NW_NODE_MLP_NEURON: n.indices[1] = (int64_t)((r >> 24) % DFF); break;
         case NW_NODE_ATTENTION_HEAD:
@@ -259,7 +259,7 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
         break;
     }
     case 16: { /* the same with mass above the diagonal: refused in every thread, whoever scans */
-        nw_node_index x = {NW_NODE_ATTENTION_HEAD, 1, 3, {0}, {k % T, 0, k % NH, 0}};
+        nw_node_index x = {NW_NODE_ATTENTION_HEAD, 1, 3, 0, {k % T, 0, k % NH, 0}};
         st = nw_node_write(MODEL, dirty, &x, buf, cap);
         if (st != NW_ERR_INVALID_ARGUMENT) return "mass above the diagonal was not refused";
         if (strstr(nw_last_error_message(), "above the diagonal") == NULL) return "the causality message is not this thread's";
@@ -380,7 +380,7 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
         ef_fixture *f = &EDGES[flags == EF_MLP_AE ? 0 : flags == EF_ATTN_AE ? 1 : 2];
         int64_t shape[3];
         int32_t ndim;
-        st = nw_derive_node(f->m, f->s, dst, layer, np, (k / 25) % 2 ? NW_DETACH_LAYER_NORM_SCALE : 0, buf, cap, shape, &ndim);
+        st = ef_derive_node(f->m, f->s, dst, layer, np, (k / 25) % 2 ? NW_DETACH_LAYER_NORM_SCALE : 0, buf, cap, shape, &ndim);
         *n = 1;
         for (int i = 0; i < ndim && st == NW_OK; i++) *n *= (size_t)shape[i];
         break;

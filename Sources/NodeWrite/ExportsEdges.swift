@@ -42,11 +42,12 @@ public func nw_model_set_autoencoder_encoder(_ model: OpaquePointer?, _ nodeType
 }
 
 extension EdgeNode {
-    /// Validates a caller's node argument of an edge call (subnode and NW_INDEX_NONE allowed).
-    init(_ pointer: UnsafePointer<nw_node_index>) throws(NodeWriteError) {
+    /// Validates a caller's node argument of an edge call (NW_INDEX_NONE allowed) and its subnode.
+    init(_ pointer: UnsafePointer<nw_node_index>, subnode raw: Int32) throws(NodeWriteError) {
         let n = pointer.pointee
         let type = try decode(n.node_type, as: NodeType.self, "node.node_type")
-        let subnode = try decode(n.subnode, as: Subnode.self, "node.subnode")
+        guard n.reserved == 0 else { throw .invalidArgument("node.reserved = \(n.reserved): must be 0 (the subnode is nw_derive_node's subnode argument)") }
+        let subnode = try decode(raw, as: Subnode.self, "subnode")
         try checkIndexCount(Int(n.n_indices), type, "node.n_indices")
         var indices = NodeIndices(repeating: 0)
         indices[0] = Int(n.indices.0)
@@ -67,7 +68,7 @@ private func edgeFlags(_ flags: UInt32) throws(NodeWriteError) -> (zeroed: Bool,
 
 @_cdecl("nw_derive_node") @implementation
 public func nw_derive_node(_ model: OpaquePointer?, _ store: OpaquePointer?, _ dst: Int32, _ layer: Int32,
-                           _ node: UnsafePointer<nw_node_index>?, _ flags: UInt32,
+                           _ node: UnsafePointer<nw_node_index>?, _ subnode: Int32, _ flags: UInt32,
                            _ out: UnsafeMutablePointer<Float>?, _ outLen: Int,
                            _ outShape: UnsafeMutablePointer<Int64>?, _ outNdim: UnsafeMutablePointer<Int32>?) -> nw_status {
     boundary { () throws(NodeWriteError) in
@@ -77,8 +78,9 @@ public func nw_derive_node(_ model: OpaquePointer?, _ store: OpaquePointer?, _ d
         let (zeroed, detach) = try edgeFlags(flags)
         guard dst.spec.edge != nil else {
             // The write family: nw_derive without a direction (the norms), and no node.
-            guard node == nil else {
-                throw .invalidArgument("node: \(dst.spec.name) is a write-family DST and takes no node; pass NULL (or call nw_derive)")
+            guard node == nil, subnode == NW_SUBNODE_NONE.rawValue else {
+                throw .invalidArgument(node != nil ? "node: \(dst.spec.name) is a write-family DST and takes no node; pass NULL (or call nw_derive)"
+                                       : "subnode = \(subnode): \(dst.spec.name) takes no node; pass NW_SUBNODE_NONE")
             }
             guard !detach else {
                 throw .invalidArgument("flags: NW_DETACH_LAYER_NORM_SCALE applies to edge DSTs, not to \(dst.spec.name)")
@@ -91,7 +93,10 @@ public func nw_derive_node(_ model: OpaquePointer?, _ store: OpaquePointer?, _ d
                 write: { (buffer) throws(NodeWriteError) in try run.derive(into: buffer.baseAddress.unsafelyUnwrapped) })
             return
         }
-        let edgeNode = try node.map { (p) throws(NodeWriteError) in try EdgeNode(p) }
+        guard node != nil || subnode == NW_SUBNODE_NONE.rawValue else {
+            throw .invalidArgument("subnode = \(subnode) but node is NULL; a subnode belongs to a node")
+        }
+        let edgeNode = try node.map { (p) throws(NodeWriteError) in try EdgeNode(p, subnode: subnode) }
         let run = try EdgeRun(dst, model: model, store: s.store, layer: Int(layer), node: edgeNode, detach: detach,
                               threads: Kernels.threads, outputZeroed: zeroed)
         guard out != nil || outLen == 0 else { throw .invalidArgument("out is NULL but out_len is \(UInt(bitPattern: outLen))") }

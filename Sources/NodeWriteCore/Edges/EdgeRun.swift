@@ -124,15 +124,15 @@ package struct EdgeRun {
         switch spec.node {
         case .upstream:
             guard node.subnode == .none else {
-                throw .invalidArgument("node.subnode = \(node.subnode.rawValue): an upstream node of \(name) is a whole node (an attention head without Q, K or V); pass NW_SUBNODE_NONE")
+                throw .invalidArgument("subnode = \(node.subnode.rawValue): an upstream node of \(name) is a whole node (an attention head without Q, K or V); pass NW_SUBNODE_NONE")
             }
         case .subnode:
             if n.nodeType == .attentionHead {
                 guard node.subnode != .none else {
-                    throw .invalidArgument("node.subnode: an attention head as the downstream subnode of \(name) needs NW_SUBNODE_Q, NW_SUBNODE_K or NW_SUBNODE_V (TDB's q_k_or_v)")
+                    throw .invalidArgument("subnode: an attention head as the downstream subnode of \(name) needs NW_SUBNODE_Q, NW_SUBNODE_K or NW_SUBNODE_V (TDB's q_k_or_v)")
                 }
             } else if node.subnode != .none {
-                throw .invalidArgument("node.subnode = \(node.subnode.rawValue): only attention heads have Q, K and V subnodes; pass NW_SUBNODE_NONE for \(n.nodeType.name)")
+                throw .invalidArgument("subnode = \(node.subnode.rawValue): only attention heads have Q, K and V subnodes; pass NW_SUBNODE_NONE for \(n.nodeType.name)")
             }
             if case .subnodeGradient = spec.role, n.layer != layer {
                 throw .invalidArgument("layer = \(layer): \(name) is computed at the subnode's layer (node.layer = \(n.layer)); pass layer = node.layer")

@@ -91,7 +91,7 @@ struct SubnodeGradient {
                     LayerNormRule.vjp(abar, xhat: xhat, s: sk, gain: gain, detach: inputs.detach, D, into: G + k0 &* D)
                 }
             case .none:
-                throw .invalidArgument("node.subnode: an attention head as a downstream subnode needs NW_SUBNODE_Q, NW_SUBNODE_K or NW_SUBNODE_V (TDB's q_k_or_v)")
+                throw .invalidArgument("subnode: an attention head as a downstream subnode needs NW_SUBNODE_Q, NW_SUBNODE_K or NW_SUBNODE_V (TDB's q_k_or_v)")
             }
         case .mlpNeuron:
             let F = inputs.dims.dFF
