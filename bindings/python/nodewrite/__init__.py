@@ -128,9 +128,10 @@ class NodeIndex:
     "attention_autoencoder_latent"); a str-valued Enum such as TDB's NodeType works too.
     layer: the layer index. tensor_indices: TDB's order, (token, neuron),
     (query token, key token, head) or (token, latent); negative values count from the
-    end, as in Python. None where TDB has None: the token of a trace latent,
-    NodeIndex("attention_autoencoder_latent", L, (None, latent)), the node argument of derive's
-    attention-to-latent DSTs (everything else refuses a None index when the node is used).
+    end, as in Python. None where TDB has None, the token of a latent (an autoencoder latent
+    type only): the trace latent NodeIndex("attention_autoencoder_latent", L, (None, latent)),
+    the node argument of derive's attention-to-latent DSTs (everything else refuses it when the
+    node is used).
     q_k_or_v: for an attention head as the downstream subnode of derive's
     grad_of_single_subnode_attribution and out-edges (TDB's AttnSubNodeIndex): "attn.q", "attn.k"
     or "attn.v" (TDB's ActivationLocationType works too); None (the default) for a plain head.
@@ -189,7 +190,12 @@ class NodeIndex:
                     f"tensor_indices: expected a sequence of integers, "
                     f"got {type(tensor_indices).__name__}"
                 ) from None
-            indices = tuple(None if v is None else _index(v, f"tensor_indices[{i}]") for i, v in enumerate(items))
+            # None only as a latent's token (TDB's trace latent (None, latent)).
+            latent = node_type_info(value).is_latent
+            indices = tuple(
+                None if v is None and i == 0 and latent else _index(v, f"tensor_indices[{i}]")
+                for i, v in enumerate(items)
+            )
         names = node_type_info(value).index_names
         if len(indices) != len(names):
             raise NodeWriteValueError(

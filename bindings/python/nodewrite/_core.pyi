@@ -35,6 +35,19 @@ class _NodeLike(Protocol):
 
 NodeLike = _NodeLike
 
+class _EdgeNodeLike(Protocol):
+    """The node argument of derive's edge DSTs: a nodewrite.NodeIndex, TDB's NodeIndex or
+    AttnSubNodeIndex (q_k_or_v, read when present), a trace latent's token None."""
+
+    @property
+    def node_type(self) -> object: ...
+    @property
+    def layer_index(self) -> int: ...
+    @property
+    def tensor_indices(self) -> Sequence[Optional[int]]: ...
+
+EdgeNodeLike = _EdgeNodeLike
+
 class WeightState(TypedDict):
     copied: bool
     dtype: str
@@ -92,7 +105,16 @@ class Model:
     def load_autoencoder(self, path: Union[str, "os.PathLike[str]"], node_type: str, layer: int) -> None: ...
     def set_weight(self, name: str, layer: Optional[int], weight: Tensor, copy: bool = True) -> None: ...
     def set_autoencoder(
-        self, node_type: str, layer: int, decoder: Tensor, input: str, copy: bool = True, replace: bool = False
+        self,
+        node_type: str,
+        layer: int,
+        decoder: Tensor,
+        input: str,
+        copy: bool = True,
+        replace: bool = False,
+        encoder: Optional[Tensor] = None,
+        latent_bias: Optional[Tensor] = None,
+        pre_bias: Optional[Tensor] = None,
     ) -> None: ...
     def remove_autoencoder(self, node_type: str, layer: int) -> None: ...
     @property
@@ -116,13 +138,21 @@ class ActivationStore:
     """Raw activations keyed by (ActivationLocationType value, layer); borrowed, never copied."""
 
     def __init__(self) -> None: ...
-    def put(self, name: str, layer: int, tensor: Tensor, layout: Optional[str] = None, batch: Optional[int] = None) -> None: ...
+    def put(
+        self,
+        name: str,
+        layer: Optional[int],
+        tensor: Tensor,
+        layout: Optional[str] = None,
+        batch: Optional[int] = None,
+        pass_type: str = "forward",
+    ) -> None: ...
     @property
     def batch(self) -> Optional[int]: ...
-    def remove(self, name: str, layer: int) -> None: ...
+    def remove(self, name: str, layer: Optional[int], pass_type: str = "forward") -> None: ...
     def clear(self) -> None: ...
-    def get(self, name: str, layer: int) -> Tensor: ...
-    def keys(self) -> List[Tuple[str, int]]: ...
+    def get(self, name: str, layer: Optional[int], pass_type: str = "forward") -> Tensor: ...
+    def keys(self, pass_type: str = "forward") -> List[Tuple[str, Optional[int]]]: ...
     def __len__(self) -> int: ...
     def __contains__(self, key: object) -> bool: ...
 
@@ -168,15 +198,17 @@ def node_writes(
     token_rows: Optional[npt.NDArray[np.int64]] = None,
 ) -> OutTensor: ...
 
-# -- write family (write_family.cpp) ----------------------------------------------------------
+# -- derive: the write family and the edges (write_family.cpp) ---------------------------------
 
 def derive(
     model: Model,
     store: ActivationStore,
     dst: str,
-    layer: int,
+    layer: Optional[int],
     *,
+    node: Optional[EdgeNodeLike] = None,
     direction: Optional[Tensor] = None,
+    detach_layer_norm_scale: bool = False,
     out: Optional[OutTensor] = None,
 ) -> OutTensor: ...
 

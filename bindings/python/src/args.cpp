@@ -134,9 +134,10 @@ bool to_bool(py::handle obj, const std::string &what) {
     fail(NW_ERR_INVALID_ARGUMENT, what + ": expected True or False, got " + type_name(obj));
 }
 
-nw_node_index node_from_py(py::handle node) { return node_from_py(node, false); }
+nw_node_index node_from_py(py::handle node) { return node_from_py(node, nullptr); }
 
-nw_node_index node_from_py(py::handle node, bool edge) {
+nw_node_index node_from_py(py::handle node, int32_t *subnode) {
+    const bool edge = subnode != nullptr;
     if (node.is_none()) fail(NW_ERR_INVALID_ARGUMENT, "node: expected a NodeIndex, got None");
     // One attribute lookup each (NodeIndex, TDB's NodeIndex, or anything alike).
     py::object node_type = getattr_or_null(node, "node_type", "node");
@@ -173,15 +174,16 @@ nw_node_index node_from_py(py::handle node, bool edge) {
                               INT64_MAX, NW_ERR_INDEX_OUT_OF_RANGE);
     }
     if (edge) {
+        *subnode = NW_SUBNODE_NONE;
         // q_k_or_v (TDB's AttnSubNodeIndex, nodewrite's NodeIndex(..., q_k_or_v=)): "attn.q",
         // "attn.k", "attn.v" or a str-valued Enum such as TDB's ActivationLocationType; None or absent:
         // no subnode.
         py::object qkv = getattr_or_null(node, "q_k_or_v", "node");
         if (qkv && !qkv.is_none()) {
             std::string v = to_name(qkv, "q_k_or_v");
-            if (v == "attn.q") n.subnode = NW_SUBNODE_Q;
-            else if (v == "attn.k") n.subnode = NW_SUBNODE_K;
-            else if (v == "attn.v") n.subnode = NW_SUBNODE_V;
+            if (v == "attn.q") *subnode = NW_SUBNODE_Q;
+            else if (v == "attn.k") *subnode = NW_SUBNODE_K;
+            else if (v == "attn.v") *subnode = NW_SUBNODE_V;
             else
                 fail(NW_ERR_INVALID_ARGUMENT, "q_k_or_v: '" + v + "' is not a part of an attention head; expected "
                                               "'attn.q', 'attn.k' or 'attn.v' (TDB's ActivationLocationType)");

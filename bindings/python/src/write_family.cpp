@@ -12,6 +12,38 @@ namespace nwpy __attribute__((visibility("hidden"))) {
 
 namespace {
 
+// The library's words for the C caller, in the Python API's terms (the node argument, the store's
+// pass, the model's setters), for the messages of nw_derive_node.
+std::string python_words(std::string msg) {
+    static const std::pair<const char *, const char *> words[] = {
+        {"needs NW_SUBNODE_Q, NW_SUBNODE_K or NW_SUBNODE_V (TDB's q_k_or_v)",
+         "needs q_k_or_v=\"attn.q\", \"attn.k\" or \"attn.v\" (NodeIndex(..., q_k_or_v=...), TDB's AttnSubNodeIndex)"},
+        {"pass NW_SUBNODE_NONE", "pass q_k_or_v=None"},
+        {"subnode = 1", "node.q_k_or_v = 'attn.q'"},
+        {"subnode = 2", "node.q_k_or_v = 'attn.k'"},
+        {"subnode = 3", "node.q_k_or_v = 'attn.v'"},
+        {"subnode: an attention head", "node.q_k_or_v: an attention head"},
+        {"node.indices", "node.tensor_indices"},
+        {"is NW_INDEX_NONE (TDB's None)", "is None"},
+        {"token NW_INDEX_NONE", "token None"},
+        {"NW_INDEX_NONE", "None"},
+        {"takes no node; pass NULL", "takes no node; pass node=None"},
+        {"node is NULL but", "node is None but"},
+        {"pass NW_NO_LAYER = -1", "pass layer=None"},
+        {"put it with pass NW_PASS_BACKWARD", "put it with ActivationStore.put(..., pass_type=\"backward\")"},
+        {"(set it with nw_model_set_weight)", "(set it with Model.set_weight)"},
+        {"set it with nw_model_set_autoencoder_encoder", "set it with Model.set_autoencoder(..., encoder=...)"},
+        {"(nw_model_set_autoencoder)", "(Model.set_autoencoder)"},
+        {"(nw_model_remove_autoencoder)", "(Model.remove_autoencoder)"},
+    };
+    for (const auto &w : words) {
+        const std::string from = w.first, to = w.second;
+        for (size_t at = msg.find(from); at != std::string::npos; at = msg.find(from, at + to.size()))
+            msg.replace(at, from.size(), to);
+    }
+    return msg;
+}
+
 bool is_write_family(const DstFacts &f) {
     return f.quantity == NW_QUANTITY_NORM || f.quantity == NW_QUANTITY_PROJECTION;
 }
@@ -84,19 +116,26 @@ py::object derive(const py::args &args, const py::kwargs &kwargs) {
             fail(NW_ERR_INVALID_ARGUMENT, "direction: " + f.name + " takes none (its gradients come from the "
                                           "store's backward pass: ActivationStore.put(..., pass_type=\"backward\"))");
         nw_node_index node{};
-        if (has_node) node = node_from_py(a[6], true);
+        int32_t subnode = NW_SUBNODE_NONE;
+        if (has_node) node = node_from_py(a[6], &subnode);
         const nw_node_index *np = has_node ? &node : nullptr;
         const uint32_t extra = detach ? NW_DETACH_LAYER_NORM_SCALE : 0;
-        return sized_call(
-            m, s,
-            [&] {
-                check_everything(m, s);
-                return edge_shape(m, s, f, layer);
-            },
-            [&](float *p, size_t len, uint32_t flags, Reported *r) {
-                return nw_derive_node(m.model, s.store, dst, layer, np, flags | extra, p, len, r->shape, &r->ndim);
-            },
-            /*zeroable=*/!out_held, out_held, a[5]);
+        try {
+            return sized_call(
+                m, s,
+                [&] {
+                    check_everything(m, s);
+                    return edge_shape(m, s, f, layer);
+                },
+                [&](float *p, size_t len, uint32_t flags, Reported *r) {
+                    return nw_derive_node(m.model, s.store, dst, layer, np, subnode, flags | extra, p, len,
+                                          r->shape, &r->ndim);
+                },
+                /*zeroable=*/!out_held, out_held, a[5]);
+        } catch (NwFailure &e) {
+            e.message = python_words(e.message);
+            throw;
+        }
     }
     if (has_node)
         fail(NW_ERR_INVALID_ARGUMENT, "node: " + f.name + " is a write-family DST (every node of the layer) and "
