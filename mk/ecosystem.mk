@@ -38,6 +38,7 @@ $(ECO_VENV)/.deps-installed:
 	touch $@
 
 $(ECO_VENV)/.nodewrite-installed: $(ECO_VENV)/.deps-installed $(LIB) $(PY_BINDING_SRCS) include/nodewrite.h | python-sysdeps
+	rm -rf bindings/python/build  # setuptools does not see header changes: never link stale objects
 	$(ECO_PY) -m pip install -q --no-build-isolation --no-deps --force-reinstall ./bindings/python
 	touch $@
 
