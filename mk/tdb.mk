@@ -42,6 +42,7 @@ $(TDB_VENV)/.deps-installed:
 	touch $@
 
 $(TDB_VENV)/.nodewrite-installed: $(TDB_VENV)/.deps-installed $(LIB) $(PY_BINDING_SRCS) include/nodewrite.h | python-sysdeps
+	rm -rf bindings/python/build  # setuptools does not see header changes: never link stale objects
 	$(TDB_VENV_PY) -m pip install -q --no-build-isolation --no-deps --force-reinstall ./bindings/python
 	touch $@
 

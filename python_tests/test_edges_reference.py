@@ -5,26 +5,14 @@ gradients, and linearity in the upstream write."""
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from nodewrite.tdb import torch_edges as er  # noqa: E402
-from nw_fixtures import FIXTURES, REL_TOL, read_safetensors  # noqa: E402
-
-MANIFEST = json.load(open(os.path.join(FIXTURES, "tdb_edges.json")))
-TENSORS = read_safetensors(os.path.join(FIXTURES, "tdb_edges.safetensors"))
-MODEL = MANIFEST["model"]
-N_LAYERS = MODEL["n_layers"]
-# TDB asks for "the" single autoencoder in these; with both loaded it raises AssertionError.
-NEEDS_SINGLE_AE = {
-    "online_autoencoder_act_times_grad", "autoencoder_latent_grad_wrt_residual_input",
-    "attn_write_to_latent_per_sequence_token",
-}
+from edges_fixture import CASES, MANIFEST, MODEL, N_LAYERS, NEEDS_SINGLE_AE, TENSORS  # noqa: E402
+from nw_fixtures import REL_TOL  # noqa: E402
 
 
 def t(name, dtype=torch.float32):
@@ -205,9 +193,6 @@ def run_case(case, dtype=torch.float32):
 
 def original_raises(case) -> bool:
     return "error" in case
-
-
-CASES = MANIFEST["cases"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['id']}-{c['dst']}" for c in CASES])
