@@ -15,7 +15,8 @@
  * out->size, nw_saelens_hook_find with fuzzed names) and the slot states
  * (nw_model_weight_get, nw_model_autoencoder_get); causality (nw_model_set_causal / get_causal, so
  * that derives run on causal and non-causal models, with patterns that have mass above the diagonal
- * or not) and autoencoder slots (nw_model_remove_autoencoder; set_autoencoder refuses an occupied slot).
+ * or not) and autoencoder slots (nw_model_remove_autoencoder; set_autoencoder refuses an occupied slot);
+ * the edges' model facts (nw_model_set/get_mlp_activation, nw_model_set/get_layer_norm_epsilon).
  *
  * Views are truthful about memory, as the header requires of a caller: when a
  * view's shape and strides are valid per the contract (no overflow) its data
@@ -36,6 +37,7 @@
  * the normal library: that is the corpus replay of `make test`.
  */
 #define _DEFAULT_SOURCE
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -865,6 +867,29 @@ static void step_new(rd *r, st *s, uint8_t op) {
         free(o);
         break;
     }
+    case 16: { /* model facts of the edges: the MLP activation and the LayerNorm epsilon, set (valid or
+                  not), then get; a refused set changes nothing; derives that follow use them */
+        int32_t before = -7, after = -7, v = (u8(r) & 1) ? EXTREME32[u8(r) % NEXTREME32] : (int32_t)(u8(r) % 3);
+        check(nw_model_get_mlp_activation(s->model, &before));
+        status = nw_model_set_mlp_activation(u8(r) < 250 ? s->model : NULL, v);
+        check(status);
+        check(nw_model_get_mlp_activation(s->model, &after));
+        if (before < 0 || before > 2 || after != (status == NW_OK ? v : before)) __builtin_trap();
+        static const double EPS[] = {1e-5, 1e-12, 0.5, 0.0, -1e-5, 1e-50, 1e300, 1e38, 3.5e38};
+        double e = (u8(r) & 1) ? EPS[u8(r) % (sizeof EPS / sizeof *EPS)] : (u8(r) & 1 ? NAN : INFINITY);
+        double eb = -7, ea = -7;
+        check(nw_model_get_layer_norm_epsilon(s->model, &eb));
+        status = nw_model_set_layer_norm_epsilon(u8(r) < 250 ? s->model : NULL, e);
+        check(status);
+        check(nw_model_get_layer_norm_epsilon(s->model, &ea));
+        if (!(eb > 0) || ea != (status == NW_OK ? e : eb)) __builtin_trap();
+        if (status == NW_OK && !((float)e > 0 && isfinite((float)e))) __builtin_trap();
+        double untouched_eps = -7;
+        if (nw_model_get_layer_norm_epsilon(NULL, &untouched_eps) != NW_ERR_INVALID_ARGUMENT || untouched_eps != -7) __builtin_trap();
+        check(nw_model_get_mlp_activation(s->model, NULL));
+        check(nw_model_get_layer_norm_epsilon(s->model, NULL));
+        break;
+    }
     default: /* new vocabulary size for the views that follow */
         s->nvocab = 1 + u8(r) % 9;
         break;
@@ -873,7 +898,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
 
 static void step(rd *r, st *s) {
     uint8_t b = u8(r);
-    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 17)); return; }
+    if (b >= 216) { step_new(r, s, (uint8_t)((b - 216) % 18)); return; }
     uint8_t op = b % 18;
     nw_status status;
     switch (op) {

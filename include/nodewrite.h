@@ -968,6 +968,38 @@ NW_API nw_status nw_model_load_safetensors(const char *path, nw_model **out);
 NW_API nw_status nw_model_load_autoencoder_safetensors(nw_model *model, const char *path,
                                                        int32_t node_type, int32_t layer);
 
+/** The function between the MLP's two matrices (mlp.pre_act -> mlp.post_act), which the edge
+ *  DSTs differentiate (nw_derive_node). Pinned. TransformerLens's act_fn "gelu_new",
+ *  "gelu_fast" and "gelu_pytorch_tanh" are NW_ACT_FN_GELU_TANH (one formula; the constants
+ *  agree to float32), "gelu" is NW_ACT_FN_GELU_ERF, "relu" NW_ACT_FN_RELU. */
+enum nw_mlp_activation {
+    NW_ACT_FN_GELU_TANH = 0, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): TDB's, the default */
+    NW_ACT_FN_GELU_ERF = 1,  /* x Phi(x), Phi the standard normal CDF; derivative Phi(x) + x phi(x) */
+    NW_ACT_FN_RELU = 2       /* max(x, 0); derivative 1 where x > 0, else 0 (torch's at 0) */
+};
+
+/** Sets the model's MLP activation function (enum nw_mlp_activation; a new model has
+ *  NW_ACT_FN_GELU_TANH, TDB's). Read by every later nw_derive_node call; the
+ *  write-family DSTs do not depend on it. Configure it before sharing the model (see
+ *  Threading). Returns NW_OK or NW_ERR_INVALID_ARGUMENT (NULL, an unknown value); on
+ *  failure the model is unchanged. */
+NW_API nw_status nw_model_set_mlp_activation(nw_model *model, int32_t activation);
+
+/** The model's MLP activation function (enum nw_mlp_activation) into *out.
+ *  Returns NW_OK or NW_ERR_INVALID_ARGUMENT (NULL). */
+NW_API nw_status nw_model_get_mlp_activation(const nw_model *model, int32_t *out);
+
+/** Sets the epsilon of the blocks' LayerNorms, s = sqrt(mean((x - mean x)^2) + epsilon)
+ *  (a new model has TDB's 1e-5; TransformerLens's cfg.eps). The edge DSTs compute in float32
+ *  with float32(epsilon). Read by every later nw_derive_node call. Configure it before sharing
+ *  the model (see Threading). Returns NW_OK or NW_ERR_INVALID_ARGUMENT (NULL; epsilon not
+ *  finite, or not above 0 once rounded to float32); on failure the model is unchanged. */
+NW_API nw_status nw_model_set_layer_norm_epsilon(nw_model *model, double epsilon);
+
+/** The model's LayerNorm epsilon, as it was set (a double), into *out.
+ *  Returns NW_OK or NW_ERR_INVALID_ARGUMENT (NULL). */
+NW_API nw_status nw_model_get_layer_norm_epsilon(const nw_model *model, double *out);
+
 /* -- model: reading back what a model holds -- */
 
 /** Copies what weight slot (weight, layer) holds into out, float32, row-major in the weight's

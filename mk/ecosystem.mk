@@ -13,6 +13,7 @@
 #   make example-ray      examples/top_examples.py in .venv-eco (a local Ray)
 #   make bench-tl         bindings/python/examples/bench_tl.py in .venv-eco (not part of `make bench`)
 #   make example-tl       examples/tl_logit_diff_heatmap.py into build/tl_heatmap/
+#   make example-edges    examples/edges_graph.py into build/edges_graph/ (a random model; torch, matplotlib)
 # ECO_TORCH_WHEEL = the torch wheel file of .venv-eco; default $(TORCH_WHEEL) (see mk/python.mk).
 # In `make test` (step "ecosystem"): when .venv-eco exists, or with ECO_REQUIRED=1 (what .ci/run
 # passes: .venv-eco is then built first, and a failure to build it fails the run), the tests run in
@@ -29,7 +30,7 @@ ECO_PYTEST := -m pytest -q -rfEs -W ignore::DeprecationWarning
 
 TEST_TARGETS += test-ecosystem-if-available
 
-.PHONY: .venv-eco test-ecosystem test-ecosystem-if-available bench-tl example-tl bench-ray example-ray
+.PHONY: .venv-eco test-ecosystem test-ecosystem-if-available bench-tl example-tl example-edges bench-ray example-ray
 
 $(ECO_VENV)/.deps-installed: $(ECO_REQUIREMENTS)
 	@if [ -z "$(ECO_TORCH_WHEEL)" ]; then \
@@ -43,6 +44,7 @@ $(ECO_VENV)/.deps-installed: $(ECO_REQUIREMENTS)
 	touch $@
 
 $(ECO_VENV)/.nodewrite-installed: $(ECO_VENV)/.deps-installed $(LIB) $(PY_BINDING_SRCS) include/nodewrite.h | python-sysdeps
+	rm -rf bindings/python/build  # setuptools does not see header changes: never link stale objects
 	$(ECO_PY) -m pip install -q --no-build-isolation --no-deps --force-reinstall ./bindings/python
 	touch $@
 
@@ -69,6 +71,9 @@ bench-tl: .venv-eco
 
 example-tl: .venv-eco
 	MPLBACKEND=Agg $(ECO_PY) examples/tl_logit_diff_heatmap.py --out build/tl_heatmap $(EXAMPLE_TL_ARGS)
+
+example-edges: .venv-eco
+	MPLBACKEND=Agg $(ECO_PY) examples/edges_graph.py --out build/edges_graph $(EXAMPLE_EDGES_ARGS)
 
 bench-ray: .venv-eco
 	$(ECO_PY) bindings/python/examples/bench_ray.py $(BENCH_RAY_ARGS)

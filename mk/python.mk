@@ -43,6 +43,7 @@ $(VENV)/.deps-installed:
 
 # The package itself, rebuilt when the binding, the header or the library change.
 $(VENV)/.nodewrite-installed: $(VENV)/.deps-installed $(LIB) $(PY_BINDING_SRCS) include/nodewrite.h | python-sysdeps
+	rm -rf bindings/python/build  # setuptools does not see header changes: never link stale objects
 	$(VENV_PY) -m pip install -q --no-build-isolation --no-deps --force-reinstall ./bindings/python
 	$(VENV_PY) -c "import nodewrite, sys; print('nodewrite', nodewrite.__version__, 'ABI', nodewrite.abi_version(), 'installed in', sys.prefix)"
 	touch $@

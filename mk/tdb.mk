@@ -42,6 +42,7 @@ $(TDB_VENV)/.deps-installed:
 	touch $@
 
 $(TDB_VENV)/.nodewrite-installed: $(TDB_VENV)/.deps-installed $(LIB) $(PY_BINDING_SRCS) include/nodewrite.h | python-sysdeps
+	rm -rf bindings/python/build  # setuptools does not see header changes: never link stale objects
 	$(TDB_VENV_PY) -m pip install -q --no-build-isolation --no-deps --force-reinstall ./bindings/python
 	touch $@
 
@@ -62,6 +63,7 @@ ifeq ($(strip $(NODEWRITE_TDB_SRC)),)
 else
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) tools/bench_tdb.py $(BENCH_TDB_ARGS)
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) tools/bench_tdb_family.py --candidate tdb_family_candidate:candidate $(BENCH_TDB_FAMILY_ARGS)
+	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) tools/bench_tdb_edges.py $(BENCH_TDB_EDGES_ARGS)
 endif
 
 test-tdb: $(TDB_NEEDS_VENV)
@@ -69,7 +71,8 @@ ifeq ($(strip $(NODEWRITE_TDB_SRC)),)
 	@echo "test-tdb: skipped: set NODEWRITE_TDB_SRC=/path/to/transformer-debugger (and TDB_PYTHON, default .venv-tdb)"
 else
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_tdb_dropin.py \
-	  python_tests/test_tdb_family.py python_tests/test_tdb_fallback.py python_tests/test_tdb_server.py
+	  python_tests/test_tdb_family.py python_tests/test_tdb_fallback.py python_tests/test_tdb_server.py \
+	  python_tests/test_tdb_edges.py
 	@# a process of its own: the API reference it checks shows nodewrite.tdb.stats, which the tests above count up
 	NODEWRITE_TDB_SRC=$(NODEWRITE_TDB_SRC) $(TDB_PYTHON) -m pytest -q -rs python_tests/test_docs.py
 endif

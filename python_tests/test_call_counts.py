@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import nodewrite as nw
+from edge_inputs import EDGE_DSTS, WRITE_FAMILY, edge_args, edge_model_and_store, shape_of
 from nodewrite import _core
 
 T, L, D, H, DH, F, V, NL = 5, 2, 8, 2, 4, 6, 11, 7
@@ -95,7 +96,7 @@ def test_node_writes_is_one_call(setup):
     assert n == 1 and got is buf and np.array_equal(buf, out) and (rows == 3).all()
 
 
-@pytest.mark.parametrize("dst", nw.DSTS)
+@pytest.mark.parametrize("dst", WRITE_FAMILY)
 def test_derive_is_one_call_with_and_without_out(setup, dst):
     m, s, g = setup
     info = nw.dst_info(dst)
@@ -107,6 +108,37 @@ def test_derive_is_one_call_with_and_without_out(setup, dst):
     n, got = calls(lambda: nw.derive(m, s, dst, 1, out=buf, **kw))
     assert n == 1 and got is buf
     assert np.array_equal(buf, out)
+
+
+@pytest.fixture(scope="module")
+def edge_setup():
+    return edge_model_and_store(T=T, n_layers=L, d_model=D, n_heads=H, d_head=DH, d_ff=F, n_latents=NL)
+
+
+@pytest.mark.parametrize("dst", EDGE_DSTS)
+def test_derive_with_a_node_is_one_call_with_and_without_out(edge_setup, dst):
+    """The edge DSTs (nw_derive_node): one call, sized from the store and the tables, also with out=
+    and with detach_layer_norm_scale=."""
+    m, s, _ = edge_setup
+    layer, kw = edge_args(dst)
+    n, out = calls(lambda: nw.derive(m, s, dst, layer, **kw))
+    assert n == 1, dst
+    assert out.shape == shape_of(m, dst, T, NL)
+    buf = np.full(out.shape, np.nan, np.float32)
+    n, got = calls(lambda: nw.derive(m, s, dst, layer, out=buf, **kw))
+    assert n == 1 and got is buf and np.array_equal(buf, out)
+    if nw.dst_info(dst).quantity in ("in_edge", "out_edge", "gradient"):
+        n, _ = calls(lambda: nw.derive(m, s, dst, layer, detach_layer_norm_scale=True, **kw))
+        assert n == 1
+
+
+def test_a_backward_put_is_one_call():
+    s = nw.ActivationStore()
+    g = np.zeros((T, F), np.float32)
+    n, _ = calls(lambda: s.put("mlp.post_act", 0, g, pass_type="backward"))
+    assert n == 1 and ("mlp.post_act", 0, "backward") in s and ("mlp.post_act", 0) not in s
+    n, _ = calls(lambda: s.put("resid.post_emb", None, np.zeros((T, D), np.float32)))
+    assert n == 1 and s.keys() == [("resid.post_emb", None)]
 
 
 def test_token_writes_and_top_k_are_one_call(setup):

@@ -93,7 +93,12 @@ def test_store_from_borrows_the_cache(setup):
         assert s.get("attn.qk_probs", l) is cache[f"blocks.{l}.attn.hook_pattern"]
         assert s.get("attn.v", l) is cache[f"blocks.{l}.attn.hook_v"]
         assert s.get("mlp.post_act", l) is cache[f"blocks.{l}.mlp.hook_post"]
-    assert sorted(s.keys()) == sorted((n, l) for n in ("attn.qk_probs", "attn.v", "mlp.post_act") for l in range(2))
+        assert s.get("attn.v_out", l) is cache[f"blocks.{l}.attn.hook_z"]
+        assert s.get("resid.post_attn", l) is cache[f"blocks.{l}.hook_resid_mid"]
+        assert s.get("resid.post_mlp", l) is cache[f"blocks.{l}.hook_resid_post"]
+    assert s.get("resid.post_emb", None) is cache["blocks.0.hook_resid_pre"]
+    per_layer = ("attn.qk_probs", "attn.v", "mlp.post_act", "attn.v_out", "resid.post_attn", "resid.post_mlp")
+    assert sorted(s.keys(), key=str) == sorted([(n, l) for n in per_layer for l in range(2)] + [("resid.post_emb", None)], key=str)
 
 
 def test_store_from_a_cache_without_batch_dim(setup):

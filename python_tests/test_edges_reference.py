@@ -1,30 +1,18 @@
-"""The analytic edge reference (edges_reference.py) against TDB's own outputs (tdb_edges.*):
+"""The analytic edge reference (nodewrite.tdb.torch_edges) against TDB's own outputs (tdb_edges.*):
 every case within 1e-5 * max(1, max|expected|), exact zeros where TDB's are zero, and TDB's
 errors where it raises. Also float64 finite differences of the in-edges and out-edge
 gradients, and linearity in the upstream write."""
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import edges_reference as er  # noqa: E402
-from nw_fixtures import FIXTURES, REL_TOL, read_safetensors  # noqa: E402
-
-MANIFEST = json.load(open(os.path.join(FIXTURES, "tdb_edges.json")))
-TENSORS = read_safetensors(os.path.join(FIXTURES, "tdb_edges.safetensors"))
-MODEL = MANIFEST["model"]
-N_LAYERS = MODEL["n_layers"]
-# TDB asks for "the" single autoencoder in these; with both loaded it raises AssertionError.
-NEEDS_SINGLE_AE = {
-    "online_autoencoder_act_times_grad", "autoencoder_latent_grad_wrt_residual_input",
-    "attn_write_to_latent_per_sequence_token",
-}
+from nodewrite.tdb import torch_edges as er  # noqa: E402
+from edges_fixture import CASES, MANIFEST, MODEL, N_LAYERS, NEEDS_SINGLE_AE, TENSORS  # noqa: E402
+from nw_fixtures import REL_TOL  # noqa: E402
 
 
 def t(name, dtype=torch.float32):
@@ -205,9 +193,6 @@ def run_case(case, dtype=torch.float32):
 
 def original_raises(case) -> bool:
     return "error" in case
-
-
-CASES = MANIFEST["cases"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['id']}-{c['dst']}" for c in CASES])

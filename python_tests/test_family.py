@@ -18,6 +18,7 @@ import pytest
 
 import family_reference as ref
 import nodewrite as nw
+from edge_inputs import EDGE_DSTS, WRITE_FAMILY, edge_args, edge_model_and_store
 import test_family_reference as FR
 
 try:
@@ -172,7 +173,7 @@ def test_unknown_dst_lists_the_supported_ones(models, store):
     assert isinstance(info.value, nw.NodeWriteValueError)
     for name in nw.DSTS:
         assert name in str(info.value)
-    assert set(nw.DSTS) == {e["dst"] for e in FR.manifest()["dsts"]}
+    assert set(WRITE_FAMILY) == {e["dst"] for e in FR.manifest()["dsts"]}
 
 
 def test_direction_rules(models, store):
@@ -260,11 +261,13 @@ def test_unit_direction_gives_column_j(models, store):
 def test_thread_counts_give_identical_bits(models, store):
     rng = np.random.default_rng(11)
     gd = rng.standard_normal((T, D_MODEL)).astype(np.float32)
+    em, es, _keep = edge_model_and_store(T=9, n_layers=2, d_model=24, n_heads=3, d_head=8, d_ff=40, n_latents=11)
     try:
         runs = []
         for n in (1, 2, 3):
             nw.set_num_threads(n)
-            runs.append([nw.derive(models["all"], store, d, 1, direction=gd if d in GRAD_DSTS else None) for d in nw.DSTS]
+            runs.append([nw.derive(models["all"], store, d, 1, direction=gd if d in GRAD_DSTS else None) for d in WRITE_FAMILY]
+                        + [nw.derive(em, es, d, *edge_args(d)[:1], **edge_args(d)[1]) for d in EDGE_DSTS]
                         + [nw.token_writes(models["all"], store, "mlp_neuron", 1, nw.neurons_at_token(2, 48))])
         for other in runs[1:]:
             assert all(np.array_equal(a, b) for a, b in zip(runs[0], other))

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import nodewrite as nw
+from edge_inputs import EDGE_DSTS, WRITE_FAMILY, edge_args, edge_model_and_store
 
-ATTN = [d for d in nw.DSTS if "attn_write" in d and "layer" not in d]
+# The write family's attention members (the edge DSTs read p through the node path: test_edges).
+ATTN = [d for d in WRITE_FAMILY if "attn_write" in d and "layer" not in d]
 
 
 def layer(T, heads, d_head, d_model, seed):
@@ -106,3 +108,24 @@ def test_large_outputs_streamed_give_the_same_bits():
         out = np.full(want.shape, np.nan, np.float32)
         nw.derive(model, store, dst, 0, out=out)
         np.testing.assert_array_equal(out, want, err_msg=f"{dst} out=")
+
+
+def test_edge_dsts_read_p_and_v_in_any_layout_with_the_same_bits():
+    """The edge DSTs (derive's node path) that read attn.qk_probs / attn.v: the same bits from p and v
+    as strided views, float64 and padded-head views as from contiguous float32."""
+    m, s, _keep = edge_model_and_store(T=9, n_layers=2, d_model=16, n_heads=3, d_head=4, d_ff=10, n_latents=5)
+    reads = [d for d in EDGE_DSTS if {"attn.qk_probs", "attn.v"} & set(nw.dst_info(d).activations)]
+    assert reads
+    want = {d: nw.derive(m, s, d, edge_args(d)[0], **edge_args(d)[1]) for d in reads}
+    for L in range(2):
+        p, v = s.get("attn.qk_probs", L), s.get("attn.v", L)
+        for name, (q, w) in {"strided": (p_variants(p)["strided"], np.ascontiguousarray(v.transpose(1, 0, 2)).transpose(1, 0, 2)),
+                             "float64": (p.astype(np.float64), v.astype(np.float64)),
+                             "padded heads": (p_variants(p)["padded heads"], v)}.items():
+            s.put("attn.qk_probs", L, q)
+            s.put("attn.v", L, w)
+            for d in reads:
+                np.testing.assert_array_equal(nw.derive(m, s, d, edge_args(d)[0], **edge_args(d)[1]), want[d],
+                                              err_msg=f"{d} with p and v {name} at layer {L}")
+        s.put("attn.qk_probs", L, p)
+        s.put("attn.v", L, v)

@@ -127,7 +127,7 @@ def test_help_shows_real_parameter_types():
     docs = [
         (nw.Model.set_weight, "set_weight(self, name: str, layer: int | None, weight: numpy.ndarray | torch.Tensor, copy: bool = True)"),
         (nw.Model.set_autoencoder, "input: str, copy: bool = True"),
-        (nw.ActivationStore.put, "put(self, name: str, layer: int, tensor: numpy.ndarray | torch.Tensor, layout: str | None = None, batch: int | None = None)"),
+        (nw.ActivationStore.put, "put(self, name: str, layer: int | None, tensor: numpy.ndarray | torch.Tensor, layout: str | None = None, batch: int | None = None, pass_type: str = \"forward\")"),
         (nw.node_write, "node_write(model: Model, store: ActivationStore, node: NodeIndex)"),
         (nw.node_write_vectors, "nodes: Sequence[NodeIndex]"),
         (nw.NodeWriteDeriver.derive, "derive(self, store: ActivationStore)"),

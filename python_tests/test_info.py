@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import nodewrite as nw
+from edge_inputs import EDGE_DSTS, WRITE_FAMILY, edge_args, edge_model_and_store, shape_of
 
 HEADER = (Path(__file__).resolve().parent.parent / "include" / "nodewrite.h").read_text()
 
@@ -71,11 +72,11 @@ def test_every_dst_shape_rule_is_what_derive_returns():
         x = rng.random(shape, dtype=np.float32)
         if name == "attn.qk_probs":
             x = np.tril(x.transpose(2, 0, 1)).transpose(1, 2, 0).copy()
-        s.put(name, 0, x)
+        s.put(name, 0 if a.has_layer else None, x)
         if a.latent_node_type:
             m.set_autoencoder(a.latent_node_type, 0, rng.standard_normal((NL, D)).astype(np.float32), input="resid_delta_mlp")
     g = rng.standard_normal((T, D)).astype(np.float32)
-    for dst in nw.DSTS:
+    for dst in WRITE_FAMILY:
         info = nw.dst_info(dst)
         out = nw.derive(m, s, dst, 0, **({"direction": g} if info.needs_direction else {}))
         assert out.shape == tuple(sizes[d] for d in info.dims), dst
@@ -87,3 +88,19 @@ def test_every_dst_shape_rule_is_what_derive_returns():
         info = nw.node_type_info(nt)
         node = nw.NodeIndex(nt, 0, (1,) * info.n_indices)
         assert nw.NodeWriteDeriver(m, node).requirements == tuple((a, 0) for a in info.activations)
+
+
+def test_every_edge_dst_shape_rule_is_what_derive_returns():
+    """The edge and attribution DSTs (through derive's node path): their table rows and shapes."""
+    T, NL = 5, 7
+    m, s, _ = edge_model_and_store(T=T, n_latents=NL)
+    for dst in EDGE_DSTS:
+        info = nw.dst_info(dst)
+        assert info.quantity in ("in_edge", "out_edge", "gradient", "act_times_grad", "to_latent"), dst
+        assert info.layout in ("nodes", "unflattened", "flattened", "per_sequence_token", "residual", "tokens"), dst
+        assert not info.needs_direction
+        assert info.has_layer == (info.layout != "tokens"), dst
+        layer, kw = edge_args(dst)
+        out = nw.derive(m, s, dst, layer, **kw)
+        assert out.shape == shape_of(m, dst, T, NL), dst
+        assert np.isfinite(out).all(), dst

@@ -216,9 +216,10 @@ def test_read_only_buffers_from_bytes():
 
 
 def test_non_causal_and_empty_objects():
-    m = nw.Model(1, 4, 2, 2, 8, causal=False)
+    m = nw.Model(1, 4, 2, 2, 8, causal=False, layer_norm_epsilon=3e-6, mlp_activation="relu")
     m2 = pickle.loads(pickle.dumps(m, protocol=5))
     assert m2.causal is False and m2.weights() == {} and m2.autoencoders() == {}
+    assert m2.layer_norm_epsilon == 3e-6 and m2.mlp_activation == "relu"
     assert (m2.n_layers, m2.d_model, m2.n_heads, m2.d_head, m2.d_ff) == (1, 4, 2, 2, 8)
     s2 = pickle.loads(pickle.dumps(nw.ActivationStore(), protocol=5))
     assert len(s2) == 0

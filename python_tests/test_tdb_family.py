@@ -160,11 +160,16 @@ def _same(orig, port, what):
     assert torch.all(port[orig == 0] == 0), f"{what}: not exactly zero where the original is"
 
 
+#: The write family: the values of nodewrite.DSTS with a quantity (norm or projection); the edge
+#: DSTs it also lists are tested by test_tdb_edges.py.
+WRITE_FAMILY = tuple(d for d in nw.DSTS if nw.dst_info(d).quantity in ("norm", "projection"))
+
+
 def _autoencoders_for(dst):
     return "mlp" if dst.startswith("online_autoencoder") else "multi"
 
 
-@pytest.mark.parametrize("dst", nw.DSTS)
+@pytest.mark.parametrize("dst", WRITE_FAMILY)
 @pytest.mark.parametrize("layers", [None, [LAYER]])
 def test_dst_in_tdb_pipeline_matches_original(dst, layers, world, ntdb):
     cfg = world.config(_autoencoders_for(dst), layer_indices=layers)
@@ -191,7 +196,7 @@ def odd_world(request):
     return World(dense_grad=request.param == "dense", seed=3, shape=ODD_SHAPE)
 
 
-@pytest.mark.parametrize("dst", nw.DSTS)
+@pytest.mark.parametrize("dst", WRITE_FAMILY)
 def test_dst_in_tdb_pipeline_matches_original_at_another_shape(dst, odd_world, ntdb):
     cfg = odd_world.config(_autoencoders_for(dst))
     want, want_exc = _run(dst, cfg, odd_world.raw_store)
@@ -308,7 +313,9 @@ def test_install_uninstall_round_trip(ntdb):
     ntdb.install()  # idempotent
     from neuron_explainer.activations.derived_scalars.derived_scalar_types import DerivedScalarType
 
-    for value in list(nw.DSTS) + ["single_node_write_to_final_residual_grad"]:
+    from nodewrite.tdb import edges
+
+    for value in list(WRITE_FAMILY) + ["single_node_write_to_final_residual_grad", *edges.FACTORIES]:
         assert getattr(registry[DerivedScalarType(value)], "_nodewrite_dropin", False), value
     assert getattr(postprocessing.TokenWriteConverter, "_nodewrite_dropin", False)
     assert getattr(ea.make_node_write_to_final_residual_grad_scalar_deriver, "_nodewrite_dropin", False)

@@ -160,7 +160,9 @@ enum fn {
     /* facts, slot states, the call counter (run_info, run_hook_find, run_slot, run_call_count) */
     F_INFO, F_HOOK_FIND, F_SLOT, F_CALL_COUNT,
     /* causality and autoencoder slots (run_slots) */
-    F_CAUSAL, F_REMOVE_AE, F_COUNT
+    F_CAUSAL, F_REMOVE_AE,
+    /* model facts of the edges (run_facts) */
+    F_ACT_FN, F_LN_EPS, F_COUNT
 };
 static const char *const FN_NAME[F_COUNT] = {
     "nw_status_string", "nw_*_name", "nw_*_from_name", "nw_version",
@@ -172,7 +174,8 @@ static const char *const FN_NAME[F_COUNT] = {
     "nw_dst_from_name", "nw_derive", "nw_node_write_to_direction", "nw_model_vocab_size", "nw_token_writes",
     "nw_token_writes_top_k", "nw_model_set_weight (no layer)", "nw_store_put (resid.delta)",
     "nw_*_info_get", "nw_saelens_hook_find", "nw_model_*_get (slot)", "nw_thread_call_count",
-    "nw_model_set/get_causal", "nw_model_remove_autoencoder"};
+    "nw_model_set/get_causal", "nw_model_remove_autoencoder",
+    "nw_model_set/get_mlp_activation", "nw_model_set/get_layer_norm_epsilon"};
 
 /* NULL-pointer bits */
 enum {
@@ -767,6 +770,51 @@ static void run_slots(ctx *c) {
     int present = fx->present[TG_DEC0 + k][r->e1];
     if (st == NW_OK) fx->present[TG_DEC0 + k][r->e1] = 0;
     post_check(c, TG_DEC0 + k, r->e1, st == NW_OK || !present ? NW_ERR_MISSING_INPUT : NW_OK);
+}
+
+/* nw_model_set/get_mlp_activation (F_ACT_FN) and nw_model_set/get_layer_norm_epsilon (F_LN_EPS,
+   the value LN_EPS[e0]): e1 = 0 set, then get; e1 = 1 get only (a new model's default). A failed
+   set leaves the model's value as it was; a failed get leaves out untouched. */
+static const double LN_EPS[] = {1e-5, 1e-12, 0.5, 0.0, -1e-5, 1e-50, 1e300};
+enum { LN_EPS_NAN = 7, LN_EPS_INF = 8 };
+static void run_facts(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    nw_model *m = (r->nulls & NU_MODEL) ? NULL : fx->model;
+    if (r->fn == F_ACT_FN) {
+        nw_status st = NW_OK;
+        if (r->e1 == 0) {
+            st = nw_model_set_mlp_activation(m, r->e0);
+            check_status(c, "nw_model_set_mlp_activation", st);
+        }
+        int32_t got;
+        memset(&got, SENT, sizeof got);
+        nw_status gs = nw_model_get_mlp_activation(m, (r->nulls & NU_OUT) ? NULL : &got);
+        if (r->e1 == 1) check_status(c, "nw_model_get_mlp_activation", gs);
+        if (c->failed || gs != NW_OK) {
+            CHECK(c, untouched(&got, sizeof got), "nw_model_get_mlp_activation wrote out on failure");
+            return;
+        }
+        int32_t want = r->e1 == 0 && st == NW_OK ? r->e0 : NW_ACT_FN_GELU_TANH;
+        CHECK(c, got == want, "nw_model_get_mlp_activation gives %d, expected %d", got, want);
+        return;
+    }
+    double e = r->e0 == LN_EPS_NAN ? NAN : r->e0 == LN_EPS_INF ? INFINITY : LN_EPS[r->e0];
+    nw_status st = NW_OK;
+    if (r->e1 == 0) {
+        st = nw_model_set_layer_norm_epsilon(m, e);
+        check_status(c, "nw_model_set_layer_norm_epsilon", st);
+    }
+    double got;
+    memset(&got, SENT, sizeof got);
+    nw_status gs = nw_model_get_layer_norm_epsilon(m, (r->nulls & NU_OUT) ? NULL : &got);
+    if (r->e1 == 1) check_status(c, "nw_model_get_layer_norm_epsilon", gs);
+    if (c->failed || gs != NW_OK) {
+        CHECK(c, untouched(&got, sizeof got), "nw_model_get_layer_norm_epsilon wrote out on failure");
+        return;
+    }
+    double want = r->e1 == 0 && st == NW_OK ? e : 1e-5;
+    CHECK(c, got == want, "nw_model_get_layer_norm_epsilon gives %g, expected %g", got, want);
 }
 
 static void run_model_create(ctx *c) {
@@ -2149,7 +2197,9 @@ static const char *const CC_NAMES[] = {
     "nw_token_writes_top_k", "nw_model_load_safetensors", "nw_model_load_autoencoder_safetensors",
     "nw_model_set_causal", "nw_model_get_causal", "nw_model_remove_autoencoder",
     "nw_store_put_pass", "nw_store_remove_pass", "nw_model_set_autoencoder_encoder", "nw_derive_node",
-    "nw_derive_node(write family)", "nw_model_weight_read", "nw_model_autoencoder_read"};
+    "nw_derive_node(write family)", "nw_model_set_mlp_activation", "nw_model_get_mlp_activation",
+    "nw_model_set_layer_norm_epsilon", "nw_model_get_layer_norm_epsilon",
+    "nw_model_weight_read", "nw_model_autoencoder_read"};
 enum { CC_N = sizeof CC_NAMES / sizeof *CC_NAMES };
 
 static void run_call_count(ctx *c) {
@@ -2264,6 +2314,10 @@ static void run_call_count(ctx *c) {
     else if (IS("nw_store_remove_pass")) (void)nw_store_remove_pass(s2, NW_ACT_RESID_DELTA_MLP, 0, NW_PASS_BACKWARD);
     else if (IS("nw_model_set_autoencoder_encoder")) (void)nw_model_set_autoencoder_encoder(m2, NW_NODE_AUTOENCODER_LATENT, 0, &decv, &gain, &gain, NW_COPY);
     else if (IS("nw_derive_node")) (void)nw_derive_node(m, s, NW_DST_MLP_ACT_TIMES_GRAD, 0, NULL, NW_SUBNODE_NONE, 0, out, sizeof out / sizeof *out, shape, &ndim);
+    else if (IS("nw_model_set_mlp_activation")) (void)nw_model_set_mlp_activation(m2, NW_ACT_FN_RELU);
+    else if (IS("nw_model_get_mlp_activation")) (void)nw_model_get_mlp_activation(m, &v32);
+    else if (IS("nw_model_set_layer_norm_epsilon")) (void)nw_model_set_layer_norm_epsilon(m2, 1e-6);
+    else if (IS("nw_model_get_layer_norm_epsilon")) { double e; (void)nw_model_get_layer_norm_epsilon(m, &e); }
     else if (IS("nw_derive_node(write family)")) (void)nw_derive_node(m, s, NW_DST_MLP_WRITE_NORM, 0, NULL, NW_SUBNODE_NONE, 0, out, sizeof out / sizeof *out, shape, &ndim);
     else failf(c, "no call for %s", name);
 #undef IS
@@ -2309,6 +2363,7 @@ static void *run_row(void *p) {
         case F_SLOT: run_slot(c); break;
         case F_CALL_COUNT: run_call_count(c); break;
         case F_CAUSAL: case F_REMOVE_AE: run_slots(c); break;
+        case F_ACT_FN: case F_LN_EPS: run_facts(c); break;
         case F_SCENARIO: {
             nw_status st = (nw_status)r->scenario(c);
             check_status(c, r->what, st);
@@ -3559,6 +3614,30 @@ static const row CAUSAL_ROWS[] = {
     {.what = "causal: set, NULL model", .fn = F_CAUSAL, .e0 = 0, .nulls = NU_MODEL, .expect = EARG},
     {.what = "causal: get, NULL model", .fn = F_CAUSAL, .e1 = 1, .nulls = NU_MODEL, .expect = EARG},
     {.what = "causal: get, NULL out", .fn = F_CAUSAL, .e1 = 1, .nulls = NU_OUT, .expect = EARG},
+    {.what = "act_fn: get (a new model's is tanh GELU)", .fn = F_ACT_FN, .e1 = 1},
+    {.what = "act_fn: set gelu_tanh", .fn = F_ACT_FN, .e0 = NW_ACT_FN_GELU_TANH},
+    {.what = "act_fn: set gelu_erf", .fn = F_ACT_FN, .e0 = NW_ACT_FN_GELU_ERF},
+    {.what = "act_fn: set relu", .fn = F_ACT_FN, .e0 = NW_ACT_FN_RELU},
+    {.what = "act_fn: set 3", .fn = F_ACT_FN, .e0 = 3, .expect = EARG},
+    {.what = "act_fn: set -1", .fn = F_ACT_FN, .e0 = -1, .expect = EARG},
+    {.what = "act_fn: set INT32_MIN", .fn = F_ACT_FN, .e0 = I32MIN, .expect = EARG},
+    {.what = "act_fn: set INT32_MAX", .fn = F_ACT_FN, .e0 = I32MAX, .expect = EARG},
+    {.what = "act_fn: set, NULL model", .fn = F_ACT_FN, .e0 = 1, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "act_fn: get, NULL model", .fn = F_ACT_FN, .e1 = 1, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "act_fn: get, NULL out", .fn = F_ACT_FN, .e1 = 1, .nulls = NU_OUT, .expect = EARG},
+    {.what = "ln_eps: get (a new model's is 1e-5)", .fn = F_LN_EPS, .e1 = 1},
+    {.what = "ln_eps: set 1e-5", .fn = F_LN_EPS, .e0 = 0},
+    {.what = "ln_eps: set 1e-12", .fn = F_LN_EPS, .e0 = 1},
+    {.what = "ln_eps: set 0.5", .fn = F_LN_EPS, .e0 = 2},
+    {.what = "ln_eps: set 0", .fn = F_LN_EPS, .e0 = 3, .expect = EARG},
+    {.what = "ln_eps: set -1e-5", .fn = F_LN_EPS, .e0 = 4, .expect = EARG},
+    {.what = "ln_eps: set 1e-50 (0 in float32)", .fn = F_LN_EPS, .e0 = 5, .expect = EARG},
+    {.what = "ln_eps: set 1e300 (inf in float32)", .fn = F_LN_EPS, .e0 = 6, .expect = EARG},
+    {.what = "ln_eps: set NaN", .fn = F_LN_EPS, .e0 = LN_EPS_NAN, .expect = EARG},
+    {.what = "ln_eps: set inf", .fn = F_LN_EPS, .e0 = LN_EPS_INF, .expect = EARG},
+    {.what = "ln_eps: set, NULL model", .fn = F_LN_EPS, .e0 = 0, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "ln_eps: get, NULL model", .fn = F_LN_EPS, .e1 = 1, .nulls = NU_MODEL, .expect = EARG},
+    {.what = "ln_eps: get, NULL out", .fn = F_LN_EPS, .e1 = 1, .nulls = NU_OUT, .expect = EARG},
 
     {.what = "remove ae (autoencoder_latent, 0)", .fn = F_REMOVE_AE, .e0 = 2, .e1 = 0},
     {.what = "remove ae (mlp_autoencoder_latent, 1)", .fn = F_REMOVE_AE, .e0 = 3, .e1 = 1},

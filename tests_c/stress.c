@@ -76,6 +76,10 @@ static void build(void) {
     static const unsigned edge_flags[3] = {EF_MLP_AE, EF_ATTN_AE, EF_MLP_AE | EF_ATTN_AE};
     for (int i = 0; i < 3; i++)
         if ((st = ef_setup(&EDGES[i], edge_flags[i], 11u + (unsigned)i))) die("the edges fixture", st);
+    /* the model facts the edges read: the default (tanh GELU, 1e-5), the erf GELU with another epsilon, ReLU */
+    if ((st = nw_model_set_mlp_activation(EDGES[1].m, NW_ACT_FN_GELU_ERF))) die("nw_model_set_mlp_activation", st);
+    if ((st = nw_model_set_layer_norm_epsilon(EDGES[1].m, 1e-6))) die("nw_model_set_layer_norm_epsilon", st);
+    if ((st = nw_model_set_mlp_activation(EDGES[2].m, NW_ACT_FN_RELU))) die("nw_model_set_mlp_activation", st);
     uint64_t seed = 42;
     for (int L = 0; L < NL; L++) {
         int64_t sw[3] = {DFF, DM}, sa[3] = {NH, DH, DM}, sdm[2] = {NLAT_MLP, DFF}, sda[2] = {NLAT_ATT, DM};

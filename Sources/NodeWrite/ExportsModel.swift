@@ -129,3 +129,38 @@ public func nw_model_remove_autoencoder(_ model: OpaquePointer?, _ nodeType: Int
         try model.removeAutoencoder(type, layer: Int(layer))
     }
 }
+
+@_cdecl("nw_model_set_mlp_activation") @implementation
+public func nw_model_set_mlp_activation(_ model: OpaquePointer?, _ activation: Int32) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        guard let value = MLPActivation(rawValue: activation) else {
+            let known = MLPActivation.allCases.map { "\($0.rawValue) (\($0.name))" }.joined(separator: ", ")
+            throw .invalidArgument("activation = \(activation) is not an nw_mlp_activation; known: \(known)")
+        }
+        model.mlpActivation = value
+    }
+}
+
+@_cdecl("nw_model_get_mlp_activation") @implementation
+public func nw_model_get_mlp_activation(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        try required(out, "out").pointee = model.mlpActivation.rawValue
+    }
+}
+
+@_cdecl("nw_model_set_layer_norm_epsilon") @implementation
+public func nw_model_set_layer_norm_epsilon(_ model: OpaquePointer?, _ epsilon: Double) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        try Handle.borrow(model, as: Model.self, "model").setLayerNormEpsilon(epsilon)
+    }
+}
+
+@_cdecl("nw_model_get_layer_norm_epsilon") @implementation
+public func nw_model_get_layer_norm_epsilon(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Double>?) -> nw_status {
+    boundary { () throws(NodeWriteError) in
+        let model = try Handle.borrow(model, as: Model.self, "model")
+        try required(out, "out").pointee = model.layerNormEpsilonSetting
+    }
+}

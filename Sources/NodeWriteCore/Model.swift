@@ -42,8 +42,21 @@ package final class Model: @unchecked Sendable {
     /// Encoders of autoencoder slots, each valid while its slot holds the decoder it was set with
     /// (see Edges/AutoencoderEncoders.swift).
     var encoders: [Key<NodeType>: AutoencoderEncoder] = [:]
-    /// The LayerNorm epsilon of the blocks' LayerNorms (TDB's 1e-5), which edges recompute.
-    package var layerNormEpsilon: Float = 1e-5
+    /// The LayerNorm epsilon of the blocks' LayerNorms as it was set (TDB's 1e-5), which
+    /// edges recompute; set it with `setLayerNormEpsilon`.
+    package private(set) var layerNormEpsilonSetting: Double = 1e-5
+    /// The epsilon the float32 edge math uses.
+    package var layerNormEpsilon: Float { Float(layerNormEpsilonSetting) }
+    /// The MLP's activation function, which edges differentiate (TDB's tanh GELU).
+    package var mlpActivation: MLPActivation = .geluTanh
+
+    /// - Throws: `.invalidArgument` for an epsilon that is not finite or not above 0 in float32.
+    package func setLayerNormEpsilon(_ epsilon: Double) throws(NodeWriteError) {
+        guard epsilon.isFinite, Float(epsilon) > 0, Float(epsilon).isFinite else {
+            throw .invalidArgument("layer_norm_epsilon = \(epsilon) must be finite and above 0 in float32 (TDB's and TransformerLens's default is 1e-5)")
+        }
+        layerNormEpsilonSetting = epsilon
+    }
 
     struct Key<Kind: Hashable>: Hashable {
         let kind: Kind

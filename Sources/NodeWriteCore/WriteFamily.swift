@@ -20,6 +20,9 @@ package struct DerivedScalarRun {
     let threads: Int
     /// The output holds zeros already: zero entries need not be written.
     let outputZeroed: Bool
+    /// attn.v_out (T, heads, d_head) at the layer, for the per-sequence-token attention DSTs when
+    /// the store holds it: z[q, h] is then read instead of summing p · v over keys.
+    private(set) var mixedValues: TensorView? = nil
 
     enum Input {
         case nodes(LayerForm, DerivedScalarSpec.AttentionLayout)
@@ -55,6 +58,13 @@ package struct DerivedScalarRun {
             case .perSequenceToken: shape = [tokens, width]
             }
             input = .nodes(form, layout)
+            if type == .attentionHead, layout == .perSequenceToken, let z = store[.attnVOut, layer] {
+                let want = [tokens, model.dims.nHeads, model.dims.dHead]
+                guard z.shapeArray == want else {
+                    throw .shapeMismatch("activation attn.v_out at layer \(layer): shape \(z.shapeArray) must be (T, n_heads, d_head) = \(want) to match attn.qk_probs (or remove it from the store)")
+                }
+                mixedValues = z
+            }
         case .edge:
             throw .invalidArgument("dst: \(spec.name) is an edge or attribution DST; derive it with nw_derive_node")
         case .layer(let location):
@@ -96,6 +106,7 @@ package struct DerivedScalarRun {
         case .layer(let delta): try out.ensureDisjoint(from: delta, "the layer's residual write (activation resid.delta_*)")
         }
         if let direction { try out.ensureDisjoint(from: direction.view, "the direction") }
+        if let mixedValues { try out.ensureDisjoint(from: mixedValues, "activation attn.v_out") }
     }
 
     /// Writes the output (row-major, `count` floats). On error nothing is written.

@@ -10,6 +10,9 @@ extension DerivedScalarRun {
         guard let values = form.values else { throw .missingInput("activation attn.v at layer \(form.source.layer) is not in the store") }
         let heads = AttentionHeads(form: form, weight: weight.view, values: values)
         try heads.withFloat32 { (h) throws(NodeWriteError) in
+            if layout == .perSequenceToken, let mixedValues {
+                return try mixedValuesPerSequenceToken(h, mixedValues, weight, out)
+            }
             guard let direction else {
                 return try weight.grams.withGrams(h, of: weight, threads: threads) { (grams) throws(NodeWriteError) in
                     if layout == .perSequenceToken { return try perSequenceNorms(h, grams, out) }

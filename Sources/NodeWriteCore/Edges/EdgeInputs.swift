@@ -22,6 +22,7 @@ final class EdgeInputs {
     }
 
     var eps: Float { model.layerNormEpsilon }
+    var activation: MLPActivation { model.mlpActivation }
     var scale: Float { Float(1.0 / Double(dims.dHead).squareRoot()) }
 
     /// Contiguous float32 memory of a view: in place, or a copy kept for the call.

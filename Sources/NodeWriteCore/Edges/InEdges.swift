@@ -147,7 +147,8 @@ struct InEdges {
             LayerNormRule.apply(xhat, D, gain: gain, bias: bias, into: a)
             product(1, F, D, mat(a, D), mat(wIn, F), pre, F)
             product(1, F, D, mat(da, D), mat(wIn, F), row, F)
-            for n in 0..<F { row[n] = GELURule.derivative(pre[n] + bIn[n]) * row[n] }
+            let act = inputs.activation
+            for n in 0..<F { row[n] = act.derivative(pre[n] + bIn[n]) * row[n] }
         }
     }
 

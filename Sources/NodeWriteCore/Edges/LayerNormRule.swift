@@ -67,6 +67,36 @@ enum LayerNormRule {
     }
 }
 
+/// The MLP's activation function (nodewrite.h's enum nw_mlp_activation), a model fact.
+package enum MLPActivation: Int32, CaseIterable, Sendable {
+    /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): TDB's, and TransformerLens's
+    /// gelu_new / gelu_fast / gelu_pytorch_tanh.
+    case geluTanh = 0
+    /// x Phi(x) (torch's exact GELU, TransformerLens's "gelu").
+    case geluErf = 1
+    /// max(x, 0).
+    case relu = 2
+
+    /// Its name (the Python keyword's value).
+    package var name: String {
+        switch self {
+        case .geluTanh: "gelu_tanh"
+        case .geluErf: "gelu_erf"
+        case .relu: "relu"
+        }
+    }
+
+    /// d act / dx at x, in float32.
+    @inline(__always)
+    package func derivative(_ x: Float) -> Float {
+        switch self {
+        case .geluTanh: GELURule.derivative(x)
+        case .geluErf: GELUErfRule.derivative(x)
+        case .relu: x > 0 ? 1 : 0
+        }
+    }
+}
+
 enum GELURule {
     static let c = Float((2.0 / Double.pi).squareRoot())
 
@@ -76,5 +106,22 @@ enum GELURule {
     static func derivative(_ x: Float) -> Float {
         let t = tanhf(c * (x + 0.044715 * x * x * x))
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+    }
+}
+
+enum GELUErfRule {
+    static let invSqrt2 = Float(1.0 / 2.0.squareRoot())
+    static let invSqrt2Pi = Float(1.0 / (2.0 * Double.pi).squareRoot())
+
+    /// d (x Phi(x)) / dx = Phi(x) + x phi(x). Phi is taken as erfc(-x / sqrt 2) / 2, which
+    /// keeps its relative precision in the left tail (1 + erf(x / sqrt 2) cancels to 0 below
+    /// about x = -5.5 in float32); there the two terms are tiny and of opposite signs, and the
+    /// sum is 0 once phi underflows (x below about -14), as in torch's float32 autodiff. At large
+    /// positive x, Phi rounds to 1 and phi to 0: the derivative is exactly 1.
+    @inline(__always)
+    static func derivative(_ x: Float) -> Float {
+        let cdf = 0.5 * erfcf(-x * invSqrt2)
+        let pdf = expf(-0.5 * x * x) * invSqrt2Pi
+        return cdf + x * pdf
     }
 }

@@ -100,7 +100,7 @@ struct SubnodeGradient {
             let c = g[t0 &* F &+ n0]
             try mlpRow(t0: t0, into: G) { pre, _, preBar in
                 for i in 0..<F { preBar[i] = 0 }
-                preBar[n0] = GELURule.derivative(pre[n0]) * c
+                preBar[n0] = inputs.activation.derivative(pre[n0]) * c
             }
         default:
             let ae = try inputs.autoencoder(n.nodeType, layer)
@@ -114,7 +114,8 @@ struct SubnodeGradient {
             switch (ae.side, ae.input) {
             case (.mlp, .mlpPostAct):
                 try mlpRow(t0: t0, into: G) { pre, _, preBar in
-                    for k in 0..<nIn { preBar[k] = GELURule.derivative(pre[k]) * e[k] * c }
+                    let act = inputs.activation
+                    for k in 0..<nIn { preBar[k] = act.derivative(pre[k]) * e[k] * c }
                 }
             case (.attention, .residual):
                 try attentionBlockRows(t0: t0, ob: e, c: c, into: G)

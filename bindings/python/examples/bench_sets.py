@@ -19,7 +19,12 @@ group. Every baseline that accepts a preallocated output gets one (as nodewrite 
 "peak +MB" is the extra resident memory of one call (Linux VmHWM after /proc/self/clear_refs,
 minus the RSS before the call; the output included unless preallocated).
 
-Usage: bench_sets.py [--quick] [--threads N]   (prints one table; never asserts)
+--consume: every call of the two large groups (keys+heads, neurons) is followed by a read of its
+output (a sum over it, as a caller reading the writes next would), timed with the call: the
+measure for the output store policy (non-temporal stores leave the output out of cache; cached
+stores leave it in cache, where the next read finds it).
+
+Usage: bench_sets.py [--quick] [--threads N] [--consume]   (prints one table; never asserts)
 """
 
 from __future__ import annotations
@@ -179,6 +184,15 @@ def main() -> None:
             "torch zeros + out[t] = ...": torch_mlp_full,
         }),
     ]
+    if "--consume" in sys.argv:
+        def consumed(fn):
+            def run():
+                out = fn()
+                return out, float(out.sum())  # numpy and torch: one pass over the output
+            return run
+        for i in (0, 1):
+            title, batches, calls, fns = groups[i]
+            groups[i] = (title + " + read", batches, calls, {k: consumed(f) for k, f in fns.items()})
     print(f"{'group':<38} {'implementation':<42} {'median':>10} {'ratio':>8} {'peak +MB':>9}")
     for title, batches, calls, fns in groups:
         med = per_call_medians(fns, batches, calls, warmup=2)

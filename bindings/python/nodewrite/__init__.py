@@ -116,37 +116,49 @@ def _index(value: object, what: str) -> int:
 _MISSING = object()
 
 
-class NodeIndex:
-    """A node, as TDB's NodeIndex for the forward pass.
+_SUBNODES = ("attn.q", "attn.k", "attn.v")
 
-    NodeIndex(node_type: str, layer: int, tensor_indices: Sequence[int]), or with TDB's
-    keywords: NodeIndex(node_type=..., layer_index=..., tensor_indices=...[, pass_type=
-    PassType.FORWARD]) (``layer=`` works too).
+
+class NodeIndex:
+    """A node, as TDB's NodeIndex (and, with q_k_or_v, TDB's AttnSubNodeIndex).
+
+    NodeIndex(node_type: str, layer: int, tensor_indices: Sequence[int | None], *,
+    q_k_or_v: str | None = None), or with TDB's keywords: NodeIndex(node_type=..., layer_index=...,
+    tensor_indices=...[, pass_type=PassType.FORWARD]) (``layer=`` works too).
 
     node_type: TDB's NodeType value, one of :data:`NODE_TYPES` ("mlp_neuron",
     "attention_head", "autoencoder_latent", "mlp_autoencoder_latent",
     "attention_autoencoder_latent"); a str-valued Enum such as TDB's NodeType works too.
     layer: the layer index. tensor_indices: TDB's order, (token, neuron),
     (query token, key token, head) or (token, latent); negative values count from the
-    end, as in Python. Checked here: the node type, integer values and the number of indices
+    end, as in Python. None where TDB has None, the token of a latent (an autoencoder latent
+    type only): the trace latent NodeIndex("attention_autoencoder_latent", L, (None, latent)),
+    the node argument of derive's attention-to-latent DSTs (everything else refuses it when the
+    node is used).
+    q_k_or_v: for an attention head as the downstream subnode of derive's
+    grad_of_single_subnode_attribution and out-edges (TDB's AttnSubNodeIndex): "attn.q", "attn.k"
+    or "attn.v" (TDB's ActivationLocationType works too); None (the default) for a plain head.
+    Checked here: the node type, integer values, the number of indices and q_k_or_v
     (ValueError); against the model and activations when the node is used: the ranges
     (IndexError).
     """
 
-    __slots__ = ("node_type", "layer_index", "tensor_indices")
+    __slots__ = ("node_type", "layer_index", "tensor_indices", "q_k_or_v")
 
     node_type: str
     layer_index: int
-    tensor_indices: "tuple[int, ...]"
+    tensor_indices: "tuple[int | None, ...]"
+    q_k_or_v: "str | None"
 
     def __init__(
         self,
         node_type: object,
         layer: int = _MISSING,  # type: ignore[assignment]
-        tensor_indices: "Iterable[int]" = _MISSING,  # type: ignore[assignment]
+        tensor_indices: "Iterable[int | None]" = _MISSING,  # type: ignore[assignment]
         *,
         layer_index: int = _MISSING,  # type: ignore[assignment]
         pass_type: object = None,
+        q_k_or_v: object = None,
     ) -> None:
         if layer is not _MISSING and layer_index is not _MISSING:
             raise TypeError("NodeIndex() got both layer and layer_index (the same argument)")
@@ -181,17 +193,35 @@ class NodeIndex:
                     f"tensor_indices: expected a sequence of integers, "
                     f"got {type(tensor_indices).__name__}"
                 ) from None
-            indices = tuple(_index(v, f"tensor_indices[{i}]") for i, v in enumerate(items))
+            # None only as a latent's token (TDB's trace latent (None, latent)).
+            latent = node_type_info(value).is_latent
+            indices = tuple(
+                None if v is None and i == 0 and latent else _index(v, f"tensor_indices[{i}]")
+                for i, v in enumerate(items)
+            )
         names = node_type_info(value).index_names
         if len(indices) != len(names):
             raise NodeWriteValueError(
                 f"tensor_indices: a {value} node has {len(names)} indices ({', '.join(names)}), "
                 f"got {len(indices)}: {indices!r}"
             )
+        if q_k_or_v is not None:
+            part = q_k_or_v if type(q_k_or_v) is str else getattr(q_k_or_v, "value", q_k_or_v)
+            if part not in _SUBNODES:
+                raise NodeWriteValueError(
+                    f"q_k_or_v: {q_k_or_v!r} is not a part of an attention head; expected one of "
+                    f"{', '.join(map(repr, _SUBNODES))} (or None for the whole head)"
+                )
+            if value != "attention_head":
+                raise NodeWriteValueError(
+                    f"q_k_or_v: only an attention_head node has Q, K and V subnodes, not a {value} node"
+                )
+            q_k_or_v = str.__str__(part)
         _set = object.__setattr__
         _set(self, "node_type", value)
         _set(self, "layer_index", layer)
         _set(self, "tensor_indices", indices)
+        _set(self, "q_k_or_v", q_k_or_v)
 
     @property
     def layer(self) -> int:
@@ -202,19 +232,28 @@ class NodeIndex:
         raise AttributeError("NodeIndex is immutable")
 
     def __repr__(self) -> str:
-        return f"NodeIndex({self.node_type!r}, {self.layer_index}, {self.tensor_indices!r})"
+        sub = "" if self.q_k_or_v is None else f", q_k_or_v={self.q_k_or_v!r}"
+        return f"NodeIndex({self.node_type!r}, {self.layer_index}, {self.tensor_indices!r}{sub})"
+
+    def _key(self) -> tuple:
+        return (self.node_type, self.layer_index, self.tensor_indices, self.q_k_or_v)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NodeIndex):
             return NotImplemented
-        return (self.node_type, self.layer_index, self.tensor_indices) == (
-            other.node_type,
-            other.layer_index,
-            other.tensor_indices,
-        )
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.node_type, self.layer_index, self.tensor_indices))
+        if self.q_k_or_v is None:  # as before subnodes existed
+            return hash((self.node_type, self.layer_index, self.tensor_indices))
+        return hash(self._key())
 
     def __reduce__(self) -> tuple:  # pickling: slots + immutability
-        return (NodeIndex, (self.node_type, self.layer_index, self.tensor_indices))
+        if self.q_k_or_v is None:
+            return (NodeIndex, (self.node_type, self.layer_index, self.tensor_indices))
+        return (_subnode, (self.node_type, self.layer_index, self.tensor_indices, self.q_k_or_v))
+
+
+def _subnode(node_type: str, layer: int, tensor_indices: tuple, q_k_or_v: str) -> NodeIndex:
+    """Unpickles a NodeIndex with q_k_or_v (__reduce__ takes positional arguments only)."""
+    return NodeIndex(node_type, layer, tensor_indices, q_k_or_v=q_k_or_v)

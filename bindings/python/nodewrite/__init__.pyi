@@ -70,19 +70,21 @@ def abi_version() -> int: ...
 def library_version() -> str: ...
 
 class NodeIndex:
-    """A node, as TDB's NodeIndex for the forward pass."""
+    """A node, as TDB's NodeIndex (and, with q_k_or_v, TDB's AttnSubNodeIndex)."""
 
     node_type: str
     layer_index: int
-    tensor_indices: Tuple[int, ...]
+    tensor_indices: Tuple[Optional[int], ...]
+    q_k_or_v: Optional[str]
     def __init__(
         self,
         node_type: str,
         layer: int = ...,
-        tensor_indices: Iterable[int] = ...,
+        tensor_indices: Iterable[Optional[int]] = ...,
         *,
         layer_index: int = ...,
         pass_type: Optional[object] = None,
+        q_k_or_v: Optional[str] = None,
     ) -> None: ...
     @property
     def layer(self) -> int: ...

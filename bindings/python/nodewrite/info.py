@@ -12,7 +12,10 @@ instead of lists of names or shapes of your own::
 
 Dimensions are named "one", "tokens", "token_pairs", "heads", "d_head", "d_model", "d_ff",
 "latents", "vocab", "head_channels"; a DST's layout is one of "nodes", "unflattened",
-"flattened", "per_sequence_token", "layer"; its quantity "norm" or "projection".
+"flattened", "per_sequence_token", "layer", "residual" (T, d_model), "tokens" (T, 1, no layer);
+its quantity "norm" or "projection" (the write family), or "in_edge", "out_edge", "gradient",
+"act_times_grad", "to_latent" (the edge and attribution DSTs, derived with a node: see
+:func:`nodewrite.derive`).
 An unknown name is a :class:`~nodewrite.NodeWriteValueError` listing the known ones.
 """
 
@@ -61,12 +64,15 @@ class NodeTypeInfo(NamedTuple):
 
 
 class DstInfo(NamedTuple):
-    """A derived scalar of the write family (``nw_dst_info``)."""
+    """A derived scalar (``nw_dst_info``): the write family and the edge and attribution DSTs."""
 
     name: str  #: TDB's DerivedScalarType value
-    node_type: Optional[str]  #: the node type whose nodes it covers (None: a whole layer's write)
-    layout: str  #: "nodes", "unflattened", "flattened", "per_sequence_token" or "layer"
-    quantity: str  #: "norm" or "projection" (a direction is then required)
+    node_type: Optional[str]  #: the node type whose nodes it covers (None: a whole layer's write, residual rows or tokens)
+    layout: str  #: "nodes", "unflattened", "flattened", "per_sequence_token", "layer", "residual" or "tokens"
+    #: "norm" or "projection" (a direction is then required): the write family; "in_edge", "out_edge",
+    #: "gradient", "act_times_grad" or "to_latent": the edges (derive with node=, gradients from the
+    #: store's backward pass)
+    quantity: str
     needs_direction: bool
     has_layer: bool
     dims: Tuple[str, ...]  #: the output shape rule, e.g. ("token_pairs", "heads")

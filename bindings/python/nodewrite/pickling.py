@@ -1,6 +1,6 @@
 """Pickling of :class:`nodewrite.Model` and :class:`nodewrite.ActivationStore` (by value).
 
-A model pickles as its dimensions, causality, and every weight and autoencoder decoder it holds;
+A model pickles as its dimensions, causality, LayerNorm epsilon, MLP activation, and every weight and autoencoder decoder it holds;
 a store as every entry, each tensor a numpy array in its canonical layout:
 
 - with protocol 5 the arrays travel out of band (``pickle.PickleBuffer``), so Ray's object store
@@ -57,7 +57,8 @@ def _tensor(a: Any, dtype: str) -> Any:
 
 
 def _model_reduce(self: Any, protocol: int = 2) -> tuple:
-    state = _core._model_state(self)
+    state = _core._model_state(self)  # refuses an uninitialised object first
+    state["facts"] = {"layer_norm_epsilon": self.layer_norm_epsilon, "mlp_activation": self.mlp_activation}
     state["weights"] = [(n, l, _travel(a), dt, c) for n, l, a, dt, c in state["weights"]]
     state["autoencoders"] = [(t, l, src, _travel(a), dt, c) for t, l, src, a, dt, c in state["autoencoders"]]
     return restore_model, (state,)
@@ -70,7 +71,7 @@ def _store_reduce(self: Any, protocol: int = 2) -> tuple:
 def restore_model(state: dict) -> Any:
     """The model a pickle describes (its arrays borrowed in place)."""
     n_layers, d_model, n_heads, d_head, d_ff = state["dims"]
-    m = _core.Model(n_layers, d_model, n_heads, d_head, d_ff, causal=state["causal"])
+    m = _core.Model(n_layers, d_model, n_heads, d_head, d_ff, causal=state["causal"], **state.get("facts", {}))
     for name, layer, a, dtype, _copied in state["weights"]:
         m.set_weight(name, layer, _tensor(a, dtype), copy=False)
     for node_type, layer, source, a, dtype, _copied in state["autoencoders"]:

@@ -4,7 +4,9 @@
   the index arrays of the common sets come from :func:`keys_and_heads_at_query`,
   :func:`heads_at`, :func:`neurons_at_token` and :func:`latents_at_token` (int64 (n, k)
   arrays in TDB's index order, ready for ``indices=``).
-- :func:`derive`: TDB's residual-write derived scalars (:data:`DSTS`) for every node of a layer.
+- :func:`derive`: TDB's derived scalars (:data:`DSTS`) for every node of a layer: the write family,
+  and with ``node=`` the in-edges, out-edges, gradients and attention-to-latent (act-times-grad
+  without one), their gradients read from the store's backward pass.
 - :func:`node_write_to_direction`: TDB's ``single_node_write_to_final_residual_grad``.
 - :func:`token_writes`: token-space writes of a node set (TDB's ``TokenWriteConverter``);
   :func:`top_token_writes`: the top k of them per node, as :class:`TopTokenWrites`.
@@ -12,7 +14,7 @@
 - :func:`set_output_cache_bytes` / :func:`get_output_cache_bytes`: how much released output
   memory is kept for the next output of the same size.
 
-The computations are the library's (``nw_node_writes``, ``nw_derive``, ...): one call into
+The computations are the library's (``nw_node_writes``, ``nw_derive``, ``nw_derive_node``, ...): one call into
 the C ABI per Python call, the GIL released around it.
 """
 

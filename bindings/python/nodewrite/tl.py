@@ -63,6 +63,7 @@ __all__ = [
     "latent_logit_attrs",
     "logit_attrs",
     "LATENT_SUFFIX",
+    "TL_ACTIVATIONS",
 ]
 
 #: Cache keys of SAE latents (SAELens' ``run_with_cache_with_saes``) end with this.
@@ -132,8 +133,84 @@ def _batch_index(batch: Any, n: int, what: str = "batch") -> int:
     return b + n if b < 0 else b
 
 
+#: TransformerLens's ``cfg.act_fn`` -> :class:`nodewrite.Model`'s ``mlp_activation``. gelu_new,
+#: gelu_fast and gelu_pytorch_tanh are one formula (the tanh approximation; gelu_fast writes
+#: sqrt(2/pi) as 0.7978845608, the same float32), "gelu" is torch's exact (erf) GELU.
+TL_ACTIVATIONS = {
+    "gelu_new": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu": "gelu_erf",
+    "relu": "relu",
+}
+
+
+def _edge_refusals(tl_model: Any, cfg: Any) -> list:
+    """Why the edge DSTs cannot be computed for this model (empty: they can): what nodewrite's
+    edge math (pre-LN blocks, LayerNorm, softmax(q.k / sqrt(d_head)) under the mask, one MLP
+    with an elementwise activation) would get wrong for it."""
+    why = []
+    norm = getattr(cfg, "normalization_type", None)
+    if norm not in ("LN", "LNPre"):
+        why.append(f"cfg.normalization_type = {norm!r}: the edges differentiate a LayerNorm (mean-centred; 'LN' or 'LNPre'), "
+                   "and an RMS norm or no norm has another Jacobian")
+    act = getattr(cfg, "act_fn", None)
+    if not getattr(cfg, "attn_only", False) and act not in TL_ACTIVATIONS:
+        why.append(f"cfg.act_fn = {act!r}: nodewrite differentiates {', '.join(sorted(TL_ACTIVATIONS))} "
+                   "(solu_ln, silu and the rest are not covered)")
+    pos = getattr(cfg, "positional_embedding_type", "standard")
+    if pos != "standard":
+        why.append(f"cfg.positional_embedding_type = {pos!r}: queries and keys are then not linear in the LayerNorm's output "
+                   "(rotary, shortformer and alibi change the scores)")
+    for flag, what in (("parallel_attn_mlp", "the MLP then reads the block's input, not resid.post_attn"),
+                       ("gated_mlp", "a gated MLP is not one matrix and an activation"),
+                       ("use_qk_norm", "queries and keys are normalised"),
+                       ("use_local_attn", "a local attention window masks keys")):
+        if getattr(cfg, flag, False):
+            why.append(f"cfg.{flag} = True: {what}")
+    if getattr(cfg, "num_experts", None):
+        why.append("cfg.num_experts is set: a mixture of experts is not one MLP")
+    cap = getattr(cfg, "attn_scores_soft_cap", -1.0)
+    if cap is not None and cap > 0:
+        why.append(f"cfg.attn_scores_soft_cap = {cap}: the scores are soft-capped")
+    want = float(np.sqrt(cfg.d_head))
+    for l, block in enumerate(getattr(tl_model, "blocks", [])):
+        scale = getattr(getattr(block, "attn", None), "attn_scale", want)
+        scale = float(scale.item() if hasattr(scale, "item") else scale)
+        if abs(scale - want) > 1e-6 * want:
+            why.append(f"blocks[{l}].attn.attn_scale = {scale:g} (cfg.use_attn_scale = {getattr(cfg, 'use_attn_scale', True)}, "
+                       f"cfg.scale_attn_by_inverse_layer_idx = {getattr(cfg, 'scale_attn_by_inverse_layer_idx', False)}): "
+                       f"the edges divide the scores by sqrt(d_head) = {want:g}")
+            break
+    return why
+
+
+def _set_read_side(m: Any, tl_model: Any, cfg: Any) -> None:
+    """The weights the edge DSTs read, borrowed (LNPre: gain 1, bias 0, copies; grouped-query
+    attention: TL's W_K / W_V / b_K / b_V properties repeat the key-value heads, copies)."""
+    gqa = bool(getattr(cfg, "n_key_value_heads", None)) and cfg.n_key_value_heads != cfg.n_heads
+    attn_only = bool(getattr(cfg, "attn_only", False))
+    ones = np.ones(cfg.d_model, np.float32)
+    zeros = np.zeros(cfg.d_model, np.float32)
+    for l, block in enumerate(tl_model.blocks):
+        lns = (("pre_attn", getattr(block, "ln1", None)),) + (() if attn_only else (("pre_mlp", getattr(block, "ln2", None)),))
+        for where, ln in lns:
+            w, b = getattr(ln, "w", None), getattr(ln, "b", None)
+            m.set_weight(f"layer_norm_gain.{where}", l, _t(w) if w is not None else ones, copy=w is None)
+            m.set_weight(f"layer_norm_bias.{where}", l, _t(b) if b is not None else zeros, copy=b is None)
+        a = block.attn
+        for name, attr in (("attn.to_query", "W_Q"), ("attn.to_key", "W_K"), ("attn.to_value", "W_V"),
+                           ("attn.query_bias", "b_Q"), ("attn.key_bias", "b_K"), ("attn.value_bias", "b_V"),
+                           ("attn.out_bias", "b_O")):
+            m.set_weight(name, l, _t(getattr(a, attr)), copy=gqa and attr in ("W_K", "W_V", "b_K", "b_V"))
+        if not attn_only:
+            m.set_weight("mlp.to_hidden", l, _t(block.mlp.W_in), copy=False)
+            m.set_weight("mlp.in_bias", l, _t(block.mlp.b_in), copy=False)
+            m.set_weight("mlp.out_bias", l, _t(block.mlp.b_out), copy=False)
+
+
 @_renamed(model="tl_model")
-def model_from(tl_model: Any, *, unembedding: bool = True) -> "_core.Model":
+def model_from(tl_model: Any, *, unembedding: bool = True, edges: Optional[bool] = None) -> "_core.Model":
     """A :class:`nodewrite.Model` over a TransformerLens ``HookedTransformer``'s weights, borrowed.
 
     Per layer: ``blocks[l].attn.W_O`` (n_heads, d_head, d_model) as ``attn.to_residual`` and
@@ -146,12 +223,39 @@ def model_from(tl_model: Any, *, unembedding: bool = True) -> "_core.Model":
     ``cfg.attention_dir == "bidirectional"`` gives a non-causal model (``Model(..., causal=False)``),
     another value than "causal" or "bidirectional" is refused.
     unembedding=False skips ``W_U`` and the gain (they are only read by token-space writes).
+
+    **The read side** (what the edge DSTs of :func:`nodewrite.derive` with ``node=`` read), borrowed
+    too: ``ln1.w`` / ``ln1.b`` as ``layer_norm_gain.pre_attn`` / ``layer_norm_bias.pre_attn``,
+    ``ln2.w`` / ``ln2.b`` as ``..._pre_mlp`` (an LNPre model, e.g. after ``fold_ln``: gain 1 and bias
+    0), ``W_Q`` / ``W_K`` / ``W_V`` (n_heads, d_model, d_head) as ``attn.to_query`` / ``to_key`` /
+    ``to_value``, ``b_Q`` / ``b_K`` / ``b_V`` and ``b_O``, ``W_in`` as ``mlp.to_hidden``, ``b_in`` and
+    ``b_out``; grouped-query attention through TL's own ``W_K`` / ``W_V`` (one key-value head per query
+    head: copies); ``cfg.eps`` as ``layer_norm_epsilon`` and ``cfg.act_fn`` as ``mlp_activation``
+    (:data:`TL_ACTIVATIONS`). edges=None (default): set when nodewrite's edge math fits the model,
+    skipped otherwise (an edge DST then reports the missing weight); edges=True: a model it does
+    not fit is refused with the reasons (an RMS norm or none, another activation, rotary or other
+    positional schemes, parallel attention and MLP, a gated MLP or experts, soft-capped scores, an
+    attention scale other than sqrt(d_head): ``use_attn_scale=False`` or
+    ``scale_attn_by_inverse_layer_idx``); edges=False: skipped.
     """
     cfg = _cfg(tl_model)
     causal = _causal(cfg)
+    if edges is not None and not isinstance(edges, bool):
+        raise NodeWriteValueError(f"edges: expected True, False or None, got {type(edges).__name__}")
+    refusals = [] if edges is False else _edge_refusals(tl_model, cfg)
+    if edges and refusals:
+        raise NodeWriteValueError("tl_model: nodewrite's edge DSTs do not fit this model: " + "; ".join(refusals)
+                                  + " (model_from(tl_model, edges=False) still gives the write-family DSTs)")
+    read_side = edges is not False and not refusals
     d_mlp = getattr(cfg, "d_mlp", None) or 1
     dims = dict(n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads, d_head=cfg.d_head, d_ff=d_mlp)
-    m = _nw.Model(**dims) if causal else _nw.Model(**dims, causal=False)
+    if not causal:
+        dims["causal"] = False
+    if read_side:
+        dims["layer_norm_epsilon"] = float(cfg.eps)
+        if not getattr(cfg, "attn_only", False):
+            dims["mlp_activation"] = TL_ACTIVATIONS[cfg.act_fn]
+    m = _nw.Model(**dims)
     attn_only = bool(getattr(cfg, "attn_only", False))
     for l, block in enumerate(tl_model.blocks):
         m.set_weight("attn.to_residual", l, _t(block.attn.W_O), copy=False)
@@ -164,7 +268,17 @@ def model_from(tl_model: Any, *, unembedding: bool = True) -> "_core.Model":
             m.set_weight("layer_norm_gain.final", None, _t(w), copy=False)
         else:
             m.set_weight("layer_norm_gain.final", None, np.ones(cfg.d_model, np.float32))
+    if read_side:
+        _set_read_side(m, tl_model, cfg)
     return m
+
+
+# Gradient keys of a cache made with run_with_cache(..., incl_bwd=True) end with this.
+_GRAD = "_grad"
+
+# TransformerLens's residual hooks -> TDB's residual-stream locations (hook_resid_pre of block 0 is
+# resid.post_emb, of no layer; of a later block it equals the previous block's hook_resid_post).
+_RESIDUAL = {"hook_resid_pre": "resid.post_emb", "hook_resid_mid": "resid.post_attn", "hook_resid_post": "resid.post_mlp"}
 
 
 def _has_batch(cache: Any) -> bool:
@@ -205,6 +319,14 @@ def store_from(
     (batch, pos, d_mlp) as ``mlp.post_act`` (``"btn"``); and every SAE latent tensor of the cache
     (keys ending in ``.hook_sae_acts_post``, from SAELens' ``run_with_cache_with_saes``) as the
     latent activation of the node type :func:`nodewrite.saelens.node_type_for_hook` gives its hook.
+    What the edge DSTs read too: ``blocks.L.attn.hook_z`` (batch, pos, head, d_head) as ``attn.v_out``
+    (``"bthd"``), and TDB's residual-stream locations: ``blocks.0.hook_resid_pre`` as ``resid.post_emb`` (no layer),
+    ``blocks.L.hook_resid_mid`` as ``resid.post_attn`` and ``blocks.L.hook_resid_post`` as
+    ``resid.post_mlp`` (``"btd"``). **Gradients**: a cache made with
+    ``tl_model.run_with_cache(..., incl_bwd=True)`` holds ``*_grad`` keys, put as the backward pass
+    (``pass_type="backward"``): ``attn.hook_pattern_grad`` (attn.qk_probs), ``attn.hook_z_grad``
+    (attn.v_out), ``mlp.hook_post_grad`` (mlp.post_act), the residual hooks' grads and the SAE
+    latents' grads.
     batch: which batch element (negative counts from the end; out of range is a
     NodeWriteIndexError); ignored for a cache made with ``remove_batch_dim()``. The store records
     it (``ActivationStore.batch``): the helpers of this module then refuse a direction made for
@@ -230,28 +352,32 @@ def store_from(
     kw = {"batch": element} if b else {}
     pre = "b" if b else ""
     wanted = None if layers is None else {_int(l, "layers") for l in layers}
-    puts = []  # (activation, layer, tensor, layout): checked first, put after (bad input writes nothing)
+    # (activation, layer, tensor, layout, pass): checked first, put after (bad input writes nothing)
+    puts: list = []
     latent_from: Dict[Tuple[str, int], str] = {}
     for key in _keys(cache):
-        if key.endswith(LATENT_SUFFIX):
+        grad = key.endswith(_GRAD)
+        base = key[: -len(_GRAD)] if grad else key
+        pass_type = "backward" if grad else "forward"
+        if base.endswith(LATENT_SUFFIX):
             if not latents:
                 continue
-            hook = key[: -len(LATENT_SUFFIX)]
+            hook = base[: -len(LATENT_SUFFIX)]
             node_type, _input, layer = _sae.node_type_for_hook(hook)
             if wanted is not None and layer not in wanted:
                 continue
-            if (node_type, layer) in latent_from:
+            if (node_type, layer, pass_type) in latent_from:
                 raise NodeWriteValueError(
-                    f"cache: the latents of SAEs on {latent_from[node_type, layer]!r} and {hook!r} both belong to node type "
+                    f"cache: the latents of SAEs on {latent_from[node_type, layer, pass_type]!r} and {hook!r} both belong to node type "
                     f"{node_type} at layer {layer}, and a store holds one activation per (node type, layer); use "
                     "store_from(cache, latents=False), then nodewrite.saelens.put_latents(store, sae, latents, node_type=...) "
                     "with another latent node type for one of them (attached with the same node_type=), or two stores"
                 )
-            latent_from[node_type, layer] = hook
-            puts.append((_sae.latent_activation(node_type), layer, _t(cache[key]), pre + "tn"))
+            latent_from[node_type, layer, pass_type] = hook
+            puts.append((_sae.latent_activation(node_type), layer, _t(cache[key]), pre + "tn", pass_type))
             continue
-        parts = key.split(".")
-        if len(parts) != 4 or parts[0] != "blocks":
+        parts = base.split(".")
+        if len(parts) not in (3, 4) or parts[0] != "blocks":
             continue
         try:
             layer = int(parts[1])
@@ -259,9 +385,21 @@ def store_from(
             continue
         if wanted is not None and layer not in wanted:
             continue
-        where = parts[2] + "." + parts[3]
-        if where == "attn.hook_pattern":
-            puts.append(("attn.qk_probs", layer, _t(cache[key]), pre + "hqk"))
+        where = ".".join(parts[2:])
+        if where in _RESIDUAL:
+            if where == "hook_resid_pre":  # TDB's residual locations: after the embedding, and after each sublayer
+                if layer != 0:
+                    continue
+                puts.append(("resid.post_emb", None, _t(cache[key]), pre + "td", pass_type))
+            else:
+                puts.append((_RESIDUAL[where], layer, _t(cache[key]), pre + "td", pass_type))
+        elif where == "attn.hook_pattern":
+            puts.append(("attn.qk_probs", layer, _t(cache[key]), pre + "hqk", pass_type))
+        elif where == "attn.hook_z":
+            puts.append(("attn.v_out", layer, _t(cache[key]), pre + "thd", pass_type))
+        elif grad:
+            if where == "mlp.hook_post":
+                puts.append(("mlp.post_act", layer, _t(cache[key]), pre + "tn", pass_type))
         elif where == "attn.hook_v":
             v = _t(cache[key])
             n_heads = getattr(getattr(getattr(cache, "model", None), "cfg", None), "n_heads", None)
@@ -269,12 +407,15 @@ def store_from(
                 # grouped-query attention: head h reads key/value head h // (n_heads / n_kv), as
                 # TL's repeat_interleave does. Not expressible by strides: this one is a copy.
                 v = v.repeat_interleave(n_heads // v.shape[-2], dim=-2)
-            puts.append(("attn.v", layer, v, pre + "thd"))
+            puts.append(("attn.v", layer, v, pre + "thd", pass_type))
         elif where == "mlp.hook_post":
-            puts.append(("mlp.post_act", layer, _t(cache[key]), pre + "tn"))
+            puts.append(("mlp.post_act", layer, _t(cache[key]), pre + "tn", pass_type))
     s = store if store is not None else _nw.ActivationStore()
-    for activation, layer, tensor, layout in puts:
-        s.put(activation, layer, tensor, layout=layout, **kw)
+    for activation, layer, tensor, layout, pass_type in puts:
+        if pass_type == "forward":
+            s.put(activation, layer, tensor, layout=layout, **kw)
+        else:
+            s.put(activation, layer, tensor, pass_type=pass_type, layout=layout, **kw)
     return s
 
 

@@ -134,7 +134,10 @@ bool to_bool(py::handle obj, const std::string &what) {
     fail(NW_ERR_INVALID_ARGUMENT, what + ": expected True or False, got " + type_name(obj));
 }
 
-nw_node_index node_from_py(py::handle node) {
+nw_node_index node_from_py(py::handle node) { return node_from_py(node, nullptr); }
+
+nw_node_index node_from_py(py::handle node, int32_t *subnode) {
+    const bool edge = subnode != nullptr;
     if (node.is_none()) fail(NW_ERR_INVALID_ARGUMENT, "node: expected a NodeIndex, got None");
     // One attribute lookup each (NodeIndex, TDB's NodeIndex, or anything alike).
     py::object node_type = getattr_or_null(node, "node_type", "node");
@@ -163,8 +166,28 @@ nw_node_index node_from_py(py::handle node) {
         if (item == nullptr)
             fail(NW_ERR_INVALID_ARGUMENT, "tensor_indices: " + take_python_error());
         py::object it = py::reinterpret_steal<py::object>(item);
-        n.indices[i] = to_int(it, "tensor_indices[" + std::to_string(i) + "]", INT64_MIN,
+        if (edge && it.is_none()) {  // TDB's None: a trace latent's token (the library says where it may be)
+            n.indices[i] = NW_INDEX_NONE;
+            continue;
+        }
+        n.indices[i] = to_int(it, "tensor_indices[" + std::to_string(i) + "]", edge ? INT64_MIN + 1 : INT64_MIN,
                               INT64_MAX, NW_ERR_INDEX_OUT_OF_RANGE);
+    }
+    if (edge) {
+        *subnode = NW_SUBNODE_NONE;
+        // q_k_or_v (TDB's AttnSubNodeIndex, nodewrite's NodeIndex(..., q_k_or_v=)): "attn.q",
+        // "attn.k", "attn.v" or a str-valued Enum such as TDB's ActivationLocationType; None or absent:
+        // no subnode.
+        py::object qkv = getattr_or_null(node, "q_k_or_v", "node");
+        if (qkv && !qkv.is_none()) {
+            std::string v = to_name(qkv, "q_k_or_v");
+            if (v == "attn.q") *subnode = NW_SUBNODE_Q;
+            else if (v == "attn.k") *subnode = NW_SUBNODE_K;
+            else if (v == "attn.v") *subnode = NW_SUBNODE_V;
+            else
+                fail(NW_ERR_INVALID_ARGUMENT, "q_k_or_v: '" + v + "' is not a part of an attention head; expected "
+                                              "'attn.q', 'attn.k' or 'attn.v' (TDB's ActivationLocationType)");
+        }
     }
     return n;
 }

@@ -46,6 +46,10 @@ bool to_bool(py::handle obj, const std::string &what);
 // A NodeIndex (nodewrite's, TDB's, or anything with node_type, layer_index / layer and
 // tensor_indices) -> nw_node_index.
 nw_node_index node_from_py(py::handle node);
+// The same for the node argument of an edge DST (nw_derive_node): a None index is NW_INDEX_NONE
+// (TDB's trace latent (None, latent)), and q_k_or_v ("attn.q" / "attn.k" / "attn.v", or TDB's
+// ActivationLocationType) gives *subnode (enum nw_subnode; NW_SUBNODE_NONE without one).
+nw_node_index node_from_py(py::handle node, int32_t *subnode);
 
 // Module-import-time caches (numpy types): see module.cpp.
 void init_arg_types();

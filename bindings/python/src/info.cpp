@@ -191,6 +191,8 @@ const char *layout_name(int32_t layout) {
         case NW_LAYOUT_FLATTENED: return "flattened";
         case NW_LAYOUT_PER_SEQUENCE_TOKEN: return "per_sequence_token";
         case NW_LAYOUT_LAYER: return "layer";
+        case NW_LAYOUT_RESIDUAL: return "residual";
+        case NW_LAYOUT_TOKENS: return "tokens";
         default: return "?";
     }
 }
@@ -199,6 +201,11 @@ const char *quantity_name(int32_t quantity) {
     switch (quantity) {
         case NW_QUANTITY_NORM: return "norm";
         case NW_QUANTITY_PROJECTION: return "projection";
+        case NW_QUANTITY_IN_EDGE: return "in_edge";
+        case NW_QUANTITY_OUT_EDGE: return "out_edge";
+        case NW_QUANTITY_GRADIENT: return "gradient";
+        case NW_QUANTITY_ACT_TIMES_GRAD: return "act_times_grad";
+        case NW_QUANTITY_TO_LATENT: return "to_latent";
         default: return "?";
     }
 }

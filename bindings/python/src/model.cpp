@@ -15,22 +15,53 @@ void refresh_vocab(Model &m) { check(nw_model_vocab_size(m.model, &m.n_vocab)); 
 
 namespace {
 
-const char *kModelDoc = R"doc(Model(n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True)
+const char *kModelDoc = R"doc(Model(n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True, layer_norm_epsilon: float = 1e-5, mlp_activation: str = "gelu_tanh")
 
 A transformer's dimensions and output weights (TDB's ModelContext, reduced to what node writes
 need), wrapping nw_model. All dimensions >= 1. causal: whether attention is causal (TDB's and
 TransformerLens's default models are); causal=False reads every key (see Model.causal).
+layer_norm_epsilon (finite, above 0 in float32) and mlp_activation ("gelu_tanh", TDB's and
+TransformerLens's gelu_new / gelu_fast / gelu_pytorch_tanh; "gelu_erf", TransformerLens's
+"gelu"; "relu") are the blocks' LayerNorm epsilon and MLP activation, which the edge DSTs
+differentiate (nodewrite.derive with node=); the write-family DSTs do not depend on them.
 
 Configure it with set_weight / set_autoencoder; weights() and autoencoders() (and repr) tell
 what is set. Derives may run from any number of threads, also while another thread sets a
 weight (a derive sees the old or the new weight, never freed memory).
 )doc";
 
+// The Python names of enum nw_mlp_activation, in enum order.
+const char *const kActivationNames[] = {"gelu_tanh", "gelu_erf", "relu"};
+
+int32_t mlp_activation_from_name(const std::string &name) {
+    for (int32_t i = 0; i < 3; i++)
+        if (name == kActivationNames[i]) return i;
+    fail(NW_ERR_INVALID_ARGUMENT,
+         "mlp_activation = '" + name + "': expected 'gelu_tanh' (TDB's; TransformerLens's gelu_new, "
+         "gelu_fast, gelu_pytorch_tanh), 'gelu_erf' (TransformerLens's 'gelu') or 'relu'");
+}
+
+// A real number (int, float, numpy scalar; not bool or str) for layer_norm_epsilon.
+double to_epsilon(py::handle obj) {
+    if (PyBool_Check(obj.ptr()) || PyUnicode_Check(obj.ptr()) || !PyNumber_Check(obj.ptr()) ||
+        PyComplex_Check(obj.ptr()))
+        fail(NW_ERR_INVALID_ARGUMENT, "layer_norm_epsilon: expected a float such as 1e-5, got " + type_name(obj));
+    double v = PyFloat_AsDouble(obj.ptr());
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        fail(NW_ERR_INVALID_ARGUMENT, "layer_norm_epsilon: expected a float such as 1e-5, got " + type_name(obj));
+    }
+    return v;
+}
+
 std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("Model", args, kwargs,
                         {{"n_layers", true}, {"d_model", true}, {"n_heads", true},
-                         {"d_head", true}, {"d_ff", true}, {"causal", false}}, 5);
+                         {"d_head", true}, {"d_ff", true}, {"causal", false},
+                         {"layer_norm_epsilon", false}, {"mlp_activation", false}}, 5);
     const bool causal = a[5] ? to_bool(a[5], "causal") : true;
+    const double eps = a[6] ? to_epsilon(a[6]) : 1e-5;
+    const int32_t act = a[7] ? mlp_activation_from_name(to_name(a[7], "mlp_activation")) : NW_ACT_FN_GELU_TANH;
     auto m = std::make_unique<Model>();
     nw_model_dims d;
     d.n_layers = to_int(a[0], "n_layers", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
@@ -41,6 +72,8 @@ std::unique_ptr<Model> model_new(const py::args &args, const py::kwargs &kwargs)
     check(nw_model_create(&d, &m->model));
     check(nw_model_dims_get(m->model, &m->dims));
     if (!causal) check(nw_model_set_causal(m->model, 0));  // a new model is causal
+    if (a[6]) check(nw_model_set_layer_norm_epsilon(m->model, eps));
+    if (a[7]) check(nw_model_set_mlp_activation(m->model, act));
     m->causal = causal;
     return m;
 }
@@ -100,27 +133,95 @@ void check_decoder(const Model &m, int32_t node_type, int32_t layer, int32_t kin
                                         dim_name(in.input_dim) + " = " + std::to_string(n_inputs) + ")");
 }
 
+// The borrowed-object slots of one autoencoder: its decoder (kind 1) and its encoder, latent bias
+// and pre bias (kinds 2, 3, 4).
+constexpr int kEncoderSlot = 2, kLatentBiasSlot = 3, kPreBiasSlot = 4;
+
+HeldPtr zeros_held(int64_t n, const std::string &what) {
+    py::array_t<float> z(static_cast<py::ssize_t>(n));
+    if (n > 0) std::memset(z.mutable_data(), 0, static_cast<size_t>(n) * sizeof(float));
+    return hold_tensor(z, what);
+}
+
+void check_vector(const Held &h, int64_t n, const std::string &what, const char *dim) {
+    if (h.shape.size() != 1 || h.shape[0] != n)
+        fail(NW_ERR_SHAPE_MISMATCH, what + ": shape " + shape_text(h.shape) + ", expected (" + dim + " = " +
+                                        std::to_string(n) + ",)");
+}
+
 void model_set_autoencoder(py::handle self, const py::args &args, const py::kwargs &kwargs) {
     Model &m = self_of<Model>(self, "Model");
     auto a = parse_args("set_autoencoder", args, kwargs,
                         {{"node_type", true}, {"layer", true}, {"decoder", true},
-                         {"input", true}, {"copy", false}, {"replace", false}});
+                         {"input", true}, {"copy", false}, {"replace", false},
+                         {"encoder", false}, {"latent_bias", false}, {"pre_bias", false}});
     int32_t nt = node_type_arg(a[0]);
     int32_t l = to_layer(a[1]);
     int32_t in = autoencoder_source_arg(a[3], "input");
     bool do_copy = a[4] ? to_bool(a[4], "copy") : true;
     bool replace = a[5] ? to_bool(a[5], "replace") : false;
-    std::string what = "decoder of " + node_type_facts(nt).name + " at layer " + std::to_string(l);
+    const std::string of = " of " + node_type_facts(nt).name + " at layer " + std::to_string(l);
+    std::string what = "decoder" + of;
     HeldPtr h = hold_tensor(a[2], what);
+    // The encoder (TDB's encoder.weight, (n_latents, n_inputs) like the decoder) and its biases
+    // (zeros when not given), checked against the decoder before anything is set.
+    const bool has_encoder = a[6] && !a[6].is_none();
+    HeldPtr enc, lb, pb;
+    if (!has_encoder) {
+        if (a[7] && !a[7].is_none())
+            fail(NW_ERR_INVALID_ARGUMENT, "latent_bias: given without encoder=; pass the encoder too");
+        if (a[8] && !a[8].is_none())
+            fail(NW_ERR_INVALID_ARGUMENT, "pre_bias: given without encoder=; pass the encoder too");
+    } else {
+        enc = hold_tensor(a[6], "encoder" + of);
+        if (h->shape.size() != 2 || enc->shape != h->shape)
+            fail(NW_ERR_SHAPE_MISMATCH, "encoder" + of + ": shape " + shape_text(enc->shape) +
+                                            ", expected the decoder's " + shape_text(h->shape) +
+                                            " (n_latents, n_inputs): TDB's encoder.weight");
+        const int64_t n_latents = h->shape[0], n_inputs = h->shape[1];
+        lb = (a[7] && !a[7].is_none()) ? hold_tensor(a[7], "latent_bias" + of) : zeros_held(n_latents, "latent_bias" + of);
+        pb = (a[8] && !a[8].is_none()) ? hold_tensor(a[8], "pre_bias" + of) : zeros_held(n_inputs, "pre_bias" + of);
+        check_vector(*lb, n_latents, "latent_bias" + of, "n_latents");
+        check_vector(*pb, n_inputs, "pre_bias" + of, "n_inputs");
+    }
     if (replace) check_decoder(m, nt, l, in, *h, what);
     nw_tensor_view v = h->view();
-    set_under_lock(m, Slot(1, nt, l), do_copy ? nullptr : h, [&] {
+    nw_tensor_view ev{}, lv{}, pv{};
+    if (has_encoder) {
+        ev = enc->view();
+        lv = lb->view();
+        pv = pb->view();
+    }
+    const int32_t own = do_copy ? NW_COPY : NW_BORROW;
+    std::vector<HeldPtr> old;  // dropped after unlocking (their destructors may run Python code)
+    {
+        std::unique_lock<std::shared_mutex> lock(m.mu);  // waits for GIL-free readers only
         if (replace) {  // the slot is emptied only for a decoder the library will take
             nw_status st = nw_model_remove_autoencoder(m.model, nt, l);
-            if (st != NW_OK) return st;
+            if (st != NW_OK) fail(st, nw_last_error_message());
         }
-        return nw_model_set_autoencoder(m.model, nt, l, in, &v, do_copy ? NW_COPY : NW_BORROW);
-    }, "");
+        nw_status st = nw_model_set_autoencoder(m.model, nt, l, in, &v, own);
+        if (st != NW_OK) fail(st, nw_last_error_message());
+        if (has_encoder) {
+            st = nw_model_set_autoencoder_encoder(m.model, nt, l, &ev, &lv, &pv, own);
+            if (st != NW_OK) {
+                std::string msg = nw_last_error_message();
+                nw_model_remove_autoencoder(m.model, nt, l);  // nothing half-set stays
+                fail(st, msg + " (the autoencoder" + of + " was not set)");
+            }
+        }
+        refresh_vocab(m);
+        const HeldPtr held[4] = {h, enc, lb, pb};
+        const int kinds[4] = {1, kEncoderSlot, kLatentBiasSlot, kPreBiasSlot};
+        for (int i = 0; i < 4; ++i) {
+            auto it = m.borrowed.find(Slot(kinds[i], nt, l));
+            if (it != m.borrowed.end()) {
+                old.push_back(std::move(it->second));
+                m.borrowed.erase(it);
+            }
+            if (!do_copy && held[i]) m.borrowed.emplace(Slot(kinds[i], nt, l), held[i]);
+        }
+    }
 }
 
 void model_remove_autoencoder(py::handle self, const py::args &args, const py::kwargs &kwargs) {
@@ -128,7 +229,19 @@ void model_remove_autoencoder(py::handle self, const py::args &args, const py::k
     auto a = parse_args("remove_autoencoder", args, kwargs, {{"node_type", true}, {"layer", true}});
     int32_t nt = node_type_arg(a[0]);
     int32_t l = to_layer(a[1]);
-    set_under_lock(m, Slot(1, nt, l), nullptr, [&] { return nw_model_remove_autoencoder(m.model, nt, l); }, "");
+    std::vector<HeldPtr> old;  // dropped after unlocking
+    {
+        std::unique_lock<std::shared_mutex> lock(m.mu);
+        check(nw_model_remove_autoencoder(m.model, nt, l));
+        refresh_vocab(m);
+        for (int kind : {1, kEncoderSlot, kLatentBiasSlot, kPreBiasSlot}) {
+            auto it = m.borrowed.find(Slot(kind, nt, l));
+            if (it != m.borrowed.end()) {
+                old.push_back(std::move(it->second));
+                m.borrowed.erase(it);
+            }
+        }
+    }
 }
 
 bool model_causal(py::handle self) {
@@ -136,6 +249,21 @@ bool model_causal(py::handle self) {
     int32_t c = 1;
     check(nw_model_get_causal(m.model, &c));
     return c != 0;
+}
+
+double model_layer_norm_epsilon(py::handle self) {
+    const Model &m = self_of<Model>(self, "Model");
+    double e = 0;
+    check(nw_model_get_layer_norm_epsilon(m.model, &e));
+    return e;
+}
+
+std::string model_mlp_activation(py::handle self) {
+    const Model &m = self_of<Model>(self, "Model");
+    int32_t a = 0;
+    check(nw_model_get_mlp_activation(m.model, &a));
+    if (a < 0 || a > 2) fail(NW_ERR_UNSUPPORTED, "nw_model_get_mlp_activation gave an activation this binding does not know: " + std::to_string(a));
+    return kActivationNames[a];
 }
 
 // What the library holds in a weight slot, or None when the slot is empty.
@@ -247,16 +375,22 @@ std::string model_repr(py::handle self) {
 void init_model(py::module_ &mod) {
     py::class_<Model> cls(mod, "Model", kModelDoc);
     def_init(cls, &model_new, "Model",
-             "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True) -> None");
+             "__init__(self, n_layers: int, d_model: int, n_heads: int, d_head: int, d_ff: int, *, causal: bool = True, "
+             "layer_norm_epsilon: float = 1e-5, mlp_activation: str = \"gelu_tanh\") -> None");
     cls.def("set_weight", &model_set_weight, R"doc(set_weight(self, name: str, layer: int | None, weight: numpy.ndarray | torch.Tensor, copy: bool = True) -> None
 
-Set an output weight of one layer, replacing any earlier one.
+Set a weight of one layer, replacing any earlier one.
 
-name: TDB's WeightLocationType value, "mlp.to_residual" (d_ff, d_model) or
-"attn.to_residual" (n_heads, d_head, d_model) (a checkpoint's (n_heads*d_head, d_model)
-matrix, e.g. GPT-2's c_proj weight, viewed with .reshape(n_heads, d_head, d_model)); or,
-with layer None (weights of no layer), "unembedding" (d_model, n_vocab) and
-"layer_norm_gain.final" (d_model,), used by token_writes.
+name: TDB's WeightLocationType value (nodewrite.WEIGHTS lists them, nodewrite.weight_info gives
+each one's shape). The output side: "mlp.to_residual" (d_ff, d_model) and "attn.to_residual"
+(n_heads, d_head, d_model) (a checkpoint's (n_heads*d_head, d_model) matrix, e.g. GPT-2's c_proj
+weight, viewed with .reshape(n_heads, d_head, d_model)); with layer None (weights of no layer),
+"unembedding" (d_model, n_vocab) and "layer_norm_gain.final" (d_model,), used by token_writes.
+The read side, which the edge DSTs of derive read: "layer_norm_gain.pre_attn",
+"layer_norm_bias.pre_attn", "layer_norm_gain.pre_mlp", "layer_norm_bias.pre_mlp" (d_model,);
+"attn.to_query", "attn.to_key", "attn.to_value" (n_heads, d_model, d_head); "attn.query_bias",
+"attn.key_bias", "attn.value_bias" (n_heads, d_head); "attn.out_bias", "mlp.out_bias" (d_model,);
+"mlp.to_hidden" (d_model, d_ff); "mlp.in_bias" (d_ff,).
 weight: numpy array (float32, float16, float64) or CPU torch tensor (float32, float16,
 bfloat16), any strides (transposed and negative-stride views work).
 copy=True (default): the library converts and copies it now.
@@ -266,11 +400,11 @@ reference to the object and reads its current values. Do not reallocate it in pl
 copy must be True or False.
 Raises IndexError (layer), ValueError (name, type, dtype, shape), all NodeWriteError.
 )doc")
-        .def("set_autoencoder", &model_set_autoencoder, R"doc(set_autoencoder(self, node_type: str, layer: int, decoder: numpy.ndarray | torch.Tensor, input: str, copy: bool = True, replace: bool = False) -> None
+        .def("set_autoencoder", &model_set_autoencoder, R"doc(set_autoencoder(self, node_type: str, layer: int, decoder: numpy.ndarray | torch.Tensor, input: str, copy: bool = True, replace: bool = False, encoder: numpy.ndarray | torch.Tensor | None = None, latent_bias: numpy.ndarray | torch.Tensor | None = None, pre_bias: numpy.ndarray | torch.Tensor | None = None) -> None
 
-Set the decoder of the autoencoder used by latent nodes of node_type at one layer. A slot
-(node_type, layer) holds one autoencoder: an occupied slot is refused (NodeWriteValueError)
-unless replace=True (or empty it first with remove_autoencoder).
+Set the autoencoder used by latent nodes of node_type at one layer: its decoder, and optionally
+its encoder. A slot (node_type, layer) holds one autoencoder: an occupied slot is refused
+(NodeWriteValueError) unless replace=True (or empty it first with remove_autoencoder).
 
 node_type: "autoencoder_latent", "mlp_autoencoder_latent" or "attention_autoencoder_latent".
 decoder: (n_latents, n_inputs), TDB's decoder.weight.T. input: TDB's DerivedScalarType
@@ -280,7 +414,16 @@ vector goes through mlp.to_residual) or a residual-stream type ("resid_delta_mlp
 n_inputs = d_model; the decoded vector is the write) or "attn_weighted_sum_of_values"
 (attention's z, e.g. an SAE on blocks.L.attn.hook_z: n_inputs = n_heads*d_head; the decoded
 vector goes through attn.to_residual); nodewrite.autoencoder_input_kind(name) asks the library.
-copy: as in set_weight (the same warning for copy=False).
+encoder: (n_latents, n_inputs), TDB's encoder.weight (the decoder's shape), with latent_bias
+(n_latents,) and pre_bias (n_inputs,) (zeros when not given): z = relu((x - pre_bias) @ encoder.T +
+latent_bias). The edge DSTs of derive need it (in-edges into latents, a latent's gradient, attention
+to a latent); node writes do not. latent_bias / pre_bias without encoder= are refused. Every shape
+is checked before anything is set: a refused encoder leaves the slot as it was (with replace=True:
+empty only if the library itself refuses the encoder after taking the decoder).
+copy: as in set_weight, for every array given (the same warning for copy=False).
+Raises IndexError (layer), ValueError (node_type, input, dtype, shape, an occupied slot), all
+NodeWriteError. Two library calls with an encoder (nw_model_set_autoencoder, then
+nw_model_set_autoencoder_encoder), one without; replace=True adds nw_model_remove_autoencoder.
 )doc")
         .def("remove_autoencoder", &model_remove_autoencoder, R"doc(remove_autoencoder(self, node_type: str, layer: int) -> None
 
@@ -292,6 +435,12 @@ Empty the autoencoder slot (node_type, layer), so that another autoencoder can b
              "Model(..., causal=False) otherwise). For a causal model, attn.qk_probs with probability "
              "above the diagonal is refused (a layout mistake, query and key swapped, or a model that "
              "is not causal); a non-causal model reads every key.")
+        .def_property_readonly("layer_norm_epsilon", &model_layer_norm_epsilon,
+             "layer_norm_epsilon: float -- the epsilon of the blocks' LayerNorms, which the edge DSTs "
+             "recompute (Model(..., layer_norm_epsilon=); TDB's and TransformerLens's default 1e-5).")
+        .def_property_readonly("mlp_activation", &model_mlp_activation,
+             "mlp_activation: str -- the MLP's activation function, which the edge DSTs differentiate: "
+             "'gelu_tanh' (TDB's, the default), 'gelu_erf' or 'relu' (Model(..., mlp_activation=)).")
         .def("weights", &model_weights,
              "weights(self) -> dict[tuple[str, int | None], WeightState]\n\nThe weights the library holds "
              "(nw_model_weight_get): {(name, layer or None): {'copied': bool, 'dtype': str, 'shape': "

@@ -72,6 +72,8 @@ void check_reads(const Model &m, const Store &s, const std::vector<int32_t> &act
 void check_everything(const Model &m, const Store &s) {
     for (const auto &kv : s.entries)
         if (kv.second) check_entry(m, kv.first.first, *kv.second);
+    for (const auto &kv : s.backward)
+        if (kv.second) check_not_moved(*kv.second);
     for (const auto &kv : m.borrowed)
         if (kv.second) check_not_moved(*kv.second);
 }

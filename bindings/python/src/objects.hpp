@@ -68,6 +68,7 @@ struct Store {
     nw_store *store = nullptr;
     mutable std::shared_mutex mu;
     std::map<std::pair<int32_t, int32_t>, HeldPtr> entries;  // the objects the library borrows
+    std::map<std::pair<int32_t, int32_t>, HeldPtr> backward;  // the same for the backward pass (gradients)
     // The batch element the entries put with batch= read (one per store), -1 when none; and how
     // many entries were put so.
     int64_t batch = -1;

@@ -12,9 +12,12 @@ registry ``make_scalar_derivers._DERIVED_SCALAR_TYPE_REGISTRY``):
 
 - ``node_write.make_node_write_scalar_deriver`` / ``make_node_write_scalar_source`` and the
   ``single_node_write`` registry entry (:mod:`nodewrite.tdb.node_write`);
-- the registry factories of the write family, every value of :data:`nodewrite.DSTS`, and of
+- the registry factories of the write family (the values of :data:`nodewrite.DSTS` with a
+  ``quantity``, norm or projection), and of
   ``single_node_write_to_final_residual_grad`` (:mod:`nodewrite.tdb.write_family`);
-- ``postprocessing.TokenWriteConverter`` (:mod:`nodewrite.tdb.token_writes`).
+- ``postprocessing.TokenWriteConverter`` (:mod:`nodewrite.tdb.token_writes`);
+- the registry factories of the edge DSTs: in-edges, ``grad_of_single_subnode_attribution``
+  and out-edges, analytic instead of ``torch.func.jvp`` / backward (:mod:`nodewrite.tdb.edges`).
 
 Without patching, call :func:`make_node_write_scalar_deriver` / :func:`make_node_write_scalar_source`
 directly (TDB's signatures). ``import nodewrite.tdb`` imports neither TDB nor torch; they are
@@ -72,7 +75,7 @@ def install() -> None:
     :func:`uninstall` restores the originals."""
     import nodewrite as nw
 
-    from . import token_writes, write_family
+    from . import edges, token_writes, write_family
 
     t = tdb()
     with patcher.lock:
@@ -87,9 +90,15 @@ def install() -> None:
         for name in NODE_WRITE_FUNCTIONS:
             patcher.replace(t.original[name], _DROPINS[name], mappings=(registry,))
         for value in nw.DSTS:
+            if nw.dst_info(value).quantity not in write_family.QUANTITIES:
+                continue  # an edge DST (below), not the write family
             key = t.DerivedScalarType(value)
             if key in registry:
                 patcher.set_item(registry, key, write_family.make_factory(value, registry[key]))
+        for value in edges.FACTORIES:
+            key = t.DerivedScalarType(value)
+            if key in registry:
+                patcher.set_item(registry, key, edges.make_factory(value, registry[key]))
         key = t.DerivedScalarType(write_family.NODE_WRITE_TO_DIRECTION)
         if key in registry:
             original = registry[key]

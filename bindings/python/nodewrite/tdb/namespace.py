@@ -54,6 +54,7 @@ class _Namespace:
             ConstantLayerIndexer,
             IdentityLayerIndexer,
         )
+        from neuron_explainer.activations.derived_scalars.locations import precedes_final_layer
         from neuron_explainer.activations.derived_scalars.mlp import get_base_mlp_scalar_deriver
         from neuron_explainer.activations.derived_scalars.postprocessing import (
             ResidualWriteConverter,

@@ -38,6 +38,9 @@ from .sources import lean, raw_sources
 
 __all__ = ["make_factory", "make_node_write_to_direction_factory", "NODE_WRITE_TO_DIRECTION"]
 
+#: The quantities of the write family's values of nodewrite.DSTS (the edge DSTs have none).
+QUANTITIES = ("norm", "projection")
+
 #: TDB's DerivedScalarType value of the node write projected on the final residual grad.
 NODE_WRITE_TO_DIRECTION = "single_node_write_to_final_residual_grad"
 
@@ -51,8 +54,8 @@ def _activation_names(sources: tuple, info: Any) -> tuple:
 def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """The drop-in factory of write-family value ``dst`` (``original``: TDB's factory)."""
     info = facts.dst(dst)
-    if info is None:
-        raise ValueError(f"dst: {dst!r} is not a value of nodewrite.DSTS")
+    if info is None or info.quantity not in QUANTITIES:
+        raise ValueError(f"dst: {dst!r} is not a write-family value of nodewrite.DSTS")
 
     def factory(dst_config: Any) -> Any:
         t = tdb()

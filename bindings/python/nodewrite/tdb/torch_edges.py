@@ -1,6 +1,7 @@
-"""Analytic, contraction-first edge attribution in torch: a test oracle for TDB's in-edges,
-out-edges, act-times-grad and attention-to-latent derived scalars (parity README, section
-"Edge-attribution fixtures"), and the baseline the native kernels are benchmarked against.
+"""Analytic, contraction-first edge attribution in torch: the TDB drop-in's torch path for the
+edge DSTs (:mod:`nodewrite.tdb.edges`; CUDA tensors, or forced), the test oracle for TDB's
+in-edges, out-edges, act-times-grad and attention-to-latent derived scalars (parity README,
+section "Edge-attribution fixtures"), and the baseline the native kernels are benchmarked against.
 
 No autodiff: every derivative is one rule per primitive, composed by hand (JAX's defjvp idea):
 
@@ -113,7 +114,7 @@ class Attention:
         self.scale = 1.0 / math.sqrt(w.w_q.shape[-1])
         T = x.shape[0]
         logits = torch.einsum("qhe,khe->qkh", self.q, self.k) * self.scale
-        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         logits = logits.masked_fill(~mask[:, :, None], float("-inf"))
         self.p = torch.softmax(logits, dim=1)
 
@@ -172,7 +173,7 @@ class MLP:
         return da @ self.w.w_in
 
     def grad_from_pre(self, t0: int, pre_bar: torch.Tensor, T: int) -> torch.Tensor:
-        g = torch.zeros(T, self.w.w_in.shape[0], dtype=pre_bar.dtype)
+        g = torch.zeros(T, self.w.w_in.shape[0], dtype=pre_bar.dtype, device=pre_bar.device)
         g[t0] = layer_norm_vjp(self.w.w_in @ pre_bar, self.xhat[t0], self.s[t0], self.w.ln2_gain, self.detach)
         return g
 
@@ -207,9 +208,10 @@ def in_edge(dst: str, *, layer: int, u: int, write: torch.Tensor, x: torch.Tenso
     downstream activation (attn.qk_probs, attn.v_out, mlp.post_act or the latents)."""
     T = x.shape[0]
     if dst in ("attn_query_in_edge_attribution", "attn_key_in_edge_attribution", "attn_value_in_edge_attribution"):
-        att = Attention(x, w, detach)
+        # causal: the query row u sees tokens <= u only, so its in-edge needs no later token
+        att = Attention(x[: u + 1] if dst == "attn_query_in_edge_attribution" else x, w, detach)
         dq, dk, dv = att.tangents(u, write)
-        out = torch.zeros(T, T, w.w_q.shape[0], dtype=x.dtype)
+        out = torch.zeros(T, T, w.w_q.shape[0], dtype=x.dtype, device=x.device)
         if dst == "attn_query_in_edge_attribution":
             out[u, : u + 1] = att.dp_query(u, dq) * grad[u, : u + 1]
         elif dst == "attn_key_in_edge_attribution":
@@ -218,17 +220,17 @@ def in_edge(dst: str, *, layer: int, u: int, write: torch.Tensor, x: torch.Tenso
             out[u:, u] = att.p[u:, u] * torch.einsum("qhe,he->qh", grad[u:], dv)
         return out
     if dst == "mlp_in_edge_attribution":
-        mlp = MLP(x, w, detach)
-        out = torch.zeros(T, w.w_in.shape[1], dtype=x.dtype)
-        out[u] = mlp.gp[u] * mlp.dpre(u, write) * grad[u]
+        mlp = MLP(x[u : u + 1], w, detach)  # the MLP acts per row: only row u moves
+        out = torch.zeros(T, w.w_in.shape[1], dtype=x.dtype, device=x.device)
+        out[u] = mlp.gp[0] * mlp.dpre(0, write) * grad[u]
         return out
     if dst == "online_autoencoder_in_edge_attribution":
         assert ae is not None and z is not None
-        out = torch.zeros(T, ae.encoder.shape[0], dtype=x.dtype)
+        out = torch.zeros(T, ae.encoder.shape[0], dtype=x.dtype, device=x.device)
         live = (z > 0).to(x.dtype)
         if ae.input == "mlp_post_act":
-            mlp = MLP(x, w, detach)
-            d_in = mlp.gp[u] * mlp.dpre(u, write)
+            mlp = MLP(x[u : u + 1], w, detach)
+            d_in = mlp.gp[0] * mlp.dpre(0, write)
             out[u] = live[u] * (ae.encoder @ d_in) * grad[u]
         elif ae.input == "resid_delta_attn":
             att = Attention(x, w, detach)
@@ -256,7 +258,7 @@ def subnode_gradient(*, kind: str, layer_x: torch.Tensor, w: LayerWeights, index
     if kind in ("q", "k", "v"):
         q0, k0, h0 = index
         att = Attention(layer_x, w, detach)
-        abar = torch.zeros(T, D, dtype=layer_x.dtype)
+        abar = torch.zeros(T, D, dtype=layer_x.dtype, device=layer_x.device)
         if kind == "v":
             # f = p[q0,k0,h0] * v[k0,h0] . g[q0,h0]
             vbar = att.p[q0, k0, h0] * grad[q0, h0]
@@ -274,17 +276,21 @@ def subnode_gradient(*, kind: str, layer_x: torch.Tensor, w: LayerWeights, index
         return att._ln_back(abar, T)
     if kind == "mlp":
         t0, n0 = index
-        mlp = MLP(layer_x, w, detach)
-        pre_bar = torch.zeros(w.w_in.shape[1], dtype=layer_x.dtype)
-        pre_bar[n0] = mlp.gp[t0, n0] * grad[t0, n0]
-        return mlp.grad_from_pre(t0, pre_bar, T)
+        mlp = MLP(layer_x[t0 : t0 + 1], w, detach)  # per row: only row t0 matters
+        pre_bar = torch.zeros(w.w_in.shape[1], dtype=layer_x.dtype, device=layer_x.device)
+        pre_bar[n0] = mlp.gp[0, n0] * grad[t0, n0]
+        G = torch.zeros(T, D, dtype=layer_x.dtype, device=layer_x.device)
+        G[t0] = mlp.grad_from_pre(0, pre_bar, 1)[0]
+        return G
     if kind == "latent":
         t0, j = index
         assert ae is not None and z is not None
         c = (z[t0, j] > 0).to(layer_x.dtype) * grad[t0, j]
         if ae.input == "mlp_post_act":
-            mlp = MLP(layer_x, w, detach)
-            return mlp.grad_from_pre(t0, mlp.gp[t0] * ae.encoder[j] * c, T)
+            mlp = MLP(layer_x[t0 : t0 + 1], w, detach)
+            G = torch.zeros(T, D, dtype=layer_x.dtype, device=layer_x.device)
+            G[t0] = mlp.grad_from_pre(0, mlp.gp[0] * ae.encoder[j] * c, 1)[0]
+            return G
         if ae.input == "resid_delta_attn":
             att = Attention(layer_x, w, detach)
             return att.backward_rows(ae.encoder[j] * c, t0)
