@@ -226,7 +226,14 @@ def _native_edge(dst: str, dst_config: Any, node: Any, transformer: Any) -> Call
         for t in tensors:  # the device and dtype decide before anything is built
             models._as_float32(t)
         store = _native_store()
-        model = models.edge_model(model_context, contexts, read_side)
+        try:
+            for c in contexts:  # what the library models: ReLU autoencoders (and LayerNorm eps 1e-5, below)
+                for l in range(transformer.n_layers if hasattr(transformer, "n_layers") else len(transformer.xf_layers)):
+                    if type(c.get_autoencoder(l).activation).__name__ != "ReLU":
+                        raise _Unmodelled("autoencoder activation")
+            model = models.edge_model(model_context, contexts, read_side)
+        except _Unmodelled:
+            raise NotNative from None  # the fallback runs TDB's own function
         out = _nw.derive(model, store, dst, layer, node=node, detach_layer_norm_scale=detach)
         return torch.from_numpy(out).to(tensors[0].dtype)
 
