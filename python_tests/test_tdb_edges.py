@@ -31,6 +31,9 @@ MANIFEST = json.load(open(os.path.join(FIXTURES, "tdb_edges.json")))
 TENSORS = read_safetensors(os.path.join(FIXTURES, "tdb_edges.safetensors"))
 MODEL = MANIFEST["model"]
 CASES = [c for c in MANIFEST["cases"] if c["dst"] in edges.FACTORIES]
+#: The DSTs the native path serves (nodewrite.derive from TDB's raw store); the attention-to-latent
+#: ones stay on torch.
+NATIVE_DSTS = (*edges.IN_EDGE_DSTS, edges.GRAD_DST, *edges.OUT_EDGE_DSTS)
 
 
 def _t(name):
@@ -197,9 +200,18 @@ def test_installed_equals_original(case, path):
         recorded = np.array(TENSORS[name])
         _close(original[layer], recorded, f"layer {layer}: TDB live vs recorded")  # the world is the fixture's
         _close(got[layer], original[layer], f"layer {layer}")
-    # the drop-in computed it (no jvp / backward of TDB's ran)
+    # the drop-in computed it (no jvp / backward of TDB's ran): the library (nodewrite.derive) on
+    # the native path for the in-edges, gradients and out-edges; torch only on the forced path
     assert after["torch"] + after["native"] > before["torch"] + before["native"]
     assert after["original"] == before["original"]
+    if path == "torch":  # (the write source of an in-edge, a single-node write, may still be native)
+        assert after["torch"] > before["torch"]
+    elif case["dst"] in NATIVE_DSTS:
+        assert after["native"] > before["native"], (before, after)
+        # torch only for an out-edge's direction source, which TDB derives at every layer: the
+        # library computes the gradient at the subnode's layer only and refuses the others
+        if case["dst"] not in edges.OUT_EDGE_DSTS:
+            assert after["torch"] == before["torch"], (before, after)
 
 
 def test_factories_replaced_and_restored():

@@ -37,7 +37,9 @@ import threading
 import weakref
 from typing import Any, Callable, Optional
 
-from . import torch_edges, torch_fallback
+import nodewrite as _nw
+
+from . import models, torch_edges, torch_fallback
 from .counters import stats
 from .models import NotNative
 from .namespace import tdb
@@ -154,13 +156,97 @@ def _q_k_or_v(node_index: Any) -> Optional[str]:
 # --------------------------------------------------------------------------------- serving
 
 
-def _serve(compute: Callable[[], Any], original: Callable[[], Any]) -> Any:
-    """``compute()`` (torch) unless the library serves the call; TDB's ``original()`` for a
-    model the formulation does not describe."""
+_raw = threading.local()  # the RawActivationStore of the derive_from_raw call under way (a stack)
 
-    def native() -> Any:
-        # nodewrite.derive(model, store, dst, layer, node=...) is not in this build's binding:
-        # every call takes the torch path until it is
+
+def _keep_raw_store(deriver: Any) -> Any:
+    """``deriver`` whose ``derive_from_raw`` makes TDB's RawActivationStore known to its function
+    (the native path builds its store from it); the function called on its own (no store
+    known) takes the torch path."""
+    method = type(deriver).derive_from_raw
+
+    def derive_from_raw(raw_activation_store: Any, *args: Any, **kwargs: Any) -> Any:
+        stack = getattr(_raw, "stack", None)
+        if stack is None:
+            stack = _raw.stack = []
+        stack.append([raw_activation_store, None])
+        try:
+            return method(deriver, raw_activation_store, *args, **kwargs)
+        finally:
+            stack.pop()
+
+    object.__setattr__(deriver, "derive_from_raw", derive_from_raw)  # a frozen dataclass: its fields unchanged
+    return deriver
+
+
+def _native_store() -> Any:
+    """A nodewrite ActivationStore with every activation (both passes) of the RawActivationStore
+    of the call under way, built once per call; NotNative when there is none or a tensor is not
+    a CPU float32/float16/bfloat16/float64 tensor."""
+    stack = getattr(_raw, "stack", None)
+    if not stack:
+        raise NotNative
+    entry = stack[-1]
+    if entry[1] is None:
+        store = _nw.ActivationStore()
+        keep = []
+        for key, acts in entry[0].activations_by_sub_activation_location_type_and_pass_type.items():
+            name, pass_type = key.activation_location_type.value, key.pass_type.value
+            for layer, tensor in acts.activations_by_layer_index.items():
+                array = models._as_float32(tensor)
+                keep.append(array)
+                store.put(name, layer, array, pass_type=pass_type)
+        entry[1] = (store, keep)
+    return entry[1][0]
+
+
+def _autoencoder_contexts(dst_config: Any) -> tuple:
+    if dst_config.autoencoder_context is not None:
+        return (dst_config.autoencoder_context,)
+    multi = dst_config.multi_autoencoder_context
+    return () if multi is None else tuple(multi.autoencoder_context_by_node_type.values())
+
+
+def _native_edge(dst: str, dst_config: Any, node: Any, transformer: Any) -> Callable[[tuple, Any], Any]:
+    """The library's ``nodewrite.derive(model, store, dst, layer, node=node, ...)`` for a call
+    of TDB's function on ``tensors`` at ``layer`` (the store: TDB's raw activations of the
+    call under way), in the dtype of ``tensors[0]``."""
+    model_context = dst_config.get_model_context()
+    contexts = _autoencoder_contexts(dst_config)
+    detach = bool(dst_config.detach_layer_norm_scale_for_attribution)
+
+    def read_side(layer: int) -> tuple:
+        torch = tdb().torch
+        block = transformer.xf_layers[layer]
+        w = layer_weights(transformer, layer, torch.device("cpu"), torch.float32)
+        return w, block.attn.out_proj.bias.detach(), block.mlp.out_layer.bias.detach()
+
+    def call(tensors: tuple, layer: Any) -> Any:
+        torch = tdb().torch
+        for t in tensors:  # the device and dtype decide before anything is built
+            models._as_float32(t)
+        store = _native_store()
+        try:
+            for c in contexts:  # what the library models: ReLU autoencoders (and LayerNorm eps 1e-5, below)
+                for l in range(transformer.n_layers if hasattr(transformer, "n_layers") else len(transformer.xf_layers)):
+                    if type(c.get_autoencoder(l).activation).__name__ != "ReLU":
+                        raise _Unmodelled("autoencoder activation")
+            model = models.edge_model(model_context, contexts, read_side)
+        except _Unmodelled:
+            raise NotNative from None  # the fallback runs TDB's own function
+        out = _nw.derive(model, store, dst, layer, node=node, detach_layer_norm_scale=detach)
+        return torch.from_numpy(out).to(tensors[0].dtype)
+
+    return call
+
+
+def _serve(compute: Callable[[], Any], original: Callable[[], Any], native: Optional[Callable[[], Any]] = None) -> Any:
+    """The library's ``native()`` first (nodewrite.derive), then ``compute()`` (torch) where
+    it cannot take the call (another device or dtype, no raw store known, a refusal of
+    torch_fallback.REFUSALS); TDB's ``original()`` for a model the formulation does not
+    describe."""
+
+    def not_native() -> Any:
         raise NotNative
 
     def fallback() -> Any:
@@ -174,7 +260,7 @@ def _serve(compute: Callable[[], Any], original: Callable[[], Any]) -> Any:
     if force_torch:
         stats["torch"] += 1
         return fallback()
-    return torch_fallback.serve(native, fallback)
+    return torch_fallback.serve(native or not_native, fallback)
 
 
 def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -232,13 +318,16 @@ def _in_edge_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any]
                                            detach=detach, ae=ae, z=z)
             return out
 
+        native = _native_edge(dst, dst_config, dst_config.node_index_for_attribution, transformer)
+
         def fn(tensors: tuple, layer_index: Any, pass_type: Any) -> Any:
             resid, grad, write = tensors
             return _serve(_no_grad(lambda: compute(resid, grad, write, layer_index)),
-                          lambda: original_fn(tensors, layer_index, pass_type))
+                          lambda: original_fn(tensors, layer_index, pass_type),
+                          lambda: native(tensors, layer_index))
 
-        return dataclasses.replace(template, tensor_calculate_derived_scalar_fn=fn,
-                                   _specified_location_within_layer=template.location_within_layer)
+        return _keep_raw_store(dataclasses.replace(template, tensor_calculate_derived_scalar_fn=fn,
+                                                   _specified_location_within_layer=template.location_within_layer))
 
     return factory
 
@@ -273,14 +362,17 @@ def _gradient_deriver(template: Any) -> Any:
         return torch_edges.subnode_gradient(kind=kind, layer_x=resid, w=w, index=index, grad=grad.to(resid.dtype),
                                             detach=detach, ae=ae, z=z)
 
+    native = _native_edge(GRAD_DST, dst_config, node_index, transformer)
+
     def fn(tensors: tuple, layer_index: Any, pass_type: Any) -> Any:
         resid, grad = tensors
         return _serve(_no_grad(lambda: compute(resid, grad, layer_index)),
-                      lambda: original_fn(tensors, layer_index, pass_type))
+                      lambda: original_fn(tensors, layer_index, pass_type),
+                      lambda: native(tensors, layer_index))
 
     del torch
-    return dataclasses.replace(template, tensor_calculate_derived_scalar_fn=fn,
-                               _specified_location_within_layer=template.location_within_layer)
+    return _keep_raw_store(dataclasses.replace(template, tensor_calculate_derived_scalar_fn=fn,
+                                               _specified_location_within_layer=template.location_within_layer))
 
 
 def _grad_factory(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -319,6 +411,7 @@ def _out_edge_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any
         else:
             sources = (base_source, direction)
         autoencoder_context = dst_config.get_autoencoder_context() if dst.startswith("online_") else None
+        native = _native_edge(dst, dst_config, dst_config.node_index_for_attribution, model_context.get_or_create_model())
 
         def precedes(layer: Any) -> bool:
             return t.precedes_final_layer(
@@ -359,10 +452,11 @@ def _out_edge_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any
                     return original_fn((weighted, G), layer_index, pass_type)
                 return original_fn(tensors, layer_index, pass_type)
 
-            return _serve(_no_grad(lambda: compute(acts, G, layer_index)), original_call)
+            return _serve(_no_grad(lambda: compute(acts, G, layer_index)), original_call,
+                          lambda: native(tensors, layer_index))
 
-        return dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn,
-                                   _specified_location_within_layer=location)
+        return _keep_raw_store(dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn,
+                                                   _specified_location_within_layer=location))
 
     return factory
 

@@ -23,7 +23,7 @@ from . import facts
 from .counters import stats
 from .namespace import tdb
 
-__all__ = ["NotNative", "cpu_float32", "model_dims", "model_for", "dims_model", "clear_cache", "generation"]
+__all__ = ["NotNative", "cpu_float32", "edge_model", "model_dims", "model_for", "dims_model", "clear_cache", "generation"]
 
 
 class NotNative(Exception):
@@ -186,3 +186,64 @@ def clear_cache() -> None:
     with _lock:
         models.clear()
         _generation += 1
+
+
+def _as_float32(t: Any) -> Any:
+    """A float32 numpy array of a CPU tensor of a floating dtype the drop-in serves natively
+    (float32 as a view; float16, bfloat16, float64 as a float32 copy); NotNative otherwise."""
+    torch = tdb().torch
+    if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
+        raise NotNative
+    if t.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        raise NotNative
+    return t.detach().to(torch.float32).numpy()
+
+
+def edge_model(model_context: Any, autoencoder_contexts: tuple, layer_weights: Any) -> Any:
+    """The model serving the edge DSTs of a model context: every layer's read-side weights
+    (``layer_weights(layer)``: torch_edges.LayerWeights plus the attention and MLP output biases
+    of TDB's Transformer) and write side, and the autoencoders of ``autoencoder_contexts``
+    with their encoders. Cached per model context and autoencoder modules (copies: the
+    read-side weights are rearranged from TDB's nn.Linear layout)."""
+    if model_context.device.type != "cpu" or any(c.device.type != "cpu" for c in autoencoder_contexts):
+        raise NotNative
+    dims = model_dims(model_context)
+    autoencoders = tuple((c.dst.value, l, c.get_autoencoder(l)) for c in autoencoder_contexts for l in range(dims["n_layers"]))
+    node_types = {}
+    for c in autoencoder_contexts:
+        if c.autoencoder_node_type is None:
+            raise NotNative
+        node_types[c.dst.value] = c.autoencoder_node_type.value
+    key = ("edges", tuple((c.dst.value, c.get_autoencoder(0) is not None) for c in autoencoder_contexts))
+
+    def build() -> Any:
+        t = tdb()
+        model = _new_model(model_context)
+        for layer in range(dims["n_layers"]):
+            w, out_bias, mlp_out_bias = layer_weights(layer)
+            for name, value in (
+                ("layer_norm_gain.pre_attn", w.ln1_gain), ("layer_norm_bias.pre_attn", w.ln1_bias),
+                ("layer_norm_gain.pre_mlp", w.ln2_gain), ("layer_norm_bias.pre_mlp", w.ln2_bias),
+                ("attn.to_query", w.w_q), ("attn.to_key", w.w_k), ("attn.to_value", w.w_v),
+                ("attn.query_bias", w.b_q), ("attn.key_bias", w.b_k), ("attn.value_bias", w.b_v),
+                ("attn.to_residual", w.w_o), ("attn.out_bias", out_bias),
+                ("mlp.to_hidden", w.w_in), ("mlp.in_bias", w.b_in),
+                ("mlp.to_residual", w.w_out), ("mlp.out_bias", mlp_out_bias),
+            ):
+                model.set_weight(name, layer, _as_float32(value))
+        for trained_on, layer, ae in autoencoders:
+            ae_input = facts.autoencoder_input(trained_on)
+            if ae_input is None:
+                raise NotNative
+            node_type = node_types[trained_on]
+            model.set_autoencoder(
+                node_type, layer, _as_float32(t.get_decoder_weight(ae)), input=trained_on,
+                encoder=_as_float32(ae.encoder.weight), latent_bias=_as_float32(ae.latent_bias),
+                pre_bias=_as_float32(ae.pre_bias),
+            )
+        return model
+
+    # keyed by the first autoencoder module (its collection drops the entry); the others by identity in the key
+    first = autoencoders[0][2] if autoencoders else None
+    key = key + tuple(id(ae) for _, _, ae in autoencoders[1:])
+    return _cached(model_context, key, first, build)
