@@ -108,6 +108,7 @@ package final class Model: @unchecked Sendable {
         let storage = copy ? try WeightStorage(copying: view, name: "decoder")
                            : WeightStorage(borrowing: view, owner: owner)
         autoencoders[Key(kind: nodeType, layer: layer)] = Autoencoder(decoder: storage, input: input)
+        encoders[Key(kind: nodeType, layer: layer)] = nil  // an encoder belongs to the decoder it was set with
     }
 
     /// Empties the autoencoder slot of `nodeType` at `layer` (empty already is not an error).
@@ -118,6 +119,7 @@ package final class Model: @unchecked Sendable {
         }
         try checkLayer(layer, "layer")
         autoencoders[Key(kind: nodeType, layer: layer)] = nil
+        encoders[Key(kind: nodeType, layer: layer)] = nil
     }
 
     package func weight(_ weight: WeightLocation, layer: Int) -> WeightStorage? {

@@ -37,6 +37,25 @@ struct AutoencoderSlotTests {
         }
     }
 
+    @Test("an encoder goes with its decoder: removing or replacing the autoencoder drops it")
+    func encoderGoesWithItsDecoder() throws {
+        let setup = try CoreSetup(autoencoders: "multi")
+        let decoder = setup.view((0..<(80 * 192)).map { Float($0 % 13) / 8 - 0.75 }, [80, 192])
+        let encoder = setup.view((0..<(80 * 192)).map { Float($0 % 7) / 4 - 0.5 }, [80, 192])
+        try setup.model.setAutoencoderEncoder(.mlpAutoencoderLatent, layer: 1, encoder: encoder, latentBias: nil,
+                                              preBias: nil, copy: true)
+        #expect(setup.model.encoder(.mlpAutoencoderLatent, layer: 1) != nil)
+        // Removed, then set again (a new decoder that may land at the old one's address): no encoder.
+        for _ in 0..<20 {
+            try setup.model.removeAutoencoder(.mlpAutoencoderLatent, layer: 1)
+            #expect(setup.model.encoder(.mlpAutoencoderLatent, layer: 1) == nil)
+            try setup.model.setAutoencoder(.mlpAutoencoderLatent, layer: 1, input: .mlpPostAct, decoder: decoder, copy: true)
+            #expect(setup.model.encoder(.mlpAutoencoderLatent, layer: 1) == nil, "a stale encoder survived")
+            try setup.model.setAutoencoderEncoder(.mlpAutoencoderLatent, layer: 1, encoder: encoder, latentBias: nil,
+                                                  preBias: nil, copy: true)
+        }
+    }
+
     @Test("remove, then set: the new decoder is used; removing an empty slot is not an error")
     func removeThenSet() throws {
         let setup = try CoreSetup(autoencoders: "multi")

@@ -4,8 +4,9 @@ package struct AutoencoderEncoder: Sendable {
     package let weight: WeightStorage
     package let latentBias: WeightStorage?
     package let preBias: WeightStorage?
-    /// The decoder it belongs to: the encoder holds while its slot holds that decoder.
-    let decoder: ObjectIdentifier
+    /// The decoder it belongs to (held, so that its identity cannot be reused by a later
+    /// decoder at the same address): the encoder holds while its slot holds that decoder.
+    let decoder: WeightStorage
 }
 
 extension Model {
@@ -37,13 +38,13 @@ extension Model {
         let lb = try latentBias.map { (v) throws(NodeWriteError) in try keep(v, "latent_bias") }
         let pb = try preBias.map { (v) throws(NodeWriteError) in try keep(v, "pre_bias") }
         encoders[Key(kind: nodeType, layer: layer)] =
-            AutoencoderEncoder(weight: w, latentBias: lb, preBias: pb, decoder: ObjectIdentifier(ae.decoder))
+            AutoencoderEncoder(weight: w, latentBias: lb, preBias: pb, decoder: ae.decoder)
     }
 
     /// The encoder of slot (nodeType, layer), nil when none was set for the decoder it holds.
     package func encoder(_ nodeType: NodeType, layer: Int) -> AutoencoderEncoder? {
         guard let ae = autoencoder(nodeType, layer: layer), let e = encoders[Key(kind: nodeType, layer: layer)],
-              e.decoder == ObjectIdentifier(ae.decoder) else { return nil }
+              e.decoder === ae.decoder else { return nil }
         return e
     }
 }
