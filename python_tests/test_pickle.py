@@ -336,6 +336,9 @@ def edge_pair(copy_encoder):
     import edge_inputs as E
 
     m, s, keep = E.edge_model_and_store()
+    z = np.abs(rng(3).standard_normal((5, 7))).astype(np.float32) + 0.1  # the trace latent active
+    keep.append(z)
+    s.put("online_attention_autoencoder_latent", 1, z)
     if copy_encoder:  # the same autoencoders set again with copy=True (the binding keeps its copy)
         r = rng(11)
         for layer in range(m.n_layers):
@@ -350,8 +353,7 @@ def edge_pair(copy_encoder):
 
 def edge_derives(E, m, s):
     out = {}
-    for dst in ("grad_of_single_subnode_attribution", "autoencoder_latent_grad_wrt_residual_input",
-                *(d for d in E.EDGE_DSTS if nw.dst_info(d).quantity == "in_edge")):
+    for dst in E.EDGE_DSTS:  # every edge DST (gradients, in-edges, out-edges, to-latent, ...)
         layer, kw = E.edge_args(dst)
         try:
             out[dst] = nw.derive(m, s, dst, layer, **kw)
@@ -380,7 +382,8 @@ def test_edge_inputs_round_trip_bit_for_bit(protocol, copy_encoder):
     assert any(p == "backward" for _, _, p in keys) and ("resid.post_emb", None, "forward") in keys
     a, b = edge_derives(E, m, s), edge_derives(E, m2, s2)
     assert a.keys() == b.keys()
-    assert sum(isinstance(v, np.ndarray) for v in a.values()) >= 3, a  # real outputs compared
+    assert sum(isinstance(v, np.ndarray) and v.any() for v in a.values()) >= 20, a  # real outputs compared
+    assert a["autoencoder_latent_grad_wrt_residual_input"].any()  # reads the encoder
     for dst in a:
         if isinstance(a[dst], str):
             assert a[dst] == b[dst], dst
@@ -398,3 +401,16 @@ def test_an_unpickled_edge_pair_without_the_backward_pass_would_differ():
     a, b = edge_derives(E, m, s), edge_derives(E, m, s2)
     dst = "grad_of_single_subnode_attribution"
     assert isinstance(a[dst], np.ndarray) and (isinstance(b[dst], str) or a[dst].tobytes() != b[dst].tobytes())
+
+
+def test_an_encoder_goes_with_its_autoencoder():
+    """Replacing an autoencoder without encoder= (or removing it) drops the kept encoder, so a
+    pickle carries no stale one."""
+    E, m, s, _keep = edge_pair(True)
+    dec = rng(12).standard_normal((7, m.d_model)).astype(np.float32)
+    m.set_autoencoder("attention_autoencoder_latent", 1, dec, "resid_delta_attn", replace=True)
+    ae = held_bits(m)[3]
+    assert ae[("attention_autoencoder_latent", 1)][4] is None and ae[("attention_autoencoder_latent", 0)][4] is not None
+    assert held_bits(round_trip(m, 4)) == held_bits(m)
+    m.remove_autoencoder("attention_autoencoder_latent", 0)
+    assert ("attention_autoencoder_latent", 0) not in held_bits(round_trip(m, 5))
