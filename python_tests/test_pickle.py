@@ -148,7 +148,9 @@ def held_bits(m):
     """What the model holds, slot by slot, as (dtype, shape, bytes)."""
     st = _core._model_state(m)
     w = {(n, l): (dt, a.shape, np.ascontiguousarray(a).tobytes()) for n, l, a, dt, _ in st["weights"]}
-    ae = {(t, l): (src, dt, a.shape, np.ascontiguousarray(a).tobytes()) for t, l, src, a, dt, _ in st["autoencoders"]}
+    ae = {(t, l): (src, dt, a.shape, np.ascontiguousarray(a).tobytes(),
+                   None if enc is None else [(xd, x.shape, np.ascontiguousarray(x).tobytes()) for x, xd in enc])
+          for t, l, src, a, dt, _, enc in st["autoencoders"]}
     return st["dims"], st["causal"], w, ae
 
 
@@ -320,3 +322,95 @@ def test_the_read_exports_contract():
         assert lib.nw_model_autoencoder_read(m, nw.NODE_TYPES.index("mlp_neuron"), 0, ptr, FF * D) == S["NW_ERR_INVALID_ARGUMENT"]
     finally:
         lib.nw_model_destroy(m)
+
+
+# -- what the edges added: encoders, the backward pass, entries of no layer ----------------------
+
+
+def store_bits(s):
+    """Every entry of a store, both passes, as {(name, layer, pass): (dtype, shape, bytes)}."""
+    return {(n, l, p): (dt, a.shape, np.ascontiguousarray(a).tobytes()) for n, l, a, dt, p in _core._store_state(s)}
+
+
+def edge_pair(copy_encoder):
+    import edge_inputs as E
+
+    m, s, keep = E.edge_model_and_store()
+    z = np.abs(rng(3).standard_normal((5, 7))).astype(np.float32) + 0.1  # the trace latent active
+    keep.append(z)
+    s.put("online_attention_autoencoder_latent", 1, z)
+    if copy_encoder:  # the same autoencoders set again with copy=True (the binding keeps its copy)
+        r = rng(11)
+        for layer in range(m.n_layers):
+            dec, enc = (r.standard_normal((7, m.d_model)).astype(np.float32) for _ in range(2))
+            lb, pb = r.standard_normal(7).astype(np.float32), r.standard_normal(m.d_model).astype(np.float32)
+            m.set_autoencoder("attention_autoencoder_latent", layer, dec, "resid_delta_attn", copy=True,
+                              replace=True, encoder=enc, latent_bias=lb, pre_bias=pb)
+            for a in (enc, lb, pb):  # a later change of the caller's arrays is not what was set
+                a[...] = 0
+    return E, m, s, keep
+
+
+def edge_derives(E, m, s):
+    out = {}
+    for dst in E.EDGE_DSTS:  # every edge DST (gradients, in-edges, out-edges, to-latent, ...)
+        layer, kw = E.edge_args(dst)
+        try:
+            out[dst] = nw.derive(m, s, dst, layer, **kw)
+        except nw.NodeWriteError as e:
+            out[dst] = type(e).__name__
+    return out
+
+
+def round_trip(obj, protocol):
+    if protocol == 5:
+        data, buffers = dumps5(obj)
+        return pickle.loads(data, buffers=buffers)
+    return pickle.loads(pickle.dumps(obj, protocol=protocol))
+
+
+@pytest.mark.parametrize("copy_encoder", [False, True])
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_edge_inputs_round_trip_bit_for_bit(protocol, copy_encoder):
+    E, m, s, _keep = edge_pair(copy_encoder)
+    m2, s2 = round_trip(m, protocol), round_trip(s, protocol)
+    assert held_bits(m2) == held_bits(m)
+    ae = held_bits(m)[3]
+    assert ae and all(v[4] is not None for v in ae.values())  # every encoder travelled
+    assert store_bits(s2) == store_bits(s)
+    keys = store_bits(s).keys()
+    assert any(p == "backward" for _, _, p in keys) and ("resid.post_emb", None, "forward") in keys
+    a, b = edge_derives(E, m, s), edge_derives(E, m2, s2)
+    assert a.keys() == b.keys()
+    assert sum(isinstance(v, np.ndarray) and v.any() for v in a.values()) >= 20, a  # real outputs compared
+    assert a["autoencoder_latent_grad_wrt_residual_input"].any()  # reads the encoder
+    for dst in a:
+        if isinstance(a[dst], str):
+            assert a[dst] == b[dst], dst
+        else:
+            assert a[dst].dtype == b[dst].dtype and a[dst].tobytes() == b[dst].tobytes(), dst
+
+
+def test_an_unpickled_edge_pair_without_the_backward_pass_would_differ():
+    """The comparison above can fail: a store without its backward entries answers a gradient DST
+    differently (an error or other bits)."""
+    E, m, s, _keep = edge_pair(False)
+    s2 = round_trip(s, 4)
+    for name, layer in s2.keys(pass_type="backward"):
+        s2.remove(name, layer, pass_type="backward")
+    a, b = edge_derives(E, m, s), edge_derives(E, m, s2)
+    dst = "grad_of_single_subnode_attribution"
+    assert isinstance(a[dst], np.ndarray) and (isinstance(b[dst], str) or a[dst].tobytes() != b[dst].tobytes())
+
+
+def test_an_encoder_goes_with_its_autoencoder():
+    """Replacing an autoencoder without encoder= (or removing it) drops the kept encoder, so a
+    pickle carries no stale one."""
+    E, m, s, _keep = edge_pair(True)
+    dec = rng(12).standard_normal((7, m.d_model)).astype(np.float32)
+    m.set_autoencoder("attention_autoencoder_latent", 1, dec, "resid_delta_attn", replace=True)
+    ae = held_bits(m)[3]
+    assert ae[("attention_autoencoder_latent", 1)][4] is None and ae[("attention_autoencoder_latent", 0)][4] is not None
+    assert held_bits(round_trip(m, 4)) == held_bits(m)
+    m.remove_autoencoder("attention_autoencoder_latent", 0)
+    assert ("attention_autoencoder_latent", 0) not in held_bits(round_trip(m, 5))

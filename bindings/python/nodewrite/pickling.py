@@ -1,7 +1,10 @@
 """Pickling of :class:`nodewrite.Model` and :class:`nodewrite.ActivationStore` (by value).
 
-A model pickles as its dimensions, causality, LayerNorm epsilon, MLP activation, and every weight and autoencoder decoder it holds;
-a store as every entry, each tensor a numpy array in its canonical layout:
+A model pickles as its dimensions, causality, LayerNorm epsilon, MLP activation, and every weight and
+autoencoder it holds (decoder, and encoder, latent bias and pre bias when set with ``encoder=``: the
+library has no export to read an encoder back, so the binding keeps a copy of one set with
+``copy=True``); a store as every entry of both passes (forward and ``pass_type="backward"``, and
+the entries of no layer such as ``resid.post_emb``), each tensor a numpy array in its canonical layout:
 
 - with protocol 5 the arrays travel out of band (``pickle.PickleBuffer``), so Ray's object store
   (``ray.put``, task arguments) shares them without a copy, and the unpickled object **borrows**
@@ -60,12 +63,13 @@ def _model_reduce(self: Any, protocol: int = 2) -> tuple:
     state = _core._model_state(self)  # refuses an uninitialised object first
     state["facts"] = {"layer_norm_epsilon": self.layer_norm_epsilon, "mlp_activation": self.mlp_activation}
     state["weights"] = [(n, l, _travel(a), dt, c) for n, l, a, dt, c in state["weights"]]
-    state["autoencoders"] = [(t, l, src, _travel(a), dt, c) for t, l, src, a, dt, c in state["autoencoders"]]
+    state["autoencoders"] = [(t, l, src, _travel(a), dt, c, None if enc is None else tuple((_travel(x), xd) for x, xd in enc))
+                             for t, l, src, a, dt, c, enc in state["autoencoders"]]
     return restore_model, (state,)
 
 
 def _store_reduce(self: Any, protocol: int = 2) -> tuple:
-    return restore_store, ([(n, l, _travel(a), dt) for n, l, a, dt in _core._store_state(self)],)
+    return restore_store, ([(n, l, _travel(a), dt, p) for n, l, a, dt, p in _core._store_state(self)],)
 
 
 def restore_model(state: dict) -> Any:
@@ -74,16 +78,18 @@ def restore_model(state: dict) -> Any:
     m = _core.Model(n_layers, d_model, n_heads, d_head, d_ff, causal=state["causal"], **state.get("facts", {}))
     for name, layer, a, dtype, _copied in state["weights"]:
         m.set_weight(name, layer, _tensor(a, dtype), copy=False)
-    for node_type, layer, source, a, dtype, _copied in state["autoencoders"]:
-        m.set_autoencoder(node_type, layer, _tensor(a, dtype), source, copy=False)
+    for node_type, layer, source, a, dtype, _copied, *rest in state["autoencoders"]:
+        enc = rest[0] if rest else None
+        kw = {} if enc is None else dict(zip(("encoder", "latent_bias", "pre_bias"), (_tensor(x, xd) for x, xd in enc)))
+        m.set_autoencoder(node_type, layer, _tensor(a, dtype), source, copy=False, **kw)
     return m
 
 
 def restore_store(entries: list) -> Any:
     """The store a pickle describes (its arrays borrowed in place)."""
     s = _core.ActivationStore()
-    for name, layer, a, dtype in entries:
-        s.put(name, layer, _tensor(a, dtype))
+    for name, layer, a, dtype, *rest in entries:
+        s.put(name, layer, _tensor(a, dtype), pass_type=rest[0] if rest else "forward")
     return s
 
 

@@ -143,6 +143,31 @@ HeldPtr zeros_held(int64_t n, const std::string &what) {
     return hold_tensor(z, what);
 }
 
+// A contiguous copy of what h reads, in its dtype (bfloat16 as uint16 bit patterns), held as
+// the binding's own object (for pickling an encoder set with copy=True).
+HeldPtr copy_held(const Held &h) {
+    check_not_moved(h);
+    const int64_t item = item_size(h.dtype);
+    std::vector<py::ssize_t> dims(h.shape.begin(), h.shape.end()), bytes;
+    std::vector<int64_t> el = h.strides;
+    if (el.empty()) {
+        el.assign(h.shape.size(), 1);
+        for (size_t i = h.shape.size(); i > 1; --i) el[i - 2] = el[i - 1] * std::max<int64_t>(h.shape[i - 1], 1);
+    }
+    for (int64_t s : el) bytes.push_back(static_cast<py::ssize_t>(s * item));
+    const char *np = h.dtype == NW_DTYPE_F16 ? "float16" : h.dtype == NW_DTYPE_F64 ? "float64"
+                   : h.dtype == NW_DTYPE_BF16 ? "uint16" : "float32";
+    py::array view(py::dtype(np), dims, bytes, h.data, py::none());  // a view (base None) ...
+    py::array copy = py::array::ensure(py::module_::import("numpy").attr("array")(view, py::arg("order") = "C"));
+    auto c = std::make_shared<Held>();  // ... copied into memory of its own
+    c->owner = copy;
+    c->data = copy.data();
+    c->dtype = h.dtype;
+    c->shape = h.shape;
+    c->what = h.what;
+    return c;
+}
+
 void check_vector(const Held &h, int64_t n, const std::string &what, const char *dim) {
     if (h.shape.size() != 1 || h.shape[0] != n)
         fail(NW_ERR_SHAPE_MISMATCH, what + ": shape " + shape_text(h.shape) + ", expected (" + dim + " = " +
@@ -193,6 +218,12 @@ void model_set_autoencoder(py::handle self, const py::args &args, const py::kwar
         pv = pb->view();
     }
     const int32_t own = do_copy ? NW_COPY : NW_BORROW;
+    HeldPtr kept[3];  // copy=True: the binding's copies of the encoder and biases (for pickling)
+    if (do_copy && has_encoder) {
+        kept[0] = copy_held(*enc);
+        kept[1] = copy_held(*lb);
+        kept[2] = copy_held(*pb);
+    }
     std::vector<HeldPtr> old;  // dropped after unlocking (their destructors may run Python code)
     {
         std::unique_lock<std::shared_mutex> lock(m.mu);  // waits for GIL-free readers only
@@ -220,6 +251,13 @@ void model_set_autoencoder(py::handle self, const py::args &args, const py::kwar
                 m.borrowed.erase(it);
             }
             if (!do_copy && held[i]) m.borrowed.emplace(Slot(kinds[i], nt, l), held[i]);
+            if (i == 0) continue;
+            auto kt = m.encoder_copies.find(Slot(kinds[i], nt, l));
+            if (kt != m.encoder_copies.end()) {
+                old.push_back(std::move(kt->second));
+                m.encoder_copies.erase(kt);
+            }
+            if (kept[i - 1]) m.encoder_copies.emplace(Slot(kinds[i], nt, l), kept[i - 1]);
         }
     }
 }
@@ -239,6 +277,11 @@ void model_remove_autoencoder(py::handle self, const py::args &args, const py::k
             if (it != m.borrowed.end()) {
                 old.push_back(std::move(it->second));
                 m.borrowed.erase(it);
+            }
+            auto kt = m.encoder_copies.find(Slot(kind, nt, l));
+            if (kt != m.encoder_copies.end()) {
+                old.push_back(std::move(kt->second));
+                m.encoder_copies.erase(kt);
             }
         }
     }

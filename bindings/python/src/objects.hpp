@@ -51,6 +51,10 @@ struct Model {
     bool causal = true;  // as the library was told at creation (Model(causal=)); never changed after
     mutable std::shared_mutex mu;
     std::map<Slot, HeldPtr> borrowed;
+    // Copies of the encoder, latent bias and pre bias of an autoencoder set with copy=True (slot
+    // kinds 2, 3, 4 as in borrowed): the library has no export to read an encoder back, so the
+    // binding keeps what it was given, for pickling (nodewrite/pickling.py).
+    std::map<Slot, HeldPtr> encoder_copies;
     // The checkpoint file the weights were loaded from (Model.from_safetensors), if any.
     std::string source;
 

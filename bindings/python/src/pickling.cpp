@@ -60,6 +60,7 @@ struct SlotCopy {
     std::vector<int64_t> shape;
     HeldPtr held;  // the borrowed object, or null for the library's copy
     py::object array;
+    HeldPtr encoder[3];  // an autoencoder's encoder, latent bias, pre bias (borrowed or the binding's copies)
 };
 
 std::string source_name_of(int32_t input) {
@@ -70,7 +71,8 @@ std::string source_name_of(int32_t input) {
 
 // {'dims': (n_layers, d_model, n_heads, d_head, d_ff), 'causal': bool,
 //  'weights': [(name, layer | None, array, dtype, copied)],
-//  'autoencoders': [(node_type, layer, input source name, array, dtype, copied)]}
+//  'autoencoders': [(node_type, layer, input source name, array, dtype, copied,
+//                    ((encoder, dtype), (latent_bias, dtype), (pre_bias, dtype)) | None)]}
 py::dict model_state(py::handle obj) {
     Model &m = model_arg(obj);
     std::vector<SlotCopy> slots;
@@ -108,6 +110,18 @@ py::dict model_state(py::handle obj) {
                 c.input = st.input;
                 auto it = m.borrowed.find(Slot(1, static_cast<int32_t>(t), l));
                 if (st.ownership == NW_BORROW && it != m.borrowed.end()) c.held = it->second;
+                // The encoder: set only through set_autoencoder(encoder=), which keeps it in
+                // borrowed (copy=False) or encoder_copies (copy=True).
+                for (int k = 0; k < 3; ++k) {
+                    const Slot sl(2 + k, static_cast<int32_t>(t), l);
+                    auto b = m.borrowed.find(sl);
+                    auto cp = m.encoder_copies.find(sl);
+                    if (st.ownership == NW_BORROW && b != m.borrowed.end()) c.encoder[k] = b->second;
+                    else if (st.ownership != NW_BORROW && cp != m.encoder_copies.end()) c.encoder[k] = cp->second;
+                }
+                if ((c.encoder[0] != nullptr) != (c.encoder[1] != nullptr) || (c.encoder[0] != nullptr) != (c.encoder[2] != nullptr))
+                    fail(NW_ERR_INVALID_ARGUMENT, "pickling: the encoder of " + node_type_facts(static_cast<int32_t>(t)).name +
+                                                      " at layer " + std::to_string(l) + " is incomplete; set the autoencoder again");
                 slots.push_back(std::move(c));
             }
         }
@@ -142,7 +156,16 @@ py::dict model_state(py::handle obj) {
             py::object layer = c.layer == NW_NO_LAYER ? py::object(py::none()) : py::object(py::int_(c.layer));
             weights.append(py::make_tuple(weight_facts(c.e).name, layer, c.array, dtype, copied));
         } else {
-            aes.append(py::make_tuple(node_type_facts(c.e).name, c.layer, source_name_of(c.input), c.array, dtype, copied));
+            py::object enc = py::none();
+            if (c.encoder[0]) {
+                py::list parts;
+                for (int k = 0; k < 3; ++k) {
+                    const Held &h = *c.encoder[k];
+                    parts.append(py::make_tuple(held_array(h, h.data, h.shape, h.strides), dtype_text(h.dtype)));
+                }
+                enc = py::tuple(parts);
+            }
+            aes.append(py::make_tuple(node_type_facts(c.e).name, c.layer, source_name_of(c.input), c.array, dtype, copied, enc));
         }
     }
     py::dict d;
@@ -153,24 +176,29 @@ py::dict model_state(py::handle obj) {
     return d;
 }
 
-// [(activation, layer, array, dtype)]: each entry as the library reads it (after layout= and
-// batch=), in the canonical layout.
+// [(activation, layer | None, array, dtype, pass_type)]: each entry of both passes as the library
+// reads it (after layout= and batch=), in the canonical layout.
 py::list store_state(py::handle obj) {
     Store &s = store_arg(obj);
     std::vector<std::pair<std::pair<int32_t, int32_t>, HeldPtr>> entries;
+    std::vector<const char *> passes;
     {
         std::shared_lock<std::shared_mutex> lock(s.mu);
         for (const auto &kv : s.entries)
-            if (kv.second) entries.emplace_back(kv.first, kv.second);
+            if (kv.second) entries.emplace_back(kv.first, kv.second), passes.push_back("forward");
+        for (const auto &kv : s.backward)
+            if (kv.second) entries.emplace_back(kv.first, kv.second), passes.push_back("backward");
     }
     py::list out;
-    for (const auto &e : entries) {
+    for (size_t i = 0; i < entries.size(); ++i) {
+        const auto &e = entries[i];
         const Held &h = *e.second;
         const void *data = h.canonical_data ? h.canonical_data : h.data;
         const std::vector<int64_t> &shape = h.canonical_data ? h.canonical_shape : h.shape;
         const std::vector<int64_t> &strides = h.canonical_data ? h.canonical_strides : h.strides;
-        out.append(py::make_tuple(activation_facts(e.first.first).name, e.first.second,
-                                  held_array(h, data, shape, strides), dtype_text(h.dtype)));
+        py::object layer = e.first.second == NW_NO_LAYER ? py::object(py::none()) : py::object(py::int_(e.first.second));
+        out.append(py::make_tuple(activation_facts(e.first.first).name, layer,
+                                  held_array(h, data, shape, strides), dtype_text(h.dtype), passes[i]));
     }
     return out;
 }
