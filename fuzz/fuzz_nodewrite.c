@@ -443,6 +443,47 @@ static nw_status sized_call(rd *r, size_t size, int table, int32_t i, nw_model *
     return status;
 }
 
+/* nw_model_weight_read / nw_model_autoencoder_read of slot (e, layer) (kind 0 / 1) into a buffer
+ * of a fuzzed capacity around the slot's element count, or NULL: the status is one the header
+ * allows; on failure nothing is written; on success exactly the slot's elements, nothing past. */
+static void read_back(rd *r, int kind, int32_t e, nw_model *m, int32_t layer) {
+    int64_t count = -1;
+    if (m) {
+        nw_weight_state w = {.size = sizeof w};
+        nw_autoencoder_state a = {.size = sizeof a};
+        if (kind == 0 && nw_model_weight_get(m, e, layer, &w) == NW_OK && w.present) {
+            count = 1;
+            for (int i = 0; i < w.ndim && count >= 0; i++)
+                if (__builtin_mul_overflow(count, w.shape[i], &count)) count = -1;
+        } else if (kind == 1 && nw_model_autoencoder_get(m, e, layer, &a) == NW_OK && a.present) {
+            if (__builtin_mul_overflow(a.n_latents, a.n_inputs, &count)) count = -1;
+        }
+    }
+    if (count > ((int64_t)1 << 20)) return; /* a broadcast view of a huge model: not copied here */
+    size_t cap = capacity(r, count < 0 ? 0 : count);
+    float *o = outbuf(cap);
+    if (!o) return;
+    float *op = yes(r, 240) ? o : NULL;
+    nw_status status = kind == 0 ? nw_model_weight_read(m, e, layer, op, cap) : nw_model_autoencoder_read(m, e, layer, op, cap);
+    check(status);
+    if (status != NW_OK && status != NW_ERR_INVALID_ARGUMENT && status != NW_ERR_INDEX_OUT_OF_RANGE &&
+        status != NW_ERR_MISSING_INPUT && status != NW_ERR_BUFFER_TOO_SMALL)
+        __builtin_trap();
+    if (status != NW_OK && !untouched(o, (cap ? cap : 1) * sizeof(float))) __builtin_trap();
+    if (status == NW_OK && (count < 0 || (size_t)count > cap || !untouched(o + count, (cap - (size_t)count) * sizeof(float))))
+        __builtin_trap();
+    if (status == NW_OK && count > 0) { /* a second read into a zeroed buffer gives the same bits */
+        float *again = calloc((size_t)count, sizeof(float));
+        if (again) {
+            nw_status st2 = kind == 0 ? nw_model_weight_read(m, e, layer, again, (size_t)count)
+                                      : nw_model_autoencoder_read(m, e, layer, again, (size_t)count);
+            if (st2 != NW_OK || memcmp(o, again, (size_t)count * sizeof(float))) __builtin_trap();
+            free(again);
+        }
+    }
+    free(o);
+}
+
 static void step_new(rd *r, st *s, uint8_t op) {
     nw_status status;
     switch (op) {
@@ -727,6 +768,7 @@ static void step_new(rd *r, st *s, uint8_t op) {
         nw_model *m = yes(r, 250) ? s->model : NULL;
         status = sized_call(r, kind ? sizeof(nw_autoencoder_state) : sizeof(nw_weight_state), 7 + kind, e, m, layer);
         (void)status;
+        read_back(r, kind, e, m, layer);
         break;
     }
     case 11: { /* causality: set (valid or not), then get */

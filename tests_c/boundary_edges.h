@@ -1,6 +1,7 @@
 /*
  * boundary_edges.h — rows of the boundary table (boundary.c) for the edge exports:
- * nw_store_put_pass, nw_store_remove_pass, nw_model_set_autoencoder_encoder, nw_derive_node.
+ * nw_store_put_pass, nw_store_remove_pass, nw_model_set_autoencoder_encoder, nw_derive_node, and the
+ * read-back exports pickling uses (nw_model_weight_read, nw_model_autoencoder_read).
  * Included by boundary.c after its row machinery; each row is a scenario on the edges fixture
  * (tests_c/edges_fixture.h): one call with one fault (or none), its status checked by the
  * table, outputs untouched on failure, and on success every output element written, finite,
@@ -8,7 +9,7 @@
  */
 #include "edges_fixture.h"
 
-enum { EK_PUT, EK_REMOVE, EK_ENCODER, EK_DERIVE };
+enum { EK_PUT, EK_REMOVE, EK_ENCODER, EK_DERIVE, EK_READ_W, EK_READ_AE };
 
 static nw_status edge_put(ctx *c, ef_fixture *f) {
     const row *r = c->r;
@@ -97,6 +98,68 @@ static nw_status edge_derive(ctx *c, ef_fixture *f, const nw_node_index *node, i
     return st;
 }
 
+/* nw_model_weight_read (EK_READ_W: weight r->e1) / nw_model_autoencoder_read (EK_READ_AE: node type
+ * r->e1) at layer r->e2. The fixture borrows float32 tensors: on success the read is that tensor's
+ * memory (f->mem[r->vi]) bit for bit, every element written and nothing past it; r->k = 1 first
+ * replaces the slot with a float16 copy (NW_COPY) of 0.5 * i, read back as those float32 values.
+ * On failure out is untouched. */
+static nw_status edge_read(ctx *c, ef_fixture *f) {
+    const row *r = c->r;
+    int64_t count = 0;
+    uint16_t half[EF_NMLP * EF_F];
+    nw_tensor_view hv = {half, NW_DTYPE_F16, 2, NULL, NULL};
+    int64_t hshape[2] = {0, 0};
+    nw_weight_state w = {.size = sizeof w};
+    if (r->e0 == EK_READ_W) {
+        if (nw_model_weight_get(f->m, r->e1, r->e2, &w) == NW_OK && w.present) {
+            count = 1;
+            for (int i = 0; i < w.ndim; i++) count *= w.shape[i];
+            hv.ndim = w.ndim;
+            hv.shape = w.shape;
+        }
+    } else {
+        nw_autoencoder_state a = {.size = sizeof a};
+        if (nw_model_autoencoder_get(f->m, r->e1, r->e2, &a) == NW_OK && a.present) {
+            count = a.n_latents * a.n_inputs;
+            hshape[0] = a.n_latents, hshape[1] = a.n_inputs;
+            hv.shape = hshape;
+        }
+    }
+    if (r->k == 1 && count > 0) { /* a float16 copy of 0.5 * i (exact in float16 for i < 2048) */
+        for (int64_t i = 0; i < count; i++) {
+            float x = 0.5f * (float)i;
+            uint32_t b;
+            memcpy(&b, &x, 4);
+            half[i] = x == 0 ? 0 : (uint16_t)(((b >> 16) & 0x8000) | ((((b >> 23) & 0xff) - 112) << 10) | ((b >> 13) & 0x3ff));
+        }
+        nw_status st = r->e0 == EK_READ_W ? nw_model_set_weight(f->m, r->e1, r->e2, &hv, NW_COPY)
+                                          : (nw_model_remove_autoencoder(f->m, r->e1, r->e2),
+                                             nw_model_set_autoencoder(f->m, r->e1, r->e2, NW_AE_INPUT_MLP_POST_ACT, &hv, NW_COPY));
+        if (st != NW_OK) { failf(c, "setting the float16 copy: %s", nw_last_error_message()); return st; }
+    }
+    size_t len = r->cap_mode == CAP_ABS ? (size_t)r->cap : (size_t)count + (size_t)r->cap;
+    size_t alloc = (len < (size_t)count ? (size_t)count : (len > (size_t)count + 64 ? (size_t)count : len)) + 16;
+    float *out = malloc(alloc * sizeof(float));
+    memset(out, SENT, alloc * sizeof(float));
+    const nw_model *m = (r->nulls & NU_MODEL) ? NULL : f->m;
+    float *o = (r->nulls & NU_OUT) ? NULL : out;
+    nw_status st = r->e0 == EK_READ_W ? nw_model_weight_read(m, r->e1, r->e2, o, len) : nw_model_autoencoder_read(m, r->e1, r->e2, o, len);
+    if (st == NW_OK) {
+        CHECK(c, count > 0, "a read of an empty slot succeeded");
+        if (r->k == 1) {
+            for (int64_t i = 0; i < count; i++)
+                if (out[i] != 0.5f * (float)i) { failf(c, "out[%lld] = %g, the float16 copy holds %g", (long long)i, out[i], 0.5 * (double)i); break; }
+        } else {
+            CHECK(c, !memcmp(out, f->mem[r->vi], (size_t)count * sizeof(float)), "the read is not the borrowed tensor's bits");
+        }
+        CHECK(c, untouched(out + count, 16 * sizeof(float)), "the read wrote past the slot's elements");
+    } else {
+        CHECK(c, untouched(out, alloc * sizeof(float)), "the read wrote to out on failure");
+    }
+    free(out);
+    return st;
+}
+
 /* The scenario of every edge row: r->e0 the export, r->xfx the fixture flags (EF_*). */
 static int sc_edge(void *p) {
     ctx *c = p;
@@ -108,6 +171,7 @@ static int sc_edge(void *p) {
     case EK_PUT: st = edge_put(c, &f); break;
     case EK_REMOVE: st = nw_store_remove_pass((r->nulls & NU_STORE) ? NULL : f.s, r->e1, r->e2, r->e3); break;
     case EK_ENCODER: st = edge_encoder(c, &f); break;
+    case EK_READ_W: case EK_READ_AE: st = edge_read(c, &f); break;
     default: {
         nw_node_index n = r->node;
         int32_t layer = r->e2;
@@ -242,5 +306,38 @@ static void gen_edge_rows(void) {
     EROW("derive_node out NULL, out_len > 0", EK_DERIVE, qin, 1, 0, EF_MLP_AE, EARG, .k = 1, .node = mlp0, .nulls = NU_OUT);
     EROW("derive_node out_len SIZE_MAX", EK_DERIVE, NW_DST_MLP_IN_EDGE_ATTRIBUTION, 1, 0, EF_MLP_AE, OK, .k = 1, .node = mlp0,
          .cap_mode = CAP_ABS, .cap = -1);
+    /* nw_model_weight_read / nw_model_autoencoder_read. The fixture's tensors in f->mem: flags 0, 32 a layer
+       (the 16 weights in the order ef_setup sets them, then 16 activations); EF_MLP_AE, 38 a layer (the
+       decoder at 16). .vi: the tensor the read must equal. */
+    EROW("weight_read mlp.to_residual layer 0", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, 0, 0, 0, OK, .vi = 0);
+    EROW("weight_read attn.to_residual layer 1", EK_READ_W, NW_WEIGHT_ATTN_TO_RESIDUAL, 1, 0, 0, OK, .vi = 32 + 1);
+    EROW("weight_read layer_norm_gain.pre_attn layer 1", EK_READ_W, NW_WEIGHT_LAYER_NORM_GAIN_PRE_ATTN, 1, 0, 0, OK, .vi = 32 + 2);
+    EROW("weight_read attn.to_query layer 0", EK_READ_W, NW_WEIGHT_ATTN_TO_QUERY, 0, 0, 0, OK, .vi = 6);
+    EROW("weight_read mlp.in_bias layer 1", EK_READ_W, NW_WEIGHT_MLP_IN_BIAS, 1, 0, 0, OK, .vi = 32 + 14);
+    EROW("weight_read out_len SIZE_MAX", EK_READ_W, NW_WEIGHT_MLP_TO_HIDDEN, 0, 0, 0, OK, .vi = 13, .cap_mode = CAP_ABS, .cap = -1);
+    EROW("weight_read a float16 copy (NW_COPY), as float32", EK_READ_W, NW_WEIGHT_ATTN_QUERY_BIAS, 1, 0, 0, OK, .k = 1);
+    EROW("weight_read out one too small", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, 0, 0, 0, EBUF, .cap = -1);
+    EROW("weight_read out_len 0", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, 0, 0, 0, EBUF, .cap_mode = CAP_ABS, .cap = 0);
+    EROW("weight_read out NULL", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, 0, 0, 0, EARG, .nulls = NU_OUT);
+    EROW("weight_read model NULL", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, 0, 0, 0, EARG, .nulls = NU_MODEL);
+    EROW("weight_read weight -1", EK_READ_W, -1, 0, 0, 0, EARG);
+    EROW("weight_read weight INT32_MAX", EK_READ_W, I32MAX, 0, 0, 0, EARG);
+    EROW("weight_read layer n_layers", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, EF_L, 0, 0, EIDX);
+    EROW("weight_read layer -2", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, -2, 0, 0, EIDX);
+    EROW("weight_read NW_NO_LAYER for a weight of a layer", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, NW_NO_LAYER, 0, 0, EIDX);
+    EROW("weight_read unembedding (empty slot)", EK_READ_W, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, 0, 0, EMIS);
+    EROW("weight_read unembedding at layer 0 (it has none)", EK_READ_W, NW_WEIGHT_UNEMBEDDING, 0, 0, 0, EARG);
+    EROW("weight_read missing layer_norm_gain.pre_attn", EK_READ_W, NW_WEIGHT_LAYER_NORM_GAIN_PRE_ATTN, 0, 0, EF_NO_LN1_GAIN, EMIS);
+    EROW("autoencoder_read mlp decoder layer 1", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, 1, 0, EF_MLP_AE, OK, .vi = 38 + 16);
+    EROW("autoencoder_read a float16 copy (NW_COPY), as float32", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, 0, 0, EF_MLP_AE, OK, .k = 1);
+    EROW("autoencoder_read out one too small", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, 0, 0, EF_MLP_AE, EBUF, .cap = -1);
+    EROW("autoencoder_read out NULL", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, 0, 0, EF_MLP_AE, EARG, .nulls = NU_OUT);
+    EROW("autoencoder_read model NULL", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, 0, 0, EF_MLP_AE, EARG, .nulls = NU_MODEL);
+    EROW("autoencoder_read empty slot", EK_READ_AE, NW_NODE_ATTENTION_AUTOENCODER_LATENT, 0, 0, EF_MLP_AE, EMIS);
+    EROW("autoencoder_read node type mlp_neuron (not a latent)", EK_READ_AE, NW_NODE_MLP_NEURON, 0, 0, EF_MLP_AE, EARG);
+    EROW("autoencoder_read node type 5 (one past)", EK_READ_AE, 5, 0, 0, EF_MLP_AE, EARG);
+    EROW("autoencoder_read node type INT32_MIN", EK_READ_AE, I32MIN, 0, 0, EF_MLP_AE, EARG);
+    EROW("autoencoder_read layer n_layers", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, EF_L, 0, EF_MLP_AE, EIDX);
+    EROW("autoencoder_read layer -1", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, -1, 0, EF_MLP_AE, EIDX);
 #undef EROW
 }

@@ -20,7 +20,10 @@
  * run's bits, ones with mass above the diagonal INVALID_ARGUMENT in every thread. A private model per
  * call sets, refuses, removes and sets autoencoders again (nw_model_remove_autoencoder), and a deriver
  * made before a removal keeps the decoder it captured. And the 1.2 edges: nw_derive_node of every
- * edge DST (tests_c/edges_fixture.h), plain and with the LayerNorm scale detached.
+ * edge DST (tests_c/edges_fixture.h), plain and with the LayerNorm scale detached; the read-back
+ * exports (nw_model_weight_read, nw_model_autoencoder_read) on the shared model, the edge models'
+ * facts (nw_model_get_mlp_activation, nw_model_get_layer_norm_epsilon), and per call on this
+ * thread's own objects nw_store_put_pass / nw_store_remove_pass and nw_model_set_autoencoder_encoder.
  *
  * Thread counts: the serial run is made on 1 library thread and repeated on 2 and 3
  * (nw_set_num_threads), each compared bit for bit; during the concurrent run the main
@@ -43,7 +46,7 @@
 #include "edges_fixture.h"
 
 enum { NL = 2, DM = 64, NH = 4, DH = 16, DFF = 256, T = 16, NLAT_MLP = 32, NLAT_ATT = 24 };
-enum { NNODES = 40, NOPS = 19, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192, NSHARED = 64 };
+enum { NNODES = 40, NOPS = 20, VEC_BATCH = 5, NV = 50, SET_N = 6, BIG_N = 192, NSHARED = 64 };
 
 static nw_model *MODEL;
 static nw_model *MODEL_NC;              /* the same weights, not causal */
@@ -387,6 +390,46 @@ static const char *one_call(int op, int k, nw_store *s, nw_store *s_nc, nw_store
         st = ef_derive_node(f->m, f->s, dst, layer, np, (k / 25) % 2 ? NW_DETACH_LAYER_NORM_SCALE : 0, buf, cap, shape, &ndim);
         *n = 1;
         for (int i = 0; i < ndim && st == NW_OK; i++) *n *= (size_t)shape[i];
+        break;
+    }
+    case 19: { /* the edges' read-back and facts: a weight or decoder of the shared model read back
+                  (nw_model_weight_read / nw_model_autoencoder_read; copied F16 and borrowed BF16/F32),
+                  the shared edge models' MLP activation and LayerNorm epsilon, and on this thread's own
+                  objects: a backward-pass entry put and removed (nw_store_put_pass / _remove_pass), a
+                  private model's encoder set (nw_model_set_autoencoder_encoder) and its decoder read */
+        static const float zeros[DM];
+        int32_t L = k % NL, act = -1;
+        size_t len = 0;
+        switch (k % 4) {
+        case 0: len = (size_t)NH * DH * DM; st = nw_model_weight_read(MODEL, NW_WEIGHT_ATTN_TO_RESIDUAL, L, buf, cap); break;
+        case 1: len = (size_t)NLAT_MLP * DFF; st = nw_model_autoencoder_read(MODEL, NW_NODE_MLP_AUTOENCODER_LATENT, L, buf, cap); break;
+        case 2: len = (size_t)NLAT_MLP * DFF; st = nw_model_autoencoder_read(MODEL, NW_NODE_AUTOENCODER_LATENT, L, buf, cap); break;
+        default: len = (size_t)NLAT_ATT * DM; st = nw_model_autoencoder_read(MODEL, NW_NODE_ATTENTION_AUTOENCODER_LATENT, L, buf, cap); break;
+        }
+        if (st) break;
+        double eps = 0;
+        if ((st = nw_model_get_mlp_activation(EDGES[k % 3].m, &act)) || (st = nw_model_get_layer_norm_epsilon(EDGES[k % 3].m, &eps)))
+            break;
+        buf[len] = (float)act;
+        buf[len + 1] = (float)eps;
+        if ((st = nw_store_put_pass(s, NW_ACT_RESID_POST_EMB, NW_NO_LAYER, NW_PASS_BACKWARD, &DELTAS[L][0].v)) ||
+            (st = nw_store_remove_pass(s, NW_ACT_RESID_POST_EMB, NW_NO_LAYER, NW_PASS_BACKWARD)))
+            break;
+        nw_model_dims dims = {NL, DM, NH, DH, DFF};
+        nw_model *m;
+        if ((st = nw_model_create(&dims, &m))) break;
+        int64_t lb_shape[1] = {NLAT_ATT}, pb_shape[1] = {DM};
+        nw_tensor_view lb = {(void *)zeros, NW_DTYPE_F32, 1, lb_shape, NULL}, pb = {(void *)zeros, NW_DTYPE_F32, 1, pb_shape, NULL};
+        float *dec = buf + len + 2;
+        if (!(st = nw_model_set_autoencoder(m, NW_NODE_ATTENTION_AUTOENCODER_LATENT, L, NW_AE_INPUT_RESIDUAL, &WEIGHTS[L][3].v,
+                                            (k / 4) % 2 ? NW_BORROW : NW_COPY)) &&
+            !(st = nw_model_set_autoencoder_encoder(m, NW_NODE_ATTENTION_AUTOENCODER_LATENT, L, &WEIGHTS[L][3].v, &lb, &pb,
+                                                    (k / 8) % 2 ? NW_BORROW : NW_COPY)))
+            st = nw_model_autoencoder_read(m, NW_NODE_ATTENTION_AUTOENCODER_LATENT, L, dec, cap - len - 2);
+        nw_model_destroy(m);
+        /* the private decoder is the shared model's attention autoencoder's (the same padded view): the same bits */
+        if (st == NW_OK && k % 4 == 3 && memcmp(dec, buf, len * sizeof(float)) != 0) return "a private decoder read differs";
+        *n = len + 2 + (size_t)NLAT_ATT * DM;
         break;
     }
     case 12: { /* a big node set: 192 mlp-autoencoder latents (192 x d_ff x d_model = 3.1 M multiply-adds,
