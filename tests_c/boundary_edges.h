@@ -326,7 +326,7 @@ static void gen_edge_rows(void) {
     EROW("weight_read layer -2", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, -2, 0, 0, EIDX);
     EROW("weight_read NW_NO_LAYER for a weight of a layer", EK_READ_W, NW_WEIGHT_MLP_TO_RESIDUAL, NW_NO_LAYER, 0, 0, EIDX);
     EROW("weight_read unembedding (empty slot)", EK_READ_W, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, 0, 0, EMIS);
-    EROW("weight_read unembedding at layer 0 (it has none)", EK_READ_W, NW_WEIGHT_UNEMBEDDING, 0, 0, 0, EARG);
+    EROW("weight_read unembedding at layer 0 (it has none)", EK_READ_W, NW_WEIGHT_UNEMBEDDING, 0, 0, 0, EIDX);
     EROW("weight_read missing layer_norm_gain.pre_attn", EK_READ_W, NW_WEIGHT_LAYER_NORM_GAIN_PRE_ATTN, 0, 0, EF_NO_LN1_GAIN, EMIS);
     EROW("autoencoder_read mlp decoder layer 1", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, 1, 0, EF_MLP_AE, OK, .vi = 38 + 16);
     EROW("autoencoder_read a float16 copy (NW_COPY), as float32", EK_READ_AE, NW_NODE_MLP_AUTOENCODER_LATENT, 0, 0, EF_MLP_AE, OK, .k = 1);
