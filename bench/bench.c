@@ -14,50 +14,10 @@
 
 #include "nodewrite.h"
 
+#define BENCH_CLOCK CLOCK_MONOTONIC
+#include "support.h"
+
 enum { D = 768, H = 12, DH = 64, FF = 3072, LATENTS = 4096 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static float *randoms(size_t n, unsigned *seed) {
-    float *p = malloc(n * sizeof *p);
-    for (size_t i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        p[i] = (float)(*seed >> 8) / (float)(1u << 24) - 0.5f;
-    }
-    return p;
-}
-
-static volatile float sink;
-
-/* Median seconds per call of `body` over `reps` samples of `inner` calls each. */
-#define MEDIAN(result, reps, inner, body) do { \
-    double samples_[64]; \
-    for (int r_ = 0; r_ < (reps); r_++) { \
-        double t0_ = now(); \
-        for (int i_ = 0; i_ < (inner); i_++) { body; } \
-        samples_[r_] = (now() - t0_) / (inner); \
-    } \
-    qsort(samples_, (size_t)(reps), sizeof(double), cmp); \
-    result = samples_[(reps) / 2]; \
-} while (0)
-
-static void check(nw_status s, const char *what) {
-    if (s != NW_OK) { fprintf(stderr, "%s: %s: %s\n", what, nw_status_string(s), nw_last_error_message()); exit(1); }
-}
-
-static nw_tensor_view view(const float *data, int ndim, const int64_t *shape) {
-    nw_tensor_view v = {data, NW_DTYPE_F32, ndim, shape, NULL};
-    return v;
-}
 
 static const char *us(double seconds, char *buf) {
     snprintf(buf, 32, "%10.2f us", seconds * 1e6);

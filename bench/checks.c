@@ -17,54 +17,10 @@
 
 #include "nodewrite.h"
 
+#define BENCH_CLOCK CLOCK_THREAD_CPUTIME_ID
+#include "support.h"
+
 enum { D = 768, H = 12, DH = 64, FF = 3072, LAYERS = 12, VOCAB = 50257, CTX = 1024 };
-
-/* CPU time of the calling thread (user and system): the library runs on this thread alone here
-   (nw_set_num_threads(1)), and on a machine shared with other work this moves far less than
-   wall-clock time. */
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void check(nw_status s, const char *what) {
-    if (s != NW_OK) { fprintf(stderr, "%s: %s: %s\n", what, nw_status_string(s), nw_last_error_message()); exit(1); }
-}
-
-static float *randoms(size_t n, unsigned *seed) {
-    float *p = malloc(n * sizeof *p);
-    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
-    for (size_t i = 0; i < n; i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        p[i] = (float)(*seed >> 8) / (float)(1u << 24) - 0.5f;
-    }
-    return p;
-}
-
-static volatile float sink;
-
-/* Median seconds per call over `reps` samples of `inner` calls each. */
-#define MEDIAN(result, reps, inner, body) do { \
-    double samples_[64]; \
-    for (int r_ = 0; r_ < (reps); r_++) { \
-        double t0_ = now(); \
-        for (int i_ = 0; i_ < (inner); i_++) { body; } \
-        samples_[r_] = (now() - t0_) / (inner); \
-    } \
-    qsort(samples_, (size_t)(reps), sizeof(double), cmp); \
-    result = samples_[(reps) / 2]; \
-} while (0)
-
-static nw_tensor_view view(const float *data, int ndim, const int64_t *shape) {
-    nw_tensor_view v = {data, NW_DTYPE_F32, ndim, shape, NULL};
-    return v;
-}
 
 /* A safetensors file of GPT-2 small as Hugging Face saves it (every tensor, f32, random). */
 static void write_gpt2_small(const char *path) {

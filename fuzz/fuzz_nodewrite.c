@@ -297,6 +297,17 @@ static size_t capacity(rd *r, int64_t needed) {
     }
 }
 
+/* A fuzzed node and an output buffer of a fuzzed capacity around its (T, d_model) write; NULL
+ * when the model is too heavy to derive or no buffer could be had. */
+static float *node_and_out(rd *r, st *s, nw_node_index *n, size_t *cap) {
+    if (heavy(&s->dims)) return NULL;
+    *n = node(r, s);
+    int64_t needed;
+    if (__builtin_mul_overflow(s->T, s->dims.d_model, &needed)) needed = -1;
+    *cap = capacity(r, needed);
+    return outbuf(*cap);
+}
+
 static int64_t tokens_of(st *s, const nw_deriver *d) {
     int64_t shape[2];
     if (nw_deriver_output_shape(d, s->store, shape) != NW_OK) return -1;
@@ -520,12 +531,9 @@ static void step_new(rd *r, st *s, uint8_t op) {
         break;
     }
     case 2: { /* node_write_sized */
-        if (heavy(&s->dims)) return;
-        nw_node_index n = node(r, s);
-        int64_t needed;
-        if (__builtin_mul_overflow(s->T, s->dims.d_model, &needed)) needed = -1;
-        size_t cap = capacity(r, needed);
-        float *o = outbuf(cap);
+        nw_node_index n;
+        size_t cap;
+        float *o = node_and_out(r, s, &n, &cap);
         if (!o) return;
         uint8_t b = u8(r);
         float *op = b & 1 ? NULL : o;
@@ -1070,12 +1078,9 @@ static void step(rd *r, st *s) {
         break;
     }
     case 11: { /* node_write */
-        if (heavy(&s->dims)) return;
-        nw_node_index n = node(r, s);
-        int64_t needed;
-        if (__builtin_mul_overflow(s->T, s->dims.d_model, &needed)) needed = -1;
-        size_t cap = capacity(r, needed);
-        float *o = outbuf(cap);
+        nw_node_index n;
+        size_t cap;
+        float *o = node_and_out(r, s, &n, &cap);
         if (!o) return;
         const nw_node_index *np = yes(r, 250) ? &n : NULL;
         status = nw_node_write(s->model, s->store, np, o, cap);
@@ -1179,46 +1184,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef NW_FUZZ_REPLAY_MAIN
-/* Replays files and directories of inputs once each (no libFuzzer needed). */
-#include <dirent.h>
-#include <sys/stat.h>
-
-static int run_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { perror(path); return 1; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    size_t got = fread(buf, 1, (size_t)(n > 0 ? n : 0), f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, got);
-    free(buf);
-    return 0;
-}
-
-int main(int argc, char **argv) {
-    int files = 0, errors = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat sb;
-        if (stat(argv[i], &sb) != 0) { perror(argv[i]); errors++; continue; }
-        if (S_ISDIR(sb.st_mode)) {
-            DIR *d = opendir(argv[i]);
-            struct dirent *e;
-            while (d && (e = readdir(d)) != NULL) {
-                if (e->d_name[0] == '.') continue;
-                char p[4096];
-                snprintf(p, sizeof p, "%s/%s", argv[i], e->d_name);
-                errors += run_file(p);
-                files++;
-            }
-            if (d) closedir(d);
-        } else {
-            errors += run_file(argv[i]);
-            files++;
-        }
-    }
-    printf("fuzz replay: %d inputs, %d unreadable, 0 crashes\n", files, errors);
-    return errors ? 1 : 0;
-}
+#define FUZZ_REPLAY_NAME "fuzz"
+#include "replay_main.h"
 #endif

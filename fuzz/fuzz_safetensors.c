@@ -138,45 +138,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef NW_FUZZ_REPLAY_MAIN
-/* Replays files and directories of inputs once each (no libFuzzer needed). */
-#include <dirent.h>
-
-static int run_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { perror(path); return 1; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    size_t got = fread(buf, 1, (size_t)(n > 0 ? n : 0), f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, got);
-    free(buf);
-    return 0;
-}
-
-int main(int argc, char **argv) {
-    int files = 0, errors = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat sb;
-        if (stat(argv[i], &sb) != 0) { perror(argv[i]); errors++; continue; }
-        if (S_ISDIR(sb.st_mode)) {
-            DIR *d = opendir(argv[i]);
-            struct dirent *e;
-            while (d && (e = readdir(d)) != NULL) {
-                if (e->d_name[0] == '.') continue;
-                char p[4096];
-                snprintf(p, sizeof p, "%s/%s", argv[i], e->d_name);
-                errors += run_file(p);
-                files++;
-            }
-            if (d) closedir(d);
-        } else {
-            errors += run_file(argv[i]);
-            files++;
-        }
-    }
-    printf("fuzz_safetensors replay: %d inputs, %d unreadable, 0 crashes\n", files, errors);
-    return errors ? 1 : 0;
-}
+#define FUZZ_REPLAY_NAME "fuzz_safetensors"
+#include "replay_main.h"
 #endif

@@ -28,7 +28,7 @@ build/edges_parity: tests_c/edges_parity.c tests_c/fixture.h tests_c/json_min.h 
 	$(CC) $(CFLAGS_TEST) -Wno-unused-function -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -lm
 
 BENCH_TARGETS += bench-c
-build/bench: bench/bench.c include/nodewrite.h $(LIB) | build
+build/bench: bench/bench.c bench/support.h include/nodewrite.h $(LIB) | build
 	$(CC) -std=c11 -O3 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release'
 
 bench-c: build/bench
@@ -47,7 +47,7 @@ bench-edges: build/bench_edges
 # What the input checks cost (the causality scan, checkpoint loading): bench/checks.c. Point
 # LD_LIBRARY_PATH at another build's directory to measure that build with the same program.
 BENCH_TARGETS += bench-checks
-build/bench_checks: bench/checks.c include/nodewrite.h $(LIB) | build
+build/bench_checks: bench/checks.c bench/support.h include/nodewrite.h $(LIB) | build
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -L.build/release -lnodewrite -Wl,-rpath,'$$ORIGIN/../.build/release' -ldl
 
 bench-checks: build/bench_checks

@@ -28,7 +28,7 @@ build/boundary: tests_c/boundary.c $(REL_HDRS) $(LIB) | build
 	$(CC) $(REL_CFLAGS) -o $@ $< $(call REL_LIBS,.build/release)
 build/stress: tests_c/stress.c $(REL_HDRS) $(LIB) | build
 	$(CC) $(REL_CFLAGS) -o $@ $< $(call REL_LIBS,.build/release)
-build/fuzz_replay: fuzz/fuzz_nodewrite.c include/nodewrite.h $(LIB) | build
+build/fuzz_replay: fuzz/fuzz_nodewrite.c fuzz/replay_main.h include/nodewrite.h $(LIB) | build
 	$(CC) $(REL_CFLAGS) -DNW_FUZZ_REPLAY_MAIN -o $@ $< $(call REL_LIBS,.build/release)
 
 test-reliability: build/boundary build/stress build/fuzz_replay

@@ -12,7 +12,7 @@ test-reliability: test-safetensors
 
 build/safetensors: tests_c/safetensors.c include/nodewrite.h $(LIB) | build
 	$(CC) $(REL_CFLAGS) -o $@ $< $(call REL_LIBS,.build/release)
-build/fuzz_safetensors_replay: fuzz/fuzz_safetensors.c include/nodewrite.h $(LIB) | build
+build/fuzz_safetensors_replay: fuzz/fuzz_safetensors.c fuzz/replay_main.h include/nodewrite.h $(LIB) | build
 	$(CC) $(REL_CFLAGS) -DNW_FUZZ_REPLAY_MAIN -o $@ $< $(call REL_LIBS,.build/release)
 
 test-safetensors: build/safetensors build/fuzz_safetensors_replay
