@@ -338,6 +338,9 @@ def test_6a_huge_outputs_are_node_write_memory_errors():
 
 
 class Interrupting:
+    """Raises KeyboardInterrupt from whatever the binding may ask of it (an index, an item, a
+    name's str or Enum value, a DLPack export)."""
+
     def __index__(self):
         raise KeyboardInterrupt
 
@@ -346,6 +349,13 @@ class Interrupting:
 
     def __len__(self):
         return 2
+
+    def __str__(self):
+        raise KeyboardInterrupt
+
+    @property
+    def value(self):
+        raise KeyboardInterrupt
 
     def __dlpack__(self, **kwargs):
         raise KeyboardInterrupt

@@ -10,7 +10,10 @@ public func nw_store_put_pass(_ store: OpaquePointer?, _ activation: Int32, _ la
         let box = try Handle.borrow(store, as: StoreBox.self, "store")
         let location = try decode(activation, as: ActivationLocation.self, "activation")
         let pass = try decode(pass, as: Pass.self, "pass")
-        let view = try TensorView(t, ndim: location.ndim, name: "t")
+        // Named as nw_store_put names its view (the binding passes the message on as is).
+        let what = pass == .backward ? "gradient (backward pass) of" : "activation"
+        let view = try TensorView(t, ndim: location.ndim, subject: "\(what) \(location.name) at layer \(layer)",
+                                  layout: location.shapeText)
         try box.store.put(location, layer: Int(layer), view, pass: pass)
     }
 }

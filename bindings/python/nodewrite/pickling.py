@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from .errors import NodeWriteValueError
 
 __all__ = ["restore_model", "restore_store"]
 
@@ -52,6 +53,9 @@ def _travel(a: np.ndarray) -> np.ndarray:
 def _tensor(a: Any, dtype: str) -> Any:
     if dtype != "bfloat16":
         return a
+    if getattr(a, "dtype", None) != np.uint16:  # never cast: a cast would make other numbers
+        raise NodeWriteValueError(f"pickled state: a bfloat16 tensor travels as its uint16 bit patterns, got "
+                                  f"{getattr(a, 'dtype', type(a).__name__)}; the pickle is damaged or of another version")
     import torch  # a bfloat16 tensor can only be held as torch's
 
     with warnings.catch_warnings():  # torch warns about read-only arrays; the library only reads

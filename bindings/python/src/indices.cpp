@@ -188,4 +188,19 @@ void init_index_types() {
     np_from_dlpack = py::object(np.attr("from_dlpack")).release().ptr();
 }
 
+NodeSetCall::NodeSetCall(const std::vector<py::object> &a)
+    : m(model_arg(a[0])), s(store_arg(a[1])), node_type(node_type_arg(a[2])), layer(to_layer(a[3])) {
+    read_indices(a[4], node_type, ix);
+}
+
+void NodeSetCall::run(const std::function<nw_status()> &c_call) {
+    std::string msg;
+    ReadLocks locks;
+    locks.add(m.mu);
+    locks.add(s.mu);
+    check_reads(m, s, node_type_facts(node_type).activations, layer);
+    nw_status st = locks.run(c_call, &msg);
+    if (st != NW_OK) fail(st, msg);
+}
+
 }  // namespace nwpy

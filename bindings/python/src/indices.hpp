@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,20 @@ struct Indices {
 
 // Reads obj as the indices of nodes of node_type (k = its index count, from the library's table).
 void read_indices(py::handle obj, int32_t node_type, Indices &ix);
+
+// The arguments every node-set call leads with (node_writes, token_writes, top_token_writes):
+// model, store, node_type, layer, indices (a[0] ... a[4] of parse_args), read with the GIL held.
+struct NodeSetCall {
+    Model &m;
+    Store &s;
+    int32_t node_type, layer;
+    Indices ix;
+
+    explicit NodeSetCall(const std::vector<py::object> &a);
+    // Checks what the layer's nodes read, then runs c_call() under the model's and store's read
+    // locks without the GIL; a failure raises with the library's message.
+    void run(const std::function<nw_status()> &c_call);
+};
 
 void init_index_types();
 

@@ -41,13 +41,9 @@ py::object node_writes(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("node_writes", args, kwargs,
                         {{"model", true}, {"store", true}, {"node_type", true}, {"layer", true},
                          {"indices", true}, {"out", false}, {"token_rows", false}}, 5);
-    Model &m = model_arg(a[0]);
-    Store &s = store_arg(a[1]);
-    int32_t nt = node_type_arg(a[2]);
-    int32_t layer = to_layer(a[3]);
-    Indices ix;
-    read_indices(a[4], nt, ix);
-    std::vector<int64_t> shape{static_cast<int64_t>(ix.n), m.dims.d_model};
+    NodeSetCall call(a);
+    const Indices &ix = call.ix;
+    std::vector<int64_t> shape{static_cast<int64_t>(ix.n), call.m.dims.d_model};
     HeldPtr out_held;
     py::object result;
     float *p = nullptr;
@@ -71,16 +67,10 @@ py::object node_writes(const py::args &args, const py::kwargs &kwargs) {
     static int64_t no_row = 0;
     if (p == nullptr) p = &no_float;
     if (r == nullptr && rows.held) r = &no_row;
-    size_t len = ix.n * static_cast<size_t>(m.dims.d_model);
-    std::string msg;
-    ReadLocks locks;
-    locks.add(m.mu);
-    locks.add(s.mu);
-    check_reads(m, s, node_type_facts(nt).activations, layer);
-    nw_status st = locks.run([&] {
-        return nw_node_writes(m.model, s.store, nt, layer, ix.ptr(), ix.n, ix.k, p, len, r);
-    }, &msg);
-    if (st != NW_OK) fail(st, msg);
+    size_t len = ix.n * static_cast<size_t>(call.m.dims.d_model);
+    call.run([&] {
+        return nw_node_writes(call.m.model, call.s.store, call.node_type, call.layer, ix.ptr(), ix.n, ix.k, p, len, r);
+    });
     if (out_held) mark_written(result);
     return result;
 }

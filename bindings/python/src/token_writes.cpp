@@ -21,9 +21,9 @@ int64_t vocab_of(const Model &m) {
     return m.n_vocab;
 }
 
-py::object top_k_call(Model &m, Store &s, int32_t nt, int32_t layer, const Indices &ix, py::handle k_obj,
-                      bool largest) {
-    int64_t n_vocab = vocab_of(m);
+py::object top_k_call(NodeSetCall &call, py::handle k_obj, bool largest) {
+    const Indices &ix = call.ix;
+    int64_t n_vocab = vocab_of(call.m);
     int64_t top_k = to_int(k_obj, "k", INT64_MIN, INT64_MAX, NW_ERR_INVALID_ARGUMENT);
     if (top_k < 1 || top_k > n_vocab)
         fail(NW_ERR_INVALID_ARGUMENT, "k: " + std::to_string(top_k) + " is outside 1 .. n_vocab = " +
@@ -36,16 +36,10 @@ py::object top_k_call(Model &m, Store &s, int32_t nt, int32_t layer, const Indic
     float *pv = ix.n ? values.mutable_data() : &no_float;
     int64_t *pi = ix.n ? ids.mutable_data() : &no_id;
     size_t cap = ix.n * static_cast<size_t>(top_k);
-    std::string msg;
-    ReadLocks locks;
-    locks.add(m.mu);
-    locks.add(s.mu);
-    check_reads(m, s, node_type_facts(nt).activations, layer);
-    nw_status st = locks.run([&] {
-        return nw_token_writes_top_k(m.model, s.store, nt, layer, ix.ptr(), ix.n, ix.k, top_k,
+    call.run([&] {
+        return nw_token_writes_top_k(call.m.model, call.s.store, call.node_type, call.layer, ix.ptr(), ix.n, ix.k, top_k,
                                      largest ? 1 : 0, pv, pi, cap);
-    }, &msg);
-    if (st != NW_OK) fail(st, msg);
+    });
     PyObject *r = PyObject_CallFunctionObjArgs(top_token_writes_type, values.ptr(), ids.ptr(), nullptr);
     if (r == nullptr) throw py::error_already_set();
     return py::reinterpret_steal<py::object>(r);
@@ -55,35 +49,25 @@ py::object token_writes(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("token_writes", args, kwargs,
                         {{"model", true}, {"store", true}, {"node_type", true}, {"layer", true},
                          {"indices", true}, {"top_k", false}, {"largest", false}}, 5);
-    Model &m = model_arg(a[0]);
-    Store &s = store_arg(a[1]);
-    int32_t nt = node_type_arg(a[2]);
-    int32_t layer = to_layer(a[3]);
+    NodeSetCall call(a);
+    const Indices &ix = call.ix;
     bool has_k = a[5] && !a[5].is_none();
     bool largest = a[6] ? to_bool(a[6], "largest") : true;
-    Indices ix;
-    read_indices(a[4], nt, ix);
     if (has_k) {
         if (PyErr_WarnEx(PyExc_DeprecationWarning,
                          "token_writes(..., top_k=k) is deprecated: call top_token_writes(model, store, "
                          "node_type, layer, indices, k) (it returns TopTokenWrites(values, token_ids))", 1) != 0)
             throw py::error_already_set();
-        return top_k_call(m, s, nt, layer, ix, a[5], largest);
+        return top_k_call(call, a[5], largest);
     }
-    int64_t n_vocab = vocab_of(m);
+    int64_t n_vocab = vocab_of(call.m);
     py::array_t<float> out = new_output({static_cast<int64_t>(ix.n), n_vocab});
     static float no_float = 0;
     float *p = ix.n ? out.mutable_data() : &no_float;
     size_t len = ix.n * static_cast<size_t>(n_vocab);
-    std::string msg;
-    ReadLocks locks;
-    locks.add(m.mu);
-    locks.add(s.mu);
-    check_reads(m, s, node_type_facts(nt).activations, layer);
-    nw_status st = locks.run([&] {
-        return nw_token_writes(m.model, s.store, nt, layer, ix.ptr(), ix.n, ix.k, p, len);
-    }, &msg);
-    if (st != NW_OK) fail(st, msg);
+    call.run([&] {
+        return nw_token_writes(call.m.model, call.s.store, call.node_type, call.layer, ix.ptr(), ix.n, ix.k, p, len);
+    });
     return std::move(out);
 }
 
@@ -91,14 +75,9 @@ py::object top_token_writes(const py::args &args, const py::kwargs &kwargs) {
     auto a = parse_args("top_token_writes", args, kwargs,
                         {{"model", true}, {"store", true}, {"node_type", true}, {"layer", true},
                          {"indices", true}, {"k", true}, {"largest", false}}, 6);
-    Model &m = model_arg(a[0]);
-    Store &s = store_arg(a[1]);
-    int32_t nt = node_type_arg(a[2]);
-    int32_t layer = to_layer(a[3]);
+    NodeSetCall call(a);
     bool largest = a[6] ? to_bool(a[6], "largest") : true;
-    Indices ix;
-    read_indices(a[4], nt, ix);
-    return top_k_call(m, s, nt, layer, ix, a[5], largest);
+    return top_k_call(call, a[5], largest);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ std::string python_words(std::string msg) {
         {"subnode = 3", "node.q_k_or_v = 'attn.v'"},
         {"subnode: an attention head", "node.q_k_or_v: an attention head"},
         {"node.indices", "node.tensor_indices"},
+        {"node.n_indices = ", "len(node.tensor_indices) = "},
         {"is NW_INDEX_NONE (TDB's None)", "is None"},
         {"token NW_INDEX_NONE", "token None"},
         {"NW_INDEX_NONE", "None"},
