@@ -649,3 +649,93 @@ def test_threads_putting_gradients_while_others_derive_never_crash():
     print("ok")
     """
     assert run_in_child(body, timeout=120).strip() == "ok"
+
+
+def test_threads_replacing_an_encoder_while_others_derive_never_read_it_freed():
+    """A writer replacing the borrowed autoencoder (decoder, encoder and biases: the same values,
+    new arrays, copy=False, replace=True) and poisoning the old arrays once set_autoencoder has
+    returned, while readers derive the latent in-edge: every result is the one answer (the
+    encoder analogue of test_hostile's test_2 for weights)."""
+    body = """
+    import threading, time, numpy as np, nodewrite as nw
+    from test_edges import setup_of
+    from edges_fixture import autoencoder_arrays, autoencoder_input
+    m, s = setup_of("mlp", "numpy")
+    node = nw.NodeIndex("mlp_neuron", 0, (5, 2))
+    dst = "online_autoencoder_in_edge_attribution"
+    a = {k: np.array(v) for k, v in autoencoder_arrays("mlp", 1).items()}
+    def fresh():
+        return {k: v.copy() for k, v in a.items()}
+    cur = [fresh()]
+    def put(arrs):
+        m.set_autoencoder("mlp_autoencoder_latent", 1, arrs["decoder_weight"], autoencoder_input("mlp"), copy=False,
+                          replace=True, encoder=arrs["encoder_weight"], latent_bias=arrs["latent_bias"],
+                          pre_bias=arrs["pre_bias"])
+    put(cur[0])
+    want = nw.derive(m, s, dst, 1, node=node)
+    stop = time.monotonic() + 3.0
+    bad = []
+    def reader():
+        while time.monotonic() < stop:
+            if nw.derive(m, s, dst, 1, node=node).tobytes() != want.tobytes():
+                bad.append(1)
+    def writer():
+        while time.monotonic() < stop:
+            old, new = cur[0], fresh()
+            put(new)
+            for v in old.values():
+                v.fill(np.nan)
+            cur[0] = new
+    ts = [threading.Thread(target=reader) for _ in range(6)] + [threading.Thread(target=writer)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert not bad, len(bad)
+    print("ok")
+    """
+    assert run_in_child(body, timeout=120).strip() == "ok"
+
+
+@needs_torch
+def test_torch_outputs_and_inputs_with_flags_outside_memory():
+    """What torch keeps beside the memory: an expanded (stride 0) or transposed out=, one that
+    requires grad or is float16, are refused with nothing written; an inference-mode out=, a
+    gradient or encoder that requires grad (nn.Parameter) and a stride-0 broadcast gradient are
+    read as the values they hold."""
+    m, s = setup_of("none", "numpy")
+    node = nw.NodeIndex("mlp_neuron", 0, (5, 2))
+    dst = "mlp_in_edge_attribution"
+    want = nw.derive(m, s, dst, 1, node=node)
+    T_, F_ = want.shape
+    base = torch.full((1, F_), float(SENTINEL))
+    rg = torch.full((T_, F_), float(SENTINEL), requires_grad=True)
+    for out, words in ((base.expand(T_, F_), ["out", "contiguous"]), (torch.full((F_, T_), float(SENTINEL)).t(), ["out", "contiguous"]),
+                       (rg, ["out", "requires grad"]), (torch.full((T_, F_), float(SENTINEL), dtype=torch.float16), ["out", "float16"])):
+        before = out.detach().clone()
+        refused(nw.NodeWriteValueError, words, nw.derive, m, s, dst, 1, node=node, out=out)
+        assert torch.equal(out.detach(), before)
+    with torch.inference_mode():
+        inf = torch.zeros(T_, F_)
+    assert np.array_equal(nw.derive(m, s, dst, 1, node=node, out=inf).numpy(), want)
+    s2 = nw.ActivationStore()
+    for loc, l, p, tensor in store_activations("none"):
+        s2.put(loc, l, TENSORS[tensor], pass_type=p)
+    g = torch.tensor(np.array(s.get("mlp.post_act", 1, pass_type="backward")), requires_grad=True)
+    s2.put("mlp.post_act", 1, g, pass_type="backward")
+    assert np.array_equal(nw.derive(m, s2, dst, 1, node=node), want)
+    s2.put("mlp.post_act", 1, np.broadcast_to(np.float32(0.5), (T_, F_)), pass_type="backward")
+    s2b = nw.ActivationStore()
+    for loc, l, p, tensor in store_activations("none"):
+        s2b.put(loc, l, TENSORS[tensor], pass_type=p)
+    s2b.put("mlp.post_act", 1, np.full((T_, F_), 0.5, np.float32), pass_type="backward")
+    assert np.array_equal(nw.derive(m, s2, dst, 1, node=node), nw.derive(m, s2b, dst, 1, node=node))
+    a = autoencoder_arrays("mlp", 1)
+    ms = []
+    for enc in (a["encoder_weight"], torch.nn.Parameter(torch.from_numpy(np.array(a["encoder_weight"])))):
+        mm = nw.Model(MODEL["n_layers"], D, H, DH, F)
+        for (name, layer) in m.weights():
+            mm.set_weight(name, layer, ref_weight(name, layer))
+        mm.set_autoencoder("mlp_autoencoder_latent", 1, a["decoder_weight"], autoencoder_input("mlp"), encoder=enc)
+        ms.append(mm)
+    _, s_mlp = setup_of("mlp", "numpy")
+    outs = [nw.derive(mm, s_mlp, "online_autoencoder_in_edge_attribution", 1, node=node) for mm in ms]
+    assert np.array_equal(outs[0], outs[1])

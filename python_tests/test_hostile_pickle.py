@@ -272,3 +272,32 @@ def test_topk_order_is_total_with_nan_ties_and_any_grouping():
                     acc = topk.merge(acc, p, k, largest)
                 for a, b in zip(acc, whole):
                     assert a.tobytes() == b.tobytes()
+
+
+def test_a_copied_encoder_pickles_as_the_copy_a_borrowed_one_as_it_is_now():
+    """set_autoencoder(encoder=, copy=True) keeps a copy: changing the caller's arrays afterwards
+    changes neither the model's derives nor its pickle; with copy=False both read the arrays as
+    they are now (the borrow contract), the pickle included."""
+    from edges_fixture import MODEL, autoencoder_arrays, autoencoder_input
+    from test_edges import setup_of
+    from test_hostile_edges import ref_weight
+
+    _, s = setup_of("mlp", "numpy")
+    node = nw.NodeIndex("mlp_neuron", 0, (5, 2))
+    dst = "online_autoencoder_in_edge_attribution"
+    for copy in (True, False):
+        arrs = {k: np.array(v) for k, v in autoencoder_arrays("mlp", 1).items()}
+        m = nw.Model(MODEL["n_layers"], MODEL["d_model"], MODEL["n_heads"], MODEL["d_head"], MODEL["d_ff"])
+        ref, _ = setup_of("mlp", "numpy")
+        for (name, layer) in ref.weights():
+            m.set_weight(name, layer, ref_weight(name, layer))
+        m.set_autoencoder("mlp_autoencoder_latent", 1, arrs["decoder_weight"], autoencoder_input("mlp"), copy=copy,
+                          encoder=arrs["encoder_weight"], latent_bias=arrs["latent_bias"], pre_bias=arrs["pre_bias"])
+        before = nw.derive(m, s, dst, 1, node=node)
+        arrs["encoder_weight"] *= -1.0
+        arrs["latent_bias"] += 1.0
+        now = nw.derive(m, s, dst, 1, node=node)
+        assert (now.tobytes() == before.tobytes()) == copy
+        for protocol in (2, 5):
+            m2 = pickle.loads(pickle.dumps(m, protocol=protocol))
+            assert nw.derive(m2, s, dst, 1, node=node).tobytes() == now.tobytes(), (copy, protocol)
