@@ -308,6 +308,28 @@ static float *node_and_out(rd *r, st *s, nw_node_index *n, size_t *cap) {
     return outbuf(*cap);
 }
 
+/* The contract of a derive's shape query (out NULL, out_len 0; shape and nd filled with -7
+ * before): never NW_OK (every output has an element), nothing written unless
+ * NW_ERR_BUFFER_TOO_SMALL, and then 2 or 3 extents, none negative (unused_third: a 2-D shape
+ * leaves shape[2] as it was). Returns the element count, -1 if it overflows, -2 if the query
+ * failed (nothing to derive). */
+static int64_t shape_query(nw_status status, const int64_t shape[3], int32_t nd, int unused_third) {
+    check(status);
+    if (status == NW_OK) __builtin_trap();
+    if (status != NW_ERR_BUFFER_TOO_SMALL) {
+        if (shape[0] != -7 || shape[1] != -7 || shape[2] != -7 || nd != -7) __builtin_trap();
+        return -2;
+    }
+    if (nd != 2 && nd != 3) __builtin_trap();
+    if (unused_third && nd == 2 && shape[2] != -7) __builtin_trap();
+    int64_t count = 1;
+    for (int i = 0; i < nd; i++) {
+        if (shape[i] < 0) __builtin_trap();
+        if (__builtin_mul_overflow(count, shape[i], &count)) return -1;
+    }
+    return count;
+}
+
 static int64_t tokens_of(st *s, const nw_deriver *d) {
     int64_t shape[2];
     if (nw_deriver_output_shape(d, s->store, shape) != NW_OK) return -1;
@@ -639,19 +661,8 @@ static void step_new(rd *r, st *s, uint8_t op) {
         int64_t shape[3] = {-7, -7, -7};
         int32_t nd = -7;
         status = nw_derive(s->model, s->store, dst, layer, dp, 0, NULL, 0, shape, &nd);
-        check(status);
-        if (status == NW_OK) __builtin_trap(); /* every output has at least... zero elements? see below */
-        if (status != NW_ERR_BUFFER_TOO_SMALL) {
-            if (shape[0] != -7 || shape[1] != -7 || shape[2] != -7 || nd != -7) __builtin_trap();
-            break;
-        }
-        if (nd != 2 && nd != 3) __builtin_trap();
-        int64_t count = 1;
-        for (int i = 0; i < nd; i++) {
-            if (shape[i] < 0) __builtin_trap();
-            if (__builtin_mul_overflow(count, shape[i], &count)) { count = -1; break; }
-        }
-        if (nd == 2 && shape[2] != -7) __builtin_trap();
+        int64_t count = shape_query(status, shape, nd, 1);
+        if (count == -2) break;
         int64_t cost = s->dims.d_model * (1 + s->dims.d_ff) + s->dims.d_head * s->dims.d_model, work;
         if (count < 0 || __builtin_mul_overflow(count, cost, &work) || work > ((int64_t)1 << 22)) break;
         size_t cap = capacity(r, count);
@@ -884,18 +895,8 @@ static void step_new(rd *r, st *s, uint8_t op) {
         int64_t shape[3] = {-7, -7, -7};
         int32_t nd = -7;
         status = nw_derive_node(s->model, s->store, dst, layer, np, sub, flags & ~(uint32_t)NW_OUT_ZEROED, NULL, 0, shape, &nd);
-        check(status);
-        if (status == NW_OK) __builtin_trap(); /* every output has at least one element */
-        if (status != NW_ERR_BUFFER_TOO_SMALL) {
-            if (shape[0] != -7 || shape[1] != -7 || shape[2] != -7 || nd != -7) __builtin_trap();
-            break;
-        }
-        if (nd != 2 && nd != 3) __builtin_trap();
-        int64_t count = 1;
-        for (int i = 0; i < nd; i++) {
-            if (shape[i] < 0) __builtin_trap();
-            if (__builtin_mul_overflow(count, shape[i], &count)) { count = -1; break; }
-        }
+        int64_t count = shape_query(status, shape, nd, 0);
+        if (count == -2) break;
         int64_t cost = s->dims.d_model * (1 + s->dims.d_ff + s->dims.n_heads * s->dims.d_head) * (1 + s->T) + s->nlat, work;
         if (count < 0 || __builtin_mul_overflow(count, cost, &work) || work > ((int64_t)1 << 22)) break;
         size_t cap = capacity(r, count);
