@@ -16,7 +16,7 @@ import pytest
 import nodewrite as nw
 from edges_fixture import CASES, MODEL, TENSORS, autoencoder_arrays, autoencoder_input, case_node, store_activations
 from nw_child import run_in_child
-from test_edges import node_index, setup_of
+from test_edges import _store_without, node_index, setup_of
 from test_hostile import Interrupting
 
 try:
@@ -130,12 +130,7 @@ def test_a_refused_input_in_the_store_writes_nothing_into_out():
     m, s = setup_of("none", "numpy")
     node = nw.NodeIndex("mlp_neuron", 0, (5, 2))
     good = nw.derive(m, s, "mlp_in_edge_attribution", 1, node=node)
-    bad = nw.ActivationStore()
-    for loc, l, p, tensor in store_activations("none"):
-        a = TENSORS[tensor]
-        if (loc, l, p) == ("resid.post_attn", 1, "forward"):
-            a = np.zeros((T + 1, D), np.float32)
-        bad.put(loc, l, a, pass_type=p)
+    bad = _store_without("none", "resid.post_attn", 1, "forward", np.zeros((T + 1, D), np.float32))
     # without out= the refusal names an activation and its layer (the library names the first entry
     # that disagrees with the token count it took from another: here mlp.post_act at layer 0, whose 7
     # rows are right, against resid.post_attn's 8; either names what to look at); with out= it is
@@ -282,9 +277,7 @@ def test_negative_bit_views_are_read_as_their_values_or_refused():
     the answer of the true values."""
     m, s = setup_of("none", "numpy")
     node = nw.NodeIndex("mlp_neuron", 0, (5, 2))
-    s2 = nw.ActivationStore()
-    for loc, l, p, tensor in store_activations("none"):
-        s2.put(loc, l, TENSORS[tensor], pass_type=p)
+    s2 = _store_without("none", "", None, "")  # a store of its own, every entry
     grad = np.asarray(s.get("mlp.post_act", 1, pass_type="backward"))
     neg = torch._neg_view(torch.from_numpy(-grad.copy()))
     assert neg.is_neg()
@@ -611,12 +604,37 @@ def test_many_threads_on_one_model_and_store_give_the_single_thread_bits():
     assert run_in_child(body, timeout=300).strip().endswith("ok")
 
 
+def race(read, write, seconds=3.0, readers=6):
+    """Runs `readers` threads calling read() (False: a wrong result) and one calling write()
+    for `seconds`; returns how many reads were wrong."""
+    import threading
+    import time
+
+    stop = time.monotonic() + seconds
+    bad = []
+
+    def reader():
+        while time.monotonic() < stop:
+            if not read():
+                bad.append(1)
+
+    def writer():
+        while time.monotonic() < stop:
+            write()
+
+    ts = [threading.Thread(target=reader) for _ in range(readers)] + [threading.Thread(target=writer)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    return len(bad)
+
+
 def test_threads_putting_gradients_while_others_derive_never_crash():
     """Writers replacing the backward pass (same values, new arrays; the old ones poisoned once
     put returns) while readers derive: every result is the one answer."""
     body = """
-    import threading, time, numpy as np, nodewrite as nw
+    import numpy as np, nodewrite as nw
     from test_edges import setup_of
+    from test_hostile_edges import race
     m, s = setup_of("none", "numpy")
     node = nw.NodeIndex("attention_head", 1, (5, 2, 1), q_k_or_v="attn.k")
     dst = "grad_of_single_subnode_attribution"
@@ -627,25 +645,16 @@ def test_threads_putting_gradients_while_others_derive_never_crash():
     cur = {k: grads[k].copy() for k in keys}
     for k in keys:
         s.put(*k, cur[k], pass_type="backward")
-    stop = time.monotonic() + 3.0
-    bad = []
-    def reader():
-        while time.monotonic() < stop:
-            if nw.derive(m, s, dst, 1, node=node).tobytes() != want.tobytes():
-                bad.append(1)
-    def writer():
-        i = 0
-        while time.monotonic() < stop:
-            k = keys[i % len(keys)]
-            i += 1
-            old, new = cur[k], grads[k].copy()
-            s.put(*k, new, pass_type="backward")
-            old.fill(np.nan)
-            cur[k] = new
-    ts = [threading.Thread(target=reader) for _ in range(6)] + [threading.Thread(target=writer)]
-    [t.start() for t in ts]
-    [t.join() for t in ts]
-    assert not bad, len(bad)
+    i = [0]
+    def write():
+        k = keys[i[0] % len(keys)]
+        i[0] += 1
+        old, new = cur[k], grads[k].copy()
+        s.put(*k, new, pass_type="backward")
+        old.fill(np.nan)
+        cur[k] = new
+    bad = race(lambda: nw.derive(m, s, dst, 1, node=node).tobytes() == want.tobytes(), write)
+    assert not bad, bad
     print("ok")
     """
     assert run_in_child(body, timeout=120).strip() == "ok"
@@ -657,8 +666,9 @@ def test_threads_replacing_an_encoder_while_others_derive_never_read_it_freed():
     returned, while readers derive the latent in-edge: every result is the one answer (the
     encoder analogue of test_hostile's test_2 for weights)."""
     body = """
-    import threading, time, numpy as np, nodewrite as nw
+    import numpy as np, nodewrite as nw
     from test_edges import setup_of
+    from test_hostile_edges import race
     from edges_fixture import autoencoder_arrays, autoencoder_input
     m, s = setup_of("mlp", "numpy")
     node = nw.NodeIndex("mlp_neuron", 0, (5, 2))
@@ -673,23 +683,14 @@ def test_threads_replacing_an_encoder_while_others_derive_never_read_it_freed():
                           pre_bias=arrs["pre_bias"])
     put(cur[0])
     want = nw.derive(m, s, dst, 1, node=node)
-    stop = time.monotonic() + 3.0
-    bad = []
-    def reader():
-        while time.monotonic() < stop:
-            if nw.derive(m, s, dst, 1, node=node).tobytes() != want.tobytes():
-                bad.append(1)
-    def writer():
-        while time.monotonic() < stop:
-            old, new = cur[0], fresh()
-            put(new)
-            for v in old.values():
-                v.fill(np.nan)
-            cur[0] = new
-    ts = [threading.Thread(target=reader) for _ in range(6)] + [threading.Thread(target=writer)]
-    [t.start() for t in ts]
-    [t.join() for t in ts]
-    assert not bad, len(bad)
+    def write():
+        old, new = cur[0], fresh()
+        put(new)
+        for v in old.values():
+            v.fill(np.nan)
+        cur[0] = new
+    bad = race(lambda: nw.derive(m, s, dst, 1, node=node).tobytes() == want.tobytes(), write)
+    assert not bad, bad
     print("ok")
     """
     assert run_in_child(body, timeout=120).strip() == "ok"
@@ -716,17 +717,12 @@ def test_torch_outputs_and_inputs_with_flags_outside_memory():
     with torch.inference_mode():
         inf = torch.zeros(T_, F_)
     assert np.array_equal(nw.derive(m, s, dst, 1, node=node, out=inf).numpy(), want)
-    s2 = nw.ActivationStore()
-    for loc, l, p, tensor in store_activations("none"):
-        s2.put(loc, l, TENSORS[tensor], pass_type=p)
+    s2 = _store_without("none", "", None, "")  # a store of its own, every entry
     g = torch.tensor(np.array(s.get("mlp.post_act", 1, pass_type="backward")), requires_grad=True)
     s2.put("mlp.post_act", 1, g, pass_type="backward")
     assert np.array_equal(nw.derive(m, s2, dst, 1, node=node), want)
     s2.put("mlp.post_act", 1, np.broadcast_to(np.float32(0.5), (T_, F_)), pass_type="backward")
-    s2b = nw.ActivationStore()
-    for loc, l, p, tensor in store_activations("none"):
-        s2b.put(loc, l, TENSORS[tensor], pass_type=p)
-    s2b.put("mlp.post_act", 1, np.full((T_, F_), 0.5, np.float32), pass_type="backward")
+    s2b = _store_without("none", "mlp.post_act", 1, "backward", np.full((T_, F_), 0.5, np.float32))
     assert np.array_equal(nw.derive(m, s2, dst, 1, node=node), nw.derive(m, s2b, dst, 1, node=node))
     a = autoencoder_arrays("mlp", 1)
     ms = []
