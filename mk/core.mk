@@ -67,7 +67,7 @@ build/no_alloc: tests_c/no_alloc.c include/nodewrite.h $(LIB) | build
 KERNEL_DIR := Sources/_NodeWriteKernels
 KERNEL_SRCS := $(wildcard $(KERNEL_DIR)/*.c)
 KERNEL_HDRS := $(wildcard $(KERNEL_DIR)/*.h $(KERNEL_DIR)/include/*.h)
-.PHONY: test-kernels bench-kernels
+.PHONY: test-kernels bench-kernels bench-store-policy
 build/test_kernels: tests_c/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -DNWK_TESTING -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
 
@@ -90,3 +90,11 @@ build/bench_kernels: bench/kernels.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
 
 bench-kernels: build/bench_kernels
 	build/bench_kernels $(BENCH_ARGS)
+
+# The output store policy (streamed vs cached stores, each followed by a read of the output):
+# where NWK_STREAM_MIN_BYTES comes from (docs/performance.md, "Node sets"). Not part of `make bench`.
+build/bench_store_policy: bench/store_policy.c $(KERNEL_SRCS) $(KERNEL_HDRS) | build
+	$(CC) -std=c11 -O3 -Wall -Wextra -Werror -ffp-contract=off -I$(KERNEL_DIR)/include -o $@ $< $(KERNEL_SRCS) -lm -lpthread
+
+bench-store-policy: build/bench_store_policy
+	build/bench_store_policy $(BENCH_ARGS)

@@ -89,10 +89,10 @@ def test_nan_and_inf_propagate_like_the_product():
 
 
 def test_large_outputs_streamed_give_the_same_bits():
-    """Norm outputs of 2 MB and more (NWK_STREAM_MIN_BYTES) read float32 p rows in place and are written with
+    """Norm outputs of 16 MiB and more (NWK_STREAM_MIN_BYTES) read float32 p rows in place and are written with
     non-temporal stores (zeros above the diagonal included): same bits as the per-row reader,
     into fresh outputs, recycled outputs left full of NaN, and `out=` arrays full of NaN."""
-    T, heads = 600, 12  # unflattened 17 MB, flattened 8.7 MB
+    T, heads = 600, 12  # unflattened 17 MB (streamed), flattened 8.7 MB (cached stores)
     model, p, v, _ = layer(T, heads, 4, 8, 5)
     strided = p_variants(p)["strided"]
     for dst in ("unflattened_attn_write_norm", "attn_write_norm"):

@@ -104,7 +104,7 @@ static void strides(int pat, int64_t rows, int64_t cols, int64_t *rs, int64_t *c
     }
 }
 
-static int aligned_c; /* C 64-byte aligned with c_rs = n: large outputs take the streaming-store path */
+static int aligned_c; /* C 64-byte aligned with c_rs = n, a part of a large output: the streaming-store path */
 static int scaled;    /* test nwk_gemm_scaled: every element then scaled as nwk_scale_by does */
 
 static void test_gemm(int64_t m, int64_t n, int64_t k, int apat, int bpat, int all_threads) {
@@ -137,7 +137,10 @@ static void test_gemm(int64_t m, int64_t n, int64_t k, int apat, int bpat, int a
         for (int t = 0; t < 4; t++) {
             if (!all_threads && t > 0 && rnd(3)) continue;
             fill_sentinel(c, len);
-            int rc = scaled ? nwk_gemm_scaled(m, n, k, A.base, a_rs, a_cs, B.base, b_rs, b_cs, S, s_rs, c, c_rs, thread_counts[t])
+            /* aligned_c: C as one part of a large output (a node set's head), streamed whatever its own size */
+            int rc = aligned_c ? nwk_gemm_scaled_part(m, n, k, A.base, a_rs, a_cs, B.base, b_rs, b_cs, scaled ? S : NULL, s_rs,
+                                                      c, c_rs, thread_counts[t], NWK_STREAM_MIN_BYTES)
+                   : scaled ? nwk_gemm_scaled(m, n, k, A.base, a_rs, a_cs, B.base, b_rs, b_cs, S, s_rs, c, c_rs, thread_counts[t])
                             : nwk_gemm(m, n, k, A.base, a_rs, a_cs, B.base, b_rs, b_cs, c, c_rs, thread_counts[t]);
             char what[200];
             snprintf(what, sizeof what, "%sgemm m=%lld n=%lld k=%lld A(%lld,%lld) B(%lld,%lld) c_rs=%lld %s threads=%d",
@@ -497,8 +500,8 @@ int main(void) {
     nwk_test_min_parallel = INT64_C(1) << 21;
     test_gemm(300, 200, 64, 0, 0, 1);
     test_gemm(300, 200, 64, 0, 1, 1);
-    /* Outputs of 2 MB and more, aligned, final after one k block: non-temporal stores (full
-       tiles) beside masked ones (the last 16 columns of n = 784). */
+    /* Parts of outputs of NWK_STREAM_MIN_BYTES and more, aligned, final after one k block:
+       non-temporal stores (full tiles) beside masked ones (the last 16 columns of n = 784). */
     aligned_c = 1;
     test_gemm(1024, 768, 64, 0, 0, 0);
     test_gemm(700, 784, 64, 0, 1, 0);

@@ -9,20 +9,27 @@ package enum Kernels {
     /// - Throws: `.outOfMemory` when the kernel's scratch memory cannot be had (C untouched).
     /// With `scales` (S[i, j] = scales[i · scalesRowStride + j]), each element becomes
     /// chain == 0 ? 0 : S[i, j] · chain, applied per tile in cache (no second pass over C).
+    /// `outputBytes`: when C is one part of a larger output written by the same call (one head's
+    /// rows of a node set), that output's size, which decides the store policy (`streamMinBytes`);
+    /// nil: C's own m · n · 4.
     package static func gemm(m: Int, n: Int, k: Int, a: F32Matrix, b: F32Matrix,
                              scales: UnsafePointer<Float>? = nil, scalesRowStride: Int = 0,
-                             c: UnsafeMutablePointer<Float>, cRowStride: Int, threads: Int = 1) throws(NodeWriteError) {
-        let status = nwk_gemm_scaled(Int64(m), Int64(n), Int64(k), a.base, Int64(a.rowStride), Int64(a.columnStride),
-                                     b.base, Int64(b.rowStride), Int64(b.columnStride), scales, Int64(scalesRowStride),
-                                     c, Int64(cRowStride), Int32(clamping: threads))
+                             c: UnsafeMutablePointer<Float>, cRowStride: Int, threads: Int = 1,
+                             outputBytes: Int? = nil) throws(NodeWriteError) {
+        let bytes = outputBytes ?? m.multipliedReportingOverflow(by: n &* MemoryLayout<Float>.size).partialValue
+        let status = nwk_gemm_scaled_part(Int64(m), Int64(n), Int64(k), a.base, Int64(a.rowStride), Int64(a.columnStride),
+                                          b.base, Int64(b.rowStride), Int64(b.columnStride), scales, Int64(scalesRowStride),
+                                          c, Int64(cRowStride), Int32(clamping: threads), Int64(bytes))
         guard status == 0 else { throw .outOfMemory("cannot allocate the scratch memory of a \(m) × \(k) × \(n) product") }
     }
 
     /// `gemm` that never fails (for work inside parallel tasks, which cannot throw): when the
     /// kernel cannot get scratch memory, the same FMA chains run here, unblocked (same bits).
     package static func gemmInPlace(m: Int, n: Int, k: Int, a: F32Matrix, b: F32Matrix,
-                                    c: UnsafeMutablePointer<Float>, cRowStride: Int, threads: Int = 1) {
-        if (try? gemm(m: m, n: n, k: k, a: a, b: b, c: c, cRowStride: cRowStride, threads: threads)) != nil { return }
+                                    c: UnsafeMutablePointer<Float>, cRowStride: Int, threads: Int = 1,
+                                    outputBytes: Int? = nil) {
+        if (try? gemm(m: m, n: n, k: k, a: a, b: b, c: c, cRowStride: cRowStride, threads: threads,
+                      outputBytes: outputBytes)) != nil { return }
         for i in 0..<m {
             let out = c + i &* cRowStride, row = a.row(i)
             for j in 0..<n {
@@ -67,7 +74,8 @@ package enum Kernels {
     /// Products of at most this many rows take no scratch memory: `gemm` cannot fail for them.
     package static let scratchlessRows = Int(NWK_SMALL_M)
 
-    /// Outputs from this size (bytes) are written with non-temporal stores where final after one pass.
+    /// Outputs from this size (bytes) are written with non-temporal stores where final after one
+    /// pass; smaller ones stay in cache for the caller's next read (see NWK_STREAM_MIN_BYTES).
     package static let streamMinBytes = Int(NWK_STREAM_MIN_BYTES)
 
     /// One row of a large output: `scaleBy` for i < n, then `zeros` zeros, with non-temporal

@@ -65,7 +65,7 @@ extension LayerForm {
             for h in 0..<heads where start[h] < start[h &+ 1] { active.append(h) }
             let threads = Kernels.threads, lanes = laneCount(active.count, threads: threads)
             let productThreads = max(1, threads / lanes), chunk = min(nodes.count, Self.chunkRows)
-            let perLane = chunk &* (dHead &+ dModel)
+            let perLane = chunk &* (dHead &+ dModel), outputBytes = nodes.count &* dModel &* MemoryLayout<Float>.size
             try w.withF32Heads(heads, dHead, dModel) { (wf) throws(NodeWriteError) in
                 try withScratch(Float.self, count: lanes &* perLane, "attention coefficients") { (scratch) throws(NodeWriteError) in
                     parallelFor(active.count, threads: threads) { task, lane in
@@ -79,9 +79,9 @@ extension LayerForm {
                             let m = min(chunk, end &- first)
                             for r in 0..<m { fillValueRow(x + r &* dHead, nodes[order[first &+ r]]) }
                             let a = F32Matrix(base: x, rowStride: dHead, columnStride: 1)
-                            if inPlace {
+                            if inPlace {  // a part of the whole output: its size picks the store policy
                                 Kernels.gemmInPlace(m: m, n: dModel, k: dHead, a: a, b: b, c: out + order[first] &* dModel,
-                                                    cRowStride: dModel, threads: productThreads)
+                                                    cRowStride: dModel, threads: productThreads, outputBytes: outputBytes)
                             } else {
                                 Kernels.gemmInPlace(m: m, n: dModel, k: dHead, a: a, b: b, c: c, cRowStride: dModel,
                                                     threads: productThreads)
@@ -135,7 +135,8 @@ extension LayerForm {
                             for a in 0..<k { row[a] = node.scalar * decoder.value(at: offset &+ a &* stride) }
                         }
                         try Kernels.gemm(m: m, n: n, k: k, a: F32Matrix(base: x, rowStride: k, columnStride: 1), b: b,
-                                         c: out + first &* n, cRowStride: n, threads: Kernels.threads)
+                                         c: out + first &* n, cRowStride: n, threads: Kernels.threads,
+                                         outputBytes: nodes.count &* n &* MemoryLayout<Float>.size)
                         first &+= m
                     }
                 }

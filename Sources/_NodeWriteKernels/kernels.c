@@ -266,7 +266,7 @@ typedef struct {
     const float *b; int64_t b_rs, b_cs;
     float *c; int64_t c_rs;
     const float *s; int64_t s_rs; /* NULL, or the scales of nwk_gemm_scaled (column stride 1) */
-    int stream;  /* C may be written with non-temporal stores (NWK_STREAM_MIN_BYTES, rows 64-byte aligned) */
+    int stream;  /* C may be written with non-temporal stores (an output of NWK_STREAM_MIN_BYTES or more, rows 64-byte aligned) */
     int64_t kb;  /* the k block: KC or KC_CACHED */
     int rows;    /* the rows path */
 } gemm_args;
@@ -528,6 +528,16 @@ int nwk_gemm_scaled(int64_t m, int64_t n, int64_t k_dim,
                     const float *b, int64_t b_rs, int64_t b_cs,
                     const float *s, int64_t s_rs,
                     float *c, int64_t c_rs, int n_threads) {
+    const double bytes = (double)m * (double)n * sizeof(float);
+    return nwk_gemm_scaled_part(m, n, k_dim, a, a_rs, a_cs, b, b_rs, b_cs, s, s_rs, c, c_rs, n_threads,
+                                bytes > 9e18 ? INT64_MAX : (int64_t)bytes);
+}
+
+int nwk_gemm_scaled_part(int64_t m, int64_t n, int64_t k_dim,
+                         const float *a, int64_t a_rs, int64_t a_cs,
+                         const float *b, int64_t b_rs, int64_t b_cs,
+                         const float *s, int64_t s_rs,
+                         float *c, int64_t c_rs, int n_threads, int64_t out_bytes) {
     if (m <= 0 || n <= 0) return 0;
     if (k_dim <= 0) { /* every chain is +0, and scaling keeps it */
         for (int64_t i = 0; i < m; i++) memset(c + i * c_rs, 0, (size_t)n * sizeof(float));
@@ -558,7 +568,7 @@ int nwk_gemm_scaled(int64_t m, int64_t n, int64_t k_dim,
         per = (packed_scratch(im, part_n, k_dim, kb, rows) + 15) & ~(size_t)15; /* 64-byte multiples */
         if (nwk_scratch_alloc((void **)&scratch, per * sizeof(float) * (size_t)nt) != 0) return -1;
     }
-    const int stream = im->streams && (double)m * (double)n * sizeof(float) >= (double)NWK_STREAM_MIN_BYTES &&
+    const int stream = im->streams && out_bytes >= NWK_STREAM_MIN_BYTES &&
                        ((uintptr_t)c & 63) == 0 && ((c_rs * (int64_t)sizeof(float)) & 63) == 0;
     for (int t = 0; t < nt; t++) {
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;

@@ -49,6 +49,15 @@ int nwk_gemm_scaled(int64_t m, int64_t n, int64_t k_dim,
                     const float *s, int64_t s_rs,
                     float *c, int64_t c_rs, int n_threads);
 
+/* nwk_gemm_scaled for a product that is one part of an output of out_bytes bytes written by the
+   same call (one head's rows of a node set): the store policy below follows out_bytes, not the
+   part's own m * n * 4 (which is what nwk_gemm_scaled passes). Same values either way. */
+int nwk_gemm_scaled_part(int64_t m, int64_t n, int64_t k_dim,
+                         const float *a, int64_t a_rs, int64_t a_cs,
+                         const float *b, int64_t b_rs, int64_t b_cs,
+                         const float *s, int64_t s_rs,
+                         float *c, int64_t c_rs, int n_threads, int64_t out_bytes);
+
 /* C[i, j] = fmaf(s[i], B(row[i], j), +0.0f) for i < m, j < n: the K = 1 case, a memory stream.
    B(r, j) = b[r*b_rs + j*b_cs]. Always returns 0 (no scratch). */
 int nwk_scaled_rows(int64_t m, int64_t n, const float *s, const int64_t *row,
@@ -61,8 +70,10 @@ void nwk_scale_by(int64_t n, const float *s, const float *f, float *c);
 
 /* Outputs from this size (bytes) are large: written with non-temporal stores where they are final
    after one pass (nwk_gemm's single-k-block products, nwk_scale_by_stream's rows), so their cache
-   lines are not read before being overwritten. */
-#define NWK_STREAM_MIN_BYTES (2 << 20)
+   lines are not read before being overwritten. Smaller outputs stay in cache for the caller, who
+   reads them next: measured with that read (bench/store_policy.c), cached stores were ahead up to
+   9 MB and streams from 36 MB on a 32 MB L3; the threshold is half that L3. */
+#define NWK_STREAM_MIN_BYTES (16 << 20)
 
 /* One row of a large output: c[i] as nwk_scale_by for i < n, then c[n + j] = +0 for j < zeros;
    the 64-byte-aligned part written with non-temporal stores where the CPU has them (same values;

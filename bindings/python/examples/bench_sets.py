@@ -20,11 +20,14 @@ group. Every baseline that accepts a preallocated output gets one (as nodewrite 
 minus the RSS before the call; the output included unless preallocated).
 
 --consume: every call of the two large groups (keys+heads, neurons) is followed by a read of its
-output (a sum over it, as a caller reading the writes next would), timed with the call: the
-measure for the output store policy (non-temporal stores leave the output out of cache; cached
-stores leave it in cache, where the next read finds it).
+output (a sum over it with torch, the same reader for every competitor, as a caller reading the
+writes next would), timed with the call: the measure for the output store policy (non-temporal
+stores leave the output out of cache; cached stores leave it in cache, where the next read finds it).
 
-Usage: bench_sets.py [--quick] [--threads N] [--consume]   (prints one table; never asserts)
+--threads N: nodewrite and torch both on N threads (default: each library's own default).
+--large-only: only the two large groups.
+
+Usage: bench_sets.py [--quick] [--threads N] [--consume] [--large-only]   (prints one table; never asserts)
 """
 
 from __future__ import annotations
@@ -67,9 +70,12 @@ def peak_extra_mb(fn) -> float:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    if "--threads" in sys.argv:
-        nw.set_num_threads(int(sys.argv[sys.argv.index("--threads") + 1]))
     import torch
+
+    if "--threads" in sys.argv:  # both libraries alike
+        n_threads = int(sys.argv[sys.argv.index("--threads") + 1])
+        nw.set_num_threads(n_threads)
+        torch.set_num_threads(n_threads)
 
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((N_HEADS, T, T), dtype=np.float32)
@@ -188,11 +194,15 @@ def main() -> None:
         def consumed(fn):
             def run():
                 out = fn()
-                return out, float(out.sum())  # numpy and torch: one pass over the output
+                # The same reader for every output (numpy's own sum is ~3x slower than torch's:
+                # it would weigh on the numpy-returning competitors, nodewrite among them).
+                return out, float((out if isinstance(out, torch.Tensor) else torch.from_numpy(out)).sum())
             return run
         for i in (0, 1):
             title, batches, calls, fns = groups[i]
             groups[i] = (title + " + read", batches, calls, {k: consumed(f) for k, f in fns.items()})
+    if "--large-only" in sys.argv:
+        groups = groups[:2]
     print(f"{'group':<38} {'implementation':<42} {'median':>10} {'ratio':>8} {'peak +MB':>9}")
     for title, batches, calls, fns in groups:
         med = per_call_medians(fns, batches, calls, warmup=2)
