@@ -118,3 +118,25 @@ def test_gpt2_read_side_left_unset_when_edges_would_compute_another_model(tmp_pa
 def test_gpt2_config_bad_values_are_refused(tmp_path, changes, what):
     with pytest.raises(nw.NodeWriteValueError, match=what):
         nw.Model.from_safetensors(with_config(tmp_path, **changes))
+
+
+def test_transformer_lens_model_from_agrees():
+    """The same weights through nodewrite.tl.model_from (a HookedTransformer holding the state
+    dict) and through from_safetensors: every read-side weight equal."""
+    torch = pytest.importorskip("torch")
+    tl = pytest.importorskip("transformer_lens")
+    import nodewrite.tl  # noqa: F401
+
+    path = CKPT / "tl" / "model.safetensors"
+    t = tensors(path)
+    m = nw.Model.from_safetensors(path)
+    cfg = tl.HookedTransformerConfig(n_layers=m.n_layers, d_model=m.d_model, n_heads=m.n_heads, d_head=m.d_head,
+                                     d_mlp=m.d_ff, d_vocab=t["embed.W_E"].shape[0], n_ctx=t["pos_embed.W_pos"].shape[0],
+                                     act_fn="gelu_new", normalization_type="LN", device="cpu")
+    model = tl.HookedTransformer(cfg)
+    sd = model.state_dict()
+    model.load_state_dict({k: torch.tensor(v).reshape(sd[k].shape) for k, v in t.items() if k in sd}, strict=False)
+    a, b = weights(nw.tl.model_from(model)), weights(m)
+    for l in range(m.n_layers):
+        for name in READ_SIDE:
+            assert np.array_equal(a[(name, l)], b[(name, l)]), (name, l)
