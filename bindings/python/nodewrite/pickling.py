@@ -131,7 +131,10 @@ def from_safetensors(path: Any, *, pickle_by: str = "path") -> Any:
     state dict saved with safetensors. Dimensions are inferred and checked against each other; the
     tensors are read into memory the library owns, in the file's dtype, and the file is not read
     again (what happens to it later does not change the model; a file that changes while it is read
-    is NodeWriteStaleInputError). weights() lists what the library loaded (dtype as stored).
+    is NodeWriteStaleInputError). weights() lists what the library loaded (dtype as stored): the
+    write side, and the read side the edge DSTs need where the file has it; for GPT-2,
+    config.json's layer_norm_epsilon and activation_function are the model's (docs/c-api.md,
+    Checkpoints, lists the tensors and keys read).
 
     pickle_by: how the model pickles (nodewrite.pickling). "path" (default): as the file's absolute
     path plus a content check (its size and SHA-256, and config.json's, hashed once here);
