@@ -7,6 +7,7 @@ pickle_by="path"), or by value (pickle_by="value"); nodewrite/pickling.py.
   the path and the fix;
 - by value: the file is not needed to unpickle;
 - a model changed after loading (even by a refused change) pickles by value (Model.pickle_by);
+- copy.copy / copy.deepcopy copy by value (the file is not read again);
 - a bad pickle_by is refused.
 """
 
@@ -57,7 +58,16 @@ def test_by_path_round_trips_bit_for_bit(ckpt, name, protocol):
     assert m2.weights() == m.weights()  # the file's again: copied, its dtypes
     assert m2.pickle_by == "path"
     assert held(pickle.loads(pickle.dumps(m2, protocol=protocol))) == held(m)
-    assert held(copy.deepcopy(m)) == held(m)
+
+
+def test_copies_are_by_value_and_need_no_file(ckpt):
+    path = ckpt("gpt2")
+    m = nw.Model.from_safetensors(path)
+    change_bytes(path)  # the model keeps its numbers; a copy in this process does not read the file
+    for c in (copy.copy(m), copy.deepcopy(m)):
+        assert held(c) == held(m) and c.pickle_by == "value"
+    with pytest.raises(nw.NodeWriteStaleInputError):
+        pickle.loads(pickle.dumps(m, protocol=5))
 
 
 def test_by_path_from_another_working_directory(ckpt, tmp_path, monkeypatch):

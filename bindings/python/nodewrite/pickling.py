@@ -31,7 +31,7 @@ pickle_by="value")`` pickles by value, as above (for workers that do not see the
 model changed after loading (``set_weight``, ``set_autoencoder``, ``load_autoencoder``,
 ``remove_autoencoder``, even one that failed) no longer holds only what the file gives, so it
 pickles by value whatever it was loaded with; ``Model.pickle_by`` says which the next pickle
-uses.
+uses. ``copy.copy`` and ``copy.deepcopy`` copy by value always (the file is not read again).
 
 After unpickling by value, ``Model.weights()`` reports every weight as borrowed (``copied``
 False), which is what is true: the unpickled model borrows the unpickled arrays (with protocol
@@ -218,6 +218,10 @@ def _model_reduce(self: Any, protocol: int = 2) -> tuple:
     rec = _FILES.get(self)
     if rec is not None and rec[1] == _core._model_writes(self):
         return restore_model_from_file, (tuple(rec[0]),)
+    return _model_reduce_by_value(self)
+
+
+def _model_reduce_by_value(self: Any) -> tuple:
     state = _core._model_state(self)  # refuses an uninitialised object first
     state["facts"] = {"layer_norm_epsilon": self.layer_norm_epsilon, "mlp_activation": self.mlp_activation}
     state["weights"] = [(n, l, _travel(a), dt, c) for n, l, a, dt, c in state["weights"]]
@@ -260,6 +264,15 @@ def _reduce(self: Any) -> tuple:  # __reduce__ (no protocol): the same state
 
 _core.Model.from_safetensors = staticmethod(from_safetensors)
 _core.Model.pickle_by = property(_pickle_by, doc=_pickle_by.__doc__)
+def _model_copy(self: Any, memo: Any = None) -> Any:
+    """copy.copy / copy.deepcopy: by value always (a copy in this process never needs the file,
+    which may have changed since the model was loaded); the copy pickles by value too."""
+    fn, args = _model_reduce_by_value(self)
+    return fn(*args)
+
+
+_core.Model.__copy__ = _model_copy
+_core.Model.__deepcopy__ = _model_copy
 _core.Model.__reduce_ex__ = _model_reduce
 _core.Model.__reduce__ = _reduce
 _core.ActivationStore.__reduce_ex__ = _store_reduce
