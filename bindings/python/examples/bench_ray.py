@@ -133,7 +133,8 @@ def main() -> None:
     layers = list(range(args.layers))
     print(f"bench_ray: {args.prompts} prompts x T = {args.T}, {args.layers} layers, d_model {args.d_model}, "
           f"dst {args.dst}, k = {args.k}, batch {args.batch_size}, {args.threads} thread(s) per worker; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, nice {os.nice(0)} "
+          f"(Ray workers: {os.environ.get('RAY_worker_niceness', os.nice(0))}); "
           f"torch {torch.__version__}, ray {ray.__version__}, nodewrite {nw.__version__}")
     results = {}
     rows = []
@@ -159,6 +160,11 @@ def main() -> None:
         specs.append((int(w), int(t) if t else args.threads))
     import tempfile
 
+    # Ray starts its worker processes at nice 15 (its worker_niceness), the driver and the
+    # single-process loop run at the shell's: on a machine shared with other work the workers
+    # would yield the cores to it and the rows would not compare. Workers at the driver's nice
+    # unless RAY_worker_niceness is set.
+    os.environ.setdefault("RAY_worker_niceness", str(os.nice(0)))
     times_dir = tempfile.mkdtemp(prefix="bench_ray_")
     os.environ["NW_BENCH_TIMES"] = times_dir  # the actors inherit it
     nwr._Worker = timed_worker(nwr._Worker)
