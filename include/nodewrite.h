@@ -916,7 +916,17 @@ NW_API nw_status nw_model_set_autoencoder_encoder(nw_model *model, int32_t node_
  *    blocks.{L}.mlp.W_out (d_ff, d_model), unembed.W_U (d_model, n_vocab),
  *    ln_final.w (d_model,).
  *  Layers must be 0 ... n_layers-1 without gaps. The unembedding and the final gain
- *  are optional (set when present); other tensors are ignored. Tensors may be F32,
+ *  are optional (set when present). The read side (what the edge DSTs read) is set from
+ *  the tensors present: GPT-2's h.{L}.ln_1 / ln_2 weight and bias, attn.c_attn.weight
+ *  (d_model, 3*n_heads*d_head; query, key, value columns, each head's d_head together)
+ *  viewed as NW_WEIGHT_ATTN_TO_QUERY / _KEY / _VALUE and attn.c_attn.bias as their biases,
+ *  attn.c_proj.bias, mlp.c_fc.weight and bias, mlp.c_proj.bias; TransformerLens's
+ *  blocks.{L}.ln1.w/.b, ln2.w/.b, attn.W_Q/W_K/W_V, b_Q/b_K/b_V, b_O, mlp.W_in, b_in,
+ *  b_out. For GPT-2, config.json's layer_norm_epsilon and activation_function (gelu_new,
+ *  gelu_fast, gelu_pytorch_tanh -> NW_ACT_FN_GELU_TANH; gelu -> NW_ACT_FN_GELU_ERF; relu)
+ *  are set when that file is read; another activation_function, scale_attn_weights false
+ *  or scale_attn_by_inverse_layer_idx true leave the read side unset (the edge DSTs then
+ *  refuse with NW_ERR_MISSING_INPUT). Other tensors are ignored. Tensors may be F32,
  *  F16, BF16 or F64. The file itself is checked in full (header length, JSON, names,
  *  dtypes, shapes, data offsets inside the file and not overlapping) before any
  *  weight is used; path must be UTF-8.

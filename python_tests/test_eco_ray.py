@@ -4,7 +4,8 @@ on seeded random-weight HookedTransformers built offline; and the reduction's to
 - bit for bit equal to the local loop for 1 and 2 workers and several batch sizes, on three
   derived scalars of different shapes, largest and smallest, numpy and Ray Dataset inputs;
 - bad input: k <= 0 or larger than prompts x positions, unequal prompt lengths, an unknown DST,
-  a layer out of range, a worker that raises (its message reaches the caller, Ray stays usable).
+  a layer out of range, a worker that raises (its message reaches the caller, Ray stays usable);
+- threads: threads_per_worker; an actor's nodewrite threads follow torch's unless set.
 
 Skipped (one reason) unless torch, transformer_lens and ray import: `make test-ecosystem`.
 """
@@ -92,6 +93,9 @@ def test_ray_dataset_input_and_one_layer(ray_session, model, tokens):
     (dict(k=N * T + 1), "larger than the number of examples"),
     (dict(dst="no_such_dst"), "no_such_dst"),
     (dict(layers=[2]), "out of range"),
+    (dict(threads_per_worker=0), "threads_per_worker"),
+    (dict(num_workers=0), "num_workers"),
+    (dict(batch_size=0), "batch_size"),
 ])
 def test_bad_requests(ray_session, model, tokens, kwargs, match):
     args = dict(dst="mlp_write_norm", layers=[0], k=3)
@@ -111,6 +115,41 @@ def test_a_worker_error_reaches_the_caller_and_ray_stays_usable(ray_session, mod
         nwr.top_examples(small_model, tokens, "mlp_write_to_final_residual_grad", 0, k=2, direction=bad, num_workers=1)
     got = nwr.top_examples(small_model, tokens, "mlp_write_norm", 0, k=2, num_workers=1)
     same(got, local_top_examples(model, tokens, "mlp_write_norm", 0, k=2))
+
+
+def test_threads_per_worker(ray_session, model, tokens):
+    got = nwr.top_examples(small_model, tokens, "mlp_write_norm", [0, 1], k=4, batch_size=10, threads_per_worker=2)
+    same(got, local_top_examples(model, tokens, "mlp_write_norm", [0, 1], k=4))
+
+
+def _model_with_nodewrite_threads():
+    nw.set_num_threads(__import__("os").cpu_count() + 1)  # not the default
+    return small_model()
+
+
+def test_an_actor_runs_nodewrite_on_torchs_threads(monkeypatch):
+    """Unless told (threads_per_worker) or model() set them, nodewrite's threads in an actor are
+    torch's (what Ray gives the actor), not every CPU of the machine."""
+    import torch
+
+    import os
+
+    monkeypatch.delenv("NODEWRITE_NUM_THREADS", raising=False)
+    saved = torch.get_num_threads(), nw.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        nw.set_num_threads(0)  # the default: every CPU this process may use
+        nwr._Worker(small_model, "mlp_write_norm", [0], 3, None, True)
+        assert nw.get_num_threads() == torch.get_num_threads() == 1
+        nwr._Worker(small_model, "mlp_write_norm", [0], 3, None, True, 2)
+        assert nw.get_num_threads() == torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        nw.set_num_threads(0)
+        nwr._Worker(_model_with_nodewrite_threads, "mlp_write_norm", [0], 3, None, True)
+        assert nw.get_num_threads() == os.cpu_count() + 1 and torch.get_num_threads() == 1  # model() chose: kept
+    finally:
+        torch.set_num_threads(saved[0])
+        nw.set_num_threads(saved[1])
 
 
 # -------------------------------------------------------------------- the reduction alone

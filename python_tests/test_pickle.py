@@ -328,8 +328,8 @@ def test_the_read_exports_contract():
 
 
 def store_bits(s):
-    """Every entry of a store, both passes, as {(name, layer, pass): (dtype, shape, bytes)}."""
-    return {(n, l, p): (dt, a.shape, np.ascontiguousarray(a).tobytes()) for n, l, a, dt, p in _core._store_state(s)}
+    """Every entry of a store, both passes, as {(name, layer, pass): (dtype, shape, bytes, batch element)}."""
+    return {(n, l, p): (dt, a.shape, np.ascontiguousarray(a).tobytes(), b) for n, l, a, dt, p, b in _core._store_state(s)}
 
 
 def edge_pair(copy_encoder):
@@ -414,3 +414,37 @@ def test_an_encoder_goes_with_its_autoencoder():
     assert held_bits(round_trip(m, 4)) == held_bits(m)
     m.remove_autoencoder("attention_autoencoder_latent", 0)
     assert ("attention_autoencoder_latent", 0) not in held_bits(round_trip(m, 5))
+
+
+def test_a_store_keeps_its_batch_element():
+    """An entry put with batch= arrives as that element's tensor, marked as put with it:
+    ActivationStore.batch is the same, and a put with another batch= is refused as before."""
+    r = rng(12)
+    post = r.standard_normal((3, T, FF)).astype(np.float32)
+    s = nw.ActivationStore()
+    s.put("mlp.post_act", 0, post, layout="btn", batch=2)
+    s.put("mlp.post_act", 1, post[0])  # no batch=
+    for s2 in (pickle.loads(pickle.dumps(s, protocol=5)), pickle.loads(pickle.dumps(s, protocol=2)), copy.deepcopy(s)):
+        assert s2.batch == s.batch == 2
+        assert np.array_equal(np.asarray(s2.get("mlp.post_act", 0)), post[2])
+        with pytest.raises(nw.NodeWriteValueError, match="batch element 2"):
+            s2.put("mlp.post_act", 1, post, layout="btn", batch=0)
+        s2.remove("mlp.post_act", 0)  # the only batched entry: the store holds no batch element any more
+        assert s2.batch is None
+    plain = nw.ActivationStore()
+    plain.put("mlp.post_act", 0, post[1])
+    assert pickle.loads(pickle.dumps(plain, protocol=5)).batch is None
+
+
+def test_after_unpickling_by_value_every_weight_is_borrowed():
+    """What weights() reports is true: the unpickled model borrows the unpickled arrays (copied
+    False), a library copy arriving as float32."""
+    w16 = rng(13).standard_normal((FF, D)).astype(np.float16)
+    m = nw.Model(L, D, H, DH, FF)
+    m.set_weight("mlp.to_residual", 0, w16, copy=True)
+    m.set_weight("mlp.to_residual", 1, w16, copy=False)
+    assert m.weights()[("mlp.to_residual", 0)] == {"copied": True, "dtype": "float32", "shape": (FF, D)}  # the library's copy
+    for protocol in (2, 5):
+        m2 = pickle.loads(pickle.dumps(m, protocol=protocol))
+        assert m2.weights()[("mlp.to_residual", 0)] == {"copied": False, "dtype": "float32", "shape": (FF, D)}
+        assert m2.weights()[("mlp.to_residual", 1)] == {"copied": False, "dtype": "float16", "shape": (FF, D)}

@@ -162,7 +162,9 @@ enum fn {
     /* causality and autoencoder slots (run_slots) */
     F_CAUSAL, F_REMOVE_AE,
     /* model facts of the edges (run_facts) */
-    F_ACT_FN, F_LN_EPS, F_COUNT
+    F_ACT_FN, F_LN_EPS,
+    /* reading back what a slot holds (run_read) */
+    F_READ, F_COUNT
 };
 static const char *const FN_NAME[F_COUNT] = {
     "nw_status_string", "nw_*_name", "nw_*_from_name", "nw_version",
@@ -175,7 +177,7 @@ static const char *const FN_NAME[F_COUNT] = {
     "nw_token_writes_top_k", "nw_model_set_weight (no layer)", "nw_store_put (resid.delta)",
     "nw_*_info_get", "nw_saelens_hook_find", "nw_model_*_get (slot)", "nw_thread_call_count",
     "nw_model_set/get_causal", "nw_model_remove_autoencoder",
-    "nw_model_set/get_mlp_activation", "nw_model_set/get_layer_norm_epsilon"};
+    "nw_model_set/get_mlp_activation", "nw_model_set/get_layer_norm_epsilon", "nw_model_*_read"};
 
 /* NULL-pointer bits */
 enum {
@@ -2178,6 +2180,52 @@ static void run_slot(ctx *c) {
     x_teardown(c);
 }
 
+/* nw_model_weight_read (e0 = 0) / nw_model_autoencoder_read (e0 = 1): e1 = weight or node type,
+ * e2 = layer, e3 = the out_len passed: 0 the slot's element count, 1 one short, 2 zero, 3 the
+ * count + RD_SPARE (the fixture of run_x, as run_slot). The element count is the slot's
+ * (nw_model_*_get; 1 for a slot that is empty or not one). Every failure leaves out untouched
+ * (all of it, sentinel bytes); a success writes the first count floats, each finite, and nothing
+ * after them. */
+enum { RD_SPARE = 64 };
+static void run_read(ctx *c) {
+    const row *r = c->r;
+    fixture *fx = &c->fx;
+    if (x_setup(c) != 0) { if (!c->failed) failf(c, "setup: out of memory"); x_teardown(c); return; }
+    size_t n = 1;
+    if (r->e0 == 0) {
+        nw_weight_state s; memset(&s, 0, sizeof s); s.size = sizeof s;
+        if (nw_model_weight_get(fx->model, r->e1, r->e2, &s) == NW_OK && s.present) {
+            n = 1;
+            for (int i = 0; i < s.ndim; i++) n *= (size_t)s.shape[i];
+        }
+    } else {
+        nw_autoencoder_state s; memset(&s, 0, sizeof s); s.size = sizeof s;
+        if (nw_model_autoencoder_get(fx->model, r->e1, r->e2, &s) == NW_OK && s.present)
+            n = (size_t)(s.n_latents * s.n_inputs);
+    }
+    size_t cap = n + RD_SPARE;
+    float *buf = malloc(cap * sizeof *buf);
+    if (!buf) { failf(c, "setup: out of memory"); x_teardown(c); return; }
+    memset(buf, SENT, cap * sizeof *buf);
+    size_t len = r->e3 == 0 ? n : r->e3 == 1 ? n - 1 : r->e3 == 2 ? 0 : cap;
+    const nw_model *m = (r->nulls & NU_MODEL) ? NULL : fx->model;
+    float *out = (r->nulls & NU_OUT) ? NULL : buf;
+    nw_status st = r->e0 ? nw_model_autoencoder_read(m, r->e1, r->e2, out, len)
+                         : nw_model_weight_read(m, r->e1, r->e2, out, len);
+    check_status(c, r->e0 ? "nw_model_autoencoder_read" : "nw_model_weight_read", st);
+    if (st != NW_OK) {
+        CHECK(c, untouched(buf, cap * sizeof *buf), "out written on failure (%s)", nw_status_string(st));
+    } else if (!c->failed) {
+        size_t bad = n;
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (untouched(&buf[i], sizeof *buf) || !isfinite(buf[i])) bad = i;
+        CHECK(c, bad == n, "element %zu of %zu not written (or not finite)", bad, n);
+        CHECK(c, untouched(buf + n, RD_SPARE * sizeof *buf), "written past the slot's %zu elements", n);
+    }
+    free(buf);
+    x_teardown(c);
+}
+
 /* nw_thread_call_count: each export, called once, counts exactly 1 (nw_thread_call_count 0).
  * e0 = the export's index in CC_NAMES. */
 static const char *const CC_NAMES[] = {
@@ -2364,6 +2412,7 @@ static void *run_row(void *p) {
         case F_CALL_COUNT: run_call_count(c); break;
         case F_CAUSAL: case F_REMOVE_AE: run_slots(c); break;
         case F_ACT_FN: case F_LN_EPS: run_facts(c); break;
+        case F_READ: run_read(c); break;
         case F_SCENARIO: {
             nw_status st = (nw_status)r->scenario(c);
             check_status(c, r->what, st);
@@ -3582,6 +3631,56 @@ static void gen_facts_rows(void) {
             add_named((row){.fn = F_SLOT, .e0 = kind, .e1 = kind ? 3 : 1, .e2 = 1, .e3 = mode, .dir = D_FULL,
                             .expect = mode == SZ_BIG || mode == SZ_HUGE ? OK : EARG},
                       "%s, %s", kind ? "autoencoder" : "weight", SZ_NAME[mode]);
+
+    /* reading slots back: every slot of both fixtures, each out_len, and the errors (NULL
+       arguments, bad enums and layers, empty slots, short buffers), none writing out */
+    for (int b = 0; b < 2; b++) {
+        unsigned fxf = b ? FX_BORROW : 0;
+        int32_t fd = b ? NW_DTYPE_F16 : NW_DTYPE_F32;
+        for (int32_t w = 0; w < 2; w++)
+            for (int32_t L = 0; L < NL; L++)
+                add_named((row){.fn = F_READ, .e0 = 0, .e1 = w, .e2 = L, .fx = fxf, .fdtype = fd, .dir = D_FULL},
+                          "read weight %d layer %d%s", w, L, b ? " (borrowed f16)" : "");
+        for (int32_t t = NW_NODE_AUTOENCODER_LATENT; t <= NW_NODE_ATTENTION_AUTOENCODER_LATENT; t++)
+            add_named((row){.fn = F_READ, .e0 = 1, .e1 = t, .e2 = 1, .fx = fxf, .fdtype = fd, .dir = D_FULL},
+                      "read autoencoder of node type %d layer 1%s", t, b ? " (borrowed f16)" : "");
+    }
+    add_named((row){.fn = F_READ, .e0 = 0, .e1 = NW_WEIGHT_UNEMBEDDING, .e2 = NW_NO_LAYER, .e3 = 3, .dir = D_FULL},
+              "read unembedding, out_len above its size");
+    add_named((row){.fn = F_READ, .e0 = 0, .e1 = NW_WEIGHT_LAYER_NORM_GAIN_FINAL, .e2 = NW_NO_LAYER, .dir = D_FULL},
+              "read layer_norm_gain.final");
+    static const struct { const char *what; int32_t e0, e1, e2, e3; unsigned nulls, fx, xfx; int tg, tl; nw_status e; } RD[] = {
+        {"read: model NULL", 0, 0, 0, 0, NU_MODEL, 0, 0, 0, 0, EARG},
+        {"read: model NULL (autoencoder)", 1, 3, 1, 0, NU_MODEL, 0, 0, 0, 0, EARG},
+        {"read: out NULL", 0, 0, 0, 0, NU_OUT, 0, 0, 0, 0, EARG},
+        {"read: out NULL (autoencoder)", 1, 3, 1, 0, NU_OUT, 0, 0, 0, 0, EARG},
+        {"read: weight -1", 0, -1, 0, 0, 0, 0, 0, 0, 0, EARG},
+        {"read: weight 18 (one past)", 0, 18, 0, 0, 0, 0, 0, 0, 0, EARG},
+        {"read: weight INT32_MIN", 0, I32MIN, 0, 0, 0, 0, 0, 0, 0, EARG},
+        {"read: node type 0 (not latent)", 1, 0, 1, 0, 0, 0, 0, 0, 0, EARG},
+        {"read: node type 5 (one past)", 1, 5, 1, 0, 0, 0, 0, 0, 0, EARG},
+        {"read: node type INT32_MAX", 1, I32MAX, 1, 0, 0, 0, 0, 0, 0, EARG},
+        {"read: mlp.to_residual layer -1", 0, 0, -1, 0, 0, 0, 0, 0, 0, EIDX},
+        {"read: mlp.to_residual layer n_layers", 0, 0, NL, 0, 0, 0, 0, 0, 0, EIDX},
+        {"read: unembedding layer 0", 0, NW_WEIGHT_UNEMBEDDING, 0, 0, 0, 0, 0, 0, 0, EIDX},
+        {"read: autoencoder layer n_layers", 1, 3, NL, 0, 0, 0, 0, 0, 0, EIDX},
+        {"read: autoencoder layer INT32_MIN", 1, 3, I32MIN, 0, 0, 0, 0, 0, 0, EIDX},
+        {"read: mlp.to_residual one short", 0, 0, 0, 1, 0, 0, 0, 0, 0, EBUF},
+        {"read: attn.to_residual out_len 0", 0, 1, 1, 2, 0, 0, 0, 0, 0, EBUF},
+        {"read: unembedding one short", 0, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, 1, 0, 0, 0, 0, 0, EBUF},
+        {"read: autoencoder one short", 1, 3, 1, 1, 0, 0, 0, 0, 0, EBUF},
+        {"read: autoencoder out_len 0", 1, 4, 1, 2, 0, 0, 0, 0, 0, EBUF},
+        {"read: borrowed f16 weight one short", 0, 0, 1, 1, 0, FX_BORROW, 0, 0, 0, EBUF},
+        {"read: mlp.to_residual not set", 0, 0, 1, 0, 0, FX_ABSENT, 0, TG_WMLP, 1, EMIS},
+        {"read: unembedding not set", 0, NW_WEIGHT_UNEMBEDDING, NW_NO_LAYER, 0, 0, 0, XF_NO_UNEMB, 0, 0, EMIS},
+        {"read: no mlp autoencoder at layer 0", 1, 3, 0, 0, 0, FX_ABSENT, 0, TG_DEC1, 0, EMIS},
+        {"read: empty model (autoencoder)", 1, 4, 1, 0, 0, FX_EMPTY_MODEL, 0, 0, 0, EMIS},
+        {"read: empty model (weight)", 0, 1, 0, 0, 0, FX_EMPTY_MODEL, 0, 0, 0, EMIS},
+    };
+    for (size_t i = 0; i < sizeof RD / sizeof *RD; i++)
+        add_named((row){.fn = F_READ, .e0 = RD[i].e0, .e1 = RD[i].e1, .e2 = RD[i].e2, .e3 = RD[i].e3, .nulls = RD[i].nulls,
+                        .fx = RD[i].fx, .xfx = RD[i].xfx, .tg = RD[i].tg, .tl = RD[i].tl,
+                        .fdtype = RD[i].fx & FX_BORROW ? NW_DTYPE_F16 : 0, .expect = RD[i].e, .dir = D_FULL}, "%s", RD[i].what);
 
     /* the call counter: each export once */
     for (int i = 0; i < CC_N; i++)

@@ -52,6 +52,7 @@ extension Model {
                           want: [nHeads, dHead, dModel], "(n_heads, d_head, d_model)")
             try model.put(file, "blocks.\(layer).mlp.W_out", .mlpToResidual, layer: layer,
                           want: [dims.dFF, dModel], "(d_ff, d_model)")
+            try model.putTransformerLensReadSide(file, layer: layer)
         }
         if let wu = file["unembed.W_U"] {
             guard wu.shape.count == 2, wu.shape[0] == dModel else {
@@ -100,7 +101,12 @@ extension Model {
             try model.put(file, a, .attnToResidual, layer: layer, view: file.view(a, shape: [nHeads, dHead, dModel]))
             try model.put(file, p + "h.\(layer).mlp.c_proj.weight", .mlpToResidual, layer: layer,
                           want: [dFF, dModel], "(d_ff, d_model)")
+            if config.readSide { try model.putGPT2ReadSide(file, prefix: p, layer: layer) }
         }
+        if let epsilon = config.layerNormEpsilon {
+            do { try model.setLayerNormEpsilon(epsilon) } catch { throw error.prefixed("\(config.source): ") }
+        }
+        if let activation = config.activation { model.mlpActivation = activation }
         // The unembedding is tied to the token embedding (n_vocab, d_model): viewed transposed.
         if let wte = file[p + "wte.weight"] ?? file["lm_head.weight"] {
             guard wte.shape.count == 2, wte.shape[1] == dModel else {
@@ -113,6 +119,77 @@ extension Model {
             try model.put(file, p + "ln_f.weight", .layerNormGainFinal, layer: noLayer, want: [dModel], "(d_model,)")
         }
         return model
+    }
+
+    /// The read side of a TransformerLens block (what the edge DSTs read), each tensor set when
+    /// the file has it: ln1.w / ln1.b, ln2.w / ln2.b (absent after fold_ln or without LayerNorm:
+    /// then unset), W_Q / W_K / W_V, b_Q / b_K / b_V, b_O, W_in, b_in, b_out.
+    private func putTransformerLensReadSide(_ file: SafetensorsFile, layer l: Int) throws(NodeWriteError) {
+        let d = dims, b = "blocks.\(l)."
+        let hmd = [d.nHeads, d.dModel, d.dHead], hd = [d.nHeads, d.dHead]
+        let tensors: [(String, WeightLocation, [Int], String)] = [
+            ("ln1.w", .layerNormGainPreAttn, [d.dModel], "(d_model,)"),
+            ("ln1.b", .layerNormBiasPreAttn, [d.dModel], "(d_model,)"),
+            ("ln2.w", .layerNormGainPreMLP, [d.dModel], "(d_model,)"),
+            ("ln2.b", .layerNormBiasPreMLP, [d.dModel], "(d_model,)"),
+            ("attn.W_Q", .attnToQuery, hmd, "(n_heads, d_model, d_head)"),
+            ("attn.W_K", .attnToKey, hmd, "(n_heads, d_model, d_head)"),
+            ("attn.W_V", .attnToValue, hmd, "(n_heads, d_model, d_head)"),
+            ("attn.b_Q", .attnQueryBias, hd, "(n_heads, d_head)"),
+            ("attn.b_K", .attnKeyBias, hd, "(n_heads, d_head)"),
+            ("attn.b_V", .attnValueBias, hd, "(n_heads, d_head)"),
+            ("attn.b_O", .attnOutBias, [d.dModel], "(d_model,)"),
+            ("mlp.W_in", .mlpToHidden, [d.dModel, d.dFF], "(d_model, d_ff)"),
+            ("mlp.b_in", .mlpInBias, [d.dFF], "(d_ff,)"),
+            ("mlp.b_out", .mlpOutBias, [d.dModel], "(d_model,)"),
+        ]
+        for (name, weight, want, described) in tensors where file[b + name] != nil {
+            try put(file, b + name, weight, layer: l, want: want, described)
+        }
+    }
+
+    /// The read side of a Hugging Face GPT-2 block, each tensor set when the file has it:
+    /// ln_1 / ln_2 weight and bias; attn.c_attn.weight, Conv1D (d_model, 3·n_heads·d_head) with
+    /// the query, key and value columns one after the other, each head's d_head together, viewed
+    /// (no copy of the file's order) as three (n_heads, d_model, d_head) weights, and its bias
+    /// (3·n_heads·d_head) as three (n_heads, d_head); attn.c_proj.bias; mlp.c_fc.weight (d_model,
+    /// d_ff) and bias; mlp.c_proj.bias.
+    private func putGPT2ReadSide(_ file: SafetensorsFile, prefix p: String, layer l: Int) throws(NodeWriteError) {
+        let d = dims, b = p + "h.\(l).", inner = d.nHeads * d.dHead
+        let tensors: [(String, WeightLocation, [Int], String)] = [
+            ("ln_1.weight", .layerNormGainPreAttn, [d.dModel], "(d_model,)"),
+            ("ln_1.bias", .layerNormBiasPreAttn, [d.dModel], "(d_model,)"),
+            ("ln_2.weight", .layerNormGainPreMLP, [d.dModel], "(d_model,)"),
+            ("ln_2.bias", .layerNormBiasPreMLP, [d.dModel], "(d_model,)"),
+            ("attn.c_proj.bias", .attnOutBias, [d.dModel], "(d_model,)"),
+            ("mlp.c_fc.weight", .mlpToHidden, [d.dModel, d.dFF], "Conv1D (d_model, d_ff)"),
+            ("mlp.c_fc.bias", .mlpInBias, [d.dFF], "(d_ff,)"),
+            ("mlp.c_proj.bias", .mlpOutBias, [d.dModel], "(d_model,)"),
+        ]
+        for (name, weight, want, described) in tensors where file[b + name] != nil {
+            try put(file, b + name, weight, layer: l, want: want, described)
+        }
+        let parts: [WeightLocation] = [.attnToQuery, .attnToKey, .attnToValue]
+        let biases: [WeightLocation] = [.attnQueryBias, .attnKeyBias, .attnValueBias]
+        if let w = file[b + "attn.c_attn.weight"] {
+            guard w.shape == [d.dModel, 3 * inner] else {
+                throw .shapeMismatch("\(file.label): \(w.name) has shape \(w.shape), not Conv1D (d_model, 3·n_heads·d_head) = \([d.dModel, 3 * inner])")
+            }
+            for (i, weight) in parts.enumerated() {  // (h, m, e) is at m·3·inner + i·inner + h·d_head + e
+                let view = try file.view(w, shape: [d.nHeads, d.dModel, d.dHead], strides: [d.dHead, 3 * inner, 1],
+                                         offset: i * inner)
+                try put(file, w, weight, layer: l, view: view)
+            }
+        }
+        if let bias = file[b + "attn.c_attn.bias"] {
+            guard bias.shape == [3 * inner] else {
+                throw .shapeMismatch("\(file.label): \(bias.name) has shape \(bias.shape), not (3·n_heads·d_head) = \([3 * inner])")
+            }
+            for (i, weight) in biases.enumerated() {
+                let view = try file.view(bias, shape: [d.nHeads, d.dHead], strides: [d.dHead, 1], offset: i * inner)
+                try put(file, bias, weight, layer: l, view: view)
+            }
+        }
     }
 
     /// Sets the tensor `name`, which must have shape `want`.
@@ -207,11 +284,19 @@ extension Model {
         return n
     }
 
-    /// GPT-2's configuration: n_head (required) and what else is given to cross-check.
+    /// GPT-2's configuration: n_head (required), what else is given to cross-check, and from
+    /// config.json the LayerNorm epsilon and MLP activation (nil: not given; GPT-2's defaults,
+    /// 1e-5 and gelu_new, are the library's). `readSide` is false when the edge DSTs could not
+    /// read the blocks as config.json describes them (an activation_function nodewrite does not
+    /// differentiate, attention scores not divided by sqrt(d_head)): the read side is then not
+    /// loaded, so the edge DSTs refuse (a missing weight) rather than compute something else.
     private struct GPT2Config {
         var nHeads: Int
         var nLayers: Int?, dModel: Int?, dFF: Int?
         var source: String
+        var layerNormEpsilon: Double? = nil
+        var activation: MLPActivation? = nil
+        var readSide = true
     }
 
     private static func gpt2Config(_ file: SafetensorsFile, configDirectory: String?) throws(NodeWriteError) -> GPT2Config {
@@ -233,8 +318,28 @@ extension Model {
             throw .invalidArgument("\(path): no positive integer \"n_head\"")
         }
         func int(_ key: String) -> Int? { json[key]?.integer }  // null (n_inner: 4·n_embd) reads as nil
-        return GPT2Config(nHeads: nHeads, nLayers: int("n_layer"), dModel: int("n_embd"), dFF: int("n_inner"),
-                          source: path)
+        var config = GPT2Config(nHeads: nHeads, nLayers: int("n_layer"), dModel: int("n_embd"), dFF: int("n_inner"),
+                                source: path)
+        if let value = json["layer_norm_epsilon"] {
+            guard case .number(let text) = value, let epsilon = Double(text) else {
+                throw .invalidArgument("\(path): layer_norm_epsilon is \(value.kindName), not a number")
+            }
+            config.layerNormEpsilon = epsilon
+        }
+        if let value = json["activation_function"] {
+            guard let name = value.string else {
+                throw .invalidArgument("\(path): activation_function is \(value.kindName), not a string")
+            }
+            switch name {  // Hugging Face's ACT2FN names
+            case "gelu_new", "gelu_fast", "gelu_pytorch_tanh": config.activation = .geluTanh
+            case "gelu": config.activation = .geluErf
+            case "relu": config.activation = .relu
+            default: config.readSide = false
+            }
+        }
+        if case .bool(false)? = json["scale_attn_weights"] { config.readSide = false }
+        if case .bool(true)? = json["scale_attn_by_inverse_layer_idx"] { config.readSide = false }
+        return config
     }
 }
 

@@ -205,11 +205,12 @@ package final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// A view of `entry`'s elements, as stored (shape nil) or reinterpreted with `shape` and
-    /// element `strides` (nil = row-major) that stay within the tensor's elements.
+    /// element `strides` (nil = row-major), starting `offset` elements after the tensor's first,
+    /// that stay within the tensor's elements.
     /// - Throws: `.unsupportedDType` for a dtype nodewrite does not read; `.shapeMismatch`
     ///   when the reinterpretation would leave the tensor.
-    package func view(_ entry: SafetensorsEntry, shape: [Int]? = nil, strides: [Int]? = nil) throws(NodeWriteError)
-        -> TensorView {
+    package func view(_ entry: SafetensorsEntry, shape: [Int]? = nil, strides: [Int]? = nil,
+                      offset: Int = 0) throws(NodeWriteError) -> TensorView {
         guard let dtype = entry.dtype else {
             throw .unsupportedDType("\(label): tensor \(entry.name) has dtype \(entry.dtypeName); "
                                     + "nodewrite reads F32, F16, BF16 and F64")
@@ -218,9 +219,12 @@ package final class SafetensorsFile: @unchecked Sendable {
         guard shape.count <= TensorView.maxDimensions else {
             throw .shapeMismatch("\(label): tensor \(entry.name) has shape \(shape), more than 3 dimensions")
         }
+        guard offset >= 0, offset <= entry.count else {
+            throw .shapeMismatch("\(label): tensor \(entry.name): element offset \(offset) is outside its \(entry.count) elements")
+        }
         if let strides {
             // Every element offset the view can form must lie in [0, count).
-            var high = 0, empty = false
+            var high = offset, empty = false
             for (s, n) in zip(strides, shape) {
                 if n == 0 { empty = true }
                 guard s >= 0 else { throw .shapeMismatch("\(entry.name): negative stride") }
@@ -239,11 +243,12 @@ package final class SafetensorsFile: @unchecked Sendable {
                 guard !o else { throw .shapeMismatch("\(entry.name): element count overflows") }
                 c = p
             }
-            guard c == entry.count else {
+            guard offset == 0 ? c == entry.count : c <= entry.count - offset else {
                 throw .shapeMismatch("\(label): tensor \(entry.name) of shape \(entry.shape) cannot be viewed as \(shape)")
             }
         }
-        return try TensorView(base: data(entry), dtype: dtype, shape: shape, strides: strides, name: "tensor \(entry.name)")
+        return try TensorView(base: data(entry) + offset * dtype.itemSize, dtype: dtype, shape: shape, strides: strides,
+                              name: "tensor \(entry.name)")
     }
 
     /// Where `entry`'s bytes are in memory: in `bytes`, or read from the file now (once).

@@ -46,7 +46,8 @@ node_write = _core.node_write
 node_write_vectors = _core.node_write_vectors
 autoencoder_input_kind = _core.autoencoder_input_kind
 
-# Model and ActivationStore pickle by value (protocol 5: out-of-band buffers): nodewrite.pickling.
+# Model and ActivationStore pickle (by value, protocol 5: out-of-band buffers; a model loaded with
+# Model.from_safetensors by its path plus a content check): nodewrite.pickling.
 from . import pickling  # noqa: E402,F401
 
 # The library's facts (nodewrite.info): NODE_TYPES, DSTS, ACTIVATIONS, WEIGHTS, DTYPES, the

@@ -191,8 +191,9 @@ class PromptDeriver:
         import nodewrite as nw
         import nodewrite.tl  # noqa: F401
 
-        with torch.no_grad():
-            _, cache = self.tl_model.run_with_cache(torch.as_tensor(tokens), names_filter=self._hooks)
+        with torch.no_grad():  # blocks after the last asked layer, ln_final and the unembedding are not run
+            _, cache = self.tl_model.run_with_cache(torch.as_tensor(tokens), names_filter=self._hooks,
+                                                    stop_at_layer=max(self.layers) + 1)
         result = {}
         for l in self.layers:
             outs = []

@@ -227,6 +227,7 @@ void model_set_autoencoder(py::handle self, const py::args &args, const py::kwar
     std::vector<HeldPtr> old;  // dropped after unlocking (their destructors may run Python code)
     {
         std::unique_lock<std::shared_mutex> lock(m.mu);  // waits for GIL-free readers only
+        ++m.writes;
         if (replace) {  // the slot is emptied only for a decoder the library will take
             nw_status st = nw_model_remove_autoencoder(m.model, nt, l);
             if (st != NW_OK) fail(st, nw_last_error_message());
@@ -270,6 +271,7 @@ void model_remove_autoencoder(py::handle self, const py::args &args, const py::k
     std::vector<HeldPtr> old;  // dropped after unlocking
     {
         std::unique_lock<std::shared_mutex> lock(m.mu);
+        ++m.writes;
         check(nw_model_remove_autoencoder(m.model, nt, l));
         refresh_vocab(m);
         for (int kind : {1, kEncoderSlot, kLatentBiasSlot, kPreBiasSlot}) {

@@ -19,6 +19,7 @@ inline void set_under_lock(Model &m, Slot slot, HeldPtr held, F c_call, const st
     HeldPtr old;
     {
         std::unique_lock<std::shared_mutex> lock(m.mu);  // waits for GIL-free readers only
+        ++m.writes;
         nw_status st = c_call();
         if (st != NW_OK) {
             std::string msg = nw_last_error_message();

@@ -57,6 +57,10 @@ struct Model {
     std::map<Slot, HeldPtr> encoder_copies;
     // The checkpoint file the weights were loaded from (Model.from_safetensors), if any.
     std::string source;
+    // Writes begun on the model (set_weight, set_autoencoder, load_autoencoder,
+    // remove_autoencoder; a failed one counts too): a model pickled by its file path must hold
+    // what the file gave it (nodewrite/pickling.py compares this with its value at load).
+    uint64_t writes = 0;
 
     ~Model() { nw_model_destroy(model); }
 

@@ -14,6 +14,7 @@
 
 #include <cstring>
 
+#include "args.hpp"
 #include "info.hpp"
 #include "objects.hpp"
 
@@ -173,21 +174,27 @@ py::dict model_state(py::handle obj) {
     d["causal"] = py::bool_(causal != 0);
     d["weights"] = weights;
     d["autoencoders"] = aes;
+    {
+        std::shared_lock<std::shared_mutex> lock(m.mu);
+        d["writes"] = py::int_(m.writes);
+    }
     return d;
 }
 
-// [(activation, layer | None, array, dtype, pass_type)]: each entry of both passes as the library
-// reads it (after layout= and batch=), in the canonical layout.
+// [(activation, layer | None, array, dtype, pass_type, batch | None)]: each entry of both passes
+// as the library reads it (after layout= and batch=), in the canonical layout, and the batch
+// element it was put with (batch=), which ActivationStore.batch reports.
 py::list store_state(py::handle obj) {
     Store &s = store_arg(obj);
     std::vector<std::pair<std::pair<int32_t, int32_t>, HeldPtr>> entries;
     std::vector<const char *> passes;
+    std::vector<int64_t> batches;
     {
         std::shared_lock<std::shared_mutex> lock(s.mu);
         for (const auto &kv : s.entries)
-            if (kv.second) entries.emplace_back(kv.first, kv.second), passes.push_back("forward");
+            if (kv.second) entries.emplace_back(kv.first, kv.second), passes.push_back("forward"), batches.push_back(kv.second->batch);
         for (const auto &kv : s.backward)
-            if (kv.second) entries.emplace_back(kv.first, kv.second), passes.push_back("backward");
+            if (kv.second) entries.emplace_back(kv.first, kv.second), passes.push_back("backward"), batches.push_back(kv.second->batch);
     }
     py::list out;
     for (size_t i = 0; i < entries.size(); ++i) {
@@ -198,9 +205,33 @@ py::list store_state(py::handle obj) {
         const std::vector<int64_t> &strides = h.canonical_data ? h.canonical_strides : h.strides;
         py::object layer = e.first.second == NW_NO_LAYER ? py::object(py::none()) : py::object(py::int_(e.first.second));
         out.append(py::make_tuple(activation_facts(e.first.first).name, layer,
-                                  held_array(h, data, shape, strides), dtype_text(h.dtype), passes[i]));
+                                  held_array(h, data, shape, strides), dtype_text(h.dtype), passes[i],
+                                  batches[i] < 0 ? py::object(py::none()) : py::object(py::int_(batches[i]))));
     }
     return out;
+}
+
+// Marks an entry of an unpickled store as put with batch=batch (its tensor arrived already
+// sliced to that element), as ActivationStore.put(batch=) records it: the store's batch is then
+// that element, and a later put with another batch= is refused as on the original store.
+void store_mark_batch(py::handle obj, py::handle name, py::handle layer, py::handle pass, int64_t batch) {
+    Store &s = store_arg(obj);
+    const int32_t a = activation_arg(name);
+    const int32_t l = layer.is_none() ? NW_NO_LAYER : to_layer(layer);
+    const std::string p = py::str(pass);
+    if (p != "forward" && p != "backward") fail(NW_ERR_INVALID_ARGUMENT, "pass_type: '" + p + "' is not a pass");
+    if (batch < 0) fail(NW_ERR_INVALID_ARGUMENT, "batch: " + std::to_string(batch) + " is not a batch element");
+    std::unique_lock<std::shared_mutex> lock(s.mu);
+    auto &entries = p == "backward" ? s.backward : s.entries;
+    auto it = entries.find({a, l});
+    if (it == entries.end() || !it->second)
+        fail(NW_ERR_MISSING_INPUT, "unpickling: no entry " + activation_facts(a).name + " to mark as batch " + std::to_string(batch));
+    if (s.batch >= 0 && s.batch != batch)
+        fail(NW_ERR_INVALID_ARGUMENT, "unpickling: entries of batch elements " + std::to_string(s.batch) + " and " +
+                                          std::to_string(batch) + " in one store");
+    if (it->second->batch < 0) ++s.batched;
+    it->second->batch = batch;
+    s.batch = batch;
 }
 
 }  // namespace
@@ -210,6 +241,14 @@ void init_pickling(py::module_ &mod) {
             "_model_state(model: Model) -> dict\n\nWhat the model holds, for pickling (nodewrite/pickling.py).");
     mod.def("_store_state", &store_state,
             "_store_state(store: ActivationStore) -> list\n\nWhat the store holds, for pickling (nodewrite/pickling.py).");
+    mod.def("_model_writes", [](py::handle obj) {
+        Model &m = model_arg(obj);
+        std::shared_lock<std::shared_mutex> lock(m.mu);
+        return m.writes;
+    }, "_model_writes(model: Model) -> int\n\nWrites begun on the model (set_weight, set_autoencoder, load_autoencoder, remove_autoencoder).");
+    mod.def("_store_mark_batch", &store_mark_batch,
+            "_store_mark_batch(store: ActivationStore, name: str, layer: int | None, pass_type: str, batch: int) -> None\n\n"
+            "Marks an unpickled entry as put with batch= (nodewrite/pickling.py).");
 }
 
 }  // namespace nwpy
