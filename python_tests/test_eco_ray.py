@@ -180,6 +180,32 @@ def test_merge_is_independent_of_grouping():
             assert np.array_equal(getattr(m, f), getattr(whole, f))
 
 
+@pytest.mark.parametrize("n_blocks", [1, 2, 3, 7, 8, 13])
+def test_driver_tree_merge_equals_the_whole(n_blocks):
+    """The driver's streaming tree (nodewrite.ray._fold) over blocks of the actors' shape equals
+    one select over everything, for block counts that leave levels half full."""
+    rng = np.random.default_rng(n_blocks)
+    layers, k, per = [0, 2], 5, 4
+    n = n_blocks * per
+    vals = {l: rng.integers(0, 3, size=(6, n * 3)).astype(np.float32) for l in layers}
+    prompt = np.repeat(np.arange(n), 3)
+    pos = np.tile(np.arange(3), n)[:, None]
+    blocks = []
+    for b in range(n_blocks):
+        block = {}
+        for l in layers:
+            cols = slice(b * per * 3, (b + 1) * per * 3)
+            part = select(vals[l][:, cols], prompt[cols], pos[cols], k, True)
+            block[f"values_{l}"], block[f"prompt_{l}"], block[f"position_{l}"] = (
+                part.values[None], part.prompt[None], part.position[None])
+        blocks.append(block)
+    got = nwr._fold(iter(blocks), layers, k, True)
+    for l in layers:
+        whole = select(vals[l], prompt, pos, k, True)
+        for f in TopExamples._fields:
+            assert np.array_equal(getattr(got[l], f), getattr(whole, f))
+
+
 # -------------------------------------------------- pickled models and stores in Ray's object store
 
 
