@@ -50,7 +50,11 @@ struct AttentionToLatent {
             let gh = s, f = s + HD
             // gh[h] = W_O[h] e; f[k, h] = v[k, h] · gh[h] (v_out for the per-sequence-token form)
             product(1, HD, D, mat(enc + l &* D, D), mat(wO, 1, D), gh, HD)
-            for k in 0..<T { for h in 0..<H { f[k &* H &+ h] = dot(v + (k &* H &+ h) &* dh, gh + h &* dh, dh) } }
+            parallelFor((T &+ 63) / 64, threads: threads) { b, _ in
+                for k in (b &* 64)..<min(T, b &* 64 &+ 64) {
+                    for h in 0..<H { f[k &* H &+ h] = dot(v + (k &* H &+ h) &* dh, gh + h &* dh, dh) }
+                }
+            }
             let live = { (q: Int) -> Bool in z[q &* nL &+ l] > 0 }
             switch form {
             case .perSequenceToken:
