@@ -184,7 +184,7 @@ struct InEdges {
             ? try inputs.activation(.attnVOut, layer, .forward, [T, H, dh]) : nil
         let n = T &- u
         // dlat = dz W_O encᵀ, ordered by cost: (dz W_O) encᵀ costs n·HD·D + n·D·nL multiply-adds,
-        // dz (W_O encᵀ) HD·D·nL + n·HD·nL (fewer from n ≈ 100 rows at GPT-2-small shape).
+        // dz (W_O encᵀ) HD·D·nL + n·HD·nL (fewer once the n rows outnumber the latents when HD = D).
         let foldFirst = HD &* D &* nL &+ n &* HD &* nL < n &* HD &* D &+ n &* D &* nL
         let middle = foldFirst ? HD &* nL : n &* D
         let count = 2 &* D &+ 3 &* HD &+ (u &+ 1) &* H &+ n &* H &+ n &* HD &+ middle &+ n &* nL
