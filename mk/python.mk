@@ -5,6 +5,9 @@
 #   make demo-python    bindings/python/examples/demo.py (this is `make demo`)
 #   make bench-python   bindings/python/examples/bench.py (part of `make bench`; and
 #                       bench-python-sets / bench-python-family: bench_sets.py, bench_family.py)
+#   make bench-edges-torch  bindings/python/examples/bench_edges.py: every edge DST against its
+#                       contraction-first torch formulation at T = 1024 and 4096 (not part of
+#                       `make bench`: up to ~12 GB resident at T = 4096; BENCH_EDGES_TORCH_ARGS)
 #   make test-python-asan  the binding under ASan+UBSan, the Python tests against it (opt-in)
 # TORCH_WHEEL = a torch CPU wheel file for python3 (make test TORCH_WHEEL=/path/to/torch-X+cpu-cp311-....whl).
 #   Default: the first torch-*cpu*-cpXY-*.whl (XY: python3's version) in pip's find-links directories
@@ -65,6 +68,12 @@ bench-python-sets: .venv
 
 bench-python-family: .venv
 	$(VENV_PY) bindings/python/examples/bench_family.py
+
+# Edges (issue 20) against a hand-written torch formulation, in the same process (docs/performance.md).
+BENCH_EDGES_TORCH_ARGS ?= --tokens 1024 4096 --threads 2
+.PHONY: bench-edges-torch
+bench-edges-torch: .venv
+	$(VENV_PY) bindings/python/examples/bench_edges.py $(BENCH_EDGES_TORCH_ARGS)
 
 # Opt-in (not part of `make test`): the binding rebuilt with AddressSanitizer + UBSan into
 # build/asan-python/ and the Python tests run against it (ASan preloaded into the venv's Python).

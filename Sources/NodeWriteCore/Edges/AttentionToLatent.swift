@@ -50,7 +50,11 @@ struct AttentionToLatent {
             let gh = s, f = s + HD
             // gh[h] = W_O[h] e; f[k, h] = v[k, h] · gh[h] (v_out for the per-sequence-token form)
             product(1, HD, D, mat(enc + l &* D, D), mat(wO, 1, D), gh, HD)
-            for k in 0..<T { for h in 0..<H { f[k &* H &+ h] = dot(v + (k &* H &+ h) &* dh, gh + h &* dh, dh) } }
+            parallelFor((T &+ 63) / 64, threads: threads) { b, _ in
+                for k in (b &* 64)..<min(T, b &* 64 &+ 64) {
+                    for h in 0..<H { f[k &* H &+ h] = dot(v + (k &* H &+ h) &* dh, gh + h &* dh, dh) }
+                }
+            }
             let live = { (q: Int) -> Bool in z[q &* nL &+ l] > 0 }
             switch form {
             case .perSequenceToken:
@@ -80,6 +84,10 @@ struct AttentionToLatent {
             }
         }
     }
+
+    /// Queries and keys per tile of the batched flattened form (M's block of keys: 32 × 12 heads
+    /// × up to 256 latents, 384 KB).
+    static let pairQueryBlock = 16, pairKeyBlock = 32
 
     /// The batched forms: every latent.
     func batched(_ form: EdgeSpec.ToLatent, out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
@@ -115,12 +123,22 @@ struct AttentionToLatent {
                     for h in 0..<H {
                         product(T, c, dh, mat(v + h &* dh, HD), mat(e + h &* dh &* c, c), m + h &* c, H &* c, threads: threads)
                     }
-                    let p = p.unsafelyUnwrapped
-                    parallelFor(T, threads: threads) { q, _ in
-                        let pq = p + q &* TH, zq = z + (q &* nL &+ j0)
-                        for k in 0...q {
-                            let o = out + ((pairRow(q) &+ k) &* nL &+ j0), mk = m + k &* H &* c, pk = pq + k &* H
-                            pairLatents(o, mk, pk, heads: H, count: c, live: zq)
+                    // Tiles of queries × keys: a block of M's keys (kBlock × heads × c floats) is
+                    // read from cache by every query of the tile, not streamed from memory once per
+                    // query (M is up to 32 MB; T = 4096: 67 GB of reads untiled).
+                    let p = p.unsafelyUnwrapped, qBlock = Self.pairQueryBlock, kBlock = Self.pairKeyBlock
+                    parallelFor((T &+ qBlock &- 1) / qBlock, threads: threads) { b, _ in
+                        let qa = b &* qBlock, qb = min(T, qa &+ qBlock)
+                        var k0 = 0
+                        while k0 < qb {
+                            let k1 = min(k0 &+ kBlock, qb)
+                            for q in max(qa, k0)..<qb {
+                                let pq = p + q &* TH, zq = z + (q &* nL &+ j0), row = pairRow(q)
+                                for k in k0..<min(k1, q &+ 1) {
+                                    pairLatents(out + ((row &+ k) &* nL &+ j0), m + k &* H &* c, pq + k &* H, heads: H, count: c, live: zq)
+                                }
+                            }
+                            k0 = k1
                         }
                     }
                 }

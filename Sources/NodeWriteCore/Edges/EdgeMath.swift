@@ -25,9 +25,24 @@ func product(_ m: Int, _ n: Int, _ k: Int, _ a: F32Matrix, _ b: F32Matrix, _ c: 
 /// Σ x[i] y[i] in float64, rounded once.
 @inline(__always)
 func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
-    var sum = 0.0
-    for i in 0..<n { sum += Double(x[i]) * Double(y[i]) }
-    return Float(sum)
+    Float(sum64(n) { Double(x[$0]) * Double(y[$0]) })
+}
+
+/// Σ term(i) for i < n in float64, in eight interleaved partial sums (i mod 8) added pairwise at
+/// the end: a fixed order (the same bits on any thread count), and eight independent chains of
+/// additions instead of one, which would wait on each addition's latency.
+@inline(__always)
+func sum64(_ n: Int, _ term: (Int) -> Double) -> Double {
+    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    var i = 0
+    while i &+ 8 <= n {
+        s0 += term(i); s1 += term(i &+ 1); s2 += term(i &+ 2); s3 += term(i &+ 3)
+        s4 += term(i &+ 4); s5 += term(i &+ 5); s6 += term(i &+ 6); s7 += term(i &+ 7)
+        i &+= 8
+    }
+    var tail = 0.0
+    while i < n { tail += term(i); i &+= 1 }
+    return (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) + tail
 }
 
 /// Zeros `count` floats, in parallel blocks for large outputs, written with non-temporal stores

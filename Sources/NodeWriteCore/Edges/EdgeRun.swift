@@ -245,8 +245,14 @@ package struct EdgeRun {
                 case .mlp: (.mlpWriteToFinalResidualGrad, .none)
                 default: (.onlineAutoencoderWriteToFinalResidualGrad, .none)
                 }
+                // G is non-zero in a few rows (one row for V, MLP and MLP-side latent subnodes). The
+                // (T, T, heads) projection computes every query row unless its output holds zeros,
+                // and then only the rows where G is non-zero: zero it first. The (T, width)
+                // projections fuse their zero rows already.
+                let zeroFirst = upstream == .attention && !outputZeroed
+                if zeroFirst { fillZeros(out, count, threads: threads) }
                 let run = try DerivedScalarRun(projecting: form, layout: layout, dst: dst, direction: view, threads: threads,
-                                               outputZeroed: outputZeroed)
+                                               outputZeroed: outputZeroed || zeroFirst)
                 try run.derive(into: out)
             } else {
                 try OutEdges(inputs: inputs, tokens: tokens).tokens(UnsafePointer(G), out: out)

@@ -135,20 +135,10 @@ struct InEdges {
         }
     }
 
-    /// gelu'(pre[u]) · (da W_in) (d_ff) into `row`.
+    /// gelu'(pre[u]) · (da W_in) (d_ff) into `row` (`MLPRow.tangent`).
     func mlpTangent(into row: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
-        let T = tokens, F = inputs.dims.dFF
-        let x = try inputs.residual(.mlp, layer, tokens: T)
-        let gain = try inputs.weight(.layerNormGainPreMLP, layer), bias = try inputs.weight(.layerNormBiasPreMLP, layer)
-        let wIn = try inputs.weight(.mlpToHidden, layer), bIn = try inputs.weight(.mlpInBias, layer)
-        try withScratch(Float.self, count: 3 &* D &+ F, "the MLP tangent") { (s) throws(NodeWriteError) in
-            let da = s, xhat = s + D, a = s + 2 &* D, pre = s + 3 &* D
-            _ = tangent(x, gain: gain, into: da, xhat: xhat)
-            LayerNormRule.apply(xhat, D, gain: gain, bias: bias, into: a)
-            product(1, F, D, mat(a, D), mat(wIn, F), pre, F)
-            product(1, F, D, mat(da, D), mat(wIn, F), row, F)
-            let act = inputs.activation
-            for n in 0..<F { row[n] = act.derivative(pre[n] + bIn[n]) * row[n] }
+        try up.write.withUnsafeBufferPointer { (w) throws(NodeWriteError) in
+            try MLPRow(inputs: inputs, layer: layer, tokens: tokens).tangent(u: u, write: w.baseAddress!, into: row)
         }
     }
 
@@ -193,10 +183,14 @@ struct InEdges {
         let vOut: UnsafePointer<Float>? = inputs.store[.attnVOut, layer, .forward] != nil
             ? try inputs.activation(.attnVOut, layer, .forward, [T, H, dh]) : nil
         let n = T &- u
-        let count = 2 &* D &+ 3 &* HD &+ (u &+ 1) &* H &+ n &* H &+ n &* HD &+ n &* D &+ n &* nL
+        // dlat = dz W_O encᵀ, ordered by cost: (dz W_O) encᵀ costs n·HD·D + n·D·nL multiply-adds,
+        // dz (W_O encᵀ) HD·D·nL + n·HD·nL (fewer once the n rows outnumber the latents when HD = D).
+        let foldFirst = HD &* D &* nL &+ n &* HD &* nL < n &* HD &* D &+ n &* D &* nL
+        let middle = foldFirst ? HD &* nL : n &* D
+        let count = 2 &* D &+ 3 &* HD &+ (u &+ 1) &* H &+ n &* H &+ n &* HD &+ middle &+ n &* nL
         try withScratch(Float.self, count: count, "the attention-block tangent") { (s) throws(NodeWriteError) in
             let da = s, xhat = s + D, dq = s + 2 &* D, dk = dq + HD, dv = dk + HD
-            let dlogQ = dv + HD, dlogK = dlogQ + (u &+ 1) &* H, dz = dlogK + n &* H, dout = dz + n &* HD, dlat = dout + n &* D
+            let dlogQ = dv + HD, dlogK = dlogQ + (u &+ 1) &* H, dz = dlogK + n &* H, mid = dz + n &* HD, dlat = mid + middle
             _ = tangent(x, gain: gain, into: da, xhat: xhat)
             headTangents(da, wQ, into: dq)
             headTangents(da, wK, into: dk)
@@ -229,8 +223,13 @@ struct InEdges {
                     }
                 }
             }
-            product(n, D, HD, mat(dz, HD), mat(wO, D), dout, D, threads: threads)
-            product(n, nL, D, mat(dout, D), mat(enc, 1, D), dlat, nL, threads: threads)
+            if foldFirst {
+                product(HD, nL, D, mat(wO, D), mat(enc, 1, D), mid, nL, threads: threads)
+                product(n, nL, HD, mat(dz, HD), mat(mid, nL), dlat, nL, threads: threads)
+            } else {
+                product(n, D, HD, mat(dz, HD), mat(wO, D), mid, D, threads: threads)
+                product(n, nL, D, mat(mid, D), mat(enc, 1, D), dlat, nL, threads: threads)
+            }
             if !zeroed { fillZeros(out, T &* nL, threads: threads) }
             for r in 0..<n {
                 let q = u &+ r

@@ -12,11 +12,9 @@ enum LayerNormRule {
     /// xhat = (x - mean) / s and s = sqrt(mean((x - mean)^2) + eps) of one row; returns s.
     @inline(__always)
     static func stats(_ x: UnsafePointer<Float>, _ n: Int, eps: Float, xhat: UnsafeMutablePointer<Float>) -> Float {
-        var sum = 0.0
-        for i in 0..<n { sum += Double(x[i]) }
-        let mean = Float(sum / Double(n))
-        var sq = 0.0
-        for i in 0..<n { let c = x[i] - mean; xhat[i] = c; sq += Double(c) * Double(c) }
+        let mean = Float(sum64(n) { Double(x[$0]) } / Double(n))
+        for i in 0..<n { xhat[i] = x[i] - mean }
+        let sq = sum64(n) { Double(xhat[$0]) * Double(xhat[$0]) }
         let s = (Float(sq / Double(n)) + eps).squareRoot()
         for i in 0..<n { xhat[i] = xhat[i] / s }
         return s
@@ -30,15 +28,11 @@ enum LayerNormRule {
     }
 
     static func mean(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var sum = 0.0
-        for i in 0..<n { sum += Double(x[i]) }
-        return Float(sum / Double(n))
+        Float(sum64(n) { Double(x[$0]) } / Double(n))
     }
 
     static func meanOfProduct(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
-        var sum = 0.0
-        for i in 0..<n { sum += Double(x[i]) * Double(y[i]) }
-        return Float(sum / Double(n))
+        Float(sum64(n) { Double(x[$0]) * Double(y[$0]) } / Double(n))
     }
 
     /// Tangent of gain · xhat + bias along dx: gain · (dxc - xhat · mean(xhat · dxc)) / s with
