@@ -88,6 +88,24 @@ def test_ray_dataset_input_and_one_layer(ray_session, model, tokens):
     same(got, local_top_examples(model, tokens, "mlp_write_norm", 1, k=3))
 
 
+def _late_first_block(batch, first):
+    import time
+
+    time.sleep(0.5 if np.array_equal(batch["tokens"][0], first) else 0.0)  # the first block finishes last
+    return batch
+
+
+def test_ray_dataset_rows_are_numbered_in_row_order(ray_session, model, tokens):
+    """A dataset whose first block finishes last: prompt numbers are still row positions."""
+    import functools
+
+    assert not any(np.array_equal(row, tokens[0]) for row in tokens[1:])
+    ds = ray.data.from_items([{"tokens": row} for row in tokens], override_num_blocks=4)
+    ds = ds.map_batches(functools.partial(_late_first_block, first=tokens[0]), batch_size=None)
+    got = nwr.top_examples(model, ds, "mlp_write_norm", 0, k=3, batch_size=8, num_workers=1)
+    same(got, local_top_examples(model, tokens, "mlp_write_norm", 0, k=3))
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(k=0), "k = 0"),
     (dict(k=N * T + 1), "larger than the number of examples"),

@@ -178,16 +178,27 @@ def top_examples(model: Any, tokens: Any, dst: str, layers: Any, *, k: int = 20,
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
     if isinstance(tokens, ray.data.Dataset):
-        ds = tokens
-        n_prompts = ds.count()
-        first = ds.take(1)[0]["tokens"]
-        n_tokens = len(first)
-        if "prompt" not in ds.columns():
-            ds = ds.zip(ray.data.range(n_prompts).rename_columns({"id": "prompt"}))
         # Read (and number) the prompts before the actor pool starts: actors holding every CPU
         # would otherwise leave none for the read tasks upstream of them (a deadlock on a
         # cluster of num_workers CPUs). The object store holds the token ids (8 bytes each).
-        ds = ds.materialize()
+        # Rows are numbered in the dataset's order, which Ray Data keeps only with
+        # preserve_order: without it a prompt index could name another prompt.
+        # A Dataset runs under the context it was made in: set the option there and in the
+        # current one (for the datasets made below), then put both back.
+        contexts = [tokens.context.execution_options, ray.data.DataContext.get_current().execution_options]
+        kept = [o.preserve_order for o in contexts]
+        for o in contexts:
+            o.preserve_order = True
+        try:
+            ds = tokens.materialize()
+            n_prompts = ds.count()
+            first = ds.take(1)[0]["tokens"]
+            n_tokens = len(first)
+            if "prompt" not in ds.columns():
+                ds = ds.zip(ray.data.range(n_prompts).rename_columns({"id": "prompt"})).materialize()
+        finally:
+            for o, was in zip(contexts, kept):
+                o.preserve_order = was
         map_batch_size: Optional[int] = batch_size
     else:
         arr = as_token_array(tokens)
