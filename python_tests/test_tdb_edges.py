@@ -31,9 +31,8 @@ MANIFEST = json.load(open(os.path.join(FIXTURES, "tdb_edges.json")))
 TENSORS = read_safetensors(os.path.join(FIXTURES, "tdb_edges.safetensors"))
 MODEL = MANIFEST["model"]
 CASES = [c for c in MANIFEST["cases"] if c["dst"] in edges.FACTORIES]
-#: The DSTs the native path serves (nodewrite.derive from TDB's raw store); the attention-to-latent
-#: ones stay on torch.
-NATIVE_DSTS = (*edges.IN_EDGE_DSTS, edges.GRAD_DST, *edges.OUT_EDGE_DSTS)
+#: The DSTs the native path serves (nodewrite.derive from TDB's raw store).
+NATIVE_DSTS = edges.FACTORIES
 
 
 def _t(name):
@@ -207,11 +206,10 @@ def test_installed_equals_original(case, path):
     if path == "torch":  # (the write source of an in-edge, a single-node write, may still be native)
         assert after["torch"] > before["torch"]
     elif case["dst"] in NATIVE_DSTS:
-        assert after["native"] > before["native"], (before, after)
-        # torch only for an out-edge's direction source, which TDB derives at every layer: the
-        # library computes the gradient at the subnode's layer only and refuses the others
-        if case["dst"] not in edges.OUT_EDGE_DSTS:
-            assert after["torch"] == before["torch"], (before, after)
+        # every output layer by the library, read from TDB's raw store: nothing in torch (not
+        # even an out-edge's direction or an in-edge's write source, which are not derived)
+        assert after["native"] - before["native"] == len(case["expected"]), (before, after)
+        assert after["torch"] == before["torch"], (before, after)
 
 
 def test_factories_replaced_and_restored():

@@ -237,6 +237,7 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--tdb-reps", type=int, default=2)
     p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--variants", default=",".join(VARIANTS), help="a subset of " + ",".join(VARIANTS))
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -260,7 +261,7 @@ def main() -> int:
           f"{'TDB peak':>9s} {'drop-in pk':>10s} {'torch pk':>9s} {'out':>7s} {'max diff':>9s} path")
     for case in args.cases.split(","):
         res, outs = {}, {}
-        for variant in VARIANTS:
+        for variant in args.variants.split(","):
             if variant == "tdb" and args.tokens > TDB_MAX_TOKENS.get(case, args.tokens):
                 print(f"  {case}: TDB's original not run at T = {args.tokens} (it forms (T, T, heads, d_model) floats)")
                 continue
