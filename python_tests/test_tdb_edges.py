@@ -88,7 +88,7 @@ class World:
                 states[l] = {"encoder.weight": _t(f"{a}.encoder_weight"), "decoder.weight": _t(f"{a}.decoder_weight").T.contiguous(),
                              "pre_bias": _t(f"{a}.pre_bias"), "latent_bias": _t(f"{a}.latent_bias")}
             self.ae[which] = make_autoencoder_context(spec["input"], states)
-        self.stores = {}
+        self.stores, self.acts = {}, {}
         for store in ("none", "mlp", "attn", "both"):
             acts = {}
             prefix = f"activations.{store}."
@@ -99,6 +99,7 @@ class World:
                     pass_ = parts.pop()
                     acts[(".".join(parts), layer, pass_)] = _t(k)
             self.stores[store] = make_raw_store(acts)
+            self.acts[store] = acts
 
     def dst_config(self, case):
         from neuron_explainer.activations.derived_scalars.indexing import AttnSubNodeIndex, NodeIndex
@@ -254,3 +255,92 @@ def test_in_edge_of_a_dense_write_is_the_sum_over_rows():
         finally:
             nodewrite.tdb.uninstall()
     _close(outs[1], outs[0], "dense write")
+
+
+def _derive_on(case, store, installed):
+    from neuron_explainer.activations.derived_scalars.derived_scalar_types import DerivedScalarType
+    from neuron_explainer.activations.derived_scalars.make_scalar_derivers import make_scalar_deriver
+    from neuron_explainer.models.model_component_registry import PassType
+
+    (nodewrite.tdb.install if installed else nodewrite.tdb.uninstall)()
+    try:
+        d = make_scalar_deriver(DerivedScalarType(case["dst"]), World.get().dst_config(case))
+        out = d.derive_from_raw(store, PassType.FORWARD).activations_by_layer_index
+    finally:
+        nodewrite.tdb.uninstall()
+    return {k: v.detach().numpy().copy() for k, v in out.items()}
+
+
+def _case(dst, store="none"):
+    """The first plain case of dst with a non-zero layer."""
+    return next(c for c in CASES if c["dst"] == dst and c["store"] == store and "error" not in c
+                and not c.get("detach") and c["nonzero_layers"])
+
+
+def _fresh_store(store="none"):
+    """A RawActivationStore of its own (cloned tensors), and its tensors by key."""
+    acts = {k: v.clone() for k, v in World.get().acts[store].items()}
+    return make_raw_store(acts), acts
+
+
+@pytest.mark.parametrize("dst, name, pass_", [
+    ("attn_value_in_edge_attribution", "attn.v_out", "backward"),  # a loss gradient
+    ("mlp_in_edge_attribution", "resid.post_attn", "forward"),  # the residual stream
+    ("attn_out_edge_attribution", "attn.v", "forward"),  # an upstream activation
+])
+def test_cached_store_sees_in_place_changes(dst, name, pass_):
+    """The nodewrite store kept per RawActivationStore serves a tensor changed in place (add_)
+    between two calls with the new values (TDB's answer on the changed store), never the old ones;
+    an unchanged store is not put again."""
+    from nodewrite.tdb import native_store
+
+    case = _case(dst)
+    key = (name, int(case["nonzero_layers"][-1]), pass_)
+    raw, acts = _fresh_store()
+    first = _derive_on(case, raw, True)
+    puts = native_store.puts
+    again = _derive_on(case, raw, True)
+    assert native_store.puts == puts, "an unchanged store was put again"
+    for layer in first:
+        np.testing.assert_array_equal(again[layer], first[layer])
+    with torch.no_grad():
+        acts[key].add_(0.25 * torch.randn(acts[key].shape, generator=torch.Generator().manual_seed(1)))
+    before = dict(nodewrite.tdb.stats)
+    got = _derive_on(case, raw, True)
+    assert nodewrite.tdb.stats["native"] > before["native"] and nodewrite.tdb.stats["torch"] == before["torch"]
+    assert native_store.puts == puts + 1, "only the changed entry is put again"
+    want = _derive_on(case, raw, False)
+    assert any(not np.array_equal(want[layer], first[layer]) for layer in want), "the change moved nothing"
+    for layer in want:
+        _close(got[layer], want[layer], f"layer {layer} after add_")
+
+
+def test_cached_store_rescans_a_changed_pattern():
+    """attn.qk_probs changed in place to put probability above the diagonal: the store puts it
+    again (a new causality scan), the library refuses it, and the call falls back to torch
+    (TDB's formula) instead of trusting the old scan."""
+    case = _case("attn_out_edge_attribution")
+    raw, acts = _fresh_store()
+    _derive_on(case, raw, True)
+    with torch.no_grad():
+        acts[("attn.qk_probs", int(case["nonzero_layers"][0]), "forward")][0, 1, 0] += 0.5
+    before = dict(nodewrite.tdb.stats)
+    got = _derive_on(case, raw, True)
+    assert nodewrite.tdb.stats["torch"] > before["torch"], "served natively from a stale scan"
+    want = _derive_on(case, raw, False)
+    for layer in want:
+        _close(got[layer], want[layer], f"layer {layer}")
+
+
+def test_cached_store_goes_with_its_raw_store():
+    import gc
+
+    from nodewrite.tdb import native_store
+
+    raw, _ = _fresh_store()
+    _derive_on(_case("mlp_in_edge_attribution"), raw, True)
+    key = id(raw)
+    assert native_store._stores.get(raw) is not None
+    del raw
+    gc.collect()
+    assert key not in native_store._stores._d
