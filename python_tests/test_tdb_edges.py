@@ -3,8 +3,9 @@ attention-to-latent case of tdb_edges.* whose DST the drop-in replaces, TDB's ow
 FORWARD)`` with the drop-in installed equals TDB's result without it (run live, on a TDB
 Transformer holding the fixture's weights) and the fixture's recorded output, within 1e-5 *
 max(1, max|original|), exact zeros where the original's are; where the original raises, the
-drop-in raises the same exception. Both paths: "native" (the library first, as installed) and
-"torch" (nodewrite.tdb.edges.force_torch)."""
+drop-in raises the same exception. Both paths: "native" (the library first, as installed; every
+output layer served by it, per ``stats``) and "torch" (nodewrite.tdb.edges.force_torch; TDB's own
+function for edges.LIBRARY_ONLY_DSTS, which have no torch path)."""
 
 from __future__ import annotations
 
@@ -109,6 +110,10 @@ class World:
 
         if case["group"] == "to_latent":
             return self._to_latent_config(case)
+        if case["group"] == "act_times_grad":
+            which = {"none": [], "mlp": ["mlp"], "attn": ["attention"], "both": ["mlp", "attention"]}[case["store"]]
+            multi = MultiAutoencoderContext.from_autoencoder_context_list([self.ae[w] for w in which]) if which else None
+            return DstConfig(model_context=self.model_context, multi_autoencoder_context=multi)
         n = case["node"]
         kw = dict(node_type=NodeType(n["node_type"]), layer_index=n["layer"], tensor_indices=tuple(n["tensor_indices"]),
                   pass_type=PassType.FORWARD)
@@ -202,6 +207,9 @@ def test_installed_equals_original(case, path):
         _close(got[layer], original[layer], f"layer {layer}")
     # the drop-in computed it (no jvp / backward of TDB's ran): the library (nodewrite.derive) on
     # the native path for the in-edges, gradients and out-edges; torch only on the forced path
+    if path == "torch" and case["dst"] in edges.LIBRARY_ONLY_DSTS:  # no torch path: TDB's own function
+        assert after["original"] > before["original"], (before, after)
+        return
     assert after["torch"] + after["native"] > before["torch"] + before["native"]
     assert after["original"] == before["original"]
     if path == "torch":  # (the write source of an in-edge, a single-node write, may still be native)

@@ -45,7 +45,7 @@ from .models import NotNative
 from .namespace import tdb
 from .sources import lean
 
-__all__ = ["IN_EDGE_DSTS", "OUT_EDGE_DSTS", "GRAD_DST", "TO_LATENT_DSTS", "make_factory", "FACTORIES"]
+__all__ = ["IN_EDGE_DSTS", "OUT_EDGE_DSTS", "GRAD_DST", "TO_LATENT_DSTS", "LIBRARY_ONLY_DSTS", "make_factory", "FACTORIES"]
 
 IN_EDGE_DSTS = (
     "attn_query_in_edge_attribution",
@@ -67,6 +67,22 @@ TO_LATENT_DSTS = (
     "flattened_attn_write_to_latent_summed_over_heads",
 )
 TO_LATENTS_BATCHED_DST = "flattened_attn_write_to_latent_summed_over_heads_batched"
+#: Served by the library from TDB's raw store, with TDB's own deriver as the fallback (counted
+#: "original"; they have no torch path of their own): act-times-grad, and the attention-to-latent
+#: values above that the torch path does not cover.
+LIBRARY_ONLY_DSTS = (
+    "mlp_act_times_grad",
+    "unflattened_attn_act_times_grad",
+    "attn_act_times_grad",
+    "attn_act_times_grad_per_sequence_token",
+    "token_attribution",
+    "online_autoencoder_act_times_grad",
+    "online_mlp_autoencoder_act_times_grad",
+    "online_attention_autoencoder_act_times_grad",
+    "autoencoder_latent_grad_wrt_residual_input",
+    "attn_write_to_latent_per_sequence_token",
+    "attn_write_to_latent_per_sequence_token_batched",
+)
 
 #: Set by tests to run the torch path on CPU tensors even where the library would serve them.
 force_torch = False
@@ -160,7 +176,7 @@ def _q_k_or_v(node_index: Any) -> Optional[str]:
 _raw = threading.local()  # the RawActivationStore of the derive_from_raw call under way (a stack)
 
 
-def _native_first(deriver: Any, edge: "_NativeEdge") -> Any:
+def _native_first(deriver: Any, edge: "_NativeEdge", count_fallback: Optional[str] = None) -> Any:
     """``deriver`` whose ``derive_from_raw(store, FORWARD)`` asks the library first for every
     layer TDB's pipeline would output (the layers of its first source, filtered by the config's
     ``layer_indices``, as ``ScalarDeriver.derive_from_raw`` does), reading TDB's raw store
@@ -169,7 +185,8 @@ def _native_first(deriver: Any, edge: "_NativeEdge") -> Any:
     needs from the raw store. Where the library cannot take the call (another device or dtype,
     a refusal of torch_fallback.REFUSALS, a model it does not describe) or the torch path is
     forced, TDB's own ``derive_from_raw`` runs with the drop-in function, the raw store made
-    known to it."""
+    known to it (``count_fallback``: the stats key that run counts, for a function that counts
+    nothing itself)."""
     t = tdb()
     method = type(deriver).derive_from_raw
     first_source = lean(deriver.sub_scalar_sources[0], None)  # TDB's result without its per-read copy
@@ -200,6 +217,8 @@ def _native_first(deriver: Any, edge: "_NativeEdge") -> Any:
             except _nw.NodeWriteError as e:
                 if e.status not in torch_fallback.REFUSALS:
                     raise
+        if count_fallback is not None:
+            stats[count_fallback] += 1
         stack = getattr(_raw, "stack", None)
         if stack is None:
             stack = _raw.stack = []
@@ -597,6 +616,31 @@ def _to_latents_batched_factory(dst: str, original: Callable[[Any], Any]) -> Cal
     return factory
 
 
+def _library_only_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """TDB's deriver of ``dst`` (its construction checks and errors), served by the library from
+    TDB's raw store for every output layer; TDB's own function where the library cannot take
+    the call. The node: the trace latent for the attention-to-latent values, none for the rest."""
+
+    def factory(dst_config: Any) -> Any:
+        template = original(dst_config)
+        if dst_config.derive_gradients:
+            stats["original"] += 1
+            return template
+        trace = dst_config.trace_config
+        node = None if trace is None or dst not in _TRACED else trace.node_index
+        if trace is not None and dst not in _TRACED:  # act-times-grad under a trace: TDB's own
+            stats["original"] += 1
+            return template
+        transformer = dst_config.get_model_context().get_or_create_model()
+        native = _native_edge(dst, dst_config, node, transformer, detach=False)
+        return _native_first(dataclasses.replace(template), native, count_fallback="original")
+
+    return factory
+
+
+_TRACED = ("autoencoder_latent_grad_wrt_residual_input", "attn_write_to_latent_per_sequence_token")
+
+
 class _WO:
     """The one field of LayerWeights that torch_edges.out_edge reads."""
 
@@ -616,6 +660,8 @@ def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], An
         factory = _to_latents_batched_factory(dst, original)
     elif dst in TO_LATENT_DSTS:
         factory = _to_latent_factory(dst, original)
+    elif dst in LIBRARY_ONLY_DSTS:
+        factory = _library_only_factory(dst, original)
     else:
         raise ValueError(f"dst: {dst!r} is not an edge DST the drop-in replaces")
     factory._nodewrite_dropin = True  # type: ignore[attr-defined]
@@ -624,4 +670,4 @@ def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], An
 
 
 #: Every edge DST the drop-in replaces.
-FACTORIES = (*IN_EDGE_DSTS, GRAD_DST, *OUT_EDGE_DSTS, *TO_LATENT_DSTS, TO_LATENTS_BATCHED_DST)
+FACTORIES = (*IN_EDGE_DSTS, GRAD_DST, *OUT_EDGE_DSTS, *TO_LATENT_DSTS, TO_LATENTS_BATCHED_DST, *LIBRARY_ONLY_DSTS)
