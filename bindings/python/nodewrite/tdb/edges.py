@@ -194,7 +194,7 @@ def _native_first(deriver: Any, edge: "_NativeEdge", count_fallback: Optional[st
     def fast(raw_activation_store: Any, pass_type: Any) -> Any:
         if force_torch or pass_type != t.PassType.FORWARD:
             raise NotNative
-        first = first_source.derive_from_raw(raw_activation_store, None).activations_by_layer_index
+        first = _first_layers(first_source, raw_activation_store)
         data = {k: v for k, v in first.items() if deriver.dst_config.layer_indices is None
                 or k is None or k in deriver.dst_config.layer_indices}
         if not data:  # TDB's pipeline raises or returns nothing: its own code says which
@@ -230,6 +230,26 @@ def _native_first(deriver: Any, edge: "_NativeEdge", count_fallback: Optional[st
 
     object.__setattr__(deriver, "derive_from_raw", derive_from_raw)  # a frozen dataclass: its fields unchanged
     return deriver
+
+
+def _first_layers(source: Any, raw_activation_store: Any) -> dict:
+    """{layer: tensor} of ``source`` derived from the raw store as TDB's pipeline would, for its
+    layers and dtypes only: derived on a copy of the store whose tensors are ``meta`` tensors of
+    the same shapes and dtypes (no memory touched: TDB's residual derivers fill missing layers
+    with ``zeros_like`` copies, which is most of a native call's time otherwise); on the real
+    store where TDB's code cannot run on meta tensors."""
+    t = tdb()
+    torch = t.torch
+    try:
+        meta = type(raw_activation_store)({
+            key: dataclasses.replace(data, activations_by_layer_index={
+                layer: torch.empty(x.shape, dtype=x.dtype, device="meta")
+                for layer, x in data.activations_by_layer_index.items()})
+            for key, data in raw_activation_store.activations_by_sub_activation_location_type_and_pass_type.items()
+        })
+        return source.derive_from_raw(meta, None).activations_by_layer_index
+    except Exception:  # noqa: BLE001 - any failure on meta tensors: the real store decides
+        return source.derive_from_raw(raw_activation_store, None).activations_by_layer_index
 
 
 def _autoencoder_contexts(dst_config: Any) -> tuple:
