@@ -3,8 +3,9 @@ attention-to-latent case of tdb_edges.* whose DST the drop-in replaces, TDB's ow
 FORWARD)`` with the drop-in installed equals TDB's result without it (run live, on a TDB
 Transformer holding the fixture's weights) and the fixture's recorded output, within 1e-5 *
 max(1, max|original|), exact zeros where the original's are; where the original raises, the
-drop-in raises the same exception. Both paths: "native" (the library first, as installed) and
-"torch" (nodewrite.tdb.edges.force_torch)."""
+drop-in raises the same exception. Both paths: "native" (the library first, as installed; every
+output layer served by it, per ``stats``) and "torch" (nodewrite.tdb.edges.force_torch; TDB's own
+function for edges.LIBRARY_ONLY_DSTS, which have no torch path)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,8 @@ MANIFEST = json.load(open(os.path.join(FIXTURES, "tdb_edges.json")))
 TENSORS = read_safetensors(os.path.join(FIXTURES, "tdb_edges.safetensors"))
 MODEL = MANIFEST["model"]
 CASES = [c for c in MANIFEST["cases"] if c["dst"] in edges.FACTORIES]
-#: The DSTs the native path serves (nodewrite.derive from TDB's raw store); the attention-to-latent
-#: ones stay on torch.
-NATIVE_DSTS = (*edges.IN_EDGE_DSTS, edges.GRAD_DST, *edges.OUT_EDGE_DSTS)
+#: The DSTs the native path serves (nodewrite.derive from TDB's raw store).
+NATIVE_DSTS = edges.FACTORIES
 
 
 def _t(name):
@@ -89,7 +89,7 @@ class World:
                 states[l] = {"encoder.weight": _t(f"{a}.encoder_weight"), "decoder.weight": _t(f"{a}.decoder_weight").T.contiguous(),
                              "pre_bias": _t(f"{a}.pre_bias"), "latent_bias": _t(f"{a}.latent_bias")}
             self.ae[which] = make_autoencoder_context(spec["input"], states)
-        self.stores = {}
+        self.stores, self.acts = {}, {}
         for store in ("none", "mlp", "attn", "both"):
             acts = {}
             prefix = f"activations.{store}."
@@ -100,6 +100,7 @@ class World:
                     pass_ = parts.pop()
                     acts[(".".join(parts), layer, pass_)] = _t(k)
             self.stores[store] = make_raw_store(acts)
+            self.acts[store] = acts
 
     def dst_config(self, case):
         from neuron_explainer.activations.derived_scalars.indexing import AttnSubNodeIndex, NodeIndex
@@ -109,6 +110,10 @@ class World:
 
         if case["group"] == "to_latent":
             return self._to_latent_config(case)
+        if case["group"] == "act_times_grad":
+            which = {"none": [], "mlp": ["mlp"], "attn": ["attention"], "both": ["mlp", "attention"]}[case["store"]]
+            multi = MultiAutoencoderContext.from_autoencoder_context_list([self.ae[w] for w in which]) if which else None
+            return DstConfig(model_context=self.model_context, multi_autoencoder_context=multi)
         n = case["node"]
         kw = dict(node_type=NodeType(n["node_type"]), layer_index=n["layer"], tensor_indices=tuple(n["tensor_indices"]),
                   pass_type=PassType.FORWARD)
@@ -202,16 +207,18 @@ def test_installed_equals_original(case, path):
         _close(got[layer], original[layer], f"layer {layer}")
     # the drop-in computed it (no jvp / backward of TDB's ran): the library (nodewrite.derive) on
     # the native path for the in-edges, gradients and out-edges; torch only on the forced path
+    if path == "torch" and case["dst"] in edges.LIBRARY_ONLY_DSTS:  # no torch path: TDB's own function
+        assert after["original"] > before["original"], (before, after)
+        return
     assert after["torch"] + after["native"] > before["torch"] + before["native"]
     assert after["original"] == before["original"]
     if path == "torch":  # (the write source of an in-edge, a single-node write, may still be native)
         assert after["torch"] > before["torch"]
     elif case["dst"] in NATIVE_DSTS:
-        assert after["native"] > before["native"], (before, after)
-        # torch only for an out-edge's direction source, which TDB derives at every layer: the
-        # library computes the gradient at the subnode's layer only and refuses the others
-        if case["dst"] not in edges.OUT_EDGE_DSTS:
-            assert after["torch"] == before["torch"], (before, after)
+        # every output layer by the library, read from TDB's raw store: nothing in torch (not
+        # even an out-edge's direction or an in-edge's write source, which are not derived)
+        assert after["native"] - before["native"] == len(case["expected"]), (before, after)
+        assert after["torch"] == before["torch"], (before, after)
 
 
 def test_factories_replaced_and_restored():
@@ -256,3 +263,92 @@ def test_in_edge_of_a_dense_write_is_the_sum_over_rows():
         finally:
             nodewrite.tdb.uninstall()
     _close(outs[1], outs[0], "dense write")
+
+
+def _derive_on(case, store, installed):
+    from neuron_explainer.activations.derived_scalars.derived_scalar_types import DerivedScalarType
+    from neuron_explainer.activations.derived_scalars.make_scalar_derivers import make_scalar_deriver
+    from neuron_explainer.models.model_component_registry import PassType
+
+    (nodewrite.tdb.install if installed else nodewrite.tdb.uninstall)()
+    try:
+        d = make_scalar_deriver(DerivedScalarType(case["dst"]), World.get().dst_config(case))
+        out = d.derive_from_raw(store, PassType.FORWARD).activations_by_layer_index
+    finally:
+        nodewrite.tdb.uninstall()
+    return {k: v.detach().numpy().copy() for k, v in out.items()}
+
+
+def _case(dst, store="none"):
+    """The first plain case of dst with a non-zero layer."""
+    return next(c for c in CASES if c["dst"] == dst and c["store"] == store and "error" not in c
+                and not c.get("detach") and c["nonzero_layers"])
+
+
+def _fresh_store(store="none"):
+    """A RawActivationStore of its own (cloned tensors), and its tensors by key."""
+    acts = {k: v.clone() for k, v in World.get().acts[store].items()}
+    return make_raw_store(acts), acts
+
+
+@pytest.mark.parametrize("dst, name, pass_", [
+    ("attn_value_in_edge_attribution", "attn.v_out", "backward"),  # a loss gradient
+    ("mlp_in_edge_attribution", "resid.post_attn", "forward"),  # the residual stream
+    ("attn_out_edge_attribution", "attn.v", "forward"),  # an upstream activation
+])
+def test_cached_store_sees_in_place_changes(dst, name, pass_):
+    """The nodewrite store kept per RawActivationStore serves a tensor changed in place (add_)
+    between two calls with the new values (TDB's answer on the changed store), never the old ones;
+    an unchanged store is not put again."""
+    from nodewrite.tdb import native_store
+
+    case = _case(dst)
+    key = (name, int(case["nonzero_layers"][-1]), pass_)
+    raw, acts = _fresh_store()
+    first = _derive_on(case, raw, True)
+    puts = native_store.puts
+    again = _derive_on(case, raw, True)
+    assert native_store.puts == puts, "an unchanged store was put again"
+    for layer in first:
+        np.testing.assert_array_equal(again[layer], first[layer])
+    with torch.no_grad():
+        acts[key].add_(0.25 * torch.randn(acts[key].shape, generator=torch.Generator().manual_seed(1)))
+    before = dict(nodewrite.tdb.stats)
+    got = _derive_on(case, raw, True)
+    assert nodewrite.tdb.stats["native"] > before["native"] and nodewrite.tdb.stats["torch"] == before["torch"]
+    assert native_store.puts == puts + 1, "only the changed entry is put again"
+    want = _derive_on(case, raw, False)
+    assert any(not np.array_equal(want[layer], first[layer]) for layer in want), "the change moved nothing"
+    for layer in want:
+        _close(got[layer], want[layer], f"layer {layer} after add_")
+
+
+def test_cached_store_rescans_a_changed_pattern():
+    """attn.qk_probs changed in place to put probability above the diagonal: the store puts it
+    again (a new causality scan), the library refuses it, and the call falls back to torch
+    (TDB's formula) instead of trusting the old scan."""
+    case = _case("attn_out_edge_attribution")
+    raw, acts = _fresh_store()
+    _derive_on(case, raw, True)
+    with torch.no_grad():
+        acts[("attn.qk_probs", int(case["nonzero_layers"][0]), "forward")][0, 1, 0] += 0.5
+    before = dict(nodewrite.tdb.stats)
+    got = _derive_on(case, raw, True)
+    assert nodewrite.tdb.stats["torch"] > before["torch"], "served natively from a stale scan"
+    want = _derive_on(case, raw, False)
+    for layer in want:
+        _close(got[layer], want[layer], f"layer {layer}")
+
+
+def test_cached_store_goes_with_its_raw_store():
+    import gc
+
+    from nodewrite.tdb import native_store
+
+    raw, _ = _fresh_store()
+    _derive_on(_case("mlp_in_edge_attribution"), raw, True)
+    key = id(raw)
+    assert native_store._stores.get(raw) is not None
+    del raw
+    gc.collect()
+    assert key not in native_store._stores._d

@@ -20,12 +20,14 @@ layer 1; one layer derived, ``DstConfig(layer_indices=[...])``):
 
 Each (case, variant) runs in a fresh child process: time = median of the calls
 (``make_scalar_deriver(...).derive_from_raw(store, FORWARD)`` for "tdb" and "dropin"; the
-torch_edges call for "torch"), memory = peak RSS during the calls minus the RSS before them
-(VmHWM reset through /proc/self/clear_refs). The drop-in's and the torch outputs are compared
-with TDB's (max |diff| / max(1, max |TDB|)).
+torch_edges call for "torch"; for "pair" the library call the drop-in makes, nodewrite.derive on
+the store synced from TDB's raw store, and the torch_edges call on the same tensors, alternated in
+one process), memory = peak RSS during the calls minus the RSS before them (VmHWM reset through
+/proc/self/clear_refs). The drop-in's, the library's and the torch outputs are compared with
+TDB's (max |diff| / max(1, max |TDB|)).
 
     NODEWRITE_TDB_SRC=/path/to/transformer-debugger python tools/bench_tdb_edges.py \
-        [--tokens 1024] [--threads 2] [--reps 3] [--cases a,b]
+        [--tokens 1024] [--threads 2] [--reps 5] [--cases a,b] [--variants tdb,dropin,pair]
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ CASES = (
 TDB_MAX_TOKENS = {"flattened_attn_write_to_latent_summed_over_heads_batched": 256}
 N_LATENTS = 256
 LATENT = 5
-VARIANTS = ("tdb", "dropin", "torch")
+VARIANTS = ("tdb", "dropin", "pair", "torch")
+DEFAULT_VARIANTS = ("tdb", "dropin", "pair")
 
 
 def build(n_tokens: int, model_dir: str):
@@ -97,10 +100,13 @@ def build(n_tokens: int, model_dir: str):
         acts[(A.ATTN_WEIGHTED_SUM_OF_VALUES.value, l, "backward")] = rn(T, N_HEADS, D_HEAD, scale=1e-3)
         acts[(A.MLP_POST_ACT.value, l, "backward")] = rn(T, D_FF, scale=1e-3)
         acts[(A.RESID_DELTA_ATTN.value, l, "forward")] = rn(T, D_MODEL)
-        acts[(A.ONLINE_ATTENTION_AUTOENCODER_LATENT.value, l, "forward")] = torch.relu(rn(T, N_LATENTS))
     states = {l: {"encoder.weight": rn(N_LATENTS, D_MODEL, scale=0.05), "decoder.weight": rn(D_MODEL, N_LATENTS, scale=0.05),
                   "pre_bias": rn(D_MODEL, scale=0.1), "latent_bias": rn(N_LATENTS, scale=0.1)} for l in range(N_LAYERS)}
     ae_ctx = tdb_support.make_autoencoder_context("resid_delta_attn", states)
+    with torch.no_grad():  # the online latents are the autoencoder's encoding of its input, as TDB records them
+        for l in range(N_LAYERS):
+            acts[(A.ONLINE_ATTENTION_AUTOENCODER_LATENT.value, l, "forward")] = ae_ctx.get_autoencoder(l).encode(
+                acts[(A.RESID_DELTA_ATTN.value, l, "forward")]).detach()
     return ctx, tdb_support.make_raw_store(acts), acts, ae_ctx
 
 
@@ -189,6 +195,8 @@ def child(args) -> dict:
     ctx, store, acts, ae_ctx = build(args.tokens, args.model_dir)
     ctx.get_or_create_model()
     case, variant = args.case, args.variant
+    if variant == "pair":
+        return pair(args, ctx, store, acts, ae_ctx)
     if variant == "torch":
         fn = torch_callable(case, ctx, acts, args.tokens, ae_ctx)
         call = lambda: fn()  # noqa: E731
@@ -222,6 +230,49 @@ def child(args) -> dict:
             "out_mb": out.numel() * out.element_size() / 2**20, "stats": stats}
 
 
+def pair(args, ctx, store, acts, ae_ctx) -> dict:
+    """The library call the drop-in makes (nodewrite.derive on the store synced from TDB's raw
+    store, the same tensors) against the hand-written torch formulation, alternated in this
+    process; medians of each."""
+    import torch
+
+    import nodewrite.tdb
+    from nodewrite.tdb import edges, native_store
+
+    nodewrite.tdb.install()
+    case, T = args.case, args.tokens
+    cfg = dst_config(case, ctx, T, ae_ctx)
+    if "latent" in case:
+        node = None if cfg.trace_config is None else cfg.trace_config.node_index
+    else:
+        node = cfg.node_index_for_attribution
+    edge = edges._NativeEdge(case, cfg, node, ctx.get_or_create_model(), detach=False)
+    model = edge.model()
+    (layer,) = cfg.layer_indices
+
+    def lib():
+        with native_store.synced(store) as s:
+            return edge.derive(model, s, layer)
+
+    tfn = torch_callable(case, ctx, acts, T, ae_ctx)
+    with torch.no_grad():
+        lib(), tfn()  # warm
+        a, b = [], []
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            out = lib()
+            a.append(time.perf_counter() - t0)
+            del out
+            t0 = time.perf_counter()
+            tout = tfn()
+            b.append(time.perf_counter() - t0)
+            del tout
+        out = torch.from_numpy(lib())
+    torch.save(out.contiguous(), args.out)
+    return {"median": statistics.median(a), "torch_median": statistics.median(b), "samples": a, "torch_samples": b,
+            "peak_mb": float("nan"), "out_mb": out.numel() * out.element_size() / 2**20, "stats": dict(nodewrite.tdb.stats)}
+
+
 class _null:
     def __enter__(self):
         return None
@@ -237,6 +288,9 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--tdb-reps", type=int, default=2)
     p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help="a subset of " + ",".join(VARIANTS) + " (pair: the library call and the torch formulation "
+                   "alternated in one process)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--variant", help=argparse.SUPPRESS)
@@ -256,11 +310,11 @@ def main() -> int:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     print(f"TDB edge DSTs: GPT-2-small shape, T = {args.tokens}, one layer derived, {args.threads} threads; "
           f"medians of {args.tdb_reps} (TDB) / {args.reps} (drop-in, torch) warm calls; peak = RSS growth during the calls")
-    print(f"{'case':38s} {'TDB':>10s} {'drop-in':>10s} {'torch':>10s} {'TDB/drop-in':>11s} {'torch/drop-in':>13s} "
-          f"{'TDB peak':>9s} {'drop-in pk':>10s} {'torch pk':>9s} {'out':>7s} {'max diff':>9s} path")
+    print(f"{'case':38s} {'TDB':>10s} {'drop-in':>10s} {'library':>10s} {'torch':>10s} {'TDB/drop-in':>11s} "
+          f"{'torch/lib':>9s} {'TDB peak':>9s} {'drop-in pk':>10s} {'out':>7s} {'max diff':>9s} path")
     for case in args.cases.split(","):
         res, outs = {}, {}
-        for variant in VARIANTS:
+        for variant in args.variants.split(","):
             if variant == "tdb" and args.tokens > TDB_MAX_TOKENS.get(case, args.tokens):
                 print(f"  {case}: TDB's original not run at T = {args.tokens} (it forms (T, T, heads, d_model) floats)")
                 continue
@@ -280,15 +334,16 @@ def main() -> int:
         if "tdb" in outs:
             ref = outs["tdb"]
             scale = max(1.0, float(ref.abs().max()))
-            for v in ("dropin", "torch"):
+            for v in ("dropin", "pair", "torch"):
                 if v in outs:
                     diffs.append(float((outs[v].reshape(ref.shape) - ref).abs().max()) / scale)
 
-        def med(v):
-            return fmt_time(res[v]["median"]) if res.get(v) else "-"
+        def med(v, key="median"):
+            return fmt_time(res[v][key]) if res.get(v) else "-"
 
-        def ratio(a, b):
-            return f"{res[a]['median'] / res[b]['median']:.1f}x" if res.get(a) and res.get(b) else "-"
+        tdb_s, drop_s = (res[v]["median"] if res.get(v) else None for v in ("tdb", "dropin"))
+        torch_s = res["pair"]["torch_median"] if res.get("pair") else (res["torch"]["median"] if res.get("torch") else None)
+        lib_s = res["pair"]["median"] if res.get("pair") else None
 
         def pk(v):
             return f"{res[v]['peak_mb']:.0f} MB" if res.get(v) else "-"
@@ -296,9 +351,11 @@ def main() -> int:
         path = res["dropin"]["stats"] if res.get("dropin") else {}
         path_s = ",".join(f"{k}={path[k]}" for k in ("native", "torch", "original") if path.get(k))
         out_mb = next((f"{r['out_mb']:.0f} MB" for r in res.values() if r), "-")
-        print(f"{case:38s} {med('tdb'):>10s} {med('dropin'):>10s} {med('torch'):>10s} {ratio('tdb', 'dropin'):>11s} "
-              f"{ratio('torch', 'dropin'):>13s} {pk('tdb'):>9s} {pk('dropin'):>10s} {pk('torch'):>9s} {out_mb:>7s} "
-              f"{max(diffs) if diffs else float('nan'):9.2e} {path_s}", flush=True)
+        ratio1 = f"{tdb_s / drop_s:.0f}x" if tdb_s and drop_s else "-"
+        ratio2 = f"{torch_s / lib_s:.1f}x" if torch_s and lib_s else "-"
+        print(f"{case:38s} {med('tdb'):>10s} {med('dropin'):>10s} {med('pair'):>10s} "
+              f"{fmt_time(torch_s) if torch_s else '-':>10s} {ratio1:>11s} {ratio2:>9s} {pk('tdb'):>9s} {pk('dropin'):>10s} "
+              f"{out_mb:>7s} {max(diffs) if diffs else float('nan'):9.2e} {path_s}", flush=True)
     return 0
 
 

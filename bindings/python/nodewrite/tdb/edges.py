@@ -39,12 +39,13 @@ from typing import Any, Callable, Optional
 
 import nodewrite as _nw
 
-from . import models, torch_edges, torch_fallback
+from . import models, native_store, torch_edges, torch_fallback
 from .counters import stats
 from .models import NotNative
 from .namespace import tdb
+from .sources import lean
 
-__all__ = ["IN_EDGE_DSTS", "OUT_EDGE_DSTS", "GRAD_DST", "TO_LATENT_DSTS", "make_factory", "FACTORIES"]
+__all__ = ["IN_EDGE_DSTS", "OUT_EDGE_DSTS", "GRAD_DST", "TO_LATENT_DSTS", "LIBRARY_ONLY_DSTS", "make_factory", "FACTORIES"]
 
 IN_EDGE_DSTS = (
     "attn_query_in_edge_attribution",
@@ -66,6 +67,22 @@ TO_LATENT_DSTS = (
     "flattened_attn_write_to_latent_summed_over_heads",
 )
 TO_LATENTS_BATCHED_DST = "flattened_attn_write_to_latent_summed_over_heads_batched"
+#: Served by the library from TDB's raw store, with TDB's own deriver as the fallback (counted
+#: "original"; they have no torch path of their own): act-times-grad, and the attention-to-latent
+#: values above that the torch path does not cover.
+LIBRARY_ONLY_DSTS = (
+    "mlp_act_times_grad",
+    "unflattened_attn_act_times_grad",
+    "attn_act_times_grad",
+    "attn_act_times_grad_per_sequence_token",
+    "token_attribution",
+    "online_autoencoder_act_times_grad",
+    "online_mlp_autoencoder_act_times_grad",
+    "online_attention_autoencoder_act_times_grad",
+    "autoencoder_latent_grad_wrt_residual_input",
+    "attn_write_to_latent_per_sequence_token",
+    "attn_write_to_latent_per_sequence_token_batched",
+)
 
 #: Set by tests to run the torch path on CPU tensors even where the library would serve them.
 force_torch = False
@@ -159,19 +176,55 @@ def _q_k_or_v(node_index: Any) -> Optional[str]:
 _raw = threading.local()  # the RawActivationStore of the derive_from_raw call under way (a stack)
 
 
-def _keep_raw_store(deriver: Any) -> Any:
-    """``deriver`` whose ``derive_from_raw`` makes TDB's RawActivationStore known to its function
-    (the native path builds its store from it); the function called on its own (no store
-    known) takes the torch path."""
+def _native_first(deriver: Any, edge: "_NativeEdge", count_fallback: Optional[str] = None) -> Any:
+    """``deriver`` whose ``derive_from_raw(store, FORWARD)`` asks the library first for every
+    layer TDB's pipeline would output (the layers of its first source, filtered by the config's
+    ``layer_indices``, as ``ScalarDeriver.derive_from_raw`` does), reading TDB's raw store
+    directly (:mod:`nodewrite.tdb.native_store`): the other sources (the node's write, the
+    gradient direction, the loss gradients) are not derived, since the library reads what it
+    needs from the raw store. Where the library cannot take the call (another device or dtype,
+    a refusal of torch_fallback.REFUSALS, a model it does not describe) or the torch path is
+    forced, TDB's own ``derive_from_raw`` runs with the drop-in function, the raw store made
+    known to it (``count_fallback``: the stats key that run counts, for a function that counts
+    nothing itself)."""
+    t = tdb()
     method = type(deriver).derive_from_raw
+    first_source = lean(deriver.sub_scalar_sources[0], None)  # TDB's result without its per-read copy
 
-    def derive_from_raw(raw_activation_store: Any, *args: Any, **kwargs: Any) -> Any:
+    def fast(raw_activation_store: Any, pass_type: Any) -> Any:
+        if force_torch or pass_type != t.PassType.FORWARD:
+            raise NotNative
+        first = _first_layers(first_source, raw_activation_store)
+        data = {k: v for k, v in first.items() if deriver.dst_config.layer_indices is None
+                or k is None or k in deriver.dst_config.layer_indices}
+        if not data:  # TDB's pipeline raises or returns nothing: its own code says which
+            raise NotNative
+        model = edge.model()
+        torch = t.torch
+        outs = {}
+        with native_store.synced(raw_activation_store) as store:
+            for layer, like in data.items():
+                outs[layer] = torch.from_numpy(edge.derive(model, store, layer)).to(like.dtype)
+        stats["native"] += len(outs)
+        return t.ActivationsAndMetadata(dst=deriver.dst, pass_type=pass_type, activations_by_layer_index=outs)
+
+    def derive_from_raw(raw_activation_store: Any, pass_type: Any, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            try:
+                return fast(raw_activation_store, pass_type)
+            except NotNative:
+                pass
+            except _nw.NodeWriteError as e:
+                if e.status not in torch_fallback.REFUSALS:
+                    raise
+        if count_fallback is not None:
+            stats[count_fallback] += 1
         stack = getattr(_raw, "stack", None)
         if stack is None:
             stack = _raw.stack = []
-        stack.append([raw_activation_store, None])
+        stack.append(raw_activation_store)
         try:
-            return method(deriver, raw_activation_store, *args, **kwargs)
+            return method(deriver, raw_activation_store, pass_type, *args, **kwargs)
         finally:
             stack.pop()
 
@@ -179,25 +232,24 @@ def _keep_raw_store(deriver: Any) -> Any:
     return deriver
 
 
-def _native_store() -> Any:
-    """A nodewrite ActivationStore with every activation (both passes) of the RawActivationStore
-    of the call under way, built once per call; NotNative when there is none or a tensor is not
-    a CPU float32/float16/bfloat16/float64 tensor."""
-    stack = getattr(_raw, "stack", None)
-    if not stack:
-        raise NotNative
-    entry = stack[-1]
-    if entry[1] is None:
-        store = _nw.ActivationStore()
-        keep = []
-        for key, acts in entry[0].activations_by_sub_activation_location_type_and_pass_type.items():
-            name, pass_type = key.activation_location_type.value, key.pass_type.value
-            for layer, tensor in acts.activations_by_layer_index.items():
-                array = models._as_float32(tensor)
-                keep.append(array)
-                store.put(name, layer, array, pass_type=pass_type)
-        entry[1] = (store, keep)
-    return entry[1][0]
+def _first_layers(source: Any, raw_activation_store: Any) -> dict:
+    """{layer: tensor} of ``source`` derived from the raw store as TDB's pipeline would, for its
+    layers and dtypes only: derived on a copy of the store whose tensors are ``meta`` tensors of
+    the same shapes and dtypes (no memory touched: TDB's residual derivers fill missing layers
+    with ``zeros_like`` copies, which is most of a native call's time otherwise); on the real
+    store where TDB's code cannot run on meta tensors."""
+    t = tdb()
+    torch = t.torch
+    try:
+        meta = type(raw_activation_store)({
+            key: dataclasses.replace(data, activations_by_layer_index={
+                layer: torch.empty(x.shape, dtype=x.dtype, device="meta")
+                for layer, x in data.activations_by_layer_index.items()})
+            for key, data in raw_activation_store.activations_by_sub_activation_location_type_and_pass_type.items()
+        })
+        return source.derive_from_raw(meta, None).activations_by_layer_index
+    except Exception:  # noqa: BLE001 - any failure on meta tensors: the real store decides
+        return source.derive_from_raw(raw_activation_store, None).activations_by_layer_index
 
 
 def _autoencoder_contexts(dst_config: Any) -> tuple:
@@ -207,37 +259,54 @@ def _autoencoder_contexts(dst_config: Any) -> tuple:
     return () if multi is None else tuple(multi.autoencoder_context_by_node_type.values())
 
 
-def _native_edge(dst: str, dst_config: Any, node: Any, transformer: Any) -> Callable[[tuple, Any], Any]:
-    """The library's ``nodewrite.derive(model, store, dst, layer, node=node, ...)`` for a call
-    of TDB's function on ``tensors`` at ``layer`` (the store: TDB's raw activations of the
-    call under way), in the dtype of ``tensors[0]``."""
-    model_context = dst_config.get_model_context()
-    contexts = _autoencoder_contexts(dst_config)
-    detach = bool(dst_config.detach_layer_norm_scale_for_attribution)
+class _NativeEdge:
+    """The library's ``nodewrite.derive(model, store, dst, layer, node=node, ...)`` for one
+    drop-in deriver: :meth:`derive` on a store, :meth:`__call__` for a call of the deriver's
+    function (the store: TDB's raw store of the ``derive_from_raw`` call under way)."""
 
-    def read_side(layer: int) -> tuple:
+    def __init__(self, dst: str, dst_config: Any, node: Any, transformer: Any, detach: Optional[bool] = None) -> None:
+        self.dst, self.node, self.transformer = dst, node, transformer
+        self.model_context = dst_config.get_model_context()
+        self.contexts = _autoencoder_contexts(dst_config)
+        self.detach = bool(dst_config.detach_layer_norm_scale_for_attribution) if detach is None else detach
+
+    def _read_side(self, layer: int) -> tuple:
         torch = tdb().torch
-        block = transformer.xf_layers[layer]
-        w = layer_weights(transformer, layer, torch.device("cpu"), torch.float32)
+        block = self.transformer.xf_layers[layer]
+        w = layer_weights(self.transformer, layer, torch.device("cpu"), torch.float32)
         return w, block.attn.out_proj.bias.detach(), block.mlp.out_layer.bias.detach()
 
-    def call(tensors: tuple, layer: Any) -> Any:
-        torch = tdb().torch
-        for t in tensors:  # the device and dtype decide before anything is built
-            models._as_float32(t)
-        store = _native_store()
+    def model(self) -> Any:
+        """The cached edge model (models.edge_model); NotNative where the library's formulation
+        does not describe TDB's model (then TDB's own function runs)."""
         try:
-            for c in contexts:  # what the library models: ReLU autoencoders (and LayerNorm eps 1e-5, below)
-                for l in range(transformer.n_layers if hasattr(transformer, "n_layers") else len(transformer.xf_layers)):
+            n_layers = len(self.transformer.xf_layers)
+            for c in self.contexts:  # what the library models: ReLU autoencoders (and LayerNorm eps 1e-5, below)
+                for l in range(n_layers):
                     if type(c.get_autoencoder(l).activation).__name__ != "ReLU":
                         raise _Unmodelled("autoencoder activation")
-            model = models.edge_model(model_context, contexts, read_side)
+            return models.edge_model(self.model_context, self.contexts, self._read_side)
         except _Unmodelled:
-            raise NotNative from None  # the fallback runs TDB's own function
-        out = _nw.derive(model, store, dst, layer, node=node, detach_layer_norm_scale=detach)
+            raise NotNative from None
+
+    def derive(self, model: Any, store: Any, layer: Any) -> Any:
+        return _nw.derive(model, store, self.dst, layer, node=self.node, detach_layer_norm_scale=self.detach)
+
+    def __call__(self, tensors: tuple, layer: Any) -> Any:
+        torch = tdb().torch
+        for x in tensors:  # the device and dtype decide before anything is built
+            models._as_float32(x)
+        stack = getattr(_raw, "stack", None)
+        if not stack:
+            raise NotNative
+        model = self.model()
+        with native_store.synced(stack[-1]) as store:
+            out = self.derive(model, store, layer)
         return torch.from_numpy(out).to(tensors[0].dtype)
 
-    return call
+
+def _native_edge(dst: str, dst_config: Any, node: Any, transformer: Any, detach: Optional[bool] = None) -> _NativeEdge:
+    return _NativeEdge(dst, dst_config, node, transformer, detach)
 
 
 def _serve(compute: Callable[[], Any], original: Callable[[], Any], native: Optional[Callable[[], Any]] = None) -> Any:
@@ -326,8 +395,8 @@ def _in_edge_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any]
                           lambda: original_fn(tensors, layer_index, pass_type),
                           lambda: native(tensors, layer_index))
 
-        return _keep_raw_store(dataclasses.replace(template, tensor_calculate_derived_scalar_fn=fn,
-                                                   _specified_location_within_layer=template.location_within_layer))
+        return _native_first(dataclasses.replace(template, tensor_calculate_derived_scalar_fn=fn,
+                                                 _specified_location_within_layer=template.location_within_layer), native)
 
     return factory
 
@@ -371,8 +440,8 @@ def _gradient_deriver(template: Any) -> Any:
                       lambda: native(tensors, layer_index))
 
     del torch
-    return _keep_raw_store(dataclasses.replace(template, tensor_calculate_derived_scalar_fn=fn,
-                                               _specified_location_within_layer=template.location_within_layer))
+    return _native_first(dataclasses.replace(template, tensor_calculate_derived_scalar_fn=fn,
+                                             _specified_location_within_layer=template.location_within_layer), native)
 
 
 def _grad_factory(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -455,8 +524,8 @@ def _out_edge_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any
             return _serve(_no_grad(lambda: compute(acts, G, layer_index)), original_call,
                           lambda: native(tensors, layer_index))
 
-        return _keep_raw_store(dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn,
-                                                   _specified_location_within_layer=location))
+        return _native_first(dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn,
+                                                 _specified_location_within_layer=location), native)
 
     return factory
 
@@ -482,6 +551,9 @@ def _to_latent_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[An
         model_context = dst_config.get_model_context()
         original_inner = inner.tensor_calculate_derived_scalar_fn
         original_outer = template.tensor_calculate_derived_scalar_fn
+        trace = dst_config.trace_config
+        native = _native_edge(dst, dst_config, None if trace is None else trace.node_index,
+                              model_context.get_or_create_model(), detach=False)
 
         def compute(probs: Any, v: Any, D: Any, layer: Any) -> Any:
             w_o = model_context.get_weight(t.WeightLocationType("attn.to_residual"), layer, device=probs.device)
@@ -500,9 +572,11 @@ def _to_latent_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[An
                 out = original_inner((weighted, D), layer_index, pass_type)
                 return out if inner is template else original_outer((out,), layer_index, pass_type)
 
-            return _serve(_no_grad(lambda: compute(probs, v, D, layer_index)), original_call)
+            return _serve(_no_grad(lambda: compute(probs, v, D, layer_index)), original_call,
+                          lambda: native(tensors, layer_index))
 
-        return dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn)
+        return _native_first(dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn),
+                             native)
 
     return factory
 
@@ -529,6 +603,7 @@ def _to_latents_batched_factory(dst: str, original: Callable[[Any], Any]) -> Cal
         autoencoder_context = dst_config.get_autoencoder_context(t.NodeType.ATTENTION_AUTOENCODER_LATENT)
         original_fn = template.tensor_calculate_derived_scalar_fn
         write_fn = write_source.scalar_deriver.tensor_calculate_derived_scalar_fn
+        native = _native_edge(dst, dst_config, None, model_context.get_or_create_model(), detach=False)
 
         def compute(probs: Any, v: Any, z: Any, layer: Any) -> Any:
             _autoencoder(autoencoder_context, layer, probs.device, probs.dtype)  # ReLU, or TDB's function
@@ -552,11 +627,38 @@ def _to_latents_batched_factory(dst: str, original: Callable[[Any], Any]) -> Cal
                 write = write_fn((probs, v), layer_index, pass_type)
                 return original_fn((write, z), layer_index, pass_type)
 
-            return _serve(_no_grad(lambda: compute(probs, v, z, layer_index)), original_call)
+            return _serve(_no_grad(lambda: compute(probs, v, z, layer_index)), original_call,
+                          lambda: native(tensors, layer_index))
 
-        return dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn)
+        return _native_first(dataclasses.replace(template, sub_scalar_sources=sources, tensor_calculate_derived_scalar_fn=fn),
+                             native)
 
     return factory
+
+
+def _library_only_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """TDB's deriver of ``dst`` (its construction checks and errors), served by the library from
+    TDB's raw store for every output layer; TDB's own function where the library cannot take
+    the call. The node: the trace latent for the attention-to-latent values, none for the rest."""
+
+    def factory(dst_config: Any) -> Any:
+        template = original(dst_config)
+        if dst_config.derive_gradients:
+            stats["original"] += 1
+            return template
+        trace = dst_config.trace_config
+        node = None if trace is None or dst not in _TRACED else trace.node_index
+        if trace is not None and dst not in _TRACED:  # act-times-grad under a trace: TDB's own
+            stats["original"] += 1
+            return template
+        transformer = dst_config.get_model_context().get_or_create_model()
+        native = _native_edge(dst, dst_config, node, transformer, detach=False)
+        return _native_first(dataclasses.replace(template), native, count_fallback="original")
+
+    return factory
+
+
+_TRACED = ("autoencoder_latent_grad_wrt_residual_input", "attn_write_to_latent_per_sequence_token")
 
 
 class _WO:
@@ -578,6 +680,8 @@ def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], An
         factory = _to_latents_batched_factory(dst, original)
     elif dst in TO_LATENT_DSTS:
         factory = _to_latent_factory(dst, original)
+    elif dst in LIBRARY_ONLY_DSTS:
+        factory = _library_only_factory(dst, original)
     else:
         raise ValueError(f"dst: {dst!r} is not an edge DST the drop-in replaces")
     factory._nodewrite_dropin = True  # type: ignore[attr-defined]
@@ -586,4 +690,4 @@ def make_factory(dst: str, original: Callable[[Any], Any]) -> Callable[[Any], An
 
 
 #: Every edge DST the drop-in replaces.
-FACTORIES = (*IN_EDGE_DSTS, GRAD_DST, *OUT_EDGE_DSTS, *TO_LATENT_DSTS, TO_LATENTS_BATCHED_DST)
+FACTORIES = (*IN_EDGE_DSTS, GRAD_DST, *OUT_EDGE_DSTS, *TO_LATENT_DSTS, TO_LATENTS_BATCHED_DST, *LIBRARY_ONLY_DSTS)

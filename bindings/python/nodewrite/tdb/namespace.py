@@ -29,6 +29,9 @@ class _Namespace:
         import torch
         from neuron_explainer.activations.derived_scalars import make_scalar_derivers as msd
         from neuron_explainer.activations.derived_scalars import node_write, postprocessing
+        from neuron_explainer.activations.derived_scalars.activations_and_metadata import (
+            ActivationsAndMetadata,
+        )
         from neuron_explainer.activations.derived_scalars.attention import (
             _check_attn_post_softmax_shape as check_attn_post_softmax_shape,
         )
