@@ -60,7 +60,7 @@ package struct EdgeRun {
         case .actTimesGrad(let a, _):
             let location = try Self.actTimesGradLocation(a, inputs, name, layer)
             let view = try store.require(location, layer: spec.hasLayer ? layer : Model.noLayer)
-            tokens = view.shape[0]
+            tokens = try inputs.tokens(location, spec.hasLayer ? layer : Model.noLayer)
             if location.dims.last == .latents { latents = view.shape[1] }
         case .latentGradient, .toLatent:
             let ae = try AttentionToLatent(inputs: inputs, layer: layer, tokens: 0, threads: threads).autoencoder()
