@@ -250,6 +250,43 @@ T256 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_
     }
 }
 
+/* nwk_pair_latents: four vectors (32 latents) at a time, four independent chains over the
+   heads; the last latents as the scalar reference (the same fmaf chain). */
+T256 static void pair_latents(int64_t nk, int heads, int64_t n, const float *w, const float *m, int64_t m_ks,
+                              int64_t m_hs, const float *live, float *out, int64_t out_ks, int stream) {
+    const __m256 z = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nk; i++) {
+        const float *wi = w + i * heads, *mi = m + i * m_ks;
+        float *o = out + i * out_ks;
+        int64_t j = 0;
+        for (; j + 32 <= n; j += 32) {
+            __m256 a0 = z, a1 = z, a2 = z, a3 = z;
+            for (int h = 0; h < heads; h++) {
+                const __m256 wv = _mm256_set1_ps(wi[h]);
+                const float *r = mi + h * m_hs + j;
+                a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r), a0);
+                a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r + 8), a1);
+                a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r + 16), a2);
+                a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(r + 24), a3);
+            }
+            __m256 v[4] = {a0, a1, a2, a3};
+            for (int u = 0; u < 4; u++) {
+                const __m256 on = _mm256_cmp_ps(_mm256_loadu_ps(live + j + 8 * u), z, _CMP_GT_OQ);
+                const __m256 x = _mm256_and_ps(on, v[u]);
+                float *dst = o + j + 8 * u;
+                if (stream && ((uintptr_t)dst & 31) == 0) _mm256_stream_ps(dst, x);
+                else _mm256_storeu_ps(dst, x);
+            }
+        }
+        for (; j < n; j++) {
+            float acc = 0.0f;
+            for (int h = 0; h < heads; h++) acc = fmaf(wi[h], mi[h * m_hs + j], acc);
+            o[j] = live[j] > 0 ? acc : 0.0f;
+        }
+    }
+}
+
 const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0,
-                                scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, NULL, any_nonzero, NULL, NULL};
+                                scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, NULL, any_nonzero, NULL, NULL,
+                                pair_latents};
 #endif

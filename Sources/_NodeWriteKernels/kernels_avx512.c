@@ -467,7 +467,52 @@ T512 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_
     }
 }
 
+/* One 16-latent vector of nwk_pair_latents: the head chain for lanes in mk (others +0), masked
+   by live > 0. */
+T512 static inline __m512 pair_latents_lanes(int heads, const float *w, const float *m, int64_t m_hs,
+                                             const float *live, __mmask16 mk) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int h = 0; h < heads; h++)
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(w[h]), _mm512_maskz_loadu_ps(mk, m + h * m_hs), acc);
+    const __mmask16 on = _mm512_mask_cmp_ps_mask(mk, _mm512_maskz_loadu_ps(mk, live), _mm512_setzero_ps(), _CMP_GT_OQ);
+    return _mm512_maskz_mov_ps(on, acc);
+}
+
+/* Four vectors (64 latents) at a time: four independent chains over the heads. */
+T512 static void pair_latents(int64_t nk, int heads, int64_t n, const float *w, const float *m, int64_t m_ks,
+                              int64_t m_hs, const float *live, float *out, int64_t out_ks, int stream) {
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nk; i++) {
+        const float *wi = w + i * heads, *mi = m + i * m_ks;
+        float *o = out + i * out_ks;
+        int64_t j = 0;
+        for (; j + 64 <= n; j += 64) {
+            __m512 a0 = z, a1 = z, a2 = z, a3 = z;
+            for (int h = 0; h < heads; h++) {
+                const __m512 wv = _mm512_set1_ps(wi[h]);
+                const float *r = mi + h * m_hs + j;
+                a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(r), a0);
+                a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(r + 16), a1);
+                a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(r + 32), a2);
+                a3 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(r + 48), a3);
+            }
+            __m512 v[4] = {a0, a1, a2, a3};
+            for (int u = 0; u < 4; u++) {
+                const __mmask16 on = _mm512_cmp_ps_mask(_mm512_loadu_ps(live + j + 16 * u), z, _CMP_GT_OQ);
+                const __m512 x = _mm512_maskz_mov_ps(on, v[u]);
+                float *dst = o + j + 16 * u;
+                if (stream && ((uintptr_t)dst & 63) == 0) _mm512_stream_ps(dst, x);
+                else _mm512_storeu_ps(dst, x);
+            }
+        }
+        for (; j < n; j += 16) {
+            const __mmask16 mk = mask16(n - j);
+            _mm512_mask_storeu_ps(o + j, mk, pair_latents_lanes(heads, wi, mi + j, m_hs, live + j, mk));
+        }
+    }
+}
+
 const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
                                   scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, pack_a, any_nonzero,
-                                  micro_rows, scale_by_stream};
+                                  micro_rows, scale_by_stream, pair_latents};
 #endif

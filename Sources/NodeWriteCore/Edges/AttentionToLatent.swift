@@ -1,3 +1,5 @@
+import _NodeWriteKernels
+
 /// Attention's writes projected onto an attention-autoencoder latent's gradient at its input,
 /// D[t] = [z[t, l] > 0] · encoder[l]. Every live row of D is the same vector e = encoder[l], so
 /// (v[k, h] @ W_O[h]) · D[q] = [z[q, l] > 0] · f[k, h] with f[k, h] = v[k, h] · (W_O[h] e): one
@@ -126,7 +128,12 @@ struct AttentionToLatent {
                     // Tiles of queries × keys: a block of M's keys (kBlock × heads × c floats) is
                     // read from cache by every query of the tile, not streamed from memory once per
                     // query (M is up to 32 MB; T = 4096: 67 GB of reads untiled).
+                    // The keys of one query in a tile: one call of the kernel (SIMD over latents,
+                    // each element the FMA chain over heads in head order), streaming its rows
+                    // when the whole output is large.
                     let p = p.unsafelyUnwrapped, qBlock = Self.pairQueryBlock, kBlock = Self.pairKeyBlock
+                    let (bytes, huge) = pairRow(T).multipliedReportingOverflow(by: nL &* 4)
+                    let stream: Int32 = huge || bytes >= Kernels.streamMinBytes ? 1 : 0
                     parallelFor((T &+ qBlock &- 1) / qBlock, threads: threads) { b, _ in
                         let qa = b &* qBlock, qb = min(T, qa &+ qBlock)
                         var k0 = 0
@@ -134,9 +141,8 @@ struct AttentionToLatent {
                             let k1 = min(k0 &+ kBlock, qb)
                             for q in max(qa, k0)..<qb {
                                 let pq = p + q &* TH, zq = z + (q &* nL &+ j0), row = pairRow(q)
-                                for k in k0..<min(k1, q &+ 1) {
-                                    pairLatents(out + ((row &+ k) &* nL &+ j0), m + k &* H &* c, pq + k &* H, heads: H, count: c, live: zq)
-                                }
+                                nwk_pair_latents(Int64(min(k1, q &+ 1) &- k0), Int32(H), Int64(c), pq + k0 &* H, m + k0 &* H &* c,
+                                                 Int64(H &* c), Int64(c), zq, out + ((row &+ k0) &* nL &+ j0), Int64(nL), stream)
                             }
                             k0 = k1
                         }
@@ -145,34 +151,5 @@ struct AttentionToLatent {
                 j0 &+= c
             }
         }
-    }
-}
-
-/// o[j] = [live[j] > 0] · Σ_h w[h] · m[h · count + j] for j < count, SIMD over j (the head sum
-/// in head order for every j, so the bits do not depend on the vector width). Multiply, then
-/// add (the library's Swift code is built for baseline x86-64, where a fused multiply-add is a
-/// libm call).
-@inline(__always)
-private func pairLatents(_ o: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                         heads: Int, count: Int, live: UnsafePointer<Float>) {
-    typealias V = SIMD16<Float>
-    let width = V.scalarCount
-    var j = 0
-    while j &+ width <= count {
-        var acc = V(repeating: 0)
-        for h in 0..<heads {
-            let row = UnsafeRawPointer(m + (h &* count &+ j)).loadUnaligned(as: V.self)
-            acc += V(repeating: w[h]) * row
-        }
-        let z = UnsafeRawPointer(live + j).loadUnaligned(as: V.self)
-        acc.replace(with: V(repeating: 0), where: .!(z .> V(repeating: 0)))
-        UnsafeMutableRawPointer(o + j).storeBytes(of: acc, as: V.self)
-        j &+= width
-    }
-    while j < count {
-        var acc: Float = 0
-        for h in 0..<heads { acc += w[h] * m[h &* count &+ j] }
-        o[j] = live[j] > 0 ? acc : 0
-        j &+= 1
     }
 }
