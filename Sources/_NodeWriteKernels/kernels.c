@@ -654,22 +654,22 @@ void nwk_scale_by_stream(int64_t n, const float *s, const float *f, float *c, in
 
 /* ---------------------------------------------------------------- pairs onto latents */
 
-void nwk_pair_latents(int64_t nk, int heads, int64_t n, const float *w, const float *m, int64_t m_ks, int64_t m_hs,
-                      const float *live, float *out, int64_t out_ks, int stream) {
-    if (nk <= 0 || n <= 0) return;
+void nwk_pair_latents(int64_t nq, int heads, int64_t n, const float *w, int64_t w_qs, const float *m, int64_t m_hs,
+                      const float *live, int64_t live_qs, float *out, const int64_t *out_off, int stream) {
+    if (nq <= 0 || n <= 0) return;
     const nwk_impl *im = nwk_current();
     if (im->pair_latents) {
-        im->pair_latents(nk, heads, n, w, m, m_ks, m_hs, live, out, out_ks, stream);
+        im->pair_latents(nq, heads, n, w, w_qs, m, m_hs, live, live_qs, out, out_off, stream);
         if (stream) nwk_store_fence();
         return;
     }
-    for (int64_t i = 0; i < nk; i++) {
-        const float *wi = w + i * heads, *mi = m + i * m_ks;
-        float *o = out + i * out_ks;
+    for (int64_t i = 0; i < nq; i++) {
+        const float *wi = w + i * w_qs, *li = live + i * live_qs;
+        float *o = out + out_off[i];
         for (int64_t j = 0; j < n; j++) {
             float acc = 0.0f;
-            for (int h = 0; h < heads; h++) acc = fmaf(wi[h], mi[h * m_hs + j], acc);
-            o[j] = live[j] > 0 ? acc : 0.0f;
+            for (int h = 0; h < heads; h++) acc = fmaf(wi[h], m[h * m_hs + j], acc);
+            o[j] = li[j] > 0 ? acc : 0.0f;
         }
     }
 }
