@@ -131,11 +131,13 @@ def test_a_refused_input_in_the_store_writes_nothing_into_out():
     node = nw.NodeIndex("mlp_neuron", 0, (5, 2))
     good = nw.derive(m, s, "mlp_in_edge_attribution", 1, node=node)
     bad = _store_without("none", "resid.post_attn", 1, "forward", np.zeros((T + 1, D), np.float32))
-    # without out= the refusal names an activation and its layer (the library names the first entry
-    # that disagrees with the token count it took from another: here mlp.post_act at layer 0, whose 7
-    # rows are right, against resid.post_attn's 8; either names what to look at); with out= it is
-    # refused too, and out is untouched
-    refused(nw.NodeWriteValueError, ["activation", "at layer"], nw.derive, m, bad, "mlp_in_edge_attribution", 1, node=node)
+    # without out= the refusal names both entries and their row counts: the one the library took T
+    # from (resid.post_attn at layer 1, the odd one here) and the first that disagrees with it
+    # (mlp.post_act at layer 0, whose T rows are right), since either may be the one to fix; with
+    # out= it is refused too, and out is untouched
+    refused(nw.NodeWriteValueError, [f"activation mlp.post_act at layer 0 has {T} rows",
+                                     f"activation resid.post_attn at layer 1 has {T + 1}", "same T"],
+            nw.derive, m, bad, "mlp_in_edge_attribution", 1, node=node)
     out = sentinel_out(good.shape)
     refused(nw.NodeWriteValueError, [], nw.derive, m, bad, "mlp_in_edge_attribution", 1, node=node, out=out)
     assert (out == SENTINEL).all()

@@ -233,6 +233,45 @@ static void test_scale_by_stream(int64_t n, int64_t zeros) {
     free(s); free(f); free(ref); free(buf);
 }
 
+/* Pairs onto latents (nwk_pair_latents): nq queries of n latents, their out rows (stride n + gap,
+   in reverse order through out_off) at every float offset of a 64-byte line, streamed or not; live
+   holds zeros, negatives and NaN (not live); the gaps between rows and the floats around untouched.
+   More than 32 heads take the path that reads m per query. */
+static void test_pair_latents(int64_t nq, int heads, int64_t n, int64_t gap) {
+    const int64_t m_hs = n + rnd(3), w_qs = heads + rnd(3), live_qs = n + rnd(3), out_ks = n + gap, span = nq * out_ks, pad = 40;
+    float *w = malloc(sizeof(float) * (size_t)(nq * w_qs + 1)), *m = malloc(sizeof(float) * (size_t)(heads * m_hs + 1));
+    float *live = malloc(sizeof(float) * (size_t)(nq * live_qs + 1)), *ref = malloc(sizeof(float) * (size_t)(nq * n + 1)), *buf = NULL;
+    int64_t *off = malloc(sizeof(int64_t) * (size_t)(nq + 1));
+    if (posix_memalign((void **)&buf, 64, sizeof(float) * (size_t)(span + 2 * pad))) buf = NULL;
+    for (int64_t i = 0; i < nq * w_qs; i++) w[i] = rand_value();
+    for (int64_t i = 0; i < heads * m_hs; i++) m[i] = rand_value();
+    for (int64_t j = 0; j < nq * live_qs; j++) { int r = rnd(4); live[j] = r == 0 ? 0.0f : r == 1 ? -1.0f : r == 2 && rnd(4) == 0 ? NAN : 0.5f; }
+    for (int64_t i = 0; i < nq; i++) {
+        off[i] = (nq - 1 - i) * out_ks;
+        for (int64_t j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (int h = 0; h < heads; h++) acc = fmaf(w[i * w_qs + h], m[h * m_hs + j], acc);
+            ref[(nq - 1 - i) * n + j] = live[i * live_qs + j] > 0 ? acc : 0.0f;
+        }
+    }
+    for (int p = 0; p < npaths; p++) {
+        nwk_force_path(paths[p]);
+        for (int o = 0; o < 16; o += 1 + rnd(5)) {
+            const int stream = rnd(2);
+            fill_sentinel(buf, span + 2 * pad);
+            nwk_pair_latents(nq, heads, n, w, w_qs, m, m_hs, live, live_qs, buf + pad + o, off, stream);
+            char what[112];
+            snprintf(what, sizeof what, "pair_latents nq=%lld heads=%d n=%lld gap=%lld offset=%d stream=%d %s", (long long)nq,
+                     heads, (long long)n, (long long)gap, o, stream, paths[p]);
+            compare(what, nq, n, buf + pad + o, out_ks, ref, span);  /* rows and the sentinels between them */
+            for (int64_t x = 0; x < pad + o; x++) compare(what, 0, 0, buf + x, 1, ref, 1);
+            compare(what, 0, 0, buf + pad + o + span, 1, ref, 1);
+        }
+    }
+    nwk_force_path(NULL);
+    free(w); free(m); free(live); free(ref); free(off); free(buf);
+}
+
 static void test_scale_by(int64_t n) {
     float *s = malloc(sizeof(float) * (size_t)(n + 1)), *f = malloc(sizeof(float) * (size_t)(n + 1));
     float *c = malloc(sizeof(float) * (size_t)(n + 1)), *ref = malloc(sizeof(float) * (size_t)(n + 1));
@@ -541,6 +580,10 @@ int main(void) {
     for (int rep = 0; rep < 200; rep++) test_scale_by_stream(rnd(90), rnd(90));
     test_scale_by_stream(12 * 1024, 0);
     test_scale_by_stream(12 * 5, 12 * 1019);
+    for (int rep = 0; rep < 150; rep++) test_pair_latents(rnd(18), 1 + rnd(13), rnd(150), rnd(20));
+    for (int rep = 0; rep < 10; rep++) test_pair_latents(1 + rnd(4), 30 + rnd(8), rnd(40), rnd(20));
+    test_pair_latents(16, 12, 256, 0);
+    test_pair_latents(2, 12, 64, 64);
     {   /* any_nonzero: one non-zero (or NaN) at every position, and -0 everywhere */
         float x[200];
         for (int p = 0; p < npaths; p++) {

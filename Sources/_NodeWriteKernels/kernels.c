@@ -104,7 +104,7 @@ static int scalar_any_nonzero(int64_t n, const float *x) {
 
 const nwk_impl nwk_impl_scalar = {"scalar", SMR, SNR, 64, scalar_micro, scalar_small, NULL, scalar_pack_t,
                                   scalar_scale_row, 0, scalar_scale_by, scalar_pairs, scalar_pair_sums,
-                                  scalar_quad_norms, NULL, NULL, scalar_any_nonzero, NULL, NULL};
+                                  scalar_quad_norms, NULL, NULL, scalar_any_nonzero, NULL, NULL, NULL};
 
 /* ---------------------------------------------------------------- choosing the implementation */
 
@@ -650,6 +650,28 @@ void nwk_scale_by_stream(int64_t n, const float *s, const float *f, float *c, in
     }
     if (n > 0) im->scale_by(n, s, f, c);
     if (zeros > 0) memset(c + n, 0, (size_t)zeros * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- pairs onto latents */
+
+void nwk_pair_latents(int64_t nq, int heads, int64_t n, const float *w, int64_t w_qs, const float *m, int64_t m_hs,
+                      const float *live, int64_t live_qs, float *out, const int64_t *out_off, int stream) {
+    if (nq <= 0 || n <= 0) return;
+    const nwk_impl *im = nwk_current();
+    if (im->pair_latents) {
+        im->pair_latents(nq, heads, n, w, w_qs, m, m_hs, live, live_qs, out, out_off, stream);
+        if (stream) nwk_store_fence();
+        return;
+    }
+    for (int64_t i = 0; i < nq; i++) {
+        const float *wi = w + i * w_qs, *li = live + i * live_qs;
+        float *o = out + out_off[i];
+        for (int64_t j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (int h = 0; h < heads; h++) acc = fmaf(wi[h], m[h * m_hs + j], acc);
+            o[j] = li[j] > 0 ? acc : 0.0f;
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- quadratic norms */

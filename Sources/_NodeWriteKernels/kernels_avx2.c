@@ -250,6 +250,59 @@ T256 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_
     }
 }
 
+/* nwk_pair_latents: 8 latents at a time; the key's heads x 8 values of m loaded once and used by
+   every query; the last latents as the scalar reference (the same fmaf chain). */
+#define PAIR_HEADS_HELD 32
+T256 static inline void pair_store(float *dst, __m256 acc, const float *live, int stream) {
+    const __m256 x = _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(live), _mm256_setzero_ps(), _CMP_GT_OQ), acc);
+    if (stream && ((uintptr_t)dst & 31) == 0) _mm256_stream_ps(dst, x);
+    else _mm256_storeu_ps(dst, x);
+}
+
+/* Four queries at a time (four independent chains sharing each load of m). */
+T256 static void pair_latents(int64_t nq, int heads, int64_t n, const float *w, int64_t w_qs, const float *m, int64_t m_hs,
+                              const float *live, int64_t live_qs, float *out, const int64_t *out_off, int stream) {
+    const __m256 z = _mm256_setzero_ps();
+    __m256 mv[PAIR_HEADS_HELD];
+    const int held = heads <= PAIR_HEADS_HELD;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        if (held)
+            for (int h = 0; h < heads; h++) mv[h] = _mm256_loadu_ps(m + h * m_hs + j);
+        int64_t i = 0;
+        for (; i + 4 <= nq; i += 4) {
+            const float *w0 = w + i * w_qs, *w1 = w0 + w_qs, *w2 = w1 + w_qs, *w3 = w2 + w_qs;
+            __m256 a0 = z, a1 = z, a2 = z, a3 = z;
+            for (int h = 0; h < heads; h++) {
+                const __m256 mh = held ? mv[h] : _mm256_loadu_ps(m + h * m_hs + j);
+                a0 = _mm256_fmadd_ps(_mm256_set1_ps(w0[h]), mh, a0);
+                a1 = _mm256_fmadd_ps(_mm256_set1_ps(w1[h]), mh, a1);
+                a2 = _mm256_fmadd_ps(_mm256_set1_ps(w2[h]), mh, a2);
+                a3 = _mm256_fmadd_ps(_mm256_set1_ps(w3[h]), mh, a3);
+            }
+            pair_store(out + out_off[i] + j, a0, live + i * live_qs + j, stream);
+            pair_store(out + out_off[i + 1] + j, a1, live + (i + 1) * live_qs + j, stream);
+            pair_store(out + out_off[i + 2] + j, a2, live + (i + 2) * live_qs + j, stream);
+            pair_store(out + out_off[i + 3] + j, a3, live + (i + 3) * live_qs + j, stream);
+        }
+        for (; i < nq; i++) {
+            const float *wi = w + i * w_qs;
+            __m256 acc = z;
+            for (int h = 0; h < heads; h++)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(wi[h]), held ? mv[h] : _mm256_loadu_ps(m + h * m_hs + j), acc);
+            pair_store(out + out_off[i] + j, acc, live + i * live_qs + j, stream);
+        }
+    }
+    for (; j < n; j++)
+        for (int64_t i = 0; i < nq; i++) {
+            const float *wi = w + i * w_qs;
+            float acc = 0.0f;
+            for (int h = 0; h < heads; h++) acc = fmaf(wi[h], m[h * m_hs + j], acc);
+            out[out_off[i] + j] = live[i * live_qs + j] > 0 ? acc : 0.0f;
+        }
+}
+
 const nwk_impl nwk_impl_avx2 = {"avx2", MR, NR, 32, micro, small, NULL, pack_t, scale_row, 0,
-                                scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, NULL, any_nonzero, NULL, NULL};
+                                scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, NULL, any_nonzero, NULL, NULL,
+                                pair_latents};
 #endif

@@ -467,7 +467,54 @@ T512 static void quad_norms_cols(int64_t rows, int64_t n, const float *x, int64_
     }
 }
 
+/* nwk_pair_latents: 16 latents at a time; the key's heads x 16 values of m loaded once (into
+   registers for the usual head counts) and used by every query. */
+#define PAIR_HEADS_HELD 32
+/* The masked, live-gated store of one query's vector. */
+T512 static inline void pair_store(float *dst, __mmask16 mk, __m512 acc, const float *live, int stream) {
+    const __mmask16 on = _mm512_mask_cmp_ps_mask(mk, _mm512_maskz_loadu_ps(mk, live), _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 x = _mm512_maskz_mov_ps(on, acc);
+    if (stream && mk == 0xFFFF && ((uintptr_t)dst & 63) == 0) _mm512_stream_ps(dst, x);
+    else _mm512_mask_storeu_ps(dst, mk, x);
+}
+
+/* Four queries at a time (four independent chains sharing each load of m). */
+T512 static void pair_latents(int64_t nq, int heads, int64_t n, const float *w, int64_t w_qs, const float *m, int64_t m_hs,
+                              const float *live, int64_t live_qs, float *out, const int64_t *out_off, int stream) {
+    const __m512 z = _mm512_setzero_ps();
+    __m512 mv[PAIR_HEADS_HELD];
+    const int held = heads <= PAIR_HEADS_HELD;
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 mk = mask16(n - j);
+        if (held)
+            for (int h = 0; h < heads; h++) mv[h] = _mm512_maskz_loadu_ps(mk, m + h * m_hs + j);
+        int64_t i = 0;
+        for (; i + 4 <= nq; i += 4) {
+            const float *w0 = w + i * w_qs, *w1 = w0 + w_qs, *w2 = w1 + w_qs, *w3 = w2 + w_qs;
+            __m512 a0 = z, a1 = z, a2 = z, a3 = z;
+            for (int h = 0; h < heads; h++) {
+                const __m512 mh = held ? mv[h] : _mm512_maskz_loadu_ps(mk, m + h * m_hs + j);
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(w0[h]), mh, a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(w1[h]), mh, a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(w2[h]), mh, a2);
+                a3 = _mm512_fmadd_ps(_mm512_set1_ps(w3[h]), mh, a3);
+            }
+            pair_store(out + out_off[i] + j, mk, a0, live + i * live_qs + j, stream);
+            pair_store(out + out_off[i + 1] + j, mk, a1, live + (i + 1) * live_qs + j, stream);
+            pair_store(out + out_off[i + 2] + j, mk, a2, live + (i + 2) * live_qs + j, stream);
+            pair_store(out + out_off[i + 3] + j, mk, a3, live + (i + 3) * live_qs + j, stream);
+        }
+        for (; i < nq; i++) {
+            const float *wi = w + i * w_qs;
+            __m512 acc = z;
+            for (int h = 0; h < heads; h++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(wi[h]), held ? mv[h] : _mm512_maskz_loadu_ps(mk, m + h * m_hs + j), acc);
+            pair_store(out + out_off[i] + j, mk, acc, live + i * live_qs + j, stream);
+        }
+    }
+}
+
 const nwk_impl nwk_impl_avx512 = {"avx512", MR, NR, 64, micro, small, small_t, pack_t, scale_row, 1,
                                   scale_by, pairs, pair_sums, quad_norms, quad_norms_cols, pack_a, any_nonzero,
-                                  micro_rows, scale_by_stream};
+                                  micro_rows, scale_by_stream, pair_latents};
 #endif

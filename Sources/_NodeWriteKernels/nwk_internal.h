@@ -72,6 +72,9 @@ typedef struct nwk_impl {
                        const float *s, int64_t s_rs, int mr_valid, int nr_valid, int stream);
     /* Optional (NULL: scale_by, then memset): nwk_scale_by_stream without its fence. */
     void (*scale_by_stream)(int64_t n, const float *s, const float *f, float *c, int64_t zeros);
+    /* Optional (NULL: the scalar reference): nwk_pair_latents without its fence. */
+    void (*pair_latents)(int64_t nq, int heads, int64_t n, const float *w, int64_t w_qs, const float *m, int64_t m_hs,
+                         const float *live, int64_t live_qs, float *out, const int64_t *out_off, int stream);
 } nwk_impl;
 
 /* The fixed last step of nwk_quad_norms: the eight float64 partial sums combined pairwise,

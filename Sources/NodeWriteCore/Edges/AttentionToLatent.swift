@@ -1,3 +1,5 @@
+import _NodeWriteKernels
+
 /// Attention's writes projected onto an attention-autoencoder latent's gradient at its input,
 /// D[t] = [z[t, l] > 0] · encoder[l]. Every live row of D is the same vector e = encoder[l], so
 /// (v[k, h] @ W_O[h]) · D[q] = [z[q, l] > 0] · f[k, h] with f[k, h] = v[k, h] · (W_O[h] e): one
@@ -85,9 +87,9 @@ struct AttentionToLatent {
         }
     }
 
-    /// Queries and keys per tile of the batched flattened form (M's block of keys: 32 × 12 heads
-    /// × up to 256 latents, 384 KB).
-    static let pairQueryBlock = 16, pairKeyBlock = 32
+    /// Queries per tile of the batched flattened form: each key's block of M (heads × latents) is
+    /// read once per tile and used by its queries.
+    static let pairQueryBlock = 16
 
     /// The batched forms: every latent.
     func batched(_ form: EdgeSpec.ToLatent, out: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
@@ -102,7 +104,11 @@ struct AttentionToLatent {
                          : try inputs.activation(.attnValue, layer, .forward, [T, H, dh])
         // Latents per chunk: E (heads · d_head × c) and, for pairs, M (T × heads × c) in 32 MB.
         let perLatent = HD &+ (perToken ? 0 : TH)
-        let chunk = max(1, min(nL, (8 << 20) / max(1, perLatent)))
+        // A chunk short of every latent is a multiple of 16 latents, so that (with rows of whole
+        // cache lines) each chunk's part of a row is whole 64-byte lines: streamed, never a line
+        // half-written by each of two chunks.
+        var chunk = max(1, min(nL, (8 << 20) / max(1, perLatent)))
+        if chunk < nL { chunk = max(16, chunk / 16 * 16) }
         try withScratch(Float.self, count: chunk &* perLatent, "attention to every latent") { (s) throws(NodeWriteError) in
             let e = s, m = s + HD &* chunk
             var j0 = 0
@@ -123,56 +129,31 @@ struct AttentionToLatent {
                     for h in 0..<H {
                         product(T, c, dh, mat(v + h &* dh, HD), mat(e + h &* dh &* c, c), m + h &* c, H &* c, threads: threads)
                     }
-                    // Tiles of queries × keys: a block of M's keys (kBlock × heads × c floats) is
-                    // read from cache by every query of the tile, not streamed from memory once per
-                    // query (M is up to 32 MB; T = 4096: 67 GB of reads untiled).
-                    let p = p.unsafelyUnwrapped, qBlock = Self.pairQueryBlock, kBlock = Self.pairKeyBlock
+                    // Tiles of queries: a key's block of M (heads × c floats) is read by every
+                    // query of the tile at once, not streamed from memory (or even L2) once per query
+                    // (M is up to 32 MB; T = 4096: 67 GB of reads untiled).
+                    // Per key of a tile, one call of the kernel for the tile's queries q >= k: the
+                    // key's (heads × c) block of M is loaded once for all of them (SIMD over latents,
+                    // each element the FMA chain over heads in head order); the output streamed
+                    // when it is large.
+                    let p = p.unsafelyUnwrapped, qBlock = Self.pairQueryBlock
+                    let (bytes, huge) = pairRow(T).multipliedReportingOverflow(by: nL &* 4)
+                    let stream: Int32 = huge || bytes >= Kernels.streamMinBytes ? 1 : 0
                     parallelFor((T &+ qBlock &- 1) / qBlock, threads: threads) { b, _ in
                         let qa = b &* qBlock, qb = min(T, qa &+ qBlock)
-                        var k0 = 0
-                        while k0 < qb {
-                            let k1 = min(k0 &+ kBlock, qb)
-                            for q in max(qa, k0)..<qb {
-                                let pq = p + q &* TH, zq = z + (q &* nL &+ j0), row = pairRow(q)
-                                for k in k0..<min(k1, q &+ 1) {
-                                    pairLatents(out + ((row &+ k) &* nL &+ j0), m + k &* H &* c, pq + k &* H, heads: H, count: c, live: zq)
-                                }
+                        withUnsafeTemporaryAllocation(of: Int64.self, capacity: qBlock) { off in
+                            for k in 0..<qb {
+                                let q0 = max(qa, k)
+                                for q in q0..<qb { off[q &- q0] = Int64((pairRow(q) &+ k) &* nL &+ j0) }
+                                nwk_pair_latents(Int64(qb &- q0), Int32(H), Int64(c), p + (q0 &* TH &+ k &* H), Int64(TH),
+                                                 m + k &* H &* c, Int64(c), z + (q0 &* nL &+ j0), Int64(nL), out,
+                                                 off.baseAddress.unsafelyUnwrapped, stream)
                             }
-                            k0 = k1
                         }
                     }
                 }
                 j0 &+= c
             }
         }
-    }
-}
-
-/// o[j] = [live[j] > 0] · Σ_h w[h] · m[h · count + j] for j < count, SIMD over j (the head sum
-/// in head order for every j, so the bits do not depend on the vector width). Multiply, then
-/// add (the library's Swift code is built for baseline x86-64, where a fused multiply-add is a
-/// libm call).
-@inline(__always)
-private func pairLatents(_ o: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                         heads: Int, count: Int, live: UnsafePointer<Float>) {
-    typealias V = SIMD16<Float>
-    let width = V.scalarCount
-    var j = 0
-    while j &+ width <= count {
-        var acc = V(repeating: 0)
-        for h in 0..<heads {
-            let row = UnsafeRawPointer(m + (h &* count &+ j)).loadUnaligned(as: V.self)
-            acc += V(repeating: w[h]) * row
-        }
-        let z = UnsafeRawPointer(live + j).loadUnaligned(as: V.self)
-        acc.replace(with: V(repeating: 0), where: .!(z .> V(repeating: 0)))
-        UnsafeMutableRawPointer(o + j).storeBytes(of: acc, as: V.self)
-        j &+= width
-    }
-    while j < count {
-        var acc: Float = 0
-        for h in 0..<heads { acc += w[h] * m[h &* count &+ j] }
-        o[j] = live[j] > 0 ? acc : 0
-        j &+= 1
     }
 }

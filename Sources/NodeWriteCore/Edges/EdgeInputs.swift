@@ -12,6 +12,8 @@ final class EdgeInputs {
     private var kept: [WeightStorage] = []
     /// Every view read (for the overlap check of the output).
     private(set) var views: [(TensorView, String)] = []
+    /// The entry T was taken from and its row count, for naming both sides of a disagreement.
+    private(set) var tokensSource: (name: String, rows: Int)? = nil
 
     init(model: Model, store: ActivationStore, threads: Int, detach: Bool) {
         self.model = model
@@ -60,15 +62,36 @@ final class EdgeInputs {
     func check(_ view: TensorView, _ a: ActivationLocation, _ layer: Int, _ pass: Pass, _ shape: [Int?]) throws(NodeWriteError) {
         let ok = view.ndim == shape.count && zip(view.shapeArray, shape).allSatisfy { got, want in want.map { $0 == got } ?? (got >= 1) }
         guard ok else {
-            let at = a.hasLayer ? " at layer \(layer)" : ""
+            let name = Self.entryName(a, layer, pass)
+            // Only the row count disagrees with the entry T was taken from: name both, since
+            // either may be the odd one.
+            if view.ndim == shape.count, view.ndim >= 1, let rows = shape[0], let source = tokensSource, source.rows == rows,
+               view.shape[0] != rows,
+               zip(view.shapeArray.dropFirst(), shape.dropFirst()).allSatisfy({ got, want in want.map { $0 == got } ?? (got >= 1) }) {
+                throw tokensDisagree(name, view.shape[0])
+            }
             let want = shape.map { $0.map(String.init) ?? "any" }.joined(separator: ", ")
-            throw .shapeMismatch("\(pass == .backward ? "the loss gradient of " : "")activation \(a.name)\(at): shape \(view.shapeArray) must be (\(want))")
+            throw .shapeMismatch("\(name): shape \(view.shapeArray) must be (\(want))")
         }
     }
 
-    /// T, from an activation that has it first.
+    /// An entry's name in messages: "[the loss gradient of ]activation NAME[ at layer L]".
+    static func entryName(_ a: ActivationLocation, _ layer: Int, _ pass: Pass) -> String {
+        "\(pass == .backward ? "the loss gradient of " : "")activation \(a.name)\(a.hasLayer ? " at layer \(layer)" : "")"
+    }
+
+    /// `.shapeMismatch` naming an entry whose row count differs from the entry T was taken from,
+    /// and that one (the single wording of this disagreement on the edge path).
+    func tokensDisagree(_ name: String, _ rows: Int) -> NodeWriteError {
+        let source = tokensSource ?? (name: "the token count", rows: rows)
+        return .shapeMismatch("\(name) has \(rows) rows but \(source.name) has \(source.rows): every activation of one pass has the same T (tokens); make them agree")
+    }
+
+    /// T, from an activation that has it first (remembered as the entry T came from).
     func tokens(_ a: ActivationLocation, _ layer: Int, _ pass: Pass = .forward) throws(NodeWriteError) -> Int {
-        try store.require(a, layer: layer, pass: pass).shape[0]
+        let rows = try store.require(a, layer: layer, pass: pass).shape[0]
+        if tokensSource == nil { tokensSource = (Self.entryName(a, layer, pass), rows) }
+        return rows
     }
 
     /// The residual stream a block of `layer` reads: before attention (resid.post_emb for

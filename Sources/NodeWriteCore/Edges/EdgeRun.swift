@@ -12,6 +12,9 @@ package struct EdgeRun {
     let node: EdgeNode?
     let tokens: Int
     let outputZeroed: Bool
+    /// An in-edge's upstream write, read when the run is made: its activation's row count is
+    /// checked against T before the output is (a disagreement names both entries, not `out`).
+    let up: UpstreamWrite?
 
     package init(_ dst: DerivedScalar, model: Model, store: ActivationStore, layer: Int, node: EdgeNode?,
                  detach: Bool, threads: Int, outputZeroed: Bool = false) throws(NodeWriteError) {
@@ -32,6 +35,7 @@ package struct EdgeRun {
         if spec.singleAutoencoder { _ = try inputs.singleAutoencoderType(name) }
         var latents: Int? = nil
         let tokens: Int
+        var up: UpstreamWrite? = nil
         switch spec.role {
         case .inEdge(let d):
             let side: Side
@@ -47,6 +51,7 @@ package struct EdgeRun {
                 latents = ae.latents
             }
             tokens = try inputs.residualTokens(side, layer)
+            up = try inputs.upstreamWrite(node.unsafelyUnwrapped.node, tokens: tokens)
         case .subnodeGradient, .outEdge:
             let n = node.unsafelyUnwrapped
             let g = SubnodeGradient(inputs: inputs, node: n, tokens: 0)
@@ -60,7 +65,7 @@ package struct EdgeRun {
         case .actTimesGrad(let a, _):
             let location = try Self.actTimesGradLocation(a, inputs, name, layer)
             let view = try store.require(location, layer: spec.hasLayer ? layer : Model.noLayer)
-            tokens = view.shape[0]
+            tokens = try inputs.tokens(location, spec.hasLayer ? layer : Model.noLayer)
             if location.dims.last == .latents { latents = view.shape[1] }
         case .latentGradient, .toLatent:
             let ae = try AttentionToLatent(inputs: inputs, layer: layer, tokens: 0, threads: threads).autoencoder()
@@ -93,6 +98,7 @@ package struct EdgeRun {
         self.node = node
         self.tokens = tokens
         self.outputZeroed = outputZeroed
+        self.up = up
     }
 
     /// The activation act-times-grad reads: the given one, or for the single autoencoder's
@@ -164,7 +170,7 @@ package struct EdgeRun {
         let threads = inputs.threads, zeroed = outputZeroed
         switch spec.role {
         case .inEdge(let d):
-            let up = try inputs.upstreamWrite(node.unsafelyUnwrapped.node, tokens: tokens)
+            let up = up.unsafelyUnwrapped
             let edges = InEdges(inputs: inputs, layer: layer, tokens: tokens, up: up, threads: threads)
             let side: Side
             var ae: EdgeAutoencoder? = nil

@@ -33,7 +33,7 @@ struct OutEdges {
             let form = try NodeSource(model: inputs.model, nodeType: .attentionHead, layer: layer).resolve(inputs.store)
             try checkTokens(form, "attn.qk_probs", layer)
             guard form.scalars.shape[1] == tokens else {
-                throw .shapeMismatch("activation attn.qk_probs at layer \(layer): shape \(form.scalars.shapeArray) must be (T, T, n_heads) with T = \(tokens)")
+                throw .shapeMismatch("activation attn.qk_probs at layer \(layer): shape \(form.scalars.shapeArray) must be (T, T, n_heads); its keys disagree with its \(form.tokens) queries")
             }
             return (form, .attention)
         case .mlp:
@@ -58,7 +58,7 @@ struct OutEdges {
 
     private func checkTokens(_ form: LayerForm, _ what: String, _ layer: Int) throws(NodeWriteError) {
         guard form.tokens == tokens else {
-            throw .shapeMismatch("activation \(what) at layer \(layer) has \(form.tokens) tokens but the subnode's layer has T = \(tokens)")
+            throw inputs.tokensDisagree("activation \(what) at layer \(layer)", form.tokens)
         }
     }
 

@@ -136,6 +136,17 @@ typedef struct {
 } nwk_attention_pairs_args;
 int nwk_attention_pairs(const nwk_attention_pairs_args *args, int n_threads);
 
+/* Attention pairs onto every latent of a chunk, for one key and nq queries (the batched
+   attention-to-latent form): for query i < nq and latent j < n,
+     out[out_off[i] + j] = live[i*live_qs + j] > 0 ? chain : +0, with chain = +0, then for
+     h < heads in order chain = fmaf(w[i*w_qs + h], m[h*m_hs + j], chain)   (the FMA chain above).
+   A NaN live counts as not live. The key's rows of m are read once for all the queries (held in
+   registers or L1), not once per query. stream != 0 (an output of NWK_STREAM_MIN_BYTES or more):
+   the 64-byte-aligned vectors are written with non-temporal stores where the CPU has them, then a
+   store fence (same values). Runs on the calling thread; out does not alias the inputs. */
+void nwk_pair_latents(int64_t nq, int heads, int64_t n, const float *w, int64_t w_qs, const float *m, int64_t m_hs,
+                      const float *live, int64_t live_qs, float *out, const int64_t *out_off, int stream);
+
 /* Scratch memory of one call: *p = 64-byte aligned memory of at least `bytes`, returning 0, or
    -1 when it cannot be had (*p unchanged). Released with nwk_scratch_free (NULL is ignored). Freed
    buffers are kept for reuse (at most 8, 64 MB in all), so that calls repeated in a loop do not

@@ -20,8 +20,13 @@ Peak extra memory per DST: ``build/bench_edges`` (``make bench-edges``) measures
 call in a fresh child process; here, after warm calls, freed scratch pages are reused and would
 not show. Issue 20's target: every ratio >= 2. Prints a table; never asserts.
 
+With ``--alloc`` each side allocates its output per call instead, as a user's call does:
+nodewrite with ``out=None`` (the binding hands the library fresh zero pages and it writes only the
+rows that can be non-zero) against torch allocating with ``torch.empty`` and running the same
+formulation (which zeroes what it does not write: ``torch.zeros`` and the writes, zeroing once).
+
 Usage: bench_edges.py [--tokens 1024 4096] [--latents 256] [--threads 2] [--rounds 5]
-                      [--batched-latents-4096 32]
+                      [--batched-latents-4096 32] [--alloc] [--only DST ...]
   The flattened batched output is T(T+1)/2 x n_latents floats (8.6 GB at T = 4096 and 256
   latents, twice over with torch's): at T > 2048 that row uses --batched-latents-4096 latents.
 """
@@ -459,20 +464,40 @@ def mlp_latent_grad(S: Setup, tr: TorchEdges, G, index, L=1):
     G[t0] = layer_norm_vjp(w["win"] @ pre_bar, xhat[0], s[0], w["ln2_g"], False)
 
 
-def measure(S: Setup, rows, rounds: int):
+def measure(S: Setup, rows, rounds: int, alloc: bool = False):
+    """Median seconds per call of both sides, alternated; into preallocated outputs, or (alloc)
+    each call allocating its own (the last kept for the agreement)."""
     results = []
     for label, dst, layer, node, fn in rows:
         first = nw.derive(S.model, S.store, dst, layer, node=node)
         shape = tuple(first.shape)
         del first
         gc.collect()
-        out_nw = torch.empty(shape)
-        out_nw.fill_(1.0)
-        out_t = torch.empty(shape)
-        out_t.fill_(1.0)
-        fns = {"nodewrite": lambda: nw.derive(S.model, S.store, dst, layer, node=node, out=out_nw),
-               "torch": lambda: fn(out_t)}
+        if not alloc:
+            out_nw = torch.empty(shape)
+            out_nw.fill_(1.0)
+            out_t = torch.empty(shape)
+            out_t.fill_(1.0)
+        if alloc:
+            last = {}
+
+            def nw_alloc():
+                last["nodewrite"] = None  # the previous output freed before the next is allocated
+                last["nodewrite"] = nw.derive(S.model, S.store, dst, layer, node=node)
+
+            def torch_alloc():
+                last["torch"] = None
+                o = torch.empty(shape)
+                fn(o)
+                last["torch"] = o
+
+            fns = {"nodewrite": nw_alloc, "torch": torch_alloc}
+        else:
+            fns = {"nodewrite": lambda: nw.derive(S.model, S.store, dst, layer, node=node, out=out_nw),
+                   "torch": lambda: fn(out_t)}
         med = per_call_medians(fns, batches=1, calls=1, warmup=1, rounds=rounds)
+        if alloc:
+            out_nw, out_t = torch.as_tensor(last.pop("nodewrite")), last.pop("torch")
         err = float((out_nw.double() - out_t.double()).abs().max()) / max(1.0, float(out_t.abs().max()))
         mb = out_nw.numel() * 4 / 2**20
         results.append((label, dst, med["nodewrite"], med["torch"], mb, err))
@@ -491,12 +516,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batched-latents-4096", type=int, default=32)
     ap.add_argument("--only", nargs="*", default=None, help="these DSTs only")
+    ap.add_argument("--alloc", action="store_true",
+                    help="each call allocates its output (nodewrite: out=None; torch: torch.empty + the formulation)")
     args = ap.parse_args()
     nw.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     load = os.getloadavg()
     print(f"bench_edges: d_model {D}, {H} heads x {DH}, d_ff {F}, {args.threads} threads (nodewrite and torch "
-          f"{torch.__version__}), median of {args.rounds} alternated rounds; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+          f"{torch.__version__}), median of {args.rounds} alternated rounds, "
+          f"{'each call allocating its output' if args.alloc else 'into preallocated outputs'}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     big = "flattened_attn_write_to_latent_summed_over_heads_batched"
     for T in args.tokens:
         print(f"T = {T}, {args.latents} latents (attention autoencoder on resid_delta_attn unless marked)")
@@ -504,7 +532,7 @@ def main():
         only = set(args.only) if args.only else None
         S = Setup(T, args.latents, "resid_delta_attn")
         main_only = (only or set(nw.DSTS)) - ({big} if T > 2048 else set())
-        measure(S, rows_for(S, main_only), args.rounds)
+        measure(S, rows_for(S, main_only), args.rounds, args.alloc)
         del S
         gc.collect()
         if T > 2048 and (only is None or big in only):
@@ -512,11 +540,11 @@ def main():
             print(f"  ({big} at T = {T} with {nl} latents: its output at {args.latents} latents is "
                   f"{T * (T + 1) // 2 * args.latents * 4 / 2**30:.1f} GB, twice over with torch's)")
             S = Setup(T, nl, "resid_delta_attn")
-            measure(S, rows_for(S, {big}), max(3, args.rounds // 2))
+            measure(S, rows_for(S, {big}), max(3, args.rounds // 2), args.alloc)
             del S
             gc.collect()
         S = Setup(T, args.latents, "mlp_post_act", seed=1)
-        measure(S, rows_for(S, only), args.rounds)
+        measure(S, rows_for(S, only), args.rounds, args.alloc)
         del S
         gc.collect()
     load = os.getloadavg()
