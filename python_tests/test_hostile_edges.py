@@ -139,8 +139,11 @@ def test_a_refused_input_in_the_store_writes_nothing_into_out():
                                      f"activation resid.post_attn at layer 1 has {T + 1}", "same T"],
             nw.derive, m, bad, "mlp_in_edge_attribution", 1, node=node)
     out = sentinel_out(good.shape)
-    refused(nw.NodeWriteValueError, [], nw.derive, m, bad, "mlp_in_edge_attribution", 1, node=node, out=out)
+    refused(nw.NodeWriteValueError, ["same T"], nw.derive, m, bad, "mlp_in_edge_attribution", 1, node=node, out=out)
     assert (out == SENTINEL).all()
+    wrong = sentinel_out((T + 1, F))  # an out= the first entry's T would fit: the entries are still at fault
+    refused(nw.NodeWriteValueError, ["same T"], nw.derive, m, bad, "mlp_in_edge_attribution", 1, node=node, out=wrong)
+    assert (wrong == SENTINEL).all()
     no_w = nw.Model(MODEL["n_layers"], D, H, DH, F)
     for name, layer, _ in [(n, l, None) for (n, l) in m.weights() if (n, l) != ("mlp.to_hidden", 1)]:
         no_w.set_weight(name, layer, np.zeros(m.weights()[(name, layer)]["shape"], np.float32))

@@ -68,7 +68,17 @@ py::object sized_call(const Model &m, const Store &s, Guess guess, Call call, bo
         float *p = nullptr;
         bool zeroed = false;
         if (out) {
-            if (!shape.empty()) check_out_shape(*out, shape);
+            if (!shape.empty() && out->shape != shape) {
+                // The prediction read the first entries only: a refusal of the inputs themselves
+                // (entries that disagree) names the argument at fault, before out is blamed. A
+                // call of capacity 0 writes nothing; it is this Python call's one library call.
+                static float none = 0;
+                Reported probe;
+                std::string why;
+                const nw_status ps = locks.run([&] { return call(&none, 0, 0, &probe); }, &why);
+                if (ps != NW_OK && ps != NW_ERR_BUFFER_TOO_SMALL) fail(ps, why);
+                check_out_shape(*out, shape);
+            }
             else shape = out->shape;  // the library refuses the call before writing (see above)
             p = out_ptr(*out);
             result = py::reinterpret_borrow<py::object>(out_obj);
