@@ -98,3 +98,9 @@ build/bench_store_policy: bench/store_policy.c $(KERNEL_SRCS) $(KERNEL_HDRS) | b
 
 bench-store-policy: build/bench_store_policy
 	build/bench_store_policy $(BENCH_ARGS)
+
+# Two builds of the library alternated in one process on every neuron at one token (a node set):
+# make build/node_set_ab; build/node_set_ab OLD/libnodewrite.so NEW/libnodewrite.so [rounds [threads...]]
+# (docs/performance.md, "Node sets"). Not part of `make bench`: it needs a second build.
+build/node_set_ab: bench/node_set_ab.c include/nodewrite.h | build
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -o $@ $< -ldl

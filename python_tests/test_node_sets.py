@@ -71,9 +71,12 @@ def test_set_equals_single_node_writes_bitwise(node_type, models, store):
         idx = all_nodes(node_type, layer, model)
         rng = np.random.default_rng(layer)
         idx = idx[rng.permutation(len(idx))[:200]]
-        # some negative indices too (they count from the end)
+        # every index in range (resolved in one pass), then some negative ones too (they count
+        # from the end; resolved node by node): the same writes
+        in_range = nw.node_writes(model, store, node_type, layer, idx)
         idx[::7] -= np.array([F.n_tokens()] + [0] * (idx.shape[1] - 1))
         out = nw.node_writes(model, store, node_type, layer, idx)
+        assert np.array_equal(out, in_range)
         assert out.shape == (len(idx), dims()["d_model"]) and out.dtype == np.float32
         assert out.flags.c_contiguous
         for i, row in enumerate(idx):
@@ -253,6 +256,19 @@ def test_bad_sets_raise_and_leave_out_untouched(indices, exc, models, store):
     with pytest.raises(exc):
         nw.node_writes(models["none"], store, "mlp_neuron", 0, indices, out=out)
     assert np.array_equal(out, before)
+
+
+@pytest.mark.parametrize(
+    "indices,names",
+    [
+        ([[0, 0], [0, 1], [0, 192]], r"nodes\[2\]: node\.indices\[1\] \(neuron\): index 192 "),
+        ([[0, 0], [-1, 3], [7, 0], [0, 999]], r"nodes\[2\]: node\.indices\[0\] \(token\): index 7 "),
+        ([[-8, 0], [0, 0]], r"nodes\[0\]: node\.indices\[0\] \(token\): index -8 "),
+    ],
+)
+def test_bad_set_error_names_the_first_offending_node(indices, names, models, store):
+    with pytest.raises(nw.NodeWriteIndexError, match=names):
+        nw.node_writes(models["none"], store, "mlp_neuron", 0, np.array(indices, np.int64))
 
 
 @needs_torch

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdint.h>
@@ -491,6 +492,35 @@ static void test_gemm_continue(int64_t m, int64_t n, int64_t k, int64_t k0, int 
     free(a); free(b); free(c); free(ref);
 }
 
+/* The pool (nwk_run_lanes): each lane of a call counts its runs; `slow` lanes spin a little. */
+typedef struct {
+    int lanes, slow, nested;
+    atomic_int runs[64];
+} pool_job;
+static void pool_lane(void *ctx, int lane) {
+    pool_job *j = ctx;
+    atomic_fetch_add(&j->runs[lane], 1);
+    if (lane == j->slow) for (volatile int i = 0; i < 20000; i++) {}
+    if (j->nested && lane == 1) {
+        pool_job inner = {3, 2, 0, {0}};
+        nwk_run_lanes(pool_lane, &inner, 3);
+        for (int l = 0; l < 3; l++) if (atomic_load(&inner.runs[l]) != 1) j->runs[63] = 99;
+    }
+}
+typedef struct { int seed, ok; } pool_caller;
+static void *pool_rounds(void *arg) {
+    pool_caller *pc = arg;
+    pc->ok = 1;
+    for (int r = 0; r < 3000; r++) {
+        const int lanes = 1 + (r * 7 + pc->seed * 3) % 9;
+        pool_job j = {lanes, r % 3 == 0 ? 0 : r % 3 == 1 ? lanes - 1 : -1, r % 50 == 7, {0}};
+        nwk_run_lanes(pool_lane, &j, lanes);
+        for (int l = 0; l < 64; l++)
+            if (atomic_load(&j.runs[l]) != (l < lanes ? 1 : 0)) pc->ok = 0;
+    }
+    return NULL;
+}
+
 int main(void) {
     /* Thread count default from the environment (read once, before any other call). */
     setenv("NODEWRITE_NUM_THREADS", "3", 1);
@@ -720,6 +750,24 @@ int main(void) {
             FAIL("the kernels failed in a child after fork (status %d)", status);
         test_gemm(64, 130, 64, 0, 1, 1);
         nwk_test_min_parallel = INT64_C(1) << 21;
+    }
+
+    /* 9. The pool's part claiming: in every call each lane runs exactly once, whichever thread
+       claims it (the caller runs lanes no helper has claimed yet), with a slow lane 0 (helpers
+       claim the rest), a slow last lane, lane counts changing between calls, nested calls and
+       two concurrent callers. */
+    {
+        pthread_t th[2];
+        pool_caller pc[2] = {{0, 0}, {1, 0}};
+        for (int t = 0; t < 2; t++)
+            if (pthread_create(&th[t], NULL, pool_rounds, &pc[t]) != 0) FAIL("pthread_create failed");
+        pool_caller here = {2, 0};
+        pool_rounds(&here);
+        for (int t = 0; t < 2; t++) {
+            pthread_join(th[t], NULL);
+            if (!pc[t].ok) FAIL("pool: concurrent caller %d saw a lane run other than once", t);
+        }
+        if (!here.ok) FAIL("pool: a lane ran other than once per call");
     }
 
     (void)SENTINEL_BITS_F;

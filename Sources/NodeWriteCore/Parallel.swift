@@ -7,7 +7,8 @@ package func laneCount(_ count: Int, threads: Int) -> Int { max(1, min(threads, 
 /// 64): the calling thread and the kernels' helper threads, kept between calls
 /// (`nwk_run_lanes`). Tasks go, in order and a few at a time (about 16 takes per lane, so that
 /// many small tasks do not all meet on one counter), to whichever lane asks next (a core slowed
-/// by other work, or a helper that starts late, takes fewer); `lane` (< lanes) indexes per-lane
+/// by other work, or a helper that starts late, takes fewer; a lane no helper has started by the
+/// time the caller's own is done, the caller runs itself); `lane` (< lanes) indexes per-lane
 /// scratch memory allocated up front. Each task must write only its own outputs, so the result
 /// does not depend on `threads` or on which lane ran it.
 package func parallelFor(_ count: Int, threads: Int, _ body: (_ task: Int, _ lane: Int) -> Void) {

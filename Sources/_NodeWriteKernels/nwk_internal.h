@@ -97,8 +97,10 @@ void nwk_pack_b(const nwk_impl *im, int64_t kc, int nc, int w, const float *b, i
 /* The CPUs this process may run on (its affinity mask), at least 1. */
 int nwk_cpu_count(void);
 /* Runs fn(arg + t * size) for t < nt: part 0 on the calling thread, the others on helper threads
-   kept between calls (pool.c), or started for the call when another caller has the helpers; a
-   part with no thread runs on the calling thread. Returns when every part has. */
+   kept between calls (pool.c), or started for the call when another caller has the helpers; the
+   calling thread also runs every part no helper has claimed by then (and a part with no thread).
+   A part's result must depend on its argument only, not on the thread running it. Returns when
+   every part has. */
 void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt);
 
 /* Most threads one call starts. */

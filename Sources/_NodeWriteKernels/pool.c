@@ -4,7 +4,13 @@
    (the K = 1 product of 3,072 MLP rows: 325-335 us against 430-630 us with threads made per call).
 
    One caller at a time owns the helpers (a trylock); a concurrent caller, or a part that itself
-   asks for threads, gets threads of its own for the call, as before. Helper h runs part h + 1.
+   asks for threads, gets threads of its own for the call, as before. Parts are claimed from one
+   counter (g_claim) by the caller and the helpers alike: the caller runs part 0, then claims every
+   part no helper has claimed yet, so a call never waits for a helper that has not started (on a
+   loaded machine a helper may wait for a core while the caller would sit idle); it waits only for
+   parts a helper is running. A part's output depends on its argument only, never on the thread
+   that runs it, so results do not depend on which thread claimed what. A part reports its errors
+   through its argument, which the caller reads once every part is done.
    fork: the child has no helpers and makes new ones when first asked. Unloading the library
    (dlclose, exit) stops and joins them. */
 #ifndef _GNU_SOURCE
@@ -32,7 +38,11 @@ static _Atomic uint64_t g_job;
 static void *(*g_fn)(void *);
 static char *g_base;
 static size_t g_size;
-static atomic_int g_done;    /* helpers finished with the current job */
+/* (sequence << 8) | the next part not yet claimed, of the job with that sequence: a part is
+   claimed by a compare-and-swap that also checks the sequence, so a helper late for a job claims
+   nothing of it (nor of the next one). */
+static _Atomic uint64_t g_claim;
+static atomic_int g_done;    /* parts of the current job finished, by anyone */
 static pthread_mutex_t g_done_mu = PTHREAD_MUTEX_INITIALIZER; /* the owner's sleep when helpers are slow */
 static pthread_cond_t g_done_cv = PTHREAD_COND_INITIALIZER;
 static atomic_int g_quit;
@@ -70,6 +80,16 @@ static uint64_t wait_job(uint64_t seen) {
     return atomic_load(&g_quit) ? 0 : job;
 }
 
+/* A part of job `seq` (of `parts`) not yet claimed, or -1 when every part is. */
+static int claim(uint64_t seq, int parts) {
+    uint64_t c = atomic_load_explicit(&g_claim, memory_order_acquire);
+    for (;;) {
+        if ((c >> 8) != seq || (int)(c & 0xff) >= parts) return -1;
+        if (atomic_compare_exchange_weak_explicit(&g_claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire))
+            return (int)(c & 0xff);
+    }
+}
+
 static void *helper(void *arg) {
     const int index = (int)(intptr_t)arg;
     uint64_t seen = g_first_seen[index]; /* the job before the one it was made for */
@@ -78,10 +98,13 @@ static void *helper(void *arg) {
         if (job == 0) return NULL;
         seen = job;
         const int parts = (int)(job & 0x7f);
-        if (index + 1 < parts) {
-            g_fn(g_base + g_size * (size_t)(index + 1));
-            if (atomic_fetch_add_explicit(&g_done, 1, memory_order_release) + 1 == parts - 1) {
-                pthread_mutex_lock(&g_done_mu); /* the last one: wake the owner if it sleeps */
+        if (index + 1 >= parts) continue;
+        /* The job's fields are read only after a claim succeeded: the caller cannot return (nor
+           publish another job) before a claimed part is done. */
+        for (int part; (part = claim(job >> 8, parts)) >= 0;) {
+            g_fn(g_base + g_size * (size_t)part);
+            if (atomic_fetch_add_explicit(&g_done, 1, memory_order_acq_rel) + 1 == parts) {
+                pthread_mutex_lock(&g_done_mu); /* the last part: wake the owner if it sleeps */
                 pthread_cond_signal(&g_done_cv);
                 pthread_mutex_unlock(&g_done_mu);
             }
@@ -142,26 +165,32 @@ void nwk_run_parts(void *(*fn)(void *), void *arg, size_t size, int nt) {
         g_first_seen[g_nhelpers] = atomic_load_explicit(&g_job, memory_order_relaxed);
         if (pthread_create(&g_helpers[g_nhelpers], NULL, helper, (void *)(intptr_t)g_nhelpers) != 0) break;
     }
-    const int pooled = nt - 1 < g_nhelpers ? nt : g_nhelpers + 1; /* parts the helpers and we run */
+    const int pooled = nt - 1 < g_nhelpers ? nt : g_nhelpers + 1; /* threads on the job, us included */
     g_fn = fn;
     g_base = base;
     g_size = size;
     atomic_store_explicit(&g_done, 0, memory_order_relaxed);
+    const uint64_t seq = (atomic_load_explicit(&g_job, memory_order_relaxed) >> 8) + 1;
+    atomic_store_explicit(&g_claim, seq << 8 | 1, memory_order_release); /* part 0 is ours */
     const uint64_t spin = pooled <= g_cpus;
-    const uint64_t job = ((atomic_load_explicit(&g_job, memory_order_relaxed) >> 8) + 1) << 8 | spin << 7 | (uint64_t)pooled;
+    const uint64_t job = seq << 8 | spin << 7 | (uint64_t)nt;
     pthread_mutex_lock(&g_sleep_mu);
     atomic_store_explicit(&g_job, job, memory_order_release);
     pthread_cond_broadcast(&g_sleep_cv);
     pthread_mutex_unlock(&g_sleep_mu);
     fn(base);
-    for (int t = pooled; t < nt; t++) fn(base + size * (size_t)t); /* no helper could be made */
-    /* Wait for the helpers: spin a little (they usually finish together with us), then sleep, so
-       that a helper sharing our CPU with other threads (a BLAS library's spinning workers) gets it. */
-    for (int i = 0; i < 2048 && atomic_load_explicit(&g_done, memory_order_acquire) < pooled - 1; i++) relax();
-    if (atomic_load_explicit(&g_done, memory_order_acquire) < pooled - 1) {
-        pthread_mutex_lock(&g_done_mu);
-        while (atomic_load_explicit(&g_done, memory_order_acquire) < pooled - 1) pthread_cond_wait(&g_done_cv, &g_done_mu);
-        pthread_mutex_unlock(&g_done_mu);
+    int ours = 1;
+    for (int part; (part = claim(seq, nt)) >= 0; ours++) fn(base + size * (size_t)part);
+    /* Every part is claimed; wait for those helpers run: spin a little (they usually finish
+       together with us), then sleep, so that a helper sharing our CPU with other threads (a BLAS
+       library's spinning workers) gets it. */
+    if (atomic_fetch_add_explicit(&g_done, ours, memory_order_acq_rel) + ours < nt) {
+        for (int i = 0; i < 2048 && atomic_load_explicit(&g_done, memory_order_acquire) < nt; i++) relax();
+        if (atomic_load_explicit(&g_done, memory_order_acquire) < nt) {
+            pthread_mutex_lock(&g_done_mu);
+            while (atomic_load_explicit(&g_done, memory_order_acquire) < nt) pthread_cond_wait(&g_done_cv, &g_done_mu);
+            pthread_mutex_unlock(&g_done_mu);
+        }
     }
     pthread_mutex_unlock(&g_owner);
 }
