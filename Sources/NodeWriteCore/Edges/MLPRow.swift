@@ -21,22 +21,27 @@ struct MLPRow {
         let xhat = s, a = s + D, pre = s + 2 &* D
         let sc = LayerNormRule.stats(x + t &* D, D, eps: inputs.eps, xhat: xhat)
         LayerNormRule.apply(xhat, D, gain: gain, bias: bias, into: a)
-        product(1, F, D, mat(a, D), mat(wIn, F), pre, F)
+        product(1, F, D, mat(a, D), mat(wIn, F), pre, F, threads: inputs.threads)
         for n in 0..<F { pre[n] += bIn[n] }
         return sc
     }
 
     /// The tangent of the MLP's activation at row u along the residual tangent `w` of that row:
-    /// gelu'(pre[u]) · (LN'(w) W_in) (d_ff) into `row`.
+    /// gelu'(pre[u]) · (LN'(w) W_in) (d_ff) into `row`. LN(x[u]) and LN'(w) are the two rows of
+    /// one (2, d_model) product with W_in: one pass over W_in (d_model × d_ff, the call's largest
+    /// read), on the call's threads.
     func tangent(u: Int, write w: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>) throws(NodeWriteError) {
-        let gain = try inputs.weight(.layerNormGainPreMLP, layer), wIn = try inputs.weight(.mlpToHidden, layer)
-        try withScratch(Float.self, count: scratchCount &+ D, "the MLP tangent") { (s) throws(NodeWriteError) in
-            let xhat = s, pre = s + 2 &* D, da = s + scratchCount
-            let sc = try self.pre(t: u, scratch: s)
+        let x = try inputs.residual(.mlp, layer, tokens: tokens)
+        let gain = try inputs.weight(.layerNormGainPreMLP, layer), bias = try inputs.weight(.layerNormBiasPreMLP, layer)
+        let wIn = try inputs.weight(.mlpToHidden, layer), bIn = try inputs.weight(.mlpInBias, layer)
+        try withScratch(Float.self, count: 3 &* D &+ 2 &* F, "the MLP tangent") { (s) throws(NodeWriteError) in
+            let xhat = s, a = s + D, da = s + 2 &* D, both = s + 3 &* D  // a, da: rows of one (2, D) matrix
+            let sc = LayerNormRule.stats(x + u &* D, D, eps: inputs.eps, xhat: xhat)
+            LayerNormRule.apply(xhat, D, gain: gain, bias: bias, into: a)
             LayerNormRule.jvp(w, xhat: xhat, s: sc, gain: gain, detach: inputs.detach, D, into: da)
-            product(1, F, D, mat(da, D), mat(wIn, F), row, F)
-            let act = inputs.activation
-            for n in 0..<F { row[n] = act.derivative(pre[n]) * row[n] }
+            product(2, F, D, mat(a, D), mat(wIn, F), both, F, threads: inputs.threads)
+            let act = inputs.activation, dPre = both + F
+            for n in 0..<F { row[n] = act.derivative(both[n] + bIn[n]) * dPre[n] }
         }
     }
 
@@ -49,7 +54,7 @@ struct MLPRow {
             let xhat = s, pre = s + 2 &* D, preBar = s + scratchCount, abar = preBar + F
             let sc = try self.pre(t: t0, scratch: s)
             seed(pre, preBar)
-            product(1, D, F, mat(preBar, F), mat(wIn, 1, F), abar, D)
+            product(1, D, F, mat(preBar, F), mat(wIn, 1, F), abar, D, threads: inputs.threads)
             fillZeros(G, tokens &* D, threads: inputs.threads)
             LayerNormRule.vjp(abar, xhat: xhat, s: sc, gain: gain, detach: inputs.detach, D, into: G + t0 &* D)
         }
