@@ -118,3 +118,43 @@ def test_loads_from_fresh_threads_at_once():
     for t in threads:
         t.join(timeout=60)
     assert results == [(2, 32)] * 6
+
+
+def test_loading_by_path_adds_no_library_call():
+    """The content check of pickle_by="path" is Python's (hashlib); the library calls are the
+    loader's own: the load, then the dimensions, vocabulary and causality the binding caches."""
+    from nodewrite import _core
+
+    counts = []
+    for pickle_by in ("value", "path"):
+        before = _core.thread_call_count()
+        nw.Model.from_safetensors(FILES["tl"], pickle_by=pickle_by)
+        counts.append(_core.thread_call_count() - before)
+    assert counts[0] == counts[1] == 4
+
+
+@pytest.mark.parametrize("bad", ["file", "", None, ["path"], b"path"])
+def test_an_unknown_pickle_by_is_refused_naming_it(bad):
+    with pytest.raises(nw.NodeWriteValueError, match="pickle_by"):
+        nw.Model.from_safetensors(FILES["tl"], pickle_by=bad)
+
+
+def test_loads_by_path_and_pickles_from_fresh_threads_at_once():
+    import pickle
+    import threading
+
+    want = pickle.loads(pickle.dumps(nw.Model.from_safetensors(FILES["tl"], pickle_by="value"))).weights()
+    results, barrier = [], threading.Barrier(4)
+
+    def load_and_round_trip():
+        barrier.wait()
+        m = nw.Model.from_safetensors(FILES["tl"])
+        back = pickle.loads(pickle.dumps(m, protocol=5))
+        results.append((m.pickle_by, back.weights().keys() == want.keys()))
+
+    threads = [threading.Thread(target=load_and_round_trip) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [("path", True)] * 4
